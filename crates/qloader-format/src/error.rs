@@ -1,0 +1,105 @@
+//! The error type of the format crate: every variant names the file (and the
+//! tensor or field where there is one) and says what is wrong with it.
+
+use std::path::PathBuf;
+
+/// Why a model file could not be read or is not what QLoader expects.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The model directory itself does not exist or is not a directory.
+    #[error("model directory {path}: {reason}")]
+    ModelDir {
+        /// The directory that was given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file the model needs is absent.
+    #[error("{path}: missing ({what})")]
+    MissingFile {
+        /// Where the file was expected.
+        path: PathBuf,
+        /// What the file is for.
+        what: &'static str,
+    },
+    /// The operating system refused to read a file.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file is not valid JSON or does not have the expected structure.
+    #[error("{path}: invalid JSON: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error (it carries line and column).
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A configuration field has a value QLoader cannot use.
+    #[error("{path}: field `{field}`: {reason}")]
+    ConfigField {
+        /// The configuration file.
+        path: PathBuf,
+        /// The field's name.
+        field: &'static str,
+        /// Why the value is rejected.
+        reason: String,
+    },
+    /// The safetensors header or layout is invalid (truncated file, bad offsets, ...).
+    #[error("{path}: invalid safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What the safetensors validator reported.
+        reason: String,
+    },
+    /// A tensor the model needs is not in the file.
+    #[error("{path}: tensor `{tensor}` is missing")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+    },
+    /// A tensor has a different shape from the one the configuration implies.
+    #[error("{path}: tensor `{tensor}` has shape {got:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// The shape implied by the configuration.
+        expected: Vec<usize>,
+        /// The shape stored in the file.
+        got: Vec<usize>,
+    },
+    /// A tensor is stored in an element type QLoader does not read here.
+    #[error("{path}: tensor `{tensor}` has dtype {got}, expected one of {expected}")]
+    UnexpectedDtype {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// The accepted dtypes.
+        expected: &'static str,
+        /// The dtype stored in the file.
+        got: String,
+    },
+    /// A weight-format name was not recognised.
+    #[error("unknown weight format `{name}` (known: {known})")]
+    UnknownFormat {
+        /// The name that was given.
+        name: String,
+        /// The names that are accepted.
+        known: &'static str,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = FormatError> = std::result::Result<T, E>;

@@ -1,0 +1,24 @@
+//! Model containers and weight formats for QLoader.
+//!
+//! This crate is the bottom of the pipeline: it reads model files (safetensors
+//! tensors, `config.json`, the files of a sentence-transformers model
+//! directory), validates them completely before anything downstream touches
+//! their data, and defines the storage formats of quantized weights (the
+//! [`WeightFormat`] enum and the bit layouts in [`int4`]).
+//!
+//! It has no SIMD and no `unsafe` beyond the memory map.
+#![deny(missing_docs)]
+
+pub mod bert_config;
+pub mod error;
+pub mod fixtures;
+pub mod int4;
+pub mod model_dir;
+pub mod safetensors_file;
+pub mod weight_format;
+
+pub use bert_config::BertConfig;
+pub use error::FormatError;
+pub use model_dir::{ModelDir, PoolingMode};
+pub use safetensors_file::SafetensorsFile;
+pub use weight_format::WeightFormat;

@@ -1,0 +1,20 @@
+//! Model families of QLoader.
+//!
+//! * [`bert`]: the BERT encoder as sentence-transformers runs it (embeddings,
+//!   post-norm attention blocks, exact GELU, mean or CLS pooling, optional L2
+//!   normalisation), with every linear layer a
+//!   [`LinearWeight`](qloader_quant::LinearWeight) in whatever format it was
+//!   given.
+//! * [`tokenizer`]: the `tokenizer.json` of a model, configured for
+//!   single-sentence encoding.
+//! * [`ops`]: the element-wise pieces of a transformer block.
+#![deny(missing_docs)]
+
+pub mod bert;
+pub mod error;
+pub mod ops;
+pub mod tokenizer;
+
+pub use bert::BertEncoder;
+pub use error::ModelError;
+pub use tokenizer::SentenceTokenizer;

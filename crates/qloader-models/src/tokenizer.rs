@@ -1,0 +1,42 @@
+//! The model's `tokenizer.json`, set up to encode one sentence at a time the
+//! way sentence-transformers does: special tokens added, truncation at the
+//! model's `max_seq_length`, and no padding (a `tokenizer.json` may carry
+//! fixed padding, which would make mean pooling average over `[PAD]`s).
+
+use std::path::Path;
+
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::error::{ModelError, Result};
+
+/// A tokenizer for single sentences.
+pub struct SentenceTokenizer {
+    inner: Tokenizer,
+}
+
+impl SentenceTokenizer {
+    /// Loads `path` and configures truncation at `max_len` tokens.
+    pub fn from_file(path: &Path, max_len: usize) -> Result<Self> {
+        let bad = |reason: String| ModelError::Tokenizer { path: path.to_owned(), reason };
+        let mut inner = Tokenizer::from_file(path).map_err(|e| bad(e.to_string()))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .map_err(|e| bad(e.to_string()))?;
+        Ok(Self { inner })
+    }
+
+    /// Token ids of `text`, with the model's special tokens.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, true).map_err(|e| ModelError::Encode {
+            text: text.chars().take(40).collect(),
+            reason: e.to_string(),
+        })?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Size of the tokenizer's vocabulary, special tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
