@@ -1,1 +1,25 @@
-fn main(){}
+//! `qloader`: the command-line front end. It parses arguments, calls the
+//! library crates and prints; it holds no numeric code.
+
+mod args;
+mod commands;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Embed(a) => commands::embed::run(a),
+        args::Command::Eval(a) => commands::eval::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

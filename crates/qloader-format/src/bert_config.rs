@@ -108,7 +108,10 @@ impl BertConfig {
             ));
         }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
-            return Err(bad("layer_norm_eps", format!("{} is not a positive number", self.layer_norm_eps)));
+            return Err(bad(
+                "layer_norm_eps",
+                format!("{} is not a positive number", self.layer_norm_eps),
+            ));
         }
         if self.hidden_act != "gelu" {
             return Err(bad(

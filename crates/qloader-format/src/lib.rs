@@ -9,6 +9,7 @@
 //! It has no SIMD and no `unsafe` beyond the memory map.
 #![deny(missing_docs)]
 
+pub mod atomic_file;
 pub mod bert_config;
 pub mod error;
 pub mod fixtures;

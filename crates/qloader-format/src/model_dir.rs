@@ -106,7 +106,15 @@ impl ModelDir {
                 }
                 _ => config.max_position_embeddings,
             };
-        Ok(Self { root: root.to_owned(), config, weights_path, tokenizer_path, pooling, normalize, max_seq_length })
+        Ok(Self {
+            root: root.to_owned(),
+            config,
+            weights_path,
+            tokenizer_path,
+            pooling,
+            normalize,
+            max_seq_length,
+        })
     }
 
     /// Maps and validates the weights file.

@@ -122,7 +122,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn matrix(rows: usize, cols: usize, seed: &[f32]) -> DenseMatrix {
-        let data = (0..rows * cols).map(|i| seed[(i * 7 + 3) % seed.len()] * (1.0 + (i % 5) as f32)).collect();
+        let data = (0..rows * cols)
+            .map(|i| seed[(i * 7 + 3) % seed.len()] * (1.0 + (i % 5) as f32))
+            .collect();
         DenseMatrix::new(rows, cols, data).unwrap()
     }
 

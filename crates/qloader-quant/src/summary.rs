@@ -27,8 +27,21 @@ pub struct QuantSummary {
 
 impl QuantSummary {
     /// Adds one tensor.
-    pub fn record(&mut self, name: &str, params: usize, format: WeightFormat, bytes: usize, quantizable: bool) {
-        self.tensors.push(TensorRecord { name: name.to_owned(), params, format, bytes, quantizable });
+    pub fn record(
+        &mut self,
+        name: &str,
+        params: usize,
+        format: WeightFormat,
+        bytes: usize,
+        quantizable: bool,
+    ) {
+        self.tensors.push(TensorRecord {
+            name: name.to_owned(),
+            params,
+            format,
+            bytes,
+            quantizable,
+        });
     }
 
     /// Bytes of the quantizable tensors.

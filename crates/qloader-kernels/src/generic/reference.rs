@@ -10,9 +10,7 @@ use qloader_format::int4::INT4_GROUP;
 pub fn matmul_f32_reference(x: &[f32], m: usize, w: &DenseMatrix) -> Vec<f32> {
     let (n, k) = (w.rows(), w.cols());
     assert_eq!(x.len(), m * k, "x must be m × k");
-    reference(m, n, |i, j| {
-        (0..k).map(|c| x[i * k + c] as f64 * w.row(j)[c] as f64).sum()
-    })
+    reference(m, n, |i, j| (0..k).map(|c| x[i * k + c] as f64 * w.row(j)[c] as f64).sum())
 }
 
 /// `Y = X·Wᵀ` for int8 per-channel weights.

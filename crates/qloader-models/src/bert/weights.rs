@@ -172,7 +172,8 @@ impl BertWeights {
                 key: ld.linear(l, LinearKind::Key, config, choose)?,
                 value: ld.linear(l, LinearKind::Value, config, choose)?,
                 attention_output: ld.linear(l, LinearKind::AttentionOutput, config, choose)?,
-                attention_norm: ld.norm(&format!("encoder.layer.{l}.attention.output.LayerNorm"), h)?,
+                attention_norm: ld
+                    .norm(&format!("encoder.layer.{l}.attention.output.LayerNorm"), h)?,
                 intermediate: ld.linear(l, LinearKind::Intermediate, config, choose)?,
                 output: ld.linear(l, LinearKind::Output, config, choose)?,
                 output_norm: ld.norm(&format!("encoder.layer.{l}.output.LayerNorm"), h)?,

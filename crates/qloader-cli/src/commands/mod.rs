@@ -1,0 +1,4 @@
+//! One module per subcommand: validate arguments, call the library, print.
+
+pub mod embed;
+pub mod eval;

@@ -1,0 +1,21 @@
+//! The error type of the runtime crate.
+
+use qloader_models::ModelError;
+
+/// Why a runtime operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The model could not be loaded or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A model file is missing or malformed.
+    #[error(transparent)]
+    Format(#[from] qloader_format::FormatError),
+    /// An evaluation was asked for no formats or no sentences.
+    #[error("nothing to evaluate: {0}")]
+    EmptyEvaluation(&'static str),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -1,0 +1,64 @@
+//! An encoder ready to embed text: model directory, tokenizer and weights in
+//! one format.
+
+use std::path::Path;
+
+use qloader_format::{ModelDir, WeightFormat};
+use qloader_models::{BertEncoder, SentenceTokenizer};
+use qloader_quant::QuantSummary;
+
+use crate::error::Result;
+
+/// A sentence encoder whose linear weights are all stored in one format.
+pub struct EncoderSession {
+    dir: ModelDir,
+    tokenizer: SentenceTokenizer,
+    encoder: BertEncoder,
+    format: WeightFormat,
+}
+
+impl EncoderSession {
+    /// Opens the model in `path`, quantizing every linear weight to `format`.
+    pub fn open(path: &Path, format: WeightFormat) -> Result<Self> {
+        let dir = ModelDir::open(path)?;
+        Self::from_dir(dir, format)
+    }
+
+    /// Builds a session from an already validated directory.
+    pub fn from_dir(dir: ModelDir, format: WeightFormat) -> Result<Self> {
+        let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
+        let encoder = BertEncoder::load(&dir, &|_| format)?;
+        Ok(Self { dir, tokenizer, encoder, format })
+    }
+
+    /// The model directory.
+    pub fn model_dir(&self) -> &ModelDir {
+        &self.dir
+    }
+
+    /// The format of the linear weights.
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+
+    /// What the model stores.
+    pub fn summary(&self) -> &QuantSummary {
+        self.encoder.summary()
+    }
+
+    /// Width of an embedding.
+    pub fn embedding_dim(&self) -> usize {
+        self.encoder.embedding_dim()
+    }
+
+    /// The embedding of one text.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>> {
+        let ids = self.tokenizer.encode(text)?;
+        Ok(self.encoder.embed_ids(&ids)?)
+    }
+
+    /// The embeddings of several texts, in order.
+    pub fn embed_all<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        texts.iter().map(|t| self.embed(t.as_ref())).collect()
+    }
+}
