@@ -184,7 +184,7 @@ mod tests {
     fn quantized_products_approximate_f32() {
         // Tolerances of the quantized product against the exact f32 one,
         // relative to ‖x‖·‖w_j‖: int8 per channel ≤ 1 %, int4 group-32 ≤ 10 %.
-        let seed: Vec<f32> = (0..101).map(|i| (((i * 53) % 101) as f32 / 50.0 - 1.0)).collect();
+        let seed: Vec<f32> = (0..101).map(|i| ((i * 53) % 101) as f32 / 50.0 - 1.0).collect();
         let (m, n, k) = (4, 64, 384);
         let w = matrix(n, k, &seed);
         let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 13) % 101]).collect();
