@@ -6,14 +6,20 @@
 //!   (`Y = X·Wᵀ`), which is the specification every faster kernel is tested
 //!   against, and [`matmul`]: the kernels the runtime calls, which unpack
 //!   weights on the fly (never a full `f32` copy of `W`) and split the work
-//!   over threads.
+//!   over threads, with row kernels from the [`dispatch`] table (generic, or
+//!   [`x86_64`] AVX2 + FMA when the CPU has it).
 //!
 //! Shapes are checked at the public boundary; the loops inside only
 //! `debug_assert!`.
 #![deny(missing_docs)]
 
+pub mod dispatch;
 pub mod generic;
+pub mod knobs;
 pub mod matmul;
 pub mod quantize;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_64;
 
+pub use dispatch::{Isa, Kernels};
 pub use quantize::{DenseMatrix, Int4Matrix, Int8Matrix};

@@ -1,48 +1,51 @@
-//! The products the runtime calls: `Y = X·Wᵀ` per weight format, unpacking
-//! quantized weights group by group into registers-sized buffers (never a full
-//! `f32` copy of `W`), with eight independent accumulators so the compiler
-//! vectorises the inner loops on any target, and rows of `X` split over the
-//! rayon pool.
-//!
-//! These are portable kernels; ISA-specific ones (AVX2, NEON) will sit beside
-//! them behind a dispatch table and be tested against the same reference.
+//! The products the runtime calls: `Y = X·Wᵀ` per weight format. Quantized
+//! weights are expanded group by group in registers (never a full `f32` copy
+//! of `W`), the row kernel comes from the dispatch table (one look-up per
+//! product, never per block), and rows of `X` — or, for a single row, ranges
+//! of outputs — are split over the rayon pool.
 
-use qloader_format::int4::INT4_GROUP;
 use rayon::prelude::*;
 
-use crate::quantize::{int4_dequantize_block, DenseMatrix, Int4Matrix, Int8Matrix};
+use crate::dispatch::Kernels;
+use crate::quantize::{DenseMatrix, Int4Matrix, Int8Matrix};
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_THRESHOLD: usize = 1 << 16;
 
 /// `Y = X·Wᵀ` with `f32` weights; `x` is `m × k`, `y` is `m × n`.
 pub fn matmul_f32(x: &[f32], m: usize, w: &DenseMatrix, y: &mut [f32]) {
-    check(x, m, w.cols(), w.rows(), y);
-    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot_f32(xr, w.row(j)));
+    matmul_f32_with(Kernels::detect(), x, m, w, y)
 }
 
 /// `Y = X·Wᵀ` with int8 per-channel weights.
 pub fn matmul_int8(x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
-    check(x, m, w.cols(), w.rows(), y);
-    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| {
-        dot_f32_i8(xr, w.row_codes(j)) * w.scale(j)
-    });
+    matmul_int8_with(Kernels::detect(), x, m, w, y)
 }
 
 /// `Y = X·Wᵀ` with int4 group-32 weights.
 pub fn matmul_int4(x: &[f32], m: usize, w: &Int4Matrix, y: &mut [f32]) {
+    matmul_int4_with(Kernels::detect(), x, m, w, y)
+}
+
+/// [`matmul_f32`] with the kernels of a given tier.
+pub fn matmul_f32_with(k: &Kernels, x: &[f32], m: usize, w: &DenseMatrix, y: &mut [f32]) {
     check(x, m, w.cols(), w.rows(), y);
-    let k = w.cols();
-    for_each_output(x, m, k, w.rows(), y, |xr, j| {
-        let mut total = 0.0f32;
-        for (g, block) in w.row_blocks(j).iter().enumerate() {
-            let start = g * INT4_GROUP;
-            let end = (start + INT4_GROUP).min(k);
-            let values = int4_dequantize_block(block);
-            total += dot_f32(&xr[start..end], &values[..end - start]);
-        }
-        total
-    });
+    let dot = k.dot_f32;
+    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)));
+}
+
+/// [`matmul_int8`] with the kernels of a given tier.
+pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
+    check(x, m, w.cols(), w.rows(), y);
+    let dot = k.dot_int8;
+    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row_codes(j)) * w.scale(j));
+}
+
+/// [`matmul_int4`] with the kernels of a given tier.
+pub fn matmul_int4_with(k: &Kernels, x: &[f32], m: usize, w: &Int4Matrix, y: &mut [f32]) {
+    check(x, m, w.cols(), w.rows(), y);
+    let dot = k.dot_int4;
+    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row_blocks(j)));
 }
 
 fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
@@ -50,8 +53,8 @@ fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
     assert_eq!(y.len(), m * n, "y has {} values, expected m·n = {m}·{n}", y.len());
 }
 
-/// Runs `dot(x_row, j)` for every output element, in parallel over rows of
-/// `X` when there is enough work.
+/// Runs `dot(x_row, j)` for every output element, in parallel when there is
+/// enough work: over rows of `X`, or over output ranges when `m == 1`.
 fn for_each_output(
     x: &[f32],
     m: usize,
@@ -74,8 +77,7 @@ fn for_each_output(
     } else if m > 1 {
         y.par_chunks_mut(n).enumerate().for_each(row);
     } else {
-        // One row of X: split the outputs instead.
-        let chunk = n.div_ceil(rayon::current_num_threads()).max(1);
+        let chunk = n.div_ceil(4 * rayon::current_num_threads()).max(1);
         y.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
             for (o, out) in ys.iter_mut().enumerate() {
                 *out = dot(x, c * chunk + o);
@@ -84,42 +86,24 @@ fn for_each_output(
     }
 }
 
-/// Dot product with eight independent partial sums.
-#[inline]
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    let mut acc = [0.0f32; 8];
-    let (ac, at) = a.split_at(a.len() / 8 * 8);
-    let (bc, bt) = b.split_at(ac.len());
-    for (x, w) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += x[l] * w[l];
-        }
-    }
-    let tail: f32 = at.iter().zip(bt).map(|(x, w)| x * w).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-#[inline]
-fn dot_f32_i8(a: &[f32], q: &[i8]) -> f32 {
-    debug_assert_eq!(a.len(), q.len());
-    let mut acc = [0.0f32; 8];
-    let (ac, at) = a.split_at(a.len() / 8 * 8);
-    let (qc, qt) = q.split_at(ac.len());
-    for (x, w) in ac.chunks_exact(8).zip(qc.chunks_exact(8)) {
-        for l in 0..8 {
-            acc[l] += x[l] * w[l] as f32;
-        }
-    }
-    let tail: f32 = at.iter().zip(qt).map(|(x, &w)| x * w as f32).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::Isa;
     use crate::generic::*;
     use proptest::prelude::*;
+
+    /// Every tier this host can run; the generic tier is always first, so the
+    /// scalar path is tested everywhere.
+    fn available() -> Vec<&'static Kernels> {
+        let tiers: Vec<_> = Isa::ALL.into_iter().filter_map(Kernels::for_isa).collect();
+        assert_eq!(tiers[0].isa, Isa::Generic);
+        if std::env::var_os("CI").is_some() && cfg!(target_arch = "x86_64") {
+            // The CI machine has AVX2: make sure its tier is really exercised.
+            assert!(tiers.iter().any(|k| k.isa == Isa::Avx2), "AVX2 tier missing on CI");
+        }
+        tiers
+    }
 
     fn matrix(rows: usize, cols: usize, seed: &[f32]) -> DenseMatrix {
         let data = (0..rows * cols)
@@ -152,17 +136,16 @@ mod tests {
             let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 11) % seed.len()]).collect();
             let w = matrix(n, k, &seed);
             let mut y = vec![0.0; m * n];
-
-            matmul_f32(&x, m, &w, &mut y);
-            assert_close(&y, &matmul_f32_reference(&x, m, &w), &x, m, &w);
-
             let q8 = Int8Matrix::quantize(&w);
-            matmul_int8(&x, m, &q8, &mut y);
-            assert_close(&y, &matmul_int8_reference(&x, m, &q8), &x, m, &q8.dequantize());
-
             let q4 = Int4Matrix::quantize(&w);
-            matmul_int4(&x, m, &q4, &mut y);
-            assert_close(&y, &matmul_int4_reference(&x, m, &q4), &x, m, &q4.dequantize());
+            for k in available() {
+                matmul_f32_with(k, &x, m, &w, &mut y);
+                assert_close(&y, &matmul_f32_reference(&x, m, &w), &x, m, &w);
+                matmul_int8_with(k, &x, m, &q8, &mut y);
+                assert_close(&y, &matmul_int8_reference(&x, m, &q8), &x, m, &q8.dequantize());
+                matmul_int4_with(k, &x, m, &q4, &mut y);
+                assert_close(&y, &matmul_int4_reference(&x, m, &q4), &x, m, &q4.dequantize());
+            }
         }
     }
 
@@ -175,8 +158,10 @@ mod tests {
         for m in [1, 3] {
             let x: Vec<f32> = (0..m * 260).map(|i| seed[(i * 5) % 97]).collect();
             let mut y = vec![0.0; m * 300];
-            matmul_int4(&x, m, &q4, &mut y);
-            assert_close(&y, &matmul_int4_reference(&x, m, &q4), &x, m, &q4.dequantize());
+            for k in available() {
+                matmul_int4_with(k, &x, m, &q4, &mut y);
+                assert_close(&y, &matmul_int4_reference(&x, m, &q4), &x, m, &q4.dequantize());
+            }
         }
     }
 

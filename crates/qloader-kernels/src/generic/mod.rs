@@ -1,7 +1,9 @@
-//! Scalar reference kernels: the plainest possible code for `Y = X·Wᵀ` in
-//! every format, written for obviousness, not speed. Every other kernel is
-//! tested against these.
+//! The generic tier: scalar reference kernels (the specification every other
+//! kernel is tested against) and portable row kernels (the fallback the
+//! dispatch table starts from on every CPU).
 
 mod reference;
+mod rows;
 
 pub use reference::{matmul_f32_reference, matmul_int4_reference, matmul_int8_reference};
+pub use rows::{dot_f32, dot_int4, dot_int8};

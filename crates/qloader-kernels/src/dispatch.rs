@@ -1,0 +1,144 @@
+//! The kernel table: one function pointer per row kernel, filled with the
+//! generic tier and upgraded tier by tier from run-time CPU detection, cached
+//! for the life of the process. `QLOADER_ISA` caps the tier
+//! ([`crate::knobs`]); tests and benchmarks reach every tier the host has with
+//! [`Kernels::for_isa`].
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use qloader_format::int4::BlockInt4;
+
+use crate::generic;
+
+/// A kernel tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable code, any CPU.
+    Generic,
+    /// x86-64 with AVX2 and FMA.
+    Avx2,
+}
+
+impl Isa {
+    /// Every tier, lowest first.
+    pub const ALL: [Isa; 2] = [Isa::Generic, Isa::Avx2];
+
+    /// The tier's name, as in kernel names and `QLOADER_ISA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Generic => "generic",
+            Isa::Avx2 => "avx2",
+        }
+    }
+
+    /// Whether this CPU can run the tier.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Generic => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 => false,
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name() == name)
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Row kernels of one tier.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// The tier these kernels belong to.
+    pub isa: Isa,
+    /// `Σ a·b` over two `f32` rows.
+    pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// `Σ x·q` over an `f32` row and an int8 code row.
+    pub dot_int8: fn(&[f32], &[i8]) -> f32,
+    /// `Σ x·w` over an `f32` row and a row of int4 groups.
+    pub dot_int4: fn(&[f32], &[BlockInt4]) -> f32,
+}
+
+impl fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernels").field("isa", &self.isa).finish_non_exhaustive()
+    }
+}
+
+static GENERIC: Kernels = Kernels {
+    isa: Isa::Generic,
+    dot_f32: generic::dot_f32,
+    dot_int8: generic::dot_int8,
+    dot_int4: generic::dot_int4,
+};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2_table {
+    use super::*;
+    use crate::x86_64::avx2;
+
+    // SAFETY (all three): these wrappers are only reachable through AVX2,
+    // which `Kernels::for_isa` hands out only after `Isa::is_available`
+    // confirmed AVX2 and FMA on this CPU.
+    fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_f32(a, b) }
+    }
+    fn dot_int8(x: &[f32], q: &[i8]) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_int8(x, q) }
+    }
+    fn dot_int4(x: &[f32], b: &[BlockInt4]) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_int4(x, b) }
+    }
+
+    pub(super) static AVX2: Kernels = Kernels { isa: Isa::Avx2, dot_f32, dot_int8, dot_int4 };
+}
+
+impl Kernels {
+    /// The kernels of `isa`, or `None` if this CPU cannot run that tier.
+    pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
+        if !isa.is_available() {
+            return None;
+        }
+        match isa {
+            Isa::Generic => Some(&GENERIC),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(&avx2_table::AVX2),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 => None,
+        }
+    }
+
+    /// The best tier this CPU has, capped by `QLOADER_ISA`; chosen once.
+    pub fn detect() -> &'static Kernels {
+        static CHOSEN: OnceLock<&'static Kernels> = OnceLock::new();
+        CHOSEN.get_or_init(|| {
+            let cap = crate::knobs::isa_cap().map(|name| match Isa::from_name(&name) {
+                Some(isa) => isa,
+                None => {
+                    eprintln!(
+                        "qloader: ignoring {}={name:?} (known: generic, avx2)",
+                        crate::knobs::ISA_ENV
+                    );
+                    Isa::Avx2
+                }
+            });
+            Isa::ALL
+                .into_iter()
+                .rev()
+                .filter(|&i| cap.is_none_or(|c| i <= c))
+                .find_map(Kernels::for_isa)
+                .unwrap_or(&GENERIC)
+        })
+    }
+}
