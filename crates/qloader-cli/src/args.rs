@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use qloader_format::{fixtures, WeightFormat};
 
 /// Hardware-aware mixed-precision quantization: measure, plan, pack, run.
@@ -24,25 +24,9 @@ pub enum Command {
     Eval(EvalArgs),
 }
 
-/// A weight format as named on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum QuantArg {
-    /// 32-bit floats (no quantization).
-    F32,
-    /// int8, one symmetric scale per output channel.
-    Int8,
-    /// int4, groups of 32 with f16 scale and offset.
-    Int4,
-}
-
-impl From<QuantArg> for WeightFormat {
-    fn from(q: QuantArg) -> Self {
-        match q {
-            QuantArg::F32 => WeightFormat::F32,
-            QuantArg::Int8 => WeightFormat::Int8PerChannel,
-            QuantArg::Int4 => WeightFormat::Int4Group32,
-        }
-    }
+/// Parses a weight-format name (`f32`, `f16`, `int8`, `int4`, `int3g64`, …).
+fn parse_format(s: &str) -> Result<WeightFormat, String> {
+    s.parse::<WeightFormat>().map_err(|e| e.to_string())
 }
 
 /// Where the model is.
@@ -66,9 +50,10 @@ impl ModelArg {
 pub struct EmbedArgs {
     #[command(flatten)]
     pub model: ModelArg,
-    /// Weight format of the linear layers.
-    #[arg(long, value_enum, default_value = "f32")]
-    pub quant: QuantArg,
+    /// Weight format of the linear layers: f32, f16, int8 (per channel), or
+    /// int8/int4/int3/int2 with an optional group size (int4 = int4g32, int3g128, …).
+    #[arg(long, value_parser = parse_format, default_value = "f32")]
+    pub quant: WeightFormat,
     /// Write the embeddings as JSON to this file instead of printing them.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -81,9 +66,9 @@ pub struct EmbedArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArg,
-    /// Weight formats to evaluate (comma-separated).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "f32,int8,int4")]
-    pub quant: Vec<QuantArg>,
+    /// Weight formats to evaluate, comma-separated (names as for `embed`).
+    #[arg(long, value_parser = parse_format, value_delimiter = ',', default_value = "f32,int8,int4")]
+    pub quant: Vec<WeightFormat>,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

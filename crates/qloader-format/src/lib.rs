@@ -4,7 +4,7 @@
 //! tensors, `config.json`, the files of a sentence-transformers model
 //! directory), validates them completely before anything downstream touches
 //! their data, and defines the storage formats of quantized weights (the
-//! [`WeightFormat`] enum and the bit layouts in [`int4`]).
+//! [`WeightFormat`] enum and the bit layouts in [`grouped`]).
 //!
 //! It has no SIMD and no `unsafe` beyond the memory map.
 #![deny(missing_docs)]
@@ -13,7 +13,7 @@ pub mod atomic_file;
 pub mod bert_config;
 pub mod error;
 pub mod fixtures;
-pub mod int4;
+pub mod grouped;
 pub mod model_dir;
 pub mod safetensors_file;
 pub mod weight_format;

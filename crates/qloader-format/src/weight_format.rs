@@ -1,11 +1,15 @@
 //! The storage formats a quantizable weight can take, with their names and
 //! their cost in bits per weight (scales and offsets included).
+//!
+//! Names: `f32`, `f16`, `int8` (per output channel, symmetric), and
+//! `int{8,4,3,2}g{32,64,128}` for the grouped formats of
+//! [`crate::grouped`]; `int4`, `int3` and `int2` alone mean groups of 32.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::FormatError;
-use crate::int4::{INT4_BLOCK_BYTES, INT4_GROUP};
+use crate::grouped::GroupedLayout;
 
 /// How one weight matrix is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -13,26 +17,41 @@ use crate::int4::{INT4_BLOCK_BYTES, INT4_GROUP};
 pub enum WeightFormat {
     /// 32-bit IEEE floats, as trained.
     F32,
+    /// 16-bit IEEE floats.
+    F16,
     /// Signed 8-bit codes, one symmetric `f32` scale per output channel (row).
     Int8PerChannel,
-    /// Unsigned 4-bit codes in groups of 32 along the input dimension, each
-    /// group with an `f16` scale and `f16` offset (see [`crate::int4`]).
-    Int4Group32,
+    /// Unsigned codes in groups along the input dimension, each group with an
+    /// `f16` scale and `f16` offset (see [`crate::grouped`]).
+    Grouped(GroupedLayout),
 }
 
-const KNOWN: &str = "f32, int8, int4";
+const KNOWN: &str = "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}";
 
 impl WeightFormat {
-    /// Every format, from most to least precise.
-    pub const ALL: [WeightFormat; 3] =
-        [WeightFormat::F32, WeightFormat::Int8PerChannel, WeightFormat::Int4Group32];
+    /// A grouped format; panics on an invalid combination (for constants).
+    pub fn grouped(bits: u8, group: usize) -> Self {
+        match GroupedLayout::new(bits, group) {
+            Ok(l) => WeightFormat::Grouped(l),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Int4 in groups of 32, the default 4-bit format.
+    pub fn int4() -> Self {
+        Self::grouped(4, 32)
+    }
 
     /// The short name used on the command line and in reports.
-    pub fn name(self) -> &'static str {
+    pub fn name(self) -> String {
         match self {
-            WeightFormat::F32 => "f32",
-            WeightFormat::Int8PerChannel => "int8",
-            WeightFormat::Int4Group32 => "int4",
+            WeightFormat::F32 => "f32".to_owned(),
+            WeightFormat::F16 => "f16".to_owned(),
+            WeightFormat::Int8PerChannel => "int8".to_owned(),
+            WeightFormat::Grouped(l) if l.group() == 32 && l.bits() != 8 => {
+                format!("int{}", l.bits())
+            }
+            WeightFormat::Grouped(l) => format!("int{}g{}", l.bits(), l.group()),
         }
     }
 
@@ -40,15 +59,26 @@ impl WeightFormat {
     pub fn storage_bytes(self, rows: usize, cols: usize) -> usize {
         match self {
             WeightFormat::F32 => rows * cols * 4,
+            WeightFormat::F16 => rows * cols * 2,
             WeightFormat::Int8PerChannel => rows * cols + rows * 4,
-            WeightFormat::Int4Group32 => rows * cols.div_ceil(INT4_GROUP) * INT4_BLOCK_BYTES,
+            WeightFormat::Grouped(l) => l.storage_bytes(rows, cols),
+        }
+    }
+
+    /// Nominal bits per weight (ignoring per-row padding).
+    pub fn bits_per_weight(self) -> f64 {
+        match self {
+            WeightFormat::F32 => 32.0,
+            WeightFormat::F16 => 16.0,
+            WeightFormat::Int8PerChannel => 8.0,
+            WeightFormat::Grouped(l) => l.bits() as f64 + 32.0 / l.group() as f64,
         }
     }
 }
 
 impl fmt::Display for WeightFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(&self.name())
     }
 }
 
@@ -56,12 +86,21 @@ impl FromStr for WeightFormat {
     type Err = FormatError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "fp32" => Ok(WeightFormat::F32),
-            "int8" | "i8" => Ok(WeightFormat::Int8PerChannel),
-            "int4" | "i4" => Ok(WeightFormat::Int4Group32),
-            _ => Err(FormatError::UnknownFormat { name: s.to_owned(), known: KNOWN }),
+        let unknown = || FormatError::UnknownFormat { name: s.to_owned(), known: KNOWN };
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "f32" | "fp32" => return Ok(WeightFormat::F32),
+            "f16" | "fp16" => return Ok(WeightFormat::F16),
+            "int8" | "i8" => return Ok(WeightFormat::Int8PerChannel),
+            _ => {}
         }
+        let rest = lower.strip_prefix("int").ok_or_else(unknown)?;
+        let (bits, group) = match rest.split_once('g') {
+            Some((b, g)) => (b, g.parse::<usize>().map_err(|_| unknown())?),
+            None => (rest, 32),
+        };
+        let bits = bits.parse::<u8>().map_err(|_| unknown())?;
+        GroupedLayout::new(bits, group).map(WeightFormat::Grouped).map_err(|_| unknown())
     }
 }
 
@@ -71,17 +110,29 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for f in WeightFormat::ALL {
-            assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f);
+        let mut all = vec![WeightFormat::F32, WeightFormat::F16, WeightFormat::Int8PerChannel];
+        for bits in crate::grouped::BITS {
+            for group in crate::grouped::GROUPS {
+                all.push(WeightFormat::grouped(bits, group));
+            }
         }
-        assert!("int5".parse::<WeightFormat>().is_err());
+        for f in all {
+            assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f, "{f}");
+        }
+        assert_eq!("int4".parse::<WeightFormat>().unwrap(), WeightFormat::int4());
+        assert_eq!("INT3G128".parse::<WeightFormat>().unwrap(), WeightFormat::grouped(3, 128));
+        for bad in ["int5", "int4g48", "int", "intg32", "bf17", "int4g"] {
+            assert!(bad.parse::<WeightFormat>().is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn storage_sizes() {
         assert_eq!(WeightFormat::F32.storage_bytes(2, 3), 24);
+        assert_eq!(WeightFormat::F16.storage_bytes(2, 3), 12);
         assert_eq!(WeightFormat::Int8PerChannel.storage_bytes(2, 3), 6 + 8);
-        // 33 columns need two groups per row; each group is 20 bytes.
-        assert_eq!(WeightFormat::Int4Group32.storage_bytes(2, 33), 2 * 2 * 20);
+        // 33 columns: two blocks of 16 bytes and two groups of 4 bytes per row.
+        assert_eq!(WeightFormat::int4().storage_bytes(2, 33), 2 * (32 + 8));
+        assert_eq!(WeightFormat::grouped(2, 64).bits_per_weight(), 2.5);
     }
 }

@@ -7,16 +7,17 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use qloader_format::int4::BlockInt4;
+use half::f16;
 
 use crate::generic;
+use crate::quantize::GroupedRow;
 
 /// A kernel tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// Portable code, any CPU.
     Generic,
-    /// x86-64 with AVX2 and FMA.
+    /// x86-64 with AVX2, FMA and F16C.
     Avx2,
 }
 
@@ -37,7 +38,11 @@ impl Isa {
         match self {
             Isa::Generic => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
             #[cfg(not(target_arch = "x86_64"))]
             Isa::Avx2 => false,
         }
@@ -61,10 +66,12 @@ pub struct Kernels {
     pub isa: Isa,
     /// `Σ a·b` over two `f32` rows.
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// `Σ x·w` over an `f32` row and an `f16` row.
+    pub dot_f16: fn(&[f32], &[f16]) -> f32,
     /// `Σ x·q` over an `f32` row and an int8 code row.
     pub dot_int8: fn(&[f32], &[i8]) -> f32,
-    /// `Σ x·w` over an `f32` row and a row of int4 groups.
-    pub dot_int4: fn(&[f32], &[BlockInt4]) -> f32,
+    /// `Σ x·w` over an `f32` row and a row of a grouped matrix.
+    pub dot_grouped: fn(&[f32], GroupedRow<'_>) -> f32,
 }
 
 impl fmt::Debug for Kernels {
@@ -76,8 +83,9 @@ impl fmt::Debug for Kernels {
 static GENERIC: Kernels = Kernels {
     isa: Isa::Generic,
     dot_f32: generic::dot_f32,
+    dot_f16: generic::dot_f16,
     dot_int8: generic::dot_int8,
-    dot_int4: generic::dot_int4,
+    dot_grouped: generic::dot_grouped,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -85,9 +93,9 @@ mod avx2_table {
     use super::*;
     use crate::x86_64::avx2;
 
-    // SAFETY (all three): these wrappers are only reachable through AVX2,
-    // which `Kernels::for_isa` hands out only after `Isa::is_available`
-    // confirmed AVX2 and FMA on this CPU.
+    // SAFETY (all wrappers): they are only reachable through `AVX2`, which
+    // `Kernels::for_isa` hands out only after `Isa::is_available` confirmed
+    // AVX2, FMA and F16C on this CPU.
     fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_f32(a, b) }
@@ -96,12 +104,17 @@ mod avx2_table {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_int8(x, q) }
     }
-    fn dot_int4(x: &[f32], b: &[BlockInt4]) -> f32 {
+    fn dot_f16(x: &[f32], w: &[f16]) -> f32 {
         // SAFETY: see above.
-        unsafe { avx2::avx2_dot_int4(x, b) }
+        unsafe { avx2::avx2_dot_f16(x, w) }
+    }
+    fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_grouped(x, row) }
     }
 
-    pub(super) static AVX2: Kernels = Kernels { isa: Isa::Avx2, dot_f32, dot_int8, dot_int4 };
+    pub(super) static AVX2: Kernels =
+        Kernels { isa: Isa::Avx2, dot_f32, dot_f16, dot_int8, dot_grouped };
 }
 
 impl Kernels {

@@ -1,7 +1,8 @@
 //! Numeric kernels of QLoader, per weight format.
 //!
-//! * [`quantize`]: from `f32` matrices to the packed formats of
-//!   `qloader_format` (int8 per channel, int4 in groups of 32) and back.
+//! * [`quantize`]: from `f32` matrices to the formats of `qloader_format`
+//!   (f16, int8 per channel, int8/int4/int3/int2 in groups of 32/64/128) and
+//!   back.
 //! * [`generic`]: the scalar reference of every matrix product
 //!   (`Y = X·Wᵀ`), which is the specification every faster kernel is tested
 //!   against, and [`matmul`]: the kernels the runtime calls, which unpack
@@ -22,4 +23,4 @@ pub mod quantize;
 pub mod x86_64;
 
 pub use dispatch::{Isa, Kernels};
-pub use quantize::{DenseMatrix, Int4Matrix, Int8Matrix};
+pub use quantize::{DenseMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix};

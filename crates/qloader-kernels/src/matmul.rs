@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use crate::dispatch::Kernels;
-use crate::quantize::{DenseMatrix, Int4Matrix, Int8Matrix};
+use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_THRESHOLD: usize = 1 << 16;
@@ -22,9 +22,14 @@ pub fn matmul_int8(x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
     matmul_int8_with(Kernels::detect(), x, m, w, y)
 }
 
-/// `Y = X·Wᵀ` with int4 group-32 weights.
-pub fn matmul_int4(x: &[f32], m: usize, w: &Int4Matrix, y: &mut [f32]) {
-    matmul_int4_with(Kernels::detect(), x, m, w, y)
+/// `Y = X·Wᵀ` with `f16` weights.
+pub fn matmul_f16(x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
+    matmul_f16_with(Kernels::detect(), x, m, w, y)
+}
+
+/// `Y = X·Wᵀ` with grouped (int8/int4/int3/int2) weights.
+pub fn matmul_grouped(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
+    matmul_grouped_with(Kernels::detect(), x, m, w, y)
 }
 
 /// [`matmul_f32`] with the kernels of a given tier.
@@ -41,11 +46,18 @@ pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mu
     for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row_codes(j)) * w.scale(j));
 }
 
-/// [`matmul_int4`] with the kernels of a given tier.
-pub fn matmul_int4_with(k: &Kernels, x: &[f32], m: usize, w: &Int4Matrix, y: &mut [f32]) {
+/// [`matmul_f16`] with the kernels of a given tier.
+pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
     check(x, m, w.cols(), w.rows(), y);
-    let dot = k.dot_int4;
-    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row_blocks(j)));
+    let dot = k.dot_f16;
+    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)));
+}
+
+/// [`matmul_grouped`] with the kernels of a given tier.
+pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
+    check(x, m, w.cols(), w.rows(), y);
+    let dot = k.dot_grouped;
+    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)));
 }
 
 fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
@@ -92,6 +104,7 @@ mod tests {
     use crate::dispatch::Isa;
     use crate::generic::*;
     use proptest::prelude::*;
+    use qloader_format::grouped::{GroupedLayout, BITS, GROUPS};
 
     /// Every tier this host can run; the generic tier is always first, so the
     /// scalar path is tested everywhere.
@@ -113,39 +126,83 @@ mod tests {
     }
 
     /// Float sums in a different order differ by a few ulps per term; bound
-    /// the difference by k·ε·Σ|x·w| (the standard dot-product error bound).
-    fn assert_close(got: &[f32], want: &[f32], x: &[f32], m: usize, w: &DenseMatrix) {
+    /// the difference by (k + 2)·ε·Σ|x·w| (the standard dot-product error
+    /// bound), where `w` is the de-quantized weight.
+    fn assert_close(what: &str, got: &[f32], want: &[f32], x: &[f32], m: usize, w: &DenseMatrix) {
         let k = w.cols();
         for i in 0..m {
             for j in 0..w.rows() {
                 let mag: f32 = (0..k).map(|c| (x[i * k + c] * w.row(j)[c]).abs()).sum();
                 let tol = (k as f32 + 2.0) * f32::EPSILON * mag + 1e-6;
                 let (g, r) = (got[i * w.rows() + j], want[i * w.rows() + j]);
-                assert!((g - r).abs() <= tol, "y[{i},{j}] = {g}, reference {r}, tol {tol}");
+                assert!((g - r).abs() <= tol, "{what}: y[{i},{j}] = {g}, reference {r}, tol {tol}");
+            }
+        }
+    }
+
+    fn check_all_formats(x: &[f32], m: usize, w: &DenseMatrix) {
+        let n = w.rows();
+        let mut y = vec![0.0; m * n];
+        let q8 = Int8Matrix::quantize(w);
+        let h = HalfMatrix::quantize(w);
+        let grouped: Vec<GroupedMatrix> = BITS
+            .iter()
+            .flat_map(|&b| {
+                GROUPS.map(|g| GroupedMatrix::quantize(w, GroupedLayout::new(b, g).unwrap()))
+            })
+            .collect();
+        for k in available() {
+            let isa = k.isa;
+            matmul_f32_with(k, x, m, w, &mut y);
+            assert_close(&format!("{isa} f32"), &y, &matmul_f32_reference(x, m, w), x, m, w);
+            matmul_f16_with(k, x, m, &h, &mut y);
+            assert_close(
+                &format!("{isa} f16"),
+                &y,
+                &matmul_f16_reference(x, m, &h),
+                x,
+                m,
+                &h.dequantize(),
+            );
+            matmul_int8_with(k, x, m, &q8, &mut y);
+            assert_close(
+                &format!("{isa} int8"),
+                &y,
+                &matmul_int8_reference(x, m, &q8),
+                x,
+                m,
+                &q8.dequantize(),
+            );
+            for g in &grouped {
+                matmul_grouped_with(k, x, m, g, &mut y);
+                let what = format!("{isa} {:?}", g.layout());
+                assert_close(&what, &y, &matmul_grouped_reference(x, m, g), x, m, &g.dequantize());
             }
         }
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Every tier and format equals the scalar reference on ragged shapes
+        /// (columns not a multiple of the block, group or vector width).
         #[test]
         fn kernels_match_reference(
-            m in 1usize..5, n in 1usize..20, k in 1usize..150,
+            m in 1usize..4, n in 1usize..9, k in 1usize..300,
             seed in proptest::collection::vec(-2.0f32..2.0, 64)
         ) {
             let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 11) % seed.len()]).collect();
-            let w = matrix(n, k, &seed);
-            let mut y = vec![0.0; m * n];
-            let q8 = Int8Matrix::quantize(&w);
-            let q4 = Int4Matrix::quantize(&w);
-            for k in available() {
-                matmul_f32_with(k, &x, m, &w, &mut y);
-                assert_close(&y, &matmul_f32_reference(&x, m, &w), &x, m, &w);
-                matmul_int8_with(k, &x, m, &q8, &mut y);
-                assert_close(&y, &matmul_int8_reference(&x, m, &q8), &x, m, &q8.dequantize());
-                matmul_int4_with(k, &x, m, &q4, &mut y);
-                assert_close(&y, &matmul_int4_reference(&x, m, &q4), &x, m, &q4.dequantize());
-            }
+            check_all_formats(&x, m, &matrix(n, k, &seed));
+        }
+    }
+
+    #[test]
+    fn fixed_edge_shapes() {
+        let seed: Vec<f32> = (0..97).map(|i| ((i * 37) % 97) as f32 / 48.0 - 1.0).collect();
+        for (m, n, k) in
+            [(1, 1, 1), (1, 3, 31), (2, 2, 32), (1, 2, 33), (3, 4, 128), (1, 2, 129), (2, 1, 1000)]
+        {
+            let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 5) % 97]).collect();
+            check_all_formats(&x, m, &matrix(n, k, &seed));
         }
     }
 
@@ -154,13 +211,20 @@ mod tests {
         // Large enough to cross PARALLEL_THRESHOLD, both for m = 1 and m > 1.
         let seed: Vec<f32> = (0..97).map(|i| ((i * 37) % 97) as f32 / 48.0 - 1.0).collect();
         let w = matrix(300, 260, &seed);
-        let q4 = Int4Matrix::quantize(&w);
+        let q = GroupedMatrix::quantize(&w, GroupedLayout::new(3, 64).unwrap());
         for m in [1, 3] {
             let x: Vec<f32> = (0..m * 260).map(|i| seed[(i * 5) % 97]).collect();
             let mut y = vec![0.0; m * 300];
             for k in available() {
-                matmul_int4_with(k, &x, m, &q4, &mut y);
-                assert_close(&y, &matmul_int4_reference(&x, m, &q4), &x, m, &q4.dequantize());
+                matmul_grouped_with(k, &x, m, &q, &mut y);
+                assert_close(
+                    "parallel",
+                    &y,
+                    &matmul_grouped_reference(&x, m, &q),
+                    &x,
+                    m,
+                    &q.dequantize(),
+                );
             }
         }
     }
@@ -168,16 +232,19 @@ mod tests {
     #[test]
     fn quantized_products_approximate_f32() {
         // Tolerances of the quantized product against the exact f32 one,
-        // relative to ‖x‖·‖w_j‖: int8 per channel ≤ 1 %, int4 group-32 ≤ 10 %.
+        // relative to ‖x‖·‖w_j‖ (Cauchy–Schwarz scale of the error):
+        // f16 ≤ 0.1 %, int8 per channel ≤ 1 %, int4 g32 ≤ 10 %.
         let seed: Vec<f32> = (0..101).map(|i| ((i * 53) % 101) as f32 / 50.0 - 1.0).collect();
         let (m, n, k) = (4, 64, 384);
         let w = matrix(n, k, &seed);
         let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 13) % 101]).collect();
         let exact = matmul_f32_reference(&x, m, &w);
         let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+        let int4 = GroupedLayout::new(4, 32).unwrap();
         for (name, y, bound) in [
+            ("f16", matmul_f16_reference(&x, m, &HalfMatrix::quantize(&w)), 0.001),
             ("int8", matmul_int8_reference(&x, m, &Int8Matrix::quantize(&w)), 0.01),
-            ("int4", matmul_int4_reference(&x, m, &Int4Matrix::quantize(&w)), 0.10),
+            ("int4", matmul_grouped_reference(&x, m, &GroupedMatrix::quantize(&w, int4)), 0.10),
         ] {
             for i in 0..m {
                 for j in 0..n {

@@ -117,7 +117,7 @@ fn load_error(dir: &Path) -> String {
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
         let md = ModelDir::open(dir)?;
         let tok = SentenceTokenizer::from_file(&md.tokenizer_path, md.max_seq_length)?;
-        let enc = BertEncoder::load(&md, &|_| WeightFormat::Int4Group32)?;
+        let enc = BertEncoder::load(&md, &|_| WeightFormat::int4())?;
         enc.embed_ids(&tok.encode("hello the world")?)?;
         Ok(())
     })();
@@ -144,7 +144,8 @@ fn tiny_model_loads_and_embeds_in_every_format() {
         BertEncoder::load(&md, &|_| WeightFormat::F32).unwrap().embed_ids(&ids).unwrap();
     assert_eq!(reference.len(), HIDDEN);
     assert!(reference.iter().all(|v| v.is_finite()));
-    for f in [WeightFormat::Int8PerChannel, WeightFormat::Int4Group32] {
+    for f in ["f16", "int8", "int4", "int3g64", "int2"].map(|n| n.parse::<WeightFormat>().unwrap())
+    {
         let enc = BertEncoder::load(&md, &|_| f).unwrap();
         let e = enc.embed_ids(&ids).unwrap();
         let dot: f32 = e.iter().zip(&reference).map(|(a, b)| a * b).sum();

@@ -1,26 +1,31 @@
 //! One weight matrix in one storage format, and the product through it.
 
 use qloader_format::WeightFormat;
-use qloader_kernels::matmul::{matmul_f32, matmul_int4, matmul_int8};
-use qloader_kernels::{DenseMatrix, Int4Matrix, Int8Matrix};
+use qloader_kernels::matmul::{matmul_f16, matmul_f32, matmul_grouped, matmul_int8};
+use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 
 /// A linear layer's `out × in` weight, stored in one format.
 #[derive(Debug, Clone)]
 pub enum LinearWeight {
     /// Unquantized.
     F32(DenseMatrix),
-    /// Int8, one scale per output channel.
+    /// IEEE half precision.
+    F16(HalfMatrix),
+    /// Int8, one symmetric scale per output channel.
     Int8(Int8Matrix),
-    /// Int4, groups of 32 along the input dimension.
-    Int4(Int4Matrix),
+    /// Int8/int4/int3/int2 in groups along the input dimension.
+    Grouped(GroupedMatrix),
 }
 
 impl LinearWeight {
     /// Stores `w` in `format`.
     pub fn quantize(w: DenseMatrix, format: WeightFormat) -> Self {
         match format {
+            WeightFormat::F16 => LinearWeight::F16(HalfMatrix::quantize(&w)),
             WeightFormat::Int8PerChannel => LinearWeight::Int8(Int8Matrix::quantize(&w)),
-            WeightFormat::Int4Group32 => LinearWeight::Int4(Int4Matrix::quantize(&w)),
+            WeightFormat::Grouped(layout) => {
+                LinearWeight::Grouped(GroupedMatrix::quantize(&w, layout))
+            }
             _ => LinearWeight::F32(w),
         }
     }
@@ -29,8 +34,9 @@ impl LinearWeight {
     pub fn format(&self) -> WeightFormat {
         match self {
             LinearWeight::F32(_) => WeightFormat::F32,
+            LinearWeight::F16(_) => WeightFormat::F16,
             LinearWeight::Int8(_) => WeightFormat::Int8PerChannel,
-            LinearWeight::Int4(_) => WeightFormat::Int4Group32,
+            LinearWeight::Grouped(w) => WeightFormat::Grouped(w.layout()),
         }
     }
 
@@ -38,8 +44,9 @@ impl LinearWeight {
     pub fn out_features(&self) -> usize {
         match self {
             LinearWeight::F32(w) => w.rows(),
+            LinearWeight::F16(w) => w.rows(),
             LinearWeight::Int8(w) => w.rows(),
-            LinearWeight::Int4(w) => w.rows(),
+            LinearWeight::Grouped(w) => w.rows(),
         }
     }
 
@@ -47,8 +54,9 @@ impl LinearWeight {
     pub fn in_features(&self) -> usize {
         match self {
             LinearWeight::F32(w) => w.cols(),
+            LinearWeight::F16(w) => w.cols(),
             LinearWeight::Int8(w) => w.cols(),
-            LinearWeight::Int4(w) => w.cols(),
+            LinearWeight::Grouped(w) => w.cols(),
         }
     }
 
@@ -56,8 +64,9 @@ impl LinearWeight {
     pub fn storage_bytes(&self) -> usize {
         match self {
             LinearWeight::F32(w) => w.storage_bytes(),
+            LinearWeight::F16(w) => w.storage_bytes(),
             LinearWeight::Int8(w) => w.storage_bytes(),
-            LinearWeight::Int4(w) => w.storage_bytes(),
+            LinearWeight::Grouped(w) => w.storage_bytes(),
         }
     }
 
@@ -65,8 +74,9 @@ impl LinearWeight {
     pub fn matmul(&self, x: &[f32], m: usize, y: &mut [f32]) {
         match self {
             LinearWeight::F32(w) => matmul_f32(x, m, w, y),
+            LinearWeight::F16(w) => matmul_f16(x, m, w, y),
             LinearWeight::Int8(w) => matmul_int8(x, m, w, y),
-            LinearWeight::Int4(w) => matmul_int4(x, m, w, y),
+            LinearWeight::Grouped(w) => matmul_grouped(x, m, w, y),
         }
     }
 }
@@ -77,12 +87,13 @@ mod tests {
 
     #[test]
     fn sizes_match_the_format_formula() {
-        let w = DenseMatrix::new(8, 64, (0..512).map(|i| i as f32 / 100.0).collect()).unwrap();
-        for f in WeightFormat::ALL {
+        let w = DenseMatrix::new(8, 96, (0..768).map(|i| i as f32 / 100.0).collect()).unwrap();
+        for name in ["f32", "f16", "int8", "int4", "int3g64", "int2g128", "int8g32"] {
+            let f: WeightFormat = name.parse().unwrap();
             let lw = LinearWeight::quantize(w.clone(), f);
             assert_eq!(lw.format(), f);
-            assert_eq!(lw.storage_bytes(), f.storage_bytes(8, 64), "{f}");
-            assert_eq!((lw.out_features(), lw.in_features()), (8, 64));
+            assert_eq!(lw.storage_bytes(), f.storage_bytes(8, 96), "{f}");
+            assert_eq!((lw.out_features(), lw.in_features()), (8, 96));
         }
     }
 }

@@ -78,7 +78,7 @@ pub fn evaluate<S: AsRef<str>>(
         let cosines: Vec<f64> =
             reference_embeddings.iter().zip(&embeddings).map(|(a, b)| cosine(a, b)).collect();
         rows.push(EvalRow {
-            format: format.name().to_owned(),
+            format: format.name(),
             linear_bytes: summary.quantized_bytes(),
             bits_per_weight: summary.quantized_bits_per_weight(),
             total_bytes: summary.total_bytes(),

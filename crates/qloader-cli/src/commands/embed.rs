@@ -4,7 +4,6 @@
 use std::io::BufRead;
 
 use anyhow::{bail, Context, Result};
-use qloader_format::WeightFormat;
 use qloader_runtime::EncoderSession;
 use serde::Serialize;
 
@@ -12,9 +11,9 @@ use crate::args::EmbedArgs;
 use crate::output::write_json;
 
 #[derive(Serialize)]
-struct EmbeddingsFile<'a> {
+struct EmbeddingsFile {
     model: String,
-    format: &'a str,
+    format: String,
     dim: usize,
     embeddings: Vec<TextEmbedding>,
 }
@@ -40,7 +39,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
         bail!("no texts to embed: give them as arguments or one per line on standard input");
     }
     let dir = args.model.dir();
-    let format = WeightFormat::from(args.quant);
+    let format = args.quant;
     let session = EncoderSession::open(&dir, format)
         .with_context(|| format!("loading model from {}", dir.display()))?;
     let embeddings = session.embed_all(&texts)?;

@@ -14,7 +14,7 @@ use crate::output::{human_bytes, write_json};
 /// Runs the subcommand.
 pub fn run(args: EvalArgs) -> Result<()> {
     let dir = args.model.dir();
-    let formats: Vec<WeightFormat> = args.quant.iter().map(|&q| q.into()).collect();
+    let formats = args.quant.clone();
     let verbose = std::io::stderr().is_terminal();
     let mut progress = |f: WeightFormat| {
         if verbose {

@@ -3,9 +3,10 @@
 //! compiler vectorises them for the baseline target; they are the `generic`
 //! tier of the dispatch table.
 
-use qloader_format::int4::{BlockInt4, INT4_GROUP};
+use half::f16;
+use qloader_format::grouped::{unpack_block, BLOCK};
 
-use crate::quantize::int4_dequantize_block;
+use crate::quantize::GroupedRow;
 
 /// `Σ a[i]·b[i]`.
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
@@ -19,6 +20,21 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     let tail: f32 = at.iter().zip(bt).map(|(x, w)| x * w).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `Σ x[i]·w[i]` with `f16` weights.
+pub fn dot_f16(x: &[f32], w: &[f16]) -> f32 {
+    debug_assert_eq!(x.len(), w.len());
+    let mut acc = [0.0f32; 8];
+    let (xc, xt) = x.split_at(x.len() / 8 * 8);
+    let (wc, wt) = w.split_at(xc.len());
+    for (a, b) in xc.chunks_exact(8).zip(wc.chunks_exact(8)) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l].to_f32();
+        }
+    }
+    let tail: f32 = xt.iter().zip(wt).map(|(a, b)| a * b.to_f32()).sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -37,14 +53,24 @@ pub fn dot_int8(x: &[f32], q: &[i8]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `Σ x[i]·w[i]` where `w` is one row of int4 groups covering `x.len()`
-/// columns (the last group may be partial).
-pub fn dot_int4(x: &[f32], blocks: &[BlockInt4]) -> f32 {
-    debug_assert_eq!(blocks.len(), x.len().div_ceil(INT4_GROUP));
+/// `Σ x[i]·w[i]` for one row of a grouped matrix covering `x.len()` columns:
+/// per 32-value block, `scale·Σ x·q + offset·Σ x`.
+pub fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
+    let layout = row.layout;
+    let blocks_per_group = layout.group() / BLOCK;
     let mut total = 0.0f32;
-    for (xg, block) in x.chunks(INT4_GROUP).zip(blocks) {
-        let values = int4_dequantize_block(block);
-        total += dot_f32(xg, &values[..xg.len()]);
+    let blocks = row.codes.chunks_exact(layout.block_bytes());
+    for (b, (xb, packed)) in x.chunks(BLOCK).zip(blocks).enumerate() {
+        let g = b / blocks_per_group;
+        let codes = unpack_block(layout.bits(), packed);
+        let mut xq = [0.0f32; 8];
+        let mut xs = [0.0f32; 8];
+        for (i, (&a, &q)) in xb.iter().zip(codes.iter()).enumerate() {
+            xq[i % 8] += a * q as f32;
+            xs[i % 8] += a;
+        }
+        let (xq, xs): (f32, f32) = (xq.iter().sum(), xs.iter().sum());
+        total += row.scales[g].to_f32() * xq + row.offsets[g].to_f32() * xs;
     }
     total
 }

@@ -4,9 +4,11 @@
 //! channels run along the input dimension.
 
 mod dense;
-mod int4;
+mod f16;
+mod grouped;
 mod int8;
 
 pub use dense::DenseMatrix;
-pub use int4::{dequantize_block as int4_dequantize_block, Int4Matrix};
+pub use f16::HalfMatrix;
+pub use grouped::{GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;

@@ -1,18 +1,21 @@
-//! AVX2 + FMA row kernels (tier `avx2`). Each weight is expanded to `f32` in
-//! registers — bytes to 32-bit lanes, then `scale·q + offset` for int4 — and
+//! AVX2 + FMA (+ F16C) row kernels (tier `avx2`). Each weight is expanded to
+//! `f32` in registers — packed codes to bytes with a few shifts and masks,
+//! bytes to 32-bit lanes, then `scale·q + offset` — and
 //! multiplied into four independent 8-lane accumulators; nothing is written
 //! back to memory but the final sum. Tails shorter than a vector use the
 //! generic code.
 //!
-//! Safety: every `unsafe fn` here needs `avx2` and `fma`; the dispatch table
-//! only exposes the safe wrappers after `is_x86_feature_detected!` confirmed
-//! both.
+//! Safety: every `unsafe fn` here needs `avx2`, `fma` and (for f16) `f16c`;
+//! the dispatch table only exposes the safe wrappers after
+//! `is_x86_feature_detected!` confirmed all three.
 
 use std::arch::x86_64::*;
 
-use qloader_format::int4::{BlockInt4, INT4_GROUP};
+use half::f16;
+use qloader_format::grouped::BLOCK;
 
 use crate::generic;
+use crate::quantize::GroupedRow;
 
 /// Sum of the 8 lanes.
 #[inline]
@@ -81,39 +84,146 @@ pub unsafe fn avx2_dot_int8(x: &[f32], q: &[i8]) -> f32 {
     hsum(sum) + generic::dot_int8(&x[body..n], &q[body..n])
 }
 
-/// `Σ x[i]·w[i]` for one row of int4 groups; full groups are expanded in
-/// registers, a partial last group goes through the generic code.
+/// `Σ x[i]·w[i]` with `f16` weights (converted with F16C).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_f16(x: &[f32], w: &[f16]) -> f32 {
+    debug_assert_eq!(x.len(), w.len());
+    let n = x.len().min(w.len());
+    let body = n / 32 * 32;
+    let (px, pw) = (x.as_ptr(), w.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i < body {
+        for (l, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8·l + 8 ≤ body ≤ n; 8 halves are 16 bytes.
+            let (vx, vw) = unsafe {
+                (
+                    _mm256_loadu_ps(px.add(i + 8 * l)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(pw.add(i + 8 * l) as *const __m128i)),
+                )
+            };
+            *acc = _mm256_fmadd_ps(vx, vw, *acc);
+        }
+        i += 32;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    hsum(sum) + generic::dot_f16(&x[body..n], &w[body..n])
+}
+
+/// Unpacks one block of 32 codes (layout of `qloader_format::grouped`) into
+/// 32 bytes in value order.
+///
+/// # Safety
+/// `packed` must hold at least `4 · BITS` bytes; the CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unpack_block<const BITS: u8>(packed: *const u8) -> __m256i {
+    match BITS {
+        // SAFETY: the caller guarantees 32 readable bytes.
+        8 => unsafe { _mm256_loadu_si256(packed as *const __m256i) },
+        4 => {
+            // SAFETY: the caller guarantees 16 readable bytes.
+            let bytes = unsafe { _mm_loadu_si128(packed as *const __m128i) };
+            let mask = _mm_set1_epi8(0x0f);
+            let lo = _mm_and_si128(bytes, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), mask);
+            _mm256_set_m128i(hi, lo)
+        }
+        // SAFETY: the caller guarantees 8 readable bytes.
+        2 => unsafe { unpack_2bit(packed) },
+        3 => {
+            // SAFETY: the caller guarantees 12 readable bytes: 8 of low
+            // plane, then the 4-byte high-bit word.
+            let low = unsafe { unpack_2bit(packed) };
+            // SAFETY: as above.
+            let high = unsafe { (packed.add(8) as *const u32).read_unaligned() };
+            // Byte r of the result gets byte r/8 of the high-bit word, then
+            // keeps only bit r%8 of it.
+            let spread = _mm256_shuffle_epi8(
+                _mm256_set1_epi32(high as i32),
+                _mm256_setr_epi8(
+                    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, //
+                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+                ),
+            );
+            let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+            let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+            _mm256_or_si256(low, _mm256_and_si256(set, _mm256_set1_epi8(4)))
+        }
+        _ => unreachable!("grouped formats have 2, 3, 4 or 8 bits"),
+    }
+}
+
+/// The 2-bit plane: byte `i` holds values `i, i+8, i+16, i+24`.
+///
+/// # Safety
+/// `packed` must hold 8 readable bytes; the CPU must support AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unpack_2bit(packed: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 8 readable bytes.
+    let word = unsafe { (packed as *const u64).read_unaligned() };
+    let lanes = _mm256_srlv_epi64(_mm256_set1_epi64x(word as i64), _mm256_setr_epi64x(0, 2, 4, 6));
+    _mm256_and_si256(lanes, _mm256_set1_epi8(3))
+}
+
+/// `Σ x[i]·w[i]` for one row of a grouped matrix; the row's bit width picks a
+/// specialised loop once per row.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn avx2_dot_int4(x: &[f32], blocks: &[BlockInt4]) -> f32 {
-    debug_assert_eq!(blocks.len(), x.len().div_ceil(INT4_GROUP));
-    let full = (x.len() / INT4_GROUP).min(blocks.len());
-    let mask = _mm_set1_epi8(0x0f);
+pub unsafe fn avx2_dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
+    // SAFETY: same features as this function.
+    unsafe {
+        match row.layout.bits() {
+            2 => dot_grouped_bits::<2>(x, row),
+            3 => dot_grouped_bits::<3>(x, row),
+            4 => dot_grouped_bits::<4>(x, row),
+            _ => dot_grouped_bits::<8>(x, row),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_grouped_bits<const BITS: u8>(x: &[f32], row: GroupedRow<'_>) -> f32 {
+    let layout = row.layout;
+    debug_assert_eq!(layout.bits(), BITS);
+    let block_bytes = layout.block_bytes();
+    let blocks = x.len().div_ceil(BLOCK);
+    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than x");
+    let blocks_per_group = layout.group() / BLOCK;
+    assert!(row.scales.len() >= blocks.div_ceil(blocks_per_group));
     let mut acc = [_mm256_setzero_ps(); 4];
-    for (g, block) in blocks[..full].iter().enumerate() {
-        let scale = _mm256_set1_ps(block.scale.to_f32());
-        let offset = _mm256_set1_ps(block.offset.to_f32());
-        // SAFETY: `codes` is 16 bytes.
-        let bytes = unsafe { _mm_loadu_si128(block.codes.as_ptr() as *const __m128i) };
-        let lo = _mm_and_si128(bytes, mask);
-        let hi = _mm_and_si128(_mm_srli_epi16::<4>(bytes), mask);
-        // Byte i holds values 2i (low nibble) and 2i+1 (high nibble):
-        // interleaving restores element order 0..15 and 16..31.
-        let first = _mm_unpacklo_epi8(lo, hi);
-        let second = _mm_unpackhi_epi8(lo, hi);
-        let quarters = [first, _mm_srli_si128::<8>(first), second, _mm_srli_si128::<8>(second)];
-        let xg = x[g * INT4_GROUP..].as_ptr();
-        for (l, (acc, codes)) in acc.iter_mut().zip(quarters).enumerate() {
-            let q = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(codes));
+    let mut tail = [0.0f32; BLOCK];
+    for b in 0..blocks {
+        let g = b / blocks_per_group;
+        let scale = _mm256_set1_ps(row.scales[g].to_f32());
+        let offset = _mm256_set1_ps(row.offsets[g].to_f32());
+        // SAFETY: block b's bytes lie within `row.codes` (asserted above).
+        let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
+        let start = b * BLOCK;
+        let xb = if start + BLOCK <= x.len() {
+            &x[start..start + BLOCK]
+        } else {
+            // Partial last block: zero activations meet the padding codes.
+            tail[..x.len() - start].copy_from_slice(&x[start..]);
+            &tail[..]
+        };
+        let halves = [_mm256_castsi256_si128(codes), _mm256_extracti128_si256::<1>(codes)];
+        for (l, acc) in acc.iter_mut().enumerate() {
+            let h = halves[l / 2];
+            let h = if l % 2 == 0 { h } else { _mm_srli_si128::<8>(h) };
+            let q = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(h));
             let w = _mm256_fmadd_ps(q, scale, offset);
-            // SAFETY: group g is full, so 32 activations from g·32 exist.
-            let vx = unsafe { _mm256_loadu_ps(xg.add(8 * l)) };
+            // SAFETY: `xb` has 32 values.
+            let vx = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * l)) };
             *acc = _mm256_fmadd_ps(vx, w, *acc);
         }
     }
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let tail_start = full * INT4_GROUP;
-    hsum(sum) + generic::dot_int4(&x[tail_start..], &blocks[full..])
+    hsum(sum)
 }

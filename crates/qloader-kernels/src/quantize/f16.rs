@@ -1,0 +1,52 @@
+//! An `f16` (IEEE half) matrix: half the bytes of `f32`, no scales.
+
+use half::f16;
+
+use super::DenseMatrix;
+
+/// A row-major `rows × cols` matrix of `f16`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HalfMatrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f16>,
+}
+
+impl HalfMatrix {
+    /// Rounds `w` to the nearest `f16` (values beyond ±65504 become ±∞).
+    pub fn quantize(w: &DenseMatrix) -> Self {
+        let data = w.data().iter().map(|&v| f16::from_f32(v)).collect();
+        Self { rows: w.rows(), cols: w.cols(), data }
+    }
+
+    /// Wraps `data`; `None` if its length is not `rows * cols`.
+    pub fn from_parts(rows: usize, cols: usize, data: Vec<f16>) -> Option<Self> {
+        (rows.checked_mul(cols) == Some(data.len())).then_some(Self { rows, cols, data })
+    }
+
+    /// Number of rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row `r`.
+    pub fn row(&self, r: usize) -> &[f16] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Back to `f32` (exact).
+    pub fn dequantize(&self) -> DenseMatrix {
+        let data = self.data.iter().map(|v| v.to_f32()).collect();
+        DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// Bytes of storage.
+    pub fn storage_bytes(&self) -> usize {
+        self.data.len() * 2
+    }
+}

@@ -1,0 +1,386 @@
+//! Grouped integer formats (int8/int4/int3/int2 in groups of 32, 64 or 128
+//! along the input dimension), asymmetric: `w ≈ scale · q + offset`, `q ∈
+//! 0..=2^bits − 1`, `scale` and `offset` stored as `f16`. Each group's grid is
+//! searched to minimise squared error (optionally weighted per input column);
+//! codes are always computed against the *rounded* `f16` values, so the grid
+//! that is stored is the grid that was scored. Bit layout:
+//! [`qloader_format::grouped`].
+
+use half::f16;
+use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
+
+use super::DenseMatrix;
+
+/// The largest group size of any layout.
+const MAX_GROUP: usize = 128;
+
+/// A `rows × cols` matrix in a grouped format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupedMatrix {
+    rows: usize,
+    cols: usize,
+    layout: GroupedLayout,
+    codes: Vec<u8>,
+    scales: Vec<f16>,
+    offsets: Vec<f16>,
+}
+
+/// One row of a [`GroupedMatrix`], as the row kernels see it.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupedRow<'a> {
+    /// Bit width and group size.
+    pub layout: GroupedLayout,
+    /// Packed codes, `layout.row_code_bytes(cols)` bytes.
+    pub codes: &'a [u8],
+    /// One scale per group.
+    pub scales: &'a [f16],
+    /// One offset per group.
+    pub offsets: &'a [f16],
+}
+
+impl GroupedMatrix {
+    /// Quantizes `w` group by group, each group's grid chosen to minimise its
+    /// squared error.
+    pub fn quantize(w: &DenseMatrix, layout: GroupedLayout) -> Self {
+        Self::quantize_weighted(w, layout, None)
+    }
+
+    /// Like [`GroupedMatrix::quantize`], but the squared error of column `c`
+    /// is weighted by `importance[c]` (e.g. the mean square of input feature
+    /// `c`), so the grid favours the inputs that move the output most.
+    ///
+    /// # Panics
+    /// If `importance` is given and its length is not `w.cols()`.
+    pub fn quantize_weighted(
+        w: &DenseMatrix,
+        layout: GroupedLayout,
+        importance: Option<&[f32]>,
+    ) -> Self {
+        let (rows, cols) = (w.rows(), w.cols());
+        let uniform;
+        let importance = match importance {
+            Some(imp) => {
+                assert_eq!(imp.len(), cols, "one importance per input column");
+                imp
+            }
+            None => {
+                uniform = vec![1.0f32; cols];
+                &uniform
+            }
+        };
+        let groups = layout.groups_per_row(cols);
+        let row_bytes = layout.row_code_bytes(cols);
+        let mut codes = vec![0u8; rows * row_bytes];
+        let mut scales = Vec::with_capacity(rows * groups);
+        let mut offsets = Vec::with_capacity(rows * groups);
+        let mut row_codes = vec![0u8; layout.blocks_per_row(cols) * BLOCK];
+        for r in 0..rows {
+            row_codes.fill(0);
+            let chunks = w.row(r).chunks(layout.group()).zip(importance.chunks(layout.group()));
+            for (g, (group, imp)) in chunks.enumerate() {
+                let start = g * layout.group();
+                let out = &mut row_codes[start..start + group.len()];
+                let (scale, offset) = quantize_group(group, imp, layout.max_code(), out);
+                scales.push(scale);
+                offsets.push(offset);
+            }
+            let packed = &mut codes[r * row_bytes..(r + 1) * row_bytes];
+            for (block, out) in
+                row_codes.chunks_exact(BLOCK).zip(packed.chunks_exact_mut(layout.block_bytes()))
+            {
+                pack_block(layout.bits(), block.try_into().expect("32 codes"), out);
+            }
+        }
+        Self { rows, cols, layout, codes, scales, offsets }
+    }
+
+    /// Builds a matrix from raw parts; `None` if any length disagrees with
+    /// the shape and layout.
+    pub fn from_parts(
+        rows: usize,
+        cols: usize,
+        layout: GroupedLayout,
+        codes: Vec<u8>,
+        scales: Vec<f16>,
+        offsets: Vec<f16>,
+    ) -> Option<Self> {
+        let groups = rows.checked_mul(layout.groups_per_row(cols))?;
+        let ok = rows.checked_mul(layout.row_code_bytes(cols)) == Some(codes.len())
+            && scales.len() == groups
+            && offsets.len() == groups;
+        ok.then_some(Self { rows, cols, layout, codes, scales, offsets })
+    }
+
+    /// Number of rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bit width and group size.
+    pub fn layout(&self) -> GroupedLayout {
+        self.layout
+    }
+
+    /// Row `r`.
+    pub fn row(&self, r: usize) -> GroupedRow<'_> {
+        let bytes = self.layout.row_code_bytes(self.cols);
+        let groups = self.layout.groups_per_row(self.cols);
+        GroupedRow {
+            layout: self.layout,
+            codes: &self.codes[r * bytes..(r + 1) * bytes],
+            scales: &self.scales[r * groups..(r + 1) * groups],
+            offsets: &self.offsets[r * groups..(r + 1) * groups],
+        }
+    }
+
+    /// The codes of row `r`, unpacked (`cols` values).
+    pub fn row_codes(&self, r: usize) -> Vec<u8> {
+        let row = self.row(r);
+        let mut out: Vec<u8> = row
+            .codes
+            .chunks_exact(self.layout.block_bytes())
+            .flat_map(|b| unpack_block(self.layout.bits(), b))
+            .collect();
+        out.truncate(self.cols);
+        out
+    }
+
+    /// Back to `f32`.
+    pub fn dequantize(&self) -> DenseMatrix {
+        let mut data = Vec::with_capacity(self.rows * self.cols);
+        for r in 0..self.rows {
+            let row = self.row(r);
+            for (c, q) in self.row_codes(r).into_iter().enumerate() {
+                let g = c / self.layout.group();
+                data.push(row.scales[g].to_f32() * q as f32 + row.offsets[g].to_f32());
+            }
+        }
+        DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// Bytes of storage: codes, scales and offsets.
+    pub fn storage_bytes(&self) -> usize {
+        self.codes.len() + (self.scales.len() + self.offsets.len()) * 2
+    }
+}
+
+/// Candidate grids tried per group: the code range is stretched from
+/// `max_code − 1` to `max_code + 1` steps in 20 increments, i.e. the clipping
+/// range from slightly wider to slightly narrower than the group's min..max.
+const SEARCH_STEPS: i32 = 20;
+/// Alternating re-quantize / least-squares refits after the grid search.
+const REFINE_ITERATIONS: usize = 2;
+
+/// Quantizes one group into `codes`, returning `(scale, offset)` chosen to
+/// minimise the weighted
+/// squared error `Σ wᵢ (xᵢ − (scale·qᵢ + offset))²` of the *stored* (f16)
+/// grid: a grid search over the clipping range with a least-squares refit of
+/// scale and offset for each candidate's codes (the approach of llama.cpp's
+/// k-quant `make_qkx2_quants`), then a few alternating refinements.
+fn quantize_group(x: &[f32], importance: &[f32], max_code: u8, codes: &mut [u8]) -> (f16, f16) {
+    debug_assert_eq!(x.len(), importance.len());
+    let (lo, hi) =
+        x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    debug_assert_eq!(codes.len(), x.len());
+    let range = hi - lo;
+    if range.is_nan() || range <= 0.0 || range.is_infinite() {
+        // Constant (or non-finite) group: every code 0, offset carries the value.
+        codes.fill(0);
+        let offset = if lo.is_finite() { lo } else { 0.0 };
+        return (f16::ZERO, f16::from_f32(offset));
+    }
+    let max_code = max_code as f32;
+    let mut best = Grid::stored(range / max_code, lo);
+    let mut best_err = best.assign(x, importance, max_code, codes);
+    let mut trial = [0u8; MAX_GROUP];
+    let trial = &mut trial[..x.len()];
+    for step in 0..=SEARCH_STEPS {
+        let steps = max_code - 1.0 + 2.0 * step as f32 / SEARCH_STEPS as f32;
+        Grid { scale: range / steps, offset: lo }.assign(x, importance, max_code, trial);
+        let Some(mut grid) = least_squares(x, importance, trial) else { continue };
+        for _ in 0..=REFINE_ITERATIONS {
+            let err = grid.assign(x, importance, max_code, trial);
+            if err < best_err {
+                best_err = err;
+                best = grid;
+                codes.copy_from_slice(trial);
+            }
+            match least_squares(x, importance, trial) {
+                Some(next) => grid = next,
+                None => break,
+            }
+        }
+    }
+    (f16::from_f32(best.scale), f16::from_f32(best.offset))
+}
+
+/// A grid `scale · q + offset`, q ∈ 0..=max_code.
+#[derive(Clone, Copy)]
+struct Grid {
+    scale: f32,
+    offset: f32,
+}
+
+impl Grid {
+    /// The grid as it will be stored (both values rounded to f16).
+    fn stored(scale: f32, offset: f32) -> Self {
+        Self { scale: f16::from_f32(scale).to_f32(), offset: f16::from_f32(offset).to_f32() }
+    }
+
+    /// Rounds each value to its nearest code on this grid (as stored) and
+    /// returns the weighted squared error.
+    fn assign(self, x: &[f32], importance: &[f32], max_code: f32, codes: &mut [u8]) -> f32 {
+        let g = Grid::stored(self.scale, self.offset);
+        let inv = if g.scale > 0.0 { 1.0 / g.scale } else { 0.0 };
+        let mut err = 0.0;
+        for ((&v, &w), q) in x.iter().zip(importance).zip(codes.iter_mut()) {
+            let c = ((v - g.offset) * inv).round().clamp(0.0, max_code);
+            *q = c as u8;
+            let e = g.scale * c + g.offset - v;
+            err += w * e * e;
+        }
+        err
+    }
+}
+
+/// The `(scale, offset)` minimising `Σ wᵢ (scale·qᵢ + offset − xᵢ)²` for fixed
+/// codes (the 2×2 normal equations), or `None` if the codes do not determine
+/// both (all equal) or the scale comes out non-positive.
+fn least_squares(x: &[f32], importance: &[f32], codes: &[u8]) -> Option<Grid> {
+    let (mut sw, mut sq, mut sqq, mut sx, mut sqx) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    for ((&v, &w), &q) in x.iter().zip(importance).zip(codes) {
+        let (w, q, v) = (w as f64, q as f64, v as f64);
+        sw += w;
+        sq += w * q;
+        sqq += w * q * q;
+        sx += w * v;
+        sqx += w * q * v;
+    }
+    let det = sw * sqq - sq * sq;
+    if det <= f64::EPSILON * sw * sqq {
+        return None;
+    }
+    let scale = (sw * sqx - sq * sx) / det;
+    let offset = (sqq * sx - sq * sqx) / det;
+    (scale > 0.0 && scale.is_finite() && offset.is_finite())
+        .then_some(Grid { scale: scale as f32, offset: offset as f32 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn all_layouts() -> Vec<GroupedLayout> {
+        let mut v = Vec::new();
+        for bits in qloader_format::grouped::BITS {
+            for group in qloader_format::grouped::GROUPS {
+                v.push(GroupedLayout::new(bits, group).unwrap());
+            }
+        }
+        v
+    }
+
+    proptest! {
+        /// For every layout: sizes follow the layout formula, and the searched
+        /// grid is never worse than plain min/max rounding (the search starts
+        /// from it), in plain or weighted squared error.
+        #[test]
+        fn search_never_worse_than_min_max(
+            rows in 1usize..4, cols in 1usize..300,
+            seed in proptest::collection::vec(-4.0f32..4.0, 500),
+            weights in proptest::collection::vec(0.01f32..10.0, 300),
+        ) {
+            let data: Vec<f32> = (0..rows * cols).map(|i| seed[(i * 7) % seed.len()]).collect();
+            let w = DenseMatrix::new(rows, cols, data).unwrap();
+            let imp = &weights[..cols];
+            for layout in all_layouts() {
+                for (q, imp) in [(GroupedMatrix::quantize(&w, layout), vec![1.0; cols]),
+                                 (GroupedMatrix::quantize_weighted(&w, layout, Some(imp)), imp.to_vec())] {
+                    prop_assert_eq!(q.storage_bytes(), layout.storage_bytes(rows, cols));
+                    let back = q.dequantize();
+                    let gs = layout.group();
+                    for r in 0..rows {
+                        prop_assert!(q.row_codes(r).iter().all(|&c| c <= layout.max_code()));
+                        for (g, group) in w.row(r).chunks(gs).enumerate() {
+                            let gi = &imp[g * gs..g * gs + group.len()];
+                            let got = &back.row(r)[g * gs..g * gs + group.len()];
+                            let err: f32 = group.iter().zip(got).zip(gi)
+                                .map(|((a, b), w)| w * (a - b) * (a - b)).sum();
+                            let minmax = min_max_error(group, gi, layout.max_code());
+                            prop_assert!(err <= minmax * (1.0 + 1e-5) + 1e-9,
+                                "{layout:?}: {err} > min/max {minmax}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Weighted squared error of plain round-to-nearest on the f16 min/max grid.
+    fn min_max_error(x: &[f32], w: &[f32], max_code: u8) -> f32 {
+        let top = max_code as f32;
+        let lo = x.iter().cloned().fold(f32::INFINITY, f32::min);
+        let hi = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let d = f16::from_f32((hi - lo) / top).to_f32();
+        let m = f16::from_f32(lo).to_f32();
+        x.iter()
+            .zip(w)
+            .map(|(&v, &w)| {
+                let q = if d > 0.0 { ((v - m) / d).round().clamp(0.0, top) } else { 0.0 };
+                let e = d * q + m - v;
+                w * e * e
+            })
+            .sum()
+    }
+
+    #[test]
+    fn search_reduces_error_on_gaussian_like_weights() {
+        // Bell-shaped values (sum of uniforms): clipping the tails pays off.
+        let mut state = 12345u32;
+        let mut next = || {
+            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+            (state >> 8) as f32 / (1u32 << 24) as f32
+        };
+        let data: Vec<f32> =
+            (0..64 * 256).map(|_| (0..4).map(|_| next()).sum::<f32>() - 2.0).collect();
+        let w = DenseMatrix::new(64, 256, data).unwrap();
+        for bits in [2u8, 3, 4] {
+            let layout = GroupedLayout::new(bits, 32).unwrap();
+            let back = GroupedMatrix::quantize(&w, layout).dequantize();
+            let searched: f32 =
+                w.data().iter().zip(back.data()).map(|(a, b)| (a - b) * (a - b)).sum();
+            let plain: f32 =
+                w.data().chunks(32).map(|g| min_max_error(g, &[1.0; 32], layout.max_code())).sum();
+            assert!(searched < 0.9 * plain, "int{bits}: searched {searched} vs min/max {plain}");
+        }
+    }
+
+    #[test]
+    fn constant_group_is_exact() {
+        let w = DenseMatrix::new(1, 40, vec![0.25; 40]).unwrap();
+        for layout in all_layouts() {
+            let back = GroupedMatrix::quantize(&w, layout).dequantize();
+            assert!(back.data().iter().all(|&v| v == 0.25), "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn extremes_map_to_lowest_and_highest_code() {
+        let mut row: Vec<f32> = (0..32).map(|i| i as f32 / 31.0).collect();
+        row[3] = -1.0;
+        row[7] = 2.0;
+        let w = DenseMatrix::new(1, 32, row).unwrap();
+        for bits in [3u8, 4, 8] {
+            let q = GroupedMatrix::quantize(&w, GroupedLayout::new(bits, 32).unwrap());
+            let codes = q.row_codes(0);
+            assert_eq!(codes[3], 0, "int{bits}");
+            assert_eq!(codes[7], q.layout().max_code(), "int{bits}");
+        }
+    }
+}
