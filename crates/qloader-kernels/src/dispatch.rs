@@ -72,6 +72,10 @@ pub struct Kernels {
     pub dot_int8: fn(&[f32], &[i8]) -> f32,
     /// `Σ x·w` over an `f32` row and a row of a grouped matrix.
     pub dot_grouped: fn(&[f32], GroupedRow<'_>) -> f32,
+    /// Expands an `f16` row to `f32`.
+    pub unpack_f16: fn(&[f16], &mut [f32]),
+    /// Expands a grouped row to `f32`.
+    pub unpack_grouped: fn(GroupedRow<'_>, &mut [f32]),
 }
 
 impl fmt::Debug for Kernels {
@@ -86,6 +90,8 @@ static GENERIC: Kernels = Kernels {
     dot_f16: generic::dot_f16,
     dot_int8: generic::dot_int8,
     dot_grouped: generic::dot_grouped,
+    unpack_f16: generic::unpack_f16,
+    unpack_grouped: generic::unpack_grouped,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -113,8 +119,24 @@ mod avx2_table {
         unsafe { avx2::avx2_dot_grouped(x, row) }
     }
 
-    pub(super) static AVX2: Kernels =
-        Kernels { isa: Isa::Avx2, dot_f32, dot_f16, dot_int8, dot_grouped };
+    fn unpack_f16(w: &[f16], out: &mut [f32]) {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_unpack_f16(w, out) }
+    }
+    fn unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_unpack_grouped(row, out) }
+    }
+
+    pub(super) static AVX2: Kernels = Kernels {
+        isa: Isa::Avx2,
+        dot_f32,
+        dot_f16,
+        dot_int8,
+        dot_grouped,
+        unpack_f16,
+        unpack_grouped,
+    };
 }
 
 impl Kernels {

@@ -1,8 +1,8 @@
 //! The products the runtime calls: `Y = X·Wᵀ` per weight format. Quantized
 //! weights are expanded group by group in registers (never a full `f32` copy
 //! of `W`), the row kernel comes from the dispatch table (one look-up per
-//! product, never per block), and rows of `X` — or, for a single row, ranges
-//! of outputs — are split over the rayon pool.
+//! product, never per block), and ranges of weight rows are split over the
+//! rayon pool so each weight row is read once per product whatever the batch.
 
 use rayon::prelude::*;
 
@@ -36,28 +36,37 @@ pub fn matmul_grouped(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
 pub fn matmul_f32_with(k: &Kernels, x: &[f32], m: usize, w: &DenseMatrix, y: &mut [f32]) {
     check(x, m, w.cols(), w.rows(), y);
     let dot = k.dot_f32;
-    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)));
+    tiled(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)), None, dot);
 }
 
 /// [`matmul_int8`] with the kernels of a given tier.
 pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
     check(x, m, w.cols(), w.rows(), y);
     let dot = k.dot_int8;
-    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row_codes(j)) * w.scale(j));
+    let unpack = |j: usize, buf: &mut [f32]| {
+        let s = w.scale(j);
+        for (o, &q) in buf.iter_mut().zip(w.row_codes(j)) {
+            *o = q as f32 * s;
+        }
+    };
+    let fused = |xr: &[f32], j| dot(xr, w.row_codes(j)) * w.scale(j);
+    tiled(x, m, w.cols(), w.rows(), y, fused, Some(&unpack), k.dot_f32);
 }
 
 /// [`matmul_f16`] with the kernels of a given tier.
 pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
     check(x, m, w.cols(), w.rows(), y);
-    let dot = k.dot_f16;
-    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)));
+    let (dot, expand) = (k.dot_f16, k.unpack_f16);
+    let unpack = |j: usize, buf: &mut [f32]| expand(w.row(j), buf);
+    tiled(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)), Some(&unpack), k.dot_f32);
 }
 
 /// [`matmul_grouped`] with the kernels of a given tier.
 pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
     check(x, m, w.cols(), w.rows(), y);
-    let dot = k.dot_grouped;
-    for_each_output(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)));
+    let (dot, expand) = (k.dot_grouped, k.unpack_grouped);
+    let unpack = |j: usize, buf: &mut [f32]| expand(w.row(j), buf);
+    tiled(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)), Some(&unpack), k.dot_f32);
 }
 
 fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
@@ -65,36 +74,74 @@ fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
     assert_eq!(y.len(), m * n, "y has {} values, expected m·n = {m}·{n}", y.len());
 }
 
-/// Runs `dot(x_row, j)` for every output element, in parallel when there is
-/// enough work: over rows of `X`, or over output ranges when `m == 1`.
-fn for_each_output(
+/// From this many activation rows on, a quantized weight row is expanded
+/// once into an `f32` buffer and reused for every activation row; below it,
+/// each product unpacks in registers (fused).
+pub const UNPACK_MIN_ROWS: usize = 4;
+
+/// An expansion of weight row `j` into an `f32` buffer.
+type Unpack<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
+/// The product loop. Tasks own ranges of weight rows, so each weight row is
+/// read from memory once whatever `m` is, and compute that row's dot product
+/// with every activation row: with `fused(x_row, j)`, or — when `unpack` is
+/// given and `m ≥ UNPACK_MIN_ROWS` — by expanding row `j` once into a buffer
+/// and using the `f32` `dot`.
+#[allow(clippy::too_many_arguments)]
+fn tiled(
     x: &[f32],
     m: usize,
     k: usize,
     n: usize,
     y: &mut [f32],
-    dot: impl Fn(&[f32], usize) -> f32 + Sync,
+    fused: impl Fn(&[f32], usize) -> f32 + Sync,
+    unpack: Option<Unpack<'_>>,
+    dot: fn(&[f32], &[f32]) -> f32,
 ) {
     if n == 0 || m == 0 {
         return;
     }
-    let row = |(i, yr): (usize, &mut [f32])| {
-        let xr = &x[i * k..(i + 1) * k];
-        for (j, out) in yr.iter_mut().enumerate() {
-            *out = dot(xr, j);
-        }
-    };
-    if m * n * k < PARALLEL_THRESHOLD {
-        y.chunks_mut(n).enumerate().for_each(row);
-    } else if m > 1 {
-        y.par_chunks_mut(n).enumerate().for_each(row);
-    } else {
-        let chunk = n.div_ceil(4 * rayon::current_num_threads()).max(1);
-        y.par_chunks_mut(chunk).enumerate().for_each(|(c, ys)| {
-            for (o, out) in ys.iter_mut().enumerate() {
-                *out = dot(x, c * chunk + o);
+    let unpack = unpack.filter(|_| m >= UNPACK_MIN_ROWS);
+    let run = |rows: std::ops::Range<usize>| -> Vec<f32> {
+        let mut out = vec![0.0f32; rows.len() * m];
+        let mut buf = if unpack.is_some() { vec![0.0f32; k] } else { Vec::new() };
+        for (t, j) in rows.enumerate() {
+            let results = &mut out[t * m..(t + 1) * m];
+            match unpack {
+                Some(expand) => {
+                    expand(j, &mut buf);
+                    for (i, r) in results.iter_mut().enumerate() {
+                        *r = dot(&x[i * k..(i + 1) * k], &buf);
+                    }
+                }
+                None => {
+                    for (i, r) in results.iter_mut().enumerate() {
+                        *r = fused(&x[i * k..(i + 1) * k], j);
+                    }
+                }
             }
-        });
+        }
+        out
+    };
+    let threads = rayon::current_num_threads();
+    let serial = m * n * k < PARALLEL_THRESHOLD || threads == 1;
+    let chunk = if serial { n } else { n.div_ceil(8 * threads).max(1) };
+    let ranges: Vec<_> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
+    let results: Vec<Vec<f32>> = if serial {
+        ranges.into_iter().map(run).collect()
+    } else {
+        ranges.into_par_iter().map(run).collect()
+    };
+    // Results are per weight row (j-major); y is per activation row.
+    let mut j = 0;
+    for block in results {
+        let rows = block.len() / m;
+        for t in 0..rows {
+            for i in 0..m {
+                y[i * n + j + t] = block[t * m + i];
+            }
+        }
+        j += rows;
     }
 }
 
@@ -184,10 +231,11 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         /// Every tier and format equals the scalar reference on ragged shapes
-        /// (columns not a multiple of the block, group or vector width).
+        /// (columns not a multiple of the block, group or vector width), on
+        /// both the fused (m < 4) and the unpack-once (m ≥ 4) paths.
         #[test]
         fn kernels_match_reference(
-            m in 1usize..4, n in 1usize..9, k in 1usize..300,
+            m in 1usize..7, n in 1usize..9, k in 1usize..300,
             seed in proptest::collection::vec(-2.0f32..2.0, 64)
         ) {
             let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 11) % seed.len()]).collect();
@@ -198,9 +246,17 @@ mod tests {
     #[test]
     fn fixed_edge_shapes() {
         let seed: Vec<f32> = (0..97).map(|i| ((i * 37) % 97) as f32 / 48.0 - 1.0).collect();
-        for (m, n, k) in
-            [(1, 1, 1), (1, 3, 31), (2, 2, 32), (1, 2, 33), (3, 4, 128), (1, 2, 129), (2, 1, 1000)]
-        {
+        for (m, n, k) in [
+            (1, 1, 1),
+            (1, 3, 31),
+            (2, 2, 32),
+            (1, 2, 33),
+            (3, 4, 128),
+            (1, 2, 129),
+            (2, 1, 1000),
+            (4, 3, 77),
+            (8, 2, 257),
+        ] {
             let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 5) % 97]).collect();
             check_all_formats(&x, m, &matrix(n, k, &seed));
         }
@@ -212,7 +268,7 @@ mod tests {
         let seed: Vec<f32> = (0..97).map(|i| ((i * 37) % 97) as f32 / 48.0 - 1.0).collect();
         let w = matrix(300, 260, &seed);
         let q = GroupedMatrix::quantize(&w, GroupedLayout::new(3, 64).unwrap());
-        for m in [1, 3] {
+        for m in [1, 3, 6] {
             let x: Vec<f32> = (0..m * 260).map(|i| seed[(i * 5) % 97]).collect();
             let mut y = vec![0.0; m * 300];
             for k in available() {

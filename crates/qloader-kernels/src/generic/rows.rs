@@ -74,3 +74,26 @@ pub fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
     }
     total
 }
+
+/// Writes the `f32` values of a grouped row into `out` (`out.len()` ≤ the
+/// row's columns; the row is expanded from its start).
+pub fn unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {
+    let layout = row.layout;
+    let blocks_per_group = layout.group() / BLOCK;
+    let blocks = row.codes.chunks_exact(layout.block_bytes());
+    for (b, (ob, packed)) in out.chunks_mut(BLOCK).zip(blocks).enumerate() {
+        let g = b / blocks_per_group;
+        let (d, m) = (row.scales[g].to_f32(), row.offsets[g].to_f32());
+        let codes = unpack_block(layout.bits(), packed);
+        for (o, &q) in ob.iter_mut().zip(codes.iter()) {
+            *o = d * q as f32 + m;
+        }
+    }
+}
+
+/// Writes the `f32` values of an `f16` row into `out`.
+pub fn unpack_f16(w: &[f16], out: &mut [f32]) {
+    for (o, v) in out.iter_mut().zip(w) {
+        *o = v.to_f32();
+    }
+}

@@ -9,6 +9,8 @@
 use half::f16;
 use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
 
+use rayon::prelude::*;
+
 use super::DenseMatrix;
 
 /// The largest group size of any layout.
@@ -68,28 +70,17 @@ impl GroupedMatrix {
                 &uniform
             }
         };
+        // Rows are independent: quantize them in parallel, then concatenate.
+        let per_row: Vec<(Vec<u8>, Vec<f16>, Vec<f16>)> =
+            (0..rows).into_par_iter().map(|r| quantize_row(w.row(r), importance, layout)).collect();
         let groups = layout.groups_per_row(cols);
-        let row_bytes = layout.row_code_bytes(cols);
-        let mut codes = vec![0u8; rows * row_bytes];
+        let mut codes = Vec::with_capacity(rows * layout.row_code_bytes(cols));
         let mut scales = Vec::with_capacity(rows * groups);
         let mut offsets = Vec::with_capacity(rows * groups);
-        let mut row_codes = vec![0u8; layout.blocks_per_row(cols) * BLOCK];
-        for r in 0..rows {
-            row_codes.fill(0);
-            let chunks = w.row(r).chunks(layout.group()).zip(importance.chunks(layout.group()));
-            for (g, (group, imp)) in chunks.enumerate() {
-                let start = g * layout.group();
-                let out = &mut row_codes[start..start + group.len()];
-                let (scale, offset) = quantize_group(group, imp, layout.max_code(), out);
-                scales.push(scale);
-                offsets.push(offset);
-            }
-            let packed = &mut codes[r * row_bytes..(r + 1) * row_bytes];
-            for (block, out) in
-                row_codes.chunks_exact(BLOCK).zip(packed.chunks_exact_mut(layout.block_bytes()))
-            {
-                pack_block(layout.bits(), block.try_into().expect("32 codes"), out);
-            }
+        for (c, s, o) in per_row {
+            codes.extend_from_slice(&c);
+            scales.extend_from_slice(&s);
+            offsets.extend_from_slice(&o);
         }
         Self { rows, cols, layout, codes, scales, offsets }
     }
@@ -167,6 +158,33 @@ impl GroupedMatrix {
     pub fn storage_bytes(&self) -> usize {
         self.codes.len() + (self.scales.len() + self.offsets.len()) * 2
     }
+}
+
+/// Quantizes one row: packed codes, scales and offsets.
+fn quantize_row(
+    row: &[f32],
+    importance: &[f32],
+    layout: GroupedLayout,
+) -> (Vec<u8>, Vec<f16>, Vec<f16>) {
+    let groups = layout.groups_per_row(row.len());
+    let mut scales = Vec::with_capacity(groups);
+    let mut offsets = Vec::with_capacity(groups);
+    let mut codes = vec![0u8; layout.blocks_per_row(row.len()) * BLOCK];
+    for (g, (group, imp)) in
+        row.chunks(layout.group()).zip(importance.chunks(layout.group())).enumerate()
+    {
+        let start = g * layout.group();
+        let out = &mut codes[start..start + group.len()];
+        let (scale, offset) = quantize_group(group, imp, layout.max_code(), out);
+        scales.push(scale);
+        offsets.push(offset);
+    }
+    let mut packed = vec![0u8; layout.row_code_bytes(row.len())];
+    for (block, out) in codes.chunks_exact(BLOCK).zip(packed.chunks_exact_mut(layout.block_bytes()))
+    {
+        pack_block(layout.bits(), block.try_into().expect("32 codes"), out);
+    }
+    (packed, scales, offsets)
 }
 
 /// Candidate grids tried per group: the code range is stretched from

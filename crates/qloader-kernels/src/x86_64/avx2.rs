@@ -227,3 +227,73 @@ unsafe fn dot_grouped_bits<const BITS: u8>(x: &[f32], row: GroupedRow<'_>) -> f3
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
     hsum(sum)
 }
+
+/// Writes the `f32` values of a grouped row into `out` (from the row's start).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {
+    // SAFETY: same features as this function.
+    unsafe {
+        match row.layout.bits() {
+            2 => unpack_grouped_bits::<2>(row, out),
+            3 => unpack_grouped_bits::<3>(row, out),
+            4 => unpack_grouped_bits::<4>(row, out),
+            _ => unpack_grouped_bits::<8>(row, out),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unpack_grouped_bits<const BITS: u8>(row: GroupedRow<'_>, out: &mut [f32]) {
+    let layout = row.layout;
+    let block_bytes = layout.block_bytes();
+    let blocks = out.len().div_ceil(BLOCK);
+    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than out");
+    let blocks_per_group = layout.group() / BLOCK;
+    assert!(row.scales.len() >= blocks.div_ceil(blocks_per_group));
+    let mut tail = [0.0f32; BLOCK];
+    for b in 0..blocks {
+        let g = b / blocks_per_group;
+        let scale = _mm256_set1_ps(row.scales[g].to_f32());
+        let offset = _mm256_set1_ps(row.offsets[g].to_f32());
+        // SAFETY: block b's bytes lie within `row.codes` (asserted above).
+        let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
+        let start = b * BLOCK;
+        let full = start + BLOCK <= out.len();
+        let dst = if full { out[start..start + BLOCK].as_mut_ptr() } else { tail.as_mut_ptr() };
+        let halves = [_mm256_castsi256_si128(codes), _mm256_extracti128_si256::<1>(codes)];
+        for l in 0..4 {
+            let h = halves[l / 2];
+            let h = if l % 2 == 0 { h } else { _mm_srli_si128::<8>(h) };
+            let q = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(h));
+            // SAFETY: `dst` points at 32 writable floats.
+            unsafe { _mm256_storeu_ps(dst.add(8 * l), _mm256_fmadd_ps(q, scale, offset)) };
+        }
+        if !full {
+            let n = out.len() - start;
+            out[start..].copy_from_slice(&tail[..n]);
+        }
+    }
+}
+
+/// Writes the `f32` values of an `f16` row into `out`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_unpack_f16(w: &[f16], out: &mut [f32]) {
+    let n = w.len().min(out.len());
+    let body = n / 8 * 8;
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 8 ≤ body ≤ both lengths.
+        unsafe {
+            let v = _mm256_cvtph_ps(_mm_loadu_si128(w.as_ptr().add(i) as *const __m128i));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
+        }
+        i += 8;
+    }
+    generic::unpack_f16(&w[body..n], &mut out[body..n]);
+}
