@@ -22,6 +22,52 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Compare quantized embeddings with f32 on the built-in sentence set.
     Eval(EvalArgs),
+    /// Measure this machine: kernel speed per format, memory bandwidth.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// What `qloader bench` measures.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Time Y = X·Wᵀ for every weight format side by side, with the measured
+    /// read bandwidth, ratios to f32 and int8, and unpacking overhead.
+    Kernels(BenchKernelsArgs),
+}
+
+/// Parses `ROWSxCOLS`.
+fn parse_shape(s: &str) -> Result<(usize, usize), String> {
+    let (r, c) = s.split_once(['x', 'X', '×']).ok_or_else(|| format!("`{s}` is not ROWSxCOLS"))?;
+    let dim = |v: &str| match v.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 20).contains(&n) => Ok(n),
+        _ => Err(format!("`{v}` in `{s}` is not a dimension between 1 and 1048576")),
+    };
+    Ok((dim(r)?, dim(c)?))
+}
+
+/// Arguments of `qloader bench kernels`.
+#[derive(Args)]
+pub struct BenchKernelsArgs {
+    /// Weight shapes OUTxIN (comma-separated).
+    #[arg(long, value_parser = parse_shape, value_delimiter = ',',
+          default_value = "576x1536,1536x576,4096x4096,4096x11008")]
+    pub shapes: Vec<(usize, usize)>,
+    /// Activation rows per product (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub batch: Vec<usize>,
+    /// Formats to time besides the f32 baseline (comma-separated).
+    #[arg(long, value_parser = parse_format, value_delimiter = ',',
+          default_value = "f16,int8,int4,int3,int2")]
+    pub formats: Vec<WeightFormat>,
+    /// Thread counts to measure with (comma-separated; default: 1 and all cores).
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Minimum measured time per case, in milliseconds (median of the runs).
+    #[arg(long, default_value_t = 300)]
+    pub min_time_ms: u64,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// Parses a weight-format name (`f32`, `f16`, `int8`, `int4`, `int3g64`, …).

@@ -1,4 +1,5 @@
 //! One module per subcommand: validate arguments, call the library, print.
 
+pub mod bench;
 pub mod embed;
 pub mod eval;

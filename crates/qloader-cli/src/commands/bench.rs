@@ -1,0 +1,113 @@
+//! `qloader bench kernels`: prints the machine, its measured read bandwidth
+//! and a table of kernel timings per thread count.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use qloader_hw::kernel_bench::{self, KernelBenchConfig, KernelBenchRow};
+use qloader_hw::{bandwidth, cpu, with_threads, TimingBudget};
+use serde::Serialize;
+
+use crate::args::BenchKernelsArgs;
+use crate::output::write_json;
+
+#[derive(Serialize)]
+struct ThreadResult {
+    threads: usize,
+    read_bandwidth_bytes_per_second: f64,
+    rows: Vec<KernelBenchRow>,
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    cpu: cpu::CpuInfo,
+    results: Vec<ThreadResult>,
+}
+
+/// Runs `qloader bench kernels`.
+pub fn run_kernels(args: BenchKernelsArgs) -> Result<()> {
+    if args.batch.iter().any(|&b| b == 0 || b > 4096) {
+        bail!("--batch values must be between 1 and 4096");
+    }
+    let info = cpu::detect();
+    let threads = if args.threads.is_empty() {
+        let mut t = vec![1];
+        if info.cores > 1 {
+            t.push(info.cores);
+        }
+        t
+    } else {
+        args.threads.clone()
+    };
+    if threads.iter().any(|&t| t == 0 || t > 1024) {
+        bail!("--threads values must be between 1 and 1024");
+    }
+    println!("cpu: {} ({} cores)", info.model, info.cores);
+    println!("features: {}; kernel tier: {}", info.features.join(" "), info.kernel_tier);
+    let budget =
+        TimingBudget { min_total: Duration::from_millis(args.min_time_ms), ..Default::default() };
+    let config = KernelBenchConfig {
+        shapes: args.shapes.clone(),
+        batches: args.batch.clone(),
+        formats: args.formats.clone(),
+        budget,
+    };
+    let verbose = std::io::stderr().is_terminal();
+    let mut results = Vec::new();
+    for &t in &threads {
+        let (bw, rows) = with_threads(t, || {
+            let bw = bandwidth::read_bandwidth(bandwidth::DEFAULT_BYTES, budget);
+            let rows = kernel_bench::run(&config, bw, &mut |what| {
+                if verbose {
+                    eprintln!("[{t} thread(s)] timing {what}…");
+                }
+            });
+            (bw, rows)
+        });
+        print_table(t, bw, &rows);
+        results.push(ThreadResult { threads: t, read_bandwidth_bytes_per_second: bw, rows });
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &BenchReport { cpu: info, results })?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn print_table(threads: usize, bandwidth: f64, rows: &[KernelBenchRow]) {
+    println!();
+    println!("## {threads} thread(s): measured read bandwidth {:.2} GB/s", bandwidth / 1e9);
+    println!();
+    println!("| shape | batch | format | time | Gweights/s | GB/s | % of bw | × f32 | × int8 | unpack overhead |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let vs_int8 = r.speedup_vs_int8.map_or("–".to_owned(), |v| format!("{v:.2}"));
+        let overhead =
+            r.unpack_overhead.map_or("–".to_owned(), |v| format!("{:+.1} %", v * 100.0));
+        println!(
+            "| {}×{} | {} | {} | {} | {:.2} | {:.2} | {:.0} % | {:.2} | {} | {} |",
+            r.rows,
+            r.cols,
+            r.batch,
+            r.format,
+            human_time(r.seconds),
+            r.weights_per_second / 1e9,
+            r.bytes_per_second / 1e9,
+            r.bandwidth_share * 100.0,
+            r.speedup_vs_f32,
+            vs_int8,
+            overhead,
+        );
+    }
+}
+
+fn human_time(seconds: f64) -> String {
+    if seconds < 1e-3 {
+        format!("{:.1} µs", seconds * 1e6)
+    } else if seconds < 1.0 {
+        format!("{:.2} ms", seconds * 1e3)
+    } else {
+        format!("{seconds:.2} s")
+    }
+}

@@ -1,0 +1,151 @@
+//! Every weight format's `Y = X·Wᵀ` timed side by side on the same weights:
+//! time (median), weights per second, weight bytes read per second and that
+//! as a share of the measured read bandwidth, the speed-up over f32 and
+//! int8 in the same run, and — for batches where quantized rows are expanded
+//! once and reused — the unpacking overhead against the same loop on weights
+//! expanded to f32 in advance.
+
+use qloader_format::WeightFormat;
+use qloader_kernels::DenseMatrix;
+use qloader_quant::LinearWeight;
+use serde::Serialize;
+
+use crate::timing::{median_seconds, TimingBudget};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct KernelBenchConfig {
+    /// Weight shapes as `(out, in)` = `(rows, cols)`.
+    pub shapes: Vec<(usize, usize)>,
+    /// Activation rows per product.
+    pub batches: Vec<usize>,
+    /// Formats to time; f32 is always timed too (it is the baseline).
+    pub formats: Vec<WeightFormat>,
+    /// How long to time each case.
+    pub budget: TimingBudget,
+}
+
+/// One timed case.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelBenchRow {
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+    /// Activation rows.
+    pub batch: usize,
+    /// Weight format.
+    pub format: String,
+    /// Bytes of the weights in this format.
+    pub weight_bytes: usize,
+    /// Median seconds per product.
+    pub seconds: f64,
+    /// Weights processed per second (`rows · cols / seconds`).
+    pub weights_per_second: f64,
+    /// Weight bytes read per second (each weight byte is read once per product).
+    pub bytes_per_second: f64,
+    /// `bytes_per_second` over the measured read bandwidth.
+    pub bandwidth_share: f64,
+    /// f32 time over this time (> 1: faster than f32).
+    pub speedup_vs_f32: f64,
+    /// int8 time over this time, when int8 was timed.
+    pub speedup_vs_int8: Option<f64>,
+    /// `(t − t_f32) / t` for batches that expand rows once (the same loop on
+    /// rows already in f32); negative when reading fewer bytes wins.
+    pub unpack_overhead: Option<f64>,
+}
+
+/// Deterministic weights with a bell-shaped distribution (sum of four
+/// uniforms, like trained weights in shape, not in values).
+pub fn synthetic_weights(rows: usize, cols: usize, seed: u64) -> DenseMatrix {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let data = (0..rows * cols).map(|_| (next() + next() + next() + next() - 2.0) * 0.05).collect();
+    DenseMatrix::new(rows, cols, data).expect("length is rows·cols")
+}
+
+/// Times every case. `bandwidth` is the measured read bandwidth (bytes/s);
+/// `progress` hears about each shape and format as it starts.
+pub fn run(
+    config: &KernelBenchConfig,
+    bandwidth: f64,
+    progress: &mut dyn FnMut(&str),
+) -> Vec<KernelBenchRow> {
+    let mut formats = vec![WeightFormat::F32];
+    formats.extend(config.formats.iter().copied().filter(|f| *f != WeightFormat::F32));
+    let mut out = Vec::new();
+    for &(rows, cols) in &config.shapes {
+        let dense = synthetic_weights(rows, cols, (rows * 31 + cols) as u64);
+        let mut timed: Vec<(WeightFormat, usize, Vec<f64>)> = Vec::new();
+        for &format in &formats {
+            progress(&format!("{rows}×{cols} {format}"));
+            let weight = LinearWeight::quantize(dense.clone(), format);
+            let times = config
+                .batches
+                .iter()
+                .map(|&m| {
+                    let x: Vec<f32> =
+                        (0..m * cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+                    let mut y = vec![0.0f32; m * rows];
+                    median_seconds(config.budget, || weight.matmul(&x, m, &mut y))
+                })
+                .collect();
+            timed.push((format, weight.storage_bytes(), times));
+        }
+        let time_of = |f: WeightFormat, b: usize| timed.iter().find(|t| t.0 == f).map(|t| t.2[b]);
+        for (b, &batch) in config.batches.iter().enumerate() {
+            let f32_time = time_of(WeightFormat::F32, b).expect("f32 is always timed");
+            for (format, bytes, times) in &timed {
+                let t = times[b];
+                let reused = batch >= qloader_kernels::matmul::UNPACK_MIN_ROWS;
+                let quantized = *format != WeightFormat::F32;
+                out.push(KernelBenchRow {
+                    rows,
+                    cols,
+                    batch,
+                    format: format.name(),
+                    weight_bytes: *bytes,
+                    seconds: t,
+                    weights_per_second: (rows * cols) as f64 / t,
+                    bytes_per_second: *bytes as f64 / t,
+                    bandwidth_share: *bytes as f64 / t / bandwidth,
+                    speedup_vs_f32: f32_time / t,
+                    speedup_vs_int8: time_of(WeightFormat::Int8PerChannel, b).map(|i| i / t),
+                    unpack_overhead: (reused && quantized).then(|| (t - f32_time) / t),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn small_run_reports_every_case_consistently() {
+        let config = KernelBenchConfig {
+            shapes: vec![(16, 64)],
+            batches: vec![1, 8],
+            formats: vec!["int8".parse().unwrap(), "int4".parse().unwrap()],
+            budget: TimingBudget { min_runs: 1, min_total: Duration::ZERO, max_runs: 1 },
+        };
+        let rows = run(&config, 1e10, &mut |_| {});
+        assert_eq!(rows.len(), 2 * 3, "f32 is added as the baseline");
+        for r in &rows {
+            assert!(r.seconds > 0.0 && r.bytes_per_second > 0.0);
+            assert_eq!(r.unpack_overhead.is_some(), r.batch >= 4 && r.format != "f32");
+            assert!(r.speedup_vs_int8.is_some());
+        }
+        let f32_row = rows.iter().find(|r| r.format == "f32").unwrap();
+        assert_eq!(f32_row.speedup_vs_f32, 1.0);
+        assert_eq!(f32_row.weight_bytes, 16 * 64 * 4);
+    }
+}

@@ -1,0 +1,65 @@
+//! Timing a closure robustly on a noisy machine: warm up once, then repeat
+//! until both a minimum number of runs and a minimum total time are reached,
+//! and report the median.
+
+use std::time::{Duration, Instant};
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct TimingBudget {
+    /// Fewest timed runs.
+    pub min_runs: usize,
+    /// Keep running until at least this much time has been measured.
+    pub min_total: Duration,
+    /// Never more than this many runs.
+    pub max_runs: usize,
+}
+
+impl Default for TimingBudget {
+    fn default() -> Self {
+        Self { min_runs: 5, min_total: Duration::from_millis(300), max_runs: 1000 }
+    }
+}
+
+/// Median seconds of one call of `f`.
+pub fn median_seconds(budget: TimingBudget, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut samples = Vec::new();
+    let mut total = Duration::ZERO;
+    while samples.len() < budget.max_runs
+        && (samples.len() < budget.min_runs || total < budget.min_total)
+    {
+        let start = Instant::now();
+        f();
+        let t = start.elapsed();
+        total += t;
+        samples.push(t.as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Runs `f` on a dedicated rayon pool of `threads` threads (every parallel
+/// kernel called inside uses that pool).
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
+        Ok(pool) => pool.install(f),
+        // Building a pool only fails when the OS refuses threads; measure on
+        // the global pool rather than not at all.
+        Err(_) => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_at_least_min_runs_and_returns_a_sample() {
+        let mut calls = 0;
+        let budget = TimingBudget { min_runs: 3, min_total: Duration::ZERO, max_runs: 10 };
+        let t = median_seconds(budget, || calls += 1);
+        assert_eq!(calls, 4, "one warm-up and three timed runs");
+        assert!(t >= 0.0);
+    }
+}
