@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use half::f16;
 
+use crate::activations::ActivationRow;
 use crate::generic;
 use crate::quantize::GroupedRow;
 
@@ -72,6 +73,10 @@ pub struct Kernels {
     pub dot_int8: fn(&[f32], &[i8]) -> f32,
     /// `Σ x·w` over an `f32` row and a row of a grouped matrix.
     pub dot_grouped: fn(&[f32], GroupedRow<'_>) -> f32,
+    /// `Σ a·q` over int8 activation and int8 weight codes (exact).
+    pub dot_int8_a8: fn(&[i8], &[i8]) -> i32,
+    /// `Σ x·w` over an int8 activation row and a grouped weight row.
+    pub dot_grouped_a8: fn(ActivationRow<'_>, GroupedRow<'_>) -> f32,
     /// Expands an `f16` row to `f32`.
     pub unpack_f16: fn(&[f16], &mut [f32]),
     /// Expands a grouped row to `f32`.
@@ -90,6 +95,8 @@ static GENERIC: Kernels = Kernels {
     dot_f16: generic::dot_f16,
     dot_int8: generic::dot_int8,
     dot_grouped: generic::dot_grouped,
+    dot_int8_a8: generic::dot_int8_a8,
+    dot_grouped_a8: generic::dot_grouped_a8,
     unpack_f16: generic::unpack_f16,
     unpack_grouped: generic::unpack_grouped,
 };
@@ -119,6 +126,14 @@ mod avx2_table {
         unsafe { avx2::avx2_dot_grouped(x, row) }
     }
 
+    fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_int8_a8(a, q) }
+    }
+    fn dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_grouped_a8(x, row) }
+    }
     fn unpack_f16(w: &[f16], out: &mut [f32]) {
         // SAFETY: see above.
         unsafe { avx2::avx2_unpack_f16(w, out) }
@@ -134,6 +149,8 @@ mod avx2_table {
         dot_f16,
         dot_int8,
         dot_grouped,
+        dot_int8_a8,
+        dot_grouped_a8,
         unpack_f16,
         unpack_grouped,
     };

@@ -14,6 +14,7 @@
 //! `debug_assert!`.
 #![deny(missing_docs)]
 
+pub mod activations;
 pub mod dispatch;
 pub mod generic;
 pub mod knobs;

@@ -6,11 +6,12 @@
 
 use rayon::prelude::*;
 
+use crate::activations::QuantizedActivations;
 use crate::dispatch::Kernels;
 use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 
-/// Below this many multiply-adds a product runs on the calling thread.
-const PARALLEL_THRESHOLD: usize = 1 << 16;
+/// Below this many outputs a product runs on the calling thread.
+const PARALLEL_MIN_OUTPUTS: usize = 256;
 
 /// `Y = X·Wᵀ` with `f32` weights; `x` is `m × k`, `y` is `m × n`.
 pub fn matmul_f32(x: &[f32], m: usize, w: &DenseMatrix, y: &mut [f32]) {
@@ -32,16 +33,32 @@ pub fn matmul_grouped(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
     matmul_grouped_with(Kernels::detect(), x, m, w, y)
 }
 
+/// `Y = X·Wᵀ` with int8 per-channel weights and activations quantized to
+/// int8 per row on the fly (W8A8, exact integer dot products).
+pub fn matmul_int8_a8(x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
+    let xq = QuantizedActivations::quantize(x, m, w.cols());
+    matmul_int8_a8_with(Kernels::detect(), &xq, w, y)
+}
+
+/// `Y = X·Wᵀ` with grouped weights and activations quantized to int8 per row
+/// on the fly (W8A8, W4A8, W3A8, W2A8).
+pub fn matmul_grouped_a8(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
+    let xq = QuantizedActivations::quantize(x, m, w.cols());
+    matmul_grouped_a8_with(Kernels::detect(), &xq, w, y)
+}
+
 /// [`matmul_f32`] with the kernels of a given tier.
 pub fn matmul_f32_with(k: &Kernels, x: &[f32], m: usize, w: &DenseMatrix, y: &mut [f32]) {
-    check(x, m, w.cols(), w.rows(), y);
+    let kk = w.cols();
+    check(x, m, kk, w.rows(), y);
     let dot = k.dot_f32;
-    tiled(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)), None, dot);
+    tiled(m, w.rows(), y, |i, j| dot(&x[i * kk..(i + 1) * kk], w.row(j)), None);
 }
 
 /// [`matmul_int8`] with the kernels of a given tier.
 pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
-    check(x, m, w.cols(), w.rows(), y);
+    let kk = w.cols();
+    check(x, m, kk, w.rows(), y);
     let dot = k.dot_int8;
     let unpack = |j: usize, buf: &mut [f32]| {
         let s = w.scale(j);
@@ -49,24 +66,59 @@ pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mu
             *o = q as f32 * s;
         }
     };
-    let fused = |xr: &[f32], j| dot(xr, w.row_codes(j)) * w.scale(j);
-    tiled(x, m, w.cols(), w.rows(), y, fused, Some(&unpack), k.dot_f32);
+    let fused = |i: usize, j: usize| dot(&x[i * kk..(i + 1) * kk], w.row_codes(j)) * w.scale(j);
+    let expand = Expand { x, k: kk, unpack: &unpack, dot: k.dot_f32 };
+    tiled(m, w.rows(), y, fused, Some(expand));
 }
 
 /// [`matmul_f16`] with the kernels of a given tier.
 pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
-    check(x, m, w.cols(), w.rows(), y);
-    let (dot, expand) = (k.dot_f16, k.unpack_f16);
-    let unpack = |j: usize, buf: &mut [f32]| expand(w.row(j), buf);
-    tiled(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)), Some(&unpack), k.dot_f32);
+    let kk = w.cols();
+    check(x, m, kk, w.rows(), y);
+    let (dot, unpack_row) = (k.dot_f16, k.unpack_f16);
+    let unpack = |j: usize, buf: &mut [f32]| unpack_row(w.row(j), buf);
+    let fused = |i: usize, j: usize| dot(&x[i * kk..(i + 1) * kk], w.row(j));
+    let expand = Expand { x, k: kk, unpack: &unpack, dot: k.dot_f32 };
+    tiled(m, w.rows(), y, fused, Some(expand));
 }
 
 /// [`matmul_grouped`] with the kernels of a given tier.
 pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
-    check(x, m, w.cols(), w.rows(), y);
-    let (dot, expand) = (k.dot_grouped, k.unpack_grouped);
-    let unpack = |j: usize, buf: &mut [f32]| expand(w.row(j), buf);
-    tiled(x, m, w.cols(), w.rows(), y, |xr, j| dot(xr, w.row(j)), Some(&unpack), k.dot_f32);
+    let kk = w.cols();
+    check(x, m, kk, w.rows(), y);
+    let (dot, unpack_row) = (k.dot_grouped, k.unpack_grouped);
+    let unpack = |j: usize, buf: &mut [f32]| unpack_row(w.row(j), buf);
+    let fused = |i: usize, j: usize| dot(&x[i * kk..(i + 1) * kk], w.row(j));
+    let expand = Expand { x, k: kk, unpack: &unpack, dot: k.dot_f32 };
+    tiled(m, w.rows(), y, fused, Some(expand));
+}
+
+/// [`matmul_int8_a8`] with the kernels of a given tier and activations
+/// already quantized.
+pub fn matmul_int8_a8_with(k: &Kernels, x: &QuantizedActivations, w: &Int8Matrix, y: &mut [f32]) {
+    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
+    assert_eq!(y.len(), x.rows() * w.rows(), "y must be m × n");
+    let dot = k.dot_int8_a8;
+    let kk = w.cols();
+    let fused = |i: usize, j: usize| {
+        let a = x.row(i);
+        dot(&a.codes[..kk], w.row_codes(j)) as f32 * (a.scale * w.scale(j))
+    };
+    tiled(x.rows(), w.rows(), y, fused, None);
+}
+
+/// [`matmul_grouped_a8`] with the kernels of a given tier and activations
+/// already quantized.
+pub fn matmul_grouped_a8_with(
+    k: &Kernels,
+    x: &QuantizedActivations,
+    w: &GroupedMatrix,
+    y: &mut [f32],
+) {
+    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
+    assert_eq!(y.len(), x.rows() * w.rows(), "y must be m × n");
+    let dot = k.dot_grouped_a8;
+    tiled(x.rows(), w.rows(), y, |i, j| dot(x.row(i), w.row(j)), None);
 }
 
 fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
@@ -82,41 +134,46 @@ pub const UNPACK_MIN_ROWS: usize = 4;
 /// An expansion of weight row `j` into an `f32` buffer.
 type Unpack<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
 
-/// The product loop. Tasks own ranges of weight rows, so each weight row is
-/// read from memory once whatever `m` is, and compute that row's dot product
-/// with every activation row: with `fused(x_row, j)`, or — when `unpack` is
-/// given and `m ≥ UNPACK_MIN_ROWS` — by expanding row `j` once into a buffer
-/// and using the `f32` `dot`.
-#[allow(clippy::too_many_arguments)]
-fn tiled(
-    x: &[f32],
-    m: usize,
+/// How to expand weight rows once and reuse them for every activation row.
+struct Expand<'a> {
+    x: &'a [f32],
     k: usize,
+    unpack: Unpack<'a>,
+    dot: fn(&[f32], &[f32]) -> f32,
+}
+
+/// The product loop. Tasks own ranges of weight rows, so each weight row is
+/// read from memory once whatever `m` is, and compute that row's product
+/// with every activation row: `fused(i, j)`, or — when `expand` is given and
+/// `m ≥ UNPACK_MIN_ROWS` — by expanding row `j` once into a buffer and
+/// taking `f32` dot products with it.
+fn tiled(
+    m: usize,
     n: usize,
     y: &mut [f32],
-    fused: impl Fn(&[f32], usize) -> f32 + Sync,
-    unpack: Option<Unpack<'_>>,
-    dot: fn(&[f32], &[f32]) -> f32,
+    fused: impl Fn(usize, usize) -> f32 + Sync,
+    expand: Option<Expand<'_>>,
 ) {
     if n == 0 || m == 0 {
         return;
     }
-    let unpack = unpack.filter(|_| m >= UNPACK_MIN_ROWS);
+    let expand = expand.filter(|_| m >= UNPACK_MIN_ROWS);
+    let k = expand.as_ref().map_or(0, |e| e.k);
     let run = |rows: std::ops::Range<usize>| -> Vec<f32> {
         let mut out = vec![0.0f32; rows.len() * m];
-        let mut buf = if unpack.is_some() { vec![0.0f32; k] } else { Vec::new() };
+        let mut buf = vec![0.0f32; k];
         for (t, j) in rows.enumerate() {
             let results = &mut out[t * m..(t + 1) * m];
-            match unpack {
-                Some(expand) => {
-                    expand(j, &mut buf);
+            match &expand {
+                Some(e) => {
+                    (e.unpack)(j, &mut buf);
                     for (i, r) in results.iter_mut().enumerate() {
-                        *r = dot(&x[i * k..(i + 1) * k], &buf);
+                        *r = (e.dot)(&e.x[i * k..(i + 1) * k], &buf);
                     }
                 }
                 None => {
                     for (i, r) in results.iter_mut().enumerate() {
-                        *r = fused(&x[i * k..(i + 1) * k], j);
+                        *r = fused(i, j);
                     }
                 }
             }
@@ -124,7 +181,7 @@ fn tiled(
         out
     };
     let threads = rayon::current_num_threads();
-    let serial = m * n * k < PARALLEL_THRESHOLD || threads == 1;
+    let serial = m * n < PARALLEL_MIN_OUTPUTS || threads == 1;
     let chunk = if serial { n } else { n.div_ceil(8 * threads).max(1) };
     let ranges: Vec<_> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
     let results: Vec<Vec<f32>> = if serial {
@@ -148,6 +205,7 @@ fn tiled(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::activations::QuantizedActivations;
     use crate::dispatch::Isa;
     use crate::generic::*;
     use proptest::prelude::*;
@@ -225,6 +283,39 @@ mod tests {
                 let what = format!("{isa} {:?}", g.layout());
                 assert_close(&what, &y, &matmul_grouped_reference(x, m, g), x, m, &g.dequantize());
             }
+            // Int8 activations: the kernels see exactly the de-quantized codes.
+            let xq = QuantizedActivations::quantize(x, m, w.cols());
+            let xs = activations_as_f32(&xq, w.cols());
+            matmul_int8_a8_with(k, &xq, &q8, &mut y);
+            let what = format!("{isa} int8·a8");
+            assert_close(&what, &y, &matmul_int8_a8_reference(&xq, &q8), &xs, m, &q8.dequantize());
+            for g in &grouped {
+                matmul_grouped_a8_with(k, &xq, g, &mut y);
+                let what = format!("{isa} {:?}·a8", g.layout());
+                let want = matmul_grouped_a8_reference(&xq, g);
+                assert_close(&what, &y, &want, &xs, m, &g.dequantize());
+            }
+        }
+    }
+
+    fn activations_as_f32(xq: &QuantizedActivations, k: usize) -> Vec<f32> {
+        (0..xq.rows())
+            .flat_map(|i| {
+                let r = xq.row(i);
+                r.codes[..k].iter().map(move |&a| a as f32 * r.scale).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn int8_a8_integer_dot_is_exact() {
+        // Extreme codes: ±127 everywhere, k long enough to exercise the SIMD
+        // body and the tail; every tier must give the exact integer.
+        let a: Vec<i8> = (0..1000).map(|i| if i % 3 == 0 { -127 } else { 127 }).collect();
+        let q: Vec<i8> = (0..1000).map(|i| if i % 5 == 0 { 127 } else { -127 }).collect();
+        let want: i32 = a.iter().zip(&q).map(|(&x, &w)| x as i32 * w as i32).sum();
+        for k in available() {
+            assert_eq!((k.dot_int8_a8)(&a, &q), want, "{}", k.isa);
         }
     }
 

@@ -6,6 +6,10 @@ mod reference;
 mod rows;
 
 pub use reference::{
-    matmul_f16_reference, matmul_f32_reference, matmul_grouped_reference, matmul_int8_reference,
+    matmul_f16_reference, matmul_f32_reference, matmul_grouped_a8_reference,
+    matmul_grouped_reference, matmul_int8_a8_reference, matmul_int8_reference,
 };
-pub use rows::{dot_f16, dot_f32, dot_grouped, dot_int8, unpack_f16, unpack_grouped};
+pub use rows::{
+    dot_f16, dot_f32, dot_grouped, dot_grouped_a8, dot_int8, dot_int8_a8, unpack_f16,
+    unpack_grouped,
+};

@@ -4,6 +4,7 @@
 //! format crate's scalar unpacker), and summed in `f64` so that the reference
 //! is more accurate than what it checks.
 
+use crate::activations::QuantizedActivations;
 use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 
 /// `Y = X·Wᵀ` for `f32` weights.
@@ -48,4 +49,29 @@ fn reference(
         }
     }
     y
+}
+
+/// `Y = X·Wᵀ` for grouped weights with int8-quantized activations: the
+/// activation codes times their row scale are the exact inputs.
+pub fn matmul_grouped_a8_reference(x: &QuantizedActivations, w: &GroupedMatrix) -> Vec<f32> {
+    let k = w.cols();
+    let xs: Vec<f32> = (0..x.rows())
+        .flat_map(|i| {
+            let r = x.row(i);
+            r.codes[..k].iter().map(move |&a| a as f32 * r.scale).collect::<Vec<_>>()
+        })
+        .collect();
+    matmul_grouped_reference(&xs, x.rows(), w)
+}
+
+/// `Y = X·Wᵀ` for int8 per-channel weights with int8-quantized activations.
+pub fn matmul_int8_a8_reference(x: &QuantizedActivations, w: &Int8Matrix) -> Vec<f32> {
+    let k = w.cols();
+    let xs: Vec<f32> = (0..x.rows())
+        .flat_map(|i| {
+            let r = x.row(i);
+            r.codes[..k].iter().map(move |&a| a as f32 * r.scale).collect::<Vec<_>>()
+        })
+        .collect();
+    matmul_int8_reference(&xs, x.rows(), w)
 }

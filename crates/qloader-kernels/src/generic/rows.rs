@@ -6,6 +6,7 @@
 use half::f16;
 use qloader_format::grouped::{unpack_block, BLOCK};
 
+use crate::activations::ActivationRow;
 use crate::quantize::GroupedRow;
 
 /// `Σ a[i]·b[i]`.
@@ -96,4 +97,27 @@ pub fn unpack_f16(w: &[f16], out: &mut [f32]) {
     for (o, v) in out.iter_mut().zip(w) {
         *o = v.to_f32();
     }
+}
+
+/// `Σ a[i]·q[i]` over int8 activation codes and int8 weight codes, exact.
+pub fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+    a.iter().zip(q).map(|(&x, &w)| x as i32 * w as i32).sum()
+}
+
+/// `Σ x·w` for one grouped weight row and one int8 activation row:
+/// `scale_x · Σ_blocks (scale_g · Σ a·q + offset_g · Σ a)`, the block sums
+/// exact in `i32`.
+pub fn dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    let layout = row.layout;
+    let blocks_per_group = layout.group() / BLOCK;
+    let mut total = 0.0f32;
+    let blocks = row.codes.chunks_exact(layout.block_bytes());
+    for (b, (ab, packed)) in x.codes.chunks_exact(BLOCK).zip(blocks).enumerate() {
+        let g = b / blocks_per_group;
+        let codes = unpack_block(layout.bits(), packed);
+        let dot: i32 = ab.iter().zip(codes.iter()).map(|(&a, &q)| a as i32 * q as i32).sum();
+        total +=
+            row.scales[g].to_f32() * dot as f32 + row.offsets[g].to_f32() * x.block_sums[b] as f32;
+    }
+    x.scale * total
 }

@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 use half::f16;
 use qloader_format::grouped::BLOCK;
 
+use crate::activations::ActivationRow;
 use crate::generic;
 use crate::quantize::GroupedRow;
 
@@ -296,4 +297,111 @@ pub unsafe fn avx2_unpack_f16(w: &[f16], out: &mut [f32]) {
         i += 8;
     }
     generic::unpack_f16(&w[body..n], &mut out[body..n]);
+}
+
+/// An `f16` to `f32` with F16C (the `half` crate's conversion may take a
+/// software path when the binary is not built for F16C).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn f16_to_f32(h: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
+/// Sum of the 8 `i32` lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// `Σ a·q` over int8 activation codes and int8 weight codes in `-127..=127`,
+/// exact: `maddubs(|a|, sign(q, a))` (the sign trick keeps the unsigned
+/// operand non-negative; |a|·|q| ≤ 127², so pair sums never saturate).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+    let n = a.len().min(q.len());
+    let body = n / 32 * 32;
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 32 ≤ body ≤ both lengths.
+        let (va, vq) = unsafe {
+            (
+                _mm256_loadu_si256(a.as_ptr().add(i) as *const __m256i),
+                _mm256_loadu_si256(q.as_ptr().add(i) as *const __m256i),
+            )
+        };
+        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(va), _mm256_sign_epi8(vq, va));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
+        i += 32;
+    }
+    hsum_i32(acc) + generic::dot_int8_a8(&a[body..n], &q[body..n])
+}
+
+/// `Σ x·w` for one grouped weight row and one int8 activation row, with
+/// integer block dot products (`maddubs` for 2–4-bit codes, 16-bit `madd`
+/// for 8-bit codes, which could saturate `maddubs`).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    // SAFETY: same features as this function.
+    unsafe {
+        match row.layout.bits() {
+            2 => dot_grouped_a8_bits::<2>(x, row),
+            3 => dot_grouped_a8_bits::<3>(x, row),
+            4 => dot_grouped_a8_bits::<4>(x, row),
+            _ => dot_grouped_a8_bits::<8>(x, row),
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_grouped_a8_bits<const BITS: u8>(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    let layout = row.layout;
+    let block_bytes = layout.block_bytes();
+    let blocks = x.codes.len() / BLOCK;
+    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
+    assert!(x.block_sums.len() >= blocks);
+    let blocks_per_group = layout.group() / BLOCK;
+    assert!(row.scales.len() >= blocks.div_ceil(blocks_per_group));
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut offsets = 0.0f32;
+    let (mut scale, mut offset) = (0.0f32, 0.0f32);
+    for b in 0..blocks {
+        let g = b / blocks_per_group;
+        if b % blocks_per_group == 0 {
+            scale = f16_to_f32(row.scales[g]);
+            offset = f16_to_f32(row.offsets[g]);
+        }
+        // SAFETY: block b's codes lie within `row.codes` (asserted above).
+        let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
+        // SAFETY: the activation row holds `blocks` whole blocks.
+        let va = unsafe { _mm256_loadu_si256(x.codes.as_ptr().add(b * BLOCK) as *const __m256i) };
+        let p32 = if BITS == 8 {
+            let lo = _mm256_madd_epi16(
+                _mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes)),
+                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(va)),
+            );
+            let hi = _mm256_madd_epi16(
+                _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(codes)),
+                _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(va)),
+            );
+            _mm256_add_epi32(lo, hi)
+        } else {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(codes, va), ones)
+        };
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(scale), acc);
+        offsets += offset * x.block_sums[b] as f32;
+    }
+    x.scale * (hsum(acc) + offsets)
 }
