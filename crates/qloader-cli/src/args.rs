@@ -59,6 +59,9 @@ pub struct BenchKernelsArgs {
     #[arg(long, value_parser = parse_format, value_delimiter = ',',
           default_value = "f16,int8,int4,int3,int2")]
     pub formats: Vec<WeightFormat>,
+    /// Do not also time integer formats with int8 activations (W·A8).
+    #[arg(long)]
+    pub no_a8: bool,
     /// Thread counts to measure with (comma-separated; default: 1 and all cores).
     #[arg(long, value_delimiter = ',')]
     pub threads: Vec<usize>,

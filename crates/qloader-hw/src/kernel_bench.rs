@@ -21,6 +21,8 @@ pub struct KernelBenchConfig {
     pub batches: Vec<usize>,
     /// Formats to time; f32 is always timed too (it is the baseline).
     pub formats: Vec<WeightFormat>,
+    /// Also time integer formats with activations quantized to int8 per row.
+    pub int8_activations: bool,
     /// How long to time each case.
     pub budget: TimingBudget,
 }
@@ -34,7 +36,7 @@ pub struct KernelBenchRow {
     pub cols: usize,
     /// Activation rows.
     pub batch: usize,
-    /// Weight format.
+    /// Weight format, with `·a8` when activations are quantized to int8.
     pub format: String,
     /// Bytes of the weights in this format.
     pub weight_bytes: usize,
@@ -81,47 +83,81 @@ pub fn run(
     let mut out = Vec::new();
     for &(rows, cols) in &config.shapes {
         let dense = synthetic_weights(rows, cols, (rows * 31 + cols) as u64);
-        let mut timed: Vec<(WeightFormat, usize, Vec<f64>)> = Vec::new();
-        for &format in &formats {
-            progress(&format!("{rows}×{cols} {format}"));
-            let weight = LinearWeight::quantize(dense.clone(), format);
-            let times = config
+        let timed = time_shape(config, &formats, dense, progress);
+        let time_of = |f: WeightFormat, a8: bool, b: usize| {
+            timed.iter().find(|t| t.format == f && t.a8 == a8).map(|t| t.seconds[b])
+        };
+        for (b, &batch) in config.batches.iter().enumerate() {
+            let f32_time = time_of(WeightFormat::F32, false, b).expect("f32 is always timed");
+            for case in &timed {
+                let t = case.seconds[b];
+                let expanded = batch >= qloader_kernels::matmul::UNPACK_MIN_ROWS && !case.a8;
+                let quantized = case.format != WeightFormat::F32;
+                let name = case.format.name();
+                out.push(KernelBenchRow {
+                    rows,
+                    cols,
+                    batch,
+                    format: if case.a8 { format!("{name}·a8") } else { name },
+                    weight_bytes: case.bytes,
+                    seconds: t,
+                    weights_per_second: (rows * cols) as f64 / t,
+                    bytes_per_second: case.bytes as f64 / t,
+                    bandwidth_share: case.bytes as f64 / t / bandwidth,
+                    speedup_vs_f32: f32_time / t,
+                    speedup_vs_int8: time_of(WeightFormat::Int8PerChannel, case.a8, b)
+                        .map(|i| i / t),
+                    unpack_overhead: (expanded && quantized).then(|| (t - f32_time) / t),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// One format (and activation mode) timed at every batch.
+struct TimedCase {
+    format: WeightFormat,
+    a8: bool,
+    bytes: usize,
+    seconds: Vec<f64>,
+}
+
+fn time_shape(
+    config: &KernelBenchConfig,
+    formats: &[WeightFormat],
+    dense: DenseMatrix,
+    progress: &mut dyn FnMut(&str),
+) -> Vec<TimedCase> {
+    let (rows, cols) = (dense.rows(), dense.cols());
+    let mut timed = Vec::new();
+    for &format in formats {
+        progress(&format!("{rows}×{cols} {format}"));
+        let weight = LinearWeight::quantize(dense.clone(), format);
+        let modes: &[bool] = if config.int8_activations && weight.has_a8_kernel() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &a8 in modes {
+            let seconds = config
                 .batches
                 .iter()
                 .map(|&m| {
                     let x: Vec<f32> =
                         (0..m * cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
                     let mut y = vec![0.0f32; m * rows];
-                    median_seconds(config.budget, || weight.matmul(&x, m, &mut y))
+                    if a8 {
+                        median_seconds(config.budget, || weight.matmul_a8(&x, m, &mut y))
+                    } else {
+                        median_seconds(config.budget, || weight.matmul(&x, m, &mut y))
+                    }
                 })
                 .collect();
-            timed.push((format, weight.storage_bytes(), times));
-        }
-        let time_of = |f: WeightFormat, b: usize| timed.iter().find(|t| t.0 == f).map(|t| t.2[b]);
-        for (b, &batch) in config.batches.iter().enumerate() {
-            let f32_time = time_of(WeightFormat::F32, b).expect("f32 is always timed");
-            for (format, bytes, times) in &timed {
-                let t = times[b];
-                let reused = batch >= qloader_kernels::matmul::UNPACK_MIN_ROWS;
-                let quantized = *format != WeightFormat::F32;
-                out.push(KernelBenchRow {
-                    rows,
-                    cols,
-                    batch,
-                    format: format.name(),
-                    weight_bytes: *bytes,
-                    seconds: t,
-                    weights_per_second: (rows * cols) as f64 / t,
-                    bytes_per_second: *bytes as f64 / t,
-                    bandwidth_share: *bytes as f64 / t / bandwidth,
-                    speedup_vs_f32: f32_time / t,
-                    speedup_vs_int8: time_of(WeightFormat::Int8PerChannel, b).map(|i| i / t),
-                    unpack_overhead: (reused && quantized).then(|| (t - f32_time) / t),
-                });
-            }
+            timed.push(TimedCase { format, a8, bytes: weight.storage_bytes(), seconds });
         }
     }
-    out
+    timed
 }
 
 #[cfg(test)]
@@ -135,14 +171,17 @@ mod tests {
             shapes: vec![(16, 64)],
             batches: vec![1, 8],
             formats: vec!["int8".parse().unwrap(), "int4".parse().unwrap()],
+            int8_activations: true,
             budget: TimingBudget { min_runs: 1, min_total: Duration::ZERO, max_runs: 1 },
         };
         let rows = run(&config, 1e10, &mut |_| {});
-        assert_eq!(rows.len(), 2 * 3, "f32 is added as the baseline");
+        // f32 (the added baseline), int8, int8·a8, int4, int4·a8 at two batches.
+        assert_eq!(rows.len(), 2 * 5);
         for r in &rows {
             assert!(r.seconds > 0.0 && r.bytes_per_second > 0.0);
-            assert_eq!(r.unpack_overhead.is_some(), r.batch >= 4 && r.format != "f32");
-            assert!(r.speedup_vs_int8.is_some());
+            let a8 = r.format.ends_with("·a8");
+            assert_eq!(r.unpack_overhead.is_some(), r.batch >= 4 && r.format != "f32" && !a8);
+            assert_eq!(r.speedup_vs_int8.is_some(), r.format != "f32" || !a8);
         }
         let f32_row = rows.iter().find(|r| r.format == "f32").unwrap();
         assert_eq!(f32_row.speedup_vs_f32, 1.0);

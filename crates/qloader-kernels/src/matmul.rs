@@ -52,45 +52,72 @@ pub fn matmul_f32_with(k: &Kernels, x: &[f32], m: usize, w: &DenseMatrix, y: &mu
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
     let dot = k.dot_f32;
-    tiled(m, w.rows(), y, |i, j| dot(&x[i * kk..(i + 1) * kk], w.row(j)), None);
+    tiled(m, w.rows(), y, |j, out, _| {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
+        }
+    });
 }
 
 /// [`matmul_int8`] with the kernels of a given tier.
 pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let dot = k.dot_int8;
-    let unpack = |j: usize, buf: &mut [f32]| {
-        let s = w.scale(j);
-        for (o, &q) in buf.iter_mut().zip(w.row_codes(j)) {
-            *o = q as f32 * s;
+    let (dot, dot_f32) = (k.dot_int8, k.dot_f32);
+    tiled(m, w.rows(), y, |j, out, buf| {
+        if m >= UNPACK_MIN_ROWS {
+            let s = w.scale(j);
+            buf.clear();
+            buf.extend(w.row_codes(j).iter().map(|&q| q as f32 * s));
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
+            }
+        } else {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = dot(&x[i * kk..(i + 1) * kk], w.row_codes(j)) * w.scale(j);
+            }
         }
-    };
-    let fused = |i: usize, j: usize| dot(&x[i * kk..(i + 1) * kk], w.row_codes(j)) * w.scale(j);
-    let expand = Expand { x, k: kk, unpack: &unpack, dot: k.dot_f32 };
-    tiled(m, w.rows(), y, fused, Some(expand));
+    });
 }
 
 /// [`matmul_f16`] with the kernels of a given tier.
 pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let (dot, unpack_row) = (k.dot_f16, k.unpack_f16);
-    let unpack = |j: usize, buf: &mut [f32]| unpack_row(w.row(j), buf);
-    let fused = |i: usize, j: usize| dot(&x[i * kk..(i + 1) * kk], w.row(j));
-    let expand = Expand { x, k: kk, unpack: &unpack, dot: k.dot_f32 };
-    tiled(m, w.rows(), y, fused, Some(expand));
+    let (dot, unpack, dot_f32) = (k.dot_f16, k.unpack_f16, k.dot_f32);
+    tiled(m, w.rows(), y, |j, out, buf| {
+        if m >= UNPACK_MIN_ROWS {
+            buf.resize(kk, 0.0);
+            unpack(w.row(j), buf);
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
+            }
+        } else {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
+            }
+        }
+    });
 }
 
 /// [`matmul_grouped`] with the kernels of a given tier.
 pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let (dot, unpack_row) = (k.dot_grouped, k.unpack_grouped);
-    let unpack = |j: usize, buf: &mut [f32]| unpack_row(w.row(j), buf);
-    let fused = |i: usize, j: usize| dot(&x[i * kk..(i + 1) * kk], w.row(j));
-    let expand = Expand { x, k: kk, unpack: &unpack, dot: k.dot_f32 };
-    tiled(m, w.rows(), y, fused, Some(expand));
+    let (dot, unpack, dot_f32) = (k.dot_grouped, k.unpack_grouped, k.dot_f32);
+    tiled(m, w.rows(), y, |j, out, buf| {
+        if m >= UNPACK_MIN_ROWS {
+            buf.resize(kk, 0.0);
+            unpack(w.row(j), buf);
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
+            }
+        } else {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
+            }
+        }
+    });
 }
 
 /// [`matmul_int8_a8`] with the kernels of a given tier and activations
@@ -100,15 +127,17 @@ pub fn matmul_int8_a8_with(k: &Kernels, x: &QuantizedActivations, w: &Int8Matrix
     assert_eq!(y.len(), x.rows() * w.rows(), "y must be m × n");
     let dot = k.dot_int8_a8;
     let kk = w.cols();
-    let fused = |i: usize, j: usize| {
-        let a = x.row(i);
-        dot(&a.codes[..kk], w.row_codes(j)) as f32 * (a.scale * w.scale(j))
-    };
-    tiled(x.rows(), w.rows(), y, fused, None);
+    tiled(x.rows(), w.rows(), y, |j, out, _| {
+        for (i, o) in out.iter_mut().enumerate() {
+            let a = x.row(i);
+            *o = dot(&a.codes[..kk], w.row_codes(j)) as f32 * (a.scale * w.scale(j));
+        }
+    });
 }
 
 /// [`matmul_grouped_a8`] with the kernels of a given tier and activations
-/// already quantized.
+/// already quantized. Activation rows go four at a time through the x4
+/// kernel, so each weight block is unpacked once per four rows.
 pub fn matmul_grouped_a8_with(
     k: &Kernels,
     x: &QuantizedActivations,
@@ -117,8 +146,20 @@ pub fn matmul_grouped_a8_with(
 ) {
     assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
     assert_eq!(y.len(), x.rows() * w.rows(), "y must be m × n");
-    let dot = k.dot_grouped_a8;
-    tiled(x.rows(), w.rows(), y, |i, j| dot(x.row(i), w.row(j)), None);
+    let (dot, dot_x4) = (k.dot_grouped_a8, k.dot_grouped_a8_x4);
+    let m = x.rows();
+    tiled(m, w.rows(), y, |j, out, _| {
+        let row = w.row(j);
+        let full = m / 4 * 4;
+        for (q, o4) in out[..full].chunks_exact_mut(4).enumerate() {
+            let xs = [x.row(4 * q), x.row(4 * q + 1), x.row(4 * q + 2), x.row(4 * q + 3)];
+            let o4: &mut [f32; 4] = o4.try_into().expect("chunks of four");
+            dot_x4(&xs, row, o4);
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(full) {
+            *o = dot(x.row(i), row);
+        }
+    });
 }
 
 fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
@@ -126,57 +167,29 @@ fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
     assert_eq!(y.len(), m * n, "y has {} values, expected m·n = {m}·{n}", y.len());
 }
 
-/// From this many activation rows on, a quantized weight row is expanded
-/// once into an `f32` buffer and reused for every activation row; below it,
-/// each product unpacks in registers (fused).
+/// From this many activation rows on, the f32-activation kernels expand a
+/// quantized weight row once into an `f32` buffer and reuse it for every
+/// activation row; below it, each product unpacks in registers (fused).
 pub const UNPACK_MIN_ROWS: usize = 4;
 
-/// An expansion of weight row `j` into an `f32` buffer.
-type Unpack<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
-
-/// How to expand weight rows once and reuse them for every activation row.
-struct Expand<'a> {
-    x: &'a [f32],
-    k: usize,
-    unpack: Unpack<'a>,
-    dot: fn(&[f32], &[f32]) -> f32,
-}
-
 /// The product loop. Tasks own ranges of weight rows, so each weight row is
-/// read from memory once whatever `m` is, and compute that row's product
-/// with every activation row: `fused(i, j)`, or — when `expand` is given and
-/// `m ≥ UNPACK_MIN_ROWS` — by expanding row `j` once into a buffer and
-/// taking `f32` dot products with it.
+/// read from memory once whatever `m` is; `row_products(j, out, scratch)`
+/// fills `out[i]` with the product of weight row `j` and activation row `i`
+/// for every `i` (`scratch` is a per-task buffer it may use).
 fn tiled(
     m: usize,
     n: usize,
     y: &mut [f32],
-    fused: impl Fn(usize, usize) -> f32 + Sync,
-    expand: Option<Expand<'_>>,
+    row_products: impl Fn(usize, &mut [f32], &mut Vec<f32>) + Sync,
 ) {
     if n == 0 || m == 0 {
         return;
     }
-    let expand = expand.filter(|_| m >= UNPACK_MIN_ROWS);
-    let k = expand.as_ref().map_or(0, |e| e.k);
     let run = |rows: std::ops::Range<usize>| -> Vec<f32> {
         let mut out = vec![0.0f32; rows.len() * m];
-        let mut buf = vec![0.0f32; k];
+        let mut scratch = Vec::new();
         for (t, j) in rows.enumerate() {
-            let results = &mut out[t * m..(t + 1) * m];
-            match &expand {
-                Some(e) => {
-                    (e.unpack)(j, &mut buf);
-                    for (i, r) in results.iter_mut().enumerate() {
-                        *r = (e.dot)(&e.x[i * k..(i + 1) * k], &buf);
-                    }
-                }
-                None => {
-                    for (i, r) in results.iter_mut().enumerate() {
-                        *r = fused(i, j);
-                    }
-                }
-            }
+            row_products(j, &mut out[t * m..(t + 1) * m], &mut scratch);
         }
         out
     };

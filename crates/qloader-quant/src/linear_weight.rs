@@ -1,7 +1,9 @@
 //! One weight matrix in one storage format, and the product through it.
 
 use qloader_format::WeightFormat;
-use qloader_kernels::matmul::{matmul_f16, matmul_f32, matmul_grouped, matmul_int8};
+use qloader_kernels::matmul::{
+    matmul_f16, matmul_f32, matmul_grouped, matmul_grouped_a8, matmul_int8, matmul_int8_a8,
+};
 use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 
 /// A linear layer's `out × in` weight, stored in one format.
@@ -78,6 +80,22 @@ impl LinearWeight {
             LinearWeight::Int8(w) => matmul_int8(x, m, w, y),
             LinearWeight::Grouped(w) => matmul_grouped(x, m, w, y),
         }
+    }
+
+    /// Like [`LinearWeight::matmul`], but integer formats quantize `x` to int8
+    /// per row first and use integer dot products (W8A8, W4A8, …); float
+    /// formats multiply in `f32` as usual.
+    pub fn matmul_a8(&self, x: &[f32], m: usize, y: &mut [f32]) {
+        match self {
+            LinearWeight::Int8(w) => matmul_int8_a8(x, m, w, y),
+            LinearWeight::Grouped(w) => matmul_grouped_a8(x, m, w, y),
+            _ => self.matmul(x, m, y),
+        }
+    }
+
+    /// Whether [`LinearWeight::matmul_a8`] uses int8 activations here.
+    pub fn has_a8_kernel(&self) -> bool {
+        matches!(self, LinearWeight::Int8(_) | LinearWeight::Grouped(_))
     }
 }
 

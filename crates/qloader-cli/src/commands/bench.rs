@@ -51,6 +51,7 @@ pub fn run_kernels(args: BenchKernelsArgs) -> Result<()> {
         shapes: args.shapes.clone(),
         batches: args.batch.clone(),
         formats: args.formats.clone(),
+        int8_activations: !args.no_a8,
         budget,
     };
     let verbose = std::io::stderr().is_terminal();

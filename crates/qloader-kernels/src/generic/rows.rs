@@ -59,10 +59,12 @@ pub fn dot_int8(x: &[f32], q: &[i8]) -> f32 {
 pub fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
     let layout = row.layout;
     let blocks_per_group = layout.group() / BLOCK;
+    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
+    let group_shift = blocks_per_group.trailing_zeros();
     let mut total = 0.0f32;
     let blocks = row.codes.chunks_exact(layout.block_bytes());
     for (b, (xb, packed)) in x.chunks(BLOCK).zip(blocks).enumerate() {
-        let g = b / blocks_per_group;
+        let g = b >> group_shift;
         let codes = unpack_block(layout.bits(), packed);
         let mut xq = [0.0f32; 8];
         let mut xs = [0.0f32; 8];
@@ -81,9 +83,11 @@ pub fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
 pub fn unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {
     let layout = row.layout;
     let blocks_per_group = layout.group() / BLOCK;
+    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
+    let group_shift = blocks_per_group.trailing_zeros();
     let blocks = row.codes.chunks_exact(layout.block_bytes());
     for (b, (ob, packed)) in out.chunks_mut(BLOCK).zip(blocks).enumerate() {
-        let g = b / blocks_per_group;
+        let g = b >> group_shift;
         let (d, m) = (row.scales[g].to_f32(), row.offsets[g].to_f32());
         let codes = unpack_block(layout.bits(), packed);
         for (o, &q) in ob.iter_mut().zip(codes.iter()) {
@@ -110,14 +114,24 @@ pub fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
 pub fn dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
     let layout = row.layout;
     let blocks_per_group = layout.group() / BLOCK;
+    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
+    let group_shift = blocks_per_group.trailing_zeros();
     let mut total = 0.0f32;
     let blocks = row.codes.chunks_exact(layout.block_bytes());
     for (b, (ab, packed)) in x.codes.chunks_exact(BLOCK).zip(blocks).enumerate() {
-        let g = b / blocks_per_group;
+        let g = b >> group_shift;
         let codes = unpack_block(layout.bits(), packed);
         let dot: i32 = ab.iter().zip(codes.iter()).map(|(&a, &q)| a as i32 * q as i32).sum();
         total +=
             row.scales[g].to_f32() * dot as f32 + row.offsets[g].to_f32() * x.block_sums[b] as f32;
     }
     x.scale * total
+}
+
+/// [`dot_grouped_a8`] for four activation rows (the generic tier simply
+/// calls the one-row kernel four times).
+pub fn dot_grouped_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = dot_grouped_a8(x, row);
+    }
 }

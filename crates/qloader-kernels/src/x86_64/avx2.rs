@@ -175,8 +175,8 @@ unsafe fn unpack_2bit(packed: *const u8) -> __m256i {
 /// specialised loop once per row.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn avx2_dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
     // SAFETY: same features as this function.
     unsafe {
@@ -189,7 +189,7 @@ pub unsafe fn avx2_dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_grouped_bits<const BITS: u8>(x: &[f32], row: GroupedRow<'_>) -> f32 {
     let layout = row.layout;
     debug_assert_eq!(layout.bits(), BITS);
@@ -197,13 +197,15 @@ unsafe fn dot_grouped_bits<const BITS: u8>(x: &[f32], row: GroupedRow<'_>) -> f3
     let blocks = x.len().div_ceil(BLOCK);
     assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than x");
     let blocks_per_group = layout.group() / BLOCK;
+    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
+    let group_shift = blocks_per_group.trailing_zeros();
     assert!(row.scales.len() >= blocks.div_ceil(blocks_per_group));
     let mut acc = [_mm256_setzero_ps(); 4];
     let mut tail = [0.0f32; BLOCK];
     for b in 0..blocks {
-        let g = b / blocks_per_group;
-        let scale = _mm256_set1_ps(row.scales[g].to_f32());
-        let offset = _mm256_set1_ps(row.offsets[g].to_f32());
+        let g = b >> group_shift;
+        let scale = _mm256_set1_ps(f16_to_f32(row.scales[g]));
+        let offset = _mm256_set1_ps(f16_to_f32(row.offsets[g]));
         // SAFETY: block b's bytes lie within `row.codes` (asserted above).
         let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
         let start = b * BLOCK;
@@ -232,8 +234,8 @@ unsafe fn dot_grouped_bits<const BITS: u8>(x: &[f32], row: GroupedRow<'_>) -> f3
 /// Writes the `f32` values of a grouped row into `out` (from the row's start).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn avx2_unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {
     // SAFETY: same features as this function.
     unsafe {
@@ -246,19 +248,21 @@ pub unsafe fn avx2_unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {
     }
 }
 
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn unpack_grouped_bits<const BITS: u8>(row: GroupedRow<'_>, out: &mut [f32]) {
     let layout = row.layout;
     let block_bytes = layout.block_bytes();
     let blocks = out.len().div_ceil(BLOCK);
     assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than out");
     let blocks_per_group = layout.group() / BLOCK;
+    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
+    let group_shift = blocks_per_group.trailing_zeros();
     assert!(row.scales.len() >= blocks.div_ceil(blocks_per_group));
     let mut tail = [0.0f32; BLOCK];
     for b in 0..blocks {
-        let g = b / blocks_per_group;
-        let scale = _mm256_set1_ps(row.scales[g].to_f32());
-        let offset = _mm256_set1_ps(row.offsets[g].to_f32());
+        let g = b >> group_shift;
+        let scale = _mm256_set1_ps(f16_to_f32(row.scales[g]));
+        let offset = _mm256_set1_ps(f16_to_f32(row.offsets[g]));
         // SAFETY: block b's bytes lie within `row.codes` (asserted above).
         let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
         let start = b * BLOCK;
@@ -353,55 +357,115 @@ pub unsafe fn avx2_dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn avx2_dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    let mut out = [0.0f32];
     // SAFETY: same features as this function.
     unsafe {
         match row.layout.bits() {
-            2 => dot_grouped_a8_bits::<2>(x, row),
-            3 => dot_grouped_a8_bits::<3>(x, row),
-            4 => dot_grouped_a8_bits::<4>(x, row),
-            _ => dot_grouped_a8_bits::<8>(x, row),
+            2 => dot_grouped_a8_rows::<2, 1>(&[x], row, &mut out),
+            3 => dot_grouped_a8_rows::<3, 1>(&[x], row, &mut out),
+            4 => dot_grouped_a8_rows::<4, 1>(&[x], row, &mut out),
+            _ => dot_grouped_a8_rows::<8, 1>(&[x], row, &mut out),
         }
+    }
+    out[0]
+}
+
+/// Integer dot product of one 32-value block of codes with 32 int8
+/// activations, as eight `i32` partial sums.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn block_dot_a8<const BITS: u8>(codes: __m256i, a: __m256i) -> __m256i {
+    if BITS == 8 {
+        // 8-bit codes could saturate maddubs' 16-bit pair sums: widen first.
+        let lo = _mm256_madd_epi16(
+            _mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes)),
+            _mm256_cvtepi8_epi16(_mm256_castsi256_si128(a)),
+        );
+        let hi = _mm256_madd_epi16(
+            _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(codes)),
+            _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(a)),
+        );
+        _mm256_add_epi32(lo, hi)
+    } else {
+        // Codes ≤ 7 bits unsigned times int8: pair sums ≤ 2·15·127, no saturation.
+        _mm256_madd_epi16(_mm256_maddubs_epi16(codes, a), _mm256_set1_epi16(1))
     }
 }
 
+/// The grouped·a8 product of one weight row with `R` activation rows at once:
+/// each block is unpacked once and multiplied into every row. Within a group
+/// the block dots are summed exactly in `i32`; each group then contributes
+/// `scale · Σ a·q + offset · Σ a` in `f32`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; every activation row must have
+/// the same (padded) length.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_grouped_a8_bits<const BITS: u8>(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize>(
+    xs: &[ActivationRow<'_>; R],
+    row: GroupedRow<'_>,
+    out: &mut [f32; R],
+) {
     let layout = row.layout;
     let block_bytes = layout.block_bytes();
-    let blocks = x.codes.len() / BLOCK;
+    let blocks = xs[0].codes.len() / BLOCK;
+    assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK && x.block_sums.len() >= blocks));
     assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
-    assert!(x.block_sums.len() >= blocks);
-    let blocks_per_group = layout.group() / BLOCK;
-    assert!(row.scales.len() >= blocks.div_ceil(blocks_per_group));
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut offsets = 0.0f32;
-    let (mut scale, mut offset) = (0.0f32, 0.0f32);
-    for b in 0..blocks {
-        let g = b / blocks_per_group;
-        if b % blocks_per_group == 0 {
-            scale = f16_to_f32(row.scales[g]);
-            offset = f16_to_f32(row.offsets[g]);
+    let per_group = layout.group() / BLOCK;
+    let groups = blocks.div_ceil(per_group);
+    assert!(row.scales.len() >= groups && row.offsets.len() >= groups);
+    // Two accumulators per row, alternating by group, to halve the FMA
+    // dependency chain.
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut offsets = [[0.0f32; 2]; R];
+    for g in 0..groups {
+        let scale = _mm256_set1_ps(f16_to_f32(row.scales[g]));
+        let offset = f16_to_f32(row.offsets[g]);
+        let first = g * per_group;
+        let last = (first + per_group).min(blocks);
+        let mut dots = [_mm256_setzero_si256(); R];
+        let mut sums = [0i32; R];
+        for b in first..last {
+            // SAFETY: block b's codes lie within `row.codes` (asserted above).
+            let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
+            for r in 0..R {
+                // SAFETY: each activation row holds `blocks` whole blocks.
+                let a = unsafe {
+                    _mm256_loadu_si256(xs[r].codes.as_ptr().add(b * BLOCK) as *const __m256i)
+                };
+                dots[r] = _mm256_add_epi32(dots[r], block_dot_a8::<BITS>(codes, a));
+                sums[r] += xs[r].block_sums[b];
+            }
         }
-        // SAFETY: block b's codes lie within `row.codes` (asserted above).
-        let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
-        // SAFETY: the activation row holds `blocks` whole blocks.
-        let va = unsafe { _mm256_loadu_si256(x.codes.as_ptr().add(b * BLOCK) as *const __m256i) };
-        let p32 = if BITS == 8 {
-            let lo = _mm256_madd_epi16(
-                _mm256_cvtepu8_epi16(_mm256_castsi256_si128(codes)),
-                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(va)),
-            );
-            let hi = _mm256_madd_epi16(
-                _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(codes)),
-                _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(va)),
-            );
-            _mm256_add_epi32(lo, hi)
-        } else {
-            _mm256_madd_epi16(_mm256_maddubs_epi16(codes, va), ones)
-        };
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), _mm256_set1_ps(scale), acc);
-        offsets += offset * x.block_sums[b] as f32;
+        for r in 0..R {
+            let lane = g & 1;
+            acc[r][lane] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[r]), scale, acc[r][lane]);
+            offsets[r][lane] += offset * sums[r] as f32;
+        }
     }
-    x.scale * (hsum(acc) + offsets)
+    for r in 0..R {
+        let total = hsum(_mm256_add_ps(acc[r][0], acc[r][1])) + offsets[r][0] + offsets[r][1];
+        out[r] = xs[r].scale * total;
+    }
+}
+
+/// [`avx2_dot_grouped_a8`] for four activation rows at once.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_grouped_a8_x4(
+    xs: &[ActivationRow<'_>; 4],
+    row: GroupedRow<'_>,
+    out: &mut [f32; 4],
+) {
+    // SAFETY: same features as this function.
+    unsafe {
+        match row.layout.bits() {
+            2 => dot_grouped_a8_rows::<2, 4>(xs, row, out),
+            3 => dot_grouped_a8_rows::<3, 4>(xs, row, out),
+            4 => dot_grouped_a8_rows::<4, 4>(xs, row, out),
+            _ => dot_grouped_a8_rows::<8, 4>(xs, row, out),
+        }
+    }
 }
