@@ -16,6 +16,8 @@ pub struct QuantizedActivations {
     codes: Vec<i8>,
     scales: Vec<f32>,
     block_sums: Vec<i32>,
+    /// `Σ code` per group of 32, 64 and 128 values, as `f32`.
+    group_sums: [Vec<f32>; 3],
 }
 
 /// One row of [`QuantizedActivations`], as the kernels see it.
@@ -27,6 +29,15 @@ pub struct ActivationRow<'a> {
     pub scale: f32,
     /// `Σ code` per 32-value block.
     pub block_sums: &'a [i32],
+    /// `Σ code` per group of 32, 64 and 128 values (index 0, 1, 2), as `f32`.
+    pub group_sums: [&'a [f32]; 3],
+}
+
+impl<'a> ActivationRow<'a> {
+    /// `Σ code` per group of `group` ∈ {32, 64, 128} values.
+    pub fn group_sums(&self, group: usize) -> &'a [f32] {
+        self.group_sums[(group / BLOCK).trailing_zeros() as usize]
+    }
 }
 
 impl QuantizedActivations {
@@ -52,7 +63,13 @@ impl QuantizedActivations {
         if cols == 0 {
             scales.resize(m, 0.0);
         }
-        Self { cols, padded, codes, scales, block_sums }
+        let group_sums = [1usize, 2, 4].map(|per| {
+            block_sums
+                .chunks(blocks.max(1))
+                .flat_map(|row| row.chunks(per).map(|g| g.iter().sum::<i32>() as f32))
+                .collect()
+        });
+        Self { cols, padded, codes, scales, block_sums, group_sums }
     }
 
     /// Number of rows.
@@ -68,10 +85,15 @@ impl QuantizedActivations {
     /// Row `i`.
     pub fn row(&self, i: usize) -> ActivationRow<'_> {
         let blocks = self.padded / BLOCK;
+        let sums = |level: usize| {
+            let per_row = blocks.div_ceil(1 << level);
+            &self.group_sums[level][i * per_row..(i + 1) * per_row]
+        };
         ActivationRow {
             codes: &self.codes[i * self.padded..(i + 1) * self.padded],
             scale: self.scales[i],
             block_sums: &self.block_sums[i * blocks..(i + 1) * blocks],
+            group_sums: [sums(0), sums(1), sums(2)],
         }
     }
 }
@@ -94,6 +116,11 @@ mod tests {
             let sums: Vec<i32> =
                 r.codes.chunks(32).map(|b| b.iter().map(|&a| a as i32).sum()).collect();
             assert_eq!(r.block_sums, &sums[..]);
+            for group in [32, 64, 128] {
+                let want: Vec<f32> =
+                    r.codes.chunks(group).map(|g| g.iter().map(|&a| a as f32).sum()).collect();
+                assert_eq!(r.group_sums(group), &want[..], "group {group}");
+            }
         }
     }
 

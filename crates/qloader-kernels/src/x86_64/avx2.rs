@@ -359,14 +359,7 @@ pub unsafe fn avx2_dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
 pub unsafe fn avx2_dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
     let mut out = [0.0f32];
     // SAFETY: same features as this function.
-    unsafe {
-        match row.layout.bits() {
-            2 => dot_grouped_a8_rows::<2, 1>(&[x], row, &mut out),
-            3 => dot_grouped_a8_rows::<3, 1>(&[x], row, &mut out),
-            4 => dot_grouped_a8_rows::<4, 1>(&[x], row, &mut out),
-            _ => dot_grouped_a8_rows::<8, 1>(&[x], row, &mut out),
-        }
-    }
+    unsafe { grouped_a8_rows::<1>(&[x], row, &mut out) };
     out[0]
 }
 
@@ -392,16 +385,62 @@ fn block_dot_a8<const BITS: u8>(codes: __m256i, a: __m256i) -> __m256i {
     }
 }
 
+/// Up to eight `f16` values from `src` as `f32`, in an array (missing
+/// entries are zero).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn eight_f16(src: &[f16]) -> [f32; 8] {
+    let mut bits = [0u16; 8];
+    for (b, h) in bits.iter_mut().zip(src) {
+        *b = h.to_bits();
+    }
+    let mut out = [0.0f32; 8];
+    // SAFETY: `bits` is 16 readable bytes, `out` 32 writable bytes.
+    unsafe {
+        let v = _mm256_cvtph_ps(_mm_loadu_si128(bits.as_ptr() as *const __m128i));
+        _mm256_storeu_ps(out.as_mut_ptr(), v);
+    }
+    out
+}
+
+/// `Σ_g offset_g · sums_g` over one weight row's groups (the offsets' part
+/// of a grouped·a8 product), eight groups per step.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn offsets_dot(offsets: &[f16], sums: &[f32]) -> f32 {
+    let n = offsets.len().min(sums.len());
+    let body = n / 8 * 8;
+    let mut acc = _mm256_setzero_ps();
+    let mut g = 0;
+    while g < body {
+        // SAFETY: g + 8 ≤ body ≤ both lengths.
+        let (o, s) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(offsets.as_ptr().add(g) as *const __m128i)),
+                _mm256_loadu_ps(sums.as_ptr().add(g)),
+            )
+        };
+        acc = _mm256_fmadd_ps(o, s, acc);
+        g += 8;
+    }
+    let tail: f32 = offsets[body..n].iter().zip(&sums[body..n]).map(|(o, s)| o.to_f32() * s).sum();
+    hsum(acc) + tail
+}
+
 /// The grouped·a8 product of one weight row with `R` activation rows at once:
 /// each block is unpacked once and multiplied into every row. Within a group
-/// the block dots are summed exactly in `i32`; each group then contributes
-/// `scale · Σ a·q + offset · Σ a` in `f32`.
+/// the block dots are summed exactly in `i32` and scaled once; the offsets'
+/// part, `Σ_g offset_g · Σ_{c∈g} a_c`, is a separate vector dot over the
+/// activations' precomputed group sums.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; every activation row must have
 /// the same (padded) length.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize>(
+unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: usize>(
     xs: &[ActivationRow<'_>; R],
     row: GroupedRow<'_>,
     out: &mut [f32; R],
@@ -409,22 +448,26 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize>(
     let layout = row.layout;
     let block_bytes = layout.block_bytes();
     let blocks = xs[0].codes.len() / BLOCK;
-    assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK && x.block_sums.len() >= blocks));
-    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
-    let per_group = layout.group() / BLOCK;
+    // A compile-time group size lets the block loop below unroll fully.
+    let per_group = PER_GROUP;
+    debug_assert_eq!(per_group, layout.group() / BLOCK);
     let groups = blocks.div_ceil(per_group);
+    assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK));
+    assert!(xs.iter().all(|x| x.group_sums(layout.group()).len() >= groups));
+    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
     assert!(row.scales.len() >= groups && row.offsets.len() >= groups);
     // Two accumulators per row, alternating by group, to halve the FMA
     // dependency chain.
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    let mut offsets = [[0.0f32; 2]; R];
+    let mut scales = [0.0f32; 8];
     for g in 0..groups {
-        let scale = _mm256_set1_ps(f16_to_f32(row.scales[g]));
-        let offset = f16_to_f32(row.offsets[g]);
+        if g % 8 == 0 {
+            scales = eight_f16(&row.scales[g..(g + 8).min(groups)]);
+        }
+        let scale = _mm256_set1_ps(scales[g % 8]);
         let first = g * per_group;
         let last = (first + per_group).min(blocks);
         let mut dots = [_mm256_setzero_si256(); R];
-        let mut sums = [0i32; R];
         for b in first..last {
             // SAFETY: block b's codes lie within `row.codes` (asserted above).
             let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
@@ -434,18 +477,18 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize>(
                     _mm256_loadu_si256(xs[r].codes.as_ptr().add(b * BLOCK) as *const __m256i)
                 };
                 dots[r] = _mm256_add_epi32(dots[r], block_dot_a8::<BITS>(codes, a));
-                sums[r] += xs[r].block_sums[b];
             }
         }
         for r in 0..R {
             let lane = g & 1;
             acc[r][lane] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[r]), scale, acc[r][lane]);
-            offsets[r][lane] += offset * sums[r] as f32;
         }
     }
     for r in 0..R {
-        let total = hsum(_mm256_add_ps(acc[r][0], acc[r][1])) + offsets[r][0] + offsets[r][1];
-        out[r] = xs[r].scale * total;
+        // SAFETY: same features as this function.
+        let offsets =
+            unsafe { offsets_dot(&row.offsets[..groups], xs[r].group_sums(layout.group())) };
+        out[r] = xs[r].scale * (hsum(_mm256_add_ps(acc[r][0], acc[r][1])) + offsets);
     }
 }
 
@@ -460,12 +503,37 @@ pub unsafe fn avx2_dot_grouped_a8_x4(
     out: &mut [f32; 4],
 ) {
     // SAFETY: same features as this function.
-    unsafe {
-        match row.layout.bits() {
-            2 => dot_grouped_a8_rows::<2, 4>(xs, row, out),
-            3 => dot_grouped_a8_rows::<3, 4>(xs, row, out),
-            4 => dot_grouped_a8_rows::<4, 4>(xs, row, out),
-            _ => dot_grouped_a8_rows::<8, 4>(xs, row, out),
-        }
+    unsafe { grouped_a8_rows::<4>(xs, row, out) }
+}
+
+/// Picks the specialisation of [`dot_grouped_a8_rows`] for the row's bit
+/// width and group size (once per row).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn grouped_a8_rows<const R: usize>(
+    xs: &[ActivationRow<'_>; R],
+    row: GroupedRow<'_>,
+    out: &mut [f32; R],
+) {
+    macro_rules! by_group {
+        ($bits:literal) => {
+            // SAFETY: same features as this function.
+            unsafe {
+                match row.layout.group() {
+                    32 => dot_grouped_a8_rows::<$bits, R, 1>(xs, row, out),
+                    64 => dot_grouped_a8_rows::<$bits, R, 2>(xs, row, out),
+                    _ => dot_grouped_a8_rows::<$bits, R, 4>(xs, row, out),
+                }
+            }
+        };
+    }
+    match row.layout.bits() {
+        2 => by_group!(2),
+        3 => by_group!(3),
+        4 => by_group!(4),
+        _ => by_group!(8),
     }
 }
