@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use qloader_format::{fixtures, WeightFormat};
+use qloader_format::{fixtures, ActivationFormat, WeightFormat};
 
 /// Hardware-aware mixed-precision quantization: measure, plan, pack, run.
 #[derive(Parser)]
@@ -78,6 +78,11 @@ fn parse_format(s: &str) -> Result<WeightFormat, String> {
     s.parse::<WeightFormat>().map_err(|e| e.to_string())
 }
 
+/// Parses an activation-format name (`f32`, `int8`).
+fn parse_act(s: &str) -> Result<ActivationFormat, String> {
+    s.parse::<ActivationFormat>().map_err(|e| e.to_string())
+}
+
 /// Where the model is.
 #[derive(Args)]
 pub struct ModelArg {
@@ -103,6 +108,10 @@ pub struct EmbedArgs {
     /// int8/int4/int3/int2 with an optional group size (int4 = int4g32, int3g128, …).
     #[arg(long, value_parser = parse_format, default_value = "f32")]
     pub quant: WeightFormat,
+    /// Activations of integer-weight products: f32, or int8 quantized per row
+    /// on the fly (W8A8, W4A8, …).
+    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    pub act: ActivationFormat,
     /// Write the embeddings as JSON to this file instead of printing them.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -118,6 +127,10 @@ pub struct EvalArgs {
     /// Weight formats to evaluate, comma-separated (names as for `embed`).
     #[arg(long, value_parser = parse_format, value_delimiter = ',', default_value = "f32,int8,int4")]
     pub quant: Vec<WeightFormat>,
+    /// Activations of integer-weight products: f32, or int8 quantized per row
+    /// on the fly (W8A8, W4A8, …).
+    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    pub act: ActivationFormat,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -9,6 +9,7 @@
 //! It has no SIMD and no `unsafe` beyond the memory map.
 #![deny(missing_docs)]
 
+pub mod activation_format;
 pub mod atomic_file;
 pub mod bert_config;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod model_dir;
 pub mod safetensors_file;
 pub mod weight_format;
 
+pub use activation_format::ActivationFormat;
 pub use bert_config::BertConfig;
 pub use error::FormatError;
 pub use model_dir::{ModelDir, PoolingMode};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use qloader_format::{ModelDir, WeightFormat};
+use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
 use qloader_models::{BertEncoder, SentenceTokenizer};
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -146,11 +146,14 @@ fn tiny_model_loads_and_embeds_in_every_format() {
     assert!(reference.iter().all(|v| v.is_finite()));
     for f in ["f16", "int8", "int4", "int3g64", "int2"].map(|n| n.parse::<WeightFormat>().unwrap())
     {
+        for act in [ActivationFormat::F32, ActivationFormat::Int8] {
+            let enc = BertEncoder::load(&md, &|_| f).unwrap().with_activations(act);
+            let e = enc.embed_ids(&ids).unwrap();
+            let dot: f32 = e.iter().zip(&reference).map(|(a, b)| a * b).sum();
+            let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!(dot / (norm(&e) * norm(&reference)) > 0.9, "{f} with {act} activations");
+        }
         let enc = BertEncoder::load(&md, &|_| f).unwrap();
-        let e = enc.embed_ids(&ids).unwrap();
-        let dot: f32 = e.iter().zip(&reference).map(|(a, b)| a * b).sum();
-        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!(dot / (norm(&e) * norm(&reference)) > 0.9, "{f}");
         assert_eq!(enc.summary().tensors.iter().filter(|t| t.quantizable).count(), 6);
         assert!(enc.summary().tensors.iter().filter(|t| t.quantizable).all(|t| t.format == f));
     }

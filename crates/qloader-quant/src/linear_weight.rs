@@ -1,6 +1,6 @@
 //! One weight matrix in one storage format, and the product through it.
 
-use qloader_format::WeightFormat;
+use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_kernels::matmul::{
     matmul_f16, matmul_f32, matmul_grouped, matmul_grouped_a8, matmul_int8, matmul_int8_a8,
 };
@@ -90,6 +90,14 @@ impl LinearWeight {
             LinearWeight::Int8(w) => matmul_int8_a8(x, m, w, y),
             LinearWeight::Grouped(w) => matmul_grouped_a8(x, m, w, y),
             _ => self.matmul(x, m, y),
+        }
+    }
+
+    /// `y = x·Wᵀ` with activations in `act`.
+    pub fn matmul_with(&self, act: ActivationFormat, x: &[f32], m: usize, y: &mut [f32]) {
+        match act {
+            ActivationFormat::F32 => self.matmul(x, m, y),
+            ActivationFormat::Int8 => self.matmul_a8(x, m, y),
         }
     }
 

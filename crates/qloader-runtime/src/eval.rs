@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use qloader_format::{ModelDir, WeightFormat};
+use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
@@ -14,7 +14,8 @@ use crate::session::EncoderSession;
 /// One format's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalRow {
-    /// The weight format of every linear layer.
+    /// The weight format of every linear layer (`·a8` when its products use
+    /// int8 activations).
     pub format: String,
     /// Bytes of the linear weights in this format (scales included).
     pub linear_bytes: usize,
@@ -41,11 +42,13 @@ pub struct EvalReport {
     pub rows: Vec<EvalRow>,
 }
 
-/// Evaluates each of `formats` against f32 on `sentences`. `progress` is told
-/// the name of each format as its evaluation starts.
+/// Evaluates each of `formats` (with activations in `act`) against f32 on
+/// `sentences`. `progress` is told the name of each format as its
+/// evaluation starts.
 pub fn evaluate<S: AsRef<str>>(
     model: &Path,
     formats: &[WeightFormat],
+    act: ActivationFormat,
     sentences: &[S],
     progress: &mut dyn FnMut(WeightFormat),
 ) -> Result<EvalReport> {
@@ -57,18 +60,21 @@ pub fn evaluate<S: AsRef<str>>(
     }
     let dir = ModelDir::open(model)?;
     progress(WeightFormat::F32);
-    let reference = EncoderSession::from_dir(dir.clone(), WeightFormat::F32)?;
+    let reference =
+        EncoderSession::from_dir(dir.clone(), WeightFormat::F32, ActivationFormat::F32)?;
     let start = Instant::now();
     let reference_embeddings = reference.embed_all(sentences)?;
     let reference_seconds = start.elapsed().as_secs_f64();
 
     let mut rows = Vec::with_capacity(formats.len());
     for &format in formats {
+        let integer = matches!(format, WeightFormat::Int8PerChannel | WeightFormat::Grouped(_));
+        let a8 = act == ActivationFormat::Int8 && integer;
         let (session, embeddings, seconds) = if format == WeightFormat::F32 {
             (None, reference_embeddings.clone(), reference_seconds)
         } else {
             progress(format);
-            let s = EncoderSession::from_dir(dir.clone(), format)?;
+            let s = EncoderSession::from_dir(dir.clone(), format, act)?;
             let start = Instant::now();
             let e = s.embed_all(sentences)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -78,7 +84,7 @@ pub fn evaluate<S: AsRef<str>>(
         let cosines: Vec<f64> =
             reference_embeddings.iter().zip(&embeddings).map(|(a, b)| cosine(a, b)).collect();
         rows.push(EvalRow {
-            format: format.name(),
+            format: if a8 { format!("{format}·a8") } else { format.name() },
             linear_bytes: summary.quantized_bytes(),
             bits_per_weight: summary.quantized_bits_per_weight(),
             total_bytes: summary.total_bytes(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use qloader_format::{ModelDir, WeightFormat};
+use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
 use qloader_models::{BertEncoder, SentenceTokenizer};
 use qloader_quant::QuantSummary;
 
@@ -18,16 +18,17 @@ pub struct EncoderSession {
 }
 
 impl EncoderSession {
-    /// Opens the model in `path`, quantizing every linear weight to `format`.
-    pub fn open(path: &Path, format: WeightFormat) -> Result<Self> {
+    /// Opens the model in `path`, quantizing every linear weight to `format`
+    /// and running its products with activations in `act`.
+    pub fn open(path: &Path, format: WeightFormat, act: ActivationFormat) -> Result<Self> {
         let dir = ModelDir::open(path)?;
-        Self::from_dir(dir, format)
+        Self::from_dir(dir, format, act)
     }
 
     /// Builds a session from an already validated directory.
-    pub fn from_dir(dir: ModelDir, format: WeightFormat) -> Result<Self> {
+    pub fn from_dir(dir: ModelDir, format: WeightFormat, act: ActivationFormat) -> Result<Self> {
         let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
-        let encoder = BertEncoder::load(&dir, &|_| format)?;
+        let encoder = BertEncoder::load(&dir, &|_| format)?.with_activations(act);
         Ok(Self { dir, tokenizer, encoder, format })
     }
 

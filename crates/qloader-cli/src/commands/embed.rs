@@ -40,7 +40,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     }
     let dir = args.model.dir();
     let format = args.quant;
-    let session = EncoderSession::open(&dir, format)
+    let session = EncoderSession::open(&dir, format, args.act)
         .with_context(|| format!("loading model from {}", dir.display()))?;
     let embeddings = session.embed_all(&texts)?;
 

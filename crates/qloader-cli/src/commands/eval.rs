@@ -21,7 +21,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             eprintln!("embedding {} sentences with {f} weights…", EVAL_SENTENCES.len());
         }
     };
-    let report = evaluate(&dir, &formats, &EVAL_SENTENCES, &mut progress)
+    let report = evaluate(&dir, &formats, args.act, &EVAL_SENTENCES, &mut progress)
         .with_context(|| format!("evaluating the model in {}", dir.display()))?;
     print_table(&report);
     if let Some(path) = args.json {

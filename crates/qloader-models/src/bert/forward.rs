@@ -11,7 +11,7 @@
 //! (Devlin et al. 2019, BERT §3; pooling and normalisation as in
 //! sentence-transformers' `Pooling` and `Normalize` modules.)
 
-use qloader_format::{BertConfig, ModelDir, PoolingMode, WeightFormat};
+use qloader_format::{ActivationFormat, BertConfig, ModelDir, PoolingMode, WeightFormat};
 use qloader_quant::QuantSummary;
 
 use super::weights::{BertWeights, Block, Linear};
@@ -25,6 +25,7 @@ pub struct BertEncoder {
     normalize: bool,
     weights: BertWeights,
     summary: QuantSummary,
+    activations: ActivationFormat,
 }
 
 impl BertEncoder {
@@ -39,7 +40,19 @@ impl BertEncoder {
             normalize: dir.normalize,
             weights,
             summary,
+            activations: ActivationFormat::F32,
         })
+    }
+
+    /// Uses `act` for the activations of every linear layer.
+    pub fn with_activations(mut self, act: ActivationFormat) -> Self {
+        self.activations = act;
+        self
+    }
+
+    /// The activation format of the linear layers.
+    pub fn activations(&self) -> ActivationFormat {
+        self.activations
     }
 
     /// The model's configuration.
@@ -112,24 +125,25 @@ impl BertEncoder {
     fn block(&self, b: &Block, h: &mut [f32], n: usize) {
         let c = &self.config;
         let eps = c.layer_norm_eps as f32;
-        let q = linear(&b.query, h, n);
-        let k = linear(&b.key, h, n);
-        let v = linear(&b.value, h, n);
+        let act = self.activations;
+        let q = linear(&b.query, h, n, act);
+        let k = linear(&b.key, h, n, act);
+        let v = linear(&b.value, h, n, act);
         let context = attention(&q, &k, &v, n, c.num_attention_heads, c.head_dim());
-        let attn = linear(&b.attention_output, &context, n);
+        let attn = linear(&b.attention_output, &context, n, act);
         ops::add_in_place(h, &attn);
         ops::layer_norm(h, &b.attention_norm.gamma, &b.attention_norm.beta, eps);
-        let mut up = linear(&b.intermediate, h, n);
+        let mut up = linear(&b.intermediate, h, n, act);
         ops::gelu_erf(&mut up);
-        let down = linear(&b.output, &up, n);
+        let down = linear(&b.output, &up, n, act);
         ops::add_in_place(h, &down);
         ops::layer_norm(h, &b.output_norm.gamma, &b.output_norm.beta, eps);
     }
 }
 
-fn linear(l: &Linear, x: &[f32], n: usize) -> Vec<f32> {
+fn linear(l: &Linear, x: &[f32], n: usize, act: ActivationFormat) -> Vec<f32> {
     let mut y = vec![0.0f32; n * l.weight.out_features()];
-    l.weight.matmul(x, n, &mut y);
+    l.weight.matmul_with(act, x, n, &mut y);
     ops::add_bias(&mut y, &l.bias);
     y
 }
