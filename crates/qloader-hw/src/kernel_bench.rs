@@ -6,7 +6,9 @@
 //! expanded to f32 in advance.
 
 use qloader_format::WeightFormat;
-use qloader_kernels::DenseMatrix;
+use qloader_kernels::activations::QuantizedActivations;
+use qloader_kernels::matmul::matmul_expanded_a8_with;
+use qloader_kernels::{DenseMatrix, ExpandedMatrix, Kernels};
 use qloader_quant::LinearWeight;
 use serde::Serialize;
 
@@ -52,8 +54,11 @@ pub struct KernelBenchRow {
     pub speedup_vs_f32: f64,
     /// int8 time over this time, when int8 was timed.
     pub speedup_vs_int8: Option<f64>,
-    /// `(t − t_f32) / t` for batches that expand rows once (the same loop on
-    /// rows already in f32); negative when reading fewer bytes wins.
+    /// The share of the time spent unpacking: for f32 activations at batches
+    /// that expand rows once, `(t − t_f32) / t` (the same loop on rows already
+    /// in f32); for grouped `·a8` rows, `(t − t_expanded) / t` with the same
+    /// kernel on codes expanded to one byte each in advance. Negative when
+    /// reading fewer bytes wins.
     pub unpack_overhead: Option<f64>,
 }
 
@@ -107,7 +112,10 @@ pub fn run(
                     speedup_vs_f32: f32_time / t,
                     speedup_vs_int8: time_of(WeightFormat::Int8PerChannel, case.a8, b)
                         .map(|i| i / t),
-                    unpack_overhead: (expanded && quantized).then(|| (t - f32_time) / t),
+                    unpack_overhead: match &case.expanded_seconds {
+                        Some(e) => Some((t - e[b]) / t),
+                        None => (expanded && quantized).then(|| (t - f32_time) / t),
+                    },
                 });
             }
         }
@@ -121,6 +129,8 @@ struct TimedCase {
     a8: bool,
     bytes: usize,
     seconds: Vec<f64>,
+    /// For grouped `·a8` cases: the same kernel on codes expanded in advance.
+    expanded_seconds: Option<Vec<f64>>,
 }
 
 fn time_shape(
@@ -140,12 +150,14 @@ fn time_shape(
             &[false]
         };
         for &a8 in modes {
+            let input = |m: usize| -> Vec<f32> {
+                (0..m * cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+            };
             let seconds = config
                 .batches
                 .iter()
                 .map(|&m| {
-                    let x: Vec<f32> =
-                        (0..m * cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+                    let x = input(m);
                     let mut y = vec![0.0f32; m * rows];
                     if a8 {
                         median_seconds(config.budget, || weight.matmul_a8(&x, m, &mut y))
@@ -154,7 +166,29 @@ fn time_shape(
                     }
                 })
                 .collect();
-            timed.push(TimedCase { format, a8, bytes: weight.storage_bytes(), seconds });
+            let expanded_seconds = match (&weight, a8) {
+                (LinearWeight::Grouped(g), true) => {
+                    let e = ExpandedMatrix::from_grouped(g);
+                    let kernels = Kernels::detect();
+                    let times = config.batches.iter().map(|&m| {
+                        let x = input(m);
+                        let mut y = vec![0.0f32; m * rows];
+                        median_seconds(config.budget, || {
+                            let xq = QuantizedActivations::quantize(&x, m, cols);
+                            matmul_expanded_a8_with(kernels, &xq, &e, &mut y)
+                        })
+                    });
+                    Some(times.collect())
+                }
+                _ => None,
+            };
+            timed.push(TimedCase {
+                format,
+                a8,
+                bytes: weight.storage_bytes(),
+                seconds,
+                expanded_seconds,
+            });
         }
     }
     timed
@@ -180,7 +214,9 @@ mod tests {
         for r in &rows {
             assert!(r.seconds > 0.0 && r.bytes_per_second > 0.0);
             let a8 = r.format.ends_with("·a8");
-            assert_eq!(r.unpack_overhead.is_some(), r.batch >= 4 && r.format != "f32" && !a8);
+            let expected =
+                if a8 { r.format.starts_with("int4") } else { r.batch >= 4 && r.format != "f32" };
+            assert_eq!(r.unpack_overhead.is_some(), expected, "{}", r.format);
             assert_eq!(r.speedup_vs_int8.is_some(), r.format != "f32" || !a8);
         }
         let f32_row = rows.iter().find(|r| r.format == "f32").unwrap();

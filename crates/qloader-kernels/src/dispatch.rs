@@ -80,6 +80,10 @@ pub struct Kernels {
     /// [`Kernels::dot_grouped_a8`] for four activation rows at once (the
     /// weight row is unpacked once).
     pub dot_grouped_a8_x4: fn(&[ActivationRow<'_>; 4], GroupedRow<'_>, &mut [f32; 4]),
+    /// [`Kernels::dot_grouped_a8`] over an expanded (one byte per code) row.
+    pub dot_expanded_a8: fn(ActivationRow<'_>, GroupedRow<'_>) -> f32,
+    /// [`Kernels::dot_expanded_a8`] for four activation rows at once.
+    pub dot_expanded_a8_x4: fn(&[ActivationRow<'_>; 4], GroupedRow<'_>, &mut [f32; 4]),
     /// Expands an `f16` row to `f32`.
     pub unpack_f16: fn(&[f16], &mut [f32]),
     /// Expands a grouped row to `f32`.
@@ -101,6 +105,8 @@ static GENERIC: Kernels = Kernels {
     dot_int8_a8: generic::dot_int8_a8,
     dot_grouped_a8: generic::dot_grouped_a8,
     dot_grouped_a8_x4: generic::dot_grouped_a8_x4,
+    dot_expanded_a8: generic::dot_expanded_a8,
+    dot_expanded_a8_x4: generic::dot_expanded_a8_x4,
     unpack_f16: generic::unpack_f16,
     unpack_grouped: generic::unpack_grouped,
 };
@@ -142,6 +148,14 @@ mod avx2_table {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_grouped_a8_x4(xs, row, out) }
     }
+    fn dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_expanded_a8(x, row) }
+    }
+    fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_expanded_a8_x4(xs, row, out) }
+    }
     fn unpack_f16(w: &[f16], out: &mut [f32]) {
         // SAFETY: see above.
         unsafe { avx2::avx2_unpack_f16(w, out) }
@@ -160,6 +174,8 @@ mod avx2_table {
         dot_int8_a8,
         dot_grouped_a8,
         dot_grouped_a8_x4,
+        dot_expanded_a8,
+        dot_expanded_a8_x4,
         unpack_f16,
         unpack_grouped,
     };

@@ -24,4 +24,6 @@ pub mod quantize;
 pub mod x86_64;
 
 pub use dispatch::{Isa, Kernels};
-pub use quantize::{DenseMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix};
+pub use quantize::{
+    DenseMatrix, ExpandedMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
+};

@@ -6,9 +6,11 @@
 
 use rayon::prelude::*;
 
-use crate::activations::QuantizedActivations;
+use crate::activations::{ActivationRow, QuantizedActivations};
 use crate::dispatch::Kernels;
-use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
+use crate::quantize::{
+    DenseMatrix, ExpandedMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
+};
 
 /// Below this many outputs a product runs on the calling thread.
 const PARALLEL_MIN_OUTPUTS: usize = 256;
@@ -145,11 +147,37 @@ pub fn matmul_grouped_a8_with(
     y: &mut [f32],
 ) {
     assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
-    assert_eq!(y.len(), x.rows() * w.rows(), "y must be m × n");
-    let (dot, dot_x4) = (k.dot_grouped_a8, k.dot_grouped_a8_x4);
+    grouped_a8_rows(k.dot_grouped_a8, k.dot_grouped_a8_x4, x, w.rows(), |j| w.row(j), y);
+}
+
+/// Like [`matmul_grouped_a8_with`] on codes expanded in advance (the
+/// unpack-free baseline, and the loader's fallback representation).
+pub fn matmul_expanded_a8_with(
+    k: &Kernels,
+    x: &QuantizedActivations,
+    w: &ExpandedMatrix,
+    y: &mut [f32],
+) {
+    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
+    grouped_a8_rows(k.dot_expanded_a8, k.dot_expanded_a8_x4, x, w.rows(), |j| w.row(j), y);
+}
+
+type DotA8 = fn(ActivationRow<'_>, GroupedRow<'_>) -> f32;
+type DotA8x4 = fn(&[ActivationRow<'_>; 4], GroupedRow<'_>, &mut [f32; 4]);
+
+/// Activation rows four at a time through the x4 kernel, the rest one by one.
+fn grouped_a8_rows<'w>(
+    dot: DotA8,
+    dot_x4: DotA8x4,
+    x: &QuantizedActivations,
+    n: usize,
+    weight_row: impl Fn(usize) -> GroupedRow<'w> + Sync,
+    y: &mut [f32],
+) {
+    assert_eq!(y.len(), x.rows() * n, "y must be m × n");
     let m = x.rows();
-    tiled(m, w.rows(), y, |j, out, _| {
-        let row = w.row(j);
+    tiled(m, n, y, |j, out, _| {
+        let row = weight_row(j);
         let full = m / 4 * 4;
         for (q, o4) in out[..full].chunks_exact_mut(4).enumerate() {
             let xs = [x.row(4 * q), x.row(4 * q + 1), x.row(4 * q + 2), x.row(4 * q + 3)];
@@ -307,6 +335,11 @@ mod tests {
                 let what = format!("{isa} {:?}·a8", g.layout());
                 let want = matmul_grouped_a8_reference(&xq, g);
                 assert_close(&what, &y, &want, &xs, m, &g.dequantize());
+                // Codes expanded in advance: the same integer sums, so the
+                // same result as the packed kernel of the same tier.
+                let mut y2 = vec![0.0; y.len()];
+                matmul_expanded_a8_with(k, &xq, &ExpandedMatrix::from_grouped(g), &mut y2);
+                assert_close(&format!("{what} expanded"), &y2, &want, &xs, m, &g.dequantize());
             }
         }
     }

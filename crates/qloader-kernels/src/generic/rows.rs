@@ -135,3 +135,23 @@ pub fn dot_grouped_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: 
         *o = dot_grouped_a8(x, row);
     }
 }
+
+/// [`dot_grouped_a8`] over a row of an
+/// [`ExpandedMatrix`](crate::ExpandedMatrix) (one byte per code).
+pub fn dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    let group = row.layout.group();
+    let mut total = 0.0f32;
+    for (g, (ag, qg)) in x.codes.chunks(group).zip(row.codes.chunks(group)).enumerate() {
+        let dot: i32 = ag.iter().zip(qg).map(|(&a, &q)| a as i32 * q as i32).sum();
+        total +=
+            row.scales[g].to_f32() * dot as f32 + row.offsets[g].to_f32() * x.group_sums(group)[g];
+    }
+    x.scale * total
+}
+
+/// [`dot_expanded_a8`] for four activation rows.
+pub fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
+    for (o, &x) in out.iter_mut().zip(xs) {
+        *o = dot_expanded_a8(x, row);
+    }
+}

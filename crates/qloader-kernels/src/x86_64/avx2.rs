@@ -123,8 +123,9 @@ pub unsafe fn avx2_dot_f16(x: &[f32], w: &[f16]) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn unpack_block<const BITS: u8>(packed: *const u8) -> __m256i {
     match BITS {
+        // 8-bit codes, or (BITS = 0) codes already expanded to bytes.
         // SAFETY: the caller guarantees 32 readable bytes.
-        8 => unsafe { _mm256_loadu_si256(packed as *const __m256i) },
+        0 | 8 => unsafe { _mm256_loadu_si256(packed as *const __m256i) },
         4 => {
             // SAFETY: the caller guarantees 16 readable bytes.
             let bytes = unsafe { _mm_loadu_si128(packed as *const __m128i) };
@@ -380,7 +381,8 @@ fn block_dot_a8<const BITS: u8>(codes: __m256i, a: __m256i) -> __m256i {
         );
         _mm256_add_epi32(lo, hi)
     } else {
-        // Codes ≤ 7 bits unsigned times int8: pair sums ≤ 2·15·127, no saturation.
+        // Codes ≤ 4 bits (packed, or expanded to bytes with BITS = 0) times
+        // int8: pair sums ≤ 2·15·127, no saturation.
         _mm256_madd_epi16(_mm256_maddubs_epi16(codes, a), _mm256_set1_epi16(1))
     }
 }
@@ -446,7 +448,7 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
     out: &mut [f32; R],
 ) {
     let layout = row.layout;
-    let block_bytes = layout.block_bytes();
+    let block_bytes = if BITS == 0 { BLOCK } else { layout.block_bytes() };
     let blocks = xs[0].codes.len() / BLOCK;
     // A compile-time group size lets the block loop below unroll fully.
     let per_group = PER_GROUP;
@@ -535,5 +537,52 @@ unsafe fn grouped_a8_rows<const R: usize>(
         3 => by_group!(3),
         4 => by_group!(4),
         _ => by_group!(8),
+    }
+}
+
+/// [`avx2_dot_grouped_a8`] over a row of an `ExpandedMatrix` (codes one byte
+/// each: no unpacking, otherwise the same kernel).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    let mut out = [0.0f32];
+    // SAFETY: same features as this function.
+    unsafe { expanded_a8_rows::<1>(&[x], row, &mut out) };
+    out[0]
+}
+
+/// [`avx2_dot_expanded_a8`] for four activation rows at once.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn avx2_dot_expanded_a8_x4(
+    xs: &[ActivationRow<'_>; 4],
+    row: GroupedRow<'_>,
+    out: &mut [f32; 4],
+) {
+    // SAFETY: same features as this function.
+    unsafe { expanded_a8_rows::<4>(xs, row, out) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn expanded_a8_rows<const R: usize>(
+    xs: &[ActivationRow<'_>; R],
+    row: GroupedRow<'_>,
+    out: &mut [f32; R],
+) {
+    // 8-bit codes are not expanded differently from packed ones (and could
+    // saturate maddubs): use the packed 8-bit kernel for them.
+    // SAFETY: same features as this function.
+    unsafe {
+        match (row.layout.bits(), row.layout.group()) {
+            (8, _) => grouped_a8_rows::<R>(xs, row, out),
+            (_, 32) => dot_grouped_a8_rows::<0, R, 1>(xs, row, out),
+            (_, 64) => dot_grouped_a8_rows::<0, R, 2>(xs, row, out),
+            _ => dot_grouped_a8_rows::<0, R, 4>(xs, row, out),
+        }
     }
 }
