@@ -12,7 +12,7 @@ use qloader_kernels::{DenseMatrix, ExpandedMatrix, Kernels};
 use qloader_quant::LinearWeight;
 use serde::Serialize;
 
-use crate::timing::{median_seconds, TimingBudget};
+use crate::timing::{median_seconds, paired_median_seconds, TimingBudget};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -153,35 +153,40 @@ fn time_shape(
             let input = |m: usize| -> Vec<f32> {
                 (0..m * cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
             };
-            let seconds = config
-                .batches
-                .iter()
-                .map(|&m| {
-                    let x = input(m);
-                    let mut y = vec![0.0f32; m * rows];
-                    if a8 {
-                        median_seconds(config.budget, || weight.matmul_a8(&x, m, &mut y))
-                    } else {
-                        median_seconds(config.budget, || weight.matmul(&x, m, &mut y))
-                    }
-                })
-                .collect();
-            let expanded_seconds = match (&weight, a8) {
-                (LinearWeight::Grouped(g), true) => {
-                    let e = ExpandedMatrix::from_grouped(g);
-                    let kernels = Kernels::detect();
-                    let times = config.batches.iter().map(|&m| {
-                        let x = input(m);
-                        let mut y = vec![0.0f32; m * rows];
-                        median_seconds(config.budget, || {
-                            let xq = QuantizedActivations::quantize(&x, m, cols);
-                            matmul_expanded_a8_with(kernels, &xq, &e, &mut y)
-                        })
-                    });
-                    Some(times.collect())
-                }
+            // Grouped ·a8 cases are timed alternately with the same kernel on
+            // codes expanded in advance, so their ratio is side by side.
+            let expanded = match (&weight, a8) {
+                (LinearWeight::Grouped(g), true) => Some(ExpandedMatrix::from_grouped(g)),
                 _ => None,
             };
+            let kernels = Kernels::detect();
+            let mut seconds = Vec::new();
+            let mut expanded_seconds = Vec::new();
+            for &m in &config.batches {
+                let x = input(m);
+                let mut y = vec![0.0f32; m * rows];
+                let mut y2 = vec![0.0f32; m * rows];
+                match &expanded {
+                    Some(e) => {
+                        let (t, te) = paired_median_seconds(
+                            config.budget,
+                            || weight.matmul_a8(&x, m, &mut y),
+                            || {
+                                let xq = QuantizedActivations::quantize(&x, m, cols);
+                                matmul_expanded_a8_with(kernels, &xq, e, &mut y2)
+                            },
+                        );
+                        seconds.push(t);
+                        expanded_seconds.push(te);
+                    }
+                    None if a8 => seconds
+                        .push(median_seconds(config.budget, || weight.matmul_a8(&x, m, &mut y))),
+                    None => {
+                        seconds.push(median_seconds(config.budget, || weight.matmul(&x, m, &mut y)))
+                    }
+                }
+            }
+            let expanded_seconds = expanded.is_some().then_some(expanded_seconds);
             timed.push(TimedCase {
                 format,
                 a8,

@@ -15,4 +15,4 @@ pub mod cpu;
 pub mod kernel_bench;
 pub mod timing;
 
-pub use timing::{with_threads, TimingBudget};
+pub use timing::{paired_median_seconds, with_threads, TimingBudget};

@@ -39,6 +39,34 @@ pub fn median_seconds(budget: TimingBudget, mut f: impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// Median seconds of `f` and of `g`, timed alternately (f, g, f, g, …) so
+/// that slow phases of a noisy machine hit both alike: for ratios between
+/// two ways of doing the same work.
+pub fn paired_median_seconds(
+    budget: TimingBudget,
+    mut f: impl FnMut(),
+    mut g: impl FnMut(),
+) -> (f64, f64) {
+    f();
+    g();
+    let (mut tf, mut tg) = (Vec::new(), Vec::new());
+    let mut total = Duration::ZERO;
+    while tf.len() < budget.max_runs && (tf.len() < budget.min_runs || total < budget.min_total) {
+        let start = Instant::now();
+        f();
+        let a = start.elapsed();
+        let start = Instant::now();
+        g();
+        let b = start.elapsed();
+        total += a + b;
+        tf.push(a.as_secs_f64());
+        tg.push(b.as_secs_f64());
+    }
+    tf.sort_by(f64::total_cmp);
+    tg.sort_by(f64::total_cmp);
+    (tf[tf.len() / 2], tg[tg.len() / 2])
+}
+
 /// Runs `f` on a dedicated rayon pool of `threads` threads (every parallel
 /// kernel called inside uses that pool).
 pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
@@ -61,5 +89,17 @@ mod tests {
         let t = median_seconds(budget, || calls += 1);
         assert_eq!(calls, 4, "one warm-up and three timed runs");
         assert!(t >= 0.0);
+    }
+
+    #[test]
+    fn paired_timing_alternates() {
+        let order = std::cell::RefCell::new(Vec::new());
+        let budget = TimingBudget { min_runs: 2, min_total: Duration::ZERO, max_runs: 10 };
+        paired_median_seconds(
+            budget,
+            || order.borrow_mut().push('f'),
+            || order.borrow_mut().push('g'),
+        );
+        assert_eq!(order.into_inner(), vec!['f', 'g', 'f', 'g', 'f', 'g']);
     }
 }
