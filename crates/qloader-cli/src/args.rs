@@ -62,6 +62,10 @@ pub struct BenchKernelsArgs {
     /// Do not also time integer formats with int8 activations (W·A8).
     #[arg(long)]
     pub no_a8: bool,
+    /// Time each weight from a single copy, warm in cache when it fits
+    /// (default: rotate through copies larger than the cache, as a model does).
+    #[arg(long)]
+    pub warm: bool,
     /// Thread counts to measure with (comma-separated; default: 1 and all cores).
     #[arg(long, value_delimiter = ',')]
     pub threads: Vec<usize>,

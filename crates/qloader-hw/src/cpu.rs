@@ -14,6 +14,8 @@ pub struct CpuInfo {
     pub features: Vec<&'static str>,
     /// The kernel tier the dispatch table chose.
     pub kernel_tier: &'static str,
+    /// Size of the largest (last-level) data cache, when the OS reports it.
+    pub last_level_cache_bytes: Option<usize>,
 }
 
 /// Detects the CPU.
@@ -23,7 +25,40 @@ pub fn detect() -> CpuInfo {
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         features: features(),
         kernel_tier: qloader_kernels::Kernels::detect().isa.name(),
+        last_level_cache_bytes: last_level_cache_bytes(),
     }
+}
+
+/// The largest data or unified cache of CPU 0, from Linux's sysfs.
+fn last_level_cache_bytes() -> Option<usize> {
+    let dir = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    dir.filter_map(|entry| {
+        let path = entry.ok()?.path();
+        let kind = std::fs::read_to_string(path.join("type")).ok()?;
+        if kind.trim() == "Instruction" {
+            return None;
+        }
+        parse_cache_size(&std::fs::read_to_string(path.join("size")).ok()?)
+    })
+    .max()
+}
+
+/// Parses sysfs cache sizes such as `32768K` or `2M`.
+fn parse_cache_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let n: usize = digits.parse().ok()?;
+    let scale = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 fn model_name() -> Option<String> {
@@ -65,4 +100,18 @@ fn features() -> Vec<&'static str> {
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn features() -> Vec<&'static str> {
     Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sysfs_cache_sizes() {
+        assert_eq!(parse_cache_size("32768K\n"), Some(32 << 20));
+        assert_eq!(parse_cache_size("2M"), Some(2 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("12Q"), None);
+        assert_eq!(parse_cache_size(""), None);
+    }
 }

@@ -4,6 +4,12 @@
 //! int8 in the same run, and — for batches where quantized rows are expanded
 //! once and reused — the unpacking overhead against the same loop on weights
 //! expanded to f32 in advance.
+//!
+//! Weights are timed cold: each format is cloned until the copies together
+//! exceed a working-set size (a multiple of the last-level cache), and
+//! successive products rotate through the copies, so a matrix that would fit
+//! in cache on its own is still read from memory, as in a real model whose
+//! layers together are far larger than the cache.
 
 use qloader_format::WeightFormat;
 use qloader_kernels::activations::QuantizedActivations;
@@ -27,6 +33,40 @@ pub struct KernelBenchConfig {
     pub int8_activations: bool,
     /// How long to time each case.
     pub budget: TimingBudget,
+    /// Rotate through enough copies of each weight that together they hold
+    /// at least this many bytes (0: time one copy, warm in cache if it fits).
+    pub cold_set_bytes: usize,
+}
+
+/// The working set [`KernelBenchConfig::cold_set_bytes`] should default to:
+/// four times the last-level cache, or 256 MiB when its size is unknown.
+pub fn default_cold_set_bytes(last_level_cache: Option<usize>) -> usize {
+    last_level_cache.map_or(256 << 20, |c| c.saturating_mul(4))
+}
+
+/// How many copies of a `bytes`-byte weight fill `cold_set_bytes`.
+fn copies_for(bytes: usize, cold_set_bytes: usize) -> usize {
+    cold_set_bytes.div_ceil(bytes.max(1)).max(1)
+}
+
+/// Copies of `value` to rotate through, and the index of the next one.
+struct Rotation<T> {
+    copies: Vec<T>,
+    next: usize,
+}
+
+impl<T: Clone> Rotation<T> {
+    fn new(value: T, bytes: usize, cold_set_bytes: usize) -> Self {
+        let n = copies_for(bytes, cold_set_bytes);
+        Self { copies: vec![value; n], next: 0 }
+    }
+
+    /// The next copy in turn.
+    fn next(&mut self) -> &T {
+        let i = self.next;
+        self.next = (i + 1) % self.copies.len();
+        &self.copies[i]
+    }
 }
 
 /// One timed case.
@@ -144,6 +184,7 @@ fn time_shape(
     for &format in formats {
         progress(&format!("{rows}×{cols} {format}"));
         let weight = LinearWeight::quantize(dense.clone(), format);
+        let bytes = weight.storage_bytes();
         let modes: &[bool] = if config.int8_activations && weight.has_a8_kernel() {
             &[false, true]
         } else {
@@ -155,10 +196,15 @@ fn time_shape(
             };
             // Grouped ·a8 cases are timed alternately with the same kernel on
             // codes expanded in advance, so their ratio is side by side.
-            let expanded = match (&weight, a8) {
-                (LinearWeight::Grouped(g), true) => Some(ExpandedMatrix::from_grouped(g)),
+            let mut expanded = match (&weight, a8) {
+                (LinearWeight::Grouped(g), true) => {
+                    let e = ExpandedMatrix::from_grouped(g);
+                    let bytes = e.storage_bytes();
+                    Some(Rotation::new(e, bytes, config.cold_set_bytes))
+                }
                 _ => None,
             };
+            let mut weights = Rotation::new(weight.clone(), bytes, config.cold_set_bytes);
             let kernels = Kernels::detect();
             let mut seconds = Vec::new();
             let mut expanded_seconds = Vec::new();
@@ -166,34 +212,29 @@ fn time_shape(
                 let x = input(m);
                 let mut y = vec![0.0f32; m * rows];
                 let mut y2 = vec![0.0f32; m * rows];
-                match &expanded {
+                match &mut expanded {
                     Some(e) => {
                         let (t, te) = paired_median_seconds(
                             config.budget,
-                            || weight.matmul_a8(&x, m, &mut y),
+                            || weights.next().matmul_a8(&x, m, &mut y),
                             || {
                                 let xq = QuantizedActivations::quantize(&x, m, cols);
-                                matmul_expanded_a8_with(kernels, &xq, e, &mut y2)
+                                matmul_expanded_a8_with(kernels, &xq, e.next(), &mut y2)
                             },
                         );
                         seconds.push(t);
                         expanded_seconds.push(te);
                     }
-                    None if a8 => seconds
-                        .push(median_seconds(config.budget, || weight.matmul_a8(&x, m, &mut y))),
-                    None => {
-                        seconds.push(median_seconds(config.budget, || weight.matmul(&x, m, &mut y)))
-                    }
+                    None if a8 => seconds.push(median_seconds(config.budget, || {
+                        weights.next().matmul_a8(&x, m, &mut y)
+                    })),
+                    None => seconds.push(median_seconds(config.budget, || {
+                        weights.next().matmul(&x, m, &mut y)
+                    })),
                 }
             }
             let expanded_seconds = expanded.is_some().then_some(expanded_seconds);
-            timed.push(TimedCase {
-                format,
-                a8,
-                bytes: weight.storage_bytes(),
-                seconds,
-                expanded_seconds,
-            });
+            timed.push(TimedCase { format, a8, bytes, seconds, expanded_seconds });
         }
     }
     timed
@@ -212,6 +253,7 @@ mod tests {
             formats: vec!["int8".parse().unwrap(), "int4".parse().unwrap()],
             int8_activations: true,
             budget: TimingBudget { min_runs: 1, min_total: Duration::ZERO, max_runs: 1 },
+            cold_set_bytes: 64 << 10,
         };
         let rows = run(&config, 1e10, &mut |_| {});
         // f32 (the added baseline), int8, int8·a8, int4, int4·a8 at two batches.
@@ -227,5 +269,24 @@ mod tests {
         let f32_row = rows.iter().find(|r| r.format == "f32").unwrap();
         assert_eq!(f32_row.speedup_vs_f32, 1.0);
         assert_eq!(f32_row.weight_bytes, 16 * 64 * 4);
+    }
+
+    #[test]
+    fn rotation_cycles_through_enough_copies() {
+        assert_eq!(copies_for(100, 1000), 10);
+        assert_eq!(copies_for(300, 1000), 4);
+        assert_eq!(copies_for(5000, 1000), 1);
+        assert_eq!(copies_for(0, 0), 1);
+        let mut r = Rotation::new(7u8, 40, 100);
+        assert_eq!(r.copies.len(), 3);
+        let order: Vec<usize> = (0..5)
+            .map(|_| {
+                let p = r.next() as *const u8;
+                r.copies.iter().position(|c| std::ptr::eq(c, p)).unwrap()
+            })
+            .collect();
+        assert_eq!(order, [0, 1, 2, 0, 1]);
+        assert_eq!(default_cold_set_bytes(Some(32 << 20)), 128 << 20);
+        assert_eq!(default_cold_set_bytes(None), 256 << 20);
     }
 }

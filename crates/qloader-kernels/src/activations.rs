@@ -14,6 +14,10 @@ pub struct QuantizedActivations {
     cols: usize,
     padded: usize,
     codes: Vec<i8>,
+    /// Per row, `codes` of whole block pairs in the [`ActivationRow::paired_codes`] order.
+    paired_codes: Vec<i8>,
+    /// Per row, `codes` of whole block quads in the [`ActivationRow::quad_codes`] order.
+    quad_codes: Vec<i8>,
     scales: Vec<f32>,
     block_sums: Vec<i32>,
     /// `Σ code` per group of 32, 64 and 128 values, as `f32`.
@@ -25,6 +29,17 @@ pub struct QuantizedActivations {
 pub struct ActivationRow<'a> {
     /// Codes, padded with zeros to a multiple of 32.
     pub codes: &'a [i8],
+    /// The codes of each pair of blocks `(2k, 2k+1)` reordered as: block
+    /// `2k` values 0..16, block `2k+1` values 0..16, block `2k` values 16..32,
+    /// block `2k+1` values 16..32 — the order of the low and high nibbles of
+    /// two packed int4 blocks read as one 32-byte vector. A last unpaired
+    /// block is left out.
+    pub paired_codes: &'a [i8],
+    /// The codes of each run of four blocks `4k..4k+4` reordered to meet
+    /// the four 2-bit planes of four packed int2 blocks read as one 32-byte
+    /// vector: for plane `p` in 0..4, for block `j` in 0..4, block `j`'s
+    /// values `8p..8p+8`. Blocks past the last whole quad are left out.
+    pub quad_codes: &'a [i8],
     /// `x ≈ scale · code`.
     pub scale: f32,
     /// `Σ code` per 32-value block.
@@ -69,7 +84,9 @@ impl QuantizedActivations {
                 .flat_map(|row| row.chunks(per).map(|g| g.iter().sum::<i32>() as f32))
                 .collect()
         });
-        Self { cols, padded, codes, scales, block_sums, group_sums }
+        let paired_codes = interleave_blocks(&codes, padded, 2);
+        let quad_codes = interleave_blocks(&codes, padded, 4);
+        Self { cols, padded, codes, paired_codes, quad_codes, scales, block_sums, group_sums }
     }
 
     /// Number of rows.
@@ -85,17 +102,40 @@ impl QuantizedActivations {
     /// Row `i`.
     pub fn row(&self, i: usize) -> ActivationRow<'_> {
         let blocks = self.padded / BLOCK;
+        let paired = blocks / 2 * 2 * BLOCK;
+        let quads = blocks / 4 * 4 * BLOCK;
         let sums = |level: usize| {
             let per_row = blocks.div_ceil(1 << level);
             &self.group_sums[level][i * per_row..(i + 1) * per_row]
         };
         ActivationRow {
             codes: &self.codes[i * self.padded..(i + 1) * self.padded],
+            paired_codes: &self.paired_codes[i * paired..(i + 1) * paired],
+            quad_codes: &self.quad_codes[i * quads..(i + 1) * quads],
             scale: self.scales[i],
             block_sums: &self.block_sums[i * blocks..(i + 1) * blocks],
             group_sums: [sums(0), sums(1), sums(2)],
         }
     }
+}
+
+/// Every row's whole runs of `n` blocks (`padded` codes per row) with each
+/// run's codes in plane order: for plane `p` in 0..n, for block `j` in 0..n,
+/// block `j`'s values `p·32/n..(p+1)·32/n`. With `n = 2` this is
+/// [`ActivationRow::paired_codes`], with `n = 4` [`ActivationRow::quad_codes`].
+fn interleave_blocks(codes: &[i8], padded: usize, n: usize) -> Vec<i8> {
+    let width = BLOCK / n;
+    let mut out = Vec::with_capacity(codes.len());
+    for row in codes.chunks_exact(padded.max(1)) {
+        for run in row.chunks_exact(n * BLOCK) {
+            for p in 0..n {
+                for block in run.chunks_exact(BLOCK) {
+                    out.extend_from_slice(&block[p * width..(p + 1) * width]);
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -116,6 +156,13 @@ mod tests {
             let sums: Vec<i32> =
                 r.codes.chunks(32).map(|b| b.iter().map(|&a| a as i32).sum()).collect();
             assert_eq!(r.block_sums, &sums[..]);
+            // 64 codes = one whole block pair: halves interleaved.
+            assert_eq!(r.paired_codes.len(), 64);
+            assert_eq!(r.paired_codes[..16], r.codes[..16]);
+            assert_eq!(r.paired_codes[16..32], r.codes[32..48]);
+            assert_eq!(r.paired_codes[32..48], r.codes[16..32]);
+            assert_eq!(r.paired_codes[48..], r.codes[48..]);
+            assert!(r.quad_codes.is_empty(), "two blocks make no quad");
             for group in [32, 64, 128] {
                 let want: Vec<f32> =
                     r.codes.chunks(group).map(|g| g.iter().map(|&a| a as f32).sum()).collect();
@@ -128,6 +175,27 @@ mod tests {
     fn zero_row_has_zero_scale() {
         let q = QuantizedActivations::quantize(&[0.0; 5], 1, 5);
         assert_eq!(q.row(0).scale, 0.0);
+        assert!(q.row(0).paired_codes.is_empty(), "one block has no pair");
         assert!(q.row(0).codes.iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn quads_follow_the_int2_planes() {
+        let x: Vec<f32> = (0..130).map(|i| (i % 100) as f32 - 50.0).collect();
+        let q = QuantizedActivations::quantize(&x, 1, 130);
+        let r = q.row(0);
+        // Five blocks: one whole quad, and the fifth left out.
+        assert_eq!(r.quad_codes.len(), 128);
+        for p in 0..4 {
+            for j in 0..4 {
+                let at = p * 32 + j * 8;
+                let from = j * 32 + p * 8;
+                assert_eq!(
+                    r.quad_codes[at..at + 8],
+                    r.codes[from..from + 8],
+                    "plane {p}, block {j}"
+                );
+            }
+        }
     }
 }

@@ -393,6 +393,8 @@ mod tests {
             (2, 1, 1000),
             (4, 3, 77),
             (8, 2, 257),
+            // Whole chunks of eight 128-groups plus a tail, through the x4 kernel.
+            (5, 2, 2100),
         ] {
             let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 5) % 97]).collect();
             check_all_formats(&x, m, &matrix(n, k, &seed));

@@ -53,7 +53,22 @@ pub fn run_kernels(args: BenchKernelsArgs) -> Result<()> {
         formats: args.formats.clone(),
         int8_activations: !args.no_a8,
         budget,
+        cold_set_bytes: if args.warm {
+            0
+        } else {
+            kernel_bench::default_cold_set_bytes(info.last_level_cache_bytes)
+        },
     };
+    let llc =
+        info.last_level_cache_bytes.map_or("unknown".to_owned(), |b| format!("{} MiB", b >> 20));
+    if args.warm {
+        println!("last-level cache: {llc}; weights timed warm (one copy each)");
+    } else {
+        println!(
+            "last-level cache: {llc}; weights timed cold (copies rotated over {} MiB)",
+            config.cold_set_bytes >> 20
+        );
+    }
     let verbose = std::io::stderr().is_terminal();
     let mut results = Vec::new();
     for &t in &threads {

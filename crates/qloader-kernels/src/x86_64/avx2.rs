@@ -405,38 +405,314 @@ fn eight_f16(src: &[f16]) -> [f32; 8] {
     out
 }
 
-/// `Σ_g offset_g · sums_g` over one weight row's groups (the offsets' part
-/// of a grouped·a8 product), eight groups per step.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C.
+/// Eight `f16` values from `src` as `f32` (entries past its end are zero).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn offsets_dot(offsets: &[f16], sums: &[f32]) -> f32 {
-    let n = offsets.len().min(sums.len());
-    let body = n / 8 * 8;
-    let mut acc = _mm256_setzero_ps();
-    let mut g = 0;
-    while g < body {
-        // SAFETY: g + 8 ≤ body ≤ both lengths.
-        let (o, s) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_loadu_si128(offsets.as_ptr().add(g) as *const __m128i)),
-                _mm256_loadu_ps(sums.as_ptr().add(g)),
-            )
-        };
-        acc = _mm256_fmadd_ps(o, s, acc);
-        g += 8;
+fn eight_f16_vec(src: &[f16]) -> __m256 {
+    if src.len() >= 8 {
+        // SAFETY: 8 readable values (16 bytes).
+        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr() as *const __m128i)) }
+    } else {
+        let v = eight_f16(src);
+        // SAFETY: `v` is 8 readable `f32`.
+        unsafe { _mm256_loadu_ps(v.as_ptr()) }
     }
-    let tail: f32 = offsets[body..n].iter().zip(&sums[body..n]).map(|(o, s)| o.to_f32() * s).sum();
-    hsum(acc) + tail
+}
+
+/// Eight `f32` values from `src` (entries past its end are zero).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn eight_f32(src: &[f32]) -> __m256 {
+    if src.len() >= 8 {
+        // SAFETY: 8 readable values.
+        unsafe { _mm256_loadu_ps(src.as_ptr()) }
+    } else {
+        let mut v = [0.0f32; 8];
+        v[..src.len()].copy_from_slice(src);
+        // SAFETY: `v` is 8 readable `f32`.
+        unsafe { _mm256_loadu_ps(v.as_ptr()) }
+    }
+}
+
+/// Horizontal sums of eight `i32` vectors, reduced in pairs: lane `g` of the
+/// result is the sum of all lanes of `d[g]`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn transpose_sum8(d: [__m256i; 8]) -> __m256i {
+    // Within each 128-bit half, hadd(a, b) = [a0+a1, a2+a3, b0+b1, b2+b3].
+    let h01 = _mm256_hadd_epi32(d[0], d[1]);
+    let h23 = _mm256_hadd_epi32(d[2], d[3]);
+    let h45 = _mm256_hadd_epi32(d[4], d[5]);
+    let h67 = _mm256_hadd_epi32(d[6], d[7]);
+    // Low half: the low-half sums of d0..d3; high half: their high-half sums.
+    let q0 = _mm256_hadd_epi32(h01, h23);
+    let q1 = _mm256_hadd_epi32(h45, h67);
+    _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(q0, q1),
+        _mm256_permute2x128_si256::<0x31>(q0, q1),
+    )
+}
+
+/// Per activation row: the scaled group dots and the offsets' part.
+struct Accumulators<const R: usize> {
+    scaled: [__m256; R],
+    offset: [__m256; R],
+}
+
+impl<const R: usize> Accumulators<R> {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn new() -> Self {
+        Self { scaled: [_mm256_setzero_ps(); R], offset: [_mm256_setzero_ps(); R] }
+    }
+}
+
+/// The integer dot products of group `g` with every activation row; with
+/// `CHECKED`, blocks at or past `blocks` count as zero.
+///
+/// # Safety
+/// The CPU must support AVX2; unless `CHECKED`, the group's blocks must all
+/// be below `blocks`; the row and activations must hold `blocks` blocks.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn group_dots<
+    const BITS: u8,
+    const R: usize,
+    const PER_GROUP: usize,
+    const CHECKED: bool,
+>(
+    xs: &[ActivationRow<'_>; R],
+    codes: *const u8,
+    block_bytes: usize,
+    g: usize,
+    blocks: usize,
+) -> [__m256i; R] {
+    let mut dots = [_mm256_setzero_si256(); R];
+    let first = g * PER_GROUP;
+    let last = if CHECKED { (first + PER_GROUP).min(blocks) } else { first + PER_GROUP };
+    for b in first..last {
+        // SAFETY: b < blocks: block b lies within the row's codes.
+        let w = unsafe { unpack_block::<BITS>(codes.add(b * block_bytes)) };
+        for r in 0..R {
+            // SAFETY: each activation row holds `blocks` whole blocks.
+            let a = unsafe {
+                _mm256_loadu_si256(xs[r].codes.as_ptr().add(b * BLOCK) as *const __m256i)
+            };
+            dots[r] = _mm256_add_epi32(dots[r], block_dot_a8::<BITS>(w, a));
+        }
+    }
+    dots
+}
+
+/// Groups `g0..g0 + 8` (those below the row's group count) into `acc`.
+///
+/// # Safety
+/// As for [`group_dots`]; the CPU must also support FMA and F16C.
+// Results are indexed [activation row][group]; the loops run over groups.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn eight_groups<
+    const BITS: u8,
+    const R: usize,
+    const PER_GROUP: usize,
+    const CHECKED: bool,
+>(
+    xs: &[ActivationRow<'_>; R],
+    row: GroupedRow<'_>,
+    sums: &[&[f32]; R],
+    g0: usize,
+    blocks: usize,
+    acc: &mut Accumulators<R>,
+) {
+    let groups = sums[0].len();
+    let block_bytes = if BITS == 0 { BLOCK } else { row.layout.block_bytes() };
+    let mut dots = [[_mm256_setzero_si256(); 8]; R];
+    for i in 0..8 {
+        if !CHECKED || g0 + i < groups {
+            // SAFETY: forwarded from the caller.
+            let d = unsafe {
+                group_dots::<BITS, R, PER_GROUP, CHECKED>(
+                    xs,
+                    row.codes.as_ptr(),
+                    block_bytes,
+                    g0 + i,
+                    blocks,
+                )
+            };
+            for r in 0..R {
+                dots[r][i] = d[r];
+            }
+        }
+    }
+    let end = (g0 + 8).min(groups);
+    let scales = eight_f16_vec(&row.scales[g0..end]);
+    let offsets = eight_f16_vec(&row.offsets[g0..end]);
+    for r in 0..R {
+        let group_sums = _mm256_cvtepi32_ps(transpose_sum8(dots[r]));
+        acc.scaled[r] = _mm256_fmadd_ps(group_sums, scales, acc.scaled[r]);
+        acc.offset[r] = _mm256_fmadd_ps(offsets, eight_f32(&sums[r][g0..end]), acc.offset[r]);
+    }
+}
+
+/// Blocks read per 32-byte load by [`vector_dots`]: two int4 blocks or four
+/// int2 blocks (0: no such kernel for this width).
+const fn blocks_per_vector(bits: u8) -> usize {
+    match bits {
+        4 => 2,
+        2 => 4,
+        _ => 0,
+    }
+}
+
+/// The integer dot products of `V = blocks_per_vector(BITS)` packed blocks
+/// `V·v..V·v + V`, read as one 32-byte vector, with every activation row.
+/// The vector's `V` bit planes (`and` after a shift) each meet the matching
+/// activations of [`ActivationRow::paired_codes`] (int4) or
+/// [`ActivationRow::quad_codes`] (int2); the planes' `maddubs` results are
+/// added in `i16` (|sum| ≤ 2·2·15·127 or 4·2·3·127, both < 2¹⁵) before one
+/// widening `madd`. Result lanes: block `j` of the vector owns lanes
+/// `8j/V..8(j+1)/V`.
+///
+/// # Safety
+/// The CPU must support AVX2; the vector's 32 code bytes must be readable and
+/// every activation row's interleaved codes must hold its blocks.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn vector_dots<const BITS: u8, const R: usize>(
+    xs: &[ActivationRow<'_>; R],
+    codes: *const u8,
+    v: usize,
+) -> [__m256i; R] {
+    debug_assert!(blocks_per_vector(BITS) > 0);
+    // SAFETY: the caller guarantees the vector's 32 bytes.
+    let packed = unsafe { _mm256_loadu_si256(codes.add(v * 32) as *const __m256i) };
+    let mask = _mm256_set1_epi8(((1u16 << BITS) - 1) as i8);
+    let planes: [__m256i; 4] = if BITS == 4 {
+        let hi = _mm256_srli_epi16::<4>(packed);
+        [_mm256_and_si256(packed, mask), _mm256_and_si256(hi, mask), packed, packed]
+    } else {
+        [
+            _mm256_and_si256(packed, mask),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(packed), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<4>(packed), mask),
+            _mm256_and_si256(_mm256_srli_epi16::<6>(packed), mask),
+        ]
+    };
+    let n = blocks_per_vector(BITS).max(1);
+    let mut dots = [_mm256_setzero_si256(); R];
+    for r in 0..R {
+        let interleaved = if BITS == 4 { xs[r].paired_codes } else { xs[r].quad_codes };
+        // SAFETY: the caller guarantees the vector's n·32 activation codes.
+        let a = unsafe { interleaved.as_ptr().add(v * n * BLOCK) as *const __m256i };
+        let mut sum16 = _mm256_setzero_si256();
+        for (p, plane) in planes.iter().enumerate().take(n) {
+            // SAFETY: as above.
+            let ap = unsafe { _mm256_loadu_si256(a.add(p)) };
+            sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(*plane, ap));
+        }
+        dots[r] = _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
+    }
+    dots
+}
+
+/// [`eight_groups`] for packed int4 or int2 codes, several blocks per load
+/// ([`vector_dots`]), over whole groups only. A vector holds 1, 2 or 4
+/// groups' partial sums (or a group spans several vectors); either way eight
+/// groups reduce to one vector of group sums in group order.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; groups `g0..g0 + 8` must lie
+/// wholly within the row, the row's codes and every activation row's
+/// interleaved codes must hold their blocks, and `g0` must be a multiple of 8.
+// Results are indexed [activation row][group]; the loops run over groups.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn eight_packed_groups<const BITS: u8, const R: usize, const PER_GROUP: usize>(
+    xs: &[ActivationRow<'_>; R],
+    row: GroupedRow<'_>,
+    sums: &[&[f32]; R],
+    g0: usize,
+    acc: &mut Accumulators<R>,
+) {
+    let codes = row.codes.as_ptr();
+    // (`max(1)`: other widths never get here, but are still instantiated.)
+    let per_vector = blocks_per_vector(BITS).max(1);
+    let first = g0 * PER_GROUP / per_vector;
+    let mut group_sums = [_mm256_setzero_si256(); R];
+    if PER_GROUP >= per_vector {
+        // A group spans one or more whole vectors.
+        let vectors_per_group = PER_GROUP / per_vector;
+        let mut dots = [[_mm256_setzero_si256(); 8]; R];
+        for i in 0..8 {
+            for k in 0..vectors_per_group {
+                // SAFETY: forwarded from the caller.
+                let d =
+                    unsafe { vector_dots::<BITS, R>(xs, codes, first + i * vectors_per_group + k) };
+                for r in 0..R {
+                    dots[r][i] = _mm256_add_epi32(dots[r][i], d[r]);
+                }
+            }
+        }
+        for r in 0..R {
+            group_sums[r] = transpose_sum8(dots[r]);
+        }
+    } else if per_vector / PER_GROUP == 2 {
+        // Four vectors, each [group 2i (4 lanes) | group 2i+1 (4 lanes)]:
+        // hadd twice gives [g0 g2 g4 g6 | g1 g3 g5 g7].
+        let mut d = [[_mm256_setzero_si256(); 4]; R];
+        for i in 0..4 {
+            // SAFETY: forwarded from the caller.
+            let v = unsafe { vector_dots::<BITS, R>(xs, codes, first + i) };
+            for r in 0..R {
+                d[r][i] = v[r];
+            }
+        }
+        for r in 0..R {
+            let q = _mm256_hadd_epi32(
+                _mm256_hadd_epi32(d[r][0], d[r][1]),
+                _mm256_hadd_epi32(d[r][2], d[r][3]),
+            );
+            group_sums[r] =
+                _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        }
+    } else {
+        // Two vectors, each [g4i g4i g4i+1 g4i+1 | g4i+2 g4i+2 g4i+3 g4i+3]:
+        // one hadd gives [g0 g1 g4 g5 | g2 g3 g6 g7].
+        // SAFETY: forwarded from the caller.
+        let (v0, v1) = unsafe {
+            (vector_dots::<BITS, R>(xs, codes, first), vector_dots::<BITS, R>(xs, codes, first + 1))
+        };
+        for r in 0..R {
+            let q = _mm256_hadd_epi32(v0[r], v1[r]);
+            group_sums[r] =
+                _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
+        }
+    }
+    // SAFETY: g0 + 8 ≤ the group count (the caller's contract).
+    let (scales, offsets) = unsafe {
+        (
+            _mm256_cvtph_ps(_mm_loadu_si128(row.scales.as_ptr().add(g0) as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(row.offsets.as_ptr().add(g0) as *const __m128i)),
+        )
+    };
+    for r in 0..R {
+        let s = _mm256_cvtepi32_ps(group_sums[r]);
+        acc.scaled[r] = _mm256_fmadd_ps(s, scales, acc.scaled[r]);
+        // SAFETY: as above, for the activations' group sums.
+        let a = unsafe { _mm256_loadu_ps(sums[r].as_ptr().add(g0)) };
+        acc.offset[r] = _mm256_fmadd_ps(offsets, a, acc.offset[r]);
+    }
 }
 
 /// The grouped·a8 product of one weight row with `R` activation rows at once:
 /// each block is unpacked once and multiplied into every row. Within a group
-/// the block dots are summed exactly in `i32` and scaled once; the offsets'
-/// part, `Σ_g offset_g · Σ_{c∈g} a_c`, is a separate vector dot over the
-/// activations' precomputed group sums.
+/// the block dots are summed exactly in `i32`; eight groups at a time are
+/// then reduced to one vector of group sums, converted once and multiplied by
+/// the eight groups' scales, and the offsets' part,
+/// `Σ_g offset_g · Σ_{c∈g} a_c`, is added from the activations' precomputed
+/// group sums in the same step. Every accumulator stays in a register.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; every activation row must have
@@ -450,47 +726,50 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
     let layout = row.layout;
     let block_bytes = if BITS == 0 { BLOCK } else { layout.block_bytes() };
     let blocks = xs[0].codes.len() / BLOCK;
-    // A compile-time group size lets the block loop below unroll fully.
-    let per_group = PER_GROUP;
-    debug_assert_eq!(per_group, layout.group() / BLOCK);
-    let groups = blocks.div_ceil(per_group);
+    debug_assert_eq!(PER_GROUP, layout.group() / BLOCK);
+    let groups = blocks.div_ceil(PER_GROUP);
     assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK));
     assert!(xs.iter().all(|x| x.group_sums(layout.group()).len() >= groups));
     assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
     assert!(row.scales.len() >= groups && row.offsets.len() >= groups);
-    // Two accumulators per row, alternating by group, to halve the FMA
-    // dependency chain.
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
-    let mut scales = [0.0f32; 8];
-    for g in 0..groups {
-        if g % 8 == 0 {
-            scales = eight_f16(&row.scales[g..(g + 8).min(groups)]);
-        }
-        let scale = _mm256_set1_ps(scales[g % 8]);
-        let first = g * per_group;
-        let last = (first + per_group).min(blocks);
-        let mut dots = [_mm256_setzero_si256(); R];
-        for b in first..last {
-            // SAFETY: block b's codes lie within `row.codes` (asserted above).
-            let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
-            for r in 0..R {
-                // SAFETY: each activation row holds `blocks` whole blocks.
-                let a = unsafe {
-                    _mm256_loadu_si256(xs[r].codes.as_ptr().add(b * BLOCK) as *const __m256i)
-                };
-                dots[r] = _mm256_add_epi32(dots[r], block_dot_a8::<BITS>(codes, a));
+    let sums: [&[f32]; R] = std::array::from_fn(|r| &xs[r].group_sums(layout.group())[..groups]);
+
+    let mut acc = Accumulators::<R>::new();
+    // Chunks of eight groups whose blocks all exist, then the rest.
+    let full = (blocks / (8 * PER_GROUP)) * 8;
+    let mut g0 = 0;
+    if BITS == 4 || BITS == 2 {
+        let per_vector = blocks_per_vector(BITS);
+        let interleaved = |x: &ActivationRow<'_>| {
+            if BITS == 4 {
+                x.paired_codes.len()
+            } else {
+                x.quad_codes.len()
             }
-        }
-        for r in 0..R {
-            let lane = g & 1;
-            acc[r][lane] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[r]), scale, acc[r][lane]);
+        };
+        assert!(xs
+            .iter()
+            .all(|x| interleaved(x) >= full * PER_GROUP / per_vector * per_vector * BLOCK));
+        while g0 < full {
+            // SAFETY: the assertions above: whole groups, a multiple of 8
+            // (so of 8·PER_GROUP blocks, whole vectors), which the codes and
+            // interleaved activations hold.
+            unsafe { eight_packed_groups::<BITS, R, PER_GROUP>(xs, row, &sums, g0, &mut acc) };
+            g0 += 8;
         }
     }
+    while g0 < full {
+        // SAFETY: the assertions above; same features as this function.
+        unsafe { eight_groups::<BITS, R, PER_GROUP, false>(xs, row, &sums, g0, blocks, &mut acc) };
+        g0 += 8;
+    }
+    if g0 < groups {
+        // SAFETY: as above.
+        unsafe { eight_groups::<BITS, R, PER_GROUP, true>(xs, row, &sums, g0, blocks, &mut acc) };
+    }
+    let Accumulators { scaled, offset } = acc;
     for r in 0..R {
-        // SAFETY: same features as this function.
-        let offsets =
-            unsafe { offsets_dot(&row.offsets[..groups], xs[r].group_sums(layout.group())) };
-        out[r] = xs[r].scale * (hsum(_mm256_add_ps(acc[r][0], acc[r][1])) + offsets);
+        out[r] = xs[r].scale * hsum(_mm256_add_ps(scaled[r], offset[r]));
     }
 }
 
