@@ -387,53 +387,6 @@ fn block_dot_a8<const BITS: u8>(codes: __m256i, a: __m256i) -> __m256i {
     }
 }
 
-/// Up to eight `f16` values from `src` as `f32`, in an array (missing
-/// entries are zero).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn eight_f16(src: &[f16]) -> [f32; 8] {
-    let mut bits = [0u16; 8];
-    for (b, h) in bits.iter_mut().zip(src) {
-        *b = h.to_bits();
-    }
-    let mut out = [0.0f32; 8];
-    // SAFETY: `bits` is 16 readable bytes, `out` 32 writable bytes.
-    unsafe {
-        let v = _mm256_cvtph_ps(_mm_loadu_si128(bits.as_ptr() as *const __m128i));
-        _mm256_storeu_ps(out.as_mut_ptr(), v);
-    }
-    out
-}
-
-/// Eight `f16` values from `src` as `f32` (entries past its end are zero).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn eight_f16_vec(src: &[f16]) -> __m256 {
-    if src.len() >= 8 {
-        // SAFETY: 8 readable values (16 bytes).
-        unsafe { _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr() as *const __m128i)) }
-    } else {
-        let v = eight_f16(src);
-        // SAFETY: `v` is 8 readable `f32`.
-        unsafe { _mm256_loadu_ps(v.as_ptr()) }
-    }
-}
-
-/// Eight `f32` values from `src` (entries past its end are zero).
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-fn eight_f32(src: &[f32]) -> __m256 {
-    if src.len() >= 8 {
-        // SAFETY: 8 readable values.
-        unsafe { _mm256_loadu_ps(src.as_ptr()) }
-    } else {
-        let mut v = [0.0f32; 8];
-        v[..src.len()].copy_from_slice(src);
-        // SAFETY: `v` is 8 readable `f32`.
-        unsafe { _mm256_loadu_ps(v.as_ptr()) }
-    }
-}
-
 /// Horizontal sums of eight `i32` vectors, reduced in pairs: lane `g` of the
 /// result is the sum of all lanes of `d[g]`.
 #[inline]
@@ -504,54 +457,78 @@ unsafe fn group_dots<
     dots
 }
 
-/// Groups `g0..g0 + 8` (those below the row's group count) into `acc`.
+/// Groups `g0..g0 + 8`, all whole, into `acc`: their block dots, reduced
+/// to one vector of group sums, scaled and offset eight at a time.
 ///
 /// # Safety
-/// As for [`group_dots`]; the CPU must also support FMA and F16C.
+/// As for [`group_dots`] unchecked; the CPU must also support FMA and F16C;
+/// `g0 + 8` must not exceed the group count.
 // Results are indexed [activation row][group]; the loops run over groups.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn eight_groups<
-    const BITS: u8,
-    const R: usize,
-    const PER_GROUP: usize,
-    const CHECKED: bool,
->(
+unsafe fn eight_groups<const BITS: u8, const R: usize, const PER_GROUP: usize>(
     xs: &[ActivationRow<'_>; R],
     row: GroupedRow<'_>,
     sums: &[&[f32]; R],
     g0: usize,
-    blocks: usize,
     acc: &mut Accumulators<R>,
 ) {
-    let groups = sums[0].len();
     let block_bytes = if BITS == 0 { BLOCK } else { row.layout.block_bytes() };
     let mut dots = [[_mm256_setzero_si256(); 8]; R];
     for i in 0..8 {
-        if !CHECKED || g0 + i < groups {
-            // SAFETY: forwarded from the caller.
-            let d = unsafe {
-                group_dots::<BITS, R, PER_GROUP, CHECKED>(
-                    xs,
-                    row.codes.as_ptr(),
-                    block_bytes,
-                    g0 + i,
-                    blocks,
-                )
-            };
-            for r in 0..R {
-                dots[r][i] = d[r];
-            }
+        // SAFETY: forwarded from the caller (whole groups: `blocks` unused).
+        let d = unsafe {
+            group_dots::<BITS, R, PER_GROUP, false>(
+                xs,
+                row.codes.as_ptr(),
+                block_bytes,
+                g0 + i,
+                usize::MAX,
+            )
+        };
+        for r in 0..R {
+            dots[r][i] = d[r];
         }
     }
-    let end = (g0 + 8).min(groups);
-    let scales = eight_f16_vec(&row.scales[g0..end]);
-    let offsets = eight_f16_vec(&row.offsets[g0..end]);
+    let mut group_sums = [_mm256_setzero_si256(); R];
     for r in 0..R {
-        let group_sums = _mm256_cvtepi32_ps(transpose_sum8(dots[r]));
-        acc.scaled[r] = _mm256_fmadd_ps(group_sums, scales, acc.scaled[r]);
-        acc.offset[r] = _mm256_fmadd_ps(offsets, eight_f32(&sums[r][g0..end]), acc.offset[r]);
+        group_sums[r] = transpose_sum8(dots[r]);
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { scale_eight_groups(row, sums, g0, group_sums, acc) };
+}
+
+/// Adds eight groups' integer sums times their scales, and their offsets
+/// times the activations' group sums, into `acc`.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C; `g0 + 8` must not exceed the
+/// row's scales, offsets or any of `sums`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scale_eight_groups<const R: usize>(
+    row: GroupedRow<'_>,
+    sums: &[&[f32]; R],
+    g0: usize,
+    group_sums: [__m256i; R],
+    acc: &mut Accumulators<R>,
+) {
+    debug_assert!(g0 + 8 <= row.scales.len().min(row.offsets.len()));
+    // SAFETY: g0 + 8 ≤ the group count (the caller's contract).
+    let (scales, offsets) = unsafe {
+        (
+            _mm256_cvtph_ps(_mm_loadu_si128(row.scales.as_ptr().add(g0) as *const __m128i)),
+            _mm256_cvtph_ps(_mm_loadu_si128(row.offsets.as_ptr().add(g0) as *const __m128i)),
+        )
+    };
+    for r in 0..R {
+        debug_assert!(g0 + 8 <= sums[r].len());
+        let s = _mm256_cvtepi32_ps(group_sums[r]);
+        acc.scaled[r] = _mm256_fmadd_ps(s, scales, acc.scaled[r]);
+        // SAFETY: as above, for the activations' group sums.
+        let a = unsafe { _mm256_loadu_ps(sums[r].as_ptr().add(g0)) };
+        acc.offset[r] = _mm256_fmadd_ps(offsets, a, acc.offset[r]);
     }
 }
 
@@ -690,20 +667,8 @@ unsafe fn eight_packed_groups<const BITS: u8, const R: usize, const PER_GROUP: u
                 _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7));
         }
     }
-    // SAFETY: g0 + 8 ≤ the group count (the caller's contract).
-    let (scales, offsets) = unsafe {
-        (
-            _mm256_cvtph_ps(_mm_loadu_si128(row.scales.as_ptr().add(g0) as *const __m128i)),
-            _mm256_cvtph_ps(_mm_loadu_si128(row.offsets.as_ptr().add(g0) as *const __m128i)),
-        )
-    };
-    for r in 0..R {
-        let s = _mm256_cvtepi32_ps(group_sums[r]);
-        acc.scaled[r] = _mm256_fmadd_ps(s, scales, acc.scaled[r]);
-        // SAFETY: as above, for the activations' group sums.
-        let a = unsafe { _mm256_loadu_ps(sums[r].as_ptr().add(g0)) };
-        acc.offset[r] = _mm256_fmadd_ps(offsets, a, acc.offset[r]);
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { scale_eight_groups(row, sums, g0, group_sums, acc) };
 }
 
 /// The grouped·a8 product of one weight row with `R` activation rows at once:
@@ -717,6 +682,8 @@ unsafe fn eight_packed_groups<const BITS: u8, const R: usize, const PER_GROUP: u
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; every activation row must have
 /// the same (padded) length.
+// The tail loop indexes scales, offsets and per-row sums by group.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: usize>(
     xs: &[ActivationRow<'_>; R],
@@ -760,16 +727,24 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
     }
     while g0 < full {
         // SAFETY: the assertions above; same features as this function.
-        unsafe { eight_groups::<BITS, R, PER_GROUP, false>(xs, row, &sums, g0, blocks, &mut acc) };
+        unsafe { eight_groups::<BITS, R, PER_GROUP>(xs, row, &sums, g0, &mut acc) };
         g0 += 8;
     }
-    if g0 < groups {
-        // SAFETY: as above.
-        unsafe { eight_groups::<BITS, R, PER_GROUP, true>(xs, row, &sums, g0, blocks, &mut acc) };
+    // The last (fewer than eight) groups one at a time, in scalar.
+    let mut tail = [0.0f32; R];
+    for g in g0..groups {
+        // SAFETY: as above; blocks past the row's end are skipped.
+        let dots = unsafe {
+            group_dots::<BITS, R, PER_GROUP, true>(xs, row.codes.as_ptr(), block_bytes, g, blocks)
+        };
+        let (scale, offset) = (f16_to_f32(row.scales[g]), f16_to_f32(row.offsets[g]));
+        for r in 0..R {
+            tail[r] += hsum_i32(dots[r]) as f32 * scale + offset * sums[r][g];
+        }
     }
     let Accumulators { scaled, offset } = acc;
     for r in 0..R {
-        out[r] = xs[r].scale * hsum(_mm256_add_ps(scaled[r], offset[r]));
+        out[r] = xs[r].scale * (hsum(_mm256_add_ps(scaled[r], offset[r])) + tail[r]);
     }
 }
 
