@@ -22,6 +22,10 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Compare quantized embeddings with f32 on the built-in sentence set.
     Eval(EvalArgs),
+    /// Generate text with a decoder model (GGUF), greedy or sampled.
+    Generate(GenerateArgs),
+    /// Perplexity of a decoder model on a text, per weight format.
+    Perplexity(PerplexityArgs),
     /// Measure this machine: kernel speed per format, memory bandwidth.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -135,6 +139,85 @@ pub struct EvalArgs {
     /// on the fly (W8A8, W4A8, …).
     #[arg(long, value_parser = parse_act, default_value = "f32")]
     pub act: ActivationFormat,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Where the decoder model is.
+#[derive(Args)]
+pub struct DecoderArg {
+    /// GGUF file of a Llama-family model.
+    /// Default: the SmolLM2-135M-Instruct fixture fetched by scripts/fetch-fixtures.sh.
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+}
+
+impl DecoderArg {
+    /// The file to open.
+    pub fn file(&self) -> PathBuf {
+        self.model.clone().unwrap_or_else(fixtures::smollm2_gguf)
+    }
+}
+
+/// Arguments of `qloader generate`.
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: DecoderArg,
+    /// The prompt.
+    #[arg(long, short = 'p')]
+    pub prompt: String,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Weight format of the linear layers (names as for `embed`).
+    #[arg(long, value_parser = parse_format, default_value = "f32")]
+    pub quant: WeightFormat,
+    /// Activations of integer-weight products: f32 or int8.
+    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    pub act: ActivationFormat,
+    /// Sampling temperature; 0 picks the most likely token (greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Sample only among the K most likely tokens (0: all).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Sample only within the top-p probability mass.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use the prompt as it is, without the model's chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Also write the result (text, tokens, timings) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Arguments of `qloader perplexity`.
+#[derive(Args)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    pub model: DecoderArg,
+    /// Plain-text file to score. Default: the "Botchan" text fetched by
+    /// scripts/fetch-fixtures.sh (the standard set).
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
+    /// Weight formats to evaluate, comma-separated.
+    #[arg(long, value_parser = parse_format, value_delimiter = ',', default_value = "f32,int8,int4")]
+    pub quant: Vec<WeightFormat>,
+    /// Activations of integer-weight products: f32 or int8.
+    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    pub act: ActivationFormat,
+    /// Tokens per window.
+    #[arg(long, default_value_t = qloader_runtime::perplexity::STANDARD_WINDOW)]
+    pub window: usize,
+    /// Windows to score, from the start of the text.
+    #[arg(long, default_value_t = qloader_runtime::perplexity::STANDARD_WINDOWS)]
+    pub windows: usize,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

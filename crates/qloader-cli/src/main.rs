@@ -14,6 +14,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Embed(a) => commands::embed::run(a),
         args::Command::Eval(a) => commands::eval::run(a),
+        args::Command::Generate(a) => commands::generate::run(a),
+        args::Command::Perplexity(a) => commands::perplexity::run(a),
         args::Command::Bench(args::BenchCommand::Kernels(a)) => commands::bench::run_kernels(a),
     };
     match result {

@@ -88,3 +88,75 @@ fn eval_meets_quality_floors() {
     assert!(cosine("int4") >= 0.975, "int4 {}", cosine("int4"));
     assert!(bytes("int4") < bytes("int8") && bytes("int8") * 3 < bytes("f32"));
 }
+
+fn decoder_present() -> bool {
+    let present = fixtures::smollm2_gguf().exists() && fixtures::botchan_text().exists();
+    if !present {
+        assert!(std::env::var_os("CI").is_none(), "decoder fixture missing in CI");
+        eprintln!("SKIP: SmolLM2/Botchan fixtures missing; run scripts/fetch-fixtures.sh");
+    }
+    present
+}
+
+#[test]
+fn generate_answers_in_english_and_reports_speed() {
+    if !decoder_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("g.json");
+    let o = qloader(&[
+        "generate",
+        "--prompt",
+        "What is the capital of France?",
+        "--max-tokens",
+        "12",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Paris"), "{text}");
+    assert!(stderr(&o).contains("tokens/s"), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(json["tokens"].as_array().is_some_and(|t| !t.is_empty() && t.len() <= 12));
+}
+
+#[test]
+fn perplexity_of_prose_is_low_and_int8_stays_close() {
+    if !decoder_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.json");
+    let o = qloader(&[
+        "perplexity",
+        "--quant",
+        "f32,int8",
+        "--window",
+        "128",
+        "--windows",
+        "2",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let ppl = |i: usize| json[i]["report"]["perplexity"].as_f64().unwrap();
+    // English prose under a 135M-parameter model: well below the vocabulary
+    // size, and above 1.
+    assert!(ppl(0) > 2.0 && ppl(0) < 100.0, "f32 perplexity {}", ppl(0));
+    assert!((ppl(1) / ppl(0) - 1.0).abs() < 0.05, "int8 {} vs f32 {}", ppl(1), ppl(0));
+    assert_eq!(json[0]["report"]["scored"], 2 * 127);
+}
+
+#[test]
+fn malformed_gguf_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, b"GGUF\x03\x00\x00\x00 truncated").unwrap();
+    let o = qloader(&["generate", "--model", bad.to_str().unwrap(), "--prompt", "hi"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("bad.gguf") && err.contains("GGUF"), "{err}");
+}

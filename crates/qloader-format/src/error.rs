@@ -59,6 +59,14 @@ pub enum FormatError {
         /// What the safetensors validator reported.
         reason: String,
     },
+    /// The GGUF file is malformed or uses something this reader does not support.
+    #[error("{path}: invalid GGUF file: {reason}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the tensor or metadata key and the offset where relevant.
+        reason: String,
+    },
     /// A tensor the model needs is not in the file.
     #[error("{path}: tensor `{tensor}` is missing")]
     MissingTensor {

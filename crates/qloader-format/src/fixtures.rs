@@ -1,5 +1,6 @@
-//! Where `scripts/fetch-fixtures.sh` puts the real models QLoader is tested
-//! and demonstrated on: `$QLOADER_CACHE` if set, else `~/.cache/qloader`.
+//! Where `scripts/fetch-fixtures.sh` puts the real models and text QLoader
+//! is tested and demonstrated on: `$QLOADER_CACHE` if set, else
+//! `~/.cache/qloader`.
 
 use std::path::PathBuf;
 
@@ -21,4 +22,18 @@ pub fn cache_dir() -> PathBuf {
 /// Directory of the all-MiniLM-L6-v2 fixture (which may not exist yet).
 pub fn minilm_dir() -> PathBuf {
     cache_dir().join(MINILM_DIR)
+}
+
+/// Directory name of the SmolLM2-135M-Instruct GGUF fixture inside the cache.
+pub const SMOLLM2_DIR: &str = "smollm2-135m-instruct";
+
+/// The SmolLM2-135M-Instruct GGUF file (Q4_1 blocks; which may not exist yet).
+pub fn smollm2_gguf() -> PathBuf {
+    cache_dir().join(SMOLLM2_DIR).join("model.gguf")
+}
+
+/// The evaluation prose: the text of "Botchan" (Project Gutenberg #8868,
+/// public domain), as `scripts/fetch-fixtures.sh` extracts it.
+pub fn botchan_text() -> PathBuf {
+    cache_dir().join("botchan").join("botchan.txt")
 }

@@ -1,8 +1,8 @@
 //! Model containers and weight formats for QLoader.
 //!
 //! This crate is the bottom of the pipeline: it reads model files (safetensors
-//! tensors, `config.json`, the files of a sentence-transformers model
-//! directory), validates them completely before anything downstream touches
+//! tensors, GGUF files, `config.json`, the files of a sentence-transformers
+//! model directory), validates them completely before anything downstream touches
 //! their data, and defines the storage formats of quantized weights (the
 //! [`WeightFormat`] enum and the bit layouts in [`grouped`]).
 //!
@@ -14,6 +14,7 @@ pub mod atomic_file;
 pub mod bert_config;
 pub mod error;
 pub mod fixtures;
+pub mod gguf;
 pub mod grouped;
 pub mod model_dir;
 pub mod safetensors_file;
@@ -22,6 +23,7 @@ pub mod weight_format;
 pub use activation_format::ActivationFormat;
 pub use bert_config::BertConfig;
 pub use error::FormatError;
+pub use gguf::{GgmlType, GgufFile, GgufTensorInfo, MetadataValue};
 pub use model_dir::{ModelDir, PoolingMode};
 pub use safetensors_file::SafetensorsFile;
 pub use weight_format::WeightFormat;

@@ -7,14 +7,22 @@
 //!   given.
 //! * [`tokenizer`]: the `tokenizer.json` of a model, configured for
 //!   single-sentence encoding.
+//! * [`llama`]: the Llama-family decoder read from GGUF (RMSNorm, RoPE,
+//!   grouped-query attention with a KV cache, SwiGLU), its linear layers in
+//!   any QLoader weight format.
+//! * [`gguf_tokenizer`]: the byte-level BPE tokenizer a GGUF file carries.
 //! * [`ops`]: the element-wise pieces of a transformer block.
 #![deny(missing_docs)]
 
 pub mod bert;
 pub mod error;
+pub mod gguf_tokenizer;
+pub mod llama;
 pub mod ops;
 pub mod tokenizer;
 
 pub use bert::BertEncoder;
 pub use error::ModelError;
+pub use gguf_tokenizer::GgufTokenizer;
+pub use llama::LlamaModel;
 pub use tokenizer::SentenceTokenizer;

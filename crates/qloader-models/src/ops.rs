@@ -39,6 +39,41 @@ pub fn gelu_erf(x: &mut [f32]) {
     }
 }
 
+/// RMS normalisation of each row of `x` (width `gamma.len()`), in place:
+/// `x · γ / √(mean(x²) + ε)`.
+pub fn rms_norm(x: &mut [f32], gamma: &[f32], eps: f32) {
+    let width = gamma.len();
+    for row in x.chunks_exact_mut(width) {
+        let mean_sq = row.iter().map(|v| v * v).sum::<f32>() / width as f32;
+        let inv = 1.0 / (mean_sq + eps).sqrt();
+        for (v, g) in row.iter_mut().zip(gamma) {
+            *v *= inv * g;
+        }
+    }
+}
+
+/// SwiGLU's gating, `gate = SiLU(gate) · up = gate·σ(gate) · up`, in place.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    debug_assert_eq!(gate.len(), up.len());
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// Rotary position embedding of one head vector at position `pos`, rotating
+/// adjacent pairs `(x[2i], x[2i+1])` by `pos · base^(−2i/d)` — the pairing
+/// GGUF's Llama tensors are stored for.
+pub fn rope_pairs(x: &mut [f32], pos: usize, base: f32) {
+    let d = x.len();
+    for (i, pair) in x.chunks_exact_mut(2).enumerate() {
+        let freq = (base as f64).powf(-2.0 * i as f64 / d as f64);
+        let (sin, cos) = (pos as f64 * freq).sin_cos();
+        let (a, b) = (pair[0] as f64, pair[1] as f64);
+        pair[0] = (a * cos - b * sin) as f32;
+        pair[1] = (a * sin + b * cos) as f32;
+    }
+}
+
 /// Numerically stable softmax of `x`, in place.
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -86,6 +121,35 @@ mod tests {
         for (g, w) in x.iter().zip(want) {
             assert!((g - w).abs() < 1e-6, "{g} vs {w}");
         }
+    }
+
+    #[test]
+    fn rms_norm_gives_unit_root_mean_square() {
+        let mut x = vec![3.0, -4.0, 0.0, 0.0];
+        rms_norm(&mut x, &[1.0, 1.0, 2.0, 1.0], 0.0);
+        // mean(x²) = 25/4, so x / 2.5.
+        assert_eq!(x, vec![1.2, -1.6, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn silu_mul_known_values() {
+        let mut g = vec![0.0, 1.0, -2.0];
+        silu_mul(&mut g, &[5.0, 2.0, 1.0]);
+        let want = [0.0, 2.0 / (1.0 + (-1.0f32).exp()), -2.0 / (1.0 + 2.0f32.exp())];
+        for (a, b) in g.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn rope_rotates_pairs_and_keeps_norms() {
+        let mut x = vec![1.0, 0.0, 0.0, 1.0];
+        rope_pairs(&mut x, 0, 10_000.0);
+        assert_eq!(x, vec![1.0, 0.0, 0.0, 1.0], "position 0 is the identity");
+        rope_pairs(&mut x, 1, 10_000.0);
+        // First pair turns by 1 radian, second by 1/100 radian.
+        assert!((x[0] - 1.0f32.cos()).abs() < 1e-6 && (x[1] - 1.0f32.sin()).abs() < 1e-6);
+        assert!((x[2] + 0.01f32.sin()).abs() < 1e-6 && (x[3] - 0.01f32.cos()).abs() < 1e-6);
     }
 
     #[test]

@@ -1,16 +1,29 @@
-//! QLoader's runtime: opens a model directory with its linear weights in a
-//! chosen format, turns text into embeddings, and measures how far a
-//! quantized model's embeddings are from full precision.
+//! QLoader's runtime: opens a model with its linear weights in a chosen
+//! format, turns text into embeddings or generates text, and measures how far
+//! a quantized model is from full precision (embedding cosine, perplexity).
 //!
 //! Loading packed models, the kernel registry and the fallback cache will
 //! live here as well.
 #![deny(missing_docs)]
 
+pub mod decoder;
 pub mod error;
 pub mod eval;
+pub mod generate;
+pub mod perplexity;
+pub mod sampling;
 pub mod sentences;
 pub mod session;
 
+pub use decoder::DecoderSession;
 pub use error::RuntimeError;
 pub use eval::{evaluate, EvalReport, EvalRow};
+pub use generate::{generate, Generation};
+pub use perplexity::{perplexity, PerplexityReport};
+pub use sampling::{Sampler, Sampling};
 pub use session::EncoderSession;
+
+/// Threads the runtime's products run on (the rayon pool's size).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}

@@ -3,3 +3,5 @@
 pub mod bench;
 pub mod embed;
 pub mod eval;
+pub mod generate;
+pub mod perplexity;

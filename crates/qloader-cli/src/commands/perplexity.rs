@@ -1,0 +1,88 @@
+//! `qloader perplexity`: a decoder's perplexity on a text for each weight
+//! format, as a table (and optionally JSON).
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context, Result};
+use qloader_format::fixtures;
+use qloader_runtime::{DecoderSession, PerplexityReport};
+use serde::Serialize;
+
+use crate::args::PerplexityArgs;
+use crate::output::{human_bytes, write_json};
+
+#[derive(Serialize)]
+struct Row {
+    format: String,
+    linear_bytes: usize,
+    bits_per_weight: f64,
+    report: PerplexityReport,
+}
+
+/// Runs the subcommand.
+pub fn run(args: PerplexityArgs) -> Result<()> {
+    if args.window < 2 || args.window > 1 << 16 || args.windows == 0 {
+        bail!("--window must be between 2 and 65536 and --windows at least 1");
+    }
+    let path = args.model.file();
+    let text_path = args.text.clone().unwrap_or_else(fixtures::botchan_text);
+    let text = std::fs::read_to_string(&text_path).with_context(|| {
+        format!("reading {} (run scripts/fetch-fixtures.sh for the default)", text_path.display())
+    })?;
+    let verbose = std::io::stderr().is_terminal();
+    let mut rows = Vec::new();
+    for &format in &args.quant {
+        let session = DecoderSession::open(&path, format, args.act, &mut |_, _| {})
+            .with_context(|| format!("loading {}", path.display()))?;
+        let mut progress = |done: usize, total: usize| {
+            if verbose && done < total {
+                eprint!("\r{format}: window {}/{total}", done + 1);
+            }
+        };
+        let report = session
+            .perplexity(&text, args.window, args.windows, &mut progress)
+            .context("scoring")?;
+        if verbose {
+            eprintln!();
+        }
+        let summary = session.model.summary();
+        rows.push(Row {
+            format: format.to_string(),
+            linear_bytes: summary.quantized_bytes(),
+            bits_per_weight: summary.quantized_bytes() as f64 * 8.0
+                / summary.quantized_params().max(1) as f64,
+            report,
+        });
+    }
+    println!("model: {}", path.display());
+    println!("text: {}", text_path.display());
+    if let Some(r) = rows.first() {
+        println!(
+            "windows: {} × {} tokens ({} predictions scored); activations {}; {} threads",
+            r.report.windows,
+            r.report.window,
+            r.report.scored,
+            args.act,
+            qloader_runtime::threads()
+        );
+    }
+    println!();
+    println!("| format | quantized weights | bits/weight | perplexity | mean NLL | time |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} | {:.3} | {:.4} | {:.1} s |",
+            r.format,
+            human_bytes(r.linear_bytes),
+            r.bits_per_weight,
+            r.report.perplexity,
+            r.report.mean_nll,
+            r.report.seconds
+        );
+    }
+    if let Some(path) = args.json {
+        write_json(&path, &rows)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

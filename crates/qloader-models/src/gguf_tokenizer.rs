@@ -1,0 +1,161 @@
+//! The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`),
+//! rebuilt with the `tokenizers` crate: byte-level BPE from the token list
+//! and merges, the pre-tokenizer the file's `tokenizer.ggml.pre` names,
+//! control tokens matched whole, and the BOS/EOS ids.
+
+use qloader_format::gguf::GgufFile;
+use qloader_format::FormatError;
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::error::{ModelError, Result};
+
+/// GGUF token type of control tokens (`<|im_start|>`, `<|endoftext|>`, …).
+const TOKEN_TYPE_CONTROL: i32 = 3;
+/// GGUF token type of user-defined tokens (also matched whole).
+const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+
+/// A decoder model's tokenizer.
+pub struct GgufTokenizer {
+    inner: Tokenizer,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: bool,
+    chatml: bool,
+}
+
+impl GgufTokenizer {
+    /// Builds the tokenizer stored in `file`.
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let bad = |reason: String| ModelError::Tokenizer { path: file.path().to_owned(), reason };
+        let model = file.get_str("tokenizer.ggml.model")?;
+        if model != "gpt2" {
+            return Err(bad(format!(
+                "tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`)"
+            )));
+        }
+        let tokens = file.get_str_array("tokenizer.ggml.tokens")?;
+        let merges = file.get_str_array("tokenizer.ggml.merges")?;
+        let types = match file.get("tokenizer.ggml.token_type") {
+            Some(_) => file.get_i32_array("tokenizer.ggml.token_type")?,
+            None => vec![1; tokens.len()],
+        };
+        if types.len() != tokens.len() {
+            return Err(bad(format!("{} token types for {} tokens", types.len(), tokens.len())));
+        }
+        let vocab: Vocab =
+            tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+        let merges = merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .ok_or_else(|| bad(format!("merge #{i} `{m}` is not two tokens")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| bad(format!("cannot build BPE: {e}")))?;
+        let mut inner = Tokenizer::new(bpe);
+        let byte_level = ByteLevel::new(false, true, true);
+        let pre = match file.get("tokenizer.ggml.pre").map(|_| file.get_str("tokenizer.ggml.pre")) {
+            // SmolLM's pre-tokenizer splits digits one by one before the
+            // GPT-2 byte-level split.
+            Some(Ok("smollm")) => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+                PreTokenizerWrapper::Digits(Digits::new(true)),
+                PreTokenizerWrapper::ByteLevel(byte_level),
+            ])),
+            Some(Ok("gpt2" | "default")) | None => PreTokenizerWrapper::ByteLevel(byte_level),
+            Some(Ok(other)) => {
+                return Err(bad(format!("pre-tokenizer `{other}` is not supported")));
+            }
+            Some(Err(e)) => return Err(e.into()),
+        };
+        inner.with_pre_tokenizer(Some(pre));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        let special: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&types)
+            .filter(|(_, &t)| t == TOKEN_TYPE_CONTROL || t == TOKEN_TYPE_USER_DEFINED)
+            .map(|(tok, _)| AddedToken::from(tok.to_string(), true))
+            .collect();
+        inner.add_special_tokens(&special);
+        let id = |key: &str| -> Result<Option<u32>> {
+            match file.get(key) {
+                None => Ok(None),
+                Some(_) => {
+                    let v = file.get_u64(key)?;
+                    if v as usize >= tokens.len() {
+                        return Err(FormatError::Gguf {
+                            path: file.path().to_owned(),
+                            reason: format!("`{key}` = {v} is outside the {} tokens", tokens.len()),
+                        }
+                        .into());
+                    }
+                    Ok(Some(v as u32))
+                }
+            }
+        };
+        let bos = id("tokenizer.ggml.bos_token_id")?;
+        let eos = id("tokenizer.ggml.eos_token_id")?;
+        let add_bos = matches!(
+            file.get("tokenizer.ggml.add_bos_token"),
+            Some(qloader_format::gguf::MetadataValue::Bool(true))
+        ) && bos.is_some();
+        let chatml = file
+            .get("tokenizer.chat_template")
+            .and_then(|_| file.get_str("tokenizer.chat_template").ok())
+            .is_some_and(|t| t.contains("<|im_start|>"));
+        Ok(Self { inner, bos, eos, add_bos, chatml })
+    }
+
+    /// Token ids of `text` (control tokens written in the text are matched
+    /// whole), with BOS first when the model asks for it.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| ModelError::Encode {
+            text: text.chars().take(40).collect(),
+            reason: e.to_string(),
+        })?;
+        let mut ids = Vec::with_capacity(enc.len() + 1);
+        if self.add_bos {
+            ids.extend(self.bos);
+        }
+        ids.extend_from_slice(enc.get_ids());
+        Ok(ids)
+    }
+
+    /// The text of `ids` (control tokens included as written).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(|e| ModelError::Encode {
+            text: format!("{} token ids", ids.len()),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The end-of-sequence token, if the file names one.
+    pub fn eos(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// Tokens in the vocabulary, special tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// `user` as a single-turn chat prompt when the model's chat template is
+    /// ChatML (`<|im_start|>role\n…<|im_end|>`), else unchanged.
+    pub fn chat_prompt(&self, user: &str) -> String {
+        if self.chatml {
+            format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
+        } else {
+            user.to_owned()
+        }
+    }
+}
