@@ -136,6 +136,33 @@ PY
     install_fixture "$tmp" "$dest" "$sha" botchan
 }
 
+# Calibration prose, disjoint from the evaluation text: "Alice's Adventures in
+# Wonderland" by Lewis Carroll (1865; Project Gutenberg's Millennium Fulcrum
+# Edition 2.9, public domain), as `alice29.txt` of the Canterbury corpus that
+# the brotli source distribution ships as test data. Kept whole.
+alice() {
+    local dest="$CACHE/alice"
+    local sha="02b2f7b5a83485efe448a44ddf7983def05c3bb1dcf917d4f7154070260e13de"
+    if is_cached "$dest" "$sha"; then
+        log "alice: cached at $dest"
+        return
+    fi
+    local sdist
+    sdist="$(fetch_wheel brotli==1.2.1 brotli-1.2.1.tar.gz "$sha" sdist)"
+    local tmp
+    tmp="$(mktemp -d "$CACHE/.alice.XXXXXX")"
+    python3 - "$sdist" "$tmp" <<'PY'
+import sys, tarfile
+sdist, out = sys.argv[1], sys.argv[2]
+with tarfile.open(sdist) as t:
+    text = t.extractfile("brotli-1.2.1/tests/testdata/alice29.txt").read().decode("latin-1").replace("\r\n", "\n")
+with open(f"{out}/alice.txt", "w", encoding="utf-8") as f:
+    f.write(text.strip() + "\n")
+PY
+    install_fixture "$tmp" "$dest" "$sha" alice
+}
+
 minilm
 smollm2
 botchan
+alice

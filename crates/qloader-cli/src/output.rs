@@ -29,6 +29,15 @@ pub fn human_bytes(bytes: usize) -> String {
     }
 }
 
+/// `(1, "thread")` → `"1 thread"`, `(2, "thread")` → `"2 threads"`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +47,7 @@ mod tests {
         assert_eq!(human_bytes(10), "10 B");
         assert_eq!(human_bytes(1536), "1.50 KiB");
         assert_eq!(human_bytes(3 * 1024 * 1024), "3.00 MiB");
+        assert_eq!(count(1, "thread"), "1 thread");
+        assert_eq!(count(2, "thread"), "2 threads");
     }
 }

@@ -37,3 +37,10 @@ pub fn smollm2_gguf() -> PathBuf {
 pub fn botchan_text() -> PathBuf {
     cache_dir().join("botchan").join("botchan.txt")
 }
+
+/// The default calibration prose, disjoint from the evaluation text: "Alice's
+/// Adventures in Wonderland" (Lewis Carroll, public domain), as
+/// `scripts/fetch-fixtures.sh` extracts it.
+pub fn alice_text() -> PathBuf {
+    cache_dir().join("alice").join("alice.txt")
+}

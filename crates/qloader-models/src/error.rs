@@ -43,6 +43,12 @@ pub enum ModelError {
         /// Positions available.
         max: usize,
     },
+    /// Hidden states handed to a partial forward pass do not fit the model.
+    #[error("bad input to a partial forward pass: {reason}")]
+    BadInput {
+        /// What does not fit.
+        reason: String,
+    },
 }
 
 /// Shorthand for results of this crate.

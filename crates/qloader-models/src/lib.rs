@@ -12,6 +12,9 @@
 //!   any QLoader weight format.
 //! * [`gguf_tokenizer`]: the byte-level BPE tokenizer a GGUF file carries.
 //! * [`ops`]: the element-wise pieces of a transformer block.
+//! * [`probe`]: the quantizable tensors of a model, and hooks into a forward
+//!   pass that observe activations or swap one weight (for sensitivity
+//!   analysis).
 #![deny(missing_docs)]
 
 pub mod bert;
@@ -19,10 +22,12 @@ pub mod error;
 pub mod gguf_tokenizer;
 pub mod llama;
 pub mod ops;
+pub mod probe;
 pub mod tokenizer;
 
 pub use bert::BertEncoder;
 pub use error::ModelError;
 pub use gguf_tokenizer::GgufTokenizer;
 pub use llama::LlamaModel;
+pub use probe::{Observed, Probe, QuantizableTensor, TensorKind};
 pub use tokenizer::SentenceTokenizer;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use qloader_runtime::{DecoderSession, Sampling};
 
 use crate::args::GenerateArgs;
-use crate::output::write_json;
+use crate::output::{count, write_json};
 
 /// Runs the subcommand.
 pub fn run(args: GenerateArgs) -> Result<()> {
@@ -45,14 +45,14 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         .context("generating")?;
     println!();
     eprintln!(
-        "{} prompt tokens in {:.2} s; {} generated tokens, decode {:.1} tokens/s ({} weights, {} activations, {} threads){}",
+        "{} prompt tokens in {:.2} s; {} generated tokens, decode {:.1} tokens/s ({} weights, {} activations, {}){}",
         g.prompt_tokens,
         g.prefill_seconds,
         g.tokens.len(),
         g.decode_tokens_per_second(),
         args.quant,
         args.act,
-        qloader_runtime::threads(),
+        count(qloader_runtime::threads(), "thread"),
         if g.stopped_at_eos { "; stopped at end of sequence" } else { "" },
     );
     if let Some(path) = args.json {

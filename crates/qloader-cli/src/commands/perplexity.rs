@@ -9,7 +9,7 @@ use qloader_runtime::{DecoderSession, PerplexityReport};
 use serde::Serialize;
 
 use crate::args::PerplexityArgs;
-use crate::output::{human_bytes, write_json};
+use crate::output::{count, human_bytes, write_json};
 
 #[derive(Serialize)]
 struct Row {
@@ -58,12 +58,12 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     println!("text: {}", text_path.display());
     if let Some(r) = rows.first() {
         println!(
-            "windows: {} × {} tokens ({} predictions scored); activations {}; {} threads",
+            "windows: {} × {} tokens ({} predictions scored); activations {}; {}",
             r.report.windows,
             r.report.window,
             r.report.scored,
             args.act,
-            qloader_runtime::threads()
+            count(qloader_runtime::threads(), "thread")
         );
     }
     println!();

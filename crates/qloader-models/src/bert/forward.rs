@@ -12,11 +12,28 @@
 //! sentence-transformers' `Pooling` and `Normalize` modules.)
 
 use qloader_format::{ActivationFormat, BertConfig, ModelDir, PoolingMode, WeightFormat};
-use qloader_quant::QuantSummary;
+use qloader_quant::{LinearWeight, QuantSummary};
 
-use super::weights::{BertWeights, Block, Linear};
+use super::weights::{BertWeights, Block, Linear, LinearKind};
 use crate::error::{ModelError, Result};
 use crate::ops;
+use crate::probe::{Observed, Probe, QuantizableTensor, TensorKind};
+
+/// Activation sites per block: the block input (query, key, value), the
+/// attention context (output projection), the normed attention output
+/// (intermediate) and the GELU hidden state (output).
+const SITES_PER_BLOCK: usize = 4;
+
+/// Role and input site (within the block) of each linear, in
+/// [`LinearKind::ALL`] order.
+const BLOCK_ROLES: [(TensorKind, usize); 6] = [
+    (TensorKind::AttnQ, 0),
+    (TensorKind::AttnK, 0),
+    (TensorKind::AttnV, 0),
+    (TensorKind::AttnO, 1),
+    (TensorKind::MlpUp, 2),
+    (TensorKind::MlpDown, 3),
+];
 
 /// A loaded BERT encoder that maps token ids to a sentence embedding.
 pub struct BertEncoder {
@@ -70,30 +87,53 @@ impl BertEncoder {
         self.config.hidden_size
     }
 
+    /// The quantizable tensors (every block's linear weights), in model
+    /// order; [`Probe::substituting`] takes an index into this list.
+    pub fn quantizable_tensors(&self) -> Vec<QuantizableTensor> {
+        let c = &self.config;
+        let names = super::weights::tensor_names(c);
+        let roles = (0..c.num_hidden_layers).flat_map(|l| {
+            LinearKind::ALL.into_iter().zip(BLOCK_ROLES).map(move |(lk, role)| (l, lk, role))
+        });
+        names
+            .into_iter()
+            .zip(roles)
+            .map(|(name, (layer, lk, (kind, site)))| {
+                let (rows, cols) = lk.shape(c);
+                QuantizableTensor {
+                    name,
+                    kind,
+                    layer: Some(layer),
+                    rows,
+                    cols,
+                    site: layer * SITES_PER_BLOCK + site,
+                }
+            })
+            .collect()
+    }
+
+    /// The loaded weight of quantizable tensor number `index`.
+    pub fn tensor_weight(&self, index: usize) -> Option<&LinearWeight> {
+        let b = self.weights.blocks.get(index / LinearKind::ALL.len())?;
+        Some(&b.linear(LinearKind::ALL[index % LinearKind::ALL.len()]).weight)
+    }
+
     /// The sentence embedding of one tokenized sentence.
     pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let h = self.hidden_states(ids)?;
-        let width = self.config.hidden_size;
-        let mut pooled = match self.pooling {
-            PoolingMode::Cls => h[..width].to_vec(),
-            PoolingMode::Mean => {
-                let mut sum = vec![0.0f32; width];
-                for row in h.chunks_exact(width) {
-                    ops::add_in_place(&mut sum, row);
-                }
-                let n = (h.len() / width).max(1) as f32;
-                sum.iter_mut().for_each(|v| *v /= n);
-                sum
-            }
-        };
-        if self.normalize {
-            ops::l2_normalize(&mut pooled);
-        }
-        Ok(pooled)
+        let h = self.embed_tokens(ids)?;
+        self.embedding_from(h, ids.len(), 0, &mut Probe::none())
     }
 
     /// Final hidden state of every token, `n × hidden` row-major.
     pub fn hidden_states(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let mut h = self.embed_tokens(ids)?;
+        self.run_blocks(&mut h, ids.len(), 0, &mut Probe::none())?;
+        Ok(h)
+    }
+
+    /// The normalised token embeddings of `ids`: the input of block 0,
+    /// `n × hidden`.
+    pub fn embed_tokens(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let c = &self.config;
         let n = ids.len();
         if n > c.max_position_embeddings {
@@ -116,35 +156,96 @@ impl BertEncoder {
         }
         let eps = c.layer_norm_eps as f32;
         ops::layer_norm(&mut h, &w.embedding_norm.gamma, &w.embedding_norm.beta, eps);
-        for block in &w.blocks {
-            self.block(block, &mut h, n);
-        }
         Ok(h)
     }
 
-    fn block(&self, b: &Block, h: &mut [f32], n: usize) {
+    /// The sentence embedding of `n` tokens from block `from` on: `h` is the
+    /// input of block `from` (`from == layers`: the output of the last), as
+    /// [`Observed::BlockInput`] reported it; `probe` observes and substitutes.
+    pub fn embedding_from(
+        &self,
+        mut h: Vec<f32>,
+        n: usize,
+        from: usize,
+        probe: &mut Probe<'_>,
+    ) -> Result<Vec<f32>> {
+        self.run_blocks(&mut h, n, from, probe)?;
+        let width = self.config.hidden_size;
+        let mut pooled = match self.pooling {
+            PoolingMode::Cls => h[..width.min(h.len())].to_vec(),
+            PoolingMode::Mean => {
+                let mut sum = vec![0.0f32; width];
+                for row in h.chunks_exact(width) {
+                    ops::add_in_place(&mut sum, row);
+                }
+                let n = (h.len() / width).max(1) as f32;
+                sum.iter_mut().for_each(|v| *v /= n);
+                sum
+            }
+        };
+        if self.normalize {
+            ops::l2_normalize(&mut pooled);
+        }
+        Ok(pooled)
+    }
+
+    fn run_blocks(
+        &self,
+        h: &mut [f32],
+        n: usize,
+        from: usize,
+        probe: &mut Probe<'_>,
+    ) -> Result<()> {
+        let layers = self.weights.blocks.len();
+        if h.len() != n * self.config.hidden_size || from > layers {
+            return Err(ModelError::BadInput {
+                reason: format!(
+                    "hidden states of {} values for {n} tokens of width {} from block {from} of {layers}",
+                    h.len(),
+                    self.config.hidden_size,
+                ),
+            });
+        }
+        for (layer, block) in self.weights.blocks.iter().enumerate().skip(from) {
+            probe.observe(Observed::BlockInput(layer), h, n);
+            self.block(layer, block, h, n, probe);
+        }
+        probe.observe(Observed::BlockInput(layers), h, n);
+        Ok(())
+    }
+
+    fn block(&self, layer: usize, b: &Block, h: &mut [f32], n: usize, probe: &mut Probe<'_>) {
         let c = &self.config;
         let eps = c.layer_norm_eps as f32;
         let act = self.activations;
-        let q = linear(&b.query, h, n, act);
-        let k = linear(&b.key, h, n, act);
-        let v = linear(&b.value, h, n, act);
+        let first = layer * LinearKind::ALL.len();
+        let site = layer * SITES_PER_BLOCK;
+        let lin = |i: usize, l: &Linear, x: &[f32], probe: &Probe<'_>| {
+            linear(probe.weight(first + i, &l.weight), &l.bias, x, n, act)
+        };
+        probe.observe(Observed::LinearInput(site), h, n);
+        let q = lin(0, &b.query, h, probe);
+        let k = lin(1, &b.key, h, probe);
+        let v = lin(2, &b.value, h, probe);
         let context = attention(&q, &k, &v, n, c.num_attention_heads, c.head_dim());
-        let attn = linear(&b.attention_output, &context, n, act);
+        probe.observe(Observed::LinearInput(site + 1), &context, n);
+        let attn = lin(3, &b.attention_output, &context, probe);
         ops::add_in_place(h, &attn);
         ops::layer_norm(h, &b.attention_norm.gamma, &b.attention_norm.beta, eps);
-        let mut up = linear(&b.intermediate, h, n, act);
+        probe.observe(Observed::LinearInput(site + 2), h, n);
+        let mut up = lin(4, &b.intermediate, h, probe);
         ops::gelu_erf(&mut up);
-        let down = linear(&b.output, &up, n, act);
+        probe.observe(Observed::LinearInput(site + 3), &up, n);
+        let down = lin(5, &b.output, &up, probe);
         ops::add_in_place(h, &down);
         ops::layer_norm(h, &b.output_norm.gamma, &b.output_norm.beta, eps);
     }
 }
 
-fn linear(l: &Linear, x: &[f32], n: usize, act: ActivationFormat) -> Vec<f32> {
-    let mut y = vec![0.0f32; n * l.weight.out_features()];
-    l.weight.matmul_with(act, x, n, &mut y);
-    ops::add_bias(&mut y, &l.bias);
+fn linear(w: &LinearWeight, bias: &[f32], x: &[f32], n: usize, act: ActivationFormat) -> Vec<f32> {
+    let mut y = vec![0.0f32; n * w.out_features()];
+    w.matmul_with(act, x, n, &mut y);
+    ops::add_bias(&mut y, bias);
     y
 }
 

@@ -48,7 +48,7 @@ impl LinearKind {
     }
 
     /// `(out, in)` features of this layer.
-    fn shape(self, c: &BertConfig) -> (usize, usize) {
+    pub(crate) fn shape(self, c: &BertConfig) -> (usize, usize) {
         match self {
             LinearKind::Intermediate => (c.intermediate_size, c.hidden_size),
             LinearKind::Output => (c.hidden_size, c.intermediate_size),
@@ -87,6 +87,20 @@ pub(crate) struct Block {
     pub intermediate: Linear,
     pub output: Linear,
     pub output_norm: Norm,
+}
+
+impl Block {
+    /// The linear layer of `kind`.
+    pub fn linear(&self, kind: LinearKind) -> &Linear {
+        match kind {
+            LinearKind::Query => &self.query,
+            LinearKind::Key => &self.key,
+            LinearKind::Value => &self.value,
+            LinearKind::AttentionOutput => &self.attention_output,
+            LinearKind::Intermediate => &self.intermediate,
+            LinearKind::Output => &self.output,
+        }
+    }
 }
 
 /// All weights of the encoder.

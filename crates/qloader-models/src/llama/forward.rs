@@ -22,9 +22,26 @@ use rayon::prelude::*;
 
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
-use super::weights::{Block, LlamaWeights};
+use super::weights::{block_linears, Block, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
 use crate::error::{ModelError, Result};
 use crate::ops;
+use crate::probe::{Observed, Probe, QuantizableTensor, TensorKind};
+
+/// Activation sites per block: the attention input (q, k, v), the attention
+/// output (o), the feed-forward input (gate, up) and its hidden state (down).
+const SITES_PER_BLOCK: usize = 4;
+
+/// Role and input site (within the block) of each block linear, in
+/// [`block_linears`] order.
+const BLOCK_ROLES: [(TensorKind, usize); LINEARS_PER_BLOCK] = [
+    (TensorKind::AttnQ, 0),
+    (TensorKind::AttnK, 0),
+    (TensorKind::AttnV, 0),
+    (TensorKind::AttnO, 1),
+    (TensorKind::MlpGate, 2),
+    (TensorKind::MlpUp, 2),
+    (TensorKind::MlpDown, 3),
+];
 
 /// Which positions' logits a forward pass returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,17 +107,57 @@ impl LlamaModel {
         KvCache::new(c.layers, c.kv_width(), positions.min(c.context))
     }
 
-    /// Runs `ids` (the tokens after those already in `cache`) through the
-    /// decoder, appends their keys and values to `cache`, and returns logits
-    /// (`rows × vocab`, rows per `which`).
-    pub fn forward(&self, ids: &[u32], cache: &mut KvCache, which: Logits) -> Result<Vec<f32>> {
+    /// The quantizable tensors (every block's linear weights, then the head),
+    /// in model order; [`Probe::substituting`] takes an index into this list.
+    pub fn quantizable_tensors(&self) -> Vec<QuantizableTensor> {
         let c = &self.config;
-        let n = ids.len();
-        let start = cache.len();
-        if start + n > cache.capacity() {
-            return Err(ModelError::SequenceTooLong { len: start + n, max: cache.capacity() });
+        let mut tensors = Vec::with_capacity(c.layers * LINEARS_PER_BLOCK + 1);
+        for layer in 0..c.layers {
+            for ((name, rows, cols), (kind, site)) in block_linears(c).into_iter().zip(BLOCK_ROLES)
+            {
+                tensors.push(QuantizableTensor {
+                    name: format!("blk.{layer}.{name}.weight"),
+                    kind,
+                    layer: Some(layer),
+                    rows,
+                    cols,
+                    site: layer * SITES_PER_BLOCK + site,
+                });
+            }
         }
-        let mut x = Vec::with_capacity(n * c.hidden);
+        tensors.push(QuantizableTensor {
+            name: HEAD.to_owned(),
+            kind: TensorKind::Head,
+            layer: None,
+            rows: c.vocab,
+            cols: c.hidden,
+            site: c.layers * SITES_PER_BLOCK,
+        });
+        tensors
+    }
+
+    /// The loaded weight of quantizable tensor number `index`.
+    pub fn tensor_weight(&self, index: usize) -> Option<&LinearWeight> {
+        let w = &self.weights;
+        if index == w.blocks.len() * LINEARS_PER_BLOCK {
+            return Some(&w.head);
+        }
+        let b = w.blocks.get(index / LINEARS_PER_BLOCK)?;
+        Some(match index % LINEARS_PER_BLOCK {
+            0 => &b.q,
+            1 => &b.k,
+            2 => &b.v,
+            3 => &b.o,
+            4 => &b.gate,
+            5 => &b.up,
+            _ => &b.down,
+        })
+    }
+
+    /// The embeddings of `ids`: the input of block 0, `ids.len() × hidden`.
+    pub fn embed(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let c = &self.config;
+        let mut x = Vec::with_capacity(ids.len() * c.hidden);
         for &id in ids {
             let row = id as usize;
             if row >= c.vocab {
@@ -108,16 +165,71 @@ impl LlamaModel {
             }
             x.extend_from_slice(&self.weights.embeddings[row * c.hidden..(row + 1) * c.hidden]);
         }
-        for (layer, block) in self.weights.blocks.iter().enumerate() {
-            self.block(layer, block, &mut x, n, start, cache);
+        Ok(x)
+    }
+
+    /// Runs `ids` (the tokens after those already in `cache`) through the
+    /// decoder, appends their keys and values to `cache`, and returns logits
+    /// (`rows × vocab`, rows per `which`).
+    pub fn forward(&self, ids: &[u32], cache: &mut KvCache, which: Logits) -> Result<Vec<f32>> {
+        let x = self.embed(ids)?;
+        self.run(x, ids.len(), 0, cache, which, &mut Probe::none())
+    }
+
+    /// Runs a window of `n` tokens at positions `0..n` from block `from` on:
+    /// `x` is the input of block `from` (`n × hidden`; `from == layers`: the
+    /// output of the last block), as [`Observed::BlockInput`] reported it.
+    /// Returns every position's logits; `probe` observes and substitutes.
+    pub fn logits_from(
+        &self,
+        x: Vec<f32>,
+        n: usize,
+        from: usize,
+        probe: &mut Probe<'_>,
+    ) -> Result<Vec<f32>> {
+        let mut cache = self.new_cache(n);
+        self.run(x, n, from, &mut cache, Logits::All, probe)
+    }
+
+    /// Runs blocks `from..` and the head over `n` new tokens.
+    fn run(
+        &self,
+        mut x: Vec<f32>,
+        n: usize,
+        from: usize,
+        cache: &mut KvCache,
+        which: Logits,
+        probe: &mut Probe<'_>,
+    ) -> Result<Vec<f32>> {
+        let c = &self.config;
+        let start = cache.len();
+        if start + n > cache.capacity() {
+            return Err(ModelError::SequenceTooLong { len: start + n, max: cache.capacity() });
         }
+        if x.len() != n * c.hidden || from > c.layers {
+            return Err(ModelError::BadInput {
+                reason: format!(
+                    "hidden states of {} values for {n} tokens of width {} from block {from} of {}",
+                    x.len(),
+                    c.hidden,
+                    c.layers
+                ),
+            });
+        }
+        for (layer, block) in self.weights.blocks.iter().enumerate().skip(from) {
+            probe.observe(Observed::BlockInput(layer), &x, n);
+            self.block(layer, block, &mut x, n, start, cache, probe);
+        }
+        probe.observe(Observed::BlockInput(c.layers), &x, n);
         let (rows, mut h) = match which {
             Logits::All => (n, x),
             Logits::Last => (1.min(n), x[n.saturating_sub(1) * c.hidden..].to_vec()),
         };
         ops::rms_norm(&mut h, &self.weights.output_norm, c.norm_eps);
+        probe.observe(Observed::LinearInput(c.layers * SITES_PER_BLOCK), &h, rows);
         let mut logits = vec![0.0f32; rows * c.vocab];
-        self.linear(&self.weights.head, &h, rows, &mut logits);
+        let head = probe.weight(c.layers * LINEARS_PER_BLOCK, &self.weights.head);
+        self.linear(head, &h, rows, &mut logits);
         Ok(logits)
     }
 
@@ -126,6 +238,7 @@ impl LlamaModel {
     }
 
     /// One block over `n` new tokens at positions `start..start + n`.
+    #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
         layer: usize,
@@ -134,17 +247,21 @@ impl LlamaModel {
         n: usize,
         start: usize,
         cache: &mut KvCache,
+        probe: &mut Probe<'_>,
     ) {
         let c = &self.config;
         let (hidden, kv_width, d) = (c.hidden, c.kv_width(), c.head_dim);
+        let first = layer * LINEARS_PER_BLOCK;
+        let site = layer * SITES_PER_BLOCK;
         let mut h = x.to_vec();
         ops::rms_norm(&mut h, &b.attn_norm, c.norm_eps);
+        probe.observe(Observed::LinearInput(site), &h, n);
         let mut q = vec![0.0f32; n * hidden];
         let mut k = vec![0.0f32; n * kv_width];
         let mut v = vec![0.0f32; n * kv_width];
-        self.linear(&b.q, &h, n, &mut q);
-        self.linear(&b.k, &h, n, &mut k);
-        self.linear(&b.v, &h, n, &mut v);
+        self.linear(probe.weight(first, &b.q), &h, n, &mut q);
+        self.linear(probe.weight(first + 1, &b.k), &h, n, &mut k);
+        self.linear(probe.weight(first + 2, &b.v), &h, n, &mut v);
         for (t, (qt, kt)) in
             q.chunks_exact_mut(hidden).zip(k.chunks_exact_mut(kv_width)).enumerate()
         {
@@ -180,19 +297,22 @@ impl LlamaModel {
                 }
             },
         );
+        probe.observe(Observed::LinearInput(site + 1), &attended, n);
         let mut o = vec![0.0f32; n * hidden];
-        self.linear(&b.o, &attended, n, &mut o);
+        self.linear(probe.weight(first + 3, &b.o), &attended, n, &mut o);
         ops::add_in_place(x, &o);
 
         let mut h = x.to_vec();
         ops::rms_norm(&mut h, &b.ffn_norm, c.norm_eps);
+        probe.observe(Observed::LinearInput(site + 2), &h, n);
         let mut gate = vec![0.0f32; n * c.ffn];
         let mut up = vec![0.0f32; n * c.ffn];
-        self.linear(&b.gate, &h, n, &mut gate);
-        self.linear(&b.up, &h, n, &mut up);
+        self.linear(probe.weight(first + 4, &b.gate), &h, n, &mut gate);
+        self.linear(probe.weight(first + 5, &b.up), &h, n, &mut up);
         ops::silu_mul(&mut gate, &up);
+        probe.observe(Observed::LinearInput(site + 3), &gate, n);
         let mut down = vec![0.0f32; n * hidden];
-        self.linear(&b.down, &gate, n, &mut down);
+        self.linear(probe.weight(first + 6, &b.down), &gate, n, &mut down);
         ops::add_in_place(x, &down);
     }
 }

@@ -11,9 +11,12 @@ use qloader_quant::{LinearWeight, QuantSummary};
 use super::config::LlamaConfig;
 use crate::error::Result;
 
+/// Linear layers in one block.
+pub(crate) const LINEARS_PER_BLOCK: usize = 7;
+
 /// The linear layers of one block, in block order: GGUF name and
 /// `(out, in)` features.
-fn block_linears(c: &LlamaConfig) -> [(&'static str, usize, usize); 7] {
+pub(crate) fn block_linears(c: &LlamaConfig) -> [(&'static str, usize, usize); LINEARS_PER_BLOCK] {
     [
         ("attn_q", c.hidden, c.hidden),
         ("attn_k", c.kv_width(), c.hidden),
