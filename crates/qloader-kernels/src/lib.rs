@@ -9,6 +9,7 @@
 //!   weights on the fly (never a full `f32` copy of `W`) and split the work
 //!   over threads, with row kernels from the [`dispatch`] table (generic, or
 //!   [`x86_64`] AVX2 + FMA when the CPU has it).
+//! * [`gemm`]: dense `f32` products for batches (through faer).
 //!
 //! Shapes are checked at the public boundary; the loops inside only
 //! `debug_assert!`.
@@ -16,6 +17,7 @@
 
 pub mod activations;
 pub mod dispatch;
+pub mod gemm;
 pub mod generic;
 pub mod knobs;
 pub mod matmul;

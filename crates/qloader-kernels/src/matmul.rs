@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::activations::{ActivationRow, QuantizedActivations};
 use crate::dispatch::Kernels;
+use crate::gemm::{gemm_f32, GEMM_MIN_ROWS};
 use crate::quantize::{
     DenseMatrix, ExpandedMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
 };
@@ -16,8 +17,16 @@ use crate::quantize::{
 const PARALLEL_MIN_OUTPUTS: usize = 256;
 
 /// `Y = X·Wᵀ` with `f32` weights; `x` is `m × k`, `y` is `m × n`.
+///
+/// From [`GEMM_MIN_ROWS`] rows of `x` on this is a blocked GEMM
+/// ([`gemm_f32`]); below, row-by-row dot products.
 pub fn matmul_f32(x: &[f32], m: usize, w: &DenseMatrix, y: &mut [f32]) {
-    matmul_f32_with(Kernels::detect(), x, m, w, y)
+    if m >= GEMM_MIN_ROWS {
+        check(x, m, w.cols(), w.rows(), y);
+        gemm_f32(x, m, w.cols(), w.data(), w.rows(), y);
+    } else {
+        matmul_f32_with(Kernels::detect(), x, m, w, y)
+    }
 }
 
 /// `Y = X·Wᵀ` with int8 per-channel weights.

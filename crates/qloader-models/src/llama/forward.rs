@@ -18,8 +18,8 @@ use std::path::Path;
 use qloader_format::gguf::GgufFile;
 use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_quant::{LinearWeight, QuantSummary};
-use rayon::prelude::*;
 
+use super::attention::{causal_attention, AttentionShape};
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
 use super::weights::{block_linears, Block, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
@@ -271,32 +271,8 @@ impl LlamaModel {
         }
         cache.append(layer, &k, &v);
         let (keys, values) = cache.layer(layer);
-        let mut attended = vec![0.0f32; n * hidden];
-        let group = c.heads / c.kv_heads;
-        let scale = 1.0 / (d as f32).sqrt();
-        // Token t (position start + t) attends to positions 0..=start + t.
-        attended.par_chunks_mut(hidden).zip(q.par_chunks(hidden)).enumerate().for_each(
-            |(t, (out, qt))| {
-                let visible = start + t + 1;
-                let mut scores = vec![0.0f32; visible];
-                for head in 0..c.heads {
-                    let kv = head / group;
-                    let qh = &qt[head * d..(head + 1) * d];
-                    for (p, s) in scores.iter_mut().enumerate() {
-                        let kp = &keys[p * kv_width + kv * d..p * kv_width + (kv + 1) * d];
-                        *s = qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    }
-                    ops::softmax(&mut scores);
-                    let oh = &mut out[head * d..(head + 1) * d];
-                    for (p, &s) in scores.iter().enumerate() {
-                        let vp = &values[p * kv_width + kv * d..p * kv_width + (kv + 1) * d];
-                        for (o, v) in oh.iter_mut().zip(vp) {
-                            *o += s * v;
-                        }
-                    }
-                }
-            },
-        );
+        let shape = AttentionShape { heads: c.heads, kv_heads: c.kv_heads, head_dim: d };
+        let attended = causal_attention(&shape, &q, keys, values, n, start);
         probe.observe(Observed::LinearInput(site + 1), &attended, n);
         let mut o = vec![0.0f32; n * hidden];
         self.linear(probe.weight(first + 3, &b.o), &attended, n, &mut o);

@@ -2,6 +2,7 @@
 //! metadata, weights de-quantized and re-stored per tensor in any QLoader
 //! weight format, and the forward pass with a KV cache.
 
+mod attention;
 pub mod config;
 pub mod forward;
 pub mod kv_cache;
