@@ -26,6 +26,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Perplexity of a decoder model on a text, per weight format.
     Perplexity(PerplexityArgs),
+    /// Measure how much each tensor suffers in each format (sensitivity
+    /// table), or summarise a table with --summary.
+    Analyze(AnalyzeArgs),
     /// Measure this machine: kernel speed per format, memory bandwidth.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -221,4 +224,49 @@ pub struct PerplexityArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// Arguments of `qloader analyze`.
+#[derive(Args)]
+pub struct AnalyzeArgs {
+    /// A GGUF file (Llama-family decoder) or a model directory with
+    /// config.json, model.safetensors and tokenizer.json (BERT encoder).
+    /// Default: the SmolLM2-135M-Instruct fixture.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Calibration text (plain prose). Default: "Alice's Adventures in
+    /// Wonderland" fetched by scripts/fetch-fixtures.sh, disjoint from the
+    /// evaluation texts.
+    #[arg(long, value_name = "FILE")]
+    pub calib: Option<PathBuf>,
+    /// Candidate formats, comma-separated.
+    #[arg(long, value_parser = parse_format, value_delimiter = ',',
+          default_value = qloader_analyze::request::DEFAULT_FORMATS)]
+    pub formats: Vec<WeightFormat>,
+    /// Calibration samples: token windows for a decoder (default 16),
+    /// sentences for an encoder (default 128).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Tokens per decoder calibration window.
+    #[arg(long, default_value_t = qloader_analyze::request::DEFAULT_WINDOW)]
+    pub window: usize,
+    /// Samples (the first ones) the end-to-end measure runs: default 1 window
+    /// for a decoder, 32 sentences for an encoder; 0 skips it.
+    #[arg(long)]
+    pub e2e_samples: Option<usize>,
+    /// No calibration data: record the weight error only.
+    #[arg(long)]
+    pub data_free: bool,
+    /// Where to write the sensitivity table (JSON).
+    #[arg(short, long, value_name = "FILE", default_value = "sensitivity.json")]
+    pub output: PathBuf,
+    /// Print a summary of an existing table instead of analyzing.
+    #[arg(long, value_name = "TABLE", conflicts_with_all = ["model", "calib", "data_free"])]
+    pub summary: Option<PathBuf>,
+    /// Format the summary ranks tensors at (default: int3 if analyzed).
+    #[arg(long, value_name = "FORMAT")]
+    pub rank_format: Option<String>,
+    /// Tensors listed at each end of the ranking.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
 }

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         args::Command::Eval(a) => commands::eval::run(a),
         args::Command::Generate(a) => commands::generate::run(a),
         args::Command::Perplexity(a) => commands::perplexity::run(a),
+        args::Command::Analyze(a) => commands::analyze::run(a),
         args::Command::Bench(args::BenchCommand::Kernels(a)) => commands::bench::run_kernels(a),
     };
     match result {

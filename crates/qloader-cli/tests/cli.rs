@@ -160,3 +160,48 @@ fn malformed_gguf_is_a_clear_error() {
     let err = stderr(&o);
     assert!(err.contains("bad.gguf") && err.contains("GGUF"), "{err}");
 }
+
+#[test]
+fn analyze_writes_a_table_and_summarises_it() {
+    if !fixture_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.json");
+    let model = fixtures::minilm_dir();
+    let o = qloader(&[
+        "analyze",
+        "--model",
+        model.to_str().unwrap(),
+        "--formats",
+        "int8,int3",
+        "--samples",
+        "4",
+        "--e2e-samples",
+        "2",
+        "-o",
+        table.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("## Most sensitive at int3 (by end-to-end)"), "{out}");
+    assert!(out.contains("| int3 |"), "{out}");
+
+    let o = qloader(&["analyze", "--summary", table.to_str().unwrap(), "--rank-format", "int8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("## Least sensitive at int8") && out.contains("| mlp_down | 6 |"),
+        "{out}"
+    );
+
+    let o = qloader(&["analyze", "--summary", table.to_str().unwrap(), "--rank-format", "int2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("int2 is not in the table"), "{}", stderr(&o));
+
+    std::fs::write(&table, b"{\"schema\": \"qloader-sensitivity\"}").unwrap();
+    let o = qloader(&["analyze", "--summary", table.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("t.json") && err.contains("not a valid sensitivity table"), "{err}");
+}

@@ -29,5 +29,5 @@ pub use bert::BertEncoder;
 pub use error::ModelError;
 pub use gguf_tokenizer::GgufTokenizer;
 pub use llama::LlamaModel;
-pub use probe::{Observed, Probe, QuantizableTensor, TensorKind};
+pub use probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
 pub use tokenizer::SentenceTokenizer;

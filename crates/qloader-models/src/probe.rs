@@ -5,6 +5,8 @@
 
 use qloader_quant::LinearWeight;
 
+use crate::error::Result;
+
 /// The role of a quantizable tensor in its model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TensorKind {
@@ -139,6 +141,57 @@ impl<'a> Probe<'a> {
             Some((t, w)) if t == tensor => w,
             _ => own,
         }
+    }
+}
+
+/// What a model's forward pass ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelOutput {
+    /// Next-token logits, `n × vocab` for `n` tokens (a decoder).
+    Logits {
+        /// Vocabulary size.
+        vocab: usize,
+    },
+    /// One embedding of `dim` values per input (a sentence encoder).
+    Embedding {
+        /// Embedding width.
+        dim: usize,
+    },
+}
+
+/// A model whose forward pass can be run block by block with a [`Probe`]:
+/// what sensitivity analysis needs. Every pass covers one sequence of `n`
+/// tokens at positions `0..n`.
+pub trait ProbedModel: Sync {
+    /// The quantizable tensors, in model order.
+    fn quantizable_tensors(&self) -> Vec<QuantizableTensor>;
+    /// The loaded weight of quantizable tensor number `index`.
+    fn tensor_weight(&self, index: usize) -> Option<&LinearWeight>;
+    /// Number of blocks.
+    fn layers(&self) -> usize;
+    /// What [`ProbedModel::output`] returns.
+    fn output_kind(&self) -> ModelOutput;
+    /// The input of block 0 for `ids`, `n × hidden`.
+    fn block_input(&self, ids: &[u32]) -> Result<Vec<f32>>;
+    /// Runs block `layer` on `h` (`n × hidden`) in place.
+    fn run_block(&self, layer: usize, h: &mut [f32], n: usize, probe: &mut Probe<'_>)
+        -> Result<()>;
+    /// The model output from the last block's output `h`.
+    fn output(&self, h: Vec<f32>, n: usize, probe: &mut Probe<'_>) -> Result<Vec<f32>>;
+
+    /// The model output from block `from`'s input `h`: blocks `from..`, then
+    /// [`ProbedModel::output`].
+    fn output_from(
+        &self,
+        mut h: Vec<f32>,
+        n: usize,
+        from: usize,
+        probe: &mut Probe<'_>,
+    ) -> Result<Vec<f32>> {
+        for layer in from..self.layers() {
+            self.run_block(layer, &mut h, n, probe)?;
+        }
+        self.output(h, n, probe)
     }
 }
 

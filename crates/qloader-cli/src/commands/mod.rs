@@ -1,5 +1,6 @@
 //! One module per subcommand: validate arguments, call the library, print.
 
+pub mod analyze;
 pub mod bench;
 pub mod embed;
 pub mod eval;

@@ -17,7 +17,7 @@ use qloader_quant::{LinearWeight, QuantSummary};
 use super::weights::{BertWeights, Block, Linear, LinearKind};
 use crate::error::{ModelError, Result};
 use crate::ops;
-use crate::probe::{Observed, Probe, QuantizableTensor, TensorKind};
+use crate::probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
 
 /// Activation sites per block: the block input (query, key, value), the
 /// attention context (output projection), the normed attention output
@@ -121,13 +121,15 @@ impl BertEncoder {
     /// The sentence embedding of one tokenized sentence.
     pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let h = self.embed_tokens(ids)?;
-        self.embedding_from(h, ids.len(), 0, &mut Probe::none())
+        self.output_from(h, ids.len(), 0, &mut Probe::none())
     }
 
     /// Final hidden state of every token, `n × hidden` row-major.
     pub fn hidden_states(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let mut h = self.embed_tokens(ids)?;
-        self.run_blocks(&mut h, ids.len(), 0, &mut Probe::none())?;
+        for layer in 0..self.weights.blocks.len() {
+            self.run_block(layer, &mut h, ids.len(), &mut Probe::none())?;
+        }
         Ok(h)
     }
 
@@ -159,17 +161,8 @@ impl BertEncoder {
         Ok(h)
     }
 
-    /// The sentence embedding of `n` tokens from block `from` on: `h` is the
-    /// input of block `from` (`from == layers`: the output of the last), as
-    /// [`Observed::BlockInput`] reported it; `probe` observes and substitutes.
-    pub fn embedding_from(
-        &self,
-        mut h: Vec<f32>,
-        n: usize,
-        from: usize,
-        probe: &mut Probe<'_>,
-    ) -> Result<Vec<f32>> {
-        self.run_blocks(&mut h, n, from, probe)?;
+    /// Pools (and, if the model asks, normalises) the final hidden states.
+    fn pool(&self, h: &[f32]) -> Vec<f32> {
         let width = self.config.hidden_size;
         let mut pooled = match self.pooling {
             PoolingMode::Cls => h[..width.min(h.len())].to_vec(),
@@ -186,31 +179,16 @@ impl BertEncoder {
         if self.normalize {
             ops::l2_normalize(&mut pooled);
         }
-        Ok(pooled)
+        pooled
     }
 
-    fn run_blocks(
-        &self,
-        h: &mut [f32],
-        n: usize,
-        from: usize,
-        probe: &mut Probe<'_>,
-    ) -> Result<()> {
-        let layers = self.weights.blocks.len();
-        if h.len() != n * self.config.hidden_size || from > layers {
+    fn check_hidden(&self, h: &[f32], n: usize) -> Result<()> {
+        let width = self.config.hidden_size;
+        if h.len() != n * width || n > self.config.max_position_embeddings {
             return Err(ModelError::BadInput {
-                reason: format!(
-                    "hidden states of {} values for {n} tokens of width {} from block {from} of {layers}",
-                    h.len(),
-                    self.config.hidden_size,
-                ),
+                reason: format!("{} hidden values for {n} tokens of width {width}", h.len()),
             });
         }
-        for (layer, block) in self.weights.blocks.iter().enumerate().skip(from) {
-            probe.observe(Observed::BlockInput(layer), h, n);
-            self.block(layer, block, h, n, probe);
-        }
-        probe.observe(Observed::BlockInput(layers), h, n);
         Ok(())
     }
 
@@ -239,6 +217,50 @@ impl BertEncoder {
         let down = lin(5, &b.output, &up, probe);
         ops::add_in_place(h, &down);
         ops::layer_norm(h, &b.output_norm.gamma, &b.output_norm.beta, eps);
+    }
+}
+
+impl ProbedModel for BertEncoder {
+    fn quantizable_tensors(&self) -> Vec<QuantizableTensor> {
+        BertEncoder::quantizable_tensors(self)
+    }
+
+    fn tensor_weight(&self, index: usize) -> Option<&LinearWeight> {
+        BertEncoder::tensor_weight(self, index)
+    }
+
+    fn layers(&self) -> usize {
+        self.weights.blocks.len()
+    }
+
+    fn output_kind(&self) -> ModelOutput {
+        ModelOutput::Embedding { dim: self.config.hidden_size }
+    }
+
+    fn block_input(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.embed_tokens(ids)
+    }
+
+    fn run_block(
+        &self,
+        layer: usize,
+        h: &mut [f32],
+        n: usize,
+        probe: &mut Probe<'_>,
+    ) -> Result<()> {
+        let block = self.weights.blocks.get(layer).ok_or_else(|| ModelError::BadInput {
+            reason: format!("block {layer} of a model with {}", self.weights.blocks.len()),
+        })?;
+        self.check_hidden(h, n)?;
+        probe.observe(Observed::BlockInput(layer), h, n);
+        self.block(layer, block, h, n, probe);
+        Ok(())
+    }
+
+    fn output(&self, h: Vec<f32>, n: usize, probe: &mut Probe<'_>) -> Result<Vec<f32>> {
+        self.check_hidden(&h, n)?;
+        probe.observe(Observed::BlockInput(self.weights.blocks.len()), &h, n);
+        Ok(self.pool(&h))
     }
 }
 

@@ -25,7 +25,7 @@ use super::kv_cache::KvCache;
 use super::weights::{block_linears, Block, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
 use crate::error::{ModelError, Result};
 use crate::ops;
-use crate::probe::{Observed, Probe, QuantizableTensor, TensorKind};
+use crate::probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
 
 /// Activation sites per block: the attention input (q, k, v), the attention
 /// output (o), the feed-forward input (gate, up) and its hidden state (down).
@@ -173,64 +173,42 @@ impl LlamaModel {
     /// (`rows × vocab`, rows per `which`).
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache, which: Logits) -> Result<Vec<f32>> {
         let x = self.embed(ids)?;
-        self.run(x, ids.len(), 0, cache, which, &mut Probe::none())
+        self.run(x, ids.len(), cache, which)
     }
 
-    /// Runs a window of `n` tokens at positions `0..n` from block `from` on:
-    /// `x` is the input of block `from` (`n × hidden`; `from == layers`: the
-    /// output of the last block), as [`Observed::BlockInput`] reported it.
-    /// Returns every position's logits; `probe` observes and substitutes.
-    pub fn logits_from(
-        &self,
-        x: Vec<f32>,
-        n: usize,
-        from: usize,
-        probe: &mut Probe<'_>,
-    ) -> Result<Vec<f32>> {
-        let mut cache = self.new_cache(n);
-        self.run(x, n, from, &mut cache, Logits::All, probe)
-    }
-
-    /// Runs blocks `from..` and the head over `n` new tokens.
+    /// Runs every block and the head over `n` new tokens.
     fn run(
         &self,
         mut x: Vec<f32>,
         n: usize,
-        from: usize,
         cache: &mut KvCache,
         which: Logits,
-        probe: &mut Probe<'_>,
     ) -> Result<Vec<f32>> {
         let c = &self.config;
         let start = cache.len();
         if start + n > cache.capacity() {
             return Err(ModelError::SequenceTooLong { len: start + n, max: cache.capacity() });
         }
-        if x.len() != n * c.hidden || from > c.layers {
-            return Err(ModelError::BadInput {
-                reason: format!(
-                    "hidden states of {} values for {n} tokens of width {} from block {from} of {}",
-                    x.len(),
-                    c.hidden,
-                    c.layers
-                ),
-            });
+        let mut probe = Probe::none();
+        for (layer, block) in self.weights.blocks.iter().enumerate() {
+            self.block(layer, block, &mut x, n, start, cache, &mut probe);
         }
-        for (layer, block) in self.weights.blocks.iter().enumerate().skip(from) {
-            probe.observe(Observed::BlockInput(layer), &x, n);
-            self.block(layer, block, &mut x, n, start, cache, probe);
-        }
-        probe.observe(Observed::BlockInput(c.layers), &x, n);
-        let (rows, mut h) = match which {
+        let (rows, h) = match which {
             Logits::All => (n, x),
             Logits::Last => (1.min(n), x[n.saturating_sub(1) * c.hidden..].to_vec()),
         };
+        Ok(self.head(h, rows, &mut probe))
+    }
+
+    /// Final norm and head over `rows` hidden states.
+    fn head(&self, mut h: Vec<f32>, rows: usize, probe: &mut Probe<'_>) -> Vec<f32> {
+        let c = &self.config;
         ops::rms_norm(&mut h, &self.weights.output_norm, c.norm_eps);
         probe.observe(Observed::LinearInput(c.layers * SITES_PER_BLOCK), &h, rows);
         let mut logits = vec![0.0f32; rows * c.vocab];
         let head = probe.weight(c.layers * LINEARS_PER_BLOCK, &self.weights.head);
         self.linear(head, &h, rows, &mut logits);
-        Ok(logits)
+        logits
     }
 
     fn linear(&self, w: &LinearWeight, x: &[f32], m: usize, y: &mut [f32]) {
@@ -290,5 +268,60 @@ impl LlamaModel {
         let mut down = vec![0.0f32; n * hidden];
         self.linear(probe.weight(first + 6, &b.down), &gate, n, &mut down);
         ops::add_in_place(x, &down);
+    }
+}
+
+impl ProbedModel for LlamaModel {
+    fn quantizable_tensors(&self) -> Vec<QuantizableTensor> {
+        LlamaModel::quantizable_tensors(self)
+    }
+
+    fn tensor_weight(&self, index: usize) -> Option<&LinearWeight> {
+        LlamaModel::tensor_weight(self, index)
+    }
+
+    fn layers(&self) -> usize {
+        self.config.layers
+    }
+
+    fn output_kind(&self) -> ModelOutput {
+        ModelOutput::Logits { vocab: self.config.vocab }
+    }
+
+    fn block_input(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.embed(ids)
+    }
+
+    fn run_block(
+        &self,
+        layer: usize,
+        h: &mut [f32],
+        n: usize,
+        probe: &mut Probe<'_>,
+    ) -> Result<()> {
+        let c = &self.config;
+        let block = self.weights.blocks.get(layer).ok_or_else(|| ModelError::BadInput {
+            reason: format!("block {layer} of a model with {}", c.layers),
+        })?;
+        if h.len() != n * c.hidden || n > c.context {
+            return Err(ModelError::BadInput {
+                reason: format!("{} hidden values for {n} tokens of width {}", h.len(), c.hidden),
+            });
+        }
+        let mut cache = KvCache::new(c.layers, c.kv_width(), n);
+        probe.observe(Observed::BlockInput(layer), h, n);
+        self.block(layer, block, h, n, 0, &mut cache, probe);
+        Ok(())
+    }
+
+    fn output(&self, h: Vec<f32>, n: usize, probe: &mut Probe<'_>) -> Result<Vec<f32>> {
+        let c = &self.config;
+        if h.len() != n * c.hidden {
+            return Err(ModelError::BadInput {
+                reason: format!("{} hidden values for {n} tokens of width {}", h.len(), c.hidden),
+            });
+        }
+        probe.observe(Observed::BlockInput(c.layers), &h, n);
+        Ok(self.head(h, n, probe))
     }
 }

@@ -1,0 +1,293 @@
+//! The analysis: one calibration pass, block by block, that accumulates each
+//! block's input second moments while it advances every sample through the
+//! block, and at each block measures that block's tensors in every candidate
+//! format: the weight error, the proxy `tr(ΔW H ΔWᵀ)` from the moments just
+//! gathered, and (for the first `e2e_samples` samples) the end-to-end
+//! divergence of the model output when only that tensor is quantized, run
+//! from the block's cached input rather than from the embeddings.
+//!
+//! Memory stays near one block's moments plus the samples' hidden states:
+//! moments are dropped when their block is done.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use qloader_format::WeightFormat;
+use qloader_kernels::DenseMatrix;
+use qloader_models::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor};
+use qloader_quant::LinearWeight;
+
+use crate::divergence::{one_minus_cosine, ReferenceDistributions};
+use crate::error::{AnalyzeError, Result};
+use crate::moments::SecondMoments;
+use crate::table::{E2eMetric, FormatEntry, Measure, TensorEntry};
+use crate::tensor_error::{difference, mean_square, proxy};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct AnalyzeOptions {
+    /// Candidate formats.
+    pub formats: Vec<WeightFormat>,
+    /// How many of the samples (from the first) the end-to-end measure runs;
+    /// 0 skips it.
+    pub e2e_samples: usize,
+}
+
+/// A step of a long analysis, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// (tensor, format) pairs measured so far.
+    pub done: usize,
+    /// (tensor, format) pairs in all.
+    pub total: usize,
+}
+
+/// The measured rows, ready for a [`crate::SensitivityTable`].
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// One entry per quantizable tensor, in model order.
+    pub tensors: Vec<TensorEntry>,
+    /// The measures every entry holds.
+    pub measures: Vec<Measure>,
+    /// How `e2e` compares outputs, if measured.
+    pub e2e_metric: Option<E2eMetric>,
+    /// Seconds in the calibration pass, weight errors and proxies.
+    pub proxy_seconds: f64,
+    /// Seconds in end-to-end runs.
+    pub e2e_seconds: f64,
+}
+
+/// The tensor's weight as `f32` (borrowed when it is stored so).
+fn dense(weight: &LinearWeight) -> Cow<'_, DenseMatrix> {
+    match weight {
+        LinearWeight::F32(w) => Cow::Borrowed(w),
+        other => Cow::Owned(other.dequantize()),
+    }
+}
+
+fn weight_of<M: ProbedModel + ?Sized>(model: &M, index: usize) -> Result<&LinearWeight> {
+    model.tensor_weight(index).ok_or_else(|| {
+        AnalyzeError::Options(format!("the model has no quantizable tensor number {index}"))
+    })
+}
+
+fn entry(t: &QuantizableTensor, formats: BTreeMap<String, FormatEntry>) -> TensorEntry {
+    TensorEntry {
+        name: t.name.clone(),
+        shape: [t.rows, t.cols],
+        kind: t.kind.name().to_owned(),
+        layer: t.layer,
+        formats,
+    }
+}
+
+/// Weight error only, no calibration data.
+pub fn analyze_data_free<M: ProbedModel + ?Sized>(
+    model: &M,
+    formats: &[WeightFormat],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Analysis> {
+    let start = Instant::now();
+    let tensors = model.quantizable_tensors();
+    let total = tensors.len() * formats.len();
+    let mut rows = Vec::with_capacity(tensors.len());
+    for (i, t) in tensors.iter().enumerate() {
+        let w = dense(weight_of(model, i)?);
+        let mut per_format = BTreeMap::new();
+        for (j, &f) in formats.iter().enumerate() {
+            let q = LinearWeight::quantize(w.as_ref().clone(), f);
+            let delta = difference(w.data(), q.dequantize().data());
+            per_format.insert(
+                f.name(),
+                FormatEntry {
+                    bytes: q.storage_bytes() as u64,
+                    weight_mse: mean_square(&delta),
+                    proxy: None,
+                    e2e: None,
+                },
+            );
+            progress(Progress { done: i * formats.len() + j + 1, total });
+        }
+        rows.push(entry(t, per_format));
+    }
+    Ok(Analysis {
+        tensors: rows,
+        measures: vec![Measure::WeightMse],
+        e2e_metric: None,
+        proxy_seconds: start.elapsed().as_secs_f64(),
+        e2e_seconds: 0.0,
+    })
+}
+
+/// The reference outputs of the end-to-end samples.
+enum Reference {
+    Logits(Vec<ReferenceDistributions>),
+    Embeddings(Vec<Vec<f32>>),
+}
+
+impl Reference {
+    fn metric(&self) -> E2eMetric {
+        match self {
+            Reference::Logits(_) => E2eMetric::Kl,
+            Reference::Embeddings(_) => E2eMetric::OneMinusCosine,
+        }
+    }
+}
+
+/// Runs the end-to-end measure of one substituted weight: mean KL per
+/// position, or mean `1 − cos` per sentence.
+fn e2e_divergence<M: ProbedModel + ?Sized>(
+    model: &M,
+    reference: &Reference,
+    inputs: &[Vec<f32>],
+    lengths: &[usize],
+    from: usize,
+    tensor: usize,
+    weight: &LinearWeight,
+) -> Result<f64> {
+    let mut sum = 0.0;
+    let mut count = 0usize;
+    for (s, (h, &n)) in inputs.iter().zip(lengths).enumerate() {
+        let mut probe = Probe::substituting(tensor, weight);
+        let out = model.output_from(h.clone(), n, from, &mut probe)?;
+        match reference {
+            Reference::Logits(refs) => {
+                sum += refs[s].kl_sum(&out);
+                count += refs[s].rows();
+            }
+            Reference::Embeddings(refs) => {
+                sum += one_minus_cosine(&refs[s], &out);
+                count += 1;
+            }
+        }
+    }
+    Ok(if count == 0 { 0.0 } else { sum / count as f64 })
+}
+
+/// Measures every quantizable tensor of `model` in every format of `opts`
+/// over the calibration `samples` (token ids, one sequence each).
+pub fn analyze<M: ProbedModel + ?Sized>(
+    model: &M,
+    samples: &[Vec<u32>],
+    opts: &AnalyzeOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Analysis> {
+    if samples.is_empty() || samples.iter().any(Vec::is_empty) {
+        return Err(AnalyzeError::Calibration("no calibration samples, or an empty one".into()));
+    }
+    if opts.formats.is_empty() {
+        return Err(AnalyzeError::Options("no formats to analyze".into()));
+    }
+    let layers = model.layers();
+    let tensors = model.quantizable_tensors();
+    let e2e = opts.e2e_samples.min(samples.len());
+    let lengths: Vec<usize> = samples.iter().map(Vec::len).collect();
+    let total = tensors.len() * opts.formats.len();
+    let (mut proxy_time, mut e2e_time) = (Duration::ZERO, Duration::ZERO);
+
+    // Stage of a tensor: its block, or `layers` for what follows the blocks.
+    let mut by_stage: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, t) in tensors.iter().enumerate() {
+        by_stage.entry(t.layer.unwrap_or(layers).min(layers)).or_default().push(i);
+    }
+
+    let clock = Instant::now();
+    let mut hidden: Vec<Vec<f32>> =
+        samples.iter().map(|ids| model.block_input(ids)).collect::<Result<_, _>>()?;
+    let reference = if e2e == 0 {
+        None
+    } else {
+        let outputs = hidden[..e2e]
+            .iter()
+            .zip(&lengths)
+            .map(|(h, &n)| model.output_from(h.clone(), n, 0, &mut Probe::none()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Some(match model.output_kind() {
+            ModelOutput::Logits { vocab } => Reference::Logits(
+                outputs.iter().map(|o| ReferenceDistributions::from_logits(o, vocab)).collect(),
+            ),
+            ModelOutput::Embedding { .. } => Reference::Embeddings(outputs),
+        })
+    };
+    e2e_time += clock.elapsed();
+
+    let mut rows: Vec<Option<TensorEntry>> = vec![None; tensors.len()];
+    let mut done = 0;
+    for stage in 0..=layers {
+        let clock = Instant::now();
+        let members = by_stage.get(&stage).map(Vec::as_slice).unwrap_or(&[]);
+        let sites: BTreeSet<(usize, usize)> =
+            members.iter().map(|&i| (tensors[i].site, tensors[i].cols)).collect();
+        let mut moments = SecondMoments::new(sites);
+        let e2e_inputs: Vec<Vec<f32>> =
+            if members.is_empty() { Vec::new() } else { hidden[..e2e].to_vec() };
+        {
+            let mut observe = |what: Observed, x: &[f32], n: usize| {
+                if let Observed::LinearInput(site) = what {
+                    moments.add(site, x, n);
+                }
+            };
+            let mut probe = Probe::observing(&mut observe);
+            for (h, &n) in hidden.iter_mut().zip(&lengths) {
+                if stage < layers {
+                    model.run_block(stage, h, n, &mut probe)?;
+                } else if !members.is_empty() {
+                    model.output(h.clone(), n, &mut probe)?;
+                }
+            }
+        }
+        proxy_time += clock.elapsed();
+
+        for &i in members {
+            let t = &tensors[i];
+            let w = dense(weight_of(model, i)?);
+            let h = moments.mean(t.site);
+            let mut per_format = BTreeMap::new();
+            for &f in &opts.formats {
+                let clock = Instant::now();
+                let q = LinearWeight::quantize(w.as_ref().clone(), f);
+                let deq = q.dequantize();
+                let delta = difference(w.data(), deq.data());
+                let mut e = FormatEntry {
+                    bytes: q.storage_bytes() as u64,
+                    weight_mse: mean_square(&delta),
+                    proxy: h.as_deref().map(|h| proxy(&delta, t.rows, t.cols, h)),
+                    e2e: None,
+                };
+                drop((q, delta));
+                proxy_time += clock.elapsed();
+                if let Some(reference) = &reference {
+                    let clock = Instant::now();
+                    let fake = LinearWeight::F32(deq);
+                    e.e2e = Some(e2e_divergence(
+                        model,
+                        reference,
+                        &e2e_inputs,
+                        &lengths,
+                        stage,
+                        i,
+                        &fake,
+                    )?);
+                    e2e_time += clock.elapsed();
+                }
+                per_format.insert(f.name(), e);
+                done += 1;
+                progress(Progress { done, total });
+            }
+            rows[i] = Some(entry(t, per_format));
+        }
+    }
+
+    let mut measures = vec![Measure::WeightMse, Measure::Proxy];
+    if reference.is_some() {
+        measures.push(Measure::E2e);
+    }
+    Ok(Analysis {
+        tensors: rows.into_iter().flatten().collect(),
+        measures,
+        e2e_metric: reference.as_ref().map(Reference::metric),
+        proxy_seconds: proxy_time.as_secs_f64(),
+        e2e_seconds: e2e_time.as_secs_f64(),
+    })
+}

@@ -1,0 +1,39 @@
+//! The error type of the analyzer.
+
+use std::path::PathBuf;
+
+use qloader_models::ModelError;
+
+/// Why an analysis, or reading a sensitivity table, failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalyzeError {
+    /// The model could not be run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system reported.
+        source: std::io::Error,
+    },
+    /// A sensitivity table is malformed.
+    #[error("{path}: not a valid sensitivity table: {reason}")]
+    Table {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the tensor where there is one.
+        reason: String,
+    },
+    /// The calibration data gave nothing to analyze with.
+    #[error("calibration data: {0}")]
+    Calibration(String),
+    /// The options contradict each other or the model.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = AnalyzeError> = std::result::Result<T, E>;

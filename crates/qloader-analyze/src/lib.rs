@@ -1,0 +1,29 @@
+//! QLoader's sensitivity analyzer: for every quantizable tensor of a model
+//! and every candidate format, what storing that tensor alone in that format
+//! costs.
+//!
+//! * [`analyzer`]: the analysis, block by block over calibration samples,
+//!   for any [`ProbedModel`](qloader_models::ProbedModel).
+//! * [`request`]: analyzing a model on disk with a calibration text.
+//! * [`table`]: the versioned JSON sensitivity table it produces.
+//! * [`summary`]: a readable view of a table.
+//! * [`calibration`]: samples from plain text.
+//! * [`moments`], [`tensor_error`], [`divergence`], [`rank`]: the measures
+//!   and the statistics behind them.
+#![deny(missing_docs)]
+
+pub mod analyzer;
+pub mod calibration;
+pub mod divergence;
+pub mod error;
+pub mod moments;
+pub mod rank;
+pub mod request;
+pub mod summary;
+pub mod table;
+pub mod tensor_error;
+
+pub use analyzer::{analyze, analyze_data_free, Analysis, AnalyzeOptions, Progress};
+pub use error::AnalyzeError;
+pub use request::{AnalyzeRequest, Stage};
+pub use table::{E2eMetric, Measure, SensitivityTable};

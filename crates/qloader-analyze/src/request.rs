@@ -1,0 +1,169 @@
+//! Analyzing a model on disk: opens it (a GGUF file is a Llama-family
+//! decoder, a directory a BERT sentence encoder), turns the calibration text
+//! into samples with the model's own tokenizer, runs the analysis and
+//! assembles the [`SensitivityTable`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use qloader_format::gguf::GgufFile;
+use qloader_format::{ModelDir, WeightFormat};
+use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, ProbedModel, SentenceTokenizer};
+
+use crate::analyzer::{analyze, analyze_data_free, Analysis, AnalyzeOptions, Progress};
+use crate::calibration::{sentences, token_windows};
+use crate::error::{AnalyzeError, Result};
+use crate::table::{CalibrationInfo, ModelInfo, SensitivityTable, Timings, SCHEMA, VERSION};
+
+/// Default candidate formats.
+pub const DEFAULT_FORMATS: &str = "f16,int8,int4,int3,int2";
+/// Default tokens per decoder calibration window.
+pub const DEFAULT_WINDOW: usize = 256;
+/// Default decoder calibration windows for the proxy pass…
+pub const DEFAULT_DECODER_SAMPLES: usize = 16;
+/// …of which the end-to-end measure runs this many.
+pub const DEFAULT_DECODER_E2E: usize = 1;
+/// Default encoder calibration sentences for the proxy pass…
+pub const DEFAULT_ENCODER_SAMPLES: usize = 128;
+/// …of which the end-to-end measure runs this many.
+pub const DEFAULT_ENCODER_E2E: usize = 32;
+
+/// What to analyze and how.
+#[derive(Debug, Clone)]
+pub struct AnalyzeRequest {
+    /// A GGUF file (decoder) or a model directory (encoder).
+    pub model: PathBuf,
+    /// Calibration text (ignored when `data_free`).
+    pub calibration: PathBuf,
+    /// Candidate formats.
+    pub formats: Vec<WeightFormat>,
+    /// Calibration samples (windows or sentences); `None`: the default.
+    pub samples: Option<usize>,
+    /// Tokens per decoder window.
+    pub window: usize,
+    /// Samples run end to end; `None`: the default.
+    pub e2e_samples: Option<usize>,
+    /// No calibration data: weight error only.
+    pub data_free: bool,
+}
+
+/// Stages of [`run`], for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading the model.
+    Loading,
+    /// Measuring tensors.
+    Measuring(Progress),
+}
+
+enum Loaded {
+    Decoder(LlamaModel, GgufTokenizer),
+    Encoder(BertEncoder, SentenceTokenizer),
+}
+
+fn load(path: &Path) -> Result<Loaded> {
+    if path.is_dir() {
+        let dir = ModelDir::open(path).map_err(qloader_models::ModelError::from)?;
+        let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
+        let model = BertEncoder::load(&dir, &|_| WeightFormat::F32)?;
+        Ok(Loaded::Encoder(model, tokenizer))
+    } else {
+        let file = GgufFile::open(path).map_err(qloader_models::ModelError::from)?;
+        let tokenizer = GgufTokenizer::from_gguf(&file)?;
+        let model = LlamaModel::from_gguf(&file, &|_| WeightFormat::F32, &mut |_, _| {})?;
+        Ok(Loaded::Decoder(model, tokenizer))
+    }
+}
+
+/// Analyzes the model of `req`, reporting progress to `progress`.
+pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<SensitivityTable> {
+    let start = Instant::now();
+    if req.formats.is_empty() {
+        return Err(AnalyzeError::Options("no formats to analyze".into()));
+    }
+    progress(Stage::Loading);
+    let loaded = load(&req.model)?;
+    let text = if req.data_free {
+        String::new()
+    } else {
+        std::fs::read_to_string(&req.calibration)
+            .map_err(|source| AnalyzeError::Io { path: req.calibration.clone(), source })?
+    };
+    let (model, samples, architecture, e2e_default): (
+        &dyn ProbedModel,
+        Vec<Vec<u32>>,
+        &str,
+        usize,
+    ) = match &loaded {
+        Loaded::Decoder(model, tokenizer) => {
+            let samples = if req.data_free {
+                Vec::new()
+            } else {
+                let count = req.samples.unwrap_or(DEFAULT_DECODER_SAMPLES);
+                let window = req.window.min(model.config().context);
+                token_windows(&tokenizer.encode(&text)?, window, count)?
+            };
+            (model, samples, "llama", DEFAULT_DECODER_E2E)
+        }
+        Loaded::Encoder(model, tokenizer) => {
+            let count = req.samples.unwrap_or(DEFAULT_ENCODER_SAMPLES);
+            let samples = if req.data_free {
+                Vec::new()
+            } else {
+                let found = sentences(&text, count);
+                if found.is_empty() {
+                    return Err(AnalyzeError::Calibration(format!(
+                        "{}: no sentences of prose found",
+                        req.calibration.display()
+                    )));
+                }
+                found.iter().map(|s| tokenizer.encode(s)).collect::<Result<_, _>>()?
+            };
+            (model, samples, "bert", DEFAULT_ENCODER_E2E)
+        }
+    };
+    let mut on_progress = |p: Progress| progress(Stage::Measuring(p));
+    let analysis: Analysis = if req.data_free {
+        analyze_data_free(model, &req.formats, &mut on_progress)?
+    } else {
+        let opts = AnalyzeOptions {
+            formats: req.formats.clone(),
+            e2e_samples: req.e2e_samples.unwrap_or(e2e_default),
+        };
+        analyze(model, &samples, &opts, &mut on_progress)?
+    };
+    let e2e_samples = if req.data_free || analysis.e2e_metric.is_none() {
+        0
+    } else {
+        req.e2e_samples.unwrap_or(e2e_default).min(samples.len())
+    };
+    let quantizable_params =
+        model.quantizable_tensors().iter().map(|t| (t.rows * t.cols) as u64).sum();
+    Ok(SensitivityTable {
+        schema: SCHEMA.to_owned(),
+        version: VERSION,
+        model: ModelInfo {
+            path: req.model.display().to_string(),
+            architecture: architecture.to_owned(),
+            quantizable_params,
+        },
+        calibration: CalibrationInfo {
+            data_free: req.data_free,
+            source: (!req.data_free).then(|| req.calibration.display().to_string()),
+            samples: samples.len(),
+            tokens: samples.iter().map(Vec::len).sum(),
+            e2e_samples,
+            e2e_tokens: samples[..e2e_samples].iter().map(Vec::len).sum(),
+        },
+        measures: analysis.measures,
+        e2e_metric: analysis.e2e_metric,
+        formats: req.formats.iter().map(|f| f.name()).collect(),
+        tensors: analysis.tensors,
+        timings: Timings {
+            proxy_seconds: analysis.proxy_seconds,
+            e2e_seconds: analysis.e2e_seconds,
+            total_seconds: start.elapsed().as_secs_f64(),
+            threads: rayon::current_num_threads(),
+        },
+    })
+}

@@ -1,0 +1,200 @@
+//! A readable summary of a sensitivity table: the most and least sensitive
+//! tensors at one format, a per-kind view over every format, and how well
+//! the cheap measures rank tensors as the end-to-end one does.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use qloader_models::TensorKind;
+
+use crate::rank::spearman;
+use crate::table::{Measure, SensitivityTable, TensorEntry};
+
+/// Spearman rank correlation across tensors between two measures at one
+/// format, if both are held and have spread.
+pub fn rank_correlation(
+    table: &SensitivityTable,
+    format: &str,
+    a: Measure,
+    b: Measure,
+) -> Option<f64> {
+    if !table.has(a) || !table.has(b) {
+        return None;
+    }
+    let pairs: Vec<(f64, f64)> = table
+        .tensors
+        .iter()
+        .filter_map(|t| {
+            let e = t.formats.get(format)?;
+            Some((e.get(a)?, e.get(b)?))
+        })
+        .collect();
+    let (xs, ys): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+    spearman(&xs, &ys)
+}
+
+fn measure_name(m: Measure) -> &'static str {
+    match m {
+        Measure::WeightMse => "weight MSE",
+        Measure::Proxy => "proxy tr(ΔW H ΔWᵀ)",
+        Measure::E2e => "end-to-end",
+    }
+}
+
+/// The format the summary ranks tensors at by default: int3 if analyzed,
+/// else the table's last format.
+pub fn default_format(table: &SensitivityTable) -> String {
+    if table.formats.iter().any(|f| f == "int3") {
+        "int3".to_owned()
+    } else {
+        table.formats.last().cloned().unwrap_or_default()
+    }
+}
+
+fn value(t: &TensorEntry, format: &str, m: Measure) -> f64 {
+    t.formats.get(format).and_then(|e| e.get(m)).unwrap_or(f64::NAN)
+}
+
+/// The summary as Markdown-ish text; `format` picks the ranking format
+/// (default [`default_format`]) and `top` how many tensors each end lists.
+pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> String {
+    let mut out = String::new();
+    let format = format.map_or_else(|| default_format(table), str::to_owned);
+    let m = table.best_measure();
+    let metric = match table.e2e_metric {
+        Some(crate::table::E2eMetric::Kl) => "mean KL of next-token distributions (nats/position)",
+        Some(crate::table::E2eMetric::OneMinusCosine) => "mean 1 − cosine of embeddings",
+        None => "not measured",
+    };
+    let c = &table.calibration;
+    let _ = writeln!(
+        out,
+        "model: {} ({}), {} quantizable tensors, {} weights",
+        table.model.path,
+        table.model.architecture,
+        table.tensors.len(),
+        table.model.quantizable_params
+    );
+    if c.data_free {
+        let _ = writeln!(out, "calibration: none (data-free: weight error only)");
+    } else {
+        let _ = writeln!(
+            out,
+            "calibration: {} — {} samples, {} tokens (end-to-end on the first {}, {} tokens)",
+            c.source.as_deref().unwrap_or("?"),
+            c.samples,
+            c.tokens,
+            c.e2e_samples,
+            c.e2e_tokens
+        );
+    }
+    let _ = writeln!(out, "end-to-end measure: {metric}");
+    let t = &table.timings;
+    let _ = writeln!(
+        out,
+        "time: {:.1} s (proxy pass {:.1} s, end-to-end {:.1} s) on {} threads\n",
+        t.total_seconds, t.proxy_seconds, t.e2e_seconds, t.threads
+    );
+
+    let mut ranked: Vec<&TensorEntry> =
+        table.tensors.iter().filter(|t| value(t, &format, m).is_finite()).collect();
+    ranked.sort_by(|a, b| value(b, &format, m).total_cmp(&value(a, &format, m)));
+    let header = "| tensor | kind | bytes | weight MSE | proxy | end-to-end |\n|---|---|---:|---:|---:|---:|";
+    let row = |out: &mut String, t: &TensorEntry| {
+        let e = &t.formats[&format];
+        let opt = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.3e}"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.3e} | {} | {} |",
+            t.name,
+            t.kind,
+            e.bytes,
+            e.weight_mse,
+            opt(e.proxy),
+            opt(e.e2e)
+        );
+    };
+    let n = top.min(ranked.len());
+    let _ = writeln!(out, "## Most sensitive at {format} (by {})\n\n{header}", measure_name(m));
+    ranked.iter().take(n).for_each(|t| row(&mut out, t));
+    let _ = writeln!(out, "\n## Least sensitive at {format}\n\n{header}");
+    ranked.iter().rev().take(n).for_each(|t| row(&mut out, t));
+
+    let _ = writeln!(out, "\n## By kind: mean {} per tensor\n", measure_name(m));
+    let mut by_kind: BTreeMap<TensorKind, Vec<&TensorEntry>> = BTreeMap::new();
+    for t in &table.tensors {
+        if let Some(k) = TensorKind::from_name(&t.kind) {
+            by_kind.entry(k).or_default().push(t);
+        }
+    }
+    let _ = writeln!(out, "| kind | tensors | {} |", table.formats.join(" | "));
+    let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(table.formats.len()));
+    for (kind, ts) in &by_kind {
+        let cells: Vec<String> = table
+            .formats
+            .iter()
+            .map(|f| {
+                let mean = ts.iter().map(|t| value(t, f, m)).sum::<f64>() / ts.len() as f64;
+                format!("{mean:.3e}")
+            })
+            .collect();
+        let _ = writeln!(out, "| {} | {} | {} |", kind.name(), ts.len(), cells.join(" | "));
+    }
+
+    if table.has(Measure::E2e) {
+        let _ = writeln!(
+            out,
+            "\n## Rank agreement with the end-to-end measure (Spearman, across tensors)\n"
+        );
+        let _ = writeln!(out, "| format | proxy | weight MSE |\n|---|---:|---:|");
+        for f in &table.formats {
+            let r = |a| {
+                rank_correlation(table, f, a, Measure::E2e)
+                    .map_or("—".to_owned(), |r| format!("{r:.3}"))
+            };
+            let _ = writeln!(out, "| {f} | {} | {} |", r(Measure::Proxy), r(Measure::WeightMse));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::FormatEntry;
+
+    #[test]
+    fn ranks_and_correlates() {
+        let mut table = crate::table::tests::sample();
+        let base = table.tensors[0].clone();
+        for (i, scale) in [2.0, 0.5, 4.0].into_iter().enumerate() {
+            let mut t = base.clone();
+            t.name = format!("blk.{}.ffn_down.weight", i + 1);
+            t.kind = "mlp_down".into();
+            for e in t.formats.values_mut() {
+                *e = FormatEntry {
+                    bytes: e.bytes,
+                    weight_mse: e.weight_mse * scale,
+                    proxy: e.proxy.map(|p| p * scale),
+                    e2e: e.e2e.map(|p| p * scale),
+                };
+            }
+            table.tensors.push(t);
+        }
+        table.validate().unwrap();
+        let r = rank_correlation(&table, "int4", Measure::Proxy, Measure::E2e).unwrap();
+        assert!((r - 1.0).abs() < 1e-12);
+        let s = summarize(&table, Some("int4"), 2);
+        let most = s.find("## Most").unwrap();
+        let least = s.find("## Least").unwrap();
+        assert!(
+            s[most..least].find("blk.3.ffn_down").unwrap()
+                < s[most..least].find("blk.1.ffn_down").unwrap(),
+            "{s}"
+        );
+        assert!(s[least..].contains("blk.2.ffn_down"), "{s}");
+        assert!(s.contains("| mlp_down | 3 |") && s.contains("| attn_q | 1 |"), "{s}");
+        assert!(s.contains("| int4 | 1.000 |"), "{s}");
+        assert_eq!(default_format(&table), "int4");
+    }
+}
