@@ -30,7 +30,27 @@ pub fn rank_correlation(
         })
         .collect();
     let (xs, ys): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+    // A ranking needs values that differ: when most tensors tie (e.g. a
+    // format that re-quantizes the source blocks exactly scores 0 almost
+    // everywhere), the ties decide the coefficient and it means nothing.
+    if distinct_share(&xs) <= MIN_DISTINCT_SHARE || distinct_share(&ys) <= MIN_DISTINCT_SHARE {
+        return None;
+    }
     spearman(&xs, &ys)
+}
+
+/// Share of distinct values at or below which [`rank_correlation`] gives
+/// none.
+const MIN_DISTINCT_SHARE: f64 = 0.5;
+
+fn distinct_share(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = v.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    sorted.len() as f64 / v.len() as f64
 }
 
 fn measure_name(m: Measure) -> &'static str {
@@ -196,5 +216,10 @@ mod tests {
         assert!(s.contains("| mlp_down | 3 |") && s.contains("| attn_q | 1 |"), "{s}");
         assert!(s.contains("| int4 | 1.000 |"), "{s}");
         assert_eq!(default_format(&table), "int4");
+        // Mostly ties: no coefficient.
+        for t in &mut table.tensors[1..] {
+            t.formats.get_mut("int8").unwrap().e2e = Some(0.0);
+        }
+        assert_eq!(rank_correlation(&table, "int8", Measure::Proxy, Measure::E2e), None);
     }
 }
