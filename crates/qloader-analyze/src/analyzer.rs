@@ -82,6 +82,26 @@ fn entry(t: &QuantizableTensor, formats: BTreeMap<String, FormatEntry>) -> Tenso
     }
 }
 
+/// Stores `w` in `format` and measures it: bytes, weight MSE and, given the
+/// input second moment `h`, the proxy. Returns the entry (without `e2e`) and
+/// the de-quantized weight.
+fn measure_format(
+    w: &DenseMatrix,
+    format: WeightFormat,
+    h: Option<&[f32]>,
+) -> (FormatEntry, DenseMatrix) {
+    let q = LinearWeight::quantize(w.clone(), format);
+    let deq = q.dequantize();
+    let delta = difference(w.data(), deq.data());
+    let entry = FormatEntry {
+        bytes: q.storage_bytes() as u64,
+        weight_mse: mean_square(&delta),
+        proxy: h.map(|h| proxy(&delta, w.rows(), w.cols(), h)),
+        e2e: None,
+    };
+    (entry, deq)
+}
+
 /// Weight error only, no calibration data.
 pub fn analyze_data_free<M: ProbedModel + ?Sized>(
     model: &M,
@@ -96,17 +116,7 @@ pub fn analyze_data_free<M: ProbedModel + ?Sized>(
         let w = dense(weight_of(model, i)?);
         let mut per_format = BTreeMap::new();
         for (j, &f) in formats.iter().enumerate() {
-            let q = LinearWeight::quantize(w.as_ref().clone(), f);
-            let delta = difference(w.data(), q.dequantize().data());
-            per_format.insert(
-                f.name(),
-                FormatEntry {
-                    bytes: q.storage_bytes() as u64,
-                    weight_mse: mean_square(&delta),
-                    proxy: None,
-                    e2e: None,
-                },
-            );
+            per_format.insert(f.name(), measure_format(&w, f, None).0);
             progress(Progress { done: i * formats.len() + j + 1, total });
         }
         rows.push(entry(t, per_format));
@@ -246,16 +256,7 @@ pub fn analyze<M: ProbedModel + ?Sized>(
             let mut per_format = BTreeMap::new();
             for &f in &opts.formats {
                 let clock = Instant::now();
-                let q = LinearWeight::quantize(w.as_ref().clone(), f);
-                let deq = q.dequantize();
-                let delta = difference(w.data(), deq.data());
-                let mut e = FormatEntry {
-                    bytes: q.storage_bytes() as u64,
-                    weight_mse: mean_square(&delta),
-                    proxy: h.as_deref().map(|h| proxy(&delta, t.rows, t.cols, h)),
-                    e2e: None,
-                };
-                drop((q, delta));
+                let (mut e, deq) = measure_format(&w, f, h.as_deref());
                 proxy_time += clock.elapsed();
                 if let Some(reference) = &reference {
                     let clock = Instant::now();

@@ -2,6 +2,7 @@
 //! reference: the KL divergence of next-token distributions for decoders,
 //! `1 − cosine` of embeddings for encoders.
 
+use qloader_models::ops::log_normaliser;
 use rayon::prelude::*;
 
 /// A decoder's reference next-token distributions, kept as probabilities
@@ -11,13 +12,6 @@ pub struct ReferenceDistributions {
     vocab: usize,
     probs: Vec<f32>,
     neg_entropy: Vec<f64>,
-}
-
-/// `log softmax` of one row, in `f64` for the normaliser.
-fn log_normaliser(row: &[f32]) -> (f32, f64) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
-    (max, sum.ln())
 }
 
 impl ReferenceDistributions {

@@ -75,9 +75,8 @@ pub fn perplexity(
 
 /// `log softmax(row)[i]`, in f64 for the sum.
 fn log_softmax_at(row: &[f32], i: usize) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-    row[i] as f64 - max - sum.ln()
+    let (max, log_z) = qloader_models::ops::log_normaliser(row);
+    (row[i] - max) as f64 - log_z
 }
 
 #[cfg(test)]
