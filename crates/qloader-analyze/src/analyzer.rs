@@ -6,8 +6,8 @@
 //! divergence of the model output when only that tensor is quantized, run
 //! from the block's cached input rather than from the embeddings.
 //!
-//! Memory stays near one block's moments plus the samples' hidden states:
-//! moments are dropped when their block is done.
+//! Memory stays near one block's moments and stored weights plus the
+//! samples' hidden states: both are dropped when their block is done.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +17,7 @@ use qloader_format::WeightFormat;
 use qloader_kernels::DenseMatrix;
 use qloader_models::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor};
 use qloader_quant::LinearWeight;
+use rayon::prelude::*;
 
 use crate::divergence::{one_minus_cosine, ReferenceDistributions};
 use crate::error::{AnalyzeError, Result};
@@ -32,14 +33,18 @@ pub struct AnalyzeOptions {
     /// How many of the samples (from the first) the end-to-end measure runs;
     /// 0 skips it.
     pub e2e_samples: usize,
+    /// The formats the end-to-end measure runs at (a subset of `formats`);
+    /// the others get an estimate (see [`crate::estimate`]).
+    pub e2e_formats: Vec<WeightFormat>,
 }
 
 /// A step of a long analysis, for progress display.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
-    /// (tensor, format) pairs measured so far.
+    /// Measurements (a tensor's weight error and proxy at one format, or one
+    /// end-to-end run) done so far.
     pub done: usize,
-    /// (tensor, format) pairs in all.
+    /// Measurements in all.
     pub total: usize,
 }
 
@@ -52,6 +57,8 @@ pub struct Analysis {
     pub measures: Vec<Measure>,
     /// How `e2e` compares outputs, if measured.
     pub e2e_metric: Option<E2eMetric>,
+    /// The formats where `e2e` is measured.
+    pub e2e_formats: Vec<WeightFormat>,
     /// Seconds in the calibration pass, weight errors and proxies.
     pub proxy_seconds: f64,
     /// Seconds in end-to-end runs.
@@ -84,22 +91,22 @@ fn entry(t: &QuantizableTensor, formats: BTreeMap<String, FormatEntry>) -> Tenso
 
 /// Stores `w` in `format` and measures it: bytes, weight MSE and, given the
 /// input second moment `h`, the proxy. Returns the entry (without `e2e`) and
-/// the de-quantized weight.
+/// the stored weight.
 fn measure_format(
     w: &DenseMatrix,
     format: WeightFormat,
     h: Option<&[f32]>,
-) -> (FormatEntry, DenseMatrix) {
+) -> (FormatEntry, LinearWeight) {
     let q = LinearWeight::quantize(w.clone(), format);
-    let deq = q.dequantize();
-    let delta = difference(w.data(), deq.data());
+    let delta = difference(w.data(), q.dequantize().data());
     let entry = FormatEntry {
         bytes: q.storage_bytes() as u64,
         weight_mse: mean_square(&delta),
         proxy: h.map(|h| proxy(&delta, w.rows(), w.cols(), h)),
         e2e: None,
+        e2e_estimate: None,
     };
-    (entry, deq)
+    (entry, q)
 }
 
 /// Weight error only, no calibration data.
@@ -111,20 +118,27 @@ pub fn analyze_data_free<M: ProbedModel + ?Sized>(
     let start = Instant::now();
     let tensors = model.quantizable_tensors();
     let total = tensors.len() * formats.len();
-    let mut rows = Vec::with_capacity(tensors.len());
-    for (i, t) in tensors.iter().enumerate() {
-        let w = dense(weight_of(model, i)?);
-        let mut per_format = BTreeMap::new();
-        for (j, &f) in formats.iter().enumerate() {
-            per_format.insert(f.name(), measure_format(&w, f, None).0);
-            progress(Progress { done: i * formats.len() + j + 1, total });
-        }
-        rows.push(entry(t, per_format));
+    let jobs: Vec<(usize, WeightFormat)> =
+        (0..tensors.len()).flat_map(|i| formats.iter().map(move |&f| (i, f))).collect();
+    let measure = |(i, f): (usize, WeightFormat)| -> Result<FormatEntry> {
+        Ok(measure_format(&dense(weight_of(model, i)?), f, None).0)
+    };
+    let mut done = 0;
+    let mut tick = || {
+        done += 1;
+        progress(Progress { done, total });
+    };
+    let measured = par_map_with_progress(jobs.clone(), &measure, &mut tick)?;
+    let mut per_tensor: Vec<BTreeMap<String, FormatEntry>> = vec![BTreeMap::new(); tensors.len()];
+    for ((i, f), e) in jobs.into_iter().zip(measured) {
+        per_tensor[i].insert(f.name(), e);
     }
+    let rows = tensors.iter().zip(per_tensor).map(|(t, m)| entry(t, m)).collect();
     Ok(Analysis {
         tensors: rows,
         measures: vec![Measure::WeightMse],
         e2e_metric: None,
+        e2e_formats: Vec::new(),
         proxy_seconds: start.elapsed().as_secs_f64(),
         e2e_seconds: 0.0,
     })
@@ -175,8 +189,41 @@ fn e2e_divergence<M: ProbedModel + ?Sized>(
     Ok(if count == 0 { 0.0 } else { sum / count as f64 })
 }
 
+/// Runs `work` on every job across the rayon pool while the calling thread
+/// reports each finished job to `tick` (so progress reaches a terminal as it
+/// happens). Results keep the jobs' order; the first error wins.
+fn par_map_with_progress<J: Send, T: Send>(
+    jobs: Vec<J>,
+    work: &(dyn Fn(J) -> Result<T> + Sync),
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<T>> {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let workers = scope.spawn(move || {
+            jobs.into_par_iter()
+                .map(|job| {
+                    let result = work(job);
+                    let _ = done.send(());
+                    result
+                })
+                .collect::<Result<Vec<T>>>()
+        });
+        for () in finished {
+            tick();
+        }
+        workers.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Measures every quantizable tensor of `model` in every format of `opts`
 /// over the calibration `samples` (token ids, one sequence each).
+///
+/// At each block: one pass of every sample through the block gathers the
+/// input moments; then every (tensor, format) pair is quantized and scored
+/// in parallel; then, in parallel again, the end-to-end runs go from the
+/// block's cached input to the model output. Each parallel job runs its
+/// products on one core (see `qloader_kernels::gemm`), so the jobs, not the
+/// products, share the cores.
 pub fn analyze<M: ProbedModel + ?Sized>(
     model: &M,
     samples: &[Vec<u32>],
@@ -189,11 +236,19 @@ pub fn analyze<M: ProbedModel + ?Sized>(
     if opts.formats.is_empty() {
         return Err(AnalyzeError::Options("no formats to analyze".into()));
     }
+    if let Some(f) = opts.e2e_formats.iter().find(|f| !opts.formats.contains(f)) {
+        return Err(AnalyzeError::Options(format!(
+            "end-to-end format {} is not one of the analyzed formats",
+            f.name()
+        )));
+    }
     let layers = model.layers();
     let tensors = model.quantizable_tensors();
-    let e2e = opts.e2e_samples.min(samples.len());
+    let e2e = if opts.e2e_formats.is_empty() { 0 } else { opts.e2e_samples.min(samples.len()) };
+    let e2e_formats: Vec<WeightFormat> =
+        if e2e == 0 { Vec::new() } else { opts.e2e_formats.clone() };
     let lengths: Vec<usize> = samples.iter().map(Vec::len).collect();
-    let total = tensors.len() * opts.formats.len();
+    let total = tensors.len() * (opts.formats.len() + e2e_formats.len());
     let (mut proxy_time, mut e2e_time) = (Duration::ZERO, Duration::ZERO);
 
     // Stage of a tensor: its block, or `layers` for what follows the blocks.
@@ -229,7 +284,7 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         let members = by_stage.get(&stage).map(Vec::as_slice).unwrap_or(&[]);
         let sites: BTreeSet<(usize, usize)> =
             members.iter().map(|&i| (tensors[i].site, tensors[i].cols)).collect();
-        let mut moments = SecondMoments::new(sites);
+        let mut moments = SecondMoments::new(sites.iter().copied());
         let e2e_inputs: Vec<Vec<f32>> =
             if members.is_empty() { Vec::new() } else { hidden[..e2e].to_vec() };
         {
@@ -247,47 +302,82 @@ pub fn analyze<M: ProbedModel + ?Sized>(
                 }
             }
         }
+        if members.is_empty() {
+            proxy_time += clock.elapsed();
+            continue;
+        }
+        let h_at: BTreeMap<usize, Vec<f32>> =
+            sites.iter().filter_map(|&(site, _)| Some((site, moments.mean(site)?))).collect();
+        drop(moments);
+        let weights: Vec<Cow<'_, DenseMatrix>> =
+            members.iter().map(|&i| weight_of(model, i).map(dense)).collect::<Result<_>>()?;
+
+        // Weight error and proxy of every (tensor, format) pair.
+        let jobs: Vec<(usize, WeightFormat)> =
+            (0..members.len()).flat_map(|m| opts.formats.iter().map(move |&f| (m, f))).collect();
+        let measure = |(m, f): (usize, WeightFormat)| -> Result<(FormatEntry, LinearWeight)> {
+            let h = h_at.get(&tensors[members[m]].site).map(Vec::as_slice);
+            Ok(measure_format(&weights[m], f, h))
+        };
+        let mut tick = || {
+            done += 1;
+            progress(Progress { done, total });
+        };
+        let measured = par_map_with_progress(jobs.clone(), &measure, &mut tick)?;
         proxy_time += clock.elapsed();
 
-        for &i in members {
-            let t = &tensors[i];
-            let w = dense(weight_of(model, i)?);
-            let h = moments.mean(t.site);
-            let mut per_format = BTreeMap::new();
-            for &f in &opts.formats {
-                let clock = Instant::now();
-                let (mut e, deq) = measure_format(&w, f, h.as_deref());
-                proxy_time += clock.elapsed();
-                if let Some(reference) = &reference {
-                    let clock = Instant::now();
-                    let fake = LinearWeight::F32(deq);
-                    e.e2e = Some(e2e_divergence(
+        // End to end, from the block's cached input, at the e2e formats.
+        let clock = Instant::now();
+        let runs: Vec<usize> =
+            (0..jobs.len()).filter(|&j| e2e_formats.contains(&jobs[j].1)).collect();
+        let divergences = match &reference {
+            Some(reference) => {
+                let run = |j: usize| -> Result<(usize, f64)> {
+                    let fake = LinearWeight::F32(measured[j].1.dequantize());
+                    let tensor = members[jobs[j].0];
+                    let d = e2e_divergence(
                         model,
                         reference,
                         &e2e_inputs,
                         &lengths,
                         stage,
-                        i,
+                        tensor,
                         &fake,
-                    )?);
-                    e2e_time += clock.elapsed();
-                }
-                per_format.insert(f.name(), e);
-                done += 1;
-                progress(Progress { done, total });
+                    )?;
+                    Ok((j, d))
+                };
+                par_map_with_progress(runs, &run, &mut tick)?
             }
-            rows[i] = Some(entry(t, per_format));
+            None => Vec::new(),
+        };
+        e2e_time += clock.elapsed();
+
+        let mut entries: Vec<FormatEntry> = measured.into_iter().map(|(e, _)| e).collect();
+        for (j, d) in divergences {
+            entries[j].e2e = Some(d);
+        }
+        for (m, &i) in members.iter().enumerate() {
+            let per_format = jobs
+                .iter()
+                .zip(&entries)
+                .filter(|((owner, _), _)| *owner == m)
+                .map(|((_, f), e)| (f.name(), e.clone()))
+                .collect();
+            rows[i] = Some(entry(&tensors[i], per_format));
         }
     }
 
+    let mut tensors: Vec<TensorEntry> = rows.into_iter().flatten().collect();
     let mut measures = vec![Measure::WeightMse, Measure::Proxy];
     if reference.is_some() {
-        measures.push(Measure::E2e);
+        measures.extend([Measure::E2e, Measure::E2eEstimate]);
+        crate::estimate::fill_estimates(&mut tensors);
     }
     Ok(Analysis {
-        tensors: rows.into_iter().flatten().collect(),
+        tensors,
         measures,
         e2e_metric: reference.as_ref().map(Reference::metric),
+        e2e_formats,
         proxy_seconds: proxy_time.as_secs_f64(),
         e2e_seconds: e2e_time.as_secs_f64(),
     })

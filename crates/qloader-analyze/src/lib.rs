@@ -8,6 +8,8 @@
 //! * [`table`]: the versioned JSON sensitivity table it produces.
 //! * [`summary`]: a readable view of a table.
 //! * [`calibration`]: samples from plain text.
+//! * [`estimate`]: the end-to-end measure estimated from the proxy where it
+//!   was not run.
 //! * [`moments`], [`tensor_error`], [`divergence`], [`rank`]: the measures
 //!   and the statistics behind them.
 #![deny(missing_docs)]
@@ -16,6 +18,7 @@ pub mod analyzer;
 pub mod calibration;
 pub mod divergence;
 pub mod error;
+pub mod estimate;
 pub mod moments;
 pub mod rank;
 pub mod request;

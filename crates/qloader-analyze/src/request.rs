@@ -43,6 +43,9 @@ pub struct AnalyzeRequest {
     pub window: usize,
     /// Samples run end to end; `None`: the default.
     pub e2e_samples: Option<usize>,
+    /// Formats run end to end; `None`: every format. The others get the
+    /// end-to-end measure estimated from the proxy.
+    pub e2e_formats: Option<Vec<WeightFormat>>,
     /// No calibration data: weight error only.
     pub data_free: bool,
 }
@@ -129,6 +132,7 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
         let opts = AnalyzeOptions {
             formats: req.formats.clone(),
             e2e_samples: req.e2e_samples.unwrap_or(e2e_default),
+            e2e_formats: req.e2e_formats.clone().unwrap_or_else(|| req.formats.clone()),
         };
         analyze(model, &samples, &opts, &mut on_progress)?
     };
@@ -157,6 +161,7 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
         },
         measures: analysis.measures,
         e2e_metric: analysis.e2e_metric,
+        e2e_formats: analysis.e2e_formats.iter().map(|f| f.name()).collect(),
         formats: req.formats.iter().map(|f| f.name()).collect(),
         tensors: analysis.tensors,
         timings: Timings {

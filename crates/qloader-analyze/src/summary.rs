@@ -18,7 +18,7 @@ pub fn rank_correlation(
     a: Measure,
     b: Measure,
 ) -> Option<f64> {
-    if !table.has(a) || !table.has(b) {
+    if !table.has_at(a, format) || !table.has_at(b, format) {
         return None;
     }
     let pairs: Vec<(f64, f64)> = table
@@ -29,6 +29,29 @@ pub fn rank_correlation(
             Some((e.get(a)?, e.get(b)?))
         })
         .collect();
+    ranked_agreement(pairs)
+}
+
+/// How well the proxy, scaled by each tensor's gain measured at the *other*
+/// end-to-end formats (see [`crate::estimate`]), ranks tensors as the
+/// end-to-end measure does at `format`: a held-out check of the estimates.
+pub fn estimate_rank_correlation(table: &SensitivityTable, format: &str) -> Option<f64> {
+    if !table.has_at(Measure::Proxy, format) || !table.has_at(Measure::E2e, format) {
+        return None;
+    }
+    let pairs: Vec<(f64, f64)> = table
+        .tensors
+        .iter()
+        .filter_map(|t| {
+            let e = t.formats.get(format)?;
+            let gain = crate::estimate::gain(t, |f| f != format)?;
+            Some((gain * e.proxy?, e.e2e?))
+        })
+        .collect();
+    ranked_agreement(pairs)
+}
+
+fn ranked_agreement(pairs: Vec<(f64, f64)>) -> Option<f64> {
     let (xs, ys): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
     // A ranking needs values that differ: when most tensors tie (e.g. a
     // format that re-quantizes the source blocks exactly scores 0 almost
@@ -58,6 +81,7 @@ fn measure_name(m: Measure) -> &'static str {
         Measure::WeightMse => "weight MSE",
         Measure::Proxy => "proxy tr(ΔW H ΔWᵀ)",
         Measure::E2e => "end-to-end",
+        Measure::E2eEstimate => "end-to-end (estimated where not run)",
     }
 }
 
@@ -81,6 +105,14 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
     let mut out = String::new();
     let format = format.map_or_else(|| default_format(table), str::to_owned);
     let m = table.best_measure();
+    // The estimate is the measurement itself where e2e ran at every format.
+    let label = if m == Measure::E2eEstimate
+        && table.formats.iter().all(|f| table.has_at(Measure::E2e, f))
+    {
+        measure_name(Measure::E2e)
+    } else {
+        measure_name(m)
+    };
     let metric = match table.e2e_metric {
         Some(crate::table::E2eMetric::Kl) => "mean KL of next-token distributions (nats/position)",
         Some(crate::table::E2eMetric::OneMinusCosine) => "mean 1 − cosine of embeddings",
@@ -123,24 +155,28 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
     let row = |out: &mut String, t: &TensorEntry| {
         let e = &t.formats[&format];
         let opt = |v: Option<f64>| v.map_or("—".to_owned(), |v| format!("{v:.3e}"));
+        let e2e = match (e.e2e, e.e2e_estimate) {
+            (Some(v), _) => format!("{v:.3e}"),
+            (None, Some(v)) => format!("≈{v:.3e}"),
+            (None, None) => "—".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.3e} | {} | {} |",
+            "| {} | {} | {} | {:.3e} | {} | {e2e} |",
             t.name,
             t.kind,
             e.bytes,
             e.weight_mse,
             opt(e.proxy),
-            opt(e.e2e)
         );
     };
     let n = top.min(ranked.len());
-    let _ = writeln!(out, "## Most sensitive at {format} (by {})\n\n{header}", measure_name(m));
+    let _ = writeln!(out, "## Most sensitive at {format} (by {label})\n\n{header}");
     ranked.iter().take(n).for_each(|t| row(&mut out, t));
     let _ = writeln!(out, "\n## Least sensitive at {format}\n\n{header}");
     ranked.iter().rev().take(n).for_each(|t| row(&mut out, t));
 
-    let _ = writeln!(out, "\n## By kind: mean {} per tensor\n", measure_name(m));
+    let _ = writeln!(out, "\n## By kind: mean {label} per tensor\n");
     let mut by_kind: BTreeMap<TensorKind, Vec<&TensorEntry>> = BTreeMap::new();
     for t in &table.tensors {
         if let Some(k) = TensorKind::from_name(&t.kind) {
@@ -164,15 +200,22 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
     if table.has(Measure::E2e) {
         let _ = writeln!(
             out,
-            "\n## Rank agreement with the end-to-end measure (Spearman, across tensors)\n"
+            "\n## Rank agreement with the end-to-end measure (Spearman, across tensors)\n\n\
+             The last column scales each tensor's proxy by its own end-to-end/proxy ratio \
+             measured at the other end-to-end formats.\n"
         );
-        let _ = writeln!(out, "| format | proxy | weight MSE |\n|---|---:|---:|");
-        for f in &table.formats {
-            let r = |a| {
-                rank_correlation(table, f, a, Measure::E2e)
-                    .map_or("—".to_owned(), |r| format!("{r:.3}"))
-            };
-            let _ = writeln!(out, "| {f} | {} | {} |", r(Measure::Proxy), r(Measure::WeightMse));
+        let _ =
+            writeln!(out, "| format | proxy | weight MSE | proxy × gain |\n|---|---:|---:|---:|");
+        let show = |r: Option<f64>| r.map_or("—".to_owned(), |r| format!("{r:.3}"));
+        for f in &table.e2e_formats {
+            let r = |a| show(rank_correlation(table, f, a, Measure::E2e));
+            let _ = writeln!(
+                out,
+                "| {f} | {} | {} | {} |",
+                r(Measure::Proxy),
+                r(Measure::WeightMse),
+                show(estimate_rank_correlation(table, f))
+            );
         }
     }
     out
@@ -197,6 +240,7 @@ mod tests {
                     weight_mse: e.weight_mse * scale,
                     proxy: e.proxy.map(|p| p * scale),
                     e2e: e.e2e.map(|p| p * scale),
+                    e2e_estimate: e.e2e.map(|p| p * scale),
                 };
             }
             table.tensors.push(t);
@@ -215,6 +259,10 @@ mod tests {
         assert!(s[least..].contains("blk.2.ffn_down"), "{s}");
         assert!(s.contains("| mlp_down | 3 |") && s.contains("| attn_q | 1 |"), "{s}");
         assert!(s.contains("| int4 | 1.000 |"), "{s}");
+        // Gains are equal at int8 and int4 for each tensor: the held-out
+        // estimate ranks exactly.
+        assert_eq!(estimate_rank_correlation(&table, "int4").map(|r| r.round()), Some(1.0));
+        assert!(s.contains("| 1.000 |\n"), "{s}");
         assert_eq!(default_format(&table), "int4");
         // Mostly ties: no coefficient.
         for t in &mut table.tensors[1..] {

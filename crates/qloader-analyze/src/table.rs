@@ -2,19 +2,22 @@
 //! candidate format, of what storing that tensor alone in that format costs
 //! the model. One table serves every plan; it is JSON a person can read.
 //!
-//! Schema `qloader-sensitivity`, version 1:
+//! Schema `qloader-sensitivity`, version 2:
 //!
 //! ```text
 //! {
-//!   "schema": "qloader-sensitivity", "version": 1,
+//!   "schema": "qloader-sensitivity", "version": 2,
 //!   "model":       { "path", "architecture": "llama" | "bert", "quantizable_params" },
 //!   "calibration": { "data_free", "source", "samples", "tokens", "e2e_samples", "e2e_tokens" },
-//!   "measures":    subset of ["weight_mse", "proxy", "e2e"]   (which fields below are filled),
+//!   "measures":    subset of ["weight_mse", "proxy", "e2e", "e2e_estimate"]
+//!                  (which fields below are filled),
+//!   "e2e_formats": ["int2", ...]   (the formats where "e2e" is filled; all of them by default),
 //!   "e2e_metric":  "kl" (mean KL of next-token distributions, nats per position)
 //!                | "one_minus_cosine" (mean over sentences) | null,
 //!   "formats":     ["f16", "int8", "int4", ...],
 //!   "tensors": [ { "name", "shape": [out, in], "kind": "attn_q" | … | "head", "layer": 3 | null,
-//!                  "formats": { "int4": { "bytes", "weight_mse", "proxy", "e2e" }, ... } } ],
+//!                  "formats": { "int4": { "bytes", "weight_mse", "proxy", "e2e", "e2e_estimate" },
+//!                               ... } } ],
 //!   "timings":     { "proxy_seconds", "e2e_seconds", "total_seconds", "threads" }
 //! }
 //! ```
@@ -22,7 +25,13 @@
 //! `weight_mse` is the mean squared weight error; `proxy` is
 //! `tr(ΔW H ΔWᵀ)` with `H = E[x xᵀ]` of the layer input over the calibration
 //! rows (the expected squared output error per token); `e2e` is measured
-//! with only that tensor quantized. A missing measure is `null`.
+//! with only that tensor quantized, at the formats of `e2e_formats`;
+//! `e2e_estimate` is `e2e` where measured and elsewhere the proxy times the
+//! tensor's own measured ratio of `e2e` to proxy (see [`crate::estimate`]).
+//! A missing measure is `null`.
+//!
+//! Version 1 had neither `e2e_formats` nor `e2e_estimate`; this build reads
+//! version 2 only.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -36,7 +45,7 @@ use crate::error::{AnalyzeError, Result};
 /// The `schema` field of every sensitivity table.
 pub const SCHEMA: &str = "qloader-sensitivity";
 /// The version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Tables larger than this are refused before they are read.
 pub const MAX_TABLE_BYTES: u64 = 256 << 20;
 
@@ -48,8 +57,11 @@ pub enum Measure {
     WeightMse,
     /// `tr(ΔW H ΔWᵀ)` from calibration activations.
     Proxy,
-    /// End-to-end divergence with only this tensor quantized.
+    /// End-to-end divergence with only this tensor quantized (at the
+    /// table's `e2e_formats`).
     E2e,
+    /// End-to-end divergence where measured, else estimated from the proxy.
+    E2eEstimate,
 }
 
 /// How the end-to-end measure compares outputs.
@@ -116,6 +128,8 @@ pub struct FormatEntry {
     pub proxy: Option<f64>,
     /// End-to-end divergence, if measured.
     pub e2e: Option<f64>,
+    /// `e2e` where measured, else the proxy scaled by the tensor's gain.
+    pub e2e_estimate: Option<f64>,
 }
 
 impl FormatEntry {
@@ -125,6 +139,7 @@ impl FormatEntry {
             Measure::WeightMse => Some(self.weight_mse),
             Measure::Proxy => self.proxy,
             Measure::E2e => self.e2e,
+            Measure::E2eEstimate => self.e2e_estimate,
         }
     }
 }
@@ -157,6 +172,8 @@ pub struct SensitivityTable {
     pub measures: Vec<Measure>,
     /// How `e2e` compares outputs, when measured.
     pub e2e_metric: Option<E2eMetric>,
+    /// The formats where `e2e` is measured.
+    pub e2e_formats: Vec<String>,
     /// Candidate formats, as names.
     pub formats: Vec<String>,
     /// One row per quantizable tensor, in model order.
@@ -166,16 +183,28 @@ pub struct SensitivityTable {
 }
 
 impl SensitivityTable {
-    /// Whether every entry holds `measure`.
+    /// Whether the table holds `measure` (for `e2e`: at its
+    /// `e2e_formats`; every other measure: at every entry).
     pub fn has(&self, measure: Measure) -> bool {
         self.measures.contains(&measure)
     }
 
-    /// The most informative measure held: e2e, else proxy, else weight MSE.
+    /// Whether entries at `format` hold `measure`.
+    pub fn has_at(&self, measure: Measure, format: &str) -> bool {
+        self.has(measure)
+            && (measure != Measure::E2e || self.e2e_formats.iter().any(|f| f == format))
+    }
+
+    /// The most informative measure held at every entry: the end-to-end
+    /// estimate (measured where it could be), else e2e, else proxy, else
+    /// weight MSE.
     pub fn best_measure(&self) -> Measure {
-        [Measure::E2e, Measure::Proxy]
+        let everywhere = |m: Measure| {
+            m != Measure::E2e || self.formats.iter().all(|f| self.has_at(Measure::E2e, f))
+        };
+        [Measure::E2eEstimate, Measure::E2e, Measure::Proxy]
             .into_iter()
-            .find(|&m| self.has(m))
+            .find(|&m| self.has(m) && everywhere(m))
             .unwrap_or(Measure::WeightMse)
     }
 
@@ -240,6 +269,12 @@ impl SensitivityTable {
         if self.has(Measure::E2e) != self.e2e_metric.is_some() {
             return Err("e2e_metric must be given exactly when e2e is measured".into());
         }
+        if self.has(Measure::E2e) == self.e2e_formats.is_empty() {
+            return Err("e2e_formats must list formats exactly when e2e is measured".into());
+        }
+        if let Some(f) = self.e2e_formats.iter().find(|f| !self.formats.contains(f)) {
+            return Err(format!("e2e format {f:?} is not one of the table's formats"));
+        }
         let mut names = HashSet::new();
         for t in &self.tensors {
             if !names.insert(t.name.as_str()) {
@@ -259,7 +294,7 @@ impl SensitivityTable {
                 if e.bytes == 0 {
                     return Err(format!("tensor {} at {f}: zero bytes", t.name));
                 }
-                for &m in &self.measures {
+                for &m in self.measures.iter().filter(|&&m| self.has_at(m, f)) {
                     match e.get(m) {
                         Some(v) if v.is_finite() && v >= 0.0 => {}
                         Some(v) => return Err(format!("tensor {} at {f}: {m:?} is {v}", t.name)),
@@ -285,6 +320,7 @@ pub(crate) mod tests {
             weight_mse: mse,
             proxy: Some(mse * 10.0),
             e2e: Some(mse * 3.0),
+            e2e_estimate: Some(mse * 3.0),
         };
         SensitivityTable {
             schema: SCHEMA.into(),
@@ -302,8 +338,9 @@ pub(crate) mod tests {
                 e2e_samples: 1,
                 e2e_tokens: 32,
             },
-            measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e],
+            measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],
             e2e_metric: Some(E2eMetric::Kl),
+            e2e_formats: vec!["int8".into(), "int4".into()],
             formats: vec!["int8".into(), "int4".into()],
             tensors: vec![TensorEntry {
                 name: "blk.0.attn_q.weight".into(),
@@ -329,7 +366,7 @@ pub(crate) mod tests {
         let t = sample();
         t.write(&path).unwrap();
         assert_eq!(SensitivityTable::read(&path).unwrap(), t);
-        assert_eq!(t.best_measure(), Measure::E2e);
+        assert_eq!(t.best_measure(), Measure::E2eEstimate);
     }
 
     #[test]
@@ -353,6 +390,14 @@ pub(crate) mod tests {
                 "no entry for int4",
             ),
             (Box::new(|t| t.e2e_metric = None), "e2e_metric"),
+            (Box::new(|t| t.e2e_formats.clear()), "e2e_formats"),
+            (Box::new(|t| t.e2e_formats.push("int2".into())), "e2e format \"int2\""),
+            (
+                Box::new(|t| {
+                    t.tensors[0].formats.get_mut("int4").unwrap().e2e_estimate = None;
+                }),
+                "E2eEstimate missing",
+            ),
         ];
         for (break_it, want) in cases {
             let mut t = sample();
@@ -361,6 +406,13 @@ pub(crate) mod tests {
             let err = SensitivityTable::from_json(&bytes).unwrap_err();
             assert!(err.contains(want), "{err:?} should mention {want:?}");
         }
+        // e2e measured at int4 only: int8 may go without it.
+        let mut t = sample();
+        t.e2e_formats = vec!["int4".into()];
+        t.tensors[0].formats.get_mut("int8").unwrap().e2e = None;
+        t.validate().unwrap();
+        assert!(t.has_at(Measure::E2e, "int4") && !t.has_at(Measure::E2e, "int8"));
+        assert_eq!(t.best_measure(), Measure::E2eEstimate);
         let err = SensitivityTable::from_json(b"{\"schema\": 3").unwrap_err();
         assert!(err.contains("line 1"), "{err}");
     }

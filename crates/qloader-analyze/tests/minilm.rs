@@ -22,6 +22,7 @@ fn request(formats: &[&str]) -> AnalyzeRequest {
         samples: Some(8),
         window: 256,
         e2e_samples: Some(3),
+        e2e_formats: None,
         data_free: false,
     }
 }
@@ -56,6 +57,35 @@ fn table_is_complete_and_ordered_by_bits() {
         }
         // int8 barely moves the embedding.
         assert!(f("int8").e2e.unwrap() < 1e-3, "{}", t.name);
+    }
+    // Each tensor's end-to-end/proxy gain measured at int8 and int2 ranks
+    // the tensors at int4 much as the end-to-end measure does.
+    let held_out = qloader_analyze::summary::estimate_rank_correlation(&table, "int4").unwrap();
+    let raw =
+        qloader_analyze::summary::rank_correlation(&table, "int4", Measure::Proxy, Measure::E2e)
+            .unwrap();
+    eprintln!("int4 Spearman vs e2e: proxy {raw:.3}, proxy × gain {held_out:.3}");
+    assert!(held_out > 0.8 && held_out > raw, "proxy × gain {held_out}, proxy {raw}");
+}
+
+#[test]
+fn end_to_end_at_some_formats_estimates_the_rest() {
+    let mut req = request(&["int8", "int4", "int2"]);
+    req.e2e_formats = Some(vec!["int2".parse().unwrap()]);
+    let table = run(&req, &mut |_| {}).unwrap();
+    table.validate().unwrap();
+    assert_eq!(table.e2e_formats, vec!["int2"]);
+    assert_eq!(table.best_measure(), Measure::E2eEstimate);
+    for t in &table.tensors {
+        let f = |name: &str| &t.formats[name];
+        assert_eq!(f("int2").e2e_estimate, f("int2").e2e, "{}", t.name);
+        assert!(f("int4").e2e.is_none() && f("int8").e2e.is_none(), "{}", t.name);
+        let (a, b, c) = (
+            f("int8").e2e_estimate.unwrap(),
+            f("int4").e2e_estimate.unwrap(),
+            f("int2").e2e_estimate.unwrap(),
+        );
+        assert!(a < b && b < c, "{}: int8 {a}, int4 {b}, int2 {c}", t.name);
     }
 }
 

@@ -26,6 +26,7 @@ fn decoder_table_matches_direct_runs() {
         samples: Some(1),
         window: WINDOW,
         e2e_samples: Some(1),
+        e2e_formats: None,
         data_free: false,
     };
     let table = run(&req, &mut |_| {}).unwrap();

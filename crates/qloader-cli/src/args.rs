@@ -32,6 +32,53 @@ pub enum Command {
     /// Measure this machine: kernel speed per format, memory bandwidth.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Write this machine's device profile (features, memory, kernels and
+    /// their measured speed), or check a hand-written one with --check.
+    Profile(ProfileArgs),
+}
+
+/// Arguments of `qloader profile`.
+#[derive(Args)]
+pub struct ProfileArgs {
+    /// Where to write the profile (TOML); without it, print it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Name recorded in the profile.
+    #[arg(long, default_value = "this-machine")]
+    pub name: String,
+    /// Memory the model may occupy, recorded as the profile's size limit
+    /// (e.g. 512MiB, 2GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub model_memory: Option<u64>,
+    /// Validate and describe an existing profile instead of measuring.
+    #[arg(long, value_name = "PROFILE", conflicts_with_all = ["output", "name", "model_memory"])]
+    pub check: Option<PathBuf>,
+}
+
+/// Parses a byte size: a number with an optional unit B, KB, MB, GB
+/// (powers of 1000) or KiB, MiB, GiB (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{s}` is not a size such as 60MiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!("`{other}` in `{s}` is not a unit (B, KB, MB, GB, KiB, MiB, GiB)"))
+        }
+    };
+    let bytes = value * scale;
+    if !(1.0..1e18).contains(&bytes) {
+        return Err(format!("`{s}` is not a size between 1 byte and 1 EB"));
+    }
+    Ok(bytes.round() as u64)
 }
 
 /// What `qloader bench` measures.
@@ -254,6 +301,12 @@ pub struct AnalyzeArgs {
     /// for a decoder, 32 sentences for an encoder; 0 skips it.
     #[arg(long)]
     pub e2e_samples: Option<usize>,
+    /// Formats the end-to-end measure runs at, comma-separated (default:
+    /// every format). At the others it is estimated from the proxy and each
+    /// tensor's measured end-to-end/proxy ratio, e.g. `--e2e-formats int2`
+    /// for a run about five times cheaper.
+    #[arg(long, value_parser = parse_format, value_delimiter = ',')]
+    pub e2e_formats: Option<Vec<WeightFormat>>,
     /// No calibration data: record the weight error only.
     #[arg(long)]
     pub data_free: bool,

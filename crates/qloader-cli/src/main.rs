@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         args::Command::Perplexity(a) => commands::perplexity::run(a),
         args::Command::Analyze(a) => commands::analyze::run(a),
         args::Command::Bench(args::BenchCommand::Kernels(a)) => commands::bench::run_kernels(a),
+        args::Command::Profile(a) => commands::profile::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

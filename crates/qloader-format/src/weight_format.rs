@@ -55,6 +55,23 @@ impl WeightFormat {
         }
     }
 
+    /// The format's family: its element type regardless of grouping —
+    /// `f32`, `f16`, `int8` (per channel or grouped), `int4`, `int3`, `int2`.
+    /// Device profiles name kernels by family.
+    pub fn family(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::F16 => "f16",
+            WeightFormat::Int8PerChannel => "int8",
+            WeightFormat::Grouped(l) => match l.bits() {
+                8 => "int8",
+                4 => "int4",
+                3 => "int3",
+                _ => "int2",
+            },
+        }
+    }
+
     /// Bytes needed to store a `rows × cols` matrix in this format.
     pub fn storage_bytes(self, rows: usize, cols: usize) -> usize {
         match self {

@@ -5,14 +5,19 @@
 //! * [`kernel_bench`]: every kernel timed side by side on the same weights,
 //!   with throughput as a share of the measured bandwidth and ratios to f32
 //!   and int8 from the same run.
-//!
-//! Device profiles (serialisable, so a plan can be made for another device)
-//! will live here too.
+//! * [`profile`]: device profiles — the TOML a plan reads, measured here or
+//!   written by hand for another device.
+//! * [`measure_profile`]: the short measurement behind `qloader profile`.
 #![deny(missing_docs)]
 
 pub mod bandwidth;
 pub mod cpu;
 pub mod kernel_bench;
+pub mod measure_profile;
+pub mod profile;
 pub mod timing;
+
+pub use measure_profile::{measure_profile, ProfileMeasurement};
+pub use profile::{DeviceProfile, ProfileError};
 
 pub use timing::{paired_median_seconds, with_threads, TimingBudget};

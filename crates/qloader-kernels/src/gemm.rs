@@ -13,9 +13,14 @@ pub const GEMM_MIN_ROWS: usize = 8;
 /// Below this many multiply-adds a product runs on the calling thread.
 const PARALLEL_MIN_FLOPS: usize = 1 << 20;
 
+/// Splits a product across the rayon pool when it is large enough and the
+/// caller is not itself a pool worker: a worker means the work has already
+/// been divided at a coarser grain (tensors, samples), and a nested parallel
+/// GEMM there only makes the workers contend for the same cores.
 fn parallelism(flops: usize) -> Par {
     let threads = rayon::current_num_threads();
-    if threads > 1 && flops >= PARALLEL_MIN_FLOPS {
+    let on_worker = rayon::current_thread_index().is_some();
+    if threads > 1 && !on_worker && flops >= PARALLEL_MIN_FLOPS {
         Par::rayon(threads)
     } else {
         Par::Seq

@@ -36,12 +36,13 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         samples: args.samples,
         window: args.window,
         e2e_samples: args.e2e_samples,
+        e2e_formats: args.e2e_formats.clone(),
         data_free: args.data_free,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
-            "{msg} [{bar:30}] {pos}/{len} tensor×format, {elapsed_precise} elapsed, ETA {eta}",
+            "{msg} [{bar:30}] {pos}/{len} measurements, {elapsed_precise} elapsed, ETA {eta}",
         )
         .context("progress template")?
         .progress_chars("=> "),

@@ -6,3 +6,4 @@ pub mod embed;
 pub mod eval;
 pub mod generate;
 pub mod perplexity;
+pub mod profile;

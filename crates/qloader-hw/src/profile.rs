@@ -1,0 +1,452 @@
+//! Device profiles: what a device offers a plan — its CPU, the memory a
+//! model may use, which (weight format, activation format) kernels it has
+//! and how fast they run, and which formats it can only run by converting
+//! them at load ("fallbacks"). A profile is TOML a person can write by hand
+//! for a device they do not have; `qloader profile` writes one for this
+//! machine from a short measurement (see [`crate::measure_profile`]).
+//!
+//! Schema `qloader-profile`, version 1:
+//!
+//! ```toml
+//! schema = "qloader-profile"
+//! version = 1
+//! name = "edge-512mib"
+//! description = "…"                  # optional
+//! measured = false                   # true when written by `qloader profile`
+//!
+//! [cpu]                              # facts, for people; the loader re-detects
+//! model = "…"
+//! cores = 4
+//! features = ["neon", "dotprod"]
+//! kernel_tier = "generic"
+//! last_level_cache_bytes = 2097152   # optional
+//!
+//! [memory]
+//! total_bytes = 1073741824           # optional
+//! model_bytes = 536870912            # optional: what the model may occupy
+//! read_bandwidth_bytes_per_second = 8.0e9   # optional
+//!
+//! [[kernels]]                        # one per (weights, activations) pair
+//! weights = "int8"                   # a format family: f32 f16 int8 int4 int3 int2
+//! activations = "f32"                # f32, or int8 (activations quantized per row)
+//! isa = "generic"
+//! batch1_macs_per_second = 2.0e9     # multiply-adds per second, one input row
+//! batch8_macs_per_second = 8.0e9     # eight input rows
+//!
+//! [fallbacks]                        # family without a kernel = family it is
+//! int2 = "int8"                      # converted to at load (same group scales)
+//! ```
+//!
+//! A format family covers every group size of that bit width (`int4` covers
+//! `int4g64`); `int8` covers per-channel and grouped int8. A format whose
+//! family has neither a kernel nor a fallback cannot run on the device.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use qloader_format::WeightFormat;
+use serde::{Deserialize, Serialize};
+
+/// The `schema` field of every profile.
+pub const SCHEMA: &str = "qloader-profile";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Profiles larger than this are refused before they are read.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
+/// The format families a profile may name.
+pub const FAMILIES: [&str; 6] = ["f32", "f16", "int8", "int4", "int3", "int2"];
+/// The activation formats a kernel may take.
+pub const ACTIVATIONS: [&str; 2] = ["f32", "int8"];
+
+/// A reason a profile cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The profile file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The file is not a valid profile.
+    #[error("{}: not a valid device profile: {reason}", path.display())]
+    Invalid {
+        /// The profile file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The CPU, as recorded (informative: plans use `kernels`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuFacts {
+    /// Model name.
+    pub model: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// ISA features.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// The kernel tier QLoader uses there.
+    pub kernel_tier: String,
+    /// Size of the last-level cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_level_cache_bytes: Option<u64>,
+}
+
+/// The device's memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryFacts {
+    /// Physical memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+    /// What the model's weights may occupy (a plan's size limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_bytes: Option<u64>,
+    /// Measured streaming read bandwidth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bandwidth_bytes_per_second: Option<f64>,
+}
+
+/// One kernel the device has, and its measured (or stated) speed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSpec {
+    /// Weight format family (see [`FAMILIES`]).
+    pub weights: String,
+    /// Activation format (see [`ACTIVATIONS`]).
+    pub activations: String,
+    /// Instruction-set tier of the kernel.
+    pub isa: String,
+    /// Multiply-adds per second with one input row (GEMV).
+    pub batch1_macs_per_second: f64,
+    /// Multiply-adds per second with eight input rows.
+    pub batch8_macs_per_second: f64,
+}
+
+impl KernelSpec {
+    /// Seconds for one `rows × cols` product over `batch` input rows: the
+    /// batch-1 rate for one row, the batch-8 rate from eight rows on, and in
+    /// between a straight line between the two.
+    pub fn seconds(&self, rows: usize, cols: usize, batch: usize) -> f64 {
+        let batch = batch.max(1);
+        let rate = if batch >= 8 {
+            self.batch8_macs_per_second
+        } else {
+            let t = (batch - 1) as f64 / 7.0;
+            self.batch1_macs_per_second * (1.0 - t) + self.batch8_macs_per_second * t
+        };
+        (rows * cols * batch) as f64 / rate
+    }
+}
+
+/// How a device runs a format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution<'a> {
+    /// The format the weights are held in at run time: the planned format,
+    /// or what it is converted to at load.
+    pub runs_as: WeightFormat,
+    /// Whether that is a load-time conversion.
+    pub fallback: bool,
+    /// The kernel that multiplies by it.
+    pub kernel: &'a KernelSpec,
+}
+
+/// A device profile (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceProfile {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Always [`VERSION`].
+    pub version: u32,
+    /// Short name of the device.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Whether the kernel speeds were measured on the device.
+    #[serde(default)]
+    pub measured: bool,
+    /// The CPU.
+    pub cpu: CpuFacts,
+    /// The memory.
+    #[serde(default)]
+    pub memory: MemoryFacts,
+    /// The kernels.
+    pub kernels: Vec<KernelSpec>,
+    /// Family → family it is converted to at load, for families without a
+    /// kernel.
+    #[serde(default)]
+    pub fallbacks: BTreeMap<String, String>,
+}
+
+/// `format` converted to `target` family: integer codes keep their group
+/// size (int2 g64 → int8 g64) where that format exists, else the family's
+/// default.
+fn convert(format: WeightFormat, target: &str) -> Option<WeightFormat> {
+    let group = match format {
+        WeightFormat::Grouped(l) => Some(l.group()),
+        _ => None,
+    };
+    match target {
+        "f32" => Some(WeightFormat::F32),
+        "f16" => Some(WeightFormat::F16),
+        _ => {
+            let bits: usize = target.strip_prefix("int")?.parse().ok()?;
+            let grouped = group.and_then(|g| format!("int{bits}g{g}").parse().ok());
+            match grouped {
+                Some(f) => Some(f),
+                None if bits == 8 => Some(WeightFormat::Int8PerChannel),
+                None => format!("int{bits}").parse().ok(),
+            }
+        }
+    }
+}
+
+impl DeviceProfile {
+    /// The kernel for `family` weights and `activations`, if the device has
+    /// one.
+    pub fn kernel(&self, family: &str, activations: &str) -> Option<&KernelSpec> {
+        self.kernels.iter().find(|k| k.weights == family && k.activations == activations)
+    }
+
+    /// How the device runs `format` with `activations`: natively, through
+    /// its declared fallback chain, or (`None`) not at all.
+    pub fn execution(&self, format: WeightFormat, activations: &str) -> Option<Execution<'_>> {
+        let mut runs_as = format;
+        for step in 0..=FAMILIES.len() {
+            let fam = runs_as.family();
+            if let Some(kernel) = self.kernel(fam, activations) {
+                return Some(Execution { runs_as, fallback: step > 0, kernel });
+            }
+            runs_as = convert(runs_as, self.fallbacks.get(fam)?)?;
+        }
+        None
+    }
+
+    /// The size limit for a model on this device, if stated.
+    pub fn model_bytes(&self) -> Option<u64> {
+        self.memory.model_bytes
+    }
+
+    /// Reads and validates the profile at `path`.
+    pub fn read(path: &Path) -> Result<Self, ProfileError> {
+        let io = |source| ProfileError::Io { path: path.to_owned(), source };
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        let invalid = |reason: String| ProfileError::Invalid { path: path.to_owned(), reason };
+        if len > MAX_PROFILE_BYTES {
+            return Err(invalid(format!(
+                "{len} bytes, more than the {MAX_PROFILE_BYTES} a profile may have"
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        Self::from_toml(&text).map_err(invalid)
+    }
+
+    /// Parses and validates a profile from TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let profile: DeviceProfile = toml::from_str(text).map_err(|e| e.to_string())?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// The profile as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a profile is plain data")
+    }
+
+    /// Writes the profile as TOML to `path`, atomically.
+    pub fn write(&self, path: &Path) -> Result<(), ProfileError> {
+        qloader_format::atomic_file::write_atomic(path, self.to_toml().as_bytes()).map_err(|e| {
+            ProfileError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) }
+        })
+    }
+
+    /// Checks the schema, the version, every kernel and the fallbacks.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.schema != SCHEMA {
+            return Err(format!("schema is {:?}, expected {SCHEMA:?}", self.schema));
+        }
+        if self.version != VERSION {
+            return Err(format!("version {} (this build reads version {VERSION})", self.version));
+        }
+        if self.name.trim().is_empty() {
+            return Err("the name is empty".into());
+        }
+        if self.cpu.cores == 0 {
+            return Err("cpu.cores is 0".into());
+        }
+        let m = &self.memory;
+        for (field, v) in [("total_bytes", m.total_bytes), ("model_bytes", m.model_bytes)] {
+            if v == Some(0) {
+                return Err(format!("memory.{field} is 0"));
+            }
+        }
+        if let (Some(total), Some(model)) = (m.total_bytes, m.model_bytes) {
+            if model > total {
+                return Err(format!("memory.model_bytes ({model}) exceeds total_bytes ({total})"));
+            }
+        }
+        if let Some(bw) = m.read_bandwidth_bytes_per_second {
+            if !(bw.is_finite() && bw > 0.0) {
+                return Err(format!("memory.read_bandwidth_bytes_per_second is {bw}"));
+            }
+        }
+        if self.kernels.is_empty() {
+            return Err("no kernels: the device could run nothing".into());
+        }
+        let mut seen = BTreeSet::new();
+        for k in &self.kernels {
+            let what = format!("kernel {} × {}", k.weights, k.activations);
+            if !FAMILIES.contains(&k.weights.as_str()) {
+                return Err(format!("{what}: unknown weight family (one of {FAMILIES:?})"));
+            }
+            if !ACTIVATIONS.contains(&k.activations.as_str()) {
+                return Err(format!("{what}: unknown activations (one of {ACTIVATIONS:?})"));
+            }
+            if !seen.insert((&k.weights, &k.activations)) {
+                return Err(format!("{what} is listed twice"));
+            }
+            for (field, v) in [
+                ("batch1_macs_per_second", k.batch1_macs_per_second),
+                ("batch8_macs_per_second", k.batch8_macs_per_second),
+            ] {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(format!("{what}: {field} is {v}"));
+                }
+            }
+        }
+        for (from, to) in &self.fallbacks {
+            for fam in [from, to] {
+                if !FAMILIES.contains(&fam.as_str()) {
+                    return Err(format!("fallback {from} = {to}: unknown family {fam:?}"));
+                }
+            }
+            if self.kernels.iter().any(|k| &k.weights == from) {
+                return Err(format!("fallback for {from}, which has a kernel"));
+            }
+            // Follow the chain: it must end at a family with a kernel.
+            let mut at = to;
+            let mut steps = 0;
+            while !self.kernels.iter().any(|k| &k.weights == at) {
+                steps += 1;
+                match self.fallbacks.get(at) {
+                    Some(next) if steps <= FAMILIES.len() => at = next,
+                    Some(_) => return Err(format!("fallbacks from {from} go round in a cycle")),
+                    None => {
+                        return Err(format!(
+                            "fallback {from} = {to} ends at {at}, which has no kernel"
+                        ))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDGE: &str = r#"
+schema = "qloader-profile"
+version = 1
+name = "edge"
+[cpu]
+model = "test"
+cores = 4
+kernel_tier = "generic"
+[memory]
+model_bytes = 536870912
+[[kernels]]
+weights = "int8"
+activations = "f32"
+isa = "generic"
+batch1_macs_per_second = 1.0e9
+batch8_macs_per_second = 4.0e9
+[[kernels]]
+weights = "int4"
+activations = "f32"
+isa = "generic"
+batch1_macs_per_second = 2.0e9
+batch8_macs_per_second = 3.0e9
+[fallbacks]
+int2 = "int3"
+int3 = "int8"
+"#;
+
+    #[test]
+    fn parses_and_resolves_fallback_chains() {
+        let p = DeviceProfile::from_toml(EDGE).unwrap();
+        assert_eq!(p.model_bytes(), Some(512 << 20));
+        let int4: WeightFormat = "int4g64".parse().unwrap();
+        let e = p.execution(int4, "f32").unwrap();
+        assert_eq!((e.runs_as, e.fallback), (int4, false));
+        let e = p.execution("int2g64".parse().unwrap(), "f32").unwrap();
+        assert_eq!(e.runs_as, "int8g64".parse().unwrap());
+        assert!(e.fallback);
+        assert_eq!(e.kernel.weights, "int8");
+        let e = p.execution("int3".parse().unwrap(), "f32").unwrap();
+        assert_eq!(e.runs_as.name(), "int8g32");
+        assert!(p.execution(WeightFormat::F16, "f32").is_none());
+        assert!(p.execution(int4, "int8").is_none());
+        // Round trip through TOML.
+        assert_eq!(DeviceProfile::from_toml(&p.to_toml()).unwrap(), p);
+    }
+
+    #[test]
+    fn latency_interpolates_between_batches() {
+        let p = DeviceProfile::from_toml(EDGE).unwrap();
+        let k = p.kernel("int8", "f32").unwrap();
+        assert!((k.seconds(100, 10, 1) - 1e-6).abs() < 1e-15);
+        assert!((k.seconds(100, 10, 8) - 2e-6).abs() < 1e-15);
+        assert!((k.seconds(100, 10, 16) - 4e-6).abs() < 1e-15);
+        let mid = k.seconds(100, 10, 4);
+        assert!(mid > k.seconds(100, 10, 1) && mid < k.seconds(100, 10, 8));
+    }
+
+    #[test]
+    fn bad_profiles_say_what_is_wrong() {
+        let cases = [
+            (EDGE.replace("version = 1", "version = 7"), "version 7"),
+            (EDGE.replace("\"qloader-profile\"", "\"x\""), "schema"),
+            (EDGE.replace("weights = \"int4\"", "weights = \"int5\""), "unknown weight family"),
+            (
+                EDGE.replace(
+                    "activations = \"f32\"\nisa = \"generic\"\nbatch1_macs_per_second = 2.0e9",
+                    "activations = \"bf16\"\nisa = \"generic\"\nbatch1_macs_per_second = 2.0e9",
+                ),
+                "unknown activations",
+            ),
+            (EDGE.replace("2.0e9", "-1.0"), "batch1_macs_per_second is -1"),
+            (EDGE.replace("weights = \"int4\"", "weights = \"int8\""), "listed twice"),
+            (EDGE.replace("int3 = \"int8\"", "int3 = \"int2\""), "cycle"),
+            (EDGE.replace("int3 = \"int8\"", "int3 = \"f16\""), "has no kernel"),
+            (EDGE.replace("int2 = \"int3\"", "int4 = \"int8\""), "which has a kernel"),
+            (EDGE.replace("cores = 4", "cores = 4\nsockets = 2"), "unknown field"),
+            (EDGE.replace("model_bytes = 536870912", "model_bytes = 0"), "model_bytes is 0"),
+            (EDGE.replace("name = \"edge\"", "name = \" \""), "name is empty"),
+        ];
+        for (text, want) in cases {
+            let err = DeviceProfile::from_toml(&text).unwrap_err();
+            assert!(err.contains(want), "{err:?} should mention {want:?}");
+        }
+    }
+
+    #[test]
+    fn read_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "schema = 3").unwrap();
+        let msg = DeviceProfile::read(&path).unwrap_err().to_string();
+        assert!(msg.contains("p.toml") && msg.contains("not a valid device profile"), "{msg}");
+        let missing = DeviceProfile::read(&dir.path().join("none.toml")).unwrap_err().to_string();
+        assert!(missing.contains("none.toml"), "{missing}");
+    }
+}

@@ -1,0 +1,50 @@
+//! The device profiles shipped in `profiles/` are valid, and each says what
+//! its comment promises about kernels, fallbacks and memory.
+
+use std::path::PathBuf;
+
+use qloader_format::WeightFormat;
+use qloader_hw::DeviceProfile;
+
+fn shipped(name: &str) -> DeviceProfile {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../profiles").join(name);
+    DeviceProfile::read(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn format(name: &str) -> WeightFormat {
+    name.parse().unwrap()
+}
+
+#[test]
+fn every_shipped_profile_is_valid() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../profiles");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            DeviceProfile::read(&path).unwrap_or_else(|e| panic!("{e}"));
+            count += 1;
+        }
+    }
+    assert!(count >= 3, "expected the three shipped profiles, found {count}");
+}
+
+#[test]
+fn edge_profile_runs_int3_and_int2_as_int4() {
+    let p = shipped("edge-arm-512mib.toml");
+    assert_eq!(p.model_bytes(), Some(512 << 20));
+    for (planned, runs_as) in [("int2", "int4"), ("int3g64", "int4g64"), ("int4", "int4")] {
+        let e = p.execution(format(planned), "f32").unwrap();
+        assert_eq!(e.runs_as, format(runs_as), "{planned}");
+        assert_eq!(e.fallback, planned != runs_as, "{planned}");
+    }
+}
+
+#[test]
+fn int8_only_profile_cannot_run_floats() {
+    let p = shipped("int8-only.toml");
+    assert!(p.execution(WeightFormat::F16, "f32").is_none());
+    assert!(p.execution(WeightFormat::F32, "f32").is_none());
+    let e = p.execution(format("int4"), "f32").unwrap();
+    assert_eq!((e.runs_as, e.fallback), (format("int8g32"), true));
+}
