@@ -32,9 +32,91 @@ pub enum Command {
     /// Measure this machine: kernel speed per format, memory bandwidth.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Choose a format per tensor for a device and budget from a
+    /// sensitivity table (a plan), sweep the loss-vs-size frontier with
+    /// --pareto, or print a plan with --explain.
+    Plan(PlanArgs),
     /// Write this machine's device profile (features, memory, kernels and
     /// their measured speed), or check a hand-written one with --check.
     Profile(ProfileArgs),
+}
+
+/// Arguments of `qloader plan`.
+#[derive(Args)]
+pub struct PlanArgs {
+    /// Sensitivity table (from `qloader analyze`).
+    #[arg(long, value_name = "TABLE", required_unless_present = "explain")]
+    pub table: Option<PathBuf>,
+    /// Device profile (from `qloader profile`, or one in profiles/).
+    #[arg(long, value_name = "PROFILE", required_unless_present = "explain")]
+    pub profile: Option<PathBuf>,
+    /// Size budget for the planned tensors: bytes with a unit (60MiB, 0.5GB)
+    /// or bits per weight (3.5bpw). The profile's model memory, if stated,
+    /// applies too.
+    #[arg(long, value_parser = parse_budget)]
+    pub budget: Option<qloader_schedule::Budget>,
+    /// Latency budget: predicted product time per token, milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<f64>,
+    /// Fix the format of tensors whose name matches REGEX (repeatable; the
+    /// first match wins), e.g. --pin 'output\.weight=int8'.
+    #[arg(long = "pin", value_name = "REGEX=FORMAT", value_parser = parse_pin)]
+    pub pins: Vec<qloader_schedule::Pin>,
+    /// Solver: greedy (fast, with a certified gap) or exact (branch and bound).
+    #[arg(long, value_enum, default_value_t = SolverArg::Greedy)]
+    pub solver: SolverArg,
+    /// Also solve exactly and record the plan's gap to the optimum.
+    #[arg(long)]
+    pub check_exact: bool,
+    /// Activations the kernels take: f32, or int8 (quantized per row).
+    #[arg(long, default_value = "f32", value_parser = ["f32", "int8"])]
+    pub activations: String,
+    /// Input rows per product the latency is predicted for (1: decoding).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Sweep budgets from the smallest plan to the best and write the
+    /// frontier (JSON at -o, plus .csv and .svg beside it).
+    #[arg(long, conflicts_with_all = ["budget", "latency_ms", "solver", "check_exact"])]
+    pub pareto: bool,
+    /// Budgets in the --pareto sweep.
+    #[arg(long, default_value_t = 40)]
+    pub steps: usize,
+    /// Where to write the plan (default plan.json) or the frontier (default
+    /// frontier.json).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print an existing plan readably instead of planning.
+    #[arg(long, value_name = "PLAN", conflicts_with_all = ["table", "profile", "pareto"])]
+    pub explain: Option<PathBuf>,
+    /// Tensors listed among the lossiest in the explanation.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// `--solver` values.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SolverArg {
+    /// Greedy with a certified gap.
+    Greedy,
+    /// Branch and bound.
+    Exact,
+}
+
+impl From<SolverArg> for qloader_schedule::SolverKind {
+    fn from(s: SolverArg) -> Self {
+        match s {
+            SolverArg::Greedy => qloader_schedule::SolverKind::Greedy,
+            SolverArg::Exact => qloader_schedule::SolverKind::Exact,
+        }
+    }
+}
+
+fn parse_budget(s: &str) -> Result<qloader_schedule::Budget, String> {
+    s.parse()
+}
+
+fn parse_pin(s: &str) -> Result<qloader_schedule::Pin, String> {
+    s.parse()
 }
 
 /// Arguments of `qloader profile`.
@@ -55,30 +137,9 @@ pub struct ProfileArgs {
     pub check: Option<PathBuf>,
 }
 
-/// Parses a byte size: a number with an optional unit B, KB, MB, GB
-/// (powers of 1000) or KiB, MiB, GiB (powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{s}` is not a size such as 60MiB"))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => {
-            return Err(format!("`{other}` in `{s}` is not a unit (B, KB, MB, GB, KiB, MiB, GiB)"))
-        }
-    };
-    let bytes = value * scale;
-    if !(1.0..1e18).contains(&bytes) {
-        return Err(format!("`{s}` is not a size between 1 byte and 1 EB"));
-    }
-    Ok(bytes.round() as u64)
+/// Parses a byte size such as 512MiB.
+fn parse_size(s: &str) -> Result<u64, String> {
+    qloader_schedule::budget::parse_size(s)
 }
 
 /// What `qloader bench` measures.

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         args::Command::Analyze(a) => commands::analyze::run(a),
         args::Command::Bench(args::BenchCommand::Kernels(a)) => commands::bench::run_kernels(a),
         args::Command::Profile(a) => commands::profile::run(a),
+        args::Command::Plan(a) => commands::plan::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

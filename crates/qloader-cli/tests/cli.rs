@@ -199,9 +199,70 @@ fn analyze_writes_a_table_and_summarises_it() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("int2 is not in the table"), "{}", stderr(&o));
 
+    // The table plans for a shipped device profile, and the plan explains.
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles/edge-arm-512mib.toml");
+    let plan = dir.path().join("plan.json");
+    let t = table.to_str().unwrap();
+    let o = qloader(&[
+        "plan",
+        "--table",
+        t,
+        "--profile",
+        profile,
+        "--budget",
+        "6bpw",
+        "--pin",
+        "layer\\.0\\..*value=int8",
+        "--check-exact",
+        "-o",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("certified gap") && out.contains("exact solver"), "{out}");
+    let o = qloader(&["plan", "--explain", plan.to_str().unwrap(), "--top", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("pins: layer") && out.contains("The 2 tensors losing most"), "{out}");
+    let front = dir.path().join("front.json");
+    let o = qloader(&[
+        "plan",
+        "--pareto",
+        "--table",
+        t,
+        "--profile",
+        profile,
+        "--steps",
+        "8",
+        "-o",
+        front.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("front.csv").exists() && dir.path().join("front.svg").exists());
+    let o = qloader(&["plan", "--table", t, "--profile", profile, "--budget", "1KiB"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("smallest plan takes"), "{}", stderr(&o));
+
     std::fs::write(&table, b"{\"schema\": \"qloader-sensitivity\"}").unwrap();
     let o = qloader(&["analyze", "--summary", table.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains("t.json") && err.contains("not a valid sensitivity table"), "{err}");
+}
+
+#[test]
+fn profile_check_validates_and_names_the_file() {
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles/int8-only.toml");
+    let o = qloader(&["profile", "--check", profile]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("valid device profile") && out.contains("int4 → int8"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "schema = \"qloader-profile\"\nversion = 1\n").unwrap();
+    let o = qloader(&["profile", "--check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("bad.toml") && err.contains("not a valid device profile"), "{err}");
 }

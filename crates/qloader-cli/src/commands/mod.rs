@@ -6,4 +6,5 @@ pub mod embed;
 pub mod eval;
 pub mod generate;
 pub mod perplexity;
+pub mod plan;
 pub mod profile;
