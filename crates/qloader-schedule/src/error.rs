@@ -32,7 +32,7 @@ pub enum ScheduleError {
         reason: String,
     },
     /// The solver failed (e.g. no plan meets the budget).
-    #[error("{0}")]
+    #[error(transparent)]
     Solver(#[from] qloader_plan::PlanError),
     /// A plan file is not valid.
     #[error("{}: not a valid plan: {reason}", path.display())]

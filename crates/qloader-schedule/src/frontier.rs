@@ -1,12 +1,13 @@
 //! The loss-against-size frontier of a table on a device: greedy plans at a
 //! sweep of budgets (each with its Lagrangian bound), beside every uniform
-//! format, as data (JSON and CSV) for [`crate::chart`] to draw.
+//! format and the mixed plan of exactly that format's size, as data (JSON
+//! and CSV) for [`crate::chart`] to draw.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use qloader_plan::{pareto, Solver};
+use qloader_plan::{greedy, pareto, Limits, Solver};
 use serde::{Deserialize, Serialize};
 
 use crate::candidates::{problem, TensorCandidates};
@@ -47,6 +48,19 @@ pub struct UniformRow {
     pub latency_ms: f64,
     /// Tensors the device converts at load.
     pub fallback_tensors: usize,
+    /// The greedy mixed-precision plan with this format's bytes as budget.
+    pub mixed_at_same_size: Option<MixedRow>,
+}
+
+/// A mixed plan beside a uniform format.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixedRow {
+    /// Its bytes.
+    pub bytes: u64,
+    /// Its bits per weight.
+    pub bits_per_weight: f64,
+    /// Its predicted loss.
+    pub loss: f64,
 }
 
 /// The frontier of one table on one device.
@@ -87,6 +101,7 @@ fn uniform(
         loss,
         latency_ms: latency * 1e3,
         fallback_tensors: fallback,
+        mixed_at_same_size: None,
     })
 }
 
@@ -117,12 +132,23 @@ pub fn frontier(sources: &Sources, options: &PlanOptions, steps: usize) -> Resul
         .collect();
     let unpinned = PlanOptions { pins: Vec::new(), ..options.clone() };
     let all = sources.candidates(&unpinned)?;
-    let uniform = sources
+    let mixed_problem = problem(&cand);
+    let mut uniform: Vec<UniformRow> = sources
         .table
         .weight_formats()
         .into_iter()
         .filter_map(|f| uniform(&all, f, weights))
         .collect();
+    for u in &mut uniform {
+        // Pins may make the uniform format's size infeasible for the mix.
+        if let Ok(r) = greedy(&mixed_problem, &Limits::bytes(u.bytes)) {
+            u.mixed_at_same_size = Some(MixedRow {
+                bytes: r.solution.bytes,
+                bits_per_weight: 8.0 * r.solution.bytes as f64 / weights.max(1) as f64,
+                loss: r.solution.loss,
+            });
+        }
+    }
     Ok(Frontier {
         model: sources.table.model.path.clone(),
         device: sources.profile.name.clone(),
@@ -170,22 +196,5 @@ impl Frontier {
             path: path.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })
-    }
-
-    /// The uniform format closest in bytes to `bytes` from below, and the
-    /// frontier plan of at most its size: how much a mixed plan gains at
-    /// the same size.
-    pub fn against_uniform(&self) -> Vec<(&UniformRow, Option<&FrontierRow>)> {
-        self.uniform
-            .iter()
-            .map(|u| {
-                let best = self
-                    .points
-                    .iter()
-                    .filter(|p| p.bytes <= u.bytes)
-                    .min_by(|a, b| a.loss.total_cmp(&b.loss));
-                (u, best)
-            })
-            .collect()
     }
 }

@@ -223,6 +223,10 @@ fn frontier_is_monotone_and_drawn() {
     let int4 = &f.uniform[2];
     assert_eq!(f.uniform[4].bytes, int4.bytes);
     assert!(f.uniform[4].loss > int4.loss && f.uniform[4].fallback_tensors == 12);
+    for u in &f.uniform {
+        let m = u.mixed_at_same_size.as_ref().unwrap();
+        assert!(m.bytes <= u.bytes && m.loss <= u.loss * (1.0 + 1e-12), "{}", u.format);
+    }
     let csv = f.to_csv();
     assert_eq!(csv.lines().count(), 1 + f.points.len() + f.uniform.len());
     let svg = dir.path().join("f.svg");

@@ -75,10 +75,10 @@ fn run_pareto(args: &PlanArgs, sources: &Sources, options: &PlanOptions) -> Resu
         f.points.last().map_or("-".into(), |p| human_bytes(p.bytes as usize)),
         f.measure
     );
-    println!("| uniform format | bits/weight | size | loss | best mixed plan ≤ that size | its loss | loss ratio |");
+    println!("| uniform format | bits/weight | size | loss | mixed plan, same budget | its loss | loss ratio |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for (u, mixed) in f.against_uniform() {
-        let (size, loss, ratio) = match mixed {
+    for u in &f.uniform {
+        let (size, loss, ratio) = match &u.mixed_at_same_size {
             Some(m) => (
                 format!("{:.3} bpw", m.bits_per_weight),
                 format!("{:.4e}", m.loss),
