@@ -35,7 +35,7 @@ fn analyze(formats: &[&str]) -> SensitivityTable {
 
 #[test]
 fn table_is_complete_and_ordered_by_bits() {
-    let table = analyze(&["int8", "int4", "int2"]);
+    let table = analyze(&["f16", "int8", "int4", "int2"]);
     assert_eq!(table.model.architecture, "bert");
     assert_eq!(table.tensors.len(), 36);
     assert_eq!(table.calibration.samples, 8);
@@ -51,10 +51,20 @@ fn table_is_complete_and_ordered_by_bits() {
             t.name
         );
         for m in [Measure::WeightMse, Measure::Proxy, Measure::E2e] {
-            let (a, b, c) =
-                (f("int8").get(m).unwrap(), f("int4").get(m).unwrap(), f("int2").get(m).unwrap());
-            assert!(a < b && b < c, "{} {m:?}: int8 {a}, int4 {b}, int2 {c}", t.name);
+            let (h, a, b, c) = (
+                f("f16").get(m).unwrap(),
+                f("int8").get(m).unwrap(),
+                f("int4").get(m).unwrap(),
+                f("int2").get(m).unwrap(),
+            );
+            assert!(
+                h < a && a < b && b < c,
+                "{} {m:?}: f16 {h}, int8 {a}, int4 {b}, int2 {c}",
+                t.name
+            );
         }
+        // f16 is as good as exact: the embedding does not move.
+        assert!(f("f16").e2e.unwrap() < 1e-6, "{}: f16 {:e}", t.name, f("f16").e2e.unwrap());
         // int8 barely moves the embedding.
         assert!(f("int8").e2e.unwrap() < 1e-3, "{}", t.name);
     }
