@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use qloader_format::WeightFormat;
 use qloader_kernels::DenseMatrix;
-use qloader_models::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor};
+use qloader_models::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
 use qloader_quant::LinearWeight;
 use rayon::prelude::*;
 
@@ -23,7 +23,7 @@ use crate::divergence::{one_minus_cosine, ReferenceDistributions};
 use crate::error::{AnalyzeError, Result};
 use crate::moments::SecondMoments;
 use crate::table::{E2eMetric, FormatEntry, Measure, TensorEntry};
-use crate::tensor_error::{difference, mean_square, proxy};
+use crate::tensor_error::{difference, lookup_proxy, mean_square, proxy};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -89,20 +89,36 @@ fn entry(t: &QuantizableTensor, formats: BTreeMap<String, FormatEntry>) -> Tenso
     }
 }
 
-/// Stores `w` in `format` and measures it: bytes, weight MSE and, given the
-/// input second moment `h`, the proxy. Returns the entry (without `e2e`) and
-/// the stored weight.
+/// What the calibration data says about a tensor's input, for its proxy.
+#[derive(Clone, Copy)]
+enum InputStats<'a> {
+    /// No calibration data.
+    None,
+    /// A linear layer's `H = E[x xᵀ]`.
+    SecondMoment(&'a [f32]),
+    /// An embedding table's row (token) frequencies: its "input" is one-hot.
+    RowFrequencies(&'a [f32]),
+}
+
+/// Stores `w` in `format` and measures it: bytes, weight MSE and, given
+/// input statistics, the proxy. Returns the entry (without `e2e`) and the
+/// stored weight.
 fn measure_format(
     w: &DenseMatrix,
     format: WeightFormat,
-    h: Option<&[f32]>,
+    stats: InputStats<'_>,
 ) -> (FormatEntry, LinearWeight) {
     let q = LinearWeight::quantize(w.clone(), format);
     let delta = difference(w.data(), q.dequantize().data());
+    let proxy = match stats {
+        InputStats::None => None,
+        InputStats::SecondMoment(h) => Some(proxy(&delta, w.rows(), w.cols(), h)),
+        InputStats::RowFrequencies(f) => Some(lookup_proxy(&delta, w.cols(), f)),
+    };
     let entry = FormatEntry {
         bytes: q.storage_bytes() as u64,
         weight_mse: mean_square(&delta),
-        proxy: h.map(|h| proxy(&delta, w.rows(), w.cols(), h)),
+        proxy,
         e2e: None,
         e2e_estimate: None,
     };
@@ -121,7 +137,7 @@ pub fn analyze_data_free<M: ProbedModel + ?Sized>(
     let jobs: Vec<(usize, WeightFormat)> =
         (0..tensors.len()).flat_map(|i| formats.iter().map(move |&f| (i, f))).collect();
     let measure = |(i, f): (usize, WeightFormat)| -> Result<FormatEntry> {
-        Ok(measure_format(&dense(weight_of(model, i)?), f, None).0)
+        Ok(measure_format(&dense(weight_of(model, i)?), f, InputStats::None).0)
     };
     let mut done = 0;
     let mut tick = || {
@@ -215,6 +231,119 @@ fn par_map_with_progress<J: Send, T: Send>(
     })
 }
 
+/// Where a stage's end-to-end runs start.
+#[derive(Clone, Copy)]
+enum E2eStart<'a> {
+    /// From the stage's cached input hidden states.
+    Hidden(&'a [Vec<f32>]),
+    /// From the token ids (the embedding lookup is what is perturbed).
+    Ids(&'a [Vec<u32>]),
+}
+
+/// `count(token) / tokens` over the samples, for a vocabulary of `vocab`
+/// (ids beyond it are not counted).
+fn token_frequencies(samples: &[Vec<u32>], vocab: usize) -> Vec<f32> {
+    let mut counts = vec![0u64; vocab];
+    let mut total = 0u64;
+    for &id in samples.iter().flatten() {
+        if let Some(c) = counts.get_mut(id as usize) {
+            *c += 1;
+            total += 1;
+        }
+    }
+    counts.iter().map(|&c| c as f32 / total.max(1) as f32).collect()
+}
+
+/// Measures the tensors of one stage: every (tensor, format) pair's
+/// weight error and proxy in parallel, then the end-to-end runs at the
+/// end-to-end formats in parallel, ticking progress as each finishes.
+struct StageRun<'a, M: ProbedModel + ?Sized> {
+    model: &'a M,
+    tensors: &'a [QuantizableTensor],
+    formats: &'a [WeightFormat],
+    e2e_formats: &'a [WeightFormat],
+    reference: Option<&'a Reference>,
+    /// Lengths of the end-to-end samples.
+    lengths: &'a [usize],
+    tick: &'a mut dyn FnMut(),
+    proxy_time: Duration,
+    e2e_time: Duration,
+}
+
+impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
+    /// The rows of `members` (indices into the tensors); `stats(m)` gives
+    /// member `m`'s input statistics; end-to-end runs go from `start`
+    /// through blocks `from..`.
+    fn measure<'s>(
+        &mut self,
+        members: &[usize],
+        stats: &(dyn Fn(usize) -> InputStats<'s> + Sync),
+        start: E2eStart<'_>,
+        from: usize,
+    ) -> Result<Vec<(usize, TensorEntry)>> {
+        let clock = Instant::now();
+        let model = self.model;
+        let weights: Vec<Cow<'_, DenseMatrix>> =
+            members.iter().map(|&i| weight_of(model, i).map(dense)).collect::<Result<_>>()?;
+        let jobs: Vec<(usize, WeightFormat)> =
+            (0..members.len()).flat_map(|m| self.formats.iter().map(move |&f| (m, f))).collect();
+        let measure = |(m, f): (usize, WeightFormat)| -> Result<(FormatEntry, LinearWeight)> {
+            Ok(measure_format(&weights[m], f, stats(m)))
+        };
+        let measured = par_map_with_progress(jobs.clone(), &measure, self.tick)?;
+        self.proxy_time += clock.elapsed();
+
+        let clock = Instant::now();
+        let runs: Vec<usize> =
+            (0..jobs.len()).filter(|&j| self.e2e_formats.contains(&jobs[j].1)).collect();
+        let lengths = self.lengths;
+        let divergences = match self.reference {
+            Some(reference) => {
+                let run = |j: usize| -> Result<(usize, f64)> {
+                    let fake = LinearWeight::F32(measured[j].1.dequantize());
+                    let tensor = members[jobs[j].0];
+                    let from_ids;
+                    let inputs = match start {
+                        E2eStart::Hidden(h) => h,
+                        E2eStart::Ids(ids) => {
+                            from_ids = ids
+                                .iter()
+                                .map(|ids| {
+                                    model.block_input(ids, &mut Probe::substituting(tensor, &fake))
+                                })
+                                .collect::<Result<Vec<_>, _>>()?;
+                            &from_ids[..]
+                        }
+                    };
+                    let d = e2e_divergence(model, reference, inputs, lengths, from, tensor, &fake)?;
+                    Ok((j, d))
+                };
+                par_map_with_progress(runs, &run, self.tick)?
+            }
+            None => Vec::new(),
+        };
+        self.e2e_time += clock.elapsed();
+
+        let mut entries: Vec<FormatEntry> = measured.into_iter().map(|(e, _)| e).collect();
+        for (j, d) in divergences {
+            entries[j].e2e = Some(d);
+        }
+        Ok(members
+            .iter()
+            .enumerate()
+            .map(|(m, &i)| {
+                let per_format = jobs
+                    .iter()
+                    .zip(&entries)
+                    .filter(|((owner, _), _)| *owner == m)
+                    .map(|((_, f), e)| (f.name(), e.clone()))
+                    .collect();
+                (i, entry(&self.tensors[i], per_format))
+            })
+            .collect())
+    }
+}
+
 /// Measures every quantizable tensor of `model` in every format of `opts`
 /// over the calibration `samples` (token ids, one sequence each).
 ///
@@ -249,17 +378,23 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         if e2e == 0 { Vec::new() } else { opts.e2e_formats.clone() };
     let lengths: Vec<usize> = samples.iter().map(Vec::len).collect();
     let total = tensors.len() * (opts.formats.len() + e2e_formats.len());
-    let (mut proxy_time, mut e2e_time) = (Duration::ZERO, Duration::ZERO);
-
-    // Stage of a tensor: its block, or `layers` for what follows the blocks.
+    // Stage of a tensor: its block, or `layers` for what follows the blocks;
+    // embedding tables go before the blocks.
     let mut by_stage: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut embeddings = Vec::new();
     for (i, t) in tensors.iter().enumerate() {
-        by_stage.entry(t.layer.unwrap_or(layers).min(layers)).or_default().push(i);
+        if t.kind == TensorKind::Embedding {
+            embeddings.push(i);
+        } else {
+            by_stage.entry(t.layer.unwrap_or(layers).min(layers)).or_default().push(i);
+        }
     }
 
     let clock = Instant::now();
-    let mut hidden: Vec<Vec<f32>> =
-        samples.iter().map(|ids| model.block_input(ids)).collect::<Result<_, _>>()?;
+    let mut hidden: Vec<Vec<f32>> = samples
+        .iter()
+        .map(|ids| model.block_input(ids, &mut Probe::none()))
+        .collect::<Result<_, _>>()?;
     let reference = if e2e == 0 {
         None
     } else {
@@ -275,10 +410,40 @@ pub fn analyze<M: ProbedModel + ?Sized>(
             ModelOutput::Embedding { .. } => Reference::Embeddings(outputs),
         })
     };
-    e2e_time += clock.elapsed();
+    let reference_time = clock.elapsed();
 
     let mut rows: Vec<Option<TensorEntry>> = vec![None; tensors.len()];
     let mut done = 0;
+    let mut tick = || {
+        done += 1;
+        progress(Progress { done, total });
+    };
+    let mut stage_run = StageRun {
+        model,
+        tensors: &tensors,
+        formats: &opts.formats,
+        e2e_formats: &e2e_formats,
+        reference: reference.as_ref(),
+        lengths: &lengths[..e2e],
+        tick: &mut tick,
+        proxy_time: Duration::ZERO,
+        e2e_time: Duration::ZERO,
+    };
+
+    // Embedding tables first: their proxy weighs each row by how often its
+    // token occurs; their end-to-end runs start from the token ids.
+    if !embeddings.is_empty() {
+        let clock = Instant::now();
+        let freqs: Vec<Vec<f32>> =
+            embeddings.iter().map(|&i| token_frequencies(samples, tensors[i].rows)).collect();
+        stage_run.proxy_time += clock.elapsed();
+        let stats = |m: usize| InputStats::RowFrequencies(&freqs[m]);
+        let measured = stage_run.measure(&embeddings, &stats, E2eStart::Ids(&samples[..e2e]), 0)?;
+        for (i, entry) in measured {
+            rows[i] = Some(entry);
+        }
+    }
+
     for stage in 0..=layers {
         let clock = Instant::now();
         let members = by_stage.get(&stage).map(Vec::as_slice).unwrap_or(&[]);
@@ -302,70 +467,23 @@ pub fn analyze<M: ProbedModel + ?Sized>(
                 }
             }
         }
+        stage_run.proxy_time += clock.elapsed();
         if members.is_empty() {
-            proxy_time += clock.elapsed();
             continue;
         }
         let h_at: BTreeMap<usize, Vec<f32>> =
             sites.iter().filter_map(|&(site, _)| Some((site, moments.mean(site)?))).collect();
         drop(moments);
-        let weights: Vec<Cow<'_, DenseMatrix>> =
-            members.iter().map(|&i| weight_of(model, i).map(dense)).collect::<Result<_>>()?;
-
-        // Weight error and proxy of every (tensor, format) pair.
-        let jobs: Vec<(usize, WeightFormat)> =
-            (0..members.len()).flat_map(|m| opts.formats.iter().map(move |&f| (m, f))).collect();
-        let measure = |(m, f): (usize, WeightFormat)| -> Result<(FormatEntry, LinearWeight)> {
-            let h = h_at.get(&tensors[members[m]].site).map(Vec::as_slice);
-            Ok(measure_format(&weights[m], f, h))
+        let stats = |m: usize| match h_at.get(&tensors[members[m]].site) {
+            Some(h) => InputStats::SecondMoment(h),
+            None => InputStats::None,
         };
-        let mut tick = || {
-            done += 1;
-            progress(Progress { done, total });
-        };
-        let measured = par_map_with_progress(jobs.clone(), &measure, &mut tick)?;
-        proxy_time += clock.elapsed();
-
-        // End to end, from the block's cached input, at the e2e formats.
-        let clock = Instant::now();
-        let runs: Vec<usize> =
-            (0..jobs.len()).filter(|&j| e2e_formats.contains(&jobs[j].1)).collect();
-        let divergences = match &reference {
-            Some(reference) => {
-                let run = |j: usize| -> Result<(usize, f64)> {
-                    let fake = LinearWeight::F32(measured[j].1.dequantize());
-                    let tensor = members[jobs[j].0];
-                    let d = e2e_divergence(
-                        model,
-                        reference,
-                        &e2e_inputs,
-                        &lengths,
-                        stage,
-                        tensor,
-                        &fake,
-                    )?;
-                    Ok((j, d))
-                };
-                par_map_with_progress(runs, &run, &mut tick)?
-            }
-            None => Vec::new(),
-        };
-        e2e_time += clock.elapsed();
-
-        let mut entries: Vec<FormatEntry> = measured.into_iter().map(|(e, _)| e).collect();
-        for (j, d) in divergences {
-            entries[j].e2e = Some(d);
-        }
-        for (m, &i) in members.iter().enumerate() {
-            let per_format = jobs
-                .iter()
-                .zip(&entries)
-                .filter(|((owner, _), _)| *owner == m)
-                .map(|((_, f), e)| (f.name(), e.clone()))
-                .collect();
-            rows[i] = Some(entry(&tensors[i], per_format));
+        let measured = stage_run.measure(members, &stats, E2eStart::Hidden(&e2e_inputs), stage)?;
+        for (i, entry) in measured {
+            rows[i] = Some(entry);
         }
     }
+    let (proxy_time, e2e_time) = (stage_run.proxy_time, reference_time + stage_run.e2e_time);
 
     let mut tensors: Vec<TensorEntry> = rows.into_iter().flatten().collect();
     let mut measures = vec![Measure::WeightMse, Measure::Proxy];

@@ -27,9 +27,41 @@ pub fn proxy(delta: &[f32], rows: usize, cols: usize, h: &[f32]) -> f64 {
     dh.iter().zip(delta).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>().max(0.0)
 }
 
+/// The proxy of an embedding table: `Σ_r f_r ‖Δ_r‖²` for `Δ` of rows of
+/// `cols` and row (token) frequencies `f` — the same `E‖ΔW x‖²` with a
+/// one-hot `x`, whose second moment is `diag(f)`.
+pub fn lookup_proxy(delta: &[f32], cols: usize, frequencies: &[f32]) -> f64 {
+    delta
+        .chunks_exact(cols.max(1))
+        .zip(frequencies)
+        .filter(|(_, &f)| f > 0.0)
+        .map(|(row, &f)| f as f64 * row.iter().map(|&d| d as f64 * d as f64).sum::<f64>())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookup_proxy_is_the_dense_proxy_of_one_hot_inputs() {
+        let delta = [0.5f32, -1.0, 2.0, 0.0, 1.0, 1.0];
+        let f = [0.25f32, 0.0, 0.75];
+        let mut h = vec![0.0f32; 9];
+        for (r, &fr) in f.iter().enumerate() {
+            h[r * 3 + r] = fr;
+        }
+        // As a linear layer: Δᵀ is cols × rows, input one-hot over rows.
+        let mut dt = vec![0.0f32; 6];
+        for r in 0..3 {
+            for c in 0..2 {
+                dt[c * 3 + r] = delta[r * 2 + c];
+            }
+        }
+        let want = proxy(&dt, 2, 3, &h);
+        assert!((lookup_proxy(&delta, 2, &f) - want).abs() < 1e-6);
+        assert!((want - (0.25 * 1.25 + 0.75 * 2.0)).abs() < 1e-6);
+    }
 
     #[test]
     fn proxy_is_expected_output_error() {

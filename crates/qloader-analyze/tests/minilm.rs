@@ -37,7 +37,10 @@ fn analyze(formats: &[&str]) -> SensitivityTable {
 fn table_is_complete_and_ordered_by_bits() {
     let table = analyze(&["f16", "int8", "int4", "int2"]);
     assert_eq!(table.model.architecture, "bert");
-    assert_eq!(table.tensors.len(), 36);
+    // 36 linear weights and the word-embedding table.
+    assert_eq!(table.tensors.len(), 37);
+    let emb = table.tensors.last().unwrap();
+    assert_eq!((emb.kind.as_str(), emb.layer, emb.shape), ("embedding", None, [30522, 384]));
     assert_eq!(table.calibration.samples, 8);
     assert_eq!(table.calibration.e2e_samples, 3);
     assert!(table.has(Measure::Proxy) && table.has(Measure::E2e));

@@ -24,7 +24,8 @@ pub enum TensorKind {
     MlpUp,
     /// Feed-forward down projection.
     MlpDown,
-    /// Token embedding table.
+    /// Token embedding table (`vocab × hidden`, looked up rather than
+    /// multiplied; its [`QuantizableTensor::site`] is its own).
     Embedding,
     /// Output (language-model) head.
     Head,
@@ -171,8 +172,9 @@ pub trait ProbedModel: Sync {
     fn layers(&self) -> usize;
     /// What [`ProbedModel::output`] returns.
     fn output_kind(&self) -> ModelOutput;
-    /// The input of block 0 for `ids`, `n × hidden`.
-    fn block_input(&self, ids: &[u32]) -> Result<Vec<f32>>;
+    /// The input of block 0 for `ids`, `n × hidden` (with the probe's
+    /// substitute embedding table, if it has one).
+    fn block_input(&self, ids: &[u32], probe: &mut Probe<'_>) -> Result<Vec<f32>>;
     /// Runs block `layer` on `h` (`n × hidden`) in place.
     fn run_block(&self, layer: usize, h: &mut [f32], n: usize, probe: &mut Probe<'_>)
         -> Result<()>;

@@ -109,24 +109,42 @@ impl BertEncoder {
                     site: layer * SITES_PER_BLOCK + site,
                 }
             })
+            .chain(std::iter::once(QuantizableTensor {
+                name: super::weights::WORD_EMBEDDINGS.to_owned(),
+                kind: TensorKind::Embedding,
+                layer: None,
+                rows: c.vocab_size,
+                cols: c.hidden_size,
+                // A site of its own: its input is token ids, not activations.
+                site: c.num_hidden_layers * SITES_PER_BLOCK,
+            }))
             .collect()
+    }
+
+    /// The quantizable-tensor index of the word-embedding table (after
+    /// every linear weight).
+    fn embedding_index(&self) -> usize {
+        self.weights.blocks.len() * LinearKind::ALL.len()
     }
 
     /// The loaded weight of quantizable tensor number `index`.
     pub fn tensor_weight(&self, index: usize) -> Option<&LinearWeight> {
+        if index == self.embedding_index() {
+            return Some(&self.weights.word_embeddings);
+        }
         let b = self.weights.blocks.get(index / LinearKind::ALL.len())?;
         Some(&b.linear(LinearKind::ALL[index % LinearKind::ALL.len()]).weight)
     }
 
     /// The sentence embedding of one tokenized sentence.
     pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let h = self.embed_tokens(ids)?;
+        let h = self.embed_tokens(ids, &Probe::none())?;
         self.output_from(h, ids.len(), 0, &mut Probe::none())
     }
 
     /// Final hidden state of every token, `n × hidden` row-major.
     pub fn hidden_states(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let mut h = self.embed_tokens(ids)?;
+        let mut h = self.embed_tokens(ids, &Probe::none())?;
         for layer in 0..self.weights.blocks.len() {
             self.run_block(layer, &mut h, ids.len(), &mut Probe::none())?;
         }
@@ -134,8 +152,9 @@ impl BertEncoder {
     }
 
     /// The normalised token embeddings of `ids`: the input of block 0,
-    /// `n × hidden`.
-    pub fn embed_tokens(&self, ids: &[u32]) -> Result<Vec<f32>> {
+    /// `n × hidden`, looked up in the probe's substitute table if it has one
+    /// (which must be f32).
+    pub fn embed_tokens(&self, ids: &[u32], probe: &Probe<'_>) -> Result<Vec<f32>> {
         let c = &self.config;
         let n = ids.len();
         if n > c.max_position_embeddings {
@@ -143,13 +162,25 @@ impl BertEncoder {
         }
         let width = c.hidden_size;
         let w = &self.weights;
+        let table = match probe.weight(self.embedding_index(), &w.word_embeddings) {
+            LinearWeight::F32(m) if m.rows() == c.vocab_size && m.cols() == width => m,
+            other => {
+                return Err(ModelError::BadInput {
+                    reason: format!(
+                        "word embeddings must be an f32 {} × {width} table, got {}",
+                        c.vocab_size,
+                        other.format()
+                    ),
+                })
+            }
+        };
         let mut h = vec![0.0f32; n * width];
         for (t, (&id, row)) in ids.iter().zip(h.chunks_exact_mut(width)).enumerate() {
             let id = id as usize;
             if id >= c.vocab_size {
                 return Err(ModelError::TokenOutOfRange { id: id as u32, vocab: c.vocab_size });
             }
-            let word = &w.word_embeddings[id * width..(id + 1) * width];
+            let word = table.row(id);
             let pos = &w.position_embeddings[t * width..(t + 1) * width];
             let typ = &w.token_type_embeddings[..width];
             for (i, v) in row.iter_mut().enumerate() {
@@ -237,8 +268,8 @@ impl ProbedModel for BertEncoder {
         ModelOutput::Embedding { dim: self.config.hidden_size }
     }
 
-    fn block_input(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        self.embed_tokens(ids)
+    fn block_input(&self, ids: &[u32], probe: &mut Probe<'_>) -> Result<Vec<f32>> {
+        self.embed_tokens(ids, probe)
     }
 
     fn run_block(

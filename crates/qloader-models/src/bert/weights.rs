@@ -57,8 +57,11 @@ impl LinearKind {
     }
 }
 
-/// Names of the quantizable (linear weight) tensors of a BERT encoder, in
-/// model order, without any checkpoint prefix.
+/// The word-embedding table's name (without a checkpoint prefix).
+pub const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
+
+/// Names of the linear weight tensors of a BERT encoder, in model order,
+/// without any checkpoint prefix.
 pub fn tensor_names(config: &BertConfig) -> Vec<String> {
     (0..config.num_hidden_layers)
         .flat_map(|l| LinearKind::ALL.map(|k| format!("encoder.layer.{l}.{}.weight", k.path())))
@@ -105,7 +108,9 @@ impl Block {
 
 /// All weights of the encoder.
 pub(crate) struct BertWeights {
-    pub word_embeddings: Vec<f32>,
+    /// `vocab × hidden`, f32 as loaded (a [`LinearWeight`] so that analysis
+    /// can substitute a quantized copy).
+    pub word_embeddings: LinearWeight,
     pub position_embeddings: Vec<f32>,
     pub token_type_embeddings: Vec<f32>,
     pub embedding_norm: Norm,
@@ -164,7 +169,7 @@ impl BertWeights {
         config: &BertConfig,
         choose: &dyn Fn(&str) -> WeightFormat,
     ) -> Result<(Self, QuantSummary)> {
-        let probe = "embeddings.word_embeddings.weight";
+        let probe = WORD_EMBEDDINGS;
         let prefix = if file.info(probe).is_none() && file.info(&format!("bert.{probe}")).is_some()
         {
             "bert."
@@ -173,7 +178,10 @@ impl BertWeights {
         };
         let mut ld = Loader { file, prefix, summary: QuantSummary::default() };
         let h = config.hidden_size;
-        let word_embeddings = ld.f32(probe, &[config.vocab_size, h])?;
+        let word_embeddings = LinearWeight::F32(
+            DenseMatrix::new(config.vocab_size, h, ld.f32(probe, &[config.vocab_size, h])?)
+                .expect("the loader checked the shape"),
+        );
         let position_embeddings =
             ld.f32("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?;
         let token_type_embeddings =

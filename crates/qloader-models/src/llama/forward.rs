@@ -288,7 +288,8 @@ impl ProbedModel for LlamaModel {
         ModelOutput::Logits { vocab: self.config.vocab }
     }
 
-    fn block_input(&self, ids: &[u32]) -> Result<Vec<f32>> {
+    fn block_input(&self, ids: &[u32], _probe: &mut Probe<'_>) -> Result<Vec<f32>> {
+        // The embedding is tied to the output head, analyzed as the head.
         self.embed(ids)
     }
 
