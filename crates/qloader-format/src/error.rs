@@ -99,6 +99,70 @@ pub enum FormatError {
         /// The dtype stored in the file.
         got: String,
     },
+    /// A file could not be written (or its temporary could not be created,
+    /// synced or renamed into place).
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        /// The file that was being written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A packed model is malformed (or a writer was asked to produce a
+    /// malformed one): bad preamble, header, layout or limits.
+    #[error("{path}: invalid packed model: {reason}")]
+    Packed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the offending values.
+        reason: String,
+    },
+    /// One tensor of a packed model is malformed (or was given to the writer
+    /// in a form that does not match its format and shape).
+    #[error("{path}: invalid packed model: tensor `{tensor}`: {reason}")]
+    PackedTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// What is wrong, with the offending values.
+        reason: String,
+    },
+    /// A packed model has a format version this build does not read.
+    #[error("{path}: packed model version {found}, this build reads version {supported}")]
+    PackedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file's preamble.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The bytes of a tensor or blob do not match the CRC-32 in the header.
+    #[error(
+        "{path}: {kind} `{name}`: checksum mismatch (header has {expected:#010x}, data has {actual:#010x})"
+    )]
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// What the object is: `"tensor"` or `"blob"`.
+        kind: &'static str,
+        /// The tensor's or blob's name.
+        name: String,
+        /// The CRC-32 recorded in the header.
+        expected: u32,
+        /// The CRC-32 of the bytes in the file.
+        actual: u32,
+    },
+    /// A blob that was asked for is not in the packed model.
+    #[error("{path}: blob `{blob}` is missing")]
+    MissingBlob {
+        /// The file.
+        path: PathBuf,
+        /// The blob's name.
+        blob: String,
+    },
     /// A weight-format name was not recognised.
     #[error("unknown weight format `{name}` (known: {known})")]
     UnknownFormat {

@@ -4,7 +4,9 @@
 //! tensors, GGUF files, `config.json`, the files of a sentence-transformers
 //! model directory), validates them completely before anything downstream touches
 //! their data, and defines the storage formats of quantized weights (the
-//! [`WeightFormat`] enum and the bit layouts in [`grouped`]).
+//! [`WeightFormat`] enum and the bit layouts in [`grouped`]). It also owns
+//! QLoader's own container, the packed model ([`packed`]): its writer, its
+//! validating reader, and the documented, versioned file format.
 //!
 //! It has no SIMD and no `unsafe` beyond the memory map.
 #![deny(missing_docs)]
@@ -17,6 +19,7 @@ pub mod fixtures;
 pub mod gguf;
 pub mod grouped;
 pub mod model_dir;
+pub mod packed;
 pub mod safetensors_file;
 pub mod weight_format;
 
@@ -25,5 +28,8 @@ pub use bert_config::BertConfig;
 pub use error::FormatError;
 pub use gguf::{GgmlType, GgufFile, GgufTensorInfo, MetadataValue};
 pub use model_dir::{ModelDir, PoolingMode};
+pub use packed::{
+    PackedFile, PackedMeta, PackedWriter, PlanRef, SegmentRole, TensorParts, TensorView,
+};
 pub use safetensors_file::SafetensorsFile;
 pub use weight_format::WeightFormat;
