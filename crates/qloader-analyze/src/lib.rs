@@ -3,7 +3,8 @@
 //! costs.
 //!
 //! * [`analyzer`]: the analysis, block by block over calibration samples,
-//!   for any [`ProbedModel`](qloader_models::ProbedModel).
+//!   for any [`ProbedModel`](qloader_models::ProbedModel); `stage`: one
+//!   group of tensors measured across the cores (`parallel`).
 //! * [`request`]: analyzing a model on disk with a calibration text.
 //! * [`table`]: the versioned JSON sensitivity table it produces.
 //! * [`summary`]: a readable view of a table.
@@ -20,8 +21,10 @@ pub mod divergence;
 pub mod error;
 pub mod estimate;
 pub mod moments;
+mod parallel;
 pub mod rank;
 pub mod request;
+mod stage;
 pub mod summary;
 pub mod table;
 pub mod tensor_error;

@@ -1,0 +1,237 @@
+//! One stage of the analysis: a group of tensors measured together (a
+//! block's, the head's, or the embedding tables') — every (tensor, format)
+//! pair quantized and scored, then the end-to-end runs at the end-to-end
+//! formats, each set spread over the cores — and the measures behind it.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use qloader_format::WeightFormat;
+use qloader_kernels::DenseMatrix;
+use qloader_models::{Probe, ProbedModel, QuantizableTensor};
+use qloader_quant::LinearWeight;
+
+use crate::divergence::{one_minus_cosine, ReferenceDistributions};
+use crate::error::{AnalyzeError, Result};
+use crate::parallel::par_map_with_progress;
+use crate::table::{E2eMetric, FormatEntry, TensorEntry};
+use crate::tensor_error::{difference, lookup_proxy, mean_square, proxy};
+
+/// The tensor's weight as `f32` (borrowed when it is stored so).
+pub(crate) fn dense(weight: &LinearWeight) -> Cow<'_, DenseMatrix> {
+    match weight {
+        LinearWeight::F32(w) => Cow::Borrowed(w),
+        other => Cow::Owned(other.dequantize()),
+    }
+}
+
+pub(crate) fn weight_of<M: ProbedModel + ?Sized>(model: &M, index: usize) -> Result<&LinearWeight> {
+    model.tensor_weight(index).ok_or_else(|| {
+        AnalyzeError::Options(format!("the model has no quantizable tensor number {index}"))
+    })
+}
+
+pub(crate) fn entry(t: &QuantizableTensor, formats: BTreeMap<String, FormatEntry>) -> TensorEntry {
+    TensorEntry {
+        name: t.name.clone(),
+        shape: [t.rows, t.cols],
+        kind: t.kind.name().to_owned(),
+        layer: t.layer,
+        formats,
+    }
+}
+
+/// What the calibration data says about a tensor's input, for its proxy.
+#[derive(Clone, Copy)]
+pub(crate) enum InputStats<'a> {
+    /// No calibration data.
+    None,
+    /// A linear layer's `H = E[x xᵀ]`.
+    SecondMoment(&'a [f32]),
+    /// An embedding table's row (token) frequencies: its "input" is one-hot.
+    RowFrequencies(&'a [f32]),
+}
+
+/// Stores `w` in `format` and measures it: bytes, weight MSE and, given
+/// input statistics, the proxy. Returns the entry (without `e2e`) and the
+/// stored weight.
+pub(crate) fn measure_format(
+    w: &DenseMatrix,
+    format: WeightFormat,
+    stats: InputStats<'_>,
+) -> (FormatEntry, LinearWeight) {
+    let q = LinearWeight::quantize(w.clone(), format);
+    let delta = difference(w.data(), q.dequantize().data());
+    let proxy = match stats {
+        InputStats::None => None,
+        InputStats::SecondMoment(h) => Some(proxy(&delta, w.rows(), w.cols(), h)),
+        InputStats::RowFrequencies(f) => Some(lookup_proxy(&delta, w.cols(), f)),
+    };
+    let entry = FormatEntry {
+        bytes: q.storage_bytes() as u64,
+        weight_mse: mean_square(&delta),
+        proxy,
+        e2e: None,
+        e2e_estimate: None,
+    };
+    (entry, q)
+}
+
+/// The reference outputs of the end-to-end samples.
+pub(crate) enum Reference {
+    Logits(Vec<ReferenceDistributions>),
+    Embeddings(Vec<Vec<f32>>),
+}
+
+impl Reference {
+    pub(crate) fn metric(&self) -> E2eMetric {
+        match self {
+            Reference::Logits(_) => E2eMetric::Kl,
+            Reference::Embeddings(_) => E2eMetric::OneMinusCosine,
+        }
+    }
+}
+
+/// Runs the end-to-end measure of one substituted weight: mean KL per
+/// position, or mean `1 − cos` per sentence.
+fn e2e_divergence<M: ProbedModel + ?Sized>(
+    model: &M,
+    reference: &Reference,
+    inputs: &[Vec<f32>],
+    lengths: &[usize],
+    from: usize,
+    tensor: usize,
+    weight: &LinearWeight,
+) -> Result<f64> {
+    let mut sum = 0.0;
+    let mut count = 0usize;
+    for (s, (h, &n)) in inputs.iter().zip(lengths).enumerate() {
+        let mut probe = Probe::substituting(tensor, weight);
+        let out = model.output_from(h.clone(), n, from, &mut probe)?;
+        match reference {
+            Reference::Logits(refs) => {
+                sum += refs[s].kl_sum(&out);
+                count += refs[s].rows();
+            }
+            Reference::Embeddings(refs) => {
+                sum += one_minus_cosine(&refs[s], &out);
+                count += 1;
+            }
+        }
+    }
+    Ok(if count == 0 { 0.0 } else { sum / count as f64 })
+}
+
+/// Where a stage's end-to-end runs start.
+#[derive(Clone, Copy)]
+pub(crate) enum E2eStart<'a> {
+    /// From the stage's cached input hidden states.
+    Hidden(&'a [Vec<f32>]),
+    /// From the token ids (the embedding lookup is what is perturbed).
+    Ids(&'a [Vec<u32>]),
+}
+
+/// `count(token) / tokens` over the samples, for a vocabulary of `vocab`
+/// (ids beyond it are not counted).
+pub(crate) fn token_frequencies(samples: &[Vec<u32>], vocab: usize) -> Vec<f32> {
+    let mut counts = vec![0u64; vocab];
+    let mut total = 0u64;
+    for &id in samples.iter().flatten() {
+        if let Some(c) = counts.get_mut(id as usize) {
+            *c += 1;
+            total += 1;
+        }
+    }
+    counts.iter().map(|&c| c as f32 / total.max(1) as f32).collect()
+}
+
+/// Measures the tensors of one stage: every (tensor, format) pair's
+/// weight error and proxy in parallel, then the end-to-end runs at the
+/// end-to-end formats in parallel, ticking progress as each finishes.
+pub(crate) struct StageRun<'a, M: ProbedModel + ?Sized> {
+    pub(crate) model: &'a M,
+    pub(crate) tensors: &'a [QuantizableTensor],
+    pub(crate) formats: &'a [WeightFormat],
+    pub(crate) e2e_formats: &'a [WeightFormat],
+    pub(crate) reference: Option<&'a Reference>,
+    /// Lengths of the end-to-end samples.
+    pub(crate) lengths: &'a [usize],
+    pub(crate) tick: &'a mut dyn FnMut(),
+    pub(crate) proxy_time: Duration,
+    pub(crate) e2e_time: Duration,
+}
+
+impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
+    /// The rows of `members` (indices into the tensors); `stats(m)` gives
+    /// member `m`'s input statistics; end-to-end runs go from `start`
+    /// through blocks `from..`.
+    pub(crate) fn measure<'s>(
+        &mut self,
+        members: &[usize],
+        stats: &(dyn Fn(usize) -> InputStats<'s> + Sync),
+        start: E2eStart<'_>,
+        from: usize,
+    ) -> Result<Vec<(usize, TensorEntry)>> {
+        let clock = Instant::now();
+        let model = self.model;
+        let weights: Vec<Cow<'_, DenseMatrix>> =
+            members.iter().map(|&i| weight_of(model, i).map(dense)).collect::<Result<_>>()?;
+        let jobs: Vec<(usize, WeightFormat)> =
+            (0..members.len()).flat_map(|m| self.formats.iter().map(move |&f| (m, f))).collect();
+        let measure = |(m, f): (usize, WeightFormat)| -> Result<(FormatEntry, LinearWeight)> {
+            Ok(measure_format(&weights[m], f, stats(m)))
+        };
+        let measured = par_map_with_progress(jobs.clone(), &measure, self.tick)?;
+        self.proxy_time += clock.elapsed();
+
+        let clock = Instant::now();
+        let runs: Vec<usize> =
+            (0..jobs.len()).filter(|&j| self.e2e_formats.contains(&jobs[j].1)).collect();
+        let lengths = self.lengths;
+        let divergences = match self.reference {
+            Some(reference) => {
+                let run = |j: usize| -> Result<(usize, f64)> {
+                    let fake = LinearWeight::F32(measured[j].1.dequantize());
+                    let tensor = members[jobs[j].0];
+                    let from_ids;
+                    let inputs = match start {
+                        E2eStart::Hidden(h) => h,
+                        E2eStart::Ids(ids) => {
+                            from_ids = ids
+                                .iter()
+                                .map(|ids| {
+                                    model.block_input(ids, &mut Probe::substituting(tensor, &fake))
+                                })
+                                .collect::<Result<Vec<_>, _>>()?;
+                            &from_ids[..]
+                        }
+                    };
+                    let d = e2e_divergence(model, reference, inputs, lengths, from, tensor, &fake)?;
+                    Ok((j, d))
+                };
+                par_map_with_progress(runs, &run, self.tick)?
+            }
+            None => Vec::new(),
+        };
+        self.e2e_time += clock.elapsed();
+
+        let mut entries: Vec<FormatEntry> = measured.into_iter().map(|(e, _)| e).collect();
+        for (j, d) in divergences {
+            entries[j].e2e = Some(d);
+        }
+        Ok(members
+            .iter()
+            .enumerate()
+            .map(|(m, &i)| {
+                let per_format = jobs
+                    .iter()
+                    .zip(&entries)
+                    .filter(|((owner, _), _)| *owner == m)
+                    .map(|((_, f), e)| (f.name(), e.clone()))
+                    .collect();
+                (i, entry(&self.tensors[i], per_format))
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,130 @@
+//! The packed model: QLoader's own container for a model whose weights have
+//! been quantized per a plan (DESIGN.md §4). This module owns the file format
+//! — its [`PackedWriter`], its validating reader [`PackedFile`], and the rules
+//! both share — and nothing else (no model loading, no kernels).
+//!
+//! # File format, version 1
+//!
+//! All integers are little-endian. Offsets are in bytes.
+//!
+//! | bytes | content |
+//! |---|---|
+//! | `0..8` | magic [`MAGIC`], `b"QLMODEL\0"` |
+//! | `8..12` | `u32` format version, [`VERSION`] (= 1) |
+//! | `12..16` | `u32` flags, 0 (no flag is defined in version 1) |
+//! | `16..24` | `u64` header length `H` in bytes, at most [`MAX_HEADER_LEN`] (64 MiB) |
+//! | `24..24+H` | the header: UTF-8 JSON, described below |
+//! | `24+H..D` | zero bytes up to `D`, the next multiple of [`ALIGNMENT`] (64) |
+//! | `D..` | the data section: blobs and tensor segments |
+//!
+//! Every offset in the header is relative to the data section start `D` and
+//! is a multiple of 64; as `D` is too, every blob and segment starts 64-byte
+//! aligned in the file and therefore in a memory map of it. Blobs and segments
+//! do not overlap; the bytes between them are zero padding (readers do not
+//! depend on their contents). The file ends exactly where the blob or segment
+//! that ends last ends (at `D` if there is none), so a truncated or extended
+//! file is rejected.
+//!
+//! ## Header
+//!
+//! ```json
+//! {
+//!   "schema": "qloader-packed",
+//!   "version": 1,
+//!   "created_by": "qloader 0.1.0",
+//!   "architecture": "llama",
+//!   "config": { "any": "JSON value" },
+//!   "plan": { "path": "plan.json", "sha256": "<64 lowercase hex digits>" },
+//!   "blobs": [ { "name": "config.json", "offset": 0, "len": 612, "crc32": 1234 } ],
+//!   "tensors": [
+//!     { "name": "model.layers.0.mlp.up_proj.weight", "shape": [1536, 576],
+//!       "format": "int4g64",
+//!       "segments": [ { "role": "codes", "offset": 640, "len": 442368 },
+//!                     { "role": "scales", "offset": 443008, "len": 27648 },
+//!                     { "role": "offsets", "offset": 470656, "len": 27648 } ],
+//!       "crc32": 5678 }
+//!   ]
+//! }
+//! ```
+//!
+//! * `schema` is exactly `"qloader-packed"`; `version` equals the preamble's.
+//! * `created_by` and `architecture` are free strings (`architecture` names
+//!   the model family the loader builds, e.g. `"llama"`, `"bert"`); `config`
+//!   is any JSON value the loader interprets (a model's hyper-parameters).
+//! * `plan` is `null` (or absent) or the path and SHA-256 (64 lowercase hex
+//!   digits) of the plan file the weights were quantized by. Every other
+//!   field is required.
+//! * `blobs` are opaque byte strings the loader needs (`config.json`,
+//!   `tokenizer.json`, ...): a name, the `offset` and `len` of the bytes in the
+//!   data section, and the CRC-32 of those bytes.
+//! * `tensors` are 2-D weight matrices, row-major (a vector is stored as one
+//!   row, `[1, n]`). `shape` is `[rows, cols]`, both non-zero, with at most
+//!   [`MAX_ELEMENTS`] (2^40) elements. `format` is a [`WeightFormat`] name
+//!   (`f32`, `f16`, `int8`, `int4`, `int3g128`, ...). `segments` lists the
+//!   tensor's byte ranges in the data section, exactly the roles of its format
+//!   in exactly this order (see [`SegmentRole`] and [`segment_lengths`]):
+//!
+//!   | format | segments, in order, and their lengths in bytes |
+//!   |---|---|
+//!   | `f32` | `data`: `rows·cols·4`, `f32` row-major |
+//!   | `f16` | `data`: `rows·cols·2`, `f16` row-major |
+//!   | `int8` (per channel) | `codes`: `rows·cols`, `i8` row-major; `scales`: `rows·4`, one `f32` per row |
+//!   | grouped `int{8,4,3,2}g{32,64,128}` | `codes`: `rows·row_code_bytes(cols)` ([`crate::grouped`] layout); `scales`: `rows·groups·2`, `f16`; `offsets`: `rows·groups·2`, `f16`; `groups = ceil(cols / group)`, row-major |
+//!
+//!   `crc32` is the CRC-32 (IEEE, as zlib computes it) of the tensor's
+//!   segments' bytes concatenated in the listed order.
+//! * Names are non-empty and unique among the tensors, and among the blobs.
+//! * No other field is allowed anywhere (a new field means a new version).
+//!
+//! The writer lays out blobs first, then tensors in the order given, each
+//! tensor's segments in the order above, each at the next multiple of 64.
+//!
+//! # Guarantees
+//!
+//! [`PackedFile::open`] validates all of the above before it hands out any
+//! data, without allocating from an unchecked header field, so after it
+//! succeeds no accessor can go out of bounds or panic. Checksums are checked
+//! on request ([`PackedFile::verify`], [`PackedFile::verify_all`]) so that
+//! opening a model does not read all of its weights.
+//!
+//! [`PackedWriter::write`] validates its input with the same rules, writes to a
+//! temporary file beside the target, syncs it and renames it into place, so
+//! a crash or a full disk never leaves a file at the target path that looks
+//! complete.
+//!
+//! [`WeightFormat`]: crate::WeightFormat
+
+mod layout;
+mod reader;
+mod schema;
+mod validate;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use layout::{segment_lengths, SegmentRole, TensorParts};
+pub use reader::{PackedFile, TensorView};
+pub use schema::PlanRef;
+pub use writer::{PackedMeta, PackedWriter};
+
+/// The first eight bytes of every packed model.
+pub const MAGIC: [u8; 8] = *b"QLMODEL\0";
+
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// The value of the `schema` field of the header.
+pub const SCHEMA: &str = "qloader-packed";
+
+/// Alignment, in bytes, of the data section and of every blob and segment.
+pub const ALIGNMENT: u64 = 64;
+
+/// Largest accepted header (JSON) length, in bytes.
+pub const MAX_HEADER_LEN: u64 = 64 << 20;
+
+/// Largest accepted element count (`rows · cols`) of one tensor.
+pub const MAX_ELEMENTS: u64 = 1 << 40;
+
+/// Bytes before the header: magic, version, flags and header length.
+pub const PREAMBLE_LEN: usize = 24;

@@ -1,0 +1,263 @@
+//! Reading a packed model: [`PackedFile`] memory-maps the file and validates
+//! all of its header and layout at open time; [`TensorView`] hands out a
+//! tensor's segments as byte slices of the map, 64-byte aligned.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::layout::{SegmentRole, TensorParts};
+use super::schema::PlanRef;
+use super::validate::{parse_file, ValidHeader, ValidTensor};
+use crate::error::{FormatError, Result};
+use crate::weight_format::WeightFormat;
+
+/// A packed model, memory-mapped, whose header and layout have been validated.
+pub struct PackedFile {
+    path: PathBuf,
+    map: Mmap,
+    data_start: usize,
+    header: ValidHeader,
+}
+
+impl PackedFile {
+    /// Maps `path` and validates everything but the checksums: preamble,
+    /// header, every tensor's format, shape and segments, and every blob's
+    /// and segment's place in the data section.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file =
+            File::open(path).map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+        // SAFETY: the map is read-only and private to this process. Another
+        // process truncating the file while it is mapped could fault the
+        // reader; that is the accepted contract of memory-mapped model files
+        // (our own writer replaces files by rename, which keeps maps valid).
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+        let parsed = parse_file(&map).map_err(|p| p.at(path))?;
+        Ok(Self {
+            path: path.to_owned(),
+            map,
+            data_start: parsed.data_start,
+            header: parsed.header,
+        })
+    }
+
+    /// The file this was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The header's `created_by`: the program that wrote the file.
+    pub fn created_by(&self) -> &str {
+        &self.header.created_by
+    }
+
+    /// The header's `architecture`: the model family (`llama`, `bert`, ...).
+    pub fn architecture(&self) -> &str {
+        &self.header.architecture
+    }
+
+    /// The header's `config`: the model's hyper-parameters as the writer
+    /// stored them.
+    pub fn config(&self) -> &serde_json::Value {
+        &self.header.config
+    }
+
+    /// The plan the weights were quantized by, if the writer recorded one.
+    pub fn plan(&self) -> Option<&PlanRef> {
+        self.header.plan.as_ref()
+    }
+
+    /// All tensors, in header order.
+    pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
+        self.header.tensors.iter().map(move |t| self.view(t))
+    }
+
+    /// The tensor called `name`, if the file has one.
+    pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
+        let t = self.header.tensor_index.get(name).and_then(|&i| self.header.tensors.get(i))?;
+        Some(self.view(t))
+    }
+
+    /// Names of all blobs, in header order.
+    pub fn blob_names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.header.blobs.iter().map(|b| b.name.as_str())
+    }
+
+    /// The bytes of blob `name`, if the file has one (not checksummed here:
+    /// see [`PackedFile::verify_blob`]).
+    pub fn blob(&self, name: &str) -> Option<&[u8]> {
+        let b = self.header.blob_index.get(name).and_then(|&i| self.header.blobs.get(i))?;
+        Some(self.data().get(b.range.clone()).unwrap_or_default())
+    }
+
+    /// Checks tensor `name`'s bytes against the CRC-32 in the header.
+    pub fn verify(&self, name: &str) -> Result<()> {
+        let t = self.tensor(name).ok_or_else(|| FormatError::MissingTensor {
+            path: self.path.clone(),
+            tensor: name.to_owned(),
+        })?;
+        self.check_tensor(&t)
+    }
+
+    /// Checks blob `name`'s bytes against the CRC-32 in the header.
+    pub fn verify_blob(&self, name: &str) -> Result<()> {
+        let b = self.header.blob_index.get(name).and_then(|&i| self.header.blobs.get(i));
+        let b = b.ok_or_else(|| FormatError::MissingBlob {
+            path: self.path.clone(),
+            blob: name.to_owned(),
+        })?;
+        let actual = crc32fast::hash(self.data().get(b.range.clone()).unwrap_or_default());
+        self.check_crc("blob", &b.name, b.crc32, actual)
+    }
+
+    /// Checks every blob and tensor against its CRC-32; the first mismatch
+    /// (blobs first, then tensors in header order) is the error.
+    pub fn verify_all(&self) -> Result<()> {
+        for b in &self.header.blobs {
+            self.verify_blob(&b.name)?;
+        }
+        for t in self.tensors() {
+            self.check_tensor(&t)?;
+        }
+        Ok(())
+    }
+
+    fn check_tensor(&self, t: &TensorView<'_>) -> Result<()> {
+        let mut hasher = crc32fast::Hasher::new();
+        for (_, bytes) in t.segments() {
+            hasher.update(bytes);
+        }
+        self.check_crc("tensor", t.name(), t.crc32(), hasher.finalize())
+    }
+
+    fn check_crc(&self, kind: &'static str, name: &str, expected: u32, actual: u32) -> Result<()> {
+        if expected == actual {
+            Ok(())
+        } else {
+            Err(FormatError::ChecksumMismatch {
+                path: self.path.clone(),
+                kind,
+                name: name.to_owned(),
+                expected,
+                actual,
+            })
+        }
+    }
+
+    /// The data section (its bounds were checked at open).
+    fn data(&self) -> &[u8] {
+        self.map.get(self.data_start..).unwrap_or_default()
+    }
+
+    fn view<'a>(&'a self, tensor: &'a ValidTensor) -> TensorView<'a> {
+        TensorView { tensor, data: self.data() }
+    }
+}
+
+impl fmt::Debug for PackedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PackedFile")
+            .field("path", &self.path)
+            .field("architecture", &self.header.architecture)
+            .field("tensors", &self.header.tensors.len())
+            .field("blobs", &self.header.blobs.len())
+            .field("file_len", &self.map.len())
+            .finish()
+    }
+}
+
+/// One tensor of a [`PackedFile`]: its shape, format and segment bytes.
+/// Every segment starts 64-byte aligned in memory and has exactly the length
+/// its format and shape require.
+#[derive(Clone, Copy)]
+pub struct TensorView<'a> {
+    tensor: &'a ValidTensor,
+    /// The file's data section.
+    data: &'a [u8],
+}
+
+impl<'a> TensorView<'a> {
+    /// The tensor's name.
+    pub fn name(&self) -> &'a str {
+        &self.tensor.name
+    }
+
+    /// Rows (output features).
+    pub fn rows(&self) -> usize {
+        self.tensor.rows
+    }
+
+    /// Columns (input features).
+    pub fn cols(&self) -> usize {
+        self.tensor.cols
+    }
+
+    /// `[rows, cols]`.
+    pub fn shape(&self) -> [usize; 2] {
+        [self.tensor.rows, self.tensor.cols]
+    }
+
+    /// The format the tensor is stored in.
+    pub fn format(&self) -> WeightFormat {
+        self.tensor.format
+    }
+
+    /// The CRC-32 the header records for the tensor's segments.
+    pub fn crc32(&self) -> u32 {
+        self.tensor.crc32
+    }
+
+    /// The segments in header order, each with its role.
+    pub fn segments(&self) -> impl ExactSizeIterator<Item = (SegmentRole, &'a [u8])> + 'a {
+        let data = self.data;
+        self.tensor
+            .segments
+            .iter()
+            .map(move |(role, range)| (*role, data.get(range.clone()).unwrap_or_default()))
+    }
+
+    /// The bytes of the segment with `role`, if the tensor's format has one.
+    pub fn segment(&self, role: SegmentRole) -> Option<&'a [u8]> {
+        self.segments().find(|(r, _)| *r == role).map(|(_, bytes)| bytes)
+    }
+
+    /// Total bytes of all segments.
+    pub fn byte_len(&self) -> usize {
+        self.segments().map(|(_, s)| s.len()).sum()
+    }
+
+    /// The segments by format.
+    pub fn parts(&self) -> TensorParts<'a> {
+        let seg = |role| self.segment(role).unwrap_or_default();
+        match self.tensor.format {
+            WeightFormat::F32 => TensorParts::F32 { data: seg(SegmentRole::Data) },
+            WeightFormat::F16 => TensorParts::F16 { data: seg(SegmentRole::Data) },
+            WeightFormat::Int8PerChannel => TensorParts::Int8PerChannel {
+                codes: seg(SegmentRole::Codes),
+                scales: seg(SegmentRole::Scales),
+            },
+            WeightFormat::Grouped(layout) => TensorParts::Grouped {
+                layout,
+                codes: seg(SegmentRole::Codes),
+                scales: seg(SegmentRole::Scales),
+                offsets: seg(SegmentRole::Offsets),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for TensorView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let segments: Vec<(SegmentRole, usize)> =
+            self.segments().map(|(r, s)| (r, s.len())).collect();
+        f.debug_struct("TensorView")
+            .field("name", &self.tensor.name)
+            .field("shape", &self.shape())
+            .field("format", &self.tensor.format)
+            .field("segments", &segments)
+            .finish()
+    }
+}

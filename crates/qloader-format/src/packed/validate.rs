@@ -1,0 +1,371 @@
+//! Validation of a packed model: the preamble, the header JSON, and every
+//! tensor's and blob's place in the data section. Works on bytes, not files,
+//! so the reader, the writer (on the header it is about to write) and tests
+//! share it. Nothing here allocates from a header field that has not been
+//! checked against the bytes actually present.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use super::layout::{align_up, segment_lengths, SegmentRole};
+use super::schema::{PlanRef, RawHeader, RawTensor};
+use super::{ALIGNMENT, MAGIC, MAX_ELEMENTS, MAX_HEADER_LEN, PREAMBLE_LEN, SCHEMA, VERSION};
+use crate::error::FormatError;
+use crate::weight_format::WeightFormat;
+
+/// Why a packed model (or a writer's input) is invalid, before the file's
+/// path is attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// Something about the file or header as a whole.
+    File(String),
+    /// Something about one tensor.
+    Tensor { tensor: String, reason: String },
+    /// The preamble's version is not [`VERSION`].
+    Version(u32),
+}
+
+impl Problem {
+    fn tensor(tensor: &str, reason: String) -> Self {
+        Problem::Tensor { tensor: tensor.to_owned(), reason }
+    }
+
+    /// The error, naming `path`.
+    pub(crate) fn at(self, path: &Path) -> FormatError {
+        let path = path.to_owned();
+        match self {
+            Problem::File(reason) => FormatError::Packed { path, reason },
+            Problem::Tensor { tensor, reason } => {
+                FormatError::PackedTensor { path, tensor, reason }
+            }
+            Problem::Version(found) => {
+                FormatError::PackedVersion { path, found, supported: VERSION }
+            }
+        }
+    }
+}
+
+/// A blob whose place in the data section has been checked.
+#[derive(Debug, Clone)]
+pub(crate) struct ValidBlob {
+    pub name: String,
+    /// Byte range relative to the data section start.
+    pub range: Range<usize>,
+    pub crc32: u32,
+}
+
+/// A tensor whose shape, format and segments have been checked.
+#[derive(Debug, Clone)]
+pub(crate) struct ValidTensor {
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+    pub format: WeightFormat,
+    /// Roles in the format's order, ranges relative to the data section start.
+    pub segments: Vec<(SegmentRole, Range<usize>)>,
+    pub crc32: u32,
+}
+
+/// A header that has been checked against the data section it describes.
+#[derive(Debug, Clone)]
+pub(crate) struct ValidHeader {
+    pub created_by: String,
+    pub architecture: String,
+    pub config: serde_json::Value,
+    pub plan: Option<PlanRef>,
+    pub blobs: Vec<ValidBlob>,
+    pub tensors: Vec<ValidTensor>,
+    pub blob_index: HashMap<String, usize>,
+    pub tensor_index: HashMap<String, usize>,
+}
+
+/// A whole file checked: its header and where its data section starts.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedFile {
+    pub header: ValidHeader,
+    pub data_start: usize,
+}
+
+/// Checks the preamble, header and layout of a complete packed model.
+pub(crate) fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Problem> {
+    let file_len = bytes.len();
+    let magic_len = file_len.min(MAGIC.len());
+    if bytes.get(..magic_len) != MAGIC.get(..magic_len) {
+        let shown: String = bytes
+            .iter()
+            .take(MAGIC.len())
+            .flat_map(|&b| std::ascii::escape_default(b))
+            .map(char::from)
+            .collect();
+        return Err(Problem::File(format!(
+            "wrong magic b\"{shown}\" (expected b\"QLMODEL\\0\"): not a QLoader packed model"
+        )));
+    }
+    let preamble: [u8; PREAMBLE_LEN] =
+        bytes.get(..PREAMBLE_LEN).and_then(|p| p.try_into().ok()).ok_or_else(|| {
+            Problem::File(format!(
+                "file is {file_len} bytes, shorter than the {PREAMBLE_LEN}-byte preamble (truncated?)"
+            ))
+        })?;
+    let u32_at = |at: usize| {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&preamble[at..at + 4]);
+        u32::from_le_bytes(b)
+    };
+    let version = u32_at(8);
+    if version != VERSION {
+        return Err(Problem::Version(version));
+    }
+    let flags = u32_at(12);
+    if flags != 0 {
+        return Err(Problem::File(format!(
+            "flags {flags:#x} are not defined in version {VERSION} (expected 0)"
+        )));
+    }
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&preamble[16..24]);
+    let header_len = u64::from_le_bytes(h);
+    if header_len > MAX_HEADER_LEN {
+        return Err(Problem::File(format!(
+            "header length {header_len} exceeds the limit of {MAX_HEADER_LEN} bytes"
+        )));
+    }
+    let after_preamble = (file_len - PREAMBLE_LEN) as u64;
+    if header_len > after_preamble {
+        return Err(Problem::File(format!(
+            "header length {header_len} runs past the end of the file \
+             ({after_preamble} bytes after the preamble; truncated?)"
+        )));
+    }
+    // Both fit in usize now: header_len is at most the bytes present.
+    let header_end = PREAMBLE_LEN + header_len as usize;
+    let data_start = align_up(header_end as u64)
+        .and_then(|d| usize::try_from(d).ok())
+        .filter(|&d| d <= file_len)
+        .ok_or_else(|| {
+            Problem::File(format!(
+                "file is {file_len} bytes and ends inside the padding after the header, \
+                 before the data section (truncated?)"
+            ))
+        })?;
+    let json = bytes.get(PREAMBLE_LEN..header_end).unwrap_or_default();
+    let padding = bytes.get(header_end..data_start).unwrap_or_default();
+    if padding.iter().any(|&b| b != 0) {
+        return Err(Problem::File(format!(
+            "padding between the header and the data section (bytes {header_end}..{data_start}) is not zero"
+        )));
+    }
+    let text = std::str::from_utf8(json)
+        .map_err(|e| Problem::File(format!("header is not UTF-8: {e}")))?;
+    let raw: RawHeader = serde_json::from_str(text)
+        .map_err(|e| Problem::File(format!("header is not a valid packed-model header: {e}")))?;
+    let header = validate_header(&raw, (file_len - data_start) as u64)?;
+    Ok(ParsedFile { header, data_start })
+}
+
+/// One blob or segment's place, for the overlap check.
+struct Span {
+    start: u64,
+    end: u64,
+    owner: String,
+}
+
+/// Checks a header against a data section of `data_len` bytes: everything
+/// but the checksums.
+pub(crate) fn validate_header(raw: &RawHeader, data_len: u64) -> Result<ValidHeader, Problem> {
+    if raw.schema != SCHEMA {
+        return Err(Problem::File(format!(
+            "header schema is `{}`, expected `{SCHEMA}`",
+            raw.schema
+        )));
+    }
+    if raw.version != VERSION {
+        return Err(Problem::File(format!(
+            "header says version {} but the preamble says version {VERSION}",
+            raw.version
+        )));
+    }
+    if let Some(plan) = &raw.plan {
+        let is_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+        if plan.sha256.len() != 64 || !plan.sha256.chars().all(is_hex) {
+            return Err(Problem::File(format!(
+                "plan sha256 `{}` is not 64 lowercase hexadecimal digits",
+                plan.sha256
+            )));
+        }
+    }
+
+    let mut spans = Vec::new();
+    let mut blobs = Vec::with_capacity(raw.blobs.len());
+    let mut blob_index = HashMap::with_capacity(raw.blobs.len());
+    for blob in &raw.blobs {
+        let what = format!("blob `{}`", blob.name);
+        if blob.name.is_empty() {
+            return Err(Problem::File("a blob has an empty name".to_owned()));
+        }
+        if blob_index.insert(blob.name.clone(), blobs.len()).is_some() {
+            return Err(Problem::File(format!("two blobs are named `{}`", blob.name)));
+        }
+        let range = place(blob.offset, blob.len, data_len)
+            .map_err(|r| Problem::File(format!("{what}: {r}")))?;
+        spans.push(Span { start: blob.offset, end: blob.offset + blob.len, owner: what });
+        blobs.push(ValidBlob { name: blob.name.clone(), range, crc32: blob.crc32 });
+    }
+
+    let mut tensors = Vec::with_capacity(raw.tensors.len());
+    let mut tensor_index = HashMap::with_capacity(raw.tensors.len());
+    for t in &raw.tensors {
+        if t.name.is_empty() {
+            return Err(Problem::File("a tensor has an empty name".to_owned()));
+        }
+        if tensor_index.insert(t.name.clone(), tensors.len()).is_some() {
+            return Err(Problem::tensor(&t.name, "two tensors have this name".to_owned()));
+        }
+        let valid = validate_tensor(t, data_len).map_err(|r| Problem::tensor(&t.name, r))?;
+        for (role, range) in &valid.segments {
+            spans.push(Span {
+                start: range.start as u64,
+                end: range.end as u64,
+                owner: format!("tensor `{}` segment `{role}`", t.name),
+            });
+        }
+        tensors.push(valid);
+    }
+
+    // Sorted by start (then end), every span must start at or after the
+    // furthest end seen so far.
+    spans.sort_by_key(|s| (s.start, s.end));
+    let mut furthest: Option<&Span> = None;
+    for span in &spans {
+        if let Some(prev) = furthest {
+            if span.start < prev.end {
+                return Err(Problem::File(format!(
+                    "{} (bytes {}..{} of the data section) overlaps {} (bytes {}..{})",
+                    span.owner, span.start, span.end, prev.owner, prev.start, prev.end
+                )));
+            }
+        }
+        if furthest.is_none_or(|p| span.end >= p.end) {
+            furthest = Some(span);
+        }
+    }
+    let end = furthest.map_or(0, |s| s.end);
+    if end != data_len {
+        // Every span was checked to end within the data section.
+        return Err(Problem::File(format!(
+            "the data section is {data_len} bytes but its last blob or segment ends at {end}: \
+             {} bytes follow it",
+            data_len - end
+        )));
+    }
+
+    Ok(ValidHeader {
+        created_by: raw.created_by.clone(),
+        architecture: raw.architecture.clone(),
+        config: raw.config.clone(),
+        plan: raw.plan.clone(),
+        blobs,
+        tensors,
+        blob_index,
+        tensor_index,
+    })
+}
+
+/// Checks one tensor's format, shape and segments; the reason on failure.
+fn validate_tensor(t: &RawTensor, data_len: u64) -> Result<ValidTensor, String> {
+    let format: WeightFormat =
+        t.format.parse().map_err(|_| format!("unknown format `{}`", t.format))?;
+    let &[rows, cols] = t.shape.as_slice() else {
+        return Err(format!(
+            "shape {:?} has {} dimensions, expected 2 ([rows, cols])",
+            t.shape,
+            t.shape.len()
+        ));
+    };
+    if rows == 0 || cols == 0 {
+        return Err(format!("shape [{rows}, {cols}] has a zero dimension"));
+    }
+    let elements = rows
+        .checked_mul(cols)
+        .ok_or_else(|| format!("shape [{rows}, {cols}]: rows·cols overflows 64 bits"))?;
+    if elements > MAX_ELEMENTS {
+        return Err(format!(
+            "shape [{rows}, {cols}] has {elements} elements, more than the limit of {MAX_ELEMENTS}"
+        ));
+    }
+    let too_big = || format!("shape [{rows}, {cols}] does not fit this platform's address space");
+    let (rows_usize, cols_usize) = (
+        usize::try_from(rows).map_err(|_| too_big())?,
+        usize::try_from(cols).map_err(|_| too_big())?,
+    );
+    let expected = segment_lengths(format, rows, cols).ok_or_else(too_big)?;
+    let expected_roles: Vec<&str> = expected.iter().map(|(r, _)| r.name()).collect();
+    let expected_roles = expected_roles.join(", ");
+
+    // Roles: each known, belonging to the format, once, in the format's order.
+    let mut roles = Vec::with_capacity(t.segments.len().min(expected.len()));
+    for seg in &t.segments {
+        let role = SegmentRole::from_name(&seg.role)
+            .ok_or_else(|| format!("unknown segment role `{}`", seg.role))?;
+        if !expected.iter().any(|(r, _)| *r == role) {
+            return Err(format!(
+                "segment `{role}` does not belong to format {format} (expected segments: {expected_roles})"
+            ));
+        }
+        if roles.contains(&role) {
+            return Err(format!("segment `{role}` is listed twice"));
+        }
+        roles.push(role);
+    }
+    if let Some((missing, _)) = expected.iter().find(|(r, _)| !roles.contains(r)) {
+        return Err(format!(
+            "segment `{missing}` is missing (format {format} has segments: {expected_roles})"
+        ));
+    }
+    if roles.iter().zip(&expected).any(|(a, (b, _))| a != b) {
+        return Err(format!("segments must be listed in the order {expected_roles}"));
+    }
+
+    let mut segments = Vec::with_capacity(expected.len());
+    for (seg, &(role, len)) in t.segments.iter().zip(&expected) {
+        if seg.len != len {
+            return Err(format!(
+                "segment `{role}` is {} bytes, format {format} with shape [{rows}, {cols}] needs {len}",
+                seg.len
+            ));
+        }
+        let range =
+            place(seg.offset, seg.len, data_len).map_err(|r| format!("segment `{role}`: {r}"))?;
+        segments.push((role, range));
+    }
+    Ok(ValidTensor {
+        name: t.name.clone(),
+        rows: rows_usize,
+        cols: cols_usize,
+        format,
+        segments,
+        crc32: t.crc32,
+    })
+}
+
+/// Checks that `offset..offset + len` is aligned and inside a data section of
+/// `data_len` bytes; the range on success, the reason on failure.
+fn place(offset: u64, len: u64, data_len: u64) -> Result<Range<usize>, String> {
+    if offset % ALIGNMENT != 0 {
+        return Err(format!("offset {offset} is not a multiple of {ALIGNMENT}"));
+    }
+    let end = offset
+        .checked_add(len)
+        .ok_or_else(|| format!("offset {offset} + length {len} overflows"))?;
+    if end > data_len {
+        return Err(format!(
+            "bytes {offset}..{end} of the data section run past its end \
+             ({data_len} bytes; truncated file?)"
+        ));
+    }
+    // Both are at most data_len, which is at most the file's length.
+    let to_usize =
+        |v: u64| usize::try_from(v).map_err(|_| format!("offset {v} does not fit usize"));
+    Ok(to_usize(offset)?..to_usize(end)?)
+}
