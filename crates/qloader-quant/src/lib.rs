@@ -3,12 +3,15 @@
 //! [`LinearWeight`] is a linear layer's weight in any [`WeightFormat`]: the
 //! model code multiplies through it without knowing the format, and the
 //! format is chosen per tensor when the model is built. [`QuantSummary`]
-//! accounts for what a quantized model stores.
+//! accounts for what a quantized model stores. [`StoredParts`] is a weight
+//! as the packed-model container stores it.
 #![deny(missing_docs)]
 
 mod linear_weight;
+mod stored_parts;
 mod summary;
 
 pub use linear_weight::LinearWeight;
 pub use qloader_format::WeightFormat;
+pub use stored_parts::StoredParts;
 pub use summary::{QuantSummary, TensorRecord};

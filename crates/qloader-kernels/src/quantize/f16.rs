@@ -34,6 +34,11 @@ impl HalfMatrix {
         self.cols
     }
 
+    /// Every value, row-major.
+    pub fn data(&self) -> &[f16] {
+        &self.data
+    }
+
     /// Row `r`.
     pub fn row(&self, r: usize) -> &[f16] {
         &self.data[r * self.cols..(r + 1) * self.cols]

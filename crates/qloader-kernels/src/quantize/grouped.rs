@@ -118,6 +118,21 @@ impl GroupedMatrix {
         self.layout
     }
 
+    /// The packed code blocks of every row, row after row.
+    pub fn codes(&self) -> &[u8] {
+        &self.codes
+    }
+
+    /// Every group's scale, row-major.
+    pub fn scales(&self) -> &[f16] {
+        &self.scales
+    }
+
+    /// Every group's offset, row-major.
+    pub fn offsets(&self) -> &[f16] {
+        &self.offsets
+    }
+
     /// Row `r`.
     pub fn row(&self, r: usize) -> GroupedRow<'_> {
         let bytes = self.layout.row_code_bytes(self.cols);

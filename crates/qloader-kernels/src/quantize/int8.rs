@@ -66,6 +66,11 @@ impl Int8Matrix {
         &self.scales
     }
 
+    /// Every code, row-major.
+    pub fn codes(&self) -> &[i8] {
+        &self.codes
+    }
+
     /// Back to `f32`.
     pub fn dequantize(&self) -> DenseMatrix {
         let data = (0..self.rows)
