@@ -8,7 +8,7 @@ use std::fmt::Write;
 use qloader_models::TensorKind;
 
 use crate::rank::spearman;
-use crate::table::{Measure, SensitivityTable, TensorEntry};
+use crate::table::{FormatEntry, Measure, SensitivityTable, TensorEntry};
 
 /// Spearman rank correlation across tensors between two measures at one
 /// format, if both are held and have spread.
@@ -18,41 +18,33 @@ pub fn rank_correlation(
     a: Measure,
     b: Measure,
 ) -> Option<f64> {
-    if !table.has_at(a, format) || !table.has_at(b, format) {
-        return None;
-    }
-    let pairs: Vec<(f64, f64)> = table
-        .tensors
-        .iter()
-        .filter_map(|t| {
-            let e = t.formats.get(format)?;
-            Some((e.get(a)?, e.get(b)?))
-        })
-        .collect();
-    ranked_agreement(pairs)
+    ranked_agreement(table, format, [a, b], |_, e| Some((e.get(a)?, e.get(b)?)))
 }
 
 /// How well the proxy, scaled by each tensor's gain measured at the *other*
 /// end-to-end formats (see [`crate::estimate`]), ranks tensors as the
 /// end-to-end measure does at `format`: a held-out check of the estimates.
 pub fn estimate_rank_correlation(table: &SensitivityTable, format: &str) -> Option<f64> {
-    if !table.has_at(Measure::Proxy, format) || !table.has_at(Measure::E2e, format) {
-        return None;
-    }
-    let pairs: Vec<(f64, f64)> = table
-        .tensors
-        .iter()
-        .filter_map(|t| {
-            let e = t.formats.get(format)?;
-            let gain = crate::estimate::gain(t, |f| f != format)?;
-            Some((gain * e.proxy?, e.e2e?))
-        })
-        .collect();
-    ranked_agreement(pairs)
+    ranked_agreement(table, format, [Measure::Proxy, Measure::E2e], |t, e| {
+        let gain = crate::estimate::gain(t, |f| f != format)?;
+        Some((gain * e.proxy?, e.e2e?))
+    })
 }
 
-fn ranked_agreement(pairs: Vec<(f64, f64)>) -> Option<f64> {
-    let (xs, ys): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+/// Spearman correlation of the `pair` values of every tensor's entry at
+/// `format`, if the table holds the `needs` measures there and both sides
+/// have spread.
+fn ranked_agreement(
+    table: &SensitivityTable,
+    format: &str,
+    needs: [Measure; 2],
+    pair: impl Fn(&TensorEntry, &FormatEntry) -> Option<(f64, f64)>,
+) -> Option<f64> {
+    if !needs.iter().all(|&m| table.has_at(m, format)) {
+        return None;
+    }
+    let (xs, ys): (Vec<f64>, Vec<f64>) =
+        table.tensors.iter().filter_map(|t| pair(t, t.formats.get(format)?)).unzip();
     // A ranking needs values that differ: when most tensors tie (e.g. a
     // format that re-quantizes the source blocks exactly scores 0 almost
     // everywhere), the ties decide the coefficient and it means nothing.

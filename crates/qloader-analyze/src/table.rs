@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use qloader_format::atomic_file::{read_bounded, write_json_atomic, BoundedReadError};
 use qloader_format::WeightFormat;
 use qloader_models::TensorKind;
 use serde::{Deserialize, Serialize};
@@ -215,28 +216,18 @@ impl SensitivityTable {
 
     /// Writes the table as pretty JSON to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| AnalyzeError::Table {
-            path: path.to_owned(),
-            reason: format!("cannot serialise: {e}"),
-        })?;
-        bytes.push(b'\n');
-        qloader_format::atomic_file::write_atomic(path, &bytes).map_err(|e| AnalyzeError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })
+        write_json_atomic(path, self)
+            .map_err(|source| AnalyzeError::Io { path: path.to_owned(), source })
     }
 
     /// Reads and validates the table at `path`.
     pub fn read(path: &Path) -> Result<Self> {
-        let io = |source| AnalyzeError::Io { path: path.to_owned(), source };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_TABLE_BYTES {
-            return Err(AnalyzeError::Table {
-                path: path.to_owned(),
-                reason: format!("{len} bytes, more than the {MAX_TABLE_BYTES} a table may have"),
-            });
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = read_bounded(path, MAX_TABLE_BYTES).map_err(|e| match e {
+            BoundedReadError::Io(source) => AnalyzeError::Io { path: path.to_owned(), source },
+            too_large => {
+                AnalyzeError::Table { path: path.to_owned(), reason: too_large.to_string() }
+            }
+        })?;
         Self::from_json(&bytes)
             .map_err(|reason| AnalyzeError::Table { path: path.to_owned(), reason })
     }

@@ -7,10 +7,8 @@ use serde::Serialize;
 
 /// Serialises `value` as pretty JSON into `path`, atomically.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).context("serialising JSON")?;
-    bytes.push(b'\n');
-    qloader_format::atomic_file::write_atomic(path, &bytes)?;
-    Ok(())
+    qloader_format::atomic_file::write_json_atomic(path, value)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `1234567` → `"1.18 MiB"`.

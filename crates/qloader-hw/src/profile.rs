@@ -44,6 +44,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use qloader_format::atomic_file::{read_bounded, write_atomic_io, BoundedReadError};
 use qloader_format::WeightFormat;
 use serde::{Deserialize, Serialize};
 
@@ -236,15 +237,12 @@ impl DeviceProfile {
 
     /// Reads and validates the profile at `path`.
     pub fn read(path: &Path) -> Result<Self, ProfileError> {
-        let io = |source| ProfileError::Io { path: path.to_owned(), source };
-        let len = std::fs::metadata(path).map_err(io)?.len();
         let invalid = |reason: String| ProfileError::Invalid { path: path.to_owned(), reason };
-        if len > MAX_PROFILE_BYTES {
-            return Err(invalid(format!(
-                "{len} bytes, more than the {MAX_PROFILE_BYTES} a profile may have"
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
+        let bytes = read_bounded(path, MAX_PROFILE_BYTES).map_err(|e| match e {
+            BoundedReadError::Io(source) => ProfileError::Io { path: path.to_owned(), source },
+            too_large => invalid(too_large.to_string()),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8 text".into()))?;
         Self::from_toml(&text).map_err(invalid)
     }
 
@@ -262,9 +260,8 @@ impl DeviceProfile {
 
     /// Writes the profile as TOML to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<(), ProfileError> {
-        qloader_format::atomic_file::write_atomic(path, self.to_toml().as_bytes()).map_err(|e| {
-            ProfileError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) }
-        })
+        write_atomic_io(path, self.to_toml().as_bytes())
+            .map_err(|source| ProfileError::Io { path: path.to_owned(), source })
     }
 
     /// Checks the schema, the version, every kernel and the fallbacks.

@@ -275,21 +275,13 @@ const MU_TOLERANCE: f64 = 1e-9;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::problem::{Choice, Item};
 
     /// Item A's hull is (1, 3) – (2, 1) – (4, 0) (slopes 2, 0.5); item B's is
     /// (1, 2.5) – (4, 0) (slope 5/6; (2, 2) lies above it). With 5 bytes the
     /// LP takes A's first step (1 byte) and 2/3 of B's (2 of 3 bytes):
     /// 5.5 − 2 − (2/3)·2.5 = 11/6, at λ = 5/6.
     fn example() -> Problem {
-        let item = |l2: f64, l1: f64| {
-            Item::new(vec![
-                Choice::new(4, 0.0, 0.0),
-                Choice::new(2, 0.0, l2),
-                Choice::new(1, 0.0, l1),
-            ])
-        };
-        Problem::new(vec![item(1.0, 3.0), item(2.0, 2.5)])
+        crate::examples::two_items()
     }
 
     #[test]

@@ -465,17 +465,10 @@ fn dominates(a: &Choice, ia: usize, b: &Choice, ib: usize, with_latency: bool) -
 mod tests {
     use super::*;
     use crate::brute::brute_force;
-    use crate::problem::Item;
 
     fn example() -> Problem {
-        let item = |l2: f64, l1: f64| {
-            Item::new(vec![
-                Choice::new(4, 0.0, 0.0),
-                Choice::new(2, 0.0, l2),
-                Choice::new(1, 0.0, l1),
-            ])
-        };
-        Problem::new(vec![item(1.0, 3.0), item(2.0, 2.5), item(0.3, 0.7)])
+        use crate::examples::three_sizes;
+        Problem::new(vec![three_sizes(1.0, 3.0), three_sizes(2.0, 2.5), three_sizes(0.3, 0.7)])
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub mod bound;
 pub mod brute;
 pub mod error;
 pub mod exact;
+#[cfg(test)]
+mod examples;
 mod fenwick;
 pub mod frontier;
 pub mod greedy;

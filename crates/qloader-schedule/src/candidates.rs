@@ -68,6 +68,9 @@ pub fn candidates(
         )));
     }
     let formats = table.weight_formats();
+    // How the device runs each format: the same for every tensor.
+    let runs: Vec<_> =
+        formats.iter().map(|&f| (f, profile.execution(f, &options.activations))).collect();
     let mut pin_used = vec![false; pins.len()];
     let mut out = Vec::with_capacity(table.tensors.len());
     for (index, t) in table.tensors.iter().enumerate() {
@@ -75,7 +78,7 @@ pub fn candidates(
         let candidate = |format: WeightFormat| -> Option<Candidate> {
             let entry = t.formats.get(&format.name())?;
             let loss = entry.get(options.measure)?;
-            let run = profile.execution(format, &options.activations)?;
+            let run = runs.iter().find(|(f, _)| *f == format)?.1.as_ref()?;
             let bytes = if run.fallback {
                 run.runs_as.storage_bytes(rows, cols) as u64
             } else {

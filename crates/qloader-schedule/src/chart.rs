@@ -13,10 +13,8 @@ use crate::frontier::Frontier;
 pub fn draw(frontier: &Frontier, path: &Path) -> Result<()> {
     let svg = render(frontier)
         .map_err(|reason| ScheduleError::Chart { path: path.to_owned(), reason })?;
-    qloader_format::atomic_file::write_atomic(path, svg.as_bytes()).map_err(|e| ScheduleError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })
+    qloader_format::atomic_file::write_atomic_io(path, svg.as_bytes())
+        .map_err(|source| ScheduleError::Io { path: path.to_owned(), source })
 }
 
 /// The SVG text of the chart.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
+use qloader_format::atomic_file::{write_atomic_io, write_json_atomic};
 use qloader_plan::{greedy, pareto, Limits, Solver};
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +112,8 @@ fn uniform(
 pub fn frontier(sources: &Sources, options: &PlanOptions, steps: usize) -> Result<Frontier> {
     let cand = sources.candidates(options)?;
     let weights = sources.weights();
-    let points = pareto(&problem(&cand), steps, Solver::Greedy)?;
+    let mixed_problem = problem(&cand);
+    let points = pareto(&mixed_problem, steps, Solver::Greedy)?;
     let points = points
         .into_iter()
         .map(|p| {
@@ -130,14 +132,18 @@ pub fn frontier(sources: &Sources, options: &PlanOptions, steps: usize) -> Resul
             }
         })
         .collect();
-    let unpinned = PlanOptions { pins: Vec::new(), ..options.clone() };
-    let all = sources.candidates(&unpinned)?;
-    let mixed_problem = problem(&cand);
+    let unpinned;
+    let all = if options.pins.is_empty() {
+        &cand
+    } else {
+        unpinned = sources.candidates(&PlanOptions { pins: Vec::new(), ..options.clone() })?;
+        &unpinned
+    };
     let mut uniform: Vec<UniformRow> = sources
         .table
         .weight_formats()
         .into_iter()
-        .filter_map(|f| uniform(&all, f, weights))
+        .filter_map(|f| uniform(all, f, weights))
         .collect();
     for u in &mut uniform {
         // Pins may make the uniform format's size infeasible for the mix.
@@ -184,17 +190,11 @@ impl Frontier {
 
     /// Writes JSON (`.json`) or CSV (any other extension), atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let bytes = if path.extension().is_some_and(|e| e == "json") {
-            let mut b = serde_json::to_vec_pretty(self)
-                .map_err(|e| ScheduleError::Options(e.to_string()))?;
-            b.push(b'\n');
-            b
+        let written = if path.extension().is_some_and(|e| e == "json") {
+            write_json_atomic(path, self)
         } else {
-            self.to_csv().into_bytes()
+            write_atomic_io(path, self.to_csv().as_bytes())
         };
-        qloader_format::atomic_file::write_atomic(path, &bytes).map_err(|e| ScheduleError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })
+        written.map_err(|source| ScheduleError::Io { path: path.to_owned(), source })
     }
 }

@@ -33,6 +33,7 @@
 
 use std::path::Path;
 
+use qloader_format::atomic_file::{read_bounded, write_json_atomic, BoundedReadError};
 use qloader_format::WeightFormat;
 use serde::{Deserialize, Serialize};
 
@@ -203,28 +204,17 @@ pub struct Plan {
 impl Plan {
     /// Writes the plan as pretty JSON to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| ScheduleError::Plan {
-            path: path.to_owned(),
-            reason: format!("cannot serialise: {e}"),
-        })?;
-        bytes.push(b'\n');
-        qloader_format::atomic_file::write_atomic(path, &bytes).map_err(|e| ScheduleError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })
+        write_json_atomic(path, self)
+            .map_err(|source| ScheduleError::Io { path: path.to_owned(), source })
     }
 
     /// Reads and validates the plan at `path`.
     pub fn read(path: &Path) -> Result<Self> {
-        let io = |source| ScheduleError::Io { path: path.to_owned(), source };
         let invalid = |reason: String| ScheduleError::Plan { path: path.to_owned(), reason };
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_PLAN_BYTES {
-            return Err(invalid(format!(
-                "{len} bytes, more than the {MAX_PLAN_BYTES} a plan may have"
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = read_bounded(path, MAX_PLAN_BYTES).map_err(|e| match e {
+            BoundedReadError::Io(source) => ScheduleError::Io { path: path.to_owned(), source },
+            too_large => invalid(too_large.to_string()),
+        })?;
         Self::from_json(&bytes).map_err(invalid)
     }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use qloader_analyze::{Measure, SensitivityTable};
 use qloader_hw::DeviceProfile;
-use qloader_plan::{exact, greedy, Gap, Limits, Method, Solution};
+use qloader_plan::{exact, greedy, Gap, Limits, Method};
 use sha2::{Digest, Sha256};
 
 use crate::budget::Budget;
@@ -159,39 +159,42 @@ pub fn make_plan(sources: &Sources, options: &PlanOptions) -> Result<Plan> {
     }
 
     let clock = Instant::now();
-    let (solution, gap, method, proven_optimal, nodes): (Solution, Gap, &str, _, _) =
-        match options.solver {
-            SolverKind::Greedy => {
-                let r = greedy(&problem, &limits)?;
-                match r.method {
-                    Method::Greedy => (r.solution, r.gap, "greedy", None, None),
-                    Method::ExactFallback { proven_optimal, nodes } => {
-                        (r.solution, r.gap, "exact_fallback", Some(proven_optimal), Some(nodes))
-                    }
+    let (solution, gap, method, proven_optimal, nodes, exact_run) = match options.solver {
+        SolverKind::Greedy => {
+            let r = greedy(&problem, &limits)?;
+            let (method, proven, nodes) = match r.method {
+                Method::Greedy => ("greedy", None, None),
+                Method::ExactFallback { proven_optimal, nodes } => {
+                    ("exact_fallback", Some(proven_optimal), Some(nodes))
                 }
-            }
-            SolverKind::Exact => {
-                let r = exact(&problem, &limits)?;
-                (r.solution, r.gap, "exact", Some(r.proven_optimal), Some(r.nodes))
-            }
-        };
+            };
+            (r.solution, r.gap, method, proven, nodes, None)
+        }
+        SolverKind::Exact => {
+            let r = exact(&problem, &limits)?;
+            let run = (r.solution.loss, r.proven_optimal);
+            (r.solution, r.gap, "exact", Some(r.proven_optimal), Some(r.nodes), Some(run))
+        }
+    };
     let seconds = clock.elapsed().as_secs_f64();
     let exact_check = if options.check_exact {
+        // The exact plan itself, when that is the solver; else solve again.
         let clock = Instant::now();
-        let r = exact(&problem, &limits)?;
-        let greedy_gap = if r.solution.loss > 0.0 {
-            (solution.loss - r.solution.loss) / r.solution.loss
+        let (loss, proven_optimal, exact_seconds) = match exact_run {
+            Some((loss, proven)) => (loss, proven, seconds),
+            None => {
+                let r = exact(&problem, &limits)?;
+                (r.solution.loss, r.proven_optimal, clock.elapsed().as_secs_f64())
+            }
+        };
+        let greedy_gap = if loss > 0.0 {
+            (solution.loss - loss) / loss
         } else if solution.loss > 0.0 {
             INFINITE_GAP
         } else {
             0.0
         };
-        Some(ExactCheck {
-            loss: r.solution.loss,
-            proven_optimal: r.proven_optimal,
-            greedy_gap,
-            seconds: clock.elapsed().as_secs_f64(),
-        })
+        Some(ExactCheck { loss, proven_optimal, greedy_gap, seconds: exact_seconds })
     } else {
         None
     };

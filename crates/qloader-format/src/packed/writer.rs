@@ -3,15 +3,14 @@
 //! streams it to a temporary file that is synced and renamed over the target.
 //! The model is never assembled in memory; only the header is.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::{self, Write};
+use std::path::Path;
 
 use super::layout::{align_up, TensorParts};
 use super::schema::{PlanRef, RawBlob, RawHeader, RawSegment, RawTensor};
 use super::validate::{validate_header, Problem};
 use super::{MAGIC, MAX_HEADER_LEN, PREAMBLE_LEN, SCHEMA, VERSION};
+use crate::atomic_file::write_atomic_with;
 use crate::error::{FormatError, Result};
 
 /// The header fields of a packed model other than its blobs and tensors.
@@ -112,22 +111,10 @@ impl<'a> PackedWriter<'a> {
         preamble[12..16].copy_from_slice(&0u32.to_le_bytes());
         preamble[16..24].copy_from_slice(&json_len.to_le_bytes());
 
-        let write_err = |source| FormatError::Write { path: path.to_owned(), source };
-        let tmp = temporary_path(path).map_err(write_err)?;
-        let result = write_to(&tmp, &preamble, &json, data_start, &pieces, file_len)
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(write_err(e));
-        }
-        // Make the rename durable where the platform allows it.
-        let dir = match tmp.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        write_atomic_with(path, |out| {
+            write_to(out, &preamble, &json, data_start, &pieces, file_len)
+        })
+        .map_err(|source| FormatError::Write { path: path.to_owned(), source })?;
         Ok(file_len)
     }
 
@@ -182,42 +169,28 @@ impl<'a> PackedWriter<'a> {
     }
 }
 
-/// A fresh name for a temporary file beside `path`.
-fn temporary_path(path: &Path) -> io::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "the target path has no file name")
-    })?;
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp_name = format!(".{}.{}.{n}.tmp", name.to_string_lossy(), std::process::id());
-    Ok(path.with_file_name(tmp_name))
-}
-
-/// Streams the file to `tmp` (which must not exist) and syncs it.
+/// Streams the file's bytes into `out`.
 fn write_to(
-    tmp: &Path,
+    out: &mut impl Write,
     preamble: &[u8],
     json: &[u8],
     data_start: u64,
     pieces: &[(u64, &[u8])],
     file_len: u64,
 ) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).create_new(true).open(tmp)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(preamble)?;
     out.write_all(json)?;
     let mut pos = (preamble.len() + json.len()) as u64;
-    pad_to(&mut out, &mut pos, data_start)?;
+    pad_to(out, &mut pos, data_start)?;
     for &(offset, bytes) in pieces {
-        pad_to(&mut out, &mut pos, data_start + offset)?;
+        pad_to(out, &mut pos, data_start + offset)?;
         out.write_all(bytes)?;
         pos += bytes.len() as u64;
     }
     if pos != file_len {
         return Err(io::Error::other(format!("wrote {pos} bytes where the layout has {file_len}")));
     }
-    let file = out.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
+    Ok(())
 }
 
 /// Writes zero bytes until `*pos` reaches `target`.

@@ -212,14 +212,7 @@ mod tests {
     use crate::problem::{Choice, Item};
 
     fn example() -> Problem {
-        let item = |l2: f64, l1: f64| {
-            Item::new(vec![
-                Choice::new(4, 0.0, 0.0),
-                Choice::new(2, 0.0, l2),
-                Choice::new(1, 0.0, l1),
-            ])
-        };
-        Problem::new(vec![item(1.0, 3.0), item(2.0, 2.5)])
+        crate::examples::two_items()
     }
 
     #[test]
