@@ -22,6 +22,7 @@ pub mod generic;
 pub mod knobs;
 pub mod matmul;
 pub mod quantize;
+pub mod storage;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 
@@ -29,3 +30,4 @@ pub use dispatch::{Isa, Kernels};
 pub use quantize::{
     DenseMatrix, ExpandedMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
 };
+pub use storage::{Plain, StableBytes, Storage};

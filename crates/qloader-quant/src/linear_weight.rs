@@ -73,6 +73,17 @@ impl LinearWeight {
         }
     }
 
+    /// Whether the weight reads its values in place from a memory-mapped
+    /// model (see [`LinearWeight::from_mapped_parts`]) instead of owning them.
+    pub fn is_mapped(&self) -> bool {
+        match self {
+            LinearWeight::F32(w) => w.is_mapped(),
+            LinearWeight::F16(w) => w.is_mapped(),
+            LinearWeight::Int8(w) => w.is_mapped(),
+            LinearWeight::Grouped(w) => w.is_mapped(),
+        }
+    }
+
     /// Bytes of storage, scales and offsets included.
     pub fn storage_bytes(&self) -> usize {
         match self {

@@ -3,9 +3,14 @@
 //! bytes (see `qloader_format::packed`). Reading back checks every length,
 //! so a weight built from a file is always well formed.
 
+use std::sync::Arc;
+
 use half::f16;
 use qloader_format::TensorParts;
-use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
+
+use qloader_kernels::{
+    DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Plain, StableBytes, Storage,
+};
 
 use crate::LinearWeight;
 
@@ -94,23 +99,45 @@ impl LinearWeight {
         }
     }
 
-    /// A `rows × cols` weight from stored segments; the error says which
-    /// length does not fit the shape.
+    /// A `rows × cols` weight from stored segments, copied into memory the
+    /// weight owns; the error says which length does not fit the shape.
     pub fn from_stored_parts(
         rows: usize,
         cols: usize,
         parts: TensorParts<'_>,
     ) -> Result<Self, String> {
+        Self::from_parts_in(rows, cols, parts, None)
+    }
+
+    /// Like [`LinearWeight::from_stored_parts`], but segments that lie inside
+    /// `owner` (a memory-mapped packed model) are used in place, not copied:
+    /// the weight keeps `owner` alive. Segments the host cannot view in place
+    /// (misaligned, or a big-endian host) are copied.
+    pub fn from_mapped_parts(
+        rows: usize,
+        cols: usize,
+        parts: TensorParts<'_>,
+        owner: &Arc<dyn StableBytes>,
+    ) -> Result<Self, String> {
+        Self::from_parts_in(rows, cols, parts, Some(owner))
+    }
+
+    fn from_parts_in(
+        rows: usize,
+        cols: usize,
+        parts: TensorParts<'_>,
+        owner: Option<&Arc<dyn StableBytes>>,
+    ) -> Result<Self, String> {
         let bad = |what: &str| format!("{what} do not fit a {rows} × {cols} {}", parts.format());
         let whole = |b: &[u8], width: usize| b.len() % width == 0;
         match parts {
             TensorParts::F32 { data } if whole(data, 4) => {
-                DenseMatrix::new(rows, cols, f32_values(data))
+                DenseMatrix::from_storage(rows, cols, storage(data, owner, f32_values))
                     .map(LinearWeight::F32)
                     .ok_or_else(|| bad("values"))
             }
             TensorParts::F16 { data } if whole(data, 2) => {
-                HalfMatrix::from_parts(rows, cols, f16_values(data))
+                HalfMatrix::from_parts(rows, cols, storage(data, owner, f16_values))
                     .map(LinearWeight::F16)
                     .ok_or_else(|| bad("values"))
             }
@@ -118,8 +145,8 @@ impl LinearWeight {
                 Int8Matrix::from_parts(
                     rows,
                     cols,
-                    codes.iter().map(|&c| c as i8).collect(),
-                    f32_values(scales),
+                    storage(codes, owner, |b| b.iter().map(|&c| c as i8).collect()),
+                    storage(scales, owner, f32_values),
                 )
                 .map(LinearWeight::Int8)
                 .ok_or_else(|| bad("codes or scales"))
@@ -131,9 +158,9 @@ impl LinearWeight {
                     rows,
                     cols,
                     layout,
-                    codes.to_vec(),
-                    f16_values(scales),
-                    f16_values(offsets),
+                    storage(codes, owner, <[u8]>::to_vec),
+                    storage(scales, owner, f16_values),
+                    storage(offsets, owner, f16_values),
                 )
                 .map(LinearWeight::Grouped)
                 .ok_or_else(|| bad("codes, scales or offsets"))
@@ -141,6 +168,20 @@ impl LinearWeight {
             _ => Err(bad("segments of an odd byte count")),
         }
     }
+}
+
+/// `bytes` as an array of `T`: viewed in place when they lie inside `owner`
+/// and the view is sound, else decoded into an owned copy.
+fn storage<T: Plain>(
+    bytes: &[u8],
+    owner: Option<&Arc<dyn StableBytes>>,
+    decode: impl Fn(&[u8]) -> Vec<T>,
+) -> Storage<T> {
+    let shared = owner.and_then(|o| {
+        let start = (bytes.as_ptr() as usize).checked_sub(o.stable_bytes().as_ptr() as usize)?;
+        Storage::shared(o, start..start.checked_add(bytes.len())?)
+    });
+    shared.unwrap_or_else(|| Storage::owned(decode(bytes)))
 }
 
 #[cfg(test)]
@@ -198,10 +239,26 @@ mod tests {
         writer.write(&path).unwrap();
         let file = qloader_format::PackedFile::open(&path).unwrap();
         file.verify_all().unwrap();
+        let owner: Arc<dyn StableBytes> = file.shared_map();
+        let mut mapped = Vec::new();
         for (name, w) in &weights {
             let view = file.tensor(name).unwrap();
             let back = LinearWeight::from_stored_parts(5, 129, view.parts()).unwrap();
             assert_eq!(back.dequantize(), w.dequantize(), "{name}");
+            assert!(!back.is_mapped());
+            let in_place = LinearWeight::from_mapped_parts(5, 129, view.parts(), &owner).unwrap();
+            assert_eq!(in_place.dequantize(), w.dequantize(), "{name}");
+            assert_eq!(in_place.is_mapped(), cfg!(target_endian = "little"), "{name}");
+            mapped.push(in_place);
+        }
+        // The weights keep the map alive after the file handle is gone.
+        drop((file, owner));
+        for ((name, w), m) in weights.iter().zip(&mapped) {
+            let x: Vec<f32> = (0..129 * 2).map(|i| (i as f32 * 0.37).cos()).collect();
+            let (mut a, mut b) = (vec![0.0; 10], vec![0.0; 10]);
+            w.matmul(&x, 2, &mut a);
+            m.matmul(&x, 2, &mut b);
+            assert_eq!(a, b, "{name}");
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -17,7 +18,7 @@ use crate::weight_format::WeightFormat;
 /// A packed model, memory-mapped, whose header and layout have been validated.
 pub struct PackedFile {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
     data_start: usize,
     header: ValidHeader,
 }
@@ -38,10 +39,21 @@ impl PackedFile {
         let parsed = parse_file(&map).map_err(|p| p.at(path))?;
         Ok(Self {
             path: path.to_owned(),
-            map,
+            map: Arc::new(map),
             data_start: parsed.data_start,
             header: parsed.header,
         })
+    }
+
+    /// The memory map itself, for weights that read their segments in place
+    /// (they keep the map alive after this `PackedFile` is dropped).
+    pub fn shared_map(&self) -> Arc<Mmap> {
+        Arc::clone(&self.map)
+    }
+
+    /// Length of the file in bytes.
+    pub fn file_len(&self) -> usize {
+        self.map.len()
     }
 
     /// The file this was opened from.

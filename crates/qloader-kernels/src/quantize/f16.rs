@@ -3,25 +3,33 @@
 use half::f16;
 
 use super::DenseMatrix;
+use crate::storage::Storage;
 
 /// A row-major `rows × cols` matrix of `f16`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HalfMatrix {
     rows: usize,
     cols: usize,
-    data: Vec<f16>,
+    data: Storage<f16>,
 }
 
 impl HalfMatrix {
     /// Rounds `w` to the nearest `f16` (values beyond ±65504 become ±∞).
     pub fn quantize(w: &DenseMatrix) -> Self {
-        let data = w.data().iter().map(|&v| f16::from_f32(v)).collect();
+        let data = w.data().iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>().into();
         Self { rows: w.rows(), cols: w.cols(), data }
     }
 
     /// Wraps `data`; `None` if its length is not `rows * cols`.
-    pub fn from_parts(rows: usize, cols: usize, data: Vec<f16>) -> Option<Self> {
+    pub fn from_parts(rows: usize, cols: usize, data: impl Into<Storage<f16>>) -> Option<Self> {
+        let data = data.into();
         (rows.checked_mul(cols) == Some(data.len())).then_some(Self { rows, cols, data })
+    }
+
+    /// Whether the arrays are views of shared bytes (a memory-mapped model)
+    /// rather than owned copies.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_shared()
     }
 
     /// Number of rows (output features).
@@ -46,7 +54,7 @@ impl HalfMatrix {
 
     /// Back to `f32` (exact).
     pub fn dequantize(&self) -> DenseMatrix {
-        let data = self.data.iter().map(|v| v.to_f32()).collect();
+        let data: Vec<f32> = self.data.iter().map(|v| v.to_f32()).collect();
         DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
     }
 

@@ -12,6 +12,7 @@ use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
 use rayon::prelude::*;
 
 use super::DenseMatrix;
+use crate::storage::Storage;
 
 /// The largest group size of any layout.
 const MAX_GROUP: usize = 128;
@@ -22,9 +23,9 @@ pub struct GroupedMatrix {
     rows: usize,
     cols: usize,
     layout: GroupedLayout,
-    codes: Vec<u8>,
-    scales: Vec<f16>,
-    offsets: Vec<f16>,
+    codes: Storage<u8>,
+    scales: Storage<f16>,
+    offsets: Storage<f16>,
 }
 
 /// One row of a [`GroupedMatrix`], as the row kernels see it.
@@ -83,7 +84,14 @@ impl GroupedMatrix {
             scales.extend_from_slice(&s);
             offsets.extend_from_slice(&o);
         }
-        Self { rows, cols, layout, codes, scales, offsets }
+        Self {
+            rows,
+            cols,
+            layout,
+            codes: codes.into(),
+            scales: scales.into(),
+            offsets: offsets.into(),
+        }
     }
 
     /// Builds a matrix from raw parts; `None` if any length disagrees with
@@ -92,15 +100,22 @@ impl GroupedMatrix {
         rows: usize,
         cols: usize,
         layout: GroupedLayout,
-        codes: Vec<u8>,
-        scales: Vec<f16>,
-        offsets: Vec<f16>,
+        codes: impl Into<Storage<u8>>,
+        scales: impl Into<Storage<f16>>,
+        offsets: impl Into<Storage<f16>>,
     ) -> Option<Self> {
+        let (codes, scales, offsets) = (codes.into(), scales.into(), offsets.into());
         let groups = rows.checked_mul(layout.groups_per_row(cols))?;
         let ok = rows.checked_mul(layout.row_code_bytes(cols)) == Some(codes.len())
             && scales.len() == groups
             && offsets.len() == groups;
         ok.then_some(Self { rows, cols, layout, codes, scales, offsets })
+    }
+
+    /// Whether the arrays are views of shared bytes (a memory-mapped model)
+    /// rather than owned copies.
+    pub fn is_mapped(&self) -> bool {
+        self.codes.is_shared()
     }
 
     /// Number of rows (output features).

@@ -3,6 +3,7 @@
 //! The code -128 is never produced, so the grid is symmetric around zero.
 
 use super::DenseMatrix;
+use crate::storage::Storage;
 
 /// Largest magnitude of an int8 code.
 const INT8_MAX_CODE: f32 = 127.0;
@@ -12,8 +13,8 @@ const INT8_MAX_CODE: f32 = 127.0;
 pub struct Int8Matrix {
     rows: usize,
     cols: usize,
-    codes: Vec<i8>,
-    scales: Vec<f32>,
+    codes: Storage<i8>,
+    scales: Storage<f32>,
 }
 
 impl Int8Matrix {
@@ -32,13 +33,25 @@ impl Int8Matrix {
             );
             scales.push(scale);
         }
-        Self { rows, cols, codes, scales }
+        Self { rows, cols, codes: codes.into(), scales: scales.into() }
     }
 
     /// Builds a matrix from raw parts; `None` if the lengths disagree.
-    pub fn from_parts(rows: usize, cols: usize, codes: Vec<i8>, scales: Vec<f32>) -> Option<Self> {
+    pub fn from_parts(
+        rows: usize,
+        cols: usize,
+        codes: impl Into<Storage<i8>>,
+        scales: impl Into<Storage<f32>>,
+    ) -> Option<Self> {
+        let (codes, scales) = (codes.into(), scales.into());
         let ok = rows.checked_mul(cols) == Some(codes.len()) && scales.len() == rows;
         ok.then_some(Self { rows, cols, codes, scales })
+    }
+
+    /// Whether the arrays are views of shared bytes (a memory-mapped model)
+    /// rather than owned copies.
+    pub fn is_mapped(&self) -> bool {
+        self.codes.is_shared()
     }
 
     /// Number of rows (output features).
@@ -73,7 +86,7 @@ impl Int8Matrix {
 
     /// Back to `f32`.
     pub fn dequantize(&self) -> DenseMatrix {
-        let data = (0..self.rows)
+        let data: Vec<f32> = (0..self.rows)
             .flat_map(|r| self.row_codes(r).iter().map(move |&q| q as f32 * self.scales[r]))
             .collect();
         DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
