@@ -4,13 +4,16 @@
 //! model code multiplies through it without knowing the format, and the
 //! format is chosen per tensor when the model is built. [`QuantSummary`]
 //! accounts for what a quantized model stores. [`StoredParts`] is a weight
-//! as the packed-model container stores it.
+//! as the packed-model container stores it; [`conversion`] says which
+//! formats a weight converts to without re-quantizing (the loader's fallback).
 #![deny(missing_docs)]
 
+mod convert;
 mod linear_weight;
 mod stored_parts;
 mod summary;
 
+pub use convert::{conversion, Fidelity};
 pub use linear_weight::LinearWeight;
 pub use qloader_format::WeightFormat;
 pub use stored_parts::StoredParts;

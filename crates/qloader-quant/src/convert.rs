@@ -1,0 +1,202 @@
+//! Converting a weight from one storage format to another without going
+//! back to the original `f32` weights: what the loader does, once at load,
+//! for a tensor whose format has no kernel on this device.
+//!
+//! * Grouped codes widen exactly: an int2 or int3 code is also an int4 or
+//!   int8 code, so the codes are re-packed at the wider width and the group
+//!   scales and offsets are kept (same values, same group size).
+//! * Any format converts to `f32` exactly (its values are what the kernels
+//!   compute with), and to `f16` with one rounding per value.
+//!
+//! Anything else (narrowing, or changing group size) would re-quantize, and
+//! is refused.
+
+use half::f16;
+use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
+use qloader_format::WeightFormat;
+use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix};
+
+use crate::LinearWeight;
+
+/// How faithful a conversion is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fidelity {
+    /// The converted weight stands for exactly the same values.
+    Exact,
+    /// Each value is rounded once (to `f16`).
+    Rounded,
+}
+
+impl Fidelity {
+    /// `exact` or `rounded`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fidelity::Exact => "exact",
+            Fidelity::Rounded => "rounded to f16",
+        }
+    }
+}
+
+/// How `from` converts to `to`, or `None` if it would re-quantize.
+pub fn conversion(from: WeightFormat, to: WeightFormat) -> Option<Fidelity> {
+    match (from, to) {
+        _ if from == to => Some(Fidelity::Exact),
+        (_, WeightFormat::F32) => Some(Fidelity::Exact),
+        (WeightFormat::F32, WeightFormat::F16) => Some(Fidelity::Rounded),
+        (_, WeightFormat::F16) => Some(Fidelity::Rounded),
+        (WeightFormat::Grouped(a), WeightFormat::Grouped(b))
+            if a.group() == b.group() && b.bits() >= a.bits() =>
+        {
+            Some(Fidelity::Exact)
+        }
+        _ => None,
+    }
+}
+
+impl LinearWeight {
+    /// This weight stored as `to` (see the module documentation), or an error
+    /// saying why it cannot be converted without re-quantizing.
+    pub fn convert_to(&self, to: WeightFormat) -> Result<LinearWeight, String> {
+        let from = self.format();
+        if conversion(from, to).is_none() {
+            return Err(format!("{from} cannot be converted to {to} without re-quantizing"));
+        }
+        Ok(match (self, to) {
+            _ if from == to => self.clone(),
+            (_, WeightFormat::F32) => LinearWeight::F32(self.dequantize()),
+            (_, WeightFormat::F16) => LinearWeight::F16(HalfMatrix::quantize(&self.dequantize())),
+            (LinearWeight::Grouped(w), WeightFormat::Grouped(layout)) => {
+                LinearWeight::Grouped(widen(w, layout))
+            }
+            _ => unreachable!("conversion() admits no other pair"),
+        })
+    }
+
+    /// Writes row `r`'s values (`in_features` of them) into `out`: one row
+    /// of an embedding table, de-quantized.
+    ///
+    /// # Panics
+    /// If `r` is not a row or `out` is not exactly one row long.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        assert!(r < self.out_features(), "row {r} of {}", self.out_features());
+        assert_eq!(out.len(), self.in_features(), "one row of output");
+        match self {
+            LinearWeight::F32(w) => out.copy_from_slice(w.row(r)),
+            LinearWeight::F16(w) => {
+                for (o, v) in out.iter_mut().zip(w.row(r)) {
+                    *o = v.to_f32();
+                }
+            }
+            LinearWeight::Int8(w) => {
+                let s = w.scale(r);
+                for (o, &q) in out.iter_mut().zip(w.row_codes(r)) {
+                    *o = q as f32 * s;
+                }
+            }
+            LinearWeight::Grouped(w) => {
+                (qloader_kernels::Kernels::detect().unpack_grouped)(w.row(r), out)
+            }
+        }
+    }
+}
+
+/// `w`'s codes re-packed at `layout`'s (wider or equal) width, scales and
+/// offsets unchanged.
+fn widen(w: &GroupedMatrix, layout: GroupedLayout) -> GroupedMatrix {
+    let from = w.layout();
+    debug_assert!(layout.bits() >= from.bits() && layout.group() == from.group());
+    let blocks = from.blocks_per_row(w.cols());
+    let mut codes = Vec::with_capacity(w.rows() * layout.row_code_bytes(w.cols()));
+    let mut out = vec![0u8; layout.block_bytes()];
+    for r in 0..w.rows() {
+        for packed in w.row(r).codes.chunks_exact(from.block_bytes()).take(blocks) {
+            let block: [u8; BLOCK] = unpack_block(from.bits(), packed);
+            pack_block(layout.bits(), &block, &mut out);
+            codes.extend_from_slice(&out);
+        }
+    }
+    let scales: Vec<f16> = w.scales().to_vec();
+    let offsets: Vec<f16> = w.offsets().to_vec();
+    GroupedMatrix::from_parts(w.rows(), w.cols(), layout, codes, scales, offsets)
+        .expect("same shape and groups, wider codes")
+}
+
+/// `f32` matrix of `w` (exposed for tests of the conversion).
+#[cfg(test)]
+fn dense(w: &LinearWeight) -> DenseMatrix {
+    w.dequantize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matrix(rows: usize, cols: usize) -> DenseMatrix {
+        let data =
+            (0..rows * cols).map(|i| ((i * 7919 % 1013) as f32 / 300.0 - 1.5).sin()).collect();
+        DenseMatrix::new(rows, cols, data).unwrap()
+    }
+
+    #[test]
+    fn widening_grouped_codes_keeps_every_value() {
+        for (from, to) in [
+            ("int2", "int4"),
+            ("int2g64", "int8g64"),
+            ("int3g128", "int4g128"),
+            ("int3", "int8g32"),
+            ("int4g64", "int8g64"),
+        ] {
+            let (from, to): (WeightFormat, WeightFormat) =
+                (from.parse().unwrap(), to.parse().unwrap());
+            let w = LinearWeight::quantize(matrix(5, 97), from);
+            let c = w.convert_to(to).unwrap();
+            assert_eq!(c.format(), to);
+            assert_eq!(conversion(from, to), Some(Fidelity::Exact));
+            assert_eq!(dense(&c), dense(&w), "{from} → {to}");
+            let x: Vec<f32> = (0..97 * 3).map(|i| (i as f32 * 0.11).cos()).collect();
+            let (mut a, mut b) = (vec![0.0; 15], vec![0.0; 15]);
+            w.matmul(&x, 3, &mut a);
+            c.matmul(&x, 3, &mut b);
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() <= 1e-4 * (1.0 + p.abs()), "{from} → {to}: {p} vs {q}");
+            }
+        }
+    }
+
+    #[test]
+    fn float_targets_are_exact_or_rounded_once() {
+        for name in ["int8", "int4", "int2g128", "f16", "f32"] {
+            let f: WeightFormat = name.parse().unwrap();
+            let w = LinearWeight::quantize(matrix(4, 70), f);
+            assert_eq!(dense(&w.convert_to(WeightFormat::F32).unwrap()), dense(&w), "{name}");
+            let h = dense(&w.convert_to(WeightFormat::F16).unwrap());
+            for (a, b) in h.data().iter().zip(dense(&w).data()) {
+                assert!((a - b).abs() <= b.abs() / 1024.0 + 1e-7, "{name}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn narrowing_or_regrouping_is_refused() {
+        let w = LinearWeight::quantize(matrix(2, 64), "int4g64".parse().unwrap());
+        for to in ["int2g64", "int4g32", "int8", "int8g128"] {
+            let err = w.convert_to(to.parse().unwrap()).unwrap_err();
+            assert!(err.contains("without re-quantizing"), "{err}");
+        }
+    }
+
+    #[test]
+    fn rows_dequantize_like_the_whole_matrix() {
+        for name in ["f32", "f16", "int8", "int4", "int3g64", "int2g128"] {
+            let w = LinearWeight::quantize(matrix(6, 77), name.parse().unwrap());
+            let full = w.dequantize();
+            let mut row = vec![0.0; 77];
+            for r in 0..6 {
+                w.dequantize_row(r, &mut row);
+                for (a, b) in row.iter().zip(full.row(r)) {
+                    assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{name} row {r}");
+                }
+            }
+        }
+    }
+}
