@@ -140,6 +140,9 @@ pub fn analyze<M: ProbedModel + ?Sized>(
     // embedding tables go before the blocks.
     let mut by_stage: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut embeddings = Vec::new();
+    // A head tied to the embeddings is also the embedding look-up: its
+    // end-to-end runs start from the token ids, like an embedding table's.
+    let tied = model.tied_embedding();
     for (i, t) in tensors.iter().enumerate() {
         if t.kind == TensorKind::Embedding {
             embeddings.push(i);
@@ -232,11 +235,26 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         let h_at: BTreeMap<usize, Vec<f32>> =
             sites.iter().filter_map(|&(site, _)| Some((site, moments.mean(site)?))).collect();
         drop(moments);
-        let stats = |m: usize| match h_at.get(&tensors[members[m]].site) {
+        let (from_ids, from_hidden): (Vec<usize>, Vec<usize>) =
+            members.iter().partition(|&&i| Some(i) == tied);
+        let stats_of = |list: &[usize], m: usize| match h_at.get(&tensors[list[m]].site) {
             Some(h) => InputStats::SecondMoment(h),
             None => InputStats::None,
         };
-        let measured = stage_run.measure(members, &stats, E2eStart::Hidden(&e2e_inputs), stage)?;
+        let mut measured = stage_run.measure(
+            &from_hidden,
+            &|m| stats_of(&from_hidden, m),
+            E2eStart::Hidden(&e2e_inputs),
+            stage,
+        )?;
+        if !from_ids.is_empty() {
+            measured.extend(stage_run.measure(
+                &from_ids,
+                &|m| stats_of(&from_ids, m),
+                E2eStart::Ids(&samples[..e2e]),
+                0,
+            )?);
+        }
         for (i, entry) in measured {
             rows[i] = Some(entry);
         }

@@ -11,6 +11,8 @@
 //!   grouped-query attention with a KV cache, SwiGLU), its linear layers in
 //!   any QLoader weight format.
 //! * [`gguf_tokenizer`]: the byte-level BPE tokenizer a GGUF file carries.
+//! * [`source`]: where a model's tensors come from while it is built (an
+//!   original checkpoint quantized per tensor, or a packed model).
 //! * [`ops`]: the element-wise pieces of a transformer block.
 //! * [`probe`]: the quantizable tensors of a model, and hooks into a forward
 //!   pass that observe activations or swap one weight (for sensitivity
@@ -23,6 +25,7 @@ pub mod gguf_tokenizer;
 pub mod llama;
 pub mod ops;
 pub mod probe;
+pub mod source;
 pub mod tokenizer;
 
 pub use bert::BertEncoder;
@@ -30,4 +33,5 @@ pub use error::ModelError;
 pub use gguf_tokenizer::GgufTokenizer;
 pub use llama::LlamaModel;
 pub use probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
+pub use source::{RecordedTensor, RecordingSource, WeightRole, WeightSource};
 pub use tokenizer::SentenceTokenizer;

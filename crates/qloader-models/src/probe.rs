@@ -175,6 +175,12 @@ pub trait ProbedModel: Sync {
     /// The input of block 0 for `ids`, `n × hidden` (with the probe's
     /// substitute embedding table, if it has one).
     fn block_input(&self, ids: &[u32], probe: &mut Probe<'_>) -> Result<Vec<f32>>;
+    /// The quantizable tensor that also serves as the embedding table (an
+    /// output head tied to the embeddings), if any: substituting it changes
+    /// [`ProbedModel::block_input`] too.
+    fn tied_embedding(&self) -> Option<usize> {
+        None
+    }
     /// Runs block `layer` on `h` (`n × hidden`) in place.
     fn run_block(&self, layer: usize, h: &mut [f32], n: usize, probe: &mut Probe<'_>)
         -> Result<()>;

@@ -122,10 +122,18 @@ fn dual_value(problem: &Problem, limits: &Limits, lambda: f64, mu: f64) -> f64 {
     }
     let excess_bytes = (bytes as i128 - i128::from(limits.max_bytes)) as f64;
     let mut value = loss + lambda * excess_bytes;
+    // The latency term is a difference of floats; with a large μ (nearly
+    // infeasible budgets) its rounding can exceed the true value. Subtract a
+    // bound on that rounding so the result stays a valid lower bound.
+    let mut rounding = 0.0;
     if let (Some(t), true) = (limits.latency_limit(), mu > 0.0) {
         value += mu * (latency - t);
+        let terms = problem.items.len() as f64 + 4.0;
+        rounding = terms
+            * f64::EPSILON
+            * (mu * (latency.abs() + t.abs()) + lambda.abs() * (bytes as f64) + loss.abs());
     }
-    value
+    value - rounding
 }
 
 /// Scratch space for repeated one-dimensional maximisations.

@@ -14,7 +14,7 @@
 use half::f16;
 use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
 use qloader_format::WeightFormat;
-use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix};
+use qloader_kernels::{GroupedMatrix, HalfMatrix};
 
 use crate::LinearWeight;
 
@@ -121,15 +121,15 @@ fn widen(w: &GroupedMatrix, layout: GroupedLayout) -> GroupedMatrix {
         .expect("same shape and groups, wider codes")
 }
 
-/// `f32` matrix of `w` (exposed for tests of the conversion).
-#[cfg(test)]
-fn dense(w: &LinearWeight) -> DenseMatrix {
-    w.dequantize()
-}
-
 #[cfg(test)]
 mod tests {
+    use qloader_kernels::DenseMatrix;
+
     use super::*;
+
+    fn dense(w: &LinearWeight) -> DenseMatrix {
+        w.dequantize()
+    }
 
     fn matrix(rows: usize, cols: usize) -> DenseMatrix {
         let data =

@@ -44,6 +44,11 @@ impl QuantSummary {
         });
     }
 
+    /// The records of the tensors whose name `keep` accepts.
+    pub fn only(&self, keep: impl Fn(&str) -> bool) -> QuantSummary {
+        QuantSummary { tensors: self.tensors.iter().filter(|t| keep(&t.name)).cloned().collect() }
+    }
+
     /// Bytes of the quantizable tensors.
     pub fn quantized_bytes(&self) -> usize {
         self.sum(true, |t| t.bytes)

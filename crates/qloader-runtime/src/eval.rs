@@ -2,6 +2,7 @@
 //! model and with each requested format, and reports the cosine similarity of
 //! each sentence's two embeddings together with what each format stores.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
@@ -66,6 +67,8 @@ pub fn evaluate<S: AsRef<str>>(
     let reference_embeddings = reference.embed_all(sentences)?;
     let reference_seconds = start.elapsed().as_secs_f64();
 
+    let linear_names: BTreeSet<String> =
+        qloader_models::bert::tensor_names(&dir.config).into_iter().collect();
     let mut rows = Vec::with_capacity(formats.len());
     for &format in formats {
         let integer = matches!(format, WeightFormat::Int8PerChannel | WeightFormat::Grouped(_));
@@ -81,12 +84,13 @@ pub fn evaluate<S: AsRef<str>>(
             (Some(s), e, seconds)
         };
         let summary = session.as_ref().unwrap_or(&reference).summary();
+        let linear = summary.only(|name| linear_names.contains(name));
         let cosines: Vec<f64> =
             reference_embeddings.iter().zip(&embeddings).map(|(a, b)| cosine(a, b)).collect();
         rows.push(EvalRow {
             format: if a8 { format!("{format}·a8") } else { format.name() },
-            linear_bytes: summary.quantized_bytes(),
-            bits_per_weight: summary.quantized_bits_per_weight(),
+            linear_bytes: linear.quantized_bytes(),
+            bits_per_weight: linear.quantized_bits_per_weight(),
             total_bytes: summary.total_bytes(),
             mean_cosine: cosines.iter().sum::<f64>() / cosines.len() as f64,
             min_cosine: cosines.iter().copied().fold(f64::INFINITY, f64::min),

@@ -28,7 +28,8 @@ impl EncoderSession {
     /// Builds a session from an already validated directory.
     pub fn from_dir(dir: ModelDir, format: WeightFormat, act: ActivationFormat) -> Result<Self> {
         let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
-        let encoder = BertEncoder::load(&dir, &|_| format)?.with_activations(act);
+        let encoder = BertEncoder::load(&dir, &qloader_models::bert::linear_layers_in(format))?
+            .with_activations(act);
         Ok(Self { dir, tokenizer, encoder, format })
     }
 

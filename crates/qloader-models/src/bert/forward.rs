@@ -14,10 +14,11 @@
 use qloader_format::{ActivationFormat, BertConfig, ModelDir, PoolingMode, WeightFormat};
 use qloader_quant::{LinearWeight, QuantSummary};
 
-use super::weights::{BertWeights, Block, Linear, LinearKind};
+use super::weights::{BertWeights, Block, Linear, LinearKind, SafetensorsSource};
 use crate::error::{ModelError, Result};
 use crate::ops;
 use crate::probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
+use crate::source::WeightSource;
 
 /// Activation sites per block: the block input (query, key, value), the
 /// attention context (output projection), the normed attention output
@@ -50,15 +51,36 @@ impl BertEncoder {
     /// `choose(tensor_name)` returns.
     pub fn load(dir: &ModelDir, choose: &dyn Fn(&str) -> WeightFormat) -> Result<Self> {
         let file = dir.open_weights()?;
-        let (weights, summary) = BertWeights::load(&file, &dir.config, choose)?;
+        let mut source = SafetensorsSource::new(&file, choose);
+        Self::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut source)
+    }
+
+    /// Builds the encoder of `config` from the tensors of `source`.
+    pub fn from_source(
+        config: BertConfig,
+        pooling: PoolingMode,
+        normalize: bool,
+        source: &mut dyn WeightSource,
+    ) -> Result<Self> {
+        let weights = BertWeights::load(source, &config)?;
         Ok(Self {
-            config: dir.config.clone(),
-            pooling: dir.pooling,
-            normalize: dir.normalize,
+            config,
+            pooling,
+            normalize,
             weights,
-            summary,
+            summary: source.summary().clone(),
             activations: ActivationFormat::F32,
         })
+    }
+
+    /// How the sentence embedding is pooled.
+    pub fn pooling(&self) -> PoolingMode {
+        self.pooling
+    }
+
+    /// Whether the sentence embedding is L2-normalised.
+    pub fn normalizes(&self) -> bool {
+        self.normalize
     }
 
     /// Uses `act` for the activations of every linear layer.
@@ -152,8 +174,7 @@ impl BertEncoder {
     }
 
     /// The normalised token embeddings of `ids`: the input of block 0,
-    /// `n × hidden`, looked up in the probe's substitute table if it has one
-    /// (which must be f32).
+    /// `n × hidden`, looked up in the probe's substitute table if it has one.
     pub fn embed_tokens(&self, ids: &[u32], probe: &Probe<'_>) -> Result<Vec<f32>> {
         let c = &self.config;
         let n = ids.len();
@@ -162,25 +183,25 @@ impl BertEncoder {
         }
         let width = c.hidden_size;
         let w = &self.weights;
-        let table = match probe.weight(self.embedding_index(), &w.word_embeddings) {
-            LinearWeight::F32(m) if m.rows() == c.vocab_size && m.cols() == width => m,
-            other => {
-                return Err(ModelError::BadInput {
-                    reason: format!(
-                        "word embeddings must be an f32 {} × {width} table, got {}",
-                        c.vocab_size,
-                        other.format()
-                    ),
-                })
-            }
-        };
+        let table = probe.weight(self.embedding_index(), &w.word_embeddings);
+        if table.out_features() != c.vocab_size || table.in_features() != width {
+            return Err(ModelError::BadInput {
+                reason: format!(
+                    "word embeddings must be a {} × {width} table, got {} × {}",
+                    c.vocab_size,
+                    table.out_features(),
+                    table.in_features()
+                ),
+            });
+        }
         let mut h = vec![0.0f32; n * width];
+        let mut word = vec![0.0f32; width];
         for (t, (&id, row)) in ids.iter().zip(h.chunks_exact_mut(width)).enumerate() {
             let id = id as usize;
             if id >= c.vocab_size {
                 return Err(ModelError::TokenOutOfRange { id: id as u32, vocab: c.vocab_size });
             }
-            let word = table.row(id);
+            table.dequantize_row(id, &mut word);
             let pos = &w.position_embeddings[t * width..(t + 1) * width];
             let typ = &w.token_type_embeddings[..width];
             for (i, v) in row.iter_mut().enumerate() {

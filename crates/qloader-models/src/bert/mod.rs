@@ -7,4 +7,4 @@ mod forward;
 mod weights;
 
 pub use forward::BertEncoder;
-pub use weights::{tensor_names, LinearKind};
+pub use weights::{linear_layers_in, tensor_names, LinearKind, SafetensorsSource, WORD_EMBEDDINGS};

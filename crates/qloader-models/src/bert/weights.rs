@@ -1,12 +1,14 @@
-//! Loading a BERT encoder's weights: every tensor's shape is checked against
-//! `config.json` before its data is read, and each linear weight is stored in
-//! the format the caller chooses for it by name.
+//! A BERT encoder's weights: their names and shapes, taken from any
+//! [`WeightSource`], and the source that reads a sentence-transformers
+//! checkpoint (every tensor's shape is checked against `config.json` before
+//! its data is read; each quantizable tensor is stored in the format the
+//! caller chooses for it by name).
 
 use qloader_format::{BertConfig, SafetensorsFile, WeightFormat};
-use qloader_kernels::DenseMatrix;
 use qloader_quant::{LinearWeight, QuantSummary};
 
 use crate::error::Result;
+use crate::source::{record_values, record_weight, store, WeightRole, WeightSource};
 
 /// Which linear layer of a block a weight belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,12 @@ impl LinearKind {
 /// The word-embedding table's name (without a checkpoint prefix).
 pub const WORD_EMBEDDINGS: &str = "embeddings.word_embeddings.weight";
 
+/// A format chooser for uniform quantization: every linear layer in
+/// `format`, the word-embedding table kept in `f32`.
+pub fn linear_layers_in(format: WeightFormat) -> impl Fn(&str) -> WeightFormat {
+    move |name| if name == WORD_EMBEDDINGS { WeightFormat::F32 } else { format }
+}
+
 /// Names of the linear weight tensors of a BERT encoder, in model order,
 /// without any checkpoint prefix.
 pub fn tensor_names(config: &BertConfig) -> Vec<String> {
@@ -108,8 +116,7 @@ impl Block {
 
 /// All weights of the encoder.
 pub(crate) struct BertWeights {
-    /// `vocab × hidden`, f32 as loaded (a [`LinearWeight`] so that analysis
-    /// can substitute a quantized copy).
+    /// `vocab × hidden`, in any format (rows are de-quantized on look-up).
     pub word_embeddings: LinearWeight,
     pub position_embeddings: Vec<f32>,
     pub token_type_embeddings: Vec<f32>,
@@ -117,58 +124,19 @@ pub(crate) struct BertWeights {
     pub blocks: Vec<Block>,
 }
 
-/// Reads tensors under an optional checkpoint prefix (`bert.`), recording
-/// what is stored.
-struct Loader<'a> {
+/// The tensors of a sentence-transformers checkpoint (`model.safetensors`),
+/// under an optional prefix (`bert.`), each quantizable tensor quantized to
+/// the format `choose(name)` returns.
+pub struct SafetensorsSource<'a> {
     file: &'a SafetensorsFile,
     prefix: &'static str,
+    choose: &'a dyn Fn(&str) -> WeightFormat,
     summary: QuantSummary,
 }
 
-impl Loader<'_> {
-    fn f32(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let full = format!("{}{name}", self.prefix);
-        let t = self.file.tensor_f32(&full, shape)?;
-        self.summary.record(name, t.data.len(), WeightFormat::F32, t.data.len() * 4, false);
-        Ok(t.data)
-    }
-
-    fn norm(&mut self, path: &str, width: usize) -> Result<Norm> {
-        Ok(Norm {
-            gamma: self.f32(&format!("{path}.weight"), &[width])?,
-            beta: self.f32(&format!("{path}.bias"), &[width])?,
-        })
-    }
-
-    fn linear(
-        &mut self,
-        layer: usize,
-        kind: LinearKind,
-        config: &BertConfig,
-        choose: &dyn Fn(&str) -> WeightFormat,
-    ) -> Result<Linear> {
-        let (out, inp) = kind.shape(config);
-        let base = format!("encoder.layer.{layer}.{}", kind.path());
-        let name = format!("{base}.weight");
-        let full = format!("{}{name}", self.prefix);
-        let data = self.file.tensor_f32(&full, &[out, inp])?.data;
-        let dense = DenseMatrix::new(out, inp, data).expect("shape checked by tensor_f32");
-        let format = choose(&name);
-        let weight = LinearWeight::quantize(dense, format);
-        self.summary.record(&name, out * inp, format, weight.storage_bytes(), true);
-        let bias = self.f32(&format!("{base}.bias"), &[out])?;
-        Ok(Linear { weight, bias })
-    }
-}
-
-impl BertWeights {
-    /// Loads every tensor the encoder needs, choosing each linear weight's
-    /// format with `choose(name)`.
-    pub fn load(
-        file: &SafetensorsFile,
-        config: &BertConfig,
-        choose: &dyn Fn(&str) -> WeightFormat,
-    ) -> Result<(Self, QuantSummary)> {
+impl<'a> SafetensorsSource<'a> {
+    /// Reads `file`, storing quantizable tensors as `choose` says.
+    pub fn new(file: &'a SafetensorsFile, choose: &'a dyn Fn(&str) -> WeightFormat) -> Self {
         let probe = WORD_EMBEDDINGS;
         let prefix = if file.info(probe).is_none() && file.info(&format!("bert.{probe}")).is_some()
         {
@@ -176,38 +144,97 @@ impl BertWeights {
         } else {
             ""
         };
-        let mut ld = Loader { file, prefix, summary: QuantSummary::default() };
+        Self { file, prefix, choose, summary: QuantSummary::default() }
+    }
+}
+
+impl WeightSource for SafetensorsSource<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.file.info(&format!("{}{name}", self.prefix)).is_some()
+    }
+
+    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let full = format!("{}{name}", self.prefix);
+        let t = self.file.tensor_f32(&full, shape)?;
+        record_values(&mut self.summary, name, t.data.len());
+        Ok(t.data)
+    }
+
+    fn weight(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        role: WeightRole,
+    ) -> Result<LinearWeight> {
+        let full = format!("{}{name}", self.prefix);
+        let data = self.file.tensor_f32(&full, &[rows, cols])?.data;
+        let w = store(data, rows, cols, (self.choose)(name), role);
+        record_weight(&mut self.summary, name, &w, role);
+        Ok(w)
+    }
+
+    fn summary(&self) -> &QuantSummary {
+        &self.summary
+    }
+}
+
+fn norm(src: &mut dyn WeightSource, path: &str, width: usize) -> Result<Norm> {
+    Ok(Norm {
+        gamma: src.values(&format!("{path}.weight"), &[width])?,
+        beta: src.values(&format!("{path}.bias"), &[width])?,
+    })
+}
+
+fn linear(
+    src: &mut dyn WeightSource,
+    layer: usize,
+    kind: LinearKind,
+    config: &BertConfig,
+) -> Result<Linear> {
+    let (out, inp) = kind.shape(config);
+    let base = format!("encoder.layer.{layer}.{}", kind.path());
+    let weight = src.weight(&format!("{base}.weight"), out, inp, WeightRole::Quantizable)?;
+    let bias = src.values(&format!("{base}.bias"), &[out])?;
+    Ok(Linear { weight, bias })
+}
+
+impl BertWeights {
+    /// Takes every tensor the encoder needs from `src`.
+    pub fn load(src: &mut dyn WeightSource, config: &BertConfig) -> Result<Self> {
         let h = config.hidden_size;
-        let word_embeddings = LinearWeight::F32(
-            DenseMatrix::new(config.vocab_size, h, ld.f32(probe, &[config.vocab_size, h])?)
-                .expect("the loader checked the shape"),
-        );
-        let position_embeddings =
-            ld.f32("embeddings.position_embeddings.weight", &[config.max_position_embeddings, h])?;
+        let word_embeddings =
+            src.weight(WORD_EMBEDDINGS, config.vocab_size, h, WeightRole::Quantizable)?;
+        let position_embeddings = src.values(
+            "embeddings.position_embeddings.weight",
+            &[config.max_position_embeddings, h],
+        )?;
         let token_type_embeddings =
-            ld.f32("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
-        let embedding_norm = ld.norm("embeddings.LayerNorm", h)?;
+            src.values("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?;
+        let embedding_norm = norm(src, "embeddings.LayerNorm", h)?;
         let mut blocks = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             blocks.push(Block {
-                query: ld.linear(l, LinearKind::Query, config, choose)?,
-                key: ld.linear(l, LinearKind::Key, config, choose)?,
-                value: ld.linear(l, LinearKind::Value, config, choose)?,
-                attention_output: ld.linear(l, LinearKind::AttentionOutput, config, choose)?,
-                attention_norm: ld
-                    .norm(&format!("encoder.layer.{l}.attention.output.LayerNorm"), h)?,
-                intermediate: ld.linear(l, LinearKind::Intermediate, config, choose)?,
-                output: ld.linear(l, LinearKind::Output, config, choose)?,
-                output_norm: ld.norm(&format!("encoder.layer.{l}.output.LayerNorm"), h)?,
+                query: linear(src, l, LinearKind::Query, config)?,
+                key: linear(src, l, LinearKind::Key, config)?,
+                value: linear(src, l, LinearKind::Value, config)?,
+                attention_output: linear(src, l, LinearKind::AttentionOutput, config)?,
+                attention_norm: norm(
+                    src,
+                    &format!("encoder.layer.{l}.attention.output.LayerNorm"),
+                    h,
+                )?,
+                intermediate: linear(src, l, LinearKind::Intermediate, config)?,
+                output: linear(src, l, LinearKind::Output, config)?,
+                output_norm: norm(src, &format!("encoder.layer.{l}.output.LayerNorm"), h)?,
             });
         }
-        let weights = Self {
+        Ok(Self {
             word_embeddings,
             position_embeddings,
             token_type_embeddings,
             embedding_norm,
             blocks,
-        };
-        Ok((weights, ld.summary))
+        })
     }
 }

@@ -22,10 +22,11 @@ use qloader_quant::{LinearWeight, QuantSummary};
 use super::attention::{causal_attention, AttentionShape};
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
-use super::weights::{block_linears, Block, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
+use super::weights::{block_linears, Block, GgufSource, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
 use crate::error::{ModelError, Result};
 use crate::ops;
 use crate::probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
+use crate::source::WeightSource;
 
 /// Activation sites per block: the attention input (q, k, v), the attention
 /// output (o), the feed-forward input (gate, up) and its hidden state (down).
@@ -80,7 +81,18 @@ impl LlamaModel {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
         let config = LlamaConfig::from_gguf(file)?;
-        let (weights, summary) = LlamaWeights::load(file, &config, choose, progress)?;
+        let mut source = GgufSource::new(file, choose);
+        Self::from_source(config, &mut source, progress)
+    }
+
+    /// Builds the decoder of `config` from the tensors of `source`.
+    pub fn from_source(
+        config: LlamaConfig,
+        source: &mut dyn WeightSource,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let weights = LlamaWeights::load(source, &config, progress)?;
+        let summary = source.summary().clone();
         Ok(Self { config, weights, summary, activations: ActivationFormat::F32 })
     }
 
@@ -154,16 +166,26 @@ impl LlamaModel {
         })
     }
 
-    /// The embeddings of `ids`: the input of block 0, `ids.len() × hidden`.
+    /// The embeddings of `ids`: the input of block 0, `ids.len() × hidden`
+    /// (rows of the embedding table, or of the head when they are tied).
     pub fn embed(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.embed_from(ids, &Probe::none())
+    }
+
+    /// [`LlamaModel::embed`], with a tied head substituted by the probe.
+    fn embed_from(&self, ids: &[u32], probe: &Probe<'_>) -> Result<Vec<f32>> {
         let c = &self.config;
-        let mut x = Vec::with_capacity(ids.len() * c.hidden);
-        for &id in ids {
+        let table = match &self.weights.embeddings {
+            Some(table) => table,
+            None => probe.weight(c.layers * LINEARS_PER_BLOCK, &self.weights.head),
+        };
+        let mut x = vec![0.0f32; ids.len() * c.hidden];
+        for (&id, out) in ids.iter().zip(x.chunks_exact_mut(c.hidden)) {
             let row = id as usize;
             if row >= c.vocab {
                 return Err(ModelError::TokenOutOfRange { id, vocab: c.vocab });
             }
-            x.extend_from_slice(&self.weights.embeddings[row * c.hidden..(row + 1) * c.hidden]);
+            table.dequantize_row(row, out);
         }
         Ok(x)
     }
@@ -288,9 +310,12 @@ impl ProbedModel for LlamaModel {
         ModelOutput::Logits { vocab: self.config.vocab }
     }
 
-    fn block_input(&self, ids: &[u32], _probe: &mut Probe<'_>) -> Result<Vec<f32>> {
-        // The embedding is tied to the output head, analyzed as the head.
-        self.embed(ids)
+    fn block_input(&self, ids: &[u32], probe: &mut Probe<'_>) -> Result<Vec<f32>> {
+        self.embed_from(ids, probe)
+    }
+
+    fn tied_embedding(&self) -> Option<usize> {
+        self.weights.embeddings.is_none().then_some(self.config.layers * LINEARS_PER_BLOCK)
     }
 
     fn run_block(

@@ -11,4 +11,4 @@ pub mod weights;
 pub use config::LlamaConfig;
 pub use forward::{LlamaModel, Logits};
 pub use kv_cache::KvCache;
-pub use weights::tensor_names;
+pub use weights::{tensor_names, GgufSource, HEAD, TOKEN_EMBEDDINGS};

@@ -1,15 +1,16 @@
-//! Loading a Llama-family decoder's weights from GGUF: every tensor is
-//! de-quantized to `f32` (the file's own storage is the reference "full
-//! precision"), its shape checked against the configuration, and each linear
-//! weight re-stored in the format the caller chooses for it by name.
+//! A Llama-family decoder's weights: their names and shapes, taken from any
+//! [`WeightSource`], and the source that reads a GGUF file (every tensor
+//! de-quantized to `f32`, the file's own storage being the reference "full
+//! precision", its shape checked against the configuration, and each
+//! quantizable tensor re-stored in the format the caller chooses by name).
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::{FormatError, WeightFormat};
-use qloader_kernels::DenseMatrix;
 use qloader_quant::{LinearWeight, QuantSummary};
 
 use super::config::LlamaConfig;
 use crate::error::Result;
+use crate::source::{record_values, record_weight, store, WeightRole, WeightSource};
 
 /// Linear layers in one block.
 pub(crate) const LINEARS_PER_BLOCK: usize = 7;
@@ -42,6 +43,9 @@ pub fn tensor_names(config: &LlamaConfig) -> Vec<String> {
     names
 }
 
+/// Name of the token-embedding table.
+pub const TOKEN_EMBEDDINGS: &str = "token_embd.weight";
+
 /// One decoder block.
 pub(crate) struct Block {
     pub attn_norm: Vec<f32>,
@@ -57,19 +61,31 @@ pub(crate) struct Block {
 
 /// All weights of the decoder.
 pub(crate) struct LlamaWeights {
-    /// `vocab × hidden`, for the embedding look-up.
-    pub embeddings: Vec<f32>,
+    /// `vocab × hidden`, for the embedding look-up; `None` when the
+    /// embeddings are tied to the head, which then serves the look-up (in
+    /// whatever format the head is stored).
+    pub embeddings: Option<LinearWeight>,
     pub blocks: Vec<Block>,
     pub output_norm: Vec<f32>,
     pub head: LinearWeight,
 }
 
-struct Loader<'a> {
+/// The tensors of a GGUF file, each de-quantized to `f32` (the file's own
+/// storage is the reference "full precision") and each quantizable tensor
+/// re-stored in the format `choose(name)` returns. With tied embeddings the
+/// file has no `output.weight`; asking for it yields the embedding table.
+pub struct GgufSource<'a> {
     file: &'a GgufFile,
+    choose: &'a dyn Fn(&str) -> WeightFormat,
     summary: QuantSummary,
 }
 
-impl Loader<'_> {
+impl<'a> GgufSource<'a> {
+    /// Reads `file`, storing quantizable tensors as `choose` says.
+    pub fn new(file: &'a GgufFile, choose: &'a dyn Fn(&str) -> WeightFormat) -> Self {
+        Self { file, choose, summary: QuantSummary::default() }
+    }
+
     /// De-quantizes `name`, which must have `shape` (outermost first).
     fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let t = self.file.tensor_f32(name)?;
@@ -84,71 +100,70 @@ impl Loader<'_> {
         }
         Ok(t.data)
     }
+}
 
-    fn vector(&mut self, name: &str, width: usize) -> Result<Vec<f32>> {
-        let v = self.f32(name, &[width])?;
-        self.summary.record(name, width, WeightFormat::F32, width * 4, false);
+impl WeightSource for GgufSource<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.file.tensors().iter().any(|t| t.name == name)
+    }
+
+    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let v = self.f32(name, shape)?;
+        record_values(&mut self.summary, name, v.len());
         Ok(v)
     }
 
-    fn linear(
+    fn weight(
         &mut self,
         name: &str,
-        data: Vec<f32>,
-        (out, inp): (usize, usize),
-        choose: &dyn Fn(&str) -> WeightFormat,
-    ) -> LinearWeight {
-        let dense = DenseMatrix::new(out, inp, data).expect("shape checked on load");
-        let format = choose(name);
-        let weight = LinearWeight::quantize(dense, format);
-        self.summary.record(name, out * inp, format, weight.storage_bytes(), true);
-        weight
+        rows: usize,
+        cols: usize,
+        role: WeightRole,
+    ) -> Result<LinearWeight> {
+        let stored = if name == HEAD && !self.contains(HEAD) { TOKEN_EMBEDDINGS } else { name };
+        let data = self.f32(stored, &[rows, cols])?;
+        let w = store(data, rows, cols, (self.choose)(name), role);
+        record_weight(&mut self.summary, name, &w, role);
+        Ok(w)
     }
 
-    fn matrix(
-        &mut self,
-        name: &str,
-        shape: (usize, usize),
-        choose: &dyn Fn(&str) -> WeightFormat,
-    ) -> Result<LinearWeight> {
-        let data = self.f32(name, &[shape.0, shape.1])?;
-        Ok(self.linear(name, data, shape, choose))
+    fn summary(&self) -> &QuantSummary {
+        &self.summary
     }
 }
 
 impl LlamaWeights {
-    /// Loads every tensor of `file`, storing linear weights as `choose` says.
+    /// Takes every tensor of the decoder from `src`; `progress(done, total)`
+    /// hears about the blocks.
     pub fn load(
-        file: &GgufFile,
+        src: &mut dyn WeightSource,
         config: &LlamaConfig,
-        choose: &dyn Fn(&str) -> WeightFormat,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<(Self, QuantSummary)> {
-        let mut ld = Loader { file, summary: QuantSummary::default() };
+    ) -> Result<Self> {
         let (vocab, hidden) = (config.vocab, config.hidden);
-        let embeddings = ld.f32("token_embd.weight", &[vocab, hidden])?;
-        ld.summary.record(
-            "token_embd.weight",
-            vocab * hidden,
-            WeightFormat::F32,
-            vocab * hidden * 4,
-            false,
-        );
+        // Untied: both tables are stored. Tied: a checkpoint has only the
+        // embedding table, a packed model only the head.
+        let tied = !(src.contains(TOKEN_EMBEDDINGS) && src.contains(HEAD));
+        let embeddings = if tied {
+            None
+        } else {
+            Some(src.weight(TOKEN_EMBEDDINGS, vocab, hidden, WeightRole::Table)?)
+        };
         let mut blocks = Vec::with_capacity(config.layers);
         for l in 0..config.layers {
             progress(l, config.layers);
             let name = |n: &str| format!("blk.{l}.{n}.weight");
             let mut m = block_linears(config)
                 .into_iter()
-                .map(|(n, out, inp)| ld.matrix(&name(n), (out, inp), choose))
+                .map(|(n, out, inp)| src.weight(&name(n), out, inp, WeightRole::Quantizable))
                 .collect::<Result<Vec<_>>>()?
                 .into_iter();
             let mut next = || m.next().expect("seven linears per block");
             let (q, k, v, o, gate, up, down) =
                 (next(), next(), next(), next(), next(), next(), next());
             blocks.push(Block {
-                attn_norm: ld.vector(&name("attn_norm"), hidden)?,
-                ffn_norm: ld.vector(&name("ffn_norm"), hidden)?,
+                attn_norm: src.values(&name("attn_norm"), &[hidden])?,
+                ffn_norm: src.values(&name("ffn_norm"), &[hidden])?,
                 q,
                 k,
                 v,
@@ -159,14 +174,8 @@ impl LlamaWeights {
             });
         }
         progress(config.layers, config.layers);
-        let output_norm = ld.vector("output_norm.weight", hidden)?;
-        // Tied embeddings: no `output.weight`; the head is the embedding table.
-        let head = if file.tensors().iter().any(|t| t.name == HEAD) {
-            ld.matrix(HEAD, (vocab, hidden), choose)?
-        } else {
-            ld.linear(HEAD, embeddings.clone(), (vocab, hidden), choose)
-        };
-        let summary = ld.summary;
-        Ok((Self { embeddings, blocks, output_norm, head }, summary))
+        let output_norm = src.values("output_norm.weight", &[hidden])?;
+        let head = src.weight(HEAD, vocab, hidden, WeightRole::Quantizable)?;
+        Ok(Self { embeddings, blocks, output_norm, head })
     }
 }

@@ -1,0 +1,147 @@
+//! Where a model's tensors come from while it is built. A model asks its
+//! [`WeightSource`] for each tensor by name and shape; the source decides how
+//! it is stored. The original checkpoints (safetensors, GGUF) quantize each
+//! quantizable tensor to a chosen format; a packed model hands out its
+//! stored tensors (in place, or converted where the device lacks a kernel);
+//! a [`RecordingSource`] passes another source's tensors through and keeps a
+//! copy of each, which is how a packed model is written.
+
+use qloader_format::WeightFormat;
+use qloader_kernels::DenseMatrix;
+use qloader_quant::{LinearWeight, QuantSummary, StoredParts};
+
+use crate::error::Result;
+
+/// What a matrix is to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightRole {
+    /// A quantizable tensor (a linear weight, an embedding table or head):
+    /// a plan chooses its format.
+    Quantizable,
+    /// A table kept as the source stores it (an untied embedding table that
+    /// is not among the quantizable tensors).
+    Table,
+}
+
+/// A supplier of named tensors.
+pub trait WeightSource {
+    /// Whether the source has a tensor called `name`.
+    fn contains(&self, name: &str) -> bool;
+
+    /// The `f32` values of `name`, which must have `shape` (outermost first):
+    /// norm scales, biases, position tables.
+    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>>;
+
+    /// The `rows × cols` matrix `name`.
+    fn weight(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        role: WeightRole,
+    ) -> Result<LinearWeight>;
+
+    /// What was handed out so far, tensor by tensor.
+    fn summary(&self) -> &QuantSummary;
+}
+
+/// Records a value tensor handed out by a source.
+pub(crate) fn record_values(summary: &mut QuantSummary, name: &str, len: usize) {
+    summary.record(name, len, WeightFormat::F32, len * 4, false);
+}
+
+/// Records a matrix handed out by a source.
+pub(crate) fn record_weight(
+    summary: &mut QuantSummary,
+    name: &str,
+    w: &LinearWeight,
+    role: WeightRole,
+) {
+    let params = w.out_features() * w.in_features();
+    summary.record(name, params, w.format(), w.storage_bytes(), role == WeightRole::Quantizable);
+}
+
+/// Stores `data` (`rows × cols`, from an original checkpoint) as `role` asks:
+/// quantized to `choose(name)` if quantizable, else as it is.
+pub(crate) fn store(
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    format: WeightFormat,
+    role: WeightRole,
+) -> LinearWeight {
+    let dense = DenseMatrix::new(rows, cols, data).expect("the source checked the shape");
+    match role {
+        WeightRole::Quantizable => LinearWeight::quantize(dense, format),
+        WeightRole::Table => LinearWeight::F32(dense),
+    }
+}
+
+/// One tensor as a [`RecordingSource`] saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedTensor {
+    /// Its name.
+    pub name: String,
+    /// Rows and columns (a vector is one row; a higher-rank value tensor is
+    /// flattened to its outermost dimension × the rest).
+    pub shape: [usize; 2],
+    /// Its bytes, in the container's layout.
+    pub parts: StoredParts,
+}
+
+/// Passes another source's tensors through, keeping a copy of each in the
+/// container's layout, in the order the model asked for them.
+pub struct RecordingSource<'a> {
+    inner: &'a mut dyn WeightSource,
+    recorded: Vec<RecordedTensor>,
+}
+
+impl<'a> RecordingSource<'a> {
+    /// Records what `inner` hands out.
+    pub fn new(inner: &'a mut dyn WeightSource) -> Self {
+        Self { inner, recorded: Vec::new() }
+    }
+
+    /// The recorded tensors, in request order.
+    pub fn into_recorded(self) -> Vec<RecordedTensor> {
+        self.recorded
+    }
+}
+
+impl WeightSource for RecordingSource<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.inner.contains(name)
+    }
+
+    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let v = self.inner.values(name, shape)?;
+        let rows = if shape.len() >= 2 { shape[0] } else { 1 };
+        let parts = StoredParts::F32 { data: v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        self.recorded.push(RecordedTensor {
+            name: name.to_owned(),
+            shape: [rows, v.len() / rows.max(1)],
+            parts,
+        });
+        Ok(v)
+    }
+
+    fn weight(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        role: WeightRole,
+    ) -> Result<LinearWeight> {
+        let w = self.inner.weight(name, rows, cols, role)?;
+        self.recorded.push(RecordedTensor {
+            name: name.to_owned(),
+            shape: [rows, cols],
+            parts: w.stored_parts(),
+        });
+        Ok(w)
+    }
+
+    fn summary(&self) -> &QuantSummary {
+        self.inner.summary()
+    }
+}
