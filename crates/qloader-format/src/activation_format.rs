@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::error::FormatError;
 
 /// The activation side of a product.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
 pub enum ActivationFormat {
     /// Activations stay `f32`; quantized weights are expanded to `f32`.
     #[default]

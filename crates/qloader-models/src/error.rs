@@ -8,6 +8,16 @@ use qloader_format::FormatError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
+    /// A weight source could not supply a tensor as the model needs it.
+    #[error("{}: tensor `{tensor}`: {reason}", path.display())]
+    Source {
+        /// The file the source reads.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A model file is missing or malformed.
     #[error(transparent)]
     Format(#[from] FormatError),

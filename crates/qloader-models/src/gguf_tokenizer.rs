@@ -20,6 +20,21 @@ const TOKEN_TYPE_CONTROL: i32 = 3;
 /// GGUF token type of user-defined tokens (also matched whole).
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
 
+/// What a [`GgufTokenizer`] needs besides its `tokenizer.json`, as a packed
+/// model stores it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSettings {
+    /// Beginning-of-sequence token.
+    pub bos: Option<u32>,
+    /// End-of-sequence token.
+    pub eos: Option<u32>,
+    /// Whether encoding puts BOS first.
+    pub add_bos: bool,
+    /// Whether the chat template is ChatML.
+    pub chatml: bool,
+}
+
 /// A decoder model's tokenizer.
 pub struct GgufTokenizer {
     inner: Tokenizer,
@@ -114,6 +129,41 @@ impl GgufTokenizer {
             .and_then(|_| file.get_str("tokenizer.chat_template").ok())
             .is_some_and(|t| t.contains("<|im_start|>"));
         Ok(Self { inner, bos, eos, add_bos, chatml })
+    }
+
+    /// The tokenizer as `tokenizer.json` text and its settings, to be rebuilt
+    /// with [`GgufTokenizer::from_json`].
+    pub fn to_json(&self) -> Result<(String, TokenizerSettings)> {
+        let json = self.inner.to_string(false).map_err(|e| ModelError::Tokenizer {
+            path: "tokenizer.json".into(),
+            reason: format!("cannot serialize: {e}"),
+        })?;
+        let settings = TokenizerSettings {
+            bos: self.bos,
+            eos: self.eos,
+            add_bos: self.add_bos,
+            chatml: self.chatml,
+        };
+        Ok((json, settings))
+    }
+
+    /// Rebuilds a tokenizer from [`GgufTokenizer::to_json`]'s output; `origin`
+    /// names where the bytes came from, for errors.
+    pub fn from_json(
+        origin: &std::path::Path,
+        json: &[u8],
+        settings: TokenizerSettings,
+    ) -> Result<Self> {
+        let bad = |reason: String| ModelError::Tokenizer { path: origin.to_owned(), reason };
+        let inner = Tokenizer::from_bytes(json).map_err(|e| bad(e.to_string()))?;
+        let vocab = inner.get_vocab_size(true);
+        for id in [settings.bos, settings.eos].into_iter().flatten() {
+            if id as usize >= vocab {
+                return Err(bad(format!("special token {id} is outside the {vocab} tokens")));
+            }
+        }
+        let TokenizerSettings { bos, eos, add_bos, chatml } = settings;
+        Ok(Self { inner, bos, eos, add_bos: add_bos && bos.is_some(), chatml })
     }
 
     /// Token ids of `text` (control tokens written in the text are matched

@@ -15,12 +15,23 @@ use crate::error::Result;
 /// What a matrix is to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightRole {
-    /// A quantizable tensor (a linear weight, an embedding table or head):
-    /// a plan chooses its format.
-    Quantizable,
+    /// A quantizable weight the model multiplies by (a linear layer, an
+    /// output head): a plan chooses its format, and the device needs a
+    /// kernel for it.
+    Linear,
+    /// A quantizable embedding table: a plan chooses its format, and the
+    /// model only reads rows of it (no kernel needed).
+    Embedding,
     /// A table kept as the source stores it (an untied embedding table that
-    /// is not among the quantizable tensors).
+    /// is not among the quantizable tensors), read by rows.
     Table,
+}
+
+impl WeightRole {
+    /// Whether a plan chooses the tensor's format.
+    pub fn is_quantizable(self) -> bool {
+        matches!(self, WeightRole::Linear | WeightRole::Embedding)
+    }
 }
 
 /// A supplier of named tensors.
@@ -58,7 +69,7 @@ pub(crate) fn record_weight(
     role: WeightRole,
 ) {
     let params = w.out_features() * w.in_features();
-    summary.record(name, params, w.format(), w.storage_bytes(), role == WeightRole::Quantizable);
+    summary.record(name, params, w.format(), w.storage_bytes(), role.is_quantizable());
 }
 
 /// Stores `data` (`rows × cols`, from an original checkpoint) as `role` asks:
@@ -71,9 +82,10 @@ pub(crate) fn store(
     role: WeightRole,
 ) -> LinearWeight {
     let dense = DenseMatrix::new(rows, cols, data).expect("the source checked the shape");
-    match role {
-        WeightRole::Quantizable => LinearWeight::quantize(dense, format),
-        WeightRole::Table => LinearWeight::F32(dense),
+    if role.is_quantizable() {
+        LinearWeight::quantize(dense, format)
+    } else {
+        LinearWeight::F32(dense)
     }
 }
 

@@ -18,7 +18,20 @@ impl SentenceTokenizer {
     /// Loads `path` and configures truncation at `max_len` tokens.
     pub fn from_file(path: &Path, max_len: usize) -> Result<Self> {
         let bad = |reason: String| ModelError::Tokenizer { path: path.to_owned(), reason };
-        let mut inner = Tokenizer::from_file(path).map_err(|e| bad(e.to_string()))?;
+        let inner = Tokenizer::from_file(path).map_err(|e| bad(e.to_string()))?;
+        Self::configure(path, inner, max_len)
+    }
+
+    /// Like [`SentenceTokenizer::from_file`] on the bytes of a
+    /// `tokenizer.json`; `origin` names where they came from, for errors.
+    pub fn from_bytes(origin: &Path, json: &[u8], max_len: usize) -> Result<Self> {
+        let bad = |reason: String| ModelError::Tokenizer { path: origin.to_owned(), reason };
+        let inner = Tokenizer::from_bytes(json).map_err(|e| bad(e.to_string()))?;
+        Self::configure(origin, inner, max_len)
+    }
+
+    fn configure(path: &Path, mut inner: Tokenizer, max_len: usize) -> Result<Self> {
+        let bad = |reason: String| ModelError::Tokenizer { path: path.to_owned(), reason };
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))

@@ -12,6 +12,14 @@ pub enum RuntimeError {
     /// A model file is missing or malformed.
     #[error(transparent)]
     Format(#[from] qloader_format::FormatError),
+    /// A packed model's header does not describe a model this build runs.
+    #[error("{}: {reason}", path.display())]
+    InvalidPacked {
+        /// The packed model.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// An evaluation was asked for no formats or no sentences.
     #[error("nothing to evaluate: {0}")]
     EmptyEvaluation(&'static str),

@@ -2,15 +2,18 @@
 //! format, turns text into embeddings or generates text, and measures how far
 //! a quantized model is from full precision (embedding cosine, perplexity).
 //!
-//! Loading packed models, the kernel registry and the fallback cache will
-//! live here as well.
+//! It also loads packed models ([`packed`]): tensors read in place from the
+//! memory map, each multiplied by the fastest kernel the [`registry`] finds
+//! for it on this CPU, or converted once at load where there is none.
 #![deny(missing_docs)]
 
 pub mod decoder;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod packed;
 pub mod perplexity;
+pub mod registry;
 pub mod sampling;
 pub mod sentences;
 pub mod session;

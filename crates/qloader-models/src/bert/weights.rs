@@ -194,7 +194,7 @@ fn linear(
 ) -> Result<Linear> {
     let (out, inp) = kind.shape(config);
     let base = format!("encoder.layer.{layer}.{}", kind.path());
-    let weight = src.weight(&format!("{base}.weight"), out, inp, WeightRole::Quantizable)?;
+    let weight = src.weight(&format!("{base}.weight"), out, inp, WeightRole::Linear)?;
     let bias = src.values(&format!("{base}.bias"), &[out])?;
     Ok(Linear { weight, bias })
 }
@@ -204,7 +204,7 @@ impl BertWeights {
     pub fn load(src: &mut dyn WeightSource, config: &BertConfig) -> Result<Self> {
         let h = config.hidden_size;
         let word_embeddings =
-            src.weight(WORD_EMBEDDINGS, config.vocab_size, h, WeightRole::Quantizable)?;
+            src.weight(WORD_EMBEDDINGS, config.vocab_size, h, WeightRole::Embedding)?;
         let position_embeddings = src.values(
             "embeddings.position_embeddings.weight",
             &[config.max_position_embeddings, h],

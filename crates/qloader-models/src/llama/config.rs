@@ -11,7 +11,8 @@ use crate::error::Result;
 pub const ARCHITECTURES: [&str; 1] = ["llama"];
 
 /// Shape of a Llama-family decoder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LlamaConfig {
     /// Transformer blocks.
     pub layers: usize,
@@ -68,30 +69,7 @@ impl LlamaConfig {
             None => 10_000.0,
         };
         let vocab = file.tensor("token_embd.weight")?.shape().first().copied().unwrap_or(0);
-        let check = |name: &str, v: usize, max: usize| {
-            if v == 0 || v > max {
-                Err(bad(format!("`{}` = {v} is outside 1..={max}", key(name))))
-            } else {
-                Ok(())
-            }
-        };
-        check("block_count", layers, MAX_LAYERS)?;
-        check("embedding_length", hidden, MAX_WIDTH)?;
-        check("feed_forward_length", ffn, 4 * MAX_WIDTH)?;
-        check("attention.head_count", heads, MAX_HEADS)?;
-        check("attention.head_count_kv", kv_heads, heads)?;
-        check("context_length", context, 1 << 24)?;
-        if hidden % heads != 0 || heads % kv_heads != 0 {
-            return Err(bad(format!(
-                "{heads} heads do not divide the width {hidden}, or {kv_heads} key/value heads \
-                 do not divide the heads"
-            ))
-            .into());
-        }
-        let head_dim = hidden / heads;
-        if head_dim % 2 != 0 {
-            return Err(bad(format!("head width {head_dim} is odd (RoPE rotates pairs)")).into());
-        }
+        let head_dim = hidden / heads.max(1);
         if file.get(&key("rope.dimension_count")).is_some() {
             let dims = file.get_usize(&key("rope.dimension_count"))?;
             if dims != head_dim {
@@ -101,17 +79,7 @@ impl LlamaConfig {
                 .into());
             }
         }
-        let eps_ok = norm_eps > 0.0 && norm_eps < 1.0;
-        if !(eps_ok && rope_base > 1.0 && rope_base.is_finite()) {
-            return Err(bad(format!(
-                "RMSNorm epsilon {norm_eps} or RoPE base {rope_base} is out of range"
-            ))
-            .into());
-        }
-        if vocab == 0 || vocab > 1 << 22 {
-            return Err(bad(format!("vocabulary of {vocab} tokens is out of range")).into());
-        }
-        Ok(Self {
+        let config = Self {
             layers,
             hidden,
             ffn,
@@ -122,7 +90,43 @@ impl LlamaConfig {
             context,
             norm_eps,
             rope_base,
-        })
+        };
+        config.validate().map_err(|reason| bad(format!("{reason} (keys `{arch}.*`)")))?;
+        Ok(config)
+    }
+
+    /// Checks every field against the others and against sane bounds.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let check = |name: &str, v: usize, max: usize| {
+            if v == 0 || v > max {
+                Err(format!("{name} = {v} is outside 1..={max}"))
+            } else {
+                Ok(())
+            }
+        };
+        check("layers", self.layers, MAX_LAYERS)?;
+        check("hidden", self.hidden, MAX_WIDTH)?;
+        check("ffn", self.ffn, 4 * MAX_WIDTH)?;
+        check("heads", self.heads, MAX_HEADS)?;
+        check("kv_heads", self.kv_heads, self.heads)?;
+        check("context", self.context, 1 << 24)?;
+        check("vocab", self.vocab, 1 << 22)?;
+        let (hidden, heads, kv_heads) = (self.hidden, self.heads, self.kv_heads);
+        if hidden % heads != 0 || heads % kv_heads != 0 || self.head_dim != hidden / heads {
+            return Err(format!(
+                "{heads} heads do not divide the width {hidden} into heads of {}, or {kv_heads} \
+                 key/value heads do not divide the heads",
+                self.head_dim
+            ));
+        }
+        if self.head_dim % 2 != 0 {
+            return Err(format!("head width {} is odd (RoPE rotates pairs)", self.head_dim));
+        }
+        let (eps, base) = (self.norm_eps, self.rope_base);
+        if !(eps > 0.0 && eps < 1.0 && base > 1.0 && base.is_finite()) {
+            return Err(format!("RMSNorm epsilon {eps} or RoPE base {base} is out of range"));
+        }
+        Ok(())
     }
 
     /// Width of the key and value projections.

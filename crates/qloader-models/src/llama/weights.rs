@@ -155,7 +155,7 @@ impl LlamaWeights {
             let name = |n: &str| format!("blk.{l}.{n}.weight");
             let mut m = block_linears(config)
                 .into_iter()
-                .map(|(n, out, inp)| src.weight(&name(n), out, inp, WeightRole::Quantizable))
+                .map(|(n, out, inp)| src.weight(&name(n), out, inp, WeightRole::Linear))
                 .collect::<Result<Vec<_>>>()?
                 .into_iter();
             let mut next = || m.next().expect("seven linears per block");
@@ -175,7 +175,7 @@ impl LlamaWeights {
         }
         progress(config.layers, config.layers);
         let output_norm = src.values("output_norm.weight", &[hidden])?;
-        let head = src.weight(HEAD, vocab, hidden, WeightRole::Quantizable)?;
+        let head = src.weight(HEAD, vocab, hidden, WeightRole::Linear)?;
         Ok(Self { embeddings, blocks, output_norm, head })
     }
 }

@@ -1,0 +1,55 @@
+//! The `config` a packed model's header carries for each architecture, and
+//! the blobs beside it: everything but the weights that the loader needs to
+//! rebuild the model and its tokenizer without the original files.
+//!
+//! * `bert`: `{"pooling": "mean" | "cls", "normalize": bool,
+//!   "max_seq_length": n}`, with blobs `config.json` (the checkpoint's, as
+//!   it was) and `tokenizer.json`.
+//! * `llama`: `{"model": {layers, hidden, ffn, heads, kv_heads, head_dim,
+//!   vocab, context, norm_eps, rope_base}, "tokenizer": {bos, eos, add_bos,
+//!   chatml}}`, with blob `tokenizer.json` (the GGUF tokenizer, serialized).
+
+use qloader_models::llama::LlamaConfig;
+use qloader_models::TokenizerSettings;
+use serde::{Deserialize, Serialize};
+
+/// Architecture name of BERT sentence encoders.
+pub const BERT: &str = "bert";
+/// Architecture name of Llama-family decoders.
+pub const LLAMA: &str = "llama";
+/// Blob holding a checkpoint's `config.json`.
+pub const CONFIG_BLOB: &str = "config.json";
+/// Blob holding the tokenizer.
+pub const TOKENIZER_BLOB: &str = "tokenizer.json";
+
+/// Pooling of a packed encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// Mean over tokens.
+    Mean,
+    /// The first token.
+    Cls,
+}
+
+/// `config` of a packed BERT encoder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BertPacked {
+    /// How token states are pooled.
+    pub pooling: Pooling,
+    /// Whether the embedding is L2-normalised.
+    pub normalize: bool,
+    /// Longest token sequence.
+    pub max_seq_length: usize,
+}
+
+/// `config` of a packed Llama decoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlamaPacked {
+    /// The decoder's shape.
+    pub model: LlamaConfig,
+    /// The tokenizer's special tokens and template.
+    pub tokenizer: TokenizerSettings,
+}

@@ -1,0 +1,14 @@
+//! Packed models at run time: writing one from a checkpoint and a plan
+//! ([`pack`]), the header configuration each architecture carries
+//! ([`config`]), the weight source that reads tensors in place and converts
+//! those without a kernel ([`source`]), and opening a file into a ready model
+//! ([`model`]). The container format itself is `qloader_format::packed`.
+
+pub mod config;
+pub mod model;
+pub mod pack;
+pub mod source;
+
+pub use model::{open_packed, LoadedModel, PackedEncoder, PackedModel};
+pub use pack::{pack_bert, pack_llama, PackReport};
+pub use source::{LoadOptions, PackedSource, Placement};

@@ -1,0 +1,134 @@
+//! Opening a packed model: the header's architecture and configuration say
+//! which model to build, the blobs give its tokenizer, and a
+//! [`PackedSource`] gives its weights (in place, or converted where this
+//! device lacks a kernel).
+
+use std::path::Path;
+use std::time::Instant;
+
+use qloader_format::{ActivationFormat, BertConfig, FormatError, PackedFile, PoolingMode};
+use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
+
+use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
+use super::source::{LoadOptions, PackedSource, Placement};
+use crate::decoder::DecoderSession;
+use crate::error::{Result, RuntimeError};
+
+/// A sentence encoder from a packed model, with its tokenizer.
+pub struct PackedEncoder {
+    /// The tokenizer.
+    pub tokenizer: SentenceTokenizer,
+    /// The encoder.
+    pub encoder: BertEncoder,
+}
+
+impl PackedEncoder {
+    /// The embedding of one text.
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>> {
+        let ids = self.tokenizer.encode(text)?;
+        Ok(self.encoder.embed_ids(&ids)?)
+    }
+}
+
+/// The model a packed file holds.
+pub enum PackedModel {
+    /// A sentence encoder.
+    Encoder(PackedEncoder),
+    /// A decoder.
+    Decoder(DecoderSession),
+}
+
+/// A loaded packed model and how it was loaded.
+pub struct LoadedModel {
+    /// The model.
+    pub model: PackedModel,
+    /// The file (kept open: the weights read from its map).
+    pub file: PackedFile,
+    /// Every tensor the model took, in load order.
+    pub placements: Vec<Placement>,
+    /// Seconds from opening the file to a ready model.
+    pub load_seconds: f64,
+}
+
+/// Opens the packed model at `path`: validates the whole header and layout,
+/// then builds the model its architecture names, checking each tensor it
+/// takes (and its checksum, if `options.verify`). `on_conversion` hears one
+/// line per tensor converted because this device has no kernel for it.
+pub fn open_packed(
+    path: &Path,
+    options: &LoadOptions,
+    on_conversion: &mut dyn FnMut(&str),
+) -> Result<LoadedModel> {
+    let clock = Instant::now();
+    let file = PackedFile::open(path)?;
+    let invalid = |reason: String| RuntimeError::InvalidPacked { path: path.to_owned(), reason };
+    let blob = |name: &str| -> Result<&[u8]> {
+        if options.verify {
+            file.verify_blob(name)?;
+        }
+        file.blob(name).ok_or_else(|| {
+            FormatError::MissingBlob { path: path.to_owned(), blob: name.to_owned() }.into()
+        })
+    };
+    let act = options.activations;
+    let (model, placements) = match file.architecture() {
+        BERT => {
+            let packed: BertPacked = serde_json::from_value(file.config().clone())
+                .map_err(|e| invalid(format!("header config: {e}")))?;
+            let config_text = std::str::from_utf8(blob(CONFIG_BLOB)?)
+                .map_err(|_| invalid(format!("blob {CONFIG_BLOB} is not UTF-8")))?;
+            let config = BertConfig::from_json(&path.join(CONFIG_BLOB), config_text)?;
+            if packed.max_seq_length == 0 || packed.max_seq_length > config.max_position_embeddings
+            {
+                return Err(invalid(format!(
+                    "max_seq_length {} is outside 1..={}",
+                    packed.max_seq_length, config.max_position_embeddings
+                )));
+            }
+            let tokenizer = SentenceTokenizer::from_bytes(
+                &path.join(TOKENIZER_BLOB),
+                blob(TOKENIZER_BLOB)?,
+                packed.max_seq_length,
+            )?;
+            let pooling = match packed.pooling {
+                Pooling::Mean => PoolingMode::Mean,
+                Pooling::Cls => PoolingMode::Cls,
+            };
+            let mut source = PackedSource::new(&file, options, on_conversion);
+            let encoder = BertEncoder::from_source(config, pooling, packed.normalize, &mut source)?
+                .with_activations(act);
+            (PackedModel::Encoder(PackedEncoder { tokenizer, encoder }), source.into_placements())
+        }
+        LLAMA => {
+            let packed: LlamaPacked = serde_json::from_value(file.config().clone())
+                .map_err(|e| invalid(format!("header config: {e}")))?;
+            packed.model.validate().map_err(|r| invalid(format!("header config: {r}")))?;
+            let tokenizer = GgufTokenizer::from_json(
+                &path.join(TOKENIZER_BLOB),
+                blob(TOKENIZER_BLOB)?,
+                packed.tokenizer,
+            )?;
+            let mut source = PackedSource::new(&file, options, on_conversion);
+            let model = LlamaModel::from_source(packed.model, &mut source, &mut |_, _| {})?
+                .with_activations(act);
+            (PackedModel::Decoder(DecoderSession { model, tokenizer }), source.into_placements())
+        }
+        other => {
+            return Err(invalid(format!(
+                "architecture `{other}` is not one this build runs ({BERT}, {LLAMA})"
+            )))
+        }
+    };
+    let load_seconds = clock.elapsed().as_secs_f64();
+    Ok(LoadedModel { model, file, placements, load_seconds })
+}
+
+impl LoadedModel {
+    /// Activation format the model runs with.
+    pub fn activations(&self) -> ActivationFormat {
+        match &self.model {
+            PackedModel::Encoder(e) => e.encoder.activations(),
+            PackedModel::Decoder(d) => d.model.activations(),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Writing a packed model from an original checkpoint and a choice of
+//! format per tensor (a plan): the model is built once through a
+//! [`RecordingSource`], exactly as an in-memory quantized model would be, and
+//! every tensor it asked for is written, with what the loader needs besides
+//! (configuration, tokenizer). The file is written atomically.
+
+use std::path::Path;
+
+use qloader_format::gguf::GgufFile;
+use qloader_format::{ModelDir, PackedMeta, PackedWriter, PlanRef, PoolingMode, WeightFormat};
+use qloader_models::bert::SafetensorsSource;
+use qloader_models::llama::{GgufSource, LlamaConfig};
+use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, RecordedTensor, RecordingSource};
+use qloader_quant::QuantSummary;
+
+use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
+use crate::error::{Result, RuntimeError};
+
+/// What packing wrote.
+#[derive(Debug, Clone)]
+pub struct PackReport {
+    /// The architecture packed.
+    pub architecture: &'static str,
+    /// Every tensor, as stored.
+    pub summary: QuantSummary,
+    /// Length of the file.
+    pub file_bytes: u64,
+}
+
+/// Packs the sentence-transformers encoder in `dir`, storing each
+/// quantizable tensor as `choose(name)` says, into `out`.
+pub fn pack_bert(
+    dir: &ModelDir,
+    choose: &dyn Fn(&str) -> WeightFormat,
+    plan: Option<PlanRef>,
+    out: &Path,
+) -> Result<PackReport> {
+    let weights = dir.open_weights()?;
+    let mut source = SafetensorsSource::new(&weights, choose);
+    let mut recording = RecordingSource::new(&mut source);
+    let model =
+        BertEncoder::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut recording)?;
+    let summary = model.summary().clone();
+    drop(model);
+    let tensors = recording.into_recorded();
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| {
+            RuntimeError::from(qloader_format::FormatError::Io { path: path.to_owned(), source })
+        })
+    };
+    let config_json = read(&dir.root.join("config.json"))?;
+    let tokenizer_json = read(&dir.tokenizer_path)?;
+    let config = BertPacked {
+        pooling: match dir.pooling {
+            PoolingMode::Mean => Pooling::Mean,
+            PoolingMode::Cls => Pooling::Cls,
+        },
+        normalize: dir.normalize,
+        max_seq_length: dir.max_seq_length,
+    };
+    let meta = meta(BERT, serde_json::to_value(config).expect("plain data"), plan);
+    let mut writer = PackedWriter::new(meta);
+    writer.add_blob(CONFIG_BLOB, &config_json).add_blob(TOKENIZER_BLOB, &tokenizer_json);
+    let file_bytes = write(writer, &tensors, out)?;
+    Ok(PackReport { architecture: BERT, summary, file_bytes })
+}
+
+/// Packs the Llama-family decoder in the GGUF file at `path`, storing each
+/// quantizable tensor as `choose(name)` says, into `out`; `progress(done,
+/// total)` hears about the blocks.
+pub fn pack_llama(
+    path: &Path,
+    choose: &dyn Fn(&str) -> WeightFormat,
+    plan: Option<PlanRef>,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PackReport> {
+    let file = GgufFile::open(path)?;
+    let config = LlamaConfig::from_gguf(&file)?;
+    let (tokenizer_json, settings) = GgufTokenizer::from_gguf(&file)?.to_json()?;
+    let mut source = GgufSource::new(&file, choose);
+    let mut recording = RecordingSource::new(&mut source);
+    let model = LlamaModel::from_source(config.clone(), &mut recording, progress)?;
+    let summary = model.summary().clone();
+    drop(model);
+    let tensors = recording.into_recorded();
+    let packed = LlamaPacked { model: config, tokenizer: settings };
+    let meta = meta(LLAMA, serde_json::to_value(packed).expect("plain data"), plan);
+    let mut writer = PackedWriter::new(meta);
+    writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
+    let file_bytes = write(writer, &tensors, out)?;
+    Ok(PackReport { architecture: LLAMA, summary, file_bytes })
+}
+
+fn meta(architecture: &str, config: serde_json::Value, plan: Option<PlanRef>) -> PackedMeta {
+    PackedMeta {
+        created_by: format!("qloader {}", env!("CARGO_PKG_VERSION")),
+        architecture: architecture.to_owned(),
+        config,
+        plan,
+    }
+}
+
+fn write<'a>(
+    mut writer: PackedWriter<'a>,
+    tensors: &'a [RecordedTensor],
+    out: &Path,
+) -> Result<u64> {
+    for t in tensors {
+        writer.add_tensor(t.name.clone(), t.shape[0], t.shape[1], t.parts.as_tensor_parts());
+    }
+    Ok(writer.write(out)?)
+}

@@ -1,0 +1,214 @@
+//! [`PackedSource`]: a packed model's tensors handed to the model code. Each
+//! tensor the model asks for is checked (name, shape, format, checksum
+//! unless verification is off) and then read in place from the memory map;
+//! a tensor whose format has no kernel here is converted once, in memory, to
+//! what the [`KernelRegistry`] chooses, with one line of log. Tensors the
+//! model does not ask for are never touched.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use qloader_format::{ActivationFormat, FormatError, PackedFile, WeightFormat};
+use qloader_kernels::StableBytes;
+use qloader_models::{ModelError, WeightRole, WeightSource};
+use qloader_quant::{LinearWeight, QuantSummary};
+
+use crate::registry::{KernelChoice, KernelRegistry};
+
+/// How a packed model is loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Check every tensor's CRC-32 before using it.
+    pub verify: bool,
+    /// Activation format of the linear layers.
+    pub activations: ActivationFormat,
+    /// The kernels this device has.
+    pub registry: KernelRegistry,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            verify: true,
+            activations: ActivationFormat::F32,
+            registry: KernelRegistry::detect(),
+        }
+    }
+}
+
+/// Where one tensor of a loaded packed model lives and how it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Placement {
+    /// The tensor.
+    pub name: String,
+    /// Rows and columns.
+    pub shape: [usize; 2],
+    /// The format the file stores.
+    pub stored: WeightFormat,
+    /// The kernel choice, for weights the model multiplies by.
+    pub kernel: Option<KernelChoice>,
+    /// Bytes held at run time (the stored bytes, or the converted ones).
+    pub bytes: usize,
+    /// Whether those bytes are read in place from the map (else owned).
+    pub mapped: bool,
+    /// Seconds spent converting at load (0 when not converted).
+    pub convert_seconds: f64,
+}
+
+/// A packed model's tensors as a [`WeightSource`].
+pub struct PackedSource<'a> {
+    file: &'a PackedFile,
+    owner: Arc<dyn StableBytes>,
+    options: &'a LoadOptions,
+    summary: QuantSummary,
+    placements: Vec<Placement>,
+    on_conversion: &'a mut dyn FnMut(&str),
+}
+
+impl<'a> PackedSource<'a> {
+    /// A source over `file`; `on_conversion` hears one line per tensor
+    /// converted at load.
+    pub fn new(
+        file: &'a PackedFile,
+        options: &'a LoadOptions,
+        on_conversion: &'a mut dyn FnMut(&str),
+    ) -> Self {
+        let owner: Arc<dyn StableBytes> = file.shared_map();
+        Self {
+            file,
+            owner,
+            options,
+            summary: QuantSummary::default(),
+            placements: Vec::new(),
+            on_conversion,
+        }
+    }
+
+    /// Every tensor handed out so far.
+    pub fn into_placements(self) -> Vec<Placement> {
+        self.placements
+    }
+
+    fn error(&self, tensor: &str, reason: String) -> ModelError {
+        ModelError::Source { path: self.file.path().to_owned(), tensor: tensor.to_owned(), reason }
+    }
+
+    /// The tensor `name`, checked to be `rows × cols` and (if asked) against
+    /// its checksum.
+    fn checked(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<qloader_format::TensorView<'a>, ModelError> {
+        let view = self.file.tensor(name).ok_or_else(|| FormatError::MissingTensor {
+            path: self.file.path().to_owned(),
+            tensor: name.to_owned(),
+        })?;
+        if view.shape() != [rows, cols] {
+            return Err(FormatError::ShapeMismatch {
+                path: self.file.path().to_owned(),
+                tensor: name.to_owned(),
+                expected: vec![rows, cols],
+                got: view.shape().to_vec(),
+            }
+            .into());
+        }
+        if self.options.verify {
+            self.file.verify(name)?;
+        }
+        Ok(view)
+    }
+}
+
+impl WeightSource for PackedSource<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.file.tensor(name).is_some()
+    }
+
+    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let len: usize = shape.iter().product();
+        let rows = if shape.len() >= 2 { shape[0] } else { 1 };
+        let view = self.checked(name, rows, len / rows.max(1))?;
+        if view.format() != WeightFormat::F32 {
+            return Err(
+                self.error(name, format!("stored as {}, expected f32 values", view.format()))
+            );
+        }
+        let values =
+            qloader_quant::LinearWeight::from_stored_parts(view.rows(), view.cols(), view.parts())
+                .map_err(|r| self.error(name, r))?
+                .dequantize();
+        self.summary.record(name, len, WeightFormat::F32, len * 4, false);
+        self.placements.push(Placement {
+            name: name.to_owned(),
+            shape: view.shape(),
+            stored: WeightFormat::F32,
+            kernel: None,
+            bytes: len * 4,
+            mapped: false,
+            convert_seconds: 0.0,
+        });
+        Ok(values.data().to_vec())
+    }
+
+    fn weight(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        role: WeightRole,
+    ) -> Result<LinearWeight, ModelError> {
+        let view = self.checked(name, rows, cols)?;
+        let stored = LinearWeight::from_mapped_parts(rows, cols, view.parts(), &self.owner)
+            .map_err(|r| self.error(name, r))?;
+        let (weight, kernel, seconds) = if role == WeightRole::Linear {
+            let choice = self
+                .options
+                .registry
+                .choose(stored.format(), self.options.activations)
+                .map_err(|e| self.error(name, e.to_string()))?;
+            if choice.runs_as == choice.stored {
+                (stored, Some(choice), 0.0)
+            } else {
+                let clock = Instant::now();
+                let converted =
+                    stored.convert_to(choice.runs_as).map_err(|r| self.error(name, r))?;
+                let seconds = clock.elapsed().as_secs_f64();
+                (self.on_conversion)(&format!(
+                    "{name}: no {} kernel here; converted {} → {} ({}, {:.1} ms, {:.2} MiB)",
+                    choice.stored.family(),
+                    choice.stored,
+                    choice.runs_as,
+                    choice.conversion.map_or("exact", |f| f.name()),
+                    seconds * 1e3,
+                    converted.storage_bytes() as f64 / (1 << 20) as f64,
+                ));
+                (converted, Some(choice), seconds)
+            }
+        } else {
+            (stored, None, 0.0)
+        };
+        self.summary.record(
+            name,
+            rows * cols,
+            weight.format(),
+            weight.storage_bytes(),
+            role.is_quantizable(),
+        );
+        self.placements.push(Placement {
+            name: name.to_owned(),
+            shape: [rows, cols],
+            stored: view.format(),
+            kernel,
+            bytes: weight.storage_bytes(),
+            mapped: weight.is_mapped(),
+            convert_seconds: seconds,
+        });
+        Ok(weight)
+    }
+
+    fn summary(&self) -> &QuantSummary {
+        &self.summary
+    }
+}

@@ -1,0 +1,237 @@
+//! The kernel registry: which (weight format, activation format, ISA)
+//! products this process can run, filled at start-up from run-time CPU
+//! detection, and the choice the loader makes for each tensor — the fastest
+//! kernel for its format, or, where the device has none (a disabled family,
+//! or one a device profile lacks), the cheapest format it converts to
+//! exactly or nearly that has one.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use qloader_format::{ActivationFormat, WeightFormat};
+use qloader_hw::profile::DeviceProfile;
+use qloader_kernels::{Isa, Kernels};
+use qloader_quant::{conversion, Fidelity};
+
+/// The weight-format families, as device profiles name them.
+pub const FAMILIES: [&str; 6] = ["f32", "f16", "int8", "int4", "int3", "int2"];
+
+/// One product the process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelKey {
+    /// Weight-format family (`int4` covers every int4 group size).
+    pub weights: &'static str,
+    /// Activation format the product takes.
+    pub activations: ActivationFormat,
+    /// The instruction-set tier it is compiled for.
+    pub isa: Isa,
+}
+
+impl fmt::Display for KernelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let act = match self.activations {
+            ActivationFormat::F32 => "f32",
+            ActivationFormat::Int8 => "a8",
+        };
+        write!(f, "{}/{}·{act}", self.isa, self.weights)
+    }
+}
+
+/// How one tensor runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelChoice {
+    /// The format the file stores.
+    pub stored: WeightFormat,
+    /// The format it runs in (`stored`, or what it is converted to at load).
+    pub runs_as: WeightFormat,
+    /// Whether converting is exact, when it is converted.
+    pub conversion: Option<Fidelity>,
+    /// The product that multiplies by it.
+    pub kernel: KernelKey,
+}
+
+/// Why a tensor cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no kernel for {format} weights on this device, and no format it converts to has one")]
+pub struct NoKernel {
+    /// The stored format.
+    pub format: WeightFormat,
+}
+
+/// The products available here.
+#[derive(Debug, Clone)]
+pub struct KernelRegistry {
+    entries: BTreeSet<KernelKey>,
+    /// Conversions a device profile prescribes (family → family).
+    fallbacks: Vec<(String, String)>,
+}
+
+impl KernelRegistry {
+    /// Every product of every tier this CPU runs, up to the tier the
+    /// process multiplies with ([`Kernels::detect`], capped by
+    /// `QLOADER_ISA`).
+    pub fn detect() -> Self {
+        let top = Kernels::detect().isa;
+        let mut entries = BTreeSet::new();
+        for isa in Isa::ALL.into_iter().filter(|&i| i <= top && i.is_available()) {
+            for weights in FAMILIES {
+                entries.insert(KernelKey { weights, activations: ActivationFormat::F32, isa });
+                // Integer weights also take int8 activations (integer dot
+                // products); float weights always multiply in f32.
+                if weights.starts_with("int") {
+                    entries.insert(KernelKey { weights, activations: ActivationFormat::Int8, isa });
+                }
+            }
+        }
+        Self { entries, fallbacks: Vec::new() }
+    }
+
+    /// Removes every product for weights of `family` (`int2`, …), as if the
+    /// device had none. Errors on an unknown family.
+    pub fn disable(&mut self, family: &str) -> Result<(), String> {
+        if !FAMILIES.contains(&family) {
+            return Err(format!(
+                "unknown format family `{family}` (known: {})",
+                FAMILIES.join(", ")
+            ));
+        }
+        self.entries.retain(|k| k.weights != family);
+        Ok(())
+    }
+
+    /// Keeps only the families `profile` has kernels for, and adopts its
+    /// fallbacks.
+    pub fn restrict_to(&mut self, profile: &DeviceProfile) {
+        self.entries.retain(|k| {
+            let act = match k.activations {
+                ActivationFormat::F32 => "f32",
+                ActivationFormat::Int8 => "int8",
+            };
+            profile.kernel(k.weights, act).is_some()
+        });
+        self.fallbacks = profile.fallbacks.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+    }
+
+    /// Every product, by family, activations and tier.
+    pub fn entries(&self) -> impl Iterator<Item = &KernelKey> {
+        self.entries.iter()
+    }
+
+    /// The fastest product for `format` with `act` (the highest tier; float
+    /// weights take `f32` activations whatever `act` is).
+    pub fn best(&self, format: WeightFormat, act: ActivationFormat) -> Option<KernelKey> {
+        let family = format.family();
+        let act = if family.starts_with("int") { act } else { ActivationFormat::F32 };
+        self.entries.iter().rev().find(|k| k.weights == family && k.activations == act).copied()
+    }
+
+    /// How a tensor stored as `format` runs: natively if a product exists,
+    /// else converted — along the profile's fallback for its family if one
+    /// is declared, else to the smallest format it converts to (exactly or
+    /// by one rounding) that has a product.
+    pub fn choose(
+        &self,
+        format: WeightFormat,
+        act: ActivationFormat,
+    ) -> Result<KernelChoice, NoKernel> {
+        if let Some(kernel) = self.best(format, act) {
+            return Ok(KernelChoice { stored: format, runs_as: format, conversion: None, kernel });
+        }
+        let declared = self.fallbacks.iter().find(|(from, _)| from == format.family());
+        let mut targets: Vec<WeightFormat> = match declared {
+            Some((_, to)) => targets_in_family(format, to),
+            None => all_targets(format),
+        };
+        targets.retain(|&t| conversion(format, t).is_some());
+        targets.sort_by_key(|t| {
+            (t.storage_bytes(64, 128), conversion(format, *t) != Some(Fidelity::Exact))
+        });
+        targets
+            .into_iter()
+            .find_map(|t| {
+                let kernel = self.best(t, act)?;
+                Some(KernelChoice {
+                    stored: format,
+                    runs_as: t,
+                    conversion: conversion(format, t),
+                    kernel,
+                })
+            })
+            .ok_or(NoKernel { format })
+    }
+}
+
+/// The formats of family `family` that `format` could become: the same
+/// group size for grouped targets, per-channel int8 otherwise.
+fn targets_in_family(format: WeightFormat, family: &str) -> Vec<WeightFormat> {
+    all_targets(format).into_iter().filter(|t| t.family() == family).collect()
+}
+
+/// Every format `format` might convert to.
+fn all_targets(format: WeightFormat) -> Vec<WeightFormat> {
+    let mut out = vec![WeightFormat::F16, WeightFormat::F32];
+    if let WeightFormat::Grouped(layout) = format {
+        for bits in qloader_format::grouped::BITS {
+            out.push(WeightFormat::grouped(bits, layout.group()));
+        }
+    }
+    out.retain(|&t| t != format);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str) -> WeightFormat {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn every_format_runs_natively_when_nothing_is_disabled() {
+        let r = KernelRegistry::detect();
+        for name in ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2"] {
+            let c = r.choose(f(name), ActivationFormat::Int8).unwrap();
+            assert_eq!((c.runs_as, c.conversion), (f(name), None), "{name}");
+            assert_eq!(c.kernel.isa, Kernels::detect().isa, "{name}: the tier the products use");
+        }
+        let c = r.choose(f("f16"), ActivationFormat::Int8).unwrap();
+        assert_eq!(c.kernel.activations, ActivationFormat::F32, "float weights take f32");
+    }
+
+    #[test]
+    fn a_disabled_family_widens_exactly_to_the_cheapest_kernel() {
+        let mut r = KernelRegistry::detect();
+        r.disable("int2").unwrap();
+        r.disable("int3").unwrap();
+        let c = r.choose(f("int2g64"), ActivationFormat::F32).unwrap();
+        assert_eq!((c.runs_as, c.conversion), (f("int4g64"), Some(Fidelity::Exact)));
+        r.disable("int4").unwrap();
+        let c = r.choose(f("int3"), ActivationFormat::F32).unwrap();
+        assert_eq!((c.runs_as, c.conversion), (f("int8g32"), Some(Fidelity::Exact)));
+        r.disable("int8").unwrap();
+        let c = r.choose(f("int8"), ActivationFormat::F32).unwrap();
+        assert_eq!((c.runs_as, c.conversion), (f("f16"), Some(Fidelity::Rounded)));
+        r.disable("f16").unwrap();
+        let c = r.choose(f("int2"), ActivationFormat::F32).unwrap();
+        assert_eq!((c.runs_as, c.conversion), (f("f32"), Some(Fidelity::Exact)));
+        r.disable("f32").unwrap();
+        assert!(r.choose(f("int2"), ActivationFormat::F32).is_err());
+        assert!(r.disable("int5").is_err());
+    }
+
+    #[test]
+    fn a_profile_restricts_kernels_and_names_the_fallback() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../profiles/int8-only.toml"
+        ))
+        .unwrap();
+        let profile = DeviceProfile::from_toml(&text).unwrap();
+        let mut r = KernelRegistry::detect();
+        r.restrict_to(&profile);
+        let c = r.choose(f("int2g128"), ActivationFormat::F32).unwrap();
+        assert_eq!(c.runs_as, f("int8g128"));
+        assert!(r.choose(f("f16"), ActivationFormat::F32).is_err(), "int8-only cannot run f16");
+    }
+}
