@@ -36,9 +36,91 @@ pub enum Command {
     /// sensitivity table (a plan), sweep the loss-vs-size frontier with
     /// --pareto, or print a plan with --explain.
     Plan(PlanArgs),
+    /// Write a packed model (.qlm): every quantizable tensor quantized as a
+    /// plan (or --quant) says, with the configuration and tokenizer.
+    Pack(PackArgs),
+    /// Print a packed model's header: model, plan, sizes per format.
+    Inspect(InspectArgs),
+    /// Load a packed model and embed texts or generate from a prompt; with
+    /// --explain, list the kernel each tensor runs with.
+    Run(RunArgs),
     /// Write this machine's device profile (features, memory, kernels and
     /// their measured speed), or check a hand-written one with --check.
     Profile(ProfileArgs),
+}
+
+/// Arguments of `qloader pack`.
+#[derive(Args)]
+pub struct PackArgs {
+    /// A GGUF file (Llama-family decoder) or a sentence-transformers model
+    /// directory (BERT encoder). Default: the SmolLM2-135M-Instruct fixture.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Plan (from `qloader plan`) giving every quantizable tensor's format.
+    #[arg(long, value_name = "PLAN", required_unless_present = "quant")]
+    pub plan: Option<PathBuf>,
+    /// Instead of a plan, store every quantizable tensor in this format.
+    #[arg(long, value_parser = parse_format, conflicts_with = "plan")]
+    pub quant: Option<WeightFormat>,
+    /// The packed model to write.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// Arguments of `qloader inspect`.
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The packed model.
+    pub packed: PathBuf,
+    /// List every tensor (name, shape, format, bytes).
+    #[arg(long)]
+    pub tensors: bool,
+    /// Also check every blob and tensor against its checksum.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// How a packed model is loaded.
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Do not check tensors against their checksums (faster start).
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Act as if this device had no kernel for these format families
+    /// (comma-separated, e.g. int2,int3): their tensors are converted at load.
+    #[arg(long, value_delimiter = ',', value_name = "FAMILIES")]
+    pub disable_kernels: Vec<String>,
+    /// Device profile: use only the kernels it lists, and its fallbacks.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<PathBuf>,
+}
+
+/// Arguments of `qloader run`.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The packed model (from `qloader pack`).
+    pub packed: PathBuf,
+    /// Texts to embed (encoder), or the prompt (decoder; the words are
+    /// joined). Without any, an encoder reads one text per line from
+    /// standard input and a decoder needs --explain.
+    pub texts: Vec<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Activations of integer-weight products: f32, or int8 quantized per row.
+    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    pub act: ActivationFormat,
+    /// Print how every tensor runs: stored format, run format, kernel, bytes.
+    #[arg(long)]
+    pub explain: bool,
+    /// Most tokens to generate (decoder).
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
+    /// Use the prompt as it is, without the model's chat template (decoder).
+    #[arg(long)]
+    pub raw: bool,
+    /// Also write the embeddings or the generation as JSON to this file.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Arguments of `qloader plan`.
@@ -241,8 +323,21 @@ pub struct EmbedArgs {
 /// Arguments of `qloader eval`.
 #[derive(Args)]
 pub struct EvalArgs {
+    /// A packed model (from `qloader pack`) to evaluate instead: an encoder
+    /// against the f32 model in --model on the built-in sentences, a decoder
+    /// by perplexity on --text.
+    pub packed: Option<PathBuf>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     #[command(flatten)]
     pub model: ModelArg,
+    /// Text a packed decoder's perplexity is measured on. Default: the
+    /// "Botchan" text fetched by scripts/fetch-fixtures.sh.
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
+    /// Windows of the packed decoder's perplexity.
+    #[arg(long, default_value_t = qloader_runtime::perplexity::STANDARD_WINDOWS)]
+    pub windows: usize,
     /// Weight formats to evaluate, comma-separated (names as for `embed`).
     #[arg(long, value_parser = parse_format, value_delimiter = ',', default_value = "f32,int8,int4")]
     pub quant: Vec<WeightFormat>,

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
         args::Command::Bench(args::BenchCommand::Kernels(a)) => commands::bench::run_kernels(a),
         args::Command::Profile(a) => commands::profile::run(a),
         args::Command::Plan(a) => commands::plan::run(a),
+        args::Command::Pack(a) => commands::pack::run(a),
+        args::Command::Inspect(a) => commands::inspect::run(a),
+        args::Command::Run(a) => commands::run::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

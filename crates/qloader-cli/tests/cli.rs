@@ -266,3 +266,53 @@ fn profile_check_validates_and_names_the_file() {
     let err = stderr(&o);
     assert!(err.contains("bad.toml") && err.contains("not a valid device profile"), "{err}");
 }
+
+#[test]
+fn pack_inspect_run_and_eval_a_packed_encoder() {
+    if !fixture_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("minilm-int3.qlm");
+    let model = fixtures::minilm_dir();
+    let (model, packed_s) = (model.to_str().unwrap(), packed.to_str().unwrap());
+    let o = qloader(&["pack", "--model", model, "--quant", "int3g64", "-o", packed_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("| int3g64 | 37 |"), "36 linear weights and the embeddings: {out}");
+
+    let o = qloader(&["inspect", packed_s, "--verify", "--tensors"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("architecture: bert") && out.contains("checksums: all 2 blobs"), "{out}");
+    assert!(out.contains("| encoder.layer.0.attention.self.query.weight | 384×384 | int3g64 |"));
+
+    // Natively: int3 products; with int3 disabled: converted, one line each.
+    let o = qloader(&["run", packed_s, "--explain", "A sentence to embed."]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("/int3·f32 | 36 |") && out.contains("A sentence to embed.\t["), "{out}");
+    let o = qloader(&["run", packed_s, "--disable-kernels", "int3", "--explain", "Hi."]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert_eq!(err.matches("no int3 kernel here; converted int3g64 → int4g64 (exact").count(), 36);
+    assert!(out.contains("/int4·f32 | 36 |"), "{out}");
+
+    let o = qloader(&["eval", packed_s, "--model", model]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let row = out.lines().last().unwrap();
+    let mean: f64 = row.split('|').nth(2).unwrap().trim().parse().unwrap();
+    assert!(mean > 0.8 && mean < 1.0, "{out}");
+
+    // Errors: a damaged file, an unknown family, a plan for another model.
+    let mut bytes = std::fs::read(&packed).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    let bad = dir.path().join("bad.qlm");
+    std::fs::write(&bad, &bytes).unwrap();
+    let o = qloader(&["run", bad.to_str().unwrap(), "x"]);
+    assert!(!o.status.success() && stderr(&o).contains("checksum mismatch"), "{}", stderr(&o));
+    let o = qloader(&["run", packed_s, "--disable-kernels", "int5", "x"]);
+    assert!(!o.status.success() && stderr(&o).contains("unknown format family `int5`"));
+}

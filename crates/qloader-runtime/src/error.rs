@@ -20,6 +20,14 @@ pub enum RuntimeError {
         /// What is wrong.
         reason: String,
     },
+    /// A plan does not fit the model it is applied to.
+    #[error("{}: {reason}", model.display())]
+    PlanMismatch {
+        /// The model.
+        model: std::path::PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
     /// An evaluation was asked for no formats or no sentences.
     #[error("nothing to evaluate: {0}")]
     EmptyEvaluation(&'static str),

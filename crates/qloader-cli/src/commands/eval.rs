@@ -1,18 +1,29 @@
 //! `qloader eval`: quantized against f32 on the built-in sentence set, as a
-//! table (and optionally JSON).
+//! table (and optionally JSON); or a packed model: an encoder's cosine to
+//! its f32 model, a decoder's perplexity.
 
 use std::io::IsTerminal;
 
+use std::path::Path;
+use std::time::Instant;
+
 use anyhow::{Context, Result};
-use qloader_format::WeightFormat;
+use qloader_format::{fixtures, ActivationFormat, WeightFormat};
+use qloader_runtime::eval::cosine;
+use qloader_runtime::packed::PackedModel;
 use qloader_runtime::sentences::EVAL_SENTENCES;
-use qloader_runtime::{evaluate, EvalReport};
+use qloader_runtime::{evaluate, EncoderSession, EvalReport};
+use serde::Serialize;
 
 use crate::args::EvalArgs;
+use crate::commands::load;
 use crate::output::{human_bytes, write_json};
 
 /// Runs the subcommand.
 pub fn run(args: EvalArgs) -> Result<()> {
+    if let Some(packed) = args.packed.clone() {
+        return run_packed(&packed, args);
+    }
     let dir = args.model.dir();
     let formats = args.quant.clone();
     let verbose = std::io::stderr().is_terminal();
@@ -29,6 +40,99 @@ pub fn run(args: EvalArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// A packed encoder against the f32 model in `--model` on the built-in
+/// sentences; a packed decoder's perplexity on `--text`.
+fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
+    let options = load::options(&args.load, args.act)?;
+    let loaded = load::open(path, &options)?;
+    eprintln!("{}", load::describe(&loaded));
+    let held: usize = loaded.placements.iter().map(|p| p.bytes).sum();
+    match &loaded.model {
+        PackedModel::Encoder(encoder) => {
+            let dir = args.model.dir();
+            let reference = EncoderSession::open(&dir, WeightFormat::F32, ActivationFormat::F32)
+                .with_context(|| format!("loading the f32 reference from {}", dir.display()))?;
+            let clock = Instant::now();
+            let mut cosines = Vec::with_capacity(EVAL_SENTENCES.len());
+            for s in EVAL_SENTENCES {
+                cosines.push(cosine(&reference.embed(s)?, &encoder.embed(s)?));
+            }
+            let seconds = clock.elapsed().as_secs_f64();
+            let report = PackedEval {
+                model: path.display().to_string(),
+                reference: dir.display().to_string(),
+                bytes: held,
+                load_seconds: loaded.load_seconds,
+                mean_cosine: cosines.iter().sum::<f64>() / cosines.len() as f64,
+                min_cosine: cosines.iter().copied().fold(f64::INFINITY, f64::min),
+                perplexity: None,
+                seconds,
+            };
+            println!("model: {} (f32 reference: {})", report.model, report.reference);
+            println!("| weights held | mean cosine | min cosine | embed time |");
+            println!("|---:|---:|---:|---:|");
+            println!(
+                "| {} | {:.6} | {:.6} | {:.2} s |",
+                human_bytes(held),
+                report.mean_cosine,
+                report.min_cosine,
+                seconds
+            );
+            if let Some(json) = &args.json {
+                write_json(json, &report)?;
+            }
+        }
+        PackedModel::Decoder(session) => {
+            let text_path = args.text.clone().unwrap_or_else(fixtures::botchan_text);
+            let text = std::fs::read_to_string(&text_path).with_context(|| {
+                format!("reading {} (run scripts/fetch-fixtures.sh)", text_path.display())
+            })?;
+            let window = qloader_runtime::perplexity::STANDARD_WINDOW;
+            let p = session.perplexity(&text, window, args.windows, &mut |_, _| {})?;
+            println!("model: {}; text: {}", path.display(), text_path.display());
+            println!("| weights held | windows | perplexity | mean NLL | time |");
+            println!("|---:|---:|---:|---:|---:|");
+            println!(
+                "| {} | {} × {} | {:.3} | {:.4} | {:.1} s |",
+                human_bytes(held),
+                p.windows,
+                p.window,
+                p.perplexity,
+                p.mean_nll,
+                p.seconds
+            );
+            if let Some(json) = &args.json {
+                let report = PackedEval {
+                    model: path.display().to_string(),
+                    reference: text_path.display().to_string(),
+                    bytes: held,
+                    load_seconds: loaded.load_seconds,
+                    mean_cosine: f64::NAN,
+                    min_cosine: f64::NAN,
+                    perplexity: Some(p.perplexity),
+                    seconds: p.seconds,
+                };
+                write_json(json, &report)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `eval` measures on a packed model.
+#[derive(Serialize)]
+struct PackedEval {
+    model: String,
+    /// The f32 model (encoder) or the text (decoder) it was measured against.
+    reference: String,
+    bytes: usize,
+    load_seconds: f64,
+    mean_cosine: f64,
+    min_cosine: f64,
+    perplexity: Option<f64>,
+    seconds: f64,
 }
 
 fn print_table(report: &EvalReport) {

@@ -10,5 +10,5 @@ pub mod pack;
 pub mod source;
 
 pub use model::{open_packed, LoadedModel, PackedEncoder, PackedModel};
-pub use pack::{pack_bert, pack_llama, PackReport};
-pub use source::{LoadOptions, PackedSource, Placement};
+pub use pack::{pack_bert, pack_llama, pack_model, quantizable_tensors, PackReport};
+pub use source::{LoadOptions, PackedSource, Placement, PlacementRole};

@@ -4,6 +4,7 @@
 //! every tensor it asked for is written, with what the loader needs besides
 //! (configuration, tokenizer). The file is written atomically.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use qloader_format::gguf::GgufFile;
@@ -90,6 +91,49 @@ pub fn pack_llama(
     writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
     let file_bytes = write(writer, &tensors, out)?;
     Ok(PackReport { architecture: LLAMA, summary, file_bytes })
+}
+
+/// The quantizable tensors of the model at `model` (a GGUF file, or a
+/// sentence-transformers directory), by name.
+pub fn quantizable_tensors(model: &Path) -> Result<Vec<String>> {
+    if model.is_dir() {
+        let dir = ModelDir::open(model)?;
+        let mut names = qloader_models::bert::tensor_names(&dir.config);
+        names.push(qloader_models::bert::WORD_EMBEDDINGS.to_owned());
+        Ok(names)
+    } else {
+        let file = GgufFile::open(model)?;
+        Ok(qloader_models::llama::tensor_names(&LlamaConfig::from_gguf(&file)?))
+    }
+}
+
+/// Packs the model at `model` (a GGUF file, or a sentence-transformers
+/// directory) with every quantizable tensor in the format `formats` gives
+/// it, into `out`. `formats` must name exactly the model's quantizable
+/// tensors (as a plan made from the model's sensitivity table does).
+pub fn pack_model(
+    model: &Path,
+    formats: &BTreeMap<String, WeightFormat>,
+    plan: Option<PlanRef>,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PackReport> {
+    let names = quantizable_tensors(model)?;
+    let mismatch = |reason: String| RuntimeError::PlanMismatch { model: model.to_owned(), reason };
+    if let Some(missing) = names.iter().find(|n| !formats.contains_key(*n)) {
+        return Err(mismatch(format!("the plan has no format for tensor `{missing}`")));
+    }
+    if let Some(extra) = formats.keys().find(|n| !names.contains(n)) {
+        return Err(mismatch(format!(
+            "the plan names tensor `{extra}`, which the model does not have"
+        )));
+    }
+    let choose = |name: &str| formats.get(name).copied().unwrap_or(WeightFormat::F32);
+    if model.is_dir() {
+        pack_bert(&ModelDir::open(model)?, &choose, plan, out)
+    } else {
+        pack_llama(model, &choose, plan, out, progress)
+    }
 }
 
 fn meta(architecture: &str, config: serde_json::Value, plan: Option<PlanRef>) -> PackedMeta {

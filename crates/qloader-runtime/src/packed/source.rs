@@ -45,6 +45,8 @@ pub struct Placement {
     pub shape: [usize; 2],
     /// The format the file stores.
     pub stored: WeightFormat,
+    /// What the model does with it.
+    pub role: PlacementRole,
     /// The kernel choice, for weights the model multiplies by.
     pub kernel: Option<KernelChoice>,
     /// Bytes held at run time (the stored bytes, or the converted ones).
@@ -53,6 +55,28 @@ pub struct Placement {
     pub mapped: bool,
     /// Seconds spent converting at load (0 when not converted).
     pub convert_seconds: f64,
+}
+
+/// What the model does with a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlacementRole {
+    /// Multiplies by it (a kernel is chosen).
+    Product,
+    /// Reads rows of it (an embedding table).
+    LookUp,
+    /// Uses its values directly (norm scales, biases, position tables).
+    Values,
+}
+
+impl PlacementRole {
+    /// `product`, `look-up`, `values`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlacementRole::Product => "product",
+            PlacementRole::LookUp => "look-up",
+            PlacementRole::Values => "values",
+        }
+    }
 }
 
 /// A packed model's tensors as a [`WeightSource`].
@@ -144,6 +168,7 @@ impl WeightSource for PackedSource<'_> {
             name: name.to_owned(),
             shape: view.shape(),
             stored: WeightFormat::F32,
+            role: PlacementRole::Values,
             kernel: None,
             bytes: len * 4,
             mapped: false,
@@ -200,6 +225,11 @@ impl WeightSource for PackedSource<'_> {
             name: name.to_owned(),
             shape: [rows, cols],
             stored: view.format(),
+            role: if role == WeightRole::Linear {
+                PlacementRole::Product
+            } else {
+                PlacementRole::LookUp
+            },
             kernel,
             bytes: weight.storage_bytes(),
             mapped: weight.is_mapped(),

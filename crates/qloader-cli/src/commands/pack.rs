@@ -1,0 +1,80 @@
+//! `qloader pack`: a model and a plan (or one format) into a packed model.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use qloader_format::{fixtures, PlanRef, WeightFormat};
+use qloader_runtime::packed::{pack_model, quantizable_tensors};
+use qloader_schedule::Plan;
+
+use crate::args::PackArgs;
+use crate::output::human_bytes;
+
+/// Runs the subcommand.
+pub fn run(args: PackArgs) -> Result<()> {
+    let model = args.model.clone().unwrap_or_else(fixtures::smollm2_gguf);
+    let (formats, plan_ref) = match (&args.plan, args.quant) {
+        (Some(path), _) => {
+            let plan = Plan::read(path)?;
+            let mut formats = BTreeMap::new();
+            for t in &plan.tensors {
+                let f: WeightFormat = t.format.parse().with_context(|| {
+                    format!("{}: tensor {}: format {:?}", path.display(), t.name, t.format)
+                })?;
+                formats.insert(t.name.clone(), f);
+            }
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let sha256 = qloader_schedule::planner::sha256_hex(&bytes);
+            (formats, Some(PlanRef { path: path.display().to_string(), sha256 }))
+        }
+        (None, Some(format)) => {
+            let names = quantizable_tensors(&model)
+                .with_context(|| format!("reading {}", model.display()))?;
+            (names.into_iter().map(|n| (n, format)).collect(), None)
+        }
+        (None, None) => anyhow::bail!("give --plan PLAN or --quant FORMAT"),
+    };
+    let verbose = std::io::stderr().is_terminal();
+    let mut progress = |done: usize, total: usize| {
+        if verbose && done < total {
+            eprint!("\rquantizing block {}/{total}", done + 1);
+        } else if verbose {
+            eprintln!();
+        }
+    };
+    let clock = Instant::now();
+    let report = pack_model(&model, &formats, plan_ref, &args.output, &mut progress)
+        .with_context(|| format!("packing {} into {}", model.display(), args.output.display()))?;
+    let seconds = clock.elapsed().as_secs_f64();
+
+    let mut per_format: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for t in &report.summary.tensors {
+        let e = per_format.entry(t.format.to_string()).or_default();
+        e.0 += 1;
+        e.1 += t.params;
+        e.2 += t.bytes;
+    }
+    println!("packed {} ({}) into {}", model.display(), report.architecture, args.output.display());
+    println!();
+    println!("| format | tensors | weights | bytes | bits/weight |");
+    println!("|---|---:|---:|---:|---:|");
+    for (format, (n, params, bytes)) in &per_format {
+        println!(
+            "| {format} | {n} | {params} | {} | {:.2} |",
+            human_bytes(*bytes),
+            *bytes as f64 * 8.0 / (*params).max(1) as f64
+        );
+    }
+    println!();
+    println!(
+        "quantizable tensors: {} at {:.2} bits/weight; file {}; {:.1} s",
+        human_bytes(report.summary.quantized_bytes()),
+        report.summary.quantized_bits_per_weight(),
+        human_bytes(report.file_bytes as usize),
+        seconds
+    );
+    Ok(())
+}
