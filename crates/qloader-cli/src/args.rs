@@ -93,6 +93,10 @@ pub struct LoadArgs {
     /// Device profile: use only the kernels it lists, and its fallbacks.
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<PathBuf>,
+    /// Keep tensors converted at load in MODEL.qlm.fallback and map them
+    /// from there at the next start.
+    #[arg(long)]
+    pub fallback_cache: bool,
 }
 
 /// Arguments of `qloader run`.

@@ -130,6 +130,43 @@ fn every_packed_format_runs_with_its_kernel_disabled() {
 }
 
 #[test]
+fn conversions_are_cached_beside_the_model_for_the_next_start() {
+    let Some(dir) = minilm() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("m.qlm");
+    pack_bert(&dir, &mixed, None, &path).unwrap();
+    let mut registry = KernelRegistry::detect();
+    registry.disable("int2").unwrap();
+    registry.disable("int3").unwrap();
+    let options = LoadOptions { registry, fallback_cache: true, ..LoadOptions::default() };
+    let cache = qloader_runtime::packed::fallback_cache::cache_path(&path);
+    assert_eq!(cache.file_name().unwrap(), "m.qlm.fallback");
+
+    let (first, log) = open(&path, &options);
+    let converted = log.iter().filter(|l| l.contains("(converted")).count();
+    assert!(converted > 0 && log.last().unwrap().contains("wrote the fallback cache"), "{log:?}");
+    assert!(cache.exists());
+    let (second, log) = open(&path, &options);
+    assert_eq!(log.iter().filter(|l| l.contains("(the copy in")).count(), converted, "{log:?}");
+    assert!(!log.iter().any(|l| l.contains("wrote")), "nothing new to cache: {log:?}");
+    let (first, second) = (encoder(first), encoder(second));
+    for s in SENTENCES {
+        assert_eq!(first.embed(s).unwrap(), second.embed(s).unwrap());
+    }
+
+    // A damaged cache is not used: the tensors are converted again.
+    let mut bytes = std::fs::read(&cache).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&cache, &bytes).unwrap();
+    let (_, log) = open(&path, &options);
+    assert!(log.iter().any(|l| l.contains("(converted")), "{log:?}");
+    std::fs::write(&cache, b"not a cache").unwrap();
+    let (_, log) = open(&path, &options);
+    assert!(log[0].contains("ignoring the fallback cache"), "{log:?}");
+}
+
+#[test]
 fn packed_smollm2_equals_the_in_memory_model_of_the_same_plan() {
     let gguf = fixtures::smollm2_gguf();
     if !present(&gguf) {

@@ -24,7 +24,12 @@ pub fn options(args: &LoadArgs, activations: ActivationFormat) -> Result<LoadOpt
     for family in &args.disable_kernels {
         registry.disable(family).map_err(anyhow::Error::msg).context("--disable-kernels")?;
     }
-    Ok(LoadOptions { verify: !args.no_verify, activations, registry })
+    Ok(LoadOptions {
+        verify: !args.no_verify,
+        activations,
+        registry,
+        fallback_cache: args.fallback_cache,
+    })
 }
 
 /// Opens `path`, reporting conversions on standard error.

@@ -2,9 +2,11 @@
 //! ([`pack`]), the header configuration each architecture carries
 //! ([`config`]), the weight source that reads tensors in place and converts
 //! those without a kernel ([`source`]), and opening a file into a ready model
-//! ([`model`]). The container format itself is `qloader_format::packed`.
+//! ([`model`]), with the on-disk cache of load-time conversions
+//! ([`fallback_cache`]). The container format itself is `qloader_format::packed`.
 
 pub mod config;
+pub mod fallback_cache;
 pub mod model;
 pub mod pack;
 pub mod source;

@@ -10,6 +10,7 @@ use qloader_format::{ActivationFormat, BertConfig, FormatError, PackedFile, Pool
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
 
 use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
+use super::fallback_cache::{cache_path, FallbackCache};
 use super::source::{LoadOptions, PackedSource, Placement};
 use crate::decoder::DecoderSession;
 use crate::error::{Result, RuntimeError};
@@ -71,7 +72,16 @@ pub fn open_packed(
         })
     };
     let act = options.activations;
-    let (model, placements) = match file.architecture() {
+    let cache_file = cache_path(path);
+    let cache = if options.fallback_cache {
+        FallbackCache::open(&cache_file, options.verify).unwrap_or_else(|reason| {
+            on_conversion(&format!("ignoring the fallback cache: {reason}"));
+            None
+        })
+    } else {
+        None
+    };
+    let (model, (placements, to_cache)) = match file.architecture() {
         BERT => {
             let packed: BertPacked = serde_json::from_value(file.config().clone())
                 .map_err(|e| invalid(format!("header config: {e}")))?;
@@ -94,10 +104,11 @@ pub fn open_packed(
                 Pooling::Mean => PoolingMode::Mean,
                 Pooling::Cls => PoolingMode::Cls,
             };
-            let mut source = PackedSource::new(&file, options, on_conversion);
+            let mut source =
+                PackedSource::new(&file, options, on_conversion).with_cache(cache.as_ref());
             let encoder = BertEncoder::from_source(config, pooling, packed.normalize, &mut source)?
                 .with_activations(act);
-            (PackedModel::Encoder(PackedEncoder { tokenizer, encoder }), source.into_placements())
+            (PackedModel::Encoder(PackedEncoder { tokenizer, encoder }), source.finish())
         }
         LLAMA => {
             let packed: LlamaPacked = serde_json::from_value(file.config().clone())
@@ -108,10 +119,11 @@ pub fn open_packed(
                 blob(TOKENIZER_BLOB)?,
                 packed.tokenizer,
             )?;
-            let mut source = PackedSource::new(&file, options, on_conversion);
+            let mut source =
+                PackedSource::new(&file, options, on_conversion).with_cache(cache.as_ref());
             let model = LlamaModel::from_source(packed.model, &mut source, &mut |_, _| {})?
                 .with_activations(act);
-            (PackedModel::Decoder(DecoderSession { model, tokenizer }), source.into_placements())
+            (PackedModel::Decoder(DecoderSession { model, tokenizer }), source.finish())
         }
         other => {
             return Err(invalid(format!(
@@ -120,6 +132,19 @@ pub fn open_packed(
         }
     };
     let load_seconds = clock.elapsed().as_secs_f64();
+    if let Some(contents) = to_cache {
+        // The model is ready; a cache that cannot be written only costs the
+        // next start its conversions.
+        match contents.write(&cache_file) {
+            Ok(bytes) => on_conversion(&format!(
+                "wrote the fallback cache {} ({} tensors, {:.2} MiB)",
+                cache_file.display(),
+                contents.len(),
+                bytes as f64 / (1 << 20) as f64
+            )),
+            Err(e) => on_conversion(&format!("could not write the fallback cache: {e}")),
+        }
+    }
     Ok(LoadedModel { model, file, placements, load_seconds })
 }
 

@@ -13,6 +13,7 @@ use qloader_kernels::StableBytes;
 use qloader_models::{ModelError, WeightRole, WeightSource};
 use qloader_quant::{LinearWeight, QuantSummary};
 
+use super::fallback_cache::{CacheContents, FallbackCache};
 use crate::registry::{KernelChoice, KernelRegistry};
 
 /// How a packed model is loaded.
@@ -24,6 +25,9 @@ pub struct LoadOptions {
     pub activations: ActivationFormat,
     /// The kernels this device has.
     pub registry: KernelRegistry,
+    /// Keep the tensors converted at load in a cache file beside the model,
+    /// and use it at the next start.
+    pub fallback_cache: bool,
 }
 
 impl Default for LoadOptions {
@@ -32,6 +36,7 @@ impl Default for LoadOptions {
             verify: true,
             activations: ActivationFormat::F32,
             registry: KernelRegistry::detect(),
+            fallback_cache: false,
         }
     }
 }
@@ -87,6 +92,11 @@ pub struct PackedSource<'a> {
     summary: QuantSummary,
     placements: Vec<Placement>,
     on_conversion: &'a mut dyn FnMut(&str),
+    cache: Option<&'a FallbackCache>,
+    /// Converted weights to write to the cache (when it is on).
+    to_cache: Option<CacheContents>,
+    /// Conversions done at this load (not taken from the cache).
+    fresh_conversions: usize,
 }
 
 impl<'a> PackedSource<'a> {
@@ -105,12 +115,23 @@ impl<'a> PackedSource<'a> {
             summary: QuantSummary::default(),
             placements: Vec::new(),
             on_conversion,
+            cache: None,
+            to_cache: options.fallback_cache.then(CacheContents::default),
+            fresh_conversions: 0,
         }
     }
 
-    /// Every tensor handed out so far.
-    pub fn into_placements(self) -> Vec<Placement> {
-        self.placements
+    /// Takes converted tensors from `cache` where it has them.
+    pub fn with_cache(mut self, cache: Option<&'a FallbackCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Every tensor handed out so far, and the converted weights to cache if
+    /// any conversion was done at this load (with the cache on).
+    pub fn finish(self) -> (Vec<Placement>, Option<CacheContents>) {
+        let write = self.fresh_conversions > 0;
+        (self.placements, self.to_cache.filter(|_| write))
     }
 
     fn error(&self, tensor: &str, reason: String) -> ModelError {
@@ -197,11 +218,27 @@ impl WeightSource for PackedSource<'_> {
                 (stored, Some(choice), 0.0)
             } else {
                 let clock = Instant::now();
-                let converted =
-                    stored.convert_to(choice.runs_as).map_err(|r| self.error(name, r))?;
+                let shape = [rows, cols];
+                let cached =
+                    self.cache.and_then(|c| c.lookup(name, view.crc32(), choice.runs_as, shape));
+                let (converted, how) = match cached {
+                    Some(w) => {
+                        let from = self.cache.map(|c| c.path().display().to_string());
+                        (w, format!("the copy in {}", from.unwrap_or_default()))
+                    }
+                    None => {
+                        self.fresh_conversions += 1;
+                        let w =
+                            stored.convert_to(choice.runs_as).map_err(|r| self.error(name, r))?;
+                        (w, "converted".to_owned())
+                    }
+                };
                 let seconds = clock.elapsed().as_secs_f64();
+                if let Some(contents) = &mut self.to_cache {
+                    contents.add(name, view.crc32(), &converted);
+                }
                 (self.on_conversion)(&format!(
-                    "{name}: no {} kernel here; converted {} → {} ({}, {:.1} ms, {:.2} MiB)",
+                    "{name}: no {} kernel here; {} → {} ({how}, {}, {:.1} ms, {:.2} MiB)",
                     choice.stored.family(),
                     choice.stored,
                     choice.runs_as,
