@@ -295,7 +295,7 @@ fn pack_inspect_run_and_eval_a_packed_encoder() {
     let o = qloader(&["run", packed_s, "--disable-kernels", "int3", "--explain", "Hi."]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
-    assert_eq!(err.matches("no int3 kernel here; converted int3g64 → int4g64 (exact").count(), 36);
+    assert_eq!(err.matches("no int3 kernel here; int3g64 → int4g64 (converted, exact").count(), 36);
     assert!(out.contains("/int4·f32 | 36 |"), "{out}");
 
     let o = qloader(&["eval", packed_s, "--model", model]);
