@@ -39,6 +39,9 @@ pub enum Command {
     /// Write a packed model (.qlm): every quantizable tensor quantized as a
     /// plan (or --quant) says, with the configuration and tokenizer.
     Pack(PackArgs),
+    /// Measure mixed-precision plans against uniform formats and llama.cpp's
+    /// recipes at equal size, end to end, into a Markdown + HTML report.
+    Report(ReportArgs),
     /// Print a packed model's header: model, plan, sizes per format.
     Inspect(InspectArgs),
     /// Load a packed model and embed texts or generate from a prompt; with
@@ -125,6 +128,41 @@ pub struct RunArgs {
     /// Also write the embeddings or the generation as JSON to this file.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// Arguments of `qloader report`.
+#[derive(Args)]
+pub struct ReportArgs {
+    /// A GGUF file (Llama-family decoder) or a sentence-transformers model
+    /// directory (BERT encoder). Default: the SmolLM2-135M-Instruct fixture.
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// A sensitivity table to reuse (from `qloader analyze` with the
+    /// report's formats); without it the model is analyzed first.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<PathBuf>,
+    /// Device profile; without it this machine is measured (a few seconds)
+    /// and the profile written into the output folder.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<PathBuf>,
+    /// Budgets of the mixed plans (bits per weight, comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "2.5,3,3.5,4,5,6")]
+    pub budgets: Vec<String>,
+    /// Uniform formats to compare with (comma-separated).
+    #[arg(long, value_parser = parse_format, value_delimiter = ',', default_value = "int8,int4,int3,int2")]
+    pub uniform: Vec<WeightFormat>,
+    /// Leave out llama.cpp's Q3_K_M / Q4_K_M recipes.
+    #[arg(long)]
+    pub no_recipes: bool,
+    /// Perplexity windows of 512 tokens (decoder).
+    #[arg(long, default_value_t = 8)]
+    pub windows: usize,
+    /// Keep every packed model in the output folder.
+    #[arg(long)]
+    pub keep_packed: bool,
+    /// Output folder (report.md, report.html, charts, JSON, plans).
+    #[arg(short, long, value_name = "DIR", default_value = "report")]
+    pub output: PathBuf,
 }
 
 /// Arguments of `qloader plan`.

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         args::Command::Pack(a) => commands::pack::run(a),
         args::Command::Inspect(a) => commands::inspect::run(a),
         args::Command::Run(a) => commands::run::run(a),
+        args::Command::Report(a) => commands::report::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

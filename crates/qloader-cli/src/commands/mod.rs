@@ -11,4 +11,5 @@ pub mod pack;
 pub mod perplexity;
 pub mod plan;
 pub mod profile;
+pub mod report;
 pub mod run;
