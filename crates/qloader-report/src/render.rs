@@ -292,7 +292,7 @@ pub fn frontier_svg(report: &Report) -> std::result::Result<String, String> {
                 chart
                     .draw_series(std::iter::once(Text::new(
                         p.2.replace("uniform ", ""),
-                        (p.0, p.1 * 1.08),
+                        (p.0 + 0.06, p.1 * 1.06),
                         ("sans-serif", 13).into_font().color(&color),
                     )))
                     .map_err(|x| e(&x))?;
