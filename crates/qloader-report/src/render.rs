@@ -56,6 +56,40 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
         .collect()
 }
 
+/// Each budget's mixed plan against the smallest uniform format at least
+/// as large (the tightest uniform competitor it must beat).
+pub fn budget_verdicts(report: &Report) -> Vec<(String, f64, Verdict)> {
+    let uniform: Vec<&Row> = report.rows.iter().filter(|r| r.kind == RowKind::Uniform).collect();
+    report
+        .rows
+        .iter()
+        .filter(|r| r.kind == RowKind::Mixed && r.versus.is_none())
+        .filter_map(|mixed| {
+            let base = uniform.iter().filter(|u| u.bytes >= mixed.bytes).min_by_key(|u| u.bytes)?;
+            Some((
+                mixed.label.clone(),
+                mixed.bits_per_weight,
+                Verdict {
+                    baseline: base.label.clone(),
+                    bits_per_weight: base.bits_per_weight,
+                    baseline_degradation: base.measured.degradation,
+                    mixed_degradation: mixed.measured.degradation,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn verdict_text(v: &Verdict) -> &'static str {
+    if v.tie() {
+        "equal (the plan is the baseline)"
+    } else if v.mixed_wins() {
+        "mixed better"
+    } else {
+        "**baseline better**"
+    }
+}
+
 /// Writes every file of `report` into `dir`.
 pub fn write(report: &Report, dir: &Path) -> Result<()> {
     let io = |path: &Path| {
@@ -130,7 +164,14 @@ pub fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(s, "\n## Mixed precision against each baseline at the same size\n");
     let _ = writeln!(s, "| baseline | bits/weight | baseline | mixed plan, same size | verdict |\n|---|---:|---:|---:|---|");
-    let show = |d: f64| if decoder { format!("{:.3}", d.exp()) } else { format!("{:.5}", 1.0 - d) };
+    let reference = report.rows.first().map_or(0.0, |r| r.measured.perplexity.unwrap_or(1.0).ln());
+    let show = |d: f64| {
+        if decoder {
+            format!("{:.3}", (d + reference).exp())
+        } else {
+            format!("{:.5}", 1.0 - d)
+        }
+    };
     for v in verdicts(report) {
         let _ = writeln!(
             s,
@@ -139,13 +180,20 @@ pub fn markdown(report: &Report) -> String {
             v.bits_per_weight,
             show(v.baseline_degradation),
             show(v.mixed_degradation),
-            if v.tie() {
-                "equal (the plan is the baseline)"
-            } else if v.mixed_wins() {
-                "mixed better"
-            } else {
-                "**baseline better**"
-            }
+            verdict_text(&v)
+        );
+    }
+    let _ = writeln!(s, "\n## Each budget against the smallest uniform format at least as large\n");
+    let _ = writeln!(s, "| mixed plan | bits/weight | measured | uniform | bits/weight | measured | verdict |\n|---|---:|---:|---|---:|---:|---|");
+    for (label, bpw, v) in budget_verdicts(report) {
+        let _ = writeln!(
+            s,
+            "| {label} | {bpw:.2} | {} | {} | {:.2} | {} | {} |",
+            show(v.mixed_degradation),
+            v.baseline,
+            v.bits_per_weight,
+            show(v.baseline_degradation),
+            verdict_text(&v)
         );
     }
     let _ = writeln!(
