@@ -65,6 +65,14 @@ impl GgufTokenizer {
         }
         let vocab: Vocab =
             tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+        if vocab.len() != tokens.len() {
+            let mut seen = std::collections::HashSet::new();
+            let dup = tokens.iter().position(|t| !seen.insert(*t)).unwrap_or(0);
+            return Err(bad(format!(
+                "token #{dup} `{}` appears twice in the vocabulary",
+                tokens[dup]
+            )));
+        }
         let merges = merges
             .iter()
             .enumerate()

@@ -1,0 +1,32 @@
+//! A packed model: the container opened (header and layout validated),
+//! every checksum verified, every tensor rebuilt as a weight in place and
+//! multiplied, and the whole model loaded as `qloader run` loads it.
+#![no_main]
+
+use std::sync::Arc;
+
+use libfuzzer_sys::fuzz_target;
+use qloader_format::PackedFile;
+use qloader_fuzz::file;
+use qloader_kernels::StableBytes;
+use qloader_quant::LinearWeight;
+use qloader_runtime::packed::{open_packed, LoadOptions};
+
+fuzz_target!(|data: &[u8]| {
+    let path = file("model.qlm", data);
+    let Ok(packed) = PackedFile::open(&path) else { return };
+    let _ = packed.verify_all();
+    let owner: Arc<dyn StableBytes> = packed.shared_map();
+    for t in packed.tensors() {
+        if let Ok(w) = LinearWeight::from_mapped_parts(t.rows(), t.cols(), t.parts(), &owner) {
+            if t.cols() <= 4096 && t.rows() <= 4096 {
+                let x = vec![0.5f32; t.cols()];
+                let mut y = vec![0.0f32; t.rows()];
+                w.matmul(&x, 1, &mut y);
+                w.matmul_a8(&x, 1, &mut y);
+            }
+        }
+    }
+    drop(packed);
+    let _ = open_packed(&path, &LoadOptions::default(), &mut |_| {});
+});

@@ -1,0 +1,21 @@
+//! A device profile parsed and validated, and every format's execution
+//! (kernel or fallback chain) resolved.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use qloader_format::WeightFormat;
+use qloader_hw::profile::DeviceProfile;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(profile) = DeviceProfile::from_toml(text) else { return };
+    for name in ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int2g64"] {
+        let format: WeightFormat = name.parse().expect("known format");
+        for act in ["f32", "int8"] {
+            if let Some(e) = profile.execution(format, act) {
+                let _ = e.kernel.seconds(64, 64, 3);
+            }
+        }
+    }
+    let _ = profile.to_toml();
+});

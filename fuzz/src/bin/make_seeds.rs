@@ -1,0 +1,354 @@
+//! Writes the seed corpora into `fuzz/corpus/<target>/`: small valid files
+//! made here (a tiny BERT checkpoint, a tiny Llama GGUF with a tokenizer,
+//! packed models in every format, a table and a plan) and the project's
+//! real inputs where they are small (the shipped device profiles, MiniLM's
+//! `config.json` when the fixture is fetched).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use qloader_analyze::table::{CalibrationInfo, FormatEntry, ModelInfo, Timings, SCHEMA, VERSION};
+use qloader_analyze::table::TensorEntry;
+use qloader_analyze::{Measure, SensitivityTable};
+use qloader_format::{fixtures, PackedMeta, PackedWriter, WeightFormat};
+use qloader_fuzz::join;
+use qloader_quant::LinearWeight;
+use safetensors::tensor::TensorView;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let corpus = root.join("corpus");
+    let put = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = corpus.join(target);
+        std::fs::create_dir_all(&dir).expect("corpus folder");
+        std::fs::write(dir.join(name), bytes).expect("seed");
+    };
+
+    let (config, weights) = tiny_bert();
+    put("model_dir", "tiny-bert", &join(config.as_bytes(), &weights));
+    if let Ok(real) = std::fs::read(fixtures::minilm_dir().join("config.json")) {
+        put("model_dir", "minilm-config", &join(&real, &weights));
+    }
+
+    let gguf = tiny_gguf();
+    put("gguf", "tiny-llama", &gguf);
+    put("gguf_tokenizer", "tiny-llama", &gguf);
+
+    for (i, bytes) in tiny_packed().iter().enumerate() {
+        put("packed", &format!("packed-{i}"), bytes);
+    }
+
+    let table = tiny_table();
+    let table_json = serde_json::to_vec_pretty(&table).expect("table JSON");
+    put("sensitivity_table", "tiny", &table_json);
+
+    let profiles = root.join("../profiles");
+    for entry in std::fs::read_dir(&profiles).expect("profiles/") {
+        let path = entry.expect("profile").path();
+        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        put("profile", &name, &std::fs::read(&path).expect("profile"));
+    }
+
+    let scratch = std::env::temp_dir().join(format!("qloader-seeds-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let table_path = scratch.join("table.json");
+    table.write(&table_path).expect("table");
+    let sources =
+        qloader_schedule::Sources::read(&table_path, &profiles.join("edge-arm-512mib.toml")).expect("sources");
+    for budget in ["4.5bpw", "8bpw"] {
+        let options = qloader_schedule::PlanOptions {
+            budget: Some(budget.parse().expect("budget")),
+            ..Default::default()
+        };
+        let plan = qloader_schedule::make_plan(&sources, &options).expect("plan");
+        put("plan", budget, &serde_json::to_vec_pretty(&plan).expect("plan JSON"));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!("wrote seeds into {}", corpus.display());
+}
+
+/// Deterministic small values.
+fn values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n).map(|i| (((i * 7919 + seed * 31) % 211) as f32 / 105.0 - 1.0) * 0.5).collect()
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// A 1-layer BERT with width 32: `config.json` text and safetensors bytes.
+fn tiny_bert() -> (String, Vec<u8>) {
+    let (h, ff, vocab, pos) = (32usize, 64usize, 16usize, 8usize);
+    let config = format!(
+        r#"{{"architectures":["BertModel"],"hidden_size":{h},"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":{ff},"vocab_size":{vocab},"max_position_embeddings":{pos},"type_vocab_size":2,"layer_norm_eps":1e-12,"hidden_act":"gelu"}}"#
+    );
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("embeddings.word_embeddings.weight".into(), vec![vocab, h]),
+        ("embeddings.position_embeddings.weight".into(), vec![pos, h]),
+        ("embeddings.token_type_embeddings.weight".into(), vec![2, h]),
+        ("embeddings.LayerNorm.weight".into(), vec![h]),
+        ("embeddings.LayerNorm.bias".into(), vec![h]),
+    ];
+    for (path, out, inp) in [
+        ("attention.self.query", h, h),
+        ("attention.self.key", h, h),
+        ("attention.self.value", h, h),
+        ("attention.output.dense", h, h),
+        ("intermediate.dense", ff, h),
+        ("output.dense", h, ff),
+    ] {
+        shapes.push((format!("encoder.layer.0.{path}.weight"), vec![out, inp]));
+        shapes.push((format!("encoder.layer.0.{path}.bias"), vec![out]));
+    }
+    for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
+        shapes.push((format!("encoder.layer.0.{norm}.weight"), vec![h]));
+        shapes.push((format!("encoder.layer.0.{norm}.bias"), vec![h]));
+    }
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, shape))| {
+            let n = shape.iter().product();
+            (name, shape, f32_bytes(&values(n, i)))
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = data
+        .iter()
+        .map(|(name, shape, bytes)| {
+            (name.clone(), TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("view"))
+        })
+        .collect();
+    (config, safetensors::serialize(views, None).expect("safetensors"))
+}
+
+/// GGUF v3 writer for the seeds: metadata values and F32 tensors.
+enum Value {
+    U32(u32),
+    F32(f32),
+    Str(String),
+    Strs(Vec<String>),
+    I32s(Vec<i32>),
+    Bool(bool),
+}
+
+fn gguf_string(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+fn gguf_file(kv: &[(&str, Value)], tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((kv.len() as u64).to_le_bytes());
+    for (key, value) in kv {
+        gguf_string(&mut out, key);
+        match value {
+            Value::U32(v) => {
+                out.extend(4u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Value::F32(v) => {
+                out.extend(6u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Value::Bool(v) => {
+                out.extend(7u32.to_le_bytes());
+                out.push(u8::from(*v));
+            }
+            Value::Str(s) => {
+                out.extend(8u32.to_le_bytes());
+                gguf_string(&mut out, s);
+            }
+            Value::Strs(list) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(8u32.to_le_bytes());
+                out.extend((list.len() as u64).to_le_bytes());
+                for s in list {
+                    gguf_string(&mut out, s);
+                }
+            }
+            Value::I32s(list) => {
+                out.extend(9u32.to_le_bytes());
+                out.extend(5u32.to_le_bytes());
+                out.extend((list.len() as u64).to_le_bytes());
+                for v in list {
+                    out.extend(v.to_le_bytes());
+                }
+            }
+        }
+    }
+    let mut offset = 0u64;
+    let mut blobs = Vec::new();
+    for (i, (name, shape)) in tensors.iter().enumerate() {
+        gguf_string(&mut out, name);
+        out.extend((shape.len() as u32).to_le_bytes());
+        // GGUF lists dimensions innermost first.
+        for d in shape.iter().rev() {
+            out.extend((*d as u64).to_le_bytes());
+        }
+        out.extend(0u32.to_le_bytes()); // F32
+        out.extend(offset.to_le_bytes());
+        let n: usize = shape.iter().product();
+        let bytes = f32_bytes(&values(n, i));
+        offset += (bytes.len() as u64).div_ceil(32) * 32;
+        blobs.push(bytes);
+    }
+    while out.len() % 32 != 0 {
+        out.push(0);
+    }
+    for b in blobs {
+        let padded = b.len().div_ceil(32) * 32;
+        out.extend(&b);
+        out.resize(out.len() + padded - b.len(), 0);
+    }
+    out
+}
+
+/// A 1-block Llama (width 32, 2 heads, vocabulary of 16 byte-level tokens
+/// and two control tokens) with tied embeddings.
+fn tiny_gguf() -> Vec<u8> {
+    let (h, ff, vocab) = (32usize, 64usize, 18usize);
+    let mut tokens: Vec<String> = ["H", "e", "l", "o", "Ġ", "w", "r", "d", "1", "2", "3", "4", "!", "ö", "He", "ll"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    tokens.push("<|im_start|>".into());
+    tokens.push("<|im_end|>".into());
+    let mut types = vec![1i32; 16];
+    types.extend([3, 3]);
+    let kv = vec![
+        ("general.architecture", Value::Str("llama".into())),
+        ("llama.block_count", Value::U32(1)),
+        ("llama.embedding_length", Value::U32(h as u32)),
+        ("llama.feed_forward_length", Value::U32(ff as u32)),
+        ("llama.attention.head_count", Value::U32(2)),
+        ("llama.attention.head_count_kv", Value::U32(1)),
+        ("llama.context_length", Value::U32(64)),
+        ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ("llama.rope.freq_base", Value::F32(10000.0)),
+        ("tokenizer.ggml.model", Value::Str("gpt2".into())),
+        ("tokenizer.ggml.pre", Value::Str("smollm".into())),
+        ("tokenizer.ggml.tokens", Value::Strs(tokens)),
+        ("tokenizer.ggml.token_type", Value::I32s(types)),
+        ("tokenizer.ggml.merges", Value::Strs(vec!["H e".into(), "l l".into()])),
+        ("tokenizer.ggml.bos_token_id", Value::U32(16)),
+        ("tokenizer.ggml.eos_token_id", Value::U32(17)),
+        ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
+        ("tokenizer.chat_template", Value::Str("<|im_start|>{{ m }}<|im_end|>".into())),
+    ];
+    let kv_width = h / 2;
+    let tensors: Vec<(&str, Vec<usize>)> = vec![
+        ("token_embd.weight", vec![vocab, h]),
+        ("blk.0.attn_norm.weight", vec![h]),
+        ("blk.0.attn_q.weight", vec![h, h]),
+        ("blk.0.attn_k.weight", vec![kv_width, h]),
+        ("blk.0.attn_v.weight", vec![kv_width, h]),
+        ("blk.0.attn_output.weight", vec![h, h]),
+        ("blk.0.ffn_norm.weight", vec![h]),
+        ("blk.0.ffn_gate.weight", vec![ff, h]),
+        ("blk.0.ffn_up.weight", vec![ff, h]),
+        ("blk.0.ffn_down.weight", vec![h, ff]),
+        ("output_norm.weight", vec![h]),
+    ];
+    gguf_file(&kv, &tensors)
+}
+
+/// Packed models: every format once, with a bert header and blobs; and a
+/// llama header over no tensors.
+fn tiny_packed() -> Vec<Vec<u8>> {
+    let formats = ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64"];
+    let weights: Vec<(String, LinearWeight)> = formats
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let format: WeightFormat = f.parse().expect("format");
+            let dense = qloader_kernels::DenseMatrix::new(3, 70, values(210, i)).expect("shape");
+            (format!("t.{f}"), LinearWeight::quantize(dense, format))
+        })
+        .collect();
+    let parts: Vec<_> = weights.iter().map(|(_, w)| w.stored_parts()).collect();
+    let config = serde_json::json!({"pooling": "mean", "normalize": true, "max_seq_length": 8});
+    let meta = PackedMeta {
+        created_by: "seed".into(),
+        architecture: "bert".into(),
+        config,
+        plan: None,
+    };
+    let mut writer = PackedWriter::new(meta);
+    let (bert_config, _) = tiny_bert();
+    writer.add_blob("config.json", bert_config.as_bytes());
+    for ((name, _), p) in weights.iter().zip(&parts) {
+        writer.add_tensor(name.clone(), 3, 70, p.as_tensor_parts());
+    }
+    let dir = std::env::temp_dir().join(format!("qloader-packed-seeds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let path = dir.join("a.qlm");
+    writer.write(&path).expect("packed");
+    let first = std::fs::read(&path).expect("packed");
+    let llama = PackedWriter::new(PackedMeta {
+        created_by: "seed".into(),
+        architecture: "llama".into(),
+        config: serde_json::json!({"model": {"layers": 1}, "tokenizer": {}}),
+        plan: None,
+    });
+    llama.write(&path).expect("packed");
+    let second = std::fs::read(&path).expect("packed");
+    let _ = std::fs::remove_dir_all(&dir);
+    vec![first, second]
+}
+
+/// A table of four tensors in five formats.
+fn tiny_table() -> SensitivityTable {
+    let formats = ["int8", "int4", "int3", "int2g128", "f16"];
+    let kinds = ["attn_q", "attn_v", "mlp_down", "head"];
+    let tensors = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| {
+            let (rows, cols) = (64 * (i + 1), 128);
+            let formats: BTreeMap<String, FormatEntry> = formats
+                .iter()
+                .map(|f| {
+                    let format: WeightFormat = f.parse().expect("format");
+                    let loss = (i + 1) as f64 * 4f64.powf(-format.bits_per_weight());
+                    let entry = FormatEntry {
+                        bytes: format.storage_bytes(rows, cols) as u64,
+                        weight_mse: loss,
+                        proxy: Some(loss * 10.0),
+                        e2e: Some(loss * 3.0),
+                        e2e_estimate: Some(loss * 3.0),
+                    };
+                    (f.to_string(), entry)
+                })
+                .collect();
+            TensorEntry {
+                name: format!("blk.{i}.t.weight"),
+                shape: [rows, cols],
+                kind: kind.to_string(),
+                layer: (*kind != "head").then_some(i),
+                formats,
+            }
+        })
+        .collect();
+    SensitivityTable {
+        schema: SCHEMA.into(),
+        version: VERSION,
+        model: ModelInfo { path: "seed".into(), architecture: "llama".into(), quantizable_params: 10 * 64 * 128 },
+        calibration: CalibrationInfo {
+            data_free: false,
+            source: Some("alice.txt".into()),
+            samples: 2,
+            tokens: 64,
+            e2e_samples: 1,
+            e2e_tokens: 32,
+        },
+        measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],
+        e2e_metric: Some(qloader_analyze::E2eMetric::Kl),
+        e2e_formats: formats.iter().map(|f| f.to_string()).collect(),
+        formats: formats.iter().map(|f| f.to_string()).collect(),
+        tensors,
+        timings: Timings { proxy_seconds: 1.0, e2e_seconds: 1.0, total_seconds: 2.0, threads: 1 },
+    }
+}
+
