@@ -32,6 +32,7 @@
 //!
 //! Version 1 had neither `e2e_formats` nor `e2e_estimate`; this build reads
 //! version 2 only.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -4,6 +4,7 @@
 //! never leaves a file that looks complete but is not — and read back with
 //! a size limit, so a wrong or hostile path never makes a reader allocate
 //! without bound.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::fs::{File, OpenOptions};

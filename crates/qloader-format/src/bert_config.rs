@@ -1,6 +1,7 @@
 //! `config.json` of a BERT-family encoder: parsed, then checked for values the
 //! forward pass can actually run, so that a malformed file fails here with the
 //! field's name rather than later with a shape error or a huge allocation.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::Path;
 

@@ -20,6 +20,7 @@
 //!   `scale · code + offset`, codes in `0..=2^bits − 1`.
 //!
 //! Storage cost is `bits + 32 / group` bits per weight (plus block padding).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use crate::error::FormatError;
 

@@ -1,6 +1,7 @@
 //! A sentence-transformers model directory: finds its files, reads the small
 //! JSON side files (pooling, normalisation, maximum sequence length) and
 //! reports precisely which file is missing or malformed.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::{Path, PathBuf};
 

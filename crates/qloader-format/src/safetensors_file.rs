@@ -5,6 +5,7 @@
 //! tensor's byte length matches its shape and dtype, and that the data ends
 //! exactly at the end of the file (so a truncated file is rejected before any
 //! tensor is read). Tensor bytes are only read from the map on request.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! Names: `f32`, `f16`, `int8` (per output channel, symmetric), and
 //! `int{8,4,3,2}g{32,64,128}` for the grouped formats of
 //! [`crate::grouped`]; `int4`, `int3` and `int2` alone mean groups of 32.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::str::FromStr;

@@ -40,6 +40,7 @@
 //! A format family covers every group size of that bit width (`int4` covers
 //! `int4g64`); `int8` covers per-channel and grouped int8. A format whose
 //! family has neither a kernel nor a fallback cannot run on the device.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -254,6 +255,7 @@ impl DeviceProfile {
     }
 
     /// The profile as TOML.
+    #[allow(clippy::expect_used)] // our own plain struct: strings, numbers, maps
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a profile is plain data")
     }

@@ -2,6 +2,7 @@
 //! rebuilt with the `tokenizers` crate: byte-level BPE from the token list
 //! and merges, the pre-tokenizer the file's `tokenizer.ggml.pre` names,
 //! control tokens matched whole, and the BOS/EOS ids.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::FormatError;

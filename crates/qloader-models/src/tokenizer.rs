@@ -2,6 +2,7 @@
 //! way sentence-transformers does: special tokens added, truncation at the
 //! model's `max_seq_length`, and no padding (a `tokenizer.json` may carry
 //! fixed padding, which would make mean pooling average over `[PAD]`s).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::Path;
 

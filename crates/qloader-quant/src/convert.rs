@@ -10,6 +10,7 @@
 //!
 //! Anything else (narrowing, or changing group size) would re-quantize, and
 //! is refused.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
 use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
@@ -66,9 +67,9 @@ impl LinearWeight {
             (_, WeightFormat::F32) => LinearWeight::F32(self.dequantize()),
             (_, WeightFormat::F16) => LinearWeight::F16(HalfMatrix::quantize(&self.dequantize())),
             (LinearWeight::Grouped(w), WeightFormat::Grouped(layout)) => {
-                LinearWeight::Grouped(widen(w, layout))
+                LinearWeight::Grouped(widen(w, layout)?)
             }
-            _ => unreachable!("conversion() admits no other pair"),
+            _ => return Err(format!("no conversion from {from} to {to}")),
         })
     }
 
@@ -102,7 +103,7 @@ impl LinearWeight {
 
 /// `w`'s codes re-packed at `layout`'s (wider or equal) width, scales and
 /// offsets unchanged.
-fn widen(w: &GroupedMatrix, layout: GroupedLayout) -> GroupedMatrix {
+fn widen(w: &GroupedMatrix, layout: GroupedLayout) -> Result<GroupedMatrix, String> {
     let from = w.layout();
     debug_assert!(layout.bits() >= from.bits() && layout.group() == from.group());
     let blocks = from.blocks_per_row(w.cols());
@@ -117,8 +118,9 @@ fn widen(w: &GroupedMatrix, layout: GroupedLayout) -> GroupedMatrix {
     }
     let scales: Vec<f16> = w.scales().to_vec();
     let offsets: Vec<f16> = w.offsets().to_vec();
-    GroupedMatrix::from_parts(w.rows(), w.cols(), layout, codes, scales, offsets)
-        .expect("same shape and groups, wider codes")
+    GroupedMatrix::from_parts(w.rows(), w.cols(), layout, codes, scales, offsets).ok_or_else(|| {
+        format!("re-packing {} codes as {} gave the wrong length", from.bits(), layout.bits())
+    })
 }
 
 #[cfg(test)]

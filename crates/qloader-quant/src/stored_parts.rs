@@ -2,6 +2,7 @@
 //! its segments (codes, scales, offsets, or plain values) as little-endian
 //! bytes (see `qloader_format::packed`). Reading back checks every length,
 //! so a weight built from a file is always well formed.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::sync::Arc;
 

@@ -30,6 +30,7 @@
 //! so `gap.relative = (loss − bound) / bound` certifies how near optimal the
 //! plan is. `exact_check`, when asked for, holds the exact solver's loss on
 //! the same problem and the plan's gap to it.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::Path;
 

@@ -8,6 +8,7 @@
 //! Supported: F32, F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K,
 //! Q3_K, Q4_K, Q5_K, Q6_K, Q8_K. The importance-matrix, ternary, FP4 and
 //! integer types are recognised by [`GgmlType`] but not de-quantized.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::{bf16, f16};
 

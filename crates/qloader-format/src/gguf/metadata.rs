@@ -1,6 +1,7 @@
 //! GGUF metadata: the typed values of the key-value section, how they are
 //! decoded (with every length checked against the bytes left before anything
 //! is allocated), and the typed look-ups by key.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::HashMap;
 

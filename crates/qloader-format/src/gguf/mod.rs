@@ -10,6 +10,7 @@
 //!
 //! The layout follows the GGUF specification (ggml `docs/gguf.md`); the block
 //! formats are described in [`dequant`].
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::fs::File;

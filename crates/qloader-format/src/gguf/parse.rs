@@ -1,6 +1,7 @@
 //! Parsing and validating a whole GGUF header from the file's bytes: magic,
 //! version, counts (bounded by the file size before anything is allocated),
 //! metadata, alignment, tensor infos, and the data layout.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::HashMap;
 

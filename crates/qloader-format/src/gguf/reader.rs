@@ -3,6 +3,7 @@
 //! Every read either returns the value and advances, or returns a reason that
 //! says at which offset the file ran out. Nothing here panics, and nothing
 //! allocates: strings are borrowed from the underlying bytes.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 /// Why a read failed: a human-readable reason, without the file name.
 pub(crate) type ReadResult<T> = Result<T, String>;

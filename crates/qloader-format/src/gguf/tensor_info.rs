@@ -1,6 +1,7 @@
 //! GGUF tensor infos: decoding one entry (name, dimensions, type, offset)
 //! with its byte length computed and overflow-checked, and checking that all
 //! tensors' data lie aligned, inside the file and without overlapping.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use super::reader::{ReadResult, Reader};
 use super::types::GgmlType;

@@ -4,6 +4,7 @@
 //!
 //! Ids and block sizes follow ggml's type table (`ggml.h`, `ggml-common.h`).
 //! Ids that ggml has retired (4, 5, 31-33, 36-38) are unknown here.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 

@@ -1,6 +1,7 @@
 //! What a tensor of each weight format consists of in a packed model: the
 //! roles of its segments, in their fixed order, and their exact byte lengths
 //! for a given shape. Writer and reader both take these rules from here.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 

@@ -93,6 +93,7 @@
 //! complete.
 //!
 //! [`WeightFormat`]: crate::WeightFormat
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod layout;
 mod reader;

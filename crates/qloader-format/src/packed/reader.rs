@@ -1,6 +1,7 @@
 //! Reading a packed model: [`PackedFile`] memory-maps the file and validates
 //! all of its header and layout at open time; [`TensorView`] hands out a
 //! tensor's segments as byte slices of the map, 64-byte aligned.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::fs::File;

@@ -1,6 +1,7 @@
 //! The JSON header of a packed model exactly as it is serialized: field
 //! names, types, and the rejection of unknown fields. Values are checked
 //! against each other and against the file in `validate`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use serde::{Deserialize, Serialize};
 

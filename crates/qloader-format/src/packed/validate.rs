@@ -3,6 +3,7 @@
 //! so the reader, the writer (on the header it is about to write) and tests
 //! share it. Nothing here allocates from a header field that has not been
 //! checked against the bytes actually present.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -2,6 +2,7 @@
 //! tensors, lays them out, validates the result with the reader's rules, and
 //! streams it to a temporary file that is synced and renamed over the target.
 //! The model is never assembled in memory; only the header is.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! The hyper-parameters of a Llama-family decoder, read from a GGUF file's
 //! metadata (`{arch}.block_count`, `{arch}.embedding_length`, …) and checked
 //! for consistency and sane bounds before any weight is read.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::FormatError;

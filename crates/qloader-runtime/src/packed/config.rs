@@ -8,6 +8,7 @@
 //! * `llama`: `{"model": {layers, hidden, ffn, heads, kv_heads, head_dim,
 //!   vocab, context, norm_eps, rope_base}, "tokenizer": {bos, eos, add_bos,
 //!   chatml}}`, with blob `tokenizer.json` (the GGUF tokenizer, serialized).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_models::llama::LlamaConfig;
 use qloader_models::TokenizerSettings;

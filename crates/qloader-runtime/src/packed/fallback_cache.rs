@@ -9,6 +9,7 @@
 //! (`{"sources": {"name": crc32, …}}`): an entry is used only while the model
 //! still holds exactly that tensor and the run format is the one wanted, so
 //! a rebuilt model or a different device never picks up a stale copy.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -112,19 +113,20 @@ impl CacheContents {
         self.entries.is_empty()
     }
 
-    /// Writes the cache to `path` atomically; returns its length.
-    pub fn write(&self, path: &Path) -> Result<u64, qloader_format::FormatError> {
+    /// Writes the cache to `path` atomically; returns its length, or why it
+    /// could not be written.
+    pub fn write(&self, path: &Path) -> Result<u64, String> {
         let sources = self.entries.iter().map(|(n, _, _, crc)| (n.clone(), *crc)).collect();
         let meta = PackedMeta {
             created_by: format!("qloader {}", env!("CARGO_PKG_VERSION")),
             architecture: CACHE_ARCHITECTURE.to_owned(),
-            config: serde_json::to_value(CacheConfig { sources }).expect("plain data"),
+            config: serde_json::to_value(CacheConfig { sources }).map_err(|e| e.to_string())?,
             plan: None,
         };
         let mut writer = PackedWriter::new(meta);
         for (name, shape, parts, _) in &self.entries {
             writer.add_tensor(name.clone(), shape[0], shape[1], parts.as_tensor_parts());
         }
-        writer.write(path)
+        writer.write(path).map_err(|e| e.to_string())
     }
 }

@@ -4,6 +4,7 @@
 //! those without a kernel ([`source`]), and opening a file into a ready model
 //! ([`model`]), with the on-disk cache of load-time conversions
 //! ([`fallback_cache`]). The container format itself is `qloader_format::packed`.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
 pub mod fallback_cache;

@@ -2,6 +2,7 @@
 //! which model to build, the blobs give its tokenizer, and a
 //! [`PackedSource`] gives its weights (in place, or converted where this
 //! device lacks a kernel).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::path::Path;
 use std::time::Instant;

@@ -3,6 +3,7 @@
 //! [`RecordingSource`], exactly as an in-memory quantized model would be, and
 //! every tensor it asked for is written, with what the loader needs besides
 //! (configuration, tokenizer). The file is written atomically.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,7 +60,7 @@ pub fn pack_bert(
         normalize: dir.normalize,
         max_seq_length: dir.max_seq_length,
     };
-    let meta = meta(BERT, serde_json::to_value(config).expect("plain data"), plan);
+    let meta = meta(BERT, header_config(&config, out)?, plan);
     let mut writer = PackedWriter::new(meta);
     writer.add_blob(CONFIG_BLOB, &config_json).add_blob(TOKENIZER_BLOB, &tokenizer_json);
     let file_bytes = write(writer, &tensors, out)?;
@@ -86,7 +87,7 @@ pub fn pack_llama(
     drop(model);
     let tensors = recording.into_recorded();
     let packed = LlamaPacked { model: config, tokenizer: settings };
-    let meta = meta(LLAMA, serde_json::to_value(packed).expect("plain data"), plan);
+    let meta = meta(LLAMA, header_config(&packed, out)?, plan);
     let mut writer = PackedWriter::new(meta);
     writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
     let file_bytes = write(writer, &tensors, out)?;
@@ -134,6 +135,14 @@ pub fn pack_model(
     } else {
         pack_llama(model, &choose, plan, out, progress)
     }
+}
+
+/// `config` as the header's JSON value.
+fn header_config(config: &impl serde::Serialize, out: &Path) -> Result<serde_json::Value> {
+    serde_json::to_value(config).map_err(|e| RuntimeError::InvalidPacked {
+        path: out.to_owned(),
+        reason: format!("cannot write the header config: {e}"),
+    })
 }
 
 fn meta(architecture: &str, config: serde_json::Value, plan: Option<PlanRef>) -> PackedMeta {

@@ -4,6 +4,7 @@
 //! a tensor whose format has no kernel here is converted once, in memory, to
 //! what the [`KernelRegistry`] chooses, with one line of log. Tensors the
 //! model does not ask for are never touched.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::sync::Arc;
 use std::time::Instant;
