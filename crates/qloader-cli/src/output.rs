@@ -1,5 +1,7 @@
 //! Writing results: JSON files (atomically) and human-readable sizes.
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -9,6 +11,46 @@ use serde::Serialize;
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     qloader_format::atomic_file::write_json_atomic(path, value)
         .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `texts`, or, if there are none, one text per line of standard input.
+pub fn texts_or_stdin(texts: Vec<String>) -> Result<Vec<String>> {
+    if !texts.is_empty() {
+        return Ok(texts);
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("reading texts, one per line (end with Ctrl-D)…");
+    }
+    std::io::stdin()
+        .lock()
+        .lines()
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("reading texts from standard input")
+}
+
+/// Prints tensors, weights, bytes, bits per weight and share of the bytes
+/// per format, from `(format, weights, bytes)` per tensor, with a total row.
+pub fn print_format_table(tensors: impl IntoIterator<Item = (String, usize, usize)>) {
+    let mut per_format: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for (format, params, bytes) in tensors {
+        let e = per_format.entry(format).or_default();
+        e.0 += 1;
+        e.1 += params;
+        e.2 += bytes;
+    }
+    let total: usize = per_format.values().map(|e| e.2).sum();
+    let count: usize = per_format.values().map(|e| e.0).sum();
+    println!("| format | tensors | weights | bytes | bits/weight | share |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (format, (n, params, bytes)) in &per_format {
+        println!(
+            "| {format} | {n} | {params} | {} | {:.2} | {:.1}% |",
+            human_bytes(*bytes),
+            *bytes as f64 * 8.0 / (*params).max(1) as f64,
+            100.0 * *bytes as f64 / total.max(1) as f64
+        );
+    }
+    println!("| all | {count} | | {} | | |", human_bytes(total));
 }
 
 /// `1234567` → `"1.18 MiB"`.

@@ -56,18 +56,24 @@ pub trait WeightSource {
     fn summary(&self) -> &QuantSummary;
 }
 
+/// `[rows, cols]` of a value tensor of `shape` as a container stores it:
+/// a vector is one row; a higher-rank tensor is its outermost dimension ×
+/// the rest.
+pub fn value_shape(shape: &[usize]) -> [usize; 2] {
+    match shape {
+        [] => [1, 1],
+        [n] => [1, *n],
+        [rows, rest @ ..] => [*rows, rest.iter().product()],
+    }
+}
+
 /// Records a value tensor handed out by a source.
-pub(crate) fn record_values(summary: &mut QuantSummary, name: &str, len: usize) {
+pub fn record_values(summary: &mut QuantSummary, name: &str, len: usize) {
     summary.record(name, len, WeightFormat::F32, len * 4, false);
 }
 
 /// Records a matrix handed out by a source.
-pub(crate) fn record_weight(
-    summary: &mut QuantSummary,
-    name: &str,
-    w: &LinearWeight,
-    role: WeightRole,
-) {
+pub fn record_weight(summary: &mut QuantSummary, name: &str, w: &LinearWeight, role: WeightRole) {
     let params = w.out_features() * w.in_features();
     summary.record(name, params, w.format(), w.storage_bytes(), role.is_quantizable());
 }
@@ -127,12 +133,10 @@ impl WeightSource for RecordingSource<'_> {
 
     fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let v = self.inner.values(name, shape)?;
-        let rows = if shape.len() >= 2 { shape[0] } else { 1 };
-        let parts = StoredParts::F32 { data: v.iter().flat_map(|x| x.to_le_bytes()).collect() };
         self.recorded.push(RecordedTensor {
             name: name.to_owned(),
-            shape: [rows, v.len() / rows.max(1)],
-            parts,
+            shape: value_shape(shape),
+            parts: StoredParts::from_f32(&v),
         });
         Ok(v)
     }

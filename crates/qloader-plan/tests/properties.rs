@@ -101,42 +101,41 @@ fn limits_both(problem: &Problem, bytes: &Budget, latency: &Budget) -> Limits {
     Limits::bytes(byte_limit(problem, bytes)).with_latency(latency_limit(problem, latency))
 }
 
+/// Branch and bound (both ways) proves the brute-force optimum under
+/// `limits`, within them, or agrees that nothing fits.
+fn exact_matches_brute_force(p: &Problem, limits: &Limits) -> Result<(), TestCaseError> {
+    let brute = brute_force(p, limits);
+    for e in exact_both_ways(p, limits) {
+        match (&brute, e) {
+            (Ok(brute), Ok(e)) => {
+                prop_assert!(e.proven_optimal);
+                prop_assert!(
+                    close(e.solution.loss, brute.loss),
+                    "exact {:?} vs brute {:?}",
+                    e,
+                    brute
+                );
+                prop_assert!(limits.admits(e.solution.bytes, e.solution.latency));
+                prop_assert_eq!(&p.evaluate(&e.solution.picks).unwrap(), &e.solution);
+            }
+            (Err(PlanError::Infeasible(_)), Err(PlanError::Infeasible(_))) => {}
+            (brute, e) => prop_assert!(false, "brute {:?} vs exact {:?}", brute, e),
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn exact_equals_brute_force_bytes_only(p in problem(), b in budget()) {
-        let limits = Limits::bytes(byte_limit(&p, &b));
-        let brute = brute_force(&p, &limits);
-        for e in exact_both_ways(&p, &limits) {
-            match (&brute, e) {
-                (Ok(brute), Ok(e)) => {
-                    prop_assert!(e.proven_optimal);
-                    prop_assert!(close(e.solution.loss, brute.loss), "exact {:?} vs brute {:?}", e, brute);
-                    prop_assert!(limits.admits(e.solution.bytes, e.solution.latency));
-                    prop_assert_eq!(&p.evaluate(&e.solution.picks).unwrap(), &e.solution);
-                }
-                (Err(PlanError::Infeasible(_)), Err(PlanError::Infeasible(_))) => {}
-                (brute, e) => prop_assert!(false, "brute {:?} vs exact {:?}", brute, e),
-            }
-        }
+        exact_matches_brute_force(&p, &Limits::bytes(byte_limit(&p, &b)))?;
     }
 
     #[test]
     fn exact_equals_brute_force_two_limits(p in problem(), b in budget(), t in budget()) {
-        let limits = limits_both(&p, &b, &t);
-        let brute = brute_force(&p, &limits);
-        for e in exact_both_ways(&p, &limits) {
-            match (&brute, e) {
-                (Ok(brute), Ok(e)) => {
-                    prop_assert!(e.proven_optimal);
-                    prop_assert!(close(e.solution.loss, brute.loss), "exact {:?} vs brute {:?}", e, brute);
-                    prop_assert!(limits.admits(e.solution.bytes, e.solution.latency));
-                }
-                (Err(PlanError::Infeasible(_)), Err(PlanError::Infeasible(_))) => {}
-                (brute, e) => prop_assert!(false, "brute {:?} vs exact {:?}", brute, e),
-            }
-        }
+        exact_matches_brute_force(&p, &limits_both(&p, &b, &t))?;
     }
 
     #[test]

@@ -16,5 +16,5 @@ mod summary;
 pub use convert::{conversion, Fidelity};
 pub use linear_weight::LinearWeight;
 pub use qloader_format::WeightFormat;
-pub use stored_parts::StoredParts;
+pub use stored_parts::{f32_values, StoredParts};
 pub use summary::{QuantSummary, TensorRecord};

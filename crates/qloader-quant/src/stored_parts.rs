@@ -57,7 +57,9 @@ fn f16_bytes(v: &[f16]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn f32_values(b: &[u8]) -> Vec<f32> {
+/// Little-endian `f32` bytes as values (a trailing partial value is
+/// ignored; callers check the length).
+pub fn f32_values(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
@@ -66,6 +68,11 @@ fn f16_values(b: &[u8]) -> Vec<f16> {
 }
 
 impl StoredParts {
+    /// Plain `f32` values (norm scales, biases, tables).
+    pub fn from_f32(values: &[f32]) -> Self {
+        StoredParts::F32 { data: f32_bytes(values) }
+    }
+
     /// Borrowed as the container's [`TensorParts`].
     pub fn as_tensor_parts(&self) -> TensorParts<'_> {
         match self {

@@ -102,19 +102,8 @@ impl KernelRegistry {
     /// Keeps only the families `profile` has kernels for, and adopts its
     /// fallbacks.
     pub fn restrict_to(&mut self, profile: &DeviceProfile) {
-        self.entries.retain(|k| {
-            let act = match k.activations {
-                ActivationFormat::F32 => "f32",
-                ActivationFormat::Int8 => "int8",
-            };
-            profile.kernel(k.weights, act).is_some()
-        });
+        self.entries.retain(|k| profile.kernel(k.weights, k.activations.name()).is_some());
         self.fallbacks = profile.fallbacks.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
-    }
-
-    /// Every product, by family, activations and tier.
-    pub fn entries(&self) -> impl Iterator<Item = &KernelKey> {
-        self.entries.iter()
     }
 
     /// The fastest product for `format` with `act` (the highest tier; float

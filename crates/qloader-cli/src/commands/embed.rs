@@ -1,14 +1,12 @@
 //! `qloader embed`: sentence embeddings of texts given as arguments or on
 //! standard input.
 
-use std::io::BufRead;
-
 use anyhow::{bail, Context, Result};
 use qloader_runtime::EncoderSession;
 use serde::Serialize;
 
 use crate::args::EmbedArgs;
-use crate::output::write_json;
+use crate::output::{texts_or_stdin, write_json};
 
 #[derive(Serialize)]
 struct EmbeddingsFile {
@@ -26,15 +24,7 @@ struct TextEmbedding {
 
 /// Runs the subcommand.
 pub fn run(args: EmbedArgs) -> Result<()> {
-    let texts = if args.texts.is_empty() {
-        std::io::stdin()
-            .lock()
-            .lines()
-            .collect::<std::io::Result<Vec<_>>>()
-            .context("reading texts from standard input")?
-    } else {
-        args.texts
-    };
+    let texts = texts_or_stdin(args.texts)?;
     if texts.is_empty() {
         bail!("no texts to embed: give them as arguments or one per line on standard input");
     }

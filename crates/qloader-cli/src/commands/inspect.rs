@@ -2,14 +2,13 @@
 //! plan, how many bytes in each format — optionally every tensor, and
 //! optionally a full checksum pass.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use qloader_format::PackedFile;
 
 use crate::args::InspectArgs;
-use crate::output::human_bytes;
+use crate::output::{human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: InspectArgs) -> Result<()> {
@@ -30,25 +29,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
     println!("blobs: {}", blobs.join(", "));
     println!();
 
-    let mut per_format: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
-    for t in file.tensors() {
-        let e = per_format.entry(t.format().to_string()).or_default();
-        e.0 += 1;
-        e.1 += t.rows() * t.cols();
-        e.2 += t.byte_len();
-    }
-    let total: usize = per_format.values().map(|e| e.2).sum();
-    println!("| format | tensors | weights | bytes | bits/weight | share |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (format, (n, params, bytes)) in &per_format {
-        println!(
-            "| {format} | {n} | {params} | {} | {:.2} | {:.1}% |",
-            human_bytes(*bytes),
-            *bytes as f64 * 8.0 / (*params).max(1) as f64,
-            100.0 * *bytes as f64 / total.max(1) as f64
-        );
-    }
-    println!("| all | {} | | {} | | |", file.tensors().len(), human_bytes(total));
+    print_format_table(
+        file.tensors().map(|t| (t.format().to_string(), t.rows() * t.cols(), t.byte_len())),
+    );
     if args.tensors {
         println!();
         println!("| tensor | shape | format | bytes | crc32 |");

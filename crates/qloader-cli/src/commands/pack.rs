@@ -10,7 +10,7 @@ use qloader_runtime::packed::{pack_model, quantizable_tensors};
 use qloader_schedule::Plan;
 
 use crate::args::PackArgs;
-use crate::output::human_bytes;
+use crate::output::{human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: PackArgs) -> Result<()> {
@@ -50,24 +50,11 @@ pub fn run(args: PackArgs) -> Result<()> {
         .with_context(|| format!("packing {} into {}", model.display(), args.output.display()))?;
     let seconds = clock.elapsed().as_secs_f64();
 
-    let mut per_format: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
-    for t in &report.summary.tensors {
-        let e = per_format.entry(t.format.to_string()).or_default();
-        e.0 += 1;
-        e.1 += t.params;
-        e.2 += t.bytes;
-    }
     println!("packed {} ({}) into {}", model.display(), report.architecture, args.output.display());
     println!();
-    println!("| format | tensors | weights | bytes | bits/weight |");
-    println!("|---|---:|---:|---:|---:|");
-    for (format, (n, params, bytes)) in &per_format {
-        println!(
-            "| {format} | {n} | {params} | {} | {:.2} |",
-            human_bytes(*bytes),
-            *bytes as f64 * 8.0 / (*params).max(1) as f64
-        );
-    }
+    print_format_table(
+        report.summary.tensors.iter().map(|t| (t.format.to_string(), t.params, t.bytes)),
+    );
     println!();
     println!(
         "quantizable tensors: {} at {:.2} bits/weight; file {}; {:.1} s",

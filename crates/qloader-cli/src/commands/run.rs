@@ -2,7 +2,7 @@
 //! a decoder generates from a prompt — with `--explain` listing the kernel
 //! every tensor runs with.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use qloader_runtime::packed::PackedModel;
@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::args::RunArgs;
 use crate::commands::load;
-use crate::output::write_json;
+use crate::output::{texts_or_stdin, write_json};
 
 #[derive(Serialize)]
 struct Embedded<'a> {
@@ -32,17 +32,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     match &loaded.model {
         PackedModel::Encoder(encoder) => {
-            let texts = if args.texts.is_empty() && !args.explain {
-                if std::io::stdin().is_terminal() {
-                    eprintln!("reading texts, one per line (end with Ctrl-D)…");
-                }
-                std::io::stdin()
-                    .lock()
-                    .lines()
-                    .collect::<std::io::Result<Vec<_>>>()
-                    .context("reading texts from standard input")?
+            // With --explain and no texts, the table is all that was asked for.
+            let texts = if args.explain && args.texts.is_empty() {
+                Vec::new()
             } else {
-                args.texts.clone()
+                texts_or_stdin(args.texts.clone())?
             };
             let mut embeddings = Vec::with_capacity(texts.len());
             for text in &texts {

@@ -73,16 +73,6 @@ impl BertEncoder {
         })
     }
 
-    /// How the sentence embedding is pooled.
-    pub fn pooling(&self) -> PoolingMode {
-        self.pooling
-    }
-
-    /// Whether the sentence embedding is L2-normalised.
-    pub fn normalizes(&self) -> bool {
-        self.normalize
-    }
-
     /// Uses `act` for the activations of every linear layer.
     pub fn with_activations(mut self, act: ActivationFormat) -> Self {
         self.activations = act;

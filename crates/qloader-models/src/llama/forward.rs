@@ -102,11 +102,6 @@ impl LlamaModel {
         self
     }
 
-    /// The activation format of the linear layers.
-    pub fn activations(&self) -> ActivationFormat {
-        self.activations
-    }
-
     /// The model's configuration.
     pub fn config(&self) -> &LlamaConfig {
         &self.config

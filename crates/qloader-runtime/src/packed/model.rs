@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use qloader_format::{ActivationFormat, BertConfig, FormatError, PackedFile, PoolingMode};
+use qloader_format::{BertConfig, FormatError, PackedFile, PoolingMode};
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
 
 use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
@@ -147,14 +147,4 @@ pub fn open_packed(
         }
     }
     Ok(LoadedModel { model, file, placements, load_seconds })
-}
-
-impl LoadedModel {
-    /// Activation format the model runs with.
-    pub fn activations(&self) -> ActivationFormat {
-        match &self.model {
-            PackedModel::Encoder(e) => e.encoder.activations(),
-            PackedModel::Decoder(d) => d.model.activations(),
-        }
-    }
 }

@@ -9,10 +9,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use qloader_format::{ActivationFormat, FormatError, PackedFile, WeightFormat};
+use qloader_format::{ActivationFormat, FormatError, PackedFile, TensorParts, WeightFormat};
 use qloader_kernels::StableBytes;
+use qloader_models::source::{record_values, record_weight, value_shape};
 use qloader_models::{ModelError, WeightRole, WeightSource};
-use qloader_quant::{LinearWeight, QuantSummary};
+use qloader_quant::{f32_values, LinearWeight, QuantSummary};
 
 use super::fallback_cache::{CacheContents, FallbackCache};
 use crate::registry::{KernelChoice, KernelRegistry};
@@ -173,19 +174,17 @@ impl WeightSource for PackedSource<'_> {
     }
 
     fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
-        let len: usize = shape.iter().product();
-        let rows = if shape.len() >= 2 { shape[0] } else { 1 };
-        let view = self.checked(name, rows, len / rows.max(1))?;
-        if view.format() != WeightFormat::F32 {
+        let [rows, cols] = value_shape(shape);
+        let view = self.checked(name, rows, cols)?;
+        let TensorParts::F32 { data } = view.parts() else {
             return Err(
                 self.error(name, format!("stored as {}, expected f32 values", view.format()))
             );
-        }
-        let values =
-            qloader_quant::LinearWeight::from_stored_parts(view.rows(), view.cols(), view.parts())
-                .map_err(|r| self.error(name, r))?
-                .dequantize();
-        self.summary.record(name, len, WeightFormat::F32, len * 4, false);
+        };
+        // The container checked that the segment holds rows × cols values.
+        let values = f32_values(data);
+        let len = values.len();
+        record_values(&mut self.summary, name, len);
         self.placements.push(Placement {
             name: name.to_owned(),
             shape: view.shape(),
@@ -196,7 +195,7 @@ impl WeightSource for PackedSource<'_> {
             mapped: false,
             convert_seconds: 0.0,
         });
-        Ok(values.data().to_vec())
+        Ok(values)
     }
 
     fn weight(
@@ -252,13 +251,7 @@ impl WeightSource for PackedSource<'_> {
         } else {
             (stored, None, 0.0)
         };
-        self.summary.record(
-            name,
-            rows * cols,
-            weight.format(),
-            weight.storage_bytes(),
-            role.is_quantizable(),
-        );
+        record_weight(&mut self.summary, name, &weight, role);
         self.placements.push(Placement {
             name: name.to_owned(),
             shape: [rows, cols],
