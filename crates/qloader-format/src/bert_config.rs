@@ -99,7 +99,7 @@ impl BertConfig {
         in_range("intermediate_size", self.intermediate_size, 8 * MAX_HIDDEN)?;
         in_range("max_position_embeddings", self.max_position_embeddings, MAX_POSITIONS)?;
         in_range("type_vocab_size", self.type_vocab_size, 1 << 10)?;
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(bad(
                 "num_attention_heads",
                 format!(

@@ -97,7 +97,7 @@ impl<T: Plain> Storage<T> {
             return None;
         }
         let bytes = owner.stable_bytes().get(range)?;
-        if bytes.len() % size != 0 || (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+        if bytes.len() % size != 0 || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
         Some(Self {
@@ -177,7 +177,7 @@ mod tests {
         let base = o.stable_bytes().as_ptr() as usize;
         // A Vec's buffer is at least 4-aligned for these sizes on every
         // allocator we run on, but do not depend on it.
-        if base % 4 == 0 {
+        if base.is_multiple_of(4) {
             let s = Storage::<f32>::shared(&o, 4..16).unwrap();
             assert!(s.is_shared());
             assert_eq!(&*s, &values);
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn unsound_views_are_refused() {
         let o = owner(vec![0u8; 64]);
-        let aligned = o.stable_bytes().as_ptr() as usize % 4 == 0;
+        let aligned = (o.stable_bytes().as_ptr() as usize).is_multiple_of(4);
         assert!(Storage::<f32>::shared(&o, 0..6).is_none(), "not whole elements");
         assert!(Storage::<f32>::shared(&o, 60..68).is_none(), "out of range");
         if aligned {

@@ -137,7 +137,7 @@ impl LinearWeight {
         owner: Option<&Arc<dyn StableBytes>>,
     ) -> Result<Self, String> {
         let bad = |what: &str| format!("{what} do not fit a {rows} × {cols} {}", parts.format());
-        let whole = |b: &[u8], width: usize| b.len() % width == 0;
+        let whole = |b: &[u8], width: usize| b.len().is_multiple_of(width);
         match parts {
             TensorParts::F32 { data } if whole(data, 4) => {
                 DenseMatrix::from_storage(rows, cols, storage(data, owner, f32_values))

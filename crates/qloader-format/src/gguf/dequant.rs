@@ -47,7 +47,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Str
         return Err(format!("type {ty} is recognised but cannot be de-quantized yet"));
     }
     let (per_block, block_bytes) = (ty.block_elements(), ty.block_bytes());
-    if out.len() % per_block != 0 {
+    if !out.len().is_multiple_of(per_block) {
         return Err(format!(
             "{} elements is not a multiple of the {ty} block size {per_block}",
             out.len()

@@ -161,7 +161,7 @@ impl GgmlType {
     /// whole number of blocks.
     pub fn row_bytes(self, elements: u64) -> Result<u64, String> {
         let block = self.block_elements() as u64;
-        if elements % block != 0 {
+        if !elements.is_multiple_of(block) {
             return Err(format!(
                 "{elements} elements is not a multiple of the {} block size {block}",
                 self.name()

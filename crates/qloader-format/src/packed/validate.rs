@@ -353,7 +353,7 @@ fn validate_tensor(t: &RawTensor, data_len: u64) -> Result<ValidTensor, String> 
 /// Checks that `offset..offset + len` is aligned and inside a data section of
 /// `data_len` bytes; the range on success, the reason on failure.
 fn place(offset: u64, len: u64, data_len: u64) -> Result<Range<usize>, String> {
-    if offset % ALIGNMENT != 0 {
+    if !offset.is_multiple_of(ALIGNMENT) {
         return Err(format!("offset {offset} is not a multiple of {ALIGNMENT}"));
     }
     let end = offset

@@ -120,7 +120,7 @@ impl LlamaConfig {
                 self.head_dim
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(format!("head width {} is odd (RoPE rotates pairs)", self.head_dim));
         }
         let (eps, base) = (self.norm_eps, self.rope_base);
