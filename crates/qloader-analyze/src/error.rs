@@ -12,12 +12,12 @@ pub enum AnalyzeError {
     #[error(transparent)]
     Model(#[from] ModelError),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// What the system reported.
-        source: std::io::Error,
+        /// What failed (not its `source()`: the message shows it).
+        error: std::io::Error,
     },
     /// A sensitivity table is malformed.
     #[error("{path}: not a valid sensitivity table: {reason}")]

@@ -90,7 +90,7 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
         String::new()
     } else {
         std::fs::read_to_string(&req.calibration)
-            .map_err(|source| AnalyzeError::Io { path: req.calibration.clone(), source })?
+            .map_err(|error| AnalyzeError::Io { path: req.calibration.clone(), error })?
     };
     let (model, samples, architecture, e2e_default): (
         &dyn ProbedModel,

@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use qloader_format::atomic_file::{read_bounded, write_json_atomic, BoundedReadError};
+use qloader_format::packed::MAX_ELEMENTS;
 use qloader_format::WeightFormat;
 use qloader_models::TensorKind;
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,19 @@ pub enum Measure {
     E2e,
     /// End-to-end divergence where measured, else estimated from the proxy.
     E2eEstimate,
+}
+
+impl Measure {
+    /// The measure's name in a table: `weight_mse`, `proxy`, `e2e` or
+    /// `e2e_estimate`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::WeightMse => "weight_mse",
+            Measure::Proxy => "proxy",
+            Measure::E2e => "e2e",
+            Measure::E2eEstimate => "e2e_estimate",
+        }
+    }
 }
 
 /// How the end-to-end measure compares outputs.
@@ -218,13 +232,13 @@ impl SensitivityTable {
     /// Writes the table as pretty JSON to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         write_json_atomic(path, self)
-            .map_err(|source| AnalyzeError::Io { path: path.to_owned(), source })
+            .map_err(|error| AnalyzeError::Io { path: path.to_owned(), error })
     }
 
     /// Reads and validates the table at `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = read_bounded(path, MAX_TABLE_BYTES).map_err(|e| match e {
-            BoundedReadError::Io(source) => AnalyzeError::Io { path: path.to_owned(), source },
+            BoundedReadError::Io(error) => AnalyzeError::Io { path: path.to_owned(), error },
             too_large => {
                 AnalyzeError::Table { path: path.to_owned(), reason: too_large.to_string() }
             }
@@ -278,6 +292,15 @@ impl SensitivityTable {
             if t.shape[0] == 0 || t.shape[1] == 0 {
                 return Err(format!("tensor {}: empty shape {:?}", t.name, t.shape));
             }
+            // Bounded like a packed tensor, so sizes and latencies computed
+            // from the shape cannot overflow.
+            let weights = (t.shape[0] as u64).checked_mul(t.shape[1] as u64);
+            if weights.is_none_or(|w| w > MAX_ELEMENTS) {
+                return Err(format!(
+                    "tensor {}: shape {:?} has more than {MAX_ELEMENTS} weights",
+                    t.name, t.shape
+                ));
+            }
             for f in &self.formats {
                 let e = t
                     .formats
@@ -289,8 +312,20 @@ impl SensitivityTable {
                 for &m in self.measures.iter().filter(|&&m| self.has_at(m, f)) {
                     match e.get(m) {
                         Some(v) if v.is_finite() && v >= 0.0 => {}
-                        Some(v) => return Err(format!("tensor {} at {f}: {m:?} is {v}", t.name)),
-                        None => return Err(format!("tensor {} at {f}: {m:?} missing", t.name)),
+                        Some(v) => {
+                            return Err(format!(
+                                "tensor {} at {f}: {} is {v}, expected a finite number ≥ 0",
+                                t.name,
+                                m.name()
+                            ))
+                        }
+                        None => {
+                            return Err(format!(
+                                "tensor {} at {f}: {} is missing",
+                                t.name,
+                                m.name()
+                            ))
+                        }
                     }
                 }
             }
@@ -372,9 +407,12 @@ pub(crate) mod tests {
             (Box::new(|t| t.tensors.push(t.tensors[0].clone())), "appears twice"),
             (
                 Box::new(|t| t.tensors[0].formats.get_mut("int4").unwrap().proxy = Some(-1.0)),
-                "Proxy is -1",
+                "proxy is -1, expected a finite number ≥ 0",
             ),
-            (Box::new(|t| t.tensors[0].formats.get_mut("int8").unwrap().e2e = None), "E2e missing"),
+            (
+                Box::new(|t| t.tensors[0].formats.get_mut("int8").unwrap().e2e = None),
+                "e2e is missing",
+            ),
             (
                 Box::new(|t| {
                     t.tensors[0].formats.remove("int4");
@@ -388,7 +426,7 @@ pub(crate) mod tests {
                 Box::new(|t| {
                     t.tensors[0].formats.get_mut("int4").unwrap().e2e_estimate = None;
                 }),
-                "E2eEstimate missing",
+                "e2e_estimate is missing",
             ),
         ];
         for (break_it, want) in cases {

@@ -18,7 +18,7 @@ use crate::error::{FormatError, Result};
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomic_io(path, bytes).map_err(|source| FormatError::Io { path: path.to_owned(), source })
+    write_atomic_io(path, bytes).map_err(|error| FormatError::Io { path: path.to_owned(), error })
 }
 
 /// `value` as pretty JSON and a final newline, written to `path`

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::atomic_file::{read_bounded, BoundedReadError};
 use crate::error::{FormatError, Result};
 
 /// Upper bounds on configuration values. They are far above any BERT-family
@@ -15,6 +16,25 @@ const MAX_HIDDEN: usize = 1 << 16;
 const MAX_LAYERS: usize = 1 << 10;
 const MAX_VOCAB: usize = 1 << 24;
 const MAX_POSITIONS: usize = 1 << 17;
+
+/// Largest `config.json` (or other JSON side file of a model directory)
+/// that is read: far above any real one (a few kilobytes, a few hundred
+/// with label maps), so that a wrong path cannot make the reader allocate
+/// without bound.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// The text of the configuration file at `path`, read with the
+/// [`MAX_CONFIG_BYTES`] limit.
+pub(crate) fn read_config_text(path: &Path) -> Result<String> {
+    let bytes = read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+        BoundedReadError::Io(error) => FormatError::Io { path: path.to_owned(), error },
+        BoundedReadError::TooLarge { max } => FormatError::TooLarge { path: path.to_owned(), max },
+    })?;
+    String::from_utf8(bytes).map_err(|e| FormatError::Io {
+        path: path.to_owned(),
+        error: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
+    })
+}
 
 /// The subset of a Hugging Face BERT `config.json` that the encoder uses.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,15 +81,13 @@ fn default_position_type() -> String {
 impl BertConfig {
     /// Reads and validates `config.json` at `path`.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
-        Self::from_json(path, &text)
+        Self::from_json(path, &read_config_text(path)?)
     }
 
     /// Parses and validates the JSON text of a config; `path` is used in errors.
     pub fn from_json(path: &Path, text: &str) -> Result<Self> {
         let config: BertConfig = serde_json::from_str(text)
-            .map_err(|source| FormatError::Json { path: path.to_owned(), source })?;
+            .map_err(|error| FormatError::Json { path: path.to_owned(), error })?;
         config.validate(path)?;
         Ok(config)
     }

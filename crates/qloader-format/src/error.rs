@@ -24,22 +24,28 @@ pub enum FormatError {
         what: &'static str,
     },
     /// The operating system refused to read a file.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (not its `source()`: the message shows it).
+        error: std::io::Error,
+    },
+    /// A file is larger than the limit for its kind (it is not read).
+    #[error("{path}: larger than the {max} bytes such a file may have")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, in bytes.
+        max: u64,
     },
     /// A JSON file is not valid JSON or does not have the expected structure.
-    #[error("{path}: invalid JSON: {source}")]
+    #[error("{path}: invalid JSON: {error}")]
     Json {
         /// The file.
         path: PathBuf,
-        /// The parser's error (it carries line and column).
-        #[source]
-        source: serde_json::Error,
+        /// The parser's error, with line and column (not its `source()`: the message shows it).
+        error: serde_json::Error,
     },
     /// A configuration field has a value QLoader cannot use.
     #[error("{path}: field `{field}`: {reason}")]
@@ -101,13 +107,12 @@ pub enum FormatError {
     },
     /// A file could not be written (or its temporary could not be created,
     /// synced or renamed into place).
-    #[error("{path}: cannot write: {source}")]
+    #[error("{path}: cannot write: {error}")]
     Write {
         /// The file that was being written.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (not its `source()`: the message shows it).
+        error: std::io::Error,
     },
     /// A packed model is malformed (or a writer was asked to produce a
     /// malformed one): bad preamble, header, layout or limits.

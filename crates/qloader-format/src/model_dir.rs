@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::bert_config::BertConfig;
+use crate::bert_config::{read_config_text, BertConfig};
 use crate::error::{FormatError, Result};
 use crate::safetensors_file::SafetensorsFile;
 
@@ -137,10 +137,9 @@ fn read_optional<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<(Pa
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+    let text = read_config_text(path)?;
     let value = serde_json::from_str(&text)
-        .map_err(|source| FormatError::Json { path: path.to_owned(), source })?;
+        .map_err(|error| FormatError::Json { path: path.to_owned(), error })?;
     Ok(Some((path.to_owned(), value)))
 }
 

@@ -7,6 +7,7 @@
 //! tensor is read). Tensor bytes are only read from the map on request.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,10 @@ use crate::error::{FormatError, Result};
 
 /// Size of the little-endian header-length prefix of a safetensors file.
 const HEADER_LEN_PREFIX: usize = 8;
+
+/// The largest header the `safetensors` crate accepts (its `MAX_HEADER_SIZE`,
+/// which it does not export), for messages.
+const MAX_HEADER_LEN: u64 = 100_000_000;
 
 /// A safetensors file, memory-mapped, with a validated header.
 pub struct SafetensorsFile {
@@ -40,14 +45,14 @@ impl SafetensorsFile {
     /// Maps `path` and validates its header.
     pub fn open(path: &Path) -> Result<Self> {
         let file =
-            File::open(path).map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+            File::open(path).map_err(|error| FormatError::Io { path: path.to_owned(), error })?;
         // SAFETY: the map is read-only and private to this process. Another
         // process truncating the file while it is mapped could fault the
         // reader; that is the accepted contract of memory-mapped model files.
         let map = unsafe { Mmap::map(&file) }
-            .map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+            .map_err(|error| FormatError::Io { path: path.to_owned(), error })?;
         let (header_len, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
-            FormatError::Safetensors { path: path.to_owned(), reason: describe_error(&e) }
+            FormatError::Safetensors { path: path.to_owned(), reason: describe_error(&e, &map) }
         })?;
         // read_metadata has checked that header and data fill the buffer exactly.
         let data_start = HEADER_LEN_PREFIX + header_len;
@@ -136,16 +141,138 @@ fn decode<const N: usize>(bytes: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> 
         .collect()
 }
 
-fn describe_error(e: &safetensors::SafeTensorError) -> String {
+/// What is wrong with `bytes` (the whole file), from the safetensors
+/// crate's error, with the numbers and the tensor's name where that error
+/// leaves them out.
+fn describe_error(e: &safetensors::SafeTensorError, bytes: &[u8]) -> String {
     use safetensors::SafeTensorError as E;
-    match e {
-        E::HeaderTooSmall => "file is shorter than the 8-byte header length".to_owned(),
-        E::InvalidHeaderLength => {
-            "header length points past the end of the file (truncated?)".to_owned()
+    let header_len =
+        bytes.get(..HEADER_LEN_PREFIX).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    let file_len = bytes.len();
+    match (e, header_len) {
+        (E::HeaderTooSmall, _) => format!(
+            "file is {file_len} bytes, shorter than the {HEADER_LEN_PREFIX}-byte header length"
+        ),
+        (E::HeaderTooLarge, Some(n)) => {
+            format!("header length {n} exceeds the limit of {MAX_HEADER_LEN} bytes")
         }
-        E::MetadataIncompleteBuffer => {
+        (E::InvalidHeaderLength, Some(n)) => format!(
+            "header length {n} runs past the end of the file ({file_len} bytes; truncated?)"
+        ),
+        (E::MetadataIncompleteBuffer, _) => {
             "tensor data does not end at the end of the file (truncated or padded)".to_owned()
         }
-        other => other.to_string(),
+        (
+            E::InvalidOffset(_) | E::TensorInvalidInfo | E::ValidationOverflow | E::MisalignedSlice,
+            _,
+        ) => header_json(bytes)
+            .and_then(|h| duplicate_name(h).or_else(|| bad_tensor(h)))
+            .unwrap_or_else(|| e.to_string()),
+        (other, _) => other.to_string(),
+    }
+}
+
+/// The header's JSON text, once its length has been checked against the
+/// crate's cap and the file.
+fn header_json(bytes: &[u8]) -> Option<&[u8]> {
+    let n = u64::from_le_bytes(bytes.get(..HEADER_LEN_PREFIX)?.try_into().ok()?);
+    let end = usize::try_from(n).ok()?.checked_add(HEADER_LEN_PREFIX)?;
+    bytes.get(HEADER_LEN_PREFIX..end)
+}
+
+/// A tensor name the header gives twice (JSON parsers keep only the last
+/// of duplicate keys; the crate then reports a bad offset).
+fn duplicate_name(header: &[u8]) -> Option<String> {
+    struct FirstDuplicate;
+    impl<'de> serde::de::Visitor<'de> for FirstDuplicate {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            // Read to the end: the deserializer rejects a map left unfinished.
+            let (mut seen, mut first) = (HashSet::new(), None);
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                if first.is_none() && !seen.insert(key.clone()) {
+                    first = Some(key);
+                }
+            }
+            Ok(first)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(header);
+    let name = serde::Deserializer::deserialize_map(&mut de, FirstDuplicate).ok()??;
+    Some(format!("tensor `{name}` appears twice in the header"))
+}
+
+/// For the layout errors the safetensors crate reports without a tensor's
+/// name (or without the numbers): the first tensor, in data order, whose
+/// byte range does not follow the previous one's or does not fit its shape
+/// and dtype, and why.
+fn bad_tensor(header: &[u8]) -> Option<String> {
+    let entries: HashMap<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    let mut infos: Vec<(String, TensorInfo)> = entries
+        .into_iter()
+        .filter(|(name, _)| name != "__metadata__")
+        .filter_map(|(name, v)| Some((name, serde_json::from_value(v).ok()?)))
+        .collect();
+    infos.sort_by(|a, b| a.1.data_offsets.cmp(&b.1.data_offsets).then_with(|| a.0.cmp(&b.0)));
+    let mut previous_end = 0;
+    infos.into_iter().find_map(|(name, info)| {
+        let (dtype, shape, (start, end)) = (info.dtype, &info.shape, info.data_offsets);
+        if end < start {
+            return Some(format!(
+                "tensor `{name}`: data offsets {start}..{end} end before they start"
+            ));
+        }
+        if start != previous_end {
+            return Some(format!(
+                "tensor `{name}`: data offsets {start}..{end} do not start where the previous \
+                 tensor's data ends ({previous_end})"
+            ));
+        }
+        previous_end = end;
+        let bits = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_mul(dtype.bitsize()));
+        let Some(bits) = bits else {
+            return Some(format!("tensor `{name}`: shape {shape:?} of {dtype:?} overflows"));
+        };
+        if bits % 8 != 0 {
+            return Some(format!(
+                "tensor `{name}`: shape {shape:?} of {dtype:?} is not a whole number of bytes"
+            ));
+        }
+        let held = end.checked_sub(start);
+        (held != Some(bits / 8)).then(|| {
+            format!(
+                "tensor `{name}`: data offsets {start}..{end} hold {} bytes, but shape {shape:?} \
+                 of {dtype:?} takes {}",
+                end.saturating_sub(start),
+                bits / 8
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_a_tensor_given_twice() {
+        let header = br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},
+            "a"   :{"dtype":"F32","shape":[1],"data_offsets":[4,8]},
+            "b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#;
+        assert_eq!(duplicate_name(header).unwrap(), "tensor `a` appears twice in the header");
+        let header = br#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+        assert_eq!(duplicate_name(header), None);
     }
 }

@@ -64,12 +64,12 @@ pub const ACTIVATIONS: [&str; 2] = ["f32", "int8"];
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
     /// The file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The profile file.
         path: PathBuf,
-        /// What failed.
-        source: std::io::Error,
+        /// What failed (not its `source()`: the message shows it).
+        error: std::io::Error,
     },
     /// The file is not a valid profile.
     #[error("{}: not a valid device profile: {reason}", path.display())]
@@ -142,7 +142,8 @@ impl KernelSpec {
             let t = (batch - 1) as f64 / 7.0;
             self.batch1_macs_per_second * (1.0 - t) + self.batch8_macs_per_second * t
         };
-        (rows * cols * batch) as f64 / rate
+        // In floating point: shapes come from files and must not overflow.
+        rows as f64 * cols as f64 * batch as f64 / rate
     }
 }
 
@@ -240,7 +241,7 @@ impl DeviceProfile {
     pub fn read(path: &Path) -> Result<Self, ProfileError> {
         let invalid = |reason: String| ProfileError::Invalid { path: path.to_owned(), reason };
         let bytes = read_bounded(path, MAX_PROFILE_BYTES).map_err(|e| match e {
-            BoundedReadError::Io(source) => ProfileError::Io { path: path.to_owned(), source },
+            BoundedReadError::Io(error) => ProfileError::Io { path: path.to_owned(), error },
             too_large => invalid(too_large.to_string()),
         })?;
         let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8 text".into()))?;
@@ -263,7 +264,7 @@ impl DeviceProfile {
     /// Writes the profile as TOML to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<(), ProfileError> {
         write_atomic_io(path, self.to_toml().as_bytes())
-            .map_err(|source| ProfileError::Io { path: path.to_owned(), source })
+            .map_err(|error| ProfileError::Io { path: path.to_owned(), error })
     }
 
     /// Checks the schema, the version, every kernel and the fallbacks.

@@ -64,15 +64,15 @@ impl GgufTokenizer {
         if types.len() != tokens.len() {
             return Err(bad(format!("{} token types for {} tokens", types.len(), tokens.len())));
         }
-        let vocab: Vocab =
-            tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+        if u32::try_from(tokens.len()).is_err() {
+            return Err(bad(format!("{} tokens do not fit 32-bit token ids", tokens.len())));
+        }
+        let vocab: Vocab = (0u32..).zip(&tokens).map(|(i, t)| (t.to_string(), i)).collect();
         if vocab.len() != tokens.len() {
             let mut seen = std::collections::HashSet::new();
-            let dup = tokens.iter().position(|t| !seen.insert(*t)).unwrap_or(0);
-            return Err(bad(format!(
-                "token #{dup} `{}` appears twice in the vocabulary",
-                tokens[dup]
-            )));
+            if let Some((i, t)) = tokens.iter().enumerate().find(|(_, t)| !seen.insert(**t)) {
+                return Err(bad(format!("token #{i} `{t}` appears twice in the vocabulary")));
+            }
         }
         let merges = merges
             .iter()
@@ -116,14 +116,16 @@ impl GgufTokenizer {
                 None => Ok(None),
                 Some(_) => {
                     let v = file.get_u64(key)?;
-                    if v as usize >= tokens.len() {
-                        return Err(FormatError::Gguf {
+                    // Fewer than 2^32 tokens (checked above), so an id in range fits u32.
+                    let in_range = usize::try_from(v).is_ok_and(|i| i < tokens.len());
+                    match u32::try_from(v).ok().filter(|_| in_range) {
+                        Some(id) => Ok(Some(id)),
+                        None => Err(FormatError::Gguf {
                             path: file.path().to_owned(),
                             reason: format!("`{key}` = {v} is outside the {} tokens", tokens.len()),
                         }
-                        .into());
+                        .into()),
                     }
-                    Ok(Some(v as u32))
                 }
             }
         };
@@ -208,6 +210,13 @@ impl GgufTokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// Checks that every token id this tokenizer can produce has a row in
+    /// a model's embedding table of `rows` rows; `origin` names where the
+    /// tokenizer came from, for the error.
+    pub fn check_vocab(&self, origin: &std::path::Path, rows: usize) -> Result<()> {
+        check_vocab(origin, &self.inner, rows)
+    }
+
     /// `user` as a single-turn chat prompt when the model's chat template is
     /// ChatML (`<|im_start|>role\n…<|im_end|>`), else unchanged.
     pub fn chat_prompt(&self, user: &str) -> String {
@@ -216,5 +225,27 @@ impl GgufTokenizer {
         } else {
             user.to_owned()
         }
+    }
+}
+
+/// Checks that the largest id of `tokenizer` (read from `origin`) has a row
+/// in a model's embedding table of `rows` rows.
+pub(crate) fn check_vocab(
+    origin: &std::path::Path,
+    tokenizer: &Tokenizer,
+    rows: usize,
+) -> Result<()> {
+    let largest = tokenizer.get_vocab(true).into_values().max();
+    match largest {
+        Some(id) if usize::try_from(id).map_or(true, |id| id >= rows) => {
+            Err(ModelError::Tokenizer {
+                path: origin.to_owned(),
+                reason: format!(
+                    "token id {id} is outside the model's embedding table of {rows} rows \
+                     (tokenizer and model disagree)"
+                ),
+            })
+        }
+        _ => Ok(()),
     }
 }

@@ -53,4 +53,11 @@ impl SentenceTokenizer {
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
+
+    /// Checks that every token id this tokenizer can produce has a row in
+    /// a model's embedding table of `rows` rows (`vocab_size` in
+    /// `config.json`); `origin` names the tokenizer's file, for the error.
+    pub fn check_vocab(&self, origin: &Path, rows: usize) -> Result<()> {
+        crate::gguf_tokenizer::check_vocab(origin, &self.inner, rows)
+    }
 }

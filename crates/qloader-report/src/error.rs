@@ -16,12 +16,12 @@ pub enum ReportError {
     #[error(transparent)]
     Model(#[from] qloader_models::ModelError),
     /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// What failed.
-        source: std::io::Error,
+        /// What failed (not its `source()`: the message shows it).
+        error: std::io::Error,
     },
     /// Inputs that do not belong together.
     #[error("{0}")]

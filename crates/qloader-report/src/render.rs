@@ -94,7 +94,7 @@ fn verdict_text(v: &Verdict) -> &'static str {
 pub fn write(report: &Report, dir: &Path) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| ReportError::Io { path, source }
+        move |error| ReportError::Io { path, error }
     };
     let frontier = frontier_svg(report).map_err(ReportError::Mismatch)?;
     let predicted = predicted_svg(report).map_err(ReportError::Mismatch)?;

@@ -120,7 +120,7 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
     let clock = std::time::Instant::now();
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| ReportError::Io { path, source }
+        move |error| ReportError::Io { path, error }
     };
     std::fs::create_dir_all(&options.out_dir).map_err(io(&options.out_dir))?;
     let table_path = match &options.table {
@@ -228,7 +228,7 @@ fn reference(options: &ReportOptions, decoder: bool) -> Result<(Reference, Row)>
     if decoder {
         let path = fixtures::botchan_text();
         let text =
-            std::fs::read_to_string(&path).map_err(|source| ReportError::Io { path, source })?;
+            std::fs::read_to_string(&path).map_err(|error| ReportError::Io { path, error })?;
         let session = DecoderSession::open(
             &options.model,
             WeightFormat::F32,

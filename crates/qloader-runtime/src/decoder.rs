@@ -5,6 +5,7 @@ use std::path::Path;
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::{ActivationFormat, WeightFormat};
+use qloader_models::llama::LlamaConfig;
 use qloader_models::{GgufTokenizer, LlamaModel};
 
 use crate::error::Result;
@@ -32,6 +33,8 @@ impl DecoderSession {
     ) -> Result<Self> {
         let file = GgufFile::open(path)?;
         let tokenizer = GgufTokenizer::from_gguf(&file)?;
+        // Before any weight is read: every token needs an embedding row.
+        tokenizer.check_vocab(path, LlamaConfig::from_gguf(&file)?.vocab)?;
         let model = LlamaModel::from_gguf(&file, &|_| format, progress)?.with_activations(act);
         Ok(Self { model, tokenizer })
     }

@@ -28,6 +28,7 @@ impl EncoderSession {
     /// Builds a session from an already validated directory.
     pub fn from_dir(dir: ModelDir, format: WeightFormat, act: ActivationFormat) -> Result<Self> {
         let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
+        tokenizer.check_vocab(&dir.tokenizer_path, dir.config.vocab_size)?;
         let encoder = BertEncoder::load(&dir, &qloader_models::bert::linear_layers_in(format))?
             .with_activations(act);
         Ok(Self { dir, tokenizer, encoder, format })

@@ -63,8 +63,8 @@ pub fn candidates(
 ) -> Result<Vec<TensorCandidates>> {
     if !table.has(options.measure) {
         return Err(ScheduleError::Options(format!(
-            "the table does not hold the measure {:?}",
-            options.measure
+            "the table does not hold the measure {}",
+            options.measure.name()
         )));
     }
     let formats = table.weight_formats();

@@ -14,7 +14,7 @@ pub fn draw(frontier: &Frontier, path: &Path) -> Result<()> {
     let svg = render(frontier)
         .map_err(|reason| ScheduleError::Chart { path: path.to_owned(), reason })?;
     qloader_format::atomic_file::write_atomic_io(path, svg.as_bytes())
-        .map_err(|source| ScheduleError::Io { path: path.to_owned(), source })
+        .map_err(|error| ScheduleError::Io { path: path.to_owned(), error })
 }
 
 /// The SVG text of the chart.

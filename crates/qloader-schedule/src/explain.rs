@@ -96,7 +96,7 @@ pub fn explain(plan: &Plan, top: usize) -> String {
     for p in &plan.tensors {
         let e = by_format.entry(p.format.as_str()).or_default();
         e.0 += 1;
-        e.1 += (p.shape[0] * p.shape[1]) as u64;
+        e.1 = e.1.saturating_add((p.shape[0] as u64).saturating_mul(p.shape[1] as u64));
         e.2 += p.bytes;
         e.3 += p.loss;
     }

@@ -195,6 +195,6 @@ impl Frontier {
         } else {
             write_atomic_io(path, self.to_csv().as_bytes())
         };
-        written.map_err(|source| ScheduleError::Io { path: path.to_owned(), source })
+        written.map_err(|error| ScheduleError::Io { path: path.to_owned(), error })
     }
 }

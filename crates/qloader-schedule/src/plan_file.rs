@@ -35,6 +35,7 @@
 use std::path::Path;
 
 use qloader_format::atomic_file::{read_bounded, write_json_atomic, BoundedReadError};
+use qloader_format::packed::MAX_ELEMENTS;
 use qloader_format::WeightFormat;
 use serde::{Deserialize, Serialize};
 
@@ -206,14 +207,14 @@ impl Plan {
     /// Writes the plan as pretty JSON to `path`, atomically.
     pub fn write(&self, path: &Path) -> Result<()> {
         write_json_atomic(path, self)
-            .map_err(|source| ScheduleError::Io { path: path.to_owned(), source })
+            .map_err(|error| ScheduleError::Io { path: path.to_owned(), error })
     }
 
     /// Reads and validates the plan at `path`.
     pub fn read(path: &Path) -> Result<Self> {
         let invalid = |reason: String| ScheduleError::Plan { path: path.to_owned(), reason };
         let bytes = read_bounded(path, MAX_PLAN_BYTES).map_err(|e| match e {
-            BoundedReadError::Io(source) => ScheduleError::Io { path: path.to_owned(), source },
+            BoundedReadError::Io(error) => ScheduleError::Io { path: path.to_owned(), error },
             too_large => invalid(too_large.to_string()),
         })?;
         Self::from_json(&bytes).map_err(invalid)
@@ -241,23 +242,35 @@ impl Plan {
             if !names.insert(t.name.as_str()) {
                 return Err(format!("tensor {} appears twice", t.name));
             }
-            for f in [&t.format, &t.runs_as] {
-                f.parse::<WeightFormat>().map_err(|e| format!("tensor {}: {e}", t.name))?;
+            for (field, f) in [("format", &t.format), ("runs_as", &t.runs_as)] {
+                f.parse::<WeightFormat>()
+                    .map_err(|e| format!("tensor {}: {field}: {e}", t.name))?;
             }
-            if !(t.loss.is_finite()
-                && t.loss >= 0.0
-                && t.latency_ms.is_finite()
-                && t.latency_ms >= 0.0)
-            {
-                return Err(format!(
-                    "tensor {}: loss or latency is not a non-negative number",
-                    t.name
-                ));
+            for (field, v) in [("loss", t.loss), ("latency_ms", t.latency_ms)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!(
+                        "tensor {}: {field} is {v}, expected a finite number ≥ 0",
+                        t.name
+                    ));
+                }
             }
-            bytes = bytes.checked_add(t.bytes).ok_or("summed bytes overflow")?;
-            weights = weights
-                .checked_add((t.shape[0] as u64).saturating_mul(t.shape[1] as u64))
-                .ok_or("summed weights overflow")?;
+            // Bounded like a packed tensor, so the sums below cannot overflow
+            // for any plan a reader could hold in memory.
+            let tensor_weights = (t.shape[0] as u64)
+                .checked_mul(t.shape[1] as u64)
+                .filter(|&w| w <= MAX_ELEMENTS)
+                .ok_or_else(|| {
+                    format!(
+                        "tensor {}: shape {:?} has more than {MAX_ELEMENTS} weights",
+                        t.name, t.shape
+                    )
+                })?;
+            bytes = bytes.checked_add(t.bytes).ok_or_else(|| {
+                format!("tensor {}: {} bytes overflow the summed bytes", t.name, t.bytes)
+            })?;
+            weights = weights.checked_add(tensor_weights).ok_or_else(|| {
+                format!("tensor {}: {tensor_weights} weights overflow the sum", t.name)
+            })?;
         }
         if bytes != self.totals.bytes || weights != self.totals.weights {
             return Err(format!(

@@ -83,8 +83,8 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn file_ref(path: &Path) -> Result<FileRef> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| ScheduleError::Io { path: path.to_owned(), source })?;
+    let bytes =
+        std::fs::read(path).map_err(|error| ScheduleError::Io { path: path.to_owned(), error })?;
     Ok(FileRef { path: path.display().to_string(), sha256: sha256_hex(&bytes) })
 }
 
@@ -101,7 +101,12 @@ impl Sources {
 
     /// Weights in the table's tensors.
     pub fn weights(&self) -> u64 {
-        self.table.tensors.iter().map(|t| (t.shape[0] * t.shape[1]) as u64).sum()
+        // Shapes are bounded by the table's validation; saturate all the same.
+        self.table
+            .tensors
+            .iter()
+            .map(|t| (t.shape[0] as u64).saturating_mul(t.shape[1] as u64))
+            .fold(0u64, u64::saturating_add)
     }
 
     /// The byte limit for `budget` on this device: the smaller of the budget

@@ -50,12 +50,12 @@ impl GgufFile {
     /// Maps `path` and validates its header and data layout.
     pub fn open(path: &Path) -> Result<Self> {
         let file =
-            File::open(path).map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+            File::open(path).map_err(|error| FormatError::Io { path: path.to_owned(), error })?;
         // SAFETY: the map is read-only and private to this process. Another
         // process truncating the file while it is mapped could fault the
         // reader; that is the accepted contract of memory-mapped model files.
         let map = unsafe { Mmap::map(&file) }
-            .map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+            .map_err(|error| FormatError::Io { path: path.to_owned(), error })?;
         let header = parse::parse(&map)
             .map_err(|reason| FormatError::Gguf { path: path.to_owned(), reason })?;
         Ok(Self { path: path.to_owned(), map, header })

@@ -45,13 +45,17 @@ pub(crate) fn parse(bytes: &[u8]) -> ReadResult<Parsed> {
     let tensor_count = r.u64().map_err(|e| format!("tensor count: {e}"))?;
     let kv_count = r.u64().map_err(|e| format!("metadata count: {e}"))?;
     let file_len = bytes.len();
+    let too_many = |what: &str, count: u64, min: u64| {
+        format!(
+            "{what} {count} cannot fit in the {} bytes after the counts (at least {min} bytes \
+             each; file {file_len} bytes, truncated or corrupt)",
+            r.remaining()
+        )
+    };
     let tensor_count = bounded_count(tensor_count, MIN_TENSOR_INFO_BYTES, r.remaining())
-        .ok_or_else(|| {
-            format!("tensor count {tensor_count} is absurd (file has {file_len} bytes)")
-        })?;
-    let kv_count = bounded_count(kv_count, MIN_KV_BYTES, r.remaining()).ok_or_else(|| {
-        format!("metadata key-value count {kv_count} is absurd (file has {file_len} bytes)")
-    })?;
+        .ok_or_else(|| too_many("tensor count", tensor_count, MIN_TENSOR_INFO_BYTES))?;
+    let kv_count = bounded_count(kv_count, MIN_KV_BYTES, r.remaining())
+        .ok_or_else(|| too_many("metadata key-value count", kv_count, MIN_KV_BYTES))?;
 
     let metadata = read_metadata(&mut r, kv_count)?;
     let alignment = alignment(&metadata)?;

@@ -30,13 +30,13 @@ impl PackedFile {
     /// and segment's place in the data section.
     pub fn open(path: &Path) -> Result<Self> {
         let file =
-            File::open(path).map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+            File::open(path).map_err(|error| FormatError::Io { path: path.to_owned(), error })?;
         // SAFETY: the map is read-only and private to this process. Another
         // process truncating the file while it is mapped could fault the
         // reader; that is the accepted contract of memory-mapped model files
         // (our own writer replaces files by rename, which keeps maps valid).
         let map = unsafe { Mmap::map(&file) }
-            .map_err(|source| FormatError::Io { path: path.to_owned(), source })?;
+            .map_err(|error| FormatError::Io { path: path.to_owned(), error })?;
         let parsed = parse_file(&map).map_err(|p| p.at(path))?;
         Ok(Self {
             path: path.to_owned(),

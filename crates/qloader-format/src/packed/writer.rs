@@ -115,7 +115,7 @@ impl<'a> PackedWriter<'a> {
         write_atomic_with(path, |out| {
             write_to(out, &preamble, &json, data_start, &pieces, file_len)
         })
-        .map_err(|source| FormatError::Write { path: path.to_owned(), source })?;
+        .map_err(|error| FormatError::Write { path: path.to_owned(), error })?;
         Ok(file_len)
     }
 

@@ -92,40 +92,85 @@ impl LlamaConfig {
             norm_eps,
             rope_base,
         };
-        config.validate().map_err(|reason| bad(format!("{reason} (keys `{arch}.*`)")))?;
+        let label = |field: &'static str| match field {
+            "layers" => format!("`{}`", key("block_count")),
+            "hidden" => format!("`{}`", key("embedding_length")),
+            "ffn" => format!("`{}`", key("feed_forward_length")),
+            "heads" => format!("`{}`", key("attention.head_count")),
+            "kv_heads" => format!("`{}`", key("attention.head_count_kv")),
+            "context" => format!("`{}`", key("context_length")),
+            "vocab" => "the vocabulary (rows of `token_embd.weight`)".to_owned(),
+            "norm_eps" => format!("`{}`", key("attention.layer_norm_rms_epsilon")),
+            "rope_base" => format!("`{}`", key("rope.freq_base")),
+            "head_dim" => "the head width".to_owned(),
+            other => other.to_owned(),
+        };
+        config.check(&label).map_err(bad)?;
         Ok(config)
     }
 
-    /// Checks every field against the others and against sane bounds.
+    /// Checks every field against the others and against sane bounds; the
+    /// reason names the fields as this struct does (`layers`, `heads`, …).
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let check = |name: &str, v: usize, max: usize| {
+        self.check(&|field| field.to_owned())
+    }
+
+    /// [`LlamaConfig::validate`], naming each field as `label` says (the
+    /// GGUF reader names the metadata keys).
+    fn check(&self, label: &dyn Fn(&'static str) -> String) -> std::result::Result<(), String> {
+        let range = |field: &'static str, v: usize, max: usize| {
             if v == 0 || v > max {
-                Err(format!("{name} = {v} is outside 1..={max}"))
+                Err(format!("{} = {v} is outside 1..={max}", label(field)))
             } else {
                 Ok(())
             }
         };
-        check("layers", self.layers, MAX_LAYERS)?;
-        check("hidden", self.hidden, MAX_WIDTH)?;
-        check("ffn", self.ffn, 4 * MAX_WIDTH)?;
-        check("heads", self.heads, MAX_HEADS)?;
-        check("kv_heads", self.kv_heads, self.heads)?;
-        check("context", self.context, 1 << 24)?;
-        check("vocab", self.vocab, 1 << 22)?;
+        range("layers", self.layers, MAX_LAYERS)?;
+        range("hidden", self.hidden, MAX_WIDTH)?;
+        range("ffn", self.ffn, 4 * MAX_WIDTH)?;
+        range("heads", self.heads, MAX_HEADS)?;
+        range("kv_heads", self.kv_heads, self.heads)?;
+        range("context", self.context, 1 << 24)?;
+        range("vocab", self.vocab, 1 << 22)?;
         let (hidden, heads, kv_heads) = (self.hidden, self.heads, self.kv_heads);
-        if hidden % heads != 0 || heads % kv_heads != 0 || self.head_dim != hidden / heads {
+        if !hidden.is_multiple_of(heads) {
             return Err(format!(
-                "{heads} heads do not divide the width {hidden} into heads of {}, or {kv_heads} \
-                 key/value heads do not divide the heads",
-                self.head_dim
+                "{} = {hidden} is not a multiple of {} = {heads}",
+                label("hidden"),
+                label("heads")
+            ));
+        }
+        if !heads.is_multiple_of(kv_heads) {
+            return Err(format!(
+                "{} = {heads} is not a multiple of {} = {kv_heads}",
+                label("heads"),
+                label("kv_heads")
+            ));
+        }
+        if self.head_dim != hidden / heads {
+            return Err(format!(
+                "{} = {} is not {} / {} = {}",
+                label("head_dim"),
+                self.head_dim,
+                label("hidden"),
+                label("heads"),
+                hidden / heads
             ));
         }
         if !self.head_dim.is_multiple_of(2) {
-            return Err(format!("head width {} is odd (RoPE rotates pairs)", self.head_dim));
+            return Err(format!(
+                "{} = {} is odd (RoPE rotates pairs)",
+                label("head_dim"),
+                self.head_dim
+            ));
         }
-        let (eps, base) = (self.norm_eps, self.rope_base);
-        if !(eps > 0.0 && eps < 1.0 && base > 1.0 && base.is_finite()) {
-            return Err(format!("RMSNorm epsilon {eps} or RoPE base {base} is out of range"));
+        let eps = self.norm_eps;
+        if !(eps > 0.0 && eps < 1.0) {
+            return Err(format!("{} = {eps} is outside (0, 1)", label("norm_eps")));
+        }
+        let base = self.rope_base;
+        if !(base > 1.0 && base.is_finite()) {
+            return Err(format!("{} = {base} is not a finite number above 1", label("rope_base")));
         }
         Ok(())
     }

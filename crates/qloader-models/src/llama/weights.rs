@@ -86,19 +86,20 @@ impl<'a> GgufSource<'a> {
         Self { file, choose, summary: QuantSummary::default() }
     }
 
-    /// De-quantizes `name`, which must have `shape` (outermost first).
+    /// De-quantizes `name`, which must have `shape` (outermost first): the
+    /// shape is checked first, so a tensor of the wrong size costs no memory.
     fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let t = self.file.tensor_f32(name)?;
-        if t.shape != shape {
+        let got = self.file.tensor(name)?.shape();
+        if got != shape {
             return Err(FormatError::ShapeMismatch {
                 path: self.file.path().to_owned(),
                 tensor: name.to_owned(),
                 expected: shape.to_vec(),
-                got: t.shape,
+                got,
             }
             .into());
         }
-        Ok(t.data)
+        Ok(self.file.tensor_f32(name)?.data)
     }
 }
 

@@ -92,15 +92,17 @@ pub fn open_packed(
             if packed.max_seq_length == 0 || packed.max_seq_length > config.max_position_embeddings
             {
                 return Err(invalid(format!(
-                    "max_seq_length {} is outside 1..={}",
+                    "header config: max_seq_length {} is outside 1..={}",
                     packed.max_seq_length, config.max_position_embeddings
                 )));
             }
+            let tokenizer_origin = path.join(TOKENIZER_BLOB);
             let tokenizer = SentenceTokenizer::from_bytes(
-                &path.join(TOKENIZER_BLOB),
+                &tokenizer_origin,
                 blob(TOKENIZER_BLOB)?,
                 packed.max_seq_length,
             )?;
+            tokenizer.check_vocab(&tokenizer_origin, config.vocab_size)?;
             let pooling = match packed.pooling {
                 Pooling::Mean => PoolingMode::Mean,
                 Pooling::Cls => PoolingMode::Cls,
@@ -115,11 +117,13 @@ pub fn open_packed(
             let packed: LlamaPacked = serde_json::from_value(file.config().clone())
                 .map_err(|e| invalid(format!("header config: {e}")))?;
             packed.model.validate().map_err(|r| invalid(format!("header config: {r}")))?;
+            let tokenizer_origin = path.join(TOKENIZER_BLOB);
             let tokenizer = GgufTokenizer::from_json(
-                &path.join(TOKENIZER_BLOB),
+                &tokenizer_origin,
                 blob(TOKENIZER_BLOB)?,
                 packed.tokenizer,
             )?;
+            tokenizer.check_vocab(&tokenizer_origin, packed.model.vocab)?;
             let mut source =
                 PackedSource::new(&file, options, on_conversion).with_cache(cache.as_ref());
             let model = LlamaModel::from_source(packed.model, &mut source, &mut |_, _| {})?

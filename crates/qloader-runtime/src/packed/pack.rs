@@ -46,8 +46,8 @@ pub fn pack_bert(
     drop(model);
     let tensors = recording.into_recorded();
     let read = |path: &Path| {
-        std::fs::read(path).map_err(|source| {
-            RuntimeError::from(qloader_format::FormatError::Io { path: path.to_owned(), source })
+        std::fs::read(path).map_err(|error| {
+            RuntimeError::from(qloader_format::FormatError::Io { path: path.to_owned(), error })
         })
     };
     let config_json = read(&dir.root.join("config.json"))?;

@@ -1,0 +1,582 @@
+//! Packed models: the tiny BERT of [`super::bert`] and the tiny decoder of
+//! [`super::gguf`] packed by the real packer (`pack_bert`, `pack_llama`,
+//! through `PackedWriter`), then broken in the preamble, the header, the
+//! layout, the data or the configuration the header carries.
+
+use qloader_format::{ModelDir, PlanRef, WeightFormat};
+use qloader_runtime::packed::{pack_bert, pack_llama};
+use serde_json::{json, Value};
+
+use super::{bert, gguf, Case, Open};
+
+/// Bytes before the header: magic, version, flags, header length.
+const PREAMBLE: usize = 24;
+
+/// The format the tiny BERT's tensor `name` is packed in: a mixture, so
+/// that every segment kind appears.
+fn bert_format(name: &str) -> WeightFormat {
+    let f = if name.contains("query") {
+        "int8"
+    } else if name.contains("key") {
+        "int4g32"
+    } else if name.contains("value") {
+        "int2g32"
+    } else if name.contains("intermediate") {
+        "f16"
+    } else if name.contains("word_embeddings") {
+        "int8g32"
+    } else {
+        "int4"
+    };
+    f.parse().expect("a format name")
+}
+
+/// The tiny BERT, packed.
+pub fn bert_packed() -> Vec<u8> {
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    for (name, bytes) in bert::model_files() {
+        std::fs::write(scratch.path().join(name), bytes).expect("writing the tiny model");
+    }
+    let dir = ModelDir::open(scratch.path()).expect("the tiny model is valid");
+    let out = scratch.path().join("model.qlm");
+    let plan = PlanRef { path: "plan.json".into(), sha256: "0".repeat(64) };
+    pack_bert(&dir, &bert_format, Some(plan), &out).expect("packing the tiny model");
+    std::fs::read(&out).expect("reading the packed model")
+}
+
+/// The tiny decoder, packed with every quantizable tensor in int8.
+pub fn llama_packed() -> Vec<u8> {
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let path = scratch.path().join("model.gguf");
+    std::fs::write(&path, gguf::Gguf::tiny().build()).expect("writing the tiny decoder");
+    let out = scratch.path().join("model.qlm");
+    let int8 = |_: &str| WeightFormat::Int8PerChannel;
+    pack_llama(&path, &int8, None, &out, &mut |_, _| {}).expect("packing the tiny decoder");
+    std::fs::read(&out).expect("reading the packed decoder")
+}
+
+/// A packed file taken apart: its header as JSON and its data section.
+#[derive(Clone)]
+pub struct Parts {
+    pub header: Value,
+    pub data: Vec<u8>,
+}
+
+impl Parts {
+    /// Takes apart a file written by `PackedWriter`.
+    pub fn split(bytes: &[u8]) -> Self {
+        let len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
+        let header = serde_json::from_slice(&bytes[PREAMBLE..PREAMBLE + len]).expect("header");
+        let data_start = (PREAMBLE + len).next_multiple_of(64);
+        Self { header, data: bytes[data_start..].to_vec() }
+    }
+
+    /// The file: preamble, `json`, zero padding to 64, the data section.
+    pub fn assemble_json(json: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut out = b"QLMODEL\0".to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(json);
+        out.resize(out.len().next_multiple_of(64), 0);
+        out.extend_from_slice(data);
+        out
+    }
+
+    /// The file again, with the header as it is now (keys sorted: the
+    /// reader does not depend on their order).
+    pub fn assemble(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(&self.header).expect("JSON");
+        Self::assemble_json(&json, &self.data)
+    }
+
+    /// The header entry of tensor `name`.
+    pub fn tensor(&mut self, name: &str) -> &mut Value {
+        let tensors = self.header["tensors"].as_array_mut().expect("tensors");
+        tensors.iter_mut().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    /// Offset and length in the data section of blob `name`.
+    pub fn blob_range(&self, name: &str) -> (usize, usize) {
+        let blobs = self.header["blobs"].as_array().expect("blobs");
+        let b = blobs.iter().find(|b| b["name"] == name).unwrap_or_else(|| panic!("no {name}"));
+        (b["offset"].as_u64().expect("offset") as usize, b["len"].as_u64().expect("len") as usize)
+    }
+
+    /// Replaces `from` by `to` (of the same length) in blob `name` and
+    /// records the new checksum, so only the blob's meaning changes.
+    pub fn edit_blob(&mut self, name: &str, from: &str, to: &str) {
+        assert_eq!(from.len(), to.len());
+        let (offset, len) = self.blob_range(name);
+        let blob = &mut self.data[offset..offset + len];
+        let at = blob.windows(from.len()).position(|w| w == from.as_bytes()).expect("text in blob");
+        blob[at..at + to.len()].copy_from_slice(to.as_bytes());
+        let crc = crc32fast::hash(blob);
+        let blobs = self.header["blobs"].as_array_mut().expect("blobs");
+        let b = blobs.iter_mut().find(|b| b["name"] == name).expect("blob");
+        b["crc32"] = json!(crc);
+    }
+}
+
+const LN: &str = "embeddings.LayerNorm.weight";
+const QUERY: &str = "encoder.layer.0.attention.self.query.weight";
+const KEY: &str = "encoder.layer.0.attention.self.key.weight";
+
+fn case(class: &'static str, bytes: Vec<u8>, expected: &str) -> Case {
+    Case::file(class, "model.qlm", bytes, Open::Packed, expected)
+}
+
+fn header_case(
+    class: &'static str,
+    good: &Parts,
+    edit: impl FnOnce(&mut Parts),
+    expected: &str,
+) -> Case {
+    let mut p = good.clone();
+    edit(&mut p);
+    case(class, p.assemble(), expected)
+}
+
+fn patched(good: &[u8], at: usize, with: &[u8]) -> Vec<u8> {
+    let mut b = good.to_vec();
+    b[at..at + with.len()].copy_from_slice(with);
+    b
+}
+
+fn segment(p: &mut Parts, tensor: &str, role: &str) -> (u64, u64) {
+    let segs = p.tensor(tensor)["segments"].as_array().expect("segments").clone();
+    let s = segs.iter().find(|s| s["role"] == role).expect("segment");
+    (s["offset"].as_u64().expect("offset"), s["len"].as_u64().expect("len"))
+}
+
+fn set_segment(p: &mut Parts, tensor: &str, role: &str, key: &str, v: Value) {
+    let segs = p.tensor(tensor)["segments"].as_array_mut().expect("segments");
+    let s = segs.iter_mut().find(|s| s["role"] == role).expect("segment");
+    s[key] = v;
+}
+
+/// Every packed-model case.
+pub fn cases() -> Vec<Case> {
+    // The packer's own file, with `created_by` fixed so that the offsets and
+    // lengths in the expected errors do not move with the crate's version.
+    let mut parts = Parts::split(&bert_packed());
+    parts.header["created_by"] = json!("qloader");
+    let good = parts.assemble();
+    let p = &parts;
+    let data_len = p.data.len() as u64;
+    let mut cases = vec![
+        case(
+            "packed/empty",
+            Vec::new(),
+            "{path}: invalid packed model: file is 0 bytes, shorter than the 24-byte preamble \
+             (truncated?)",
+        ),
+        case(
+            "packed/bad-magic",
+            patched(&good, 0, b"GGUF"),
+            "{path}: invalid packed model: wrong magic b\"GGUFDEL\\x00\" (expected \
+             b\"QLMODEL\\0\"): not a QLoader packed model",
+        ),
+        case(
+            "packed/truncated-preamble",
+            good[..12].to_vec(),
+            "{path}: invalid packed model: file is 12 bytes, shorter than the 24-byte preamble \
+             (truncated?)",
+        ),
+        case(
+            "packed/unsupported-version",
+            patched(&good, 8, &2u32.to_le_bytes()),
+            "{path}: packed model version 2, this build reads version 1",
+        ),
+        case(
+            "packed/unknown-flags",
+            patched(&good, 12, &1u32.to_le_bytes()),
+            "{path}: invalid packed model: flags 0x1 are not defined in version 1 (expected 0)",
+        ),
+        case(
+            "packed/header-length-beyond-file",
+            patched(&good, 16, &(good.len() as u64).to_le_bytes()),
+            "{path}: invalid packed model: header length 8416 runs past the end of the file \
+             (8392 bytes after the preamble; truncated?)",
+        ),
+        case(
+            "packed/header-length-over-limit",
+            patched(&good, 16, &((64u64 << 20) + 1).to_le_bytes()),
+            "{path}: invalid packed model: header length 67108865 exceeds the limit of 67108864 \
+             bytes",
+        ),
+        case(
+            "packed/header-not-utf8",
+            {
+                let mut json = serde_json::to_vec(&p.header).expect("JSON");
+                let at = json.windows(7).position(|w| w == b"qloader").expect("created_by");
+                json[at] = 0xff;
+                Parts::assemble_json(&json, &p.data)
+            },
+            "{path}: invalid packed model: header is not UTF-8: invalid utf-8 sequence of 1 \
+             bytes from index 242",
+        ),
+        case(
+            "packed/header-not-json",
+            {
+                let mut json = serde_json::to_vec(&p.header).expect("JSON");
+                let n = json.len();
+                json[n - 1] = b' ';
+                Parts::assemble_json(&json, &p.data)
+            },
+            "{path}: invalid packed model: header is not a valid packed-model header: EOF while \
+             parsing an object at line 1 column 4054",
+        ),
+        case(
+            "packed/padding-not-zero",
+            {
+                let mut json = serde_json::to_vec(&p.header).expect("JSON");
+                if (PREAMBLE + json.len()).is_multiple_of(64) {
+                    json.push(b' ');
+                }
+                let mut b = Parts::assemble_json(&json, &p.data);
+                b[PREAMBLE + json.len()] = 1;
+                b
+            },
+            "{path}: invalid packed model: padding between the header and the data section \
+             (bytes 4078..4096) is not zero",
+        ),
+        header_case(
+            "packed/header-unknown-field",
+            p,
+            |p| p.header["compression"] = json!("zstd"),
+            "{path}: invalid packed model: header is not a valid packed-model header: unknown \
+             field `compression`, expected one of `schema`, `version`, `created_by`, \
+             `architecture`, `config`, `plan`, `blobs`, `tensors` at line 1 column 175",
+        ),
+        header_case(
+            "packed/header-missing-field",
+            p,
+            |p| {
+                p.header.as_object_mut().expect("object").remove("created_by");
+            },
+            "{path}: invalid packed model: header is not a valid packed-model header: missing \
+             field `created_by` at line 1 column 4031",
+        ),
+        header_case(
+            "packed/header-wrong-schema",
+            p,
+            |p| p.header["schema"] = json!("qloader-packed-2"),
+            "{path}: invalid packed model: header schema is `qloader-packed-2`, expected \
+             `qloader-packed`",
+        ),
+        header_case(
+            "packed/header-version-disagrees",
+            p,
+            |p| p.header["version"] = json!(2),
+            "{path}: invalid packed model: header says version 2 but the preamble says version 1",
+        ),
+        header_case(
+            "packed/bad-plan-digest",
+            p,
+            |p| p.header["plan"]["sha256"] = json!("abc"),
+            "{path}: invalid packed model: plan sha256 `abc` is not 64 lowercase hexadecimal \
+             digits",
+        ),
+        header_case(
+            "packed/blob-out-of-range",
+            p,
+            |p| p.header["blobs"][0]["offset"] = json!(1u64 << 40),
+            "{path}: invalid packed model: blob `config.json`: bytes \
+             1099511627776..1099511628024 of the data section run past its end (4320 bytes; \
+             truncated file?)",
+        ),
+        header_case(
+            "packed/blob-offset-overflows",
+            p,
+            |p| {
+                p.header["blobs"][0]["offset"] = json!(u64::MAX - 63);
+            },
+            "{path}: invalid packed model: blob `config.json`: offset 18446744073709551552 + \
+             length 248 overflows",
+        ),
+        header_case(
+            "packed/duplicate-blob",
+            p,
+            |p| p.header["blobs"][1]["name"] = json!("config.json"),
+            "{path}: invalid packed model: two blobs are named `config.json`",
+        ),
+        header_case(
+            "packed/empty-tensor-name",
+            p,
+            |p| p.tensor(QUERY)["name"] = json!(""),
+            "{path}: invalid packed model: a tensor has an empty name",
+        ),
+        header_case(
+            "packed/duplicate-tensor",
+            p,
+            |p| p.tensor(KEY)["name"] = json!(QUERY),
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             two tensors have this name",
+        ),
+        header_case(
+            "packed/unknown-format",
+            p,
+            |p| p.tensor(QUERY)["format"] = json!("int5"),
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             unknown format `int5`",
+        ),
+        header_case(
+            "packed/shape-not-2d",
+            p,
+            |p| p.tensor(QUERY)["shape"] = json!([64]),
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             shape [64] has 1 dimensions, expected 2 ([rows, cols])",
+        ),
+        header_case(
+            "packed/shape-zero",
+            p,
+            |p| p.tensor(QUERY)["shape"] = json!([0, 8]),
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             shape [0, 8] has a zero dimension",
+        ),
+        header_case(
+            "packed/shape-absurd",
+            p,
+            |p| p.tensor(QUERY)["shape"] = json!([1u64 << 21, 1u64 << 20]),
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             shape [2097152, 1048576] has 2199023255552 elements, more than the limit of \
+             1099511627776",
+        ),
+        header_case(
+            "packed/shape-overflows",
+            p,
+            |p| p.tensor(QUERY)["shape"] = json!([1u64 << 40, 1u64 << 40]),
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             shape [1099511627776, 1099511627776]: rows·cols overflows 64 bits",
+        ),
+        header_case(
+            "packed/segment-unknown-role",
+            p,
+            |p| {
+                set_segment(p, QUERY, "scales", "role", json!("bias"));
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             unknown segment role `bias`",
+        ),
+        header_case(
+            "packed/segment-of-another-format",
+            p,
+            |p| {
+                set_segment(p, QUERY, "scales", "role", json!("offsets"));
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             segment `offsets` does not belong to format int8 (expected segments: codes, scales)",
+        ),
+        header_case(
+            "packed/segment-missing",
+            p,
+            |p| {
+                p.tensor(QUERY)["segments"].as_array_mut().expect("segments").pop();
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             segment `scales` is missing (format int8 has segments: codes, scales)",
+        ),
+        header_case(
+            "packed/segment-listed-twice",
+            p,
+            |p| {
+                set_segment(p, QUERY, "scales", "role", json!("codes"));
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             segment `codes` is listed twice",
+        ),
+        header_case(
+            "packed/segments-out-of-order",
+            p,
+            |p| {
+                p.tensor(QUERY)["segments"].as_array_mut().expect("segments").swap(0, 1);
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             segments must be listed in the order codes, scales",
+        ),
+        header_case(
+            "packed/segment-wrong-length",
+            p,
+            |p| {
+                let (_, len) = segment(p, QUERY, "codes");
+                set_segment(p, QUERY, "codes", "len", json!(len + 1));
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             segment `codes` is 65 bytes, format int8 with shape [8, 8] needs 64",
+        ),
+        header_case(
+            "packed/segment-unaligned",
+            p,
+            |p| {
+                let (offset, _) = segment(p, QUERY, "codes");
+                set_segment(p, QUERY, "codes", "offset", json!(offset + 8));
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             segment `codes`: offset 2376 is not a multiple of 64",
+        ),
+        header_case(
+            "packed/segment-out-of-range",
+            p,
+            |p| {
+                set_segment(p, QUERY, "codes", "offset", json!(data_len.next_multiple_of(64)));
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.query.weight`: \
+             segment `codes`: bytes 4352..4416 of the data section run past its end (4320 bytes; \
+             truncated file?)",
+        ),
+        header_case(
+            "packed/segments-overlap",
+            p,
+            |p| {
+                let (offset, _) = segment(p, QUERY, "codes");
+                set_segment(p, KEY, "codes", "offset", json!(offset));
+            },
+            "{path}: invalid packed model: tensor `encoder.layer.0.attention.self.key.weight` \
+             segment `codes` (bytes 2368..2496 of the data section) overlaps tensor \
+             `encoder.layer.0.attention.self.query.weight` segment `codes` (bytes 2368..2432)",
+        ),
+        case(
+            "packed/data-truncated",
+            good[..good.len() - 10].to_vec(),
+            "{path}: invalid packed model: tensor `encoder.layer.0.output.LayerNorm.bias`: \
+             segment `data`: bytes 4288..4320 of the data section run past its end (4310 bytes; \
+             truncated file?)",
+        ),
+        case(
+            "packed/data-extended",
+            {
+                let mut b = good.clone();
+                b.extend_from_slice(&[0; 64]);
+                b
+            },
+            "{path}: invalid packed model: the data section is 4384 bytes but its last blob or \
+             segment ends at 4320: 64 bytes follow it",
+        ),
+        header_case(
+            "packed/tensor-checksum-mismatch",
+            p,
+            |p| {
+                let (offset, _) = segment(p, LN, "data");
+                p.data[offset as usize + 5] ^= 0x40;
+            },
+            "{path}: tensor `embeddings.LayerNorm.weight`: checksum mismatch (header has \
+             0x41ef9f74, data has 0xe34c3461)",
+        ),
+        header_case(
+            "packed/blob-checksum-mismatch",
+            p,
+            |p| {
+                let (offset, _) = p.blob_range("tokenizer.json");
+                p.data[offset + 3] ^= 0x01;
+            },
+            "{path}: blob `tokenizer.json`: checksum mismatch (header has 0x37534d0b, data has \
+             0xd7dddbc8)",
+        ),
+        header_case(
+            "packed/unknown-architecture",
+            p,
+            |p| p.header["architecture"] = json!("gpt2"),
+            "{path}: architecture `gpt2` is not one this build runs (bert, llama)",
+        ),
+        header_case(
+            "packed/missing-tensor",
+            p,
+            |p| {
+                let tensors = p.header["tensors"].as_array_mut().expect("tensors");
+                tensors.retain(|t| t["name"] != KEY);
+            },
+            "{path}: tensor `encoder.layer.0.attention.self.key.weight` is missing",
+        ),
+        header_case(
+            "packed/missing-blob",
+            p,
+            |p| {
+                let blobs = p.header["blobs"].as_array_mut().expect("blobs");
+                blobs.retain(|b| b["name"] != "tokenizer.json");
+            },
+            "{path}: blob `tokenizer.json` is missing",
+        ),
+        header_case(
+            "packed/config-unknown-pooling",
+            p,
+            |p| p.header["config"]["pooling"] = json!("max"),
+            "{path}: header config: unknown variant `max`, expected `mean` or `cls`",
+        ),
+        header_case(
+            "packed/config-max-seq-length-zero",
+            p,
+            |p| p.header["config"]["max_seq_length"] = json!(0),
+            "{path}: header config: max_seq_length 0 is outside 1..=16",
+        ),
+        header_case(
+            "packed/embedded-config-invalid",
+            p,
+            |p| {
+                p.edit_blob("config.json", "\"hidden_act\":\"gelu\"", "\"hidden_act\":\"relu\"");
+            },
+            "{path}/config.json: field `hidden_act`: `relu` is not supported (only the exact erf \
+             `gelu`)",
+        ),
+        header_case(
+            "packed/embedded-tokenizer-invalid",
+            p,
+            |p| {
+                p.edit_blob("tokenizer.json", "\"WordPiece\"", "\"WordPeace\"");
+            },
+            "{path}/tokenizer.json: invalid tokenizer: data did not match any variant of \
+             untagged enum ModelUntagged at line 9 column 225",
+        ),
+        header_case(
+            "packed/tensor-shape-disagrees-with-config",
+            p,
+            |p| {
+                p.edit_blob("config.json", "\"intermediate_size\":16", "\"intermediate_size\":32");
+            },
+            "{path}: tensor `encoder.layer.0.intermediate.dense.weight` has shape [16, 8], \
+             expected [32, 8]",
+        ),
+    ];
+    let mut llama = Parts::split(&llama_packed());
+    llama.header["created_by"] = json!("qloader");
+    let l = &llama;
+    cases.extend([
+        header_case(
+            "packed/llama-config-invalid",
+            l,
+            |p| p.header["config"]["model"]["heads"] = json!(3),
+            "{path}: header config: hidden = 8 is not a multiple of heads = 3",
+        ),
+        header_case(
+            "packed/llama-config-missing-field",
+            l,
+            |p| {
+                p.header["config"]["model"].as_object_mut().expect("object").remove("rope_base");
+            },
+            "{path}: header config: missing field `rope_base`",
+        ),
+        header_case(
+            "packed/llama-special-token-beyond-vocabulary",
+            l,
+            |p| {
+                p.header["config"]["tokenizer"]["eos"] = json!(99);
+            },
+            "{path}/tokenizer.json: invalid tokenizer: special token 99 is outside the 8 tokens",
+        ),
+    ]);
+    let mut inspect = header_case(
+        "packed-inspect/tensor-checksum-mismatch",
+        p,
+        |p| {
+            let last =
+                p.header["tensors"].as_array().expect("tensors").last().expect("a tensor").clone();
+            let offset = last["segments"][0]["offset"].as_u64().expect("offset");
+            p.data[offset as usize] ^= 0x80;
+        },
+        "{path}: tensor `encoder.layer.0.output.LayerNorm.bias`: checksum mismatch (header has \
+         0x5e6d38a4, data has 0xb4a64fec)",
+    );
+    inspect.open = Open::PackedInspect;
+    cases.push(inspect);
+    cases
+}
