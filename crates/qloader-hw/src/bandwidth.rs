@@ -27,6 +27,40 @@ pub fn read_bandwidth(bytes: usize, budget: TimingBudget) -> f64 {
     (words * 8) as f64 / seconds
 }
 
+/// Successive windows of a buffer much larger than the caches, read in turn
+/// (wrapping around): a streaming read of a given size that always comes
+/// from memory, to time beside a kernel reading the same number of bytes.
+pub struct ColdReads {
+    words: Vec<u64>,
+    next: usize,
+}
+
+impl ColdReads {
+    /// A buffer of at least `bytes` bytes (1 MiB at least).
+    pub fn new(bytes: usize) -> Self {
+        let words = (bytes / 8).max(1 << 17);
+        Self {
+            words: (0..words as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).collect(),
+            next: 0,
+        }
+    }
+
+    /// Reads the next `bytes` bytes (at most the buffer) with the current
+    /// rayon pool, each thread a contiguous share, as [`read_bandwidth`]
+    /// does; returns their sum (to keep the reads).
+    pub fn read(&mut self, bytes: usize) -> u64 {
+        let n = (bytes / 8).clamp(1, self.words.len());
+        if self.next + n > self.words.len() {
+            self.next = 0;
+        }
+        let window = &self.words[self.next..self.next + n];
+        self.next += n;
+        let chunk = n.div_ceil(rayon::current_num_threads());
+        let sum = window.par_chunks(chunk).map(sum_words).reduce(|| 0, u64::wrapping_add);
+        std::hint::black_box(sum)
+    }
+}
+
 /// Sum with eight independent lanes (vectorised by the compiler), so the
 /// loop is limited by memory, not by the add latency.
 fn sum_words(words: &[u64]) -> u64 {
@@ -49,5 +83,18 @@ mod tests {
     fn sums_every_word() {
         let words: Vec<u64> = (1..=21).collect();
         assert_eq!(sum_words(&words), 21 * 22 / 2);
+    }
+
+    #[test]
+    fn cold_reads_walk_the_buffer_and_wrap() {
+        let mut r = ColdReads::new(0);
+        let len = r.words.len();
+        let first = r.read(len * 8 / 2);
+        assert_eq!(r.next, len / 2);
+        r.read(len * 8 / 2);
+        assert_eq!(r.next, len);
+        // The next window does not fit: it starts over at the beginning.
+        assert_eq!(r.read(len * 8 / 2), first);
+        assert_eq!(r.next, len / 2);
     }
 }

@@ -9,7 +9,11 @@
 //! exceed a working-set size (a multiple of the last-level cache), and
 //! successive products rotate through the copies, so a matrix that would fit
 //! in cache on its own is still read from memory, as in a real model whose
-//! layers together are far larger than the cache.
+//! layers together are far larger than the cache. Cold cases also time, in
+//! turn with the product, a plain streaming read of the same number of bytes
+//! from memory ([`ColdReads`]): their ratio is the share of the read
+//! bandwidth the kernel reaches, measured side by side, so that a machine
+//! whose bandwidth drifts during the run (a shared VM) does not skew it.
 
 use qloader_format::WeightFormat;
 use qloader_kernels::activations::QuantizedActivations;
@@ -18,7 +22,8 @@ use qloader_kernels::{DenseMatrix, ExpandedMatrix, Kernels};
 use qloader_quant::LinearWeight;
 use serde::Serialize;
 
-use crate::timing::{median_seconds, paired_median_seconds, TimingBudget};
+use crate::bandwidth::ColdReads;
+use crate::timing::{interleaved_median_seconds, TimingBudget};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -88,8 +93,13 @@ pub struct KernelBenchRow {
     pub weights_per_second: f64,
     /// Weight bytes read per second (each weight byte is read once per product).
     pub bytes_per_second: f64,
-    /// `bytes_per_second` over the measured read bandwidth.
+    /// `bytes_per_second` over the read bandwidth: the streaming read timed
+    /// in turn with this case when the weights are cold, else the bandwidth
+    /// measured before the run.
     pub bandwidth_share: f64,
+    /// The streaming read bandwidth timed in turn with this case (cold
+    /// weights only), bytes per second.
+    pub side_by_side_bandwidth: Option<f64>,
     /// f32 time over this time (> 1: faster than f32).
     pub speedup_vs_f32: f64,
     /// int8 time over this time, when int8 was timed.
@@ -139,6 +149,7 @@ pub fn run(
                 let expanded = batch >= qloader_kernels::matmul::UNPACK_MIN_ROWS && !case.a8;
                 let quantized = case.format != WeightFormat::F32;
                 let name = case.format.name();
+                let side_by_side = case.stream_seconds.as_ref().map(|s| case.bytes as f64 / s[b]);
                 out.push(KernelBenchRow {
                     rows,
                     cols,
@@ -148,7 +159,8 @@ pub fn run(
                     seconds: t,
                     weights_per_second: (rows * cols) as f64 / t,
                     bytes_per_second: case.bytes as f64 / t,
-                    bandwidth_share: case.bytes as f64 / t / bandwidth,
+                    bandwidth_share: case.bytes as f64 / t / side_by_side.unwrap_or(bandwidth),
+                    side_by_side_bandwidth: side_by_side,
                     speedup_vs_f32: f32_time / t,
                     speedup_vs_int8: time_of(WeightFormat::Int8PerChannel, case.a8, b)
                         .map(|i| i / t),
@@ -171,6 +183,8 @@ struct TimedCase {
     seconds: Vec<f64>,
     /// For grouped `·a8` cases: the same kernel on codes expanded in advance.
     expanded_seconds: Option<Vec<f64>>,
+    /// For cold weights: a streaming read of `bytes` bytes, timed in turn.
+    stream_seconds: Option<Vec<f64>>,
 }
 
 fn time_shape(
@@ -180,6 +194,10 @@ fn time_shape(
     progress: &mut dyn FnMut(&str),
 ) -> Vec<TimedCase> {
     let (rows, cols) = (dense.rows(), dense.cols());
+    // Windows for the side-by-side streaming read: larger than the working
+    // set and than twice the largest (f32) weight, so every read is cold.
+    let mut cold = (config.cold_set_bytes > 0)
+        .then(|| ColdReads::new(config.cold_set_bytes.max(2 * rows * cols * 4)));
     let mut timed = Vec::new();
     for &format in formats {
         progress(&format!("{rows}×{cols} {format}"));
@@ -208,33 +226,52 @@ fn time_shape(
             let kernels = Kernels::detect();
             let mut seconds = Vec::new();
             let mut expanded_seconds = Vec::new();
+            let mut stream_seconds = Vec::new();
             for &m in &config.batches {
                 let x = input(m);
                 let mut y = vec![0.0f32; m * rows];
                 let mut y2 = vec![0.0f32; m * rows];
-                match &mut expanded {
-                    Some(e) => {
-                        let (t, te) = paired_median_seconds(
-                            config.budget,
-                            || weights.next().matmul_a8(&x, m, &mut y),
-                            || {
-                                let xq = QuantizedActivations::quantize(&x, m, cols);
-                                matmul_expanded_a8_with(kernels, &xq, e.next(), &mut y2)
-                            },
-                        );
-                        seconds.push(t);
-                        expanded_seconds.push(te);
-                    }
-                    None if a8 => seconds.push(median_seconds(config.budget, || {
+                let mut product = || {
+                    if a8 {
                         weights.next().matmul_a8(&x, m, &mut y)
-                    })),
-                    None => seconds.push(median_seconds(config.budget, || {
+                    } else {
                         weights.next().matmul(&x, m, &mut y)
-                    })),
+                    }
+                };
+                let x_ref = &x;
+                let mut on_expanded = expanded.as_mut().map(|e| {
+                    move || {
+                        let xq = QuantizedActivations::quantize(x_ref, m, cols);
+                        matmul_expanded_a8_with(kernels, &xq, e.next(), &mut y2)
+                    }
+                });
+                let mut stream = cold.as_mut().map(|c| {
+                    move || {
+                        c.read(bytes);
+                    }
+                });
+                // Timed in turn: the product, then its expanded twin, then
+                // the streaming read, whichever apply.
+                let mut turns: Vec<&mut dyn FnMut()> = vec![&mut product];
+                if let Some(f) = on_expanded.as_mut() {
+                    turns.push(f);
+                }
+                if let Some(f) = stream.as_mut() {
+                    turns.push(f);
+                }
+                let t = interleaved_median_seconds(config.budget, &mut turns);
+                let mut t = t.into_iter();
+                seconds.push(t.next().unwrap_or(0.0));
+                if on_expanded.is_some() {
+                    expanded_seconds.push(t.next().unwrap_or(0.0));
+                }
+                if stream.is_some() {
+                    stream_seconds.push(t.next().unwrap_or(0.0));
                 }
             }
             let expanded_seconds = expanded.is_some().then_some(expanded_seconds);
-            timed.push(TimedCase { format, a8, bytes, seconds, expanded_seconds });
+            let stream_seconds = cold.is_some().then_some(stream_seconds);
+            timed.push(TimedCase { format, a8, bytes, seconds, expanded_seconds, stream_seconds });
         }
     }
     timed
@@ -256,6 +293,11 @@ mod tests {
             cold_set_bytes: 64 << 10,
         };
         let rows = run(&config, 1e10, &mut |_| {});
+        assert!(rows.iter().all(|r| r.side_by_side_bandwidth.is_some_and(|b| b > 0.0)));
+        let warm =
+            run(&KernelBenchConfig { cold_set_bytes: 0, ..config.clone() }, 1e10, &mut |_| {});
+        assert!(warm.iter().all(|r| r.side_by_side_bandwidth.is_none()));
+        assert!(warm.iter().all(|r| r.bandwidth_share == r.bytes_per_second / 1e10));
         // f32 (the added baseline), int8, int8·a8, int4, int4·a8 at two batches.
         assert_eq!(rows.len(), 2 * 5);
         for r in &rows {

@@ -47,24 +47,40 @@ pub fn paired_median_seconds(
     mut f: impl FnMut(),
     mut g: impl FnMut(),
 ) -> (f64, f64) {
-    f();
-    g();
-    let (mut tf, mut tg) = (Vec::new(), Vec::new());
-    let mut total = Duration::ZERO;
-    while tf.len() < budget.max_runs && (tf.len() < budget.min_runs || total < budget.min_total) {
-        let start = Instant::now();
+    let t = interleaved_median_seconds(budget, &mut [&mut f, &mut g]);
+    (t[0], t[1])
+}
+
+/// Median seconds of each closure, timed in turn (a, b, c, a, b, c, …) after
+/// one warm-up call each; the budget counts the rounds and the total time of
+/// all of them.
+pub fn interleaved_median_seconds(budget: TimingBudget, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    for f in fs.iter_mut() {
         f();
-        let a = start.elapsed();
-        let start = Instant::now();
-        g();
-        let b = start.elapsed();
-        total += a + b;
-        tf.push(a.as_secs_f64());
-        tg.push(b.as_secs_f64());
     }
-    tf.sort_by(f64::total_cmp);
-    tg.sort_by(f64::total_cmp);
-    (tf[tf.len() / 2], tg[tg.len() / 2])
+    let mut samples = vec![Vec::new(); fs.len()];
+    let mut rounds = 0;
+    let mut total = Duration::ZERO;
+    while !fs.is_empty()
+        && rounds < budget.max_runs
+        && (rounds < budget.min_runs || total < budget.min_total)
+    {
+        for (f, s) in fs.iter_mut().zip(&mut samples) {
+            let start = Instant::now();
+            f();
+            let t = start.elapsed();
+            total += t;
+            s.push(t.as_secs_f64());
+        }
+        rounds += 1;
+    }
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            s.get(s.len() / 2).copied().unwrap_or(0.0)
+        })
+        .collect()
 }
 
 /// Runs `f` on a dedicated rayon pool of `threads` threads (every parallel
@@ -101,5 +117,22 @@ mod tests {
             || order.borrow_mut().push('g'),
         );
         assert_eq!(order.into_inner(), vec!['f', 'g', 'f', 'g', 'f', 'g']);
+    }
+
+    #[test]
+    fn interleaved_timing_takes_turns() {
+        let order = std::cell::RefCell::new(Vec::new());
+        let budget = TimingBudget { min_runs: 1, min_total: Duration::ZERO, max_runs: 10 };
+        let t = interleaved_median_seconds(
+            budget,
+            &mut [
+                &mut || order.borrow_mut().push('a'),
+                &mut || order.borrow_mut().push('b'),
+                &mut || order.borrow_mut().push('c'),
+            ],
+        );
+        assert_eq!(t.len(), 3);
+        assert_eq!(order.into_inner(), vec!['a', 'b', 'c', 'a', 'b', 'c']);
+        assert!(interleaved_median_seconds(budget, &mut []).is_empty());
     }
 }

@@ -18,6 +18,10 @@ pub struct QuantizedActivations {
     paired_codes: Vec<i8>,
     /// Per row, `codes` of whole block quads in the [`ActivationRow::quad_codes`] order.
     quad_codes: Vec<i8>,
+    /// Per row, [`ActivationRow::int4_wide_codes`].
+    int4_wide_codes: Vec<i8>,
+    /// Per row, [`ActivationRow::int2_wide_codes`].
+    int2_wide_codes: Vec<i8>,
     scales: Vec<f32>,
     block_sums: Vec<i32>,
     /// `Σ code` per group of 32, 64 and 128 values, as `f32`.
@@ -40,6 +44,17 @@ pub struct ActivationRow<'a> {
     /// vector: for plane `p` in 0..4, for block `j` in 0..4, block `j`'s
     /// values `8p..8p+8`. Blocks past the last whole quad are left out.
     pub quad_codes: &'a [i8],
+    /// The 64-byte form of [`Self::paired_codes`]: each run of four blocks
+    /// `4k..4k+4` as, for plane `p` in 0..2, for block `j` in 0..4, block
+    /// `j`'s values `16p..16p+16` — the nibble planes of four packed int4
+    /// blocks read as one 64-byte vector. Blocks past the last whole run
+    /// are left out.
+    pub int4_wide_codes: &'a [i8],
+    /// The 64-byte form of [`Self::quad_codes`]: each run of eight blocks as,
+    /// for plane `p` in 0..4, for block `j` in 0..8, block `j`'s values
+    /// `8p..8p+8` — the 2-bit planes of eight packed int2 blocks read as one
+    /// 64-byte vector. Blocks past the last whole run are left out.
+    pub int2_wide_codes: &'a [i8],
     /// `x ≈ scale · code`.
     pub scale: f32,
     /// `Σ code` per 32-value block.
@@ -84,9 +99,22 @@ impl QuantizedActivations {
                 .flat_map(|row| row.chunks(per).map(|g| g.iter().sum::<i32>() as f32))
                 .collect()
         });
-        let paired_codes = interleave_blocks(&codes, padded, 2);
-        let quad_codes = interleave_blocks(&codes, padded, 4);
-        Self { cols, padded, codes, paired_codes, quad_codes, scales, block_sums, group_sums }
+        let paired_codes = interleave_blocks(&codes, padded, 2, 2);
+        let quad_codes = interleave_blocks(&codes, padded, 4, 4);
+        let int4_wide_codes = interleave_blocks(&codes, padded, 4, 2);
+        let int2_wide_codes = interleave_blocks(&codes, padded, 8, 4);
+        Self {
+            cols,
+            padded,
+            codes,
+            paired_codes,
+            quad_codes,
+            int4_wide_codes,
+            int2_wide_codes,
+            scales,
+            block_sums,
+            group_sums,
+        }
     }
 
     /// Number of rows.
@@ -104,6 +132,7 @@ impl QuantizedActivations {
         let blocks = self.padded / BLOCK;
         let paired = blocks / 2 * 2 * BLOCK;
         let quads = blocks / 4 * 4 * BLOCK;
+        let octets = blocks / 8 * 8 * BLOCK;
         let sums = |level: usize| {
             let per_row = blocks.div_ceil(1 << level);
             &self.group_sums[level][i * per_row..(i + 1) * per_row]
@@ -112,6 +141,8 @@ impl QuantizedActivations {
             codes: &self.codes[i * self.padded..(i + 1) * self.padded],
             paired_codes: &self.paired_codes[i * paired..(i + 1) * paired],
             quad_codes: &self.quad_codes[i * quads..(i + 1) * quads],
+            int4_wide_codes: &self.int4_wide_codes[i * quads..(i + 1) * quads],
+            int2_wide_codes: &self.int2_wide_codes[i * octets..(i + 1) * octets],
             scale: self.scales[i],
             block_sums: &self.block_sums[i * blocks..(i + 1) * blocks],
             group_sums: [sums(0), sums(1), sums(2)],
@@ -119,17 +150,19 @@ impl QuantizedActivations {
     }
 }
 
-/// Every row's whole runs of `n` blocks (`padded` codes per row) with each
-/// run's codes in plane order: for plane `p` in 0..n, for block `j` in 0..n,
-/// block `j`'s values `p·32/n..(p+1)·32/n`. With `n = 2` this is
-/// [`ActivationRow::paired_codes`], with `n = 4` [`ActivationRow::quad_codes`].
-fn interleave_blocks(codes: &[i8], padded: usize, n: usize) -> Vec<i8> {
-    let width = BLOCK / n;
+/// Every row's whole runs of `run` blocks (`padded` codes per row) with each
+/// run's codes in plane order: for plane `p` in 0..planes, for block `j` in
+/// 0..run, block `j`'s values `p·32/planes..(p+1)·32/planes`. Runs of 2 and
+/// 4 blocks in 2 and 4 planes are [`ActivationRow::paired_codes`] and
+/// [`ActivationRow::quad_codes`]; runs of 4 and 8 blocks in 2 and 4 planes
+/// their 64-byte forms.
+fn interleave_blocks(codes: &[i8], padded: usize, run: usize, planes: usize) -> Vec<i8> {
+    let width = BLOCK / planes;
     let mut out = Vec::with_capacity(codes.len());
     for row in codes.chunks_exact(padded.max(1)) {
-        for run in row.chunks_exact(n * BLOCK) {
-            for p in 0..n {
-                for block in run.chunks_exact(BLOCK) {
+        for blocks in row.chunks_exact(run * BLOCK) {
+            for p in 0..planes {
+                for block in blocks.chunks_exact(BLOCK) {
                     out.extend_from_slice(&block[p * width..(p + 1) * width]);
                 }
             }
@@ -177,6 +210,28 @@ mod tests {
         assert_eq!(q.row(0).scale, 0.0);
         assert!(q.row(0).paired_codes.is_empty(), "one block has no pair");
         assert!(q.row(0).codes.iter().all(|&c| c == 0));
+    }
+
+    #[test]
+    fn wide_runs_follow_the_64_byte_planes() {
+        let x: Vec<f32> = (0..9 * 32).map(|i| ((i * 7) % 200) as f32 - 100.0).collect();
+        let q = QuantizedActivations::quantize(&x, 1, 9 * 32);
+        let r = q.row(0);
+        // Nine blocks: two int4 runs of four, one int2 run of eight.
+        assert_eq!(r.int4_wide_codes.len(), 8 * 32);
+        assert_eq!(r.int2_wide_codes.len(), 8 * 32);
+        for (wide, run, planes) in [(r.int4_wide_codes, 4, 2), (r.int2_wide_codes, 8, 4)] {
+            let width = 32 / planes;
+            for k in 0..wide.len() / (run * 32) {
+                for p in 0..planes {
+                    for j in 0..run {
+                        let at = k * run * 32 + p * run * width + j * width;
+                        let from = (k * run + j) * 32 + p * width;
+                        assert_eq!(wide[at..at + width], r.codes[from..from + width]);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

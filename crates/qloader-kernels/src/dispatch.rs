@@ -20,17 +20,22 @@ pub enum Isa {
     Generic,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
+    /// x86-64 with AVX-512 (F, BW, VL) and VNNI, besides AVX2, FMA and F16C:
+    /// integer products with int8 activations on `vpdpbusd`; the float
+    /// kernels are the AVX2 ones.
+    Avx512Vnni,
 }
 
 impl Isa {
     /// Every tier, lowest first.
-    pub const ALL: [Isa; 2] = [Isa::Generic, Isa::Avx2];
+    pub const ALL: [Isa; 3] = [Isa::Generic, Isa::Avx2, Isa::Avx512Vnni];
 
     /// The tier's name, as in kernel names and `QLOADER_ISA`.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Generic => "generic",
             Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512vnni",
         }
     }
 
@@ -44,8 +49,16 @@ impl Isa {
                     && is_x86_feature_detected!("fma")
                     && is_x86_feature_detected!("f16c")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                Isa::Avx2.is_available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 => false,
+            Isa::Avx2 | Isa::Avx512Vnni => false,
         }
     }
 
@@ -181,6 +194,47 @@ mod avx2_table {
     };
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512_table {
+    use super::*;
+    use crate::x86_64::avx512;
+
+    // SAFETY (all wrappers): they are only reachable through `AVX512_VNNI`,
+    // which `Kernels::for_isa` hands out only after `Isa::is_available`
+    // confirmed AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C on this CPU.
+    fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+        // SAFETY: see above.
+        unsafe { avx512::avx512_dot_int8_a8(a, q) }
+    }
+    fn dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx512::avx512_dot_grouped_a8(x, row) }
+    }
+    fn dot_grouped_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx512::avx512_dot_grouped_a8_x4(xs, row, out) }
+    }
+    fn dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+        // SAFETY: see above.
+        unsafe { avx512::avx512_dot_expanded_a8(x, row) }
+    }
+    fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx512::avx512_dot_expanded_a8_x4(xs, row, out) }
+    }
+
+    /// The integer products on VNNI; the float products are AVX2's.
+    pub(super) static AVX512_VNNI: Kernels = Kernels {
+        isa: Isa::Avx512Vnni,
+        dot_int8_a8,
+        dot_grouped_a8,
+        dot_grouped_a8_x4,
+        dot_expanded_a8,
+        dot_expanded_a8_x4,
+        ..super::avx2_table::AVX2
+    };
+}
+
 impl Kernels {
     /// The kernels of `isa`, or `None` if this CPU cannot run that tier.
     pub fn for_isa(isa: Isa) -> Option<&'static Kernels> {
@@ -191,8 +245,10 @@ impl Kernels {
             Isa::Generic => Some(&GENERIC),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => Some(&avx2_table::AVX2),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Some(&avx512_table::AVX512_VNNI),
             #[cfg(not(target_arch = "x86_64"))]
-            Isa::Avx2 => None,
+            Isa::Avx2 | Isa::Avx512Vnni => None,
         }
     }
 
@@ -204,10 +260,11 @@ impl Kernels {
                 Some(isa) => isa,
                 None => {
                     eprintln!(
-                        "qloader: ignoring {}={name:?} (known: generic, avx2)",
-                        crate::knobs::ISA_ENV
+                        "qloader: ignoring {}={name:?} (known: {})",
+                        crate::knobs::ISA_ENV,
+                        Isa::ALL.map(Isa::name).join(", ")
                     );
-                    Isa::Avx2
+                    Isa::Avx512Vnni
                 }
             });
             Isa::ALL
@@ -217,5 +274,28 @@ impl Kernels {
                 .find_map(Kernels::for_isa)
                 .unwrap_or(&GENERIC)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiers_are_handed_out_exactly_when_the_cpu_has_them() {
+        let mut names: Vec<&str> = Isa::ALL.map(Isa::name).into();
+        names.dedup();
+        assert_eq!(names.len(), Isa::ALL.len(), "tier names are unique");
+        assert!(Isa::ALL.windows(2).all(|w| w[0] < w[1]), "ALL is lowest first");
+        for isa in Isa::ALL {
+            assert_eq!(Isa::from_name(isa.name()), Some(isa));
+            match Kernels::for_isa(isa) {
+                Some(k) => assert_eq!(k.isa, isa),
+                None => assert!(!isa.is_available(), "{isa} is available but not handed out"),
+            }
+        }
+        // A higher tier needs everything a lower one does.
+        assert!(!Isa::Avx512Vnni.is_available() || Isa::Avx2.is_available());
+        assert!(Kernels::detect().isa.is_available());
     }
 }

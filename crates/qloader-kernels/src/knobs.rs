@@ -3,7 +3,7 @@
 //!
 //! | variable | values | effect |
 //! |---|---|---|
-//! | `QLOADER_ISA` | `generic`, `avx2` | caps the kernel tier chosen at start-up (never raises it above what the CPU has) |
+//! | `QLOADER_ISA` | `generic`, `avx2`, `avx512vnni` | caps the kernel tier chosen at start-up (never raises it above what the CPU has) |
 
 /// Name of the variable that caps the kernel tier.
 pub const ISA_ENV: &str = "QLOADER_ISA";

@@ -97,7 +97,9 @@ impl<T: Plain> Storage<T> {
             return None;
         }
         let bytes = owner.stable_bytes().get(range)?;
-        if bytes.len() % size != 0 || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+        if bytes.len() % size != 0
+            || !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>())
+        {
             return None;
         }
         Some(Self {

@@ -95,14 +95,23 @@ fn print_table(threads: usize, bandwidth: f64, rows: &[KernelBenchRow]) {
     println!();
     println!("## {threads} thread(s): measured read bandwidth {:.2} GB/s", bandwidth / 1e9);
     println!();
-    println!("| shape | batch | format | time | Gweights/s | GB/s | % of bw | × f32 | × int8 | unpack overhead |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    if rows.iter().any(|r| r.side_by_side_bandwidth.is_some()) {
+        println!(
+            "(\"read bw\": a streaming read of the same bytes from memory, timed in turn with \
+             each case; \"% of bw\" is against it)"
+        );
+        println!();
+    }
+    println!("| shape | batch | format | time | Gweights/s | GB/s | read bw | % of bw | × f32 | × int8 | unpack overhead |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let vs_int8 = r.speedup_vs_int8.map_or("–".to_owned(), |v| format!("{v:.2}"));
         let overhead =
             r.unpack_overhead.map_or("–".to_owned(), |v| format!("{:+.1} %", v * 100.0));
+        let beside =
+            r.side_by_side_bandwidth.map_or("–".to_owned(), |b| format!("{:.2}", b / 1e9));
         println!(
-            "| {}×{} | {} | {} | {} | {:.2} | {:.2} | {:.0} % | {:.2} | {} | {} |",
+            "| {}×{} | {} | {} | {} | {:.2} | {:.2} | {} | {:.0} % | {:.2} | {} | {} |",
             r.rows,
             r.cols,
             r.batch,
@@ -110,6 +119,7 @@ fn print_table(threads: usize, bandwidth: f64, rows: &[KernelBenchRow]) {
             human_time(r.seconds),
             r.weights_per_second / 1e9,
             r.bytes_per_second / 1e9,
+            beside,
             r.bandwidth_share * 100.0,
             r.speedup_vs_f32,
             vs_int8,

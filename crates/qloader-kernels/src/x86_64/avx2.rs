@@ -121,7 +121,7 @@ pub unsafe fn avx2_dot_f16(x: &[f32], w: &[f16]) -> f32 {
 /// `packed` must hold at least `4 · BITS` bytes; the CPU must support AVX2.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn unpack_block<const BITS: u8>(packed: *const u8) -> __m256i {
+pub(super) unsafe fn unpack_block<const BITS: u8>(packed: *const u8) -> __m256i {
     match BITS {
         // 8-bit codes, or (BITS = 0) codes already expanded to bytes.
         // SAFETY: the caller guarantees 32 readable bytes.
@@ -308,14 +308,14 @@ pub unsafe fn avx2_unpack_f16(w: &[f16], out: &mut [f32]) {
 /// software path when the binary is not built for F16C).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn f16_to_f32(h: f16) -> f32 {
+pub(super) fn f16_to_f32(h: f16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
 }
 
 /// Sum of the 8 `i32` lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn hsum_i32(v: __m256i) -> i32 {
+pub(super) fn hsum_i32(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
     let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
     let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));

@@ -2,3 +2,4 @@
 //! dispatch table checks at run time before handing out a pointer to it.
 
 pub mod avx2;
+pub mod avx512;

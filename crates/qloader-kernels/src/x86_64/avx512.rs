@@ -1,0 +1,413 @@
+//! AVX-512 VNNI row kernels (tier `avx512vnni`): the integer products with
+//! int8 activations. `vpdpbusd` multiplies 64 unsigned weight codes by 64
+//! signed activation codes and adds each four products into one `i32` lane
+//! in a single instruction, exactly (no 16-bit intermediate, so no
+//! saturation even for 8-bit codes). The float-activation kernels of this
+//! tier are the AVX2 ones: they are bound by memory, not by instructions.
+//!
+//! Grouped rows are read 64 bytes at a time: four packed int4 blocks, eight
+//! int2 blocks, or two blocks of one-byte codes (int8, codes expanded in
+//! advance, or int3 unpacked in registers). The activations meet them in the
+//! matching order ([`ActivationRow::int4_wide_codes`],
+//! [`ActivationRow::int2_wide_codes`], or plain). Each lane's integer sum
+//! belongs to one group; up to sixteen groups at a time, the lanes are
+//! converted to `f32` and multiplied by their group's scale (one permute of
+//! the sixteen scales per vector), and the offsets' part
+//! `Σ_g offset_g · Σ_{c∈g} a_c` is added from the activations' precomputed
+//! group sums, sixteen groups per instruction. Blocks after the last whole
+//! vector go one at a time through 32-byte `vpdpbusd`. The codes, scales and
+//! offsets are prefetched [`PREFETCH_BYTES`] ahead.
+//!
+//! Safety: every `unsafe fn` here needs AVX-512 F, BW, VL and VNNI plus AVX2,
+//! FMA and F16C; the dispatch table only exposes the safe wrappers after
+//! `is_x86_feature_detected!` confirmed all of them.
+
+use std::arch::x86_64::*;
+
+use qloader_format::grouped::BLOCK;
+
+use super::avx2::{f16_to_f32, hsum_i32, unpack_block};
+use crate::activations::ActivationRow;
+use crate::quantize::GroupedRow;
+
+/// `Σ a·q` over int8 activation codes and int8 weight codes in `-127..=127`,
+/// exact: `vpdpbusd(|a|, q negated where a < 0)` (the unsigned operand must
+/// be non-negative; four products of at most 127² never overflow `i32`).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+pub unsafe fn avx512_dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+    let n = a.len().min(q.len());
+    let mut acc = [_mm512_setzero_si512(); 2];
+    let step = |acc: __m512i, va: __m512i, vq: __m512i| {
+        let negative = _mm512_movepi8_mask(va);
+        let signed = _mm512_mask_sub_epi8(vq, negative, _mm512_setzero_si512(), vq);
+        _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(va), signed)
+    };
+    let mut i = 0;
+    while i + 128 <= n {
+        for (h, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 64·h + 64 ≤ i + 128 ≤ n, within both slices.
+            let (va, vq) = unsafe {
+                (
+                    _mm512_loadu_si512(a.as_ptr().add(i + 64 * h) as *const __m512i),
+                    _mm512_loadu_si512(q.as_ptr().add(i + 64 * h) as *const __m512i),
+                )
+            };
+            *acc = step(*acc, va, vq);
+        }
+        i += 128;
+    }
+    while i < n {
+        // The last (up to 64) codes through masked loads: masked-off bytes
+        // are neither read nor counted (they load as zero).
+        let left = n - i;
+        let mask: __mmask64 = if left >= 64 { u64::MAX } else { (1u64 << left) - 1 };
+        // SAFETY: the mask covers only bytes i..n of both slices.
+        let (va, vq) = unsafe {
+            (
+                _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i)),
+                _mm512_maskz_loadu_epi8(mask, q.as_ptr().add(i)),
+            )
+        };
+        acc[0] = step(acc[0], va, vq);
+        i += 64;
+    }
+    _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
+}
+
+/// How far ahead of the codes being multiplied the kernel asks for the next
+/// line (software prefetch). The hardware prefetcher alone lets a single core
+/// stall on memory between bursts of work; asking 2 KiB ahead made the
+/// single-thread int4/int2 products 5–25 % faster on a Zen 4 VM (the scales
+/// and offsets, an eighth as far ahead in their own arrays, come along).
+const PREFETCH_BYTES: usize = 2048;
+
+/// Blocks of 32 codes per 64-byte vector: four packed int4 blocks, eight
+/// packed int2 blocks, or two blocks of one-byte codes (8-bit codes, codes
+/// expanded in advance (`BITS = 0`), or int3 unpacked in registers).
+const fn blocks_per_vector(bits: u8) -> usize {
+    match bits {
+        4 => 4,
+        2 => 8,
+        _ => 2,
+    }
+}
+
+/// Adds the integer dot products of vector `v` (blocks
+/// `v·V..(v+1)·V`, `V = blocks_per_vector(BITS)`) with every activation row
+/// into `dots`. Lane `l` of the result belongs to block `v·V + l·V/16`.
+///
+/// # Safety
+/// The CPU must support this tier; the vector's blocks must lie within the
+/// row's codes (`block_bytes` each) and within every activation row's codes
+/// (and, for int4 and int2, its wide interleaved codes).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn vector_dots<const BITS: u8, const R: usize>(
+    xs: &[ActivationRow<'_>; R],
+    codes: *const u8,
+    block_bytes: usize,
+    v: usize,
+    dots: &mut [__m512i; R],
+) {
+    match BITS {
+        4 => {
+            // SAFETY: the caller guarantees the vector's 64 code bytes.
+            let packed = unsafe { _mm512_loadu_si512(codes.add(v * 64) as *const __m512i) };
+            let mask = _mm512_set1_epi8(0x0f);
+            let lo = _mm512_and_si512(packed, mask);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(packed), mask);
+            for r in 0..R {
+                // SAFETY: the caller guarantees the run's 128 wide codes.
+                let (a_lo, a_hi) = unsafe {
+                    let a = xs[r].int4_wide_codes.as_ptr().add(v * 128);
+                    (
+                        _mm512_loadu_si512(a as *const __m512i),
+                        _mm512_loadu_si512(a.add(64) as *const __m512i),
+                    )
+                };
+                dots[r] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(dots[r], lo, a_lo), hi, a_hi);
+            }
+        }
+        2 => {
+            // SAFETY: the caller guarantees the vector's 64 code bytes.
+            let packed = unsafe { _mm512_loadu_si512(codes.add(v * 64) as *const __m512i) };
+            let mask = _mm512_set1_epi8(3);
+            let planes = [
+                _mm512_and_si512(packed, mask),
+                _mm512_and_si512(_mm512_srli_epi16::<2>(packed), mask),
+                _mm512_and_si512(_mm512_srli_epi16::<4>(packed), mask),
+                _mm512_and_si512(_mm512_srli_epi16::<6>(packed), mask),
+            ];
+            for r in 0..R {
+                // SAFETY: the caller guarantees the run's 256 wide codes.
+                let a = unsafe { xs[r].int2_wide_codes.as_ptr().add(v * 256) };
+                for (p, plane) in planes.iter().enumerate() {
+                    // SAFETY: as above; plane p is bytes 64p..64p+64.
+                    let ap = unsafe { _mm512_loadu_si512(a.add(64 * p) as *const __m512i) };
+                    dots[r] = _mm512_dpbusd_epi32(dots[r], *plane, ap);
+                }
+            }
+        }
+        _ => {
+            let w = if BITS == 3 {
+                // SAFETY: the caller guarantees blocks 2v and 2v+1.
+                unsafe {
+                    let b0 = unpack_block::<3>(codes.add(2 * v * block_bytes));
+                    let b1 = unpack_block::<3>(codes.add((2 * v + 1) * block_bytes));
+                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(b0), b1)
+                }
+            } else {
+                // One-byte codes: two blocks are 64 consecutive bytes.
+                // SAFETY: the caller guarantees the vector's 64 code bytes.
+                unsafe { _mm512_loadu_si512(codes.add(v * 64) as *const __m512i) }
+            };
+            for r in 0..R {
+                // SAFETY: the caller guarantees the two blocks' activations.
+                let a = unsafe {
+                    _mm512_loadu_si512(xs[r].codes.as_ptr().add(v * 64) as *const __m512i)
+                };
+                dots[r] = _mm512_dpbusd_epi32(dots[r], w, a);
+            }
+        }
+    }
+}
+
+/// The grouped·a8 product of one weight row with `R` activation rows.
+///
+/// The row is cut into units of `max(V, PER_GROUP)` blocks (one vector
+/// holding several groups, or one group spanning two vectors), sixteen
+/// groups' worth of units at a time; the blocks after the last whole unit
+/// (fewer than a unit, starting on a group boundary) go block by block.
+///
+/// # Safety
+/// The CPU must support this tier; every activation row must have the same
+/// (padded) length.
+// Per-row arrays are indexed by activation row inside loops over vectors.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: usize>(
+    xs: &[ActivationRow<'_>; R],
+    row: GroupedRow<'_>,
+    out: &mut [f32; R],
+) {
+    let layout = row.layout;
+    let block_bytes = if BITS == 0 { BLOCK } else { layout.block_bytes() };
+    let blocks = xs[0].codes.len() / BLOCK;
+    debug_assert_eq!(PER_GROUP, layout.group() / BLOCK);
+    let groups = blocks.div_ceil(PER_GROUP);
+    assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK));
+    assert!(xs.iter().all(|x| x.group_sums(layout.group()).len() >= groups));
+    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
+    assert!(row.scales.len() >= groups && row.offsets.len() >= groups);
+    let sums: [&[f32]; R] = std::array::from_fn(|r| &xs[r].group_sums(layout.group())[..groups]);
+
+    let per_vector = blocks_per_vector(BITS);
+    let unit_blocks = per_vector.max(PER_GROUP);
+    let vectors_per_unit = unit_blocks / per_vector;
+    let groups_per_unit = unit_blocks / PER_GROUP;
+    let units = blocks / unit_blocks;
+    let whole_groups = units * groups_per_unit;
+    let wide_len = |x: &ActivationRow<'_>| match BITS {
+        4 => x.int4_wide_codes.len(),
+        2 => x.int2_wide_codes.len(),
+        _ => x.codes.len(),
+    };
+    assert!(xs.iter().all(|x| wide_len(x) >= units * unit_blocks * BLOCK));
+
+    let codes = row.codes.as_ptr();
+    // Lane l of a unit's sums belongs to its group l / (16 / groups_per_unit).
+    let lanes_per_group = (16 / groups_per_unit) as i32;
+    let first_lane_groups = lane_groups(lanes_per_group);
+    let mut scaled = [_mm512_setzero_ps(); R];
+    let mut offset = [_mm512_setzero_ps(); R];
+    let mut g0 = 0;
+    while g0 < whole_groups {
+        let n = (whole_groups - g0).min(16);
+        let mask: __mmask16 = if n == 16 { u16::MAX } else { (1u16 << n) - 1 };
+        // SAFETY: the mask covers groups g0..g0 + n < groups, within the
+        // scales, offsets and every row's group sums (asserted above).
+        let (scales, offsets) = unsafe {
+            (
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+                    mask,
+                    row.scales.as_ptr().add(g0) as *const i16,
+                )),
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(
+                    mask,
+                    row.offsets.as_ptr().add(g0) as *const i16,
+                )),
+            )
+        };
+        for r in 0..R {
+            // SAFETY: as above.
+            let a = unsafe { _mm512_maskz_loadu_ps(mask, sums[r].as_ptr().add(g0)) };
+            offset[r] = _mm512_fmadd_ps(offsets, a, offset[r]);
+        }
+        if g0 % 32 == 0 {
+            // One 64-byte line of scales (and of offsets) per 32 groups.
+            let ahead = g0 + PREFETCH_BYTES / 8;
+            _mm_prefetch::<_MM_HINT_T0>(row.scales.as_ptr().wrapping_add(ahead) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(row.offsets.as_ptr().wrapping_add(ahead) as *const i8);
+        }
+        let mut lane_groups = first_lane_groups;
+        let step = _mm512_set1_epi32(groups_per_unit as i32);
+        let first_unit = g0 / groups_per_unit;
+        for u in first_unit..first_unit + n / groups_per_unit {
+            // The row's codes, and past its end the next row's, are read in
+            // order: ask for the line PREFETCH_BYTES ahead (a hint: it never
+            // faults, hence `wrapping_add`).
+            let ahead = codes.wrapping_add(u * unit_blocks * block_bytes + PREFETCH_BYTES);
+            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+            let mut dots = [_mm512_setzero_si512(); R];
+            for k in 0..vectors_per_unit {
+                // SAFETY: unit u < units: its vectors' blocks lie within
+                // the row's codes and every activation row (asserted above).
+                unsafe {
+                    vector_dots::<BITS, R>(
+                        xs,
+                        codes,
+                        block_bytes,
+                        u * vectors_per_unit + k,
+                        &mut dots,
+                    )
+                };
+            }
+            let lane_scales = _mm512_permutexvar_ps(lane_groups, scales);
+            for r in 0..R {
+                scaled[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[r]), lane_scales, scaled[r]);
+            }
+            lane_groups = _mm512_add_epi32(lane_groups, step);
+        }
+        g0 += n;
+    }
+
+    // The blocks after the last whole unit, one at a time.
+    let mut tail = [0.0f32; R];
+    for g in whole_groups..groups {
+        let mut dots = [_mm256_setzero_si256(); R];
+        for b in g * PER_GROUP..((g + 1) * PER_GROUP).min(blocks) {
+            // SAFETY: b < blocks: block b lies within the row's codes.
+            let w = unsafe { unpack_block::<BITS>(codes.add(b * block_bytes)) };
+            for r in 0..R {
+                // SAFETY: each activation row holds `blocks` whole blocks.
+                let a = unsafe {
+                    _mm256_loadu_si256(xs[r].codes.as_ptr().add(b * BLOCK) as *const __m256i)
+                };
+                dots[r] = _mm256_dpbusd_epi32(dots[r], w, a);
+            }
+        }
+        let (scale, offset) = (f16_to_f32(row.scales[g]), f16_to_f32(row.offsets[g]));
+        for r in 0..R {
+            tail[r] += hsum_i32(dots[r]) as f32 * scale + offset * sums[r][g];
+        }
+    }
+    for r in 0..R {
+        out[r] =
+            xs[r].scale * (_mm512_reduce_add_ps(_mm512_add_ps(scaled[r], offset[r])) + tail[r]);
+    }
+}
+
+/// `[0, …, 0, 1, …, 1, …]`: lane `l` holds `l / lanes_per_group`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn lane_groups(lanes_per_group: i32) -> __m512i {
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    match lanes_per_group {
+        1 => lanes,
+        2 => _mm512_srli_epi32::<1>(lanes),
+        4 => _mm512_srli_epi32::<2>(lanes),
+        8 => _mm512_srli_epi32::<3>(lanes),
+        _ => _mm512_srli_epi32::<4>(lanes),
+    }
+}
+
+/// Picks the specialisation of [`dot_grouped_a8_rows`] for the row's bit
+/// width (`EXPANDED`: codes one byte each) and group size, once per row.
+///
+/// # Safety
+/// The CPU must support this tier.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn grouped_a8_rows<const R: usize, const EXPANDED: bool>(
+    xs: &[ActivationRow<'_>; R],
+    row: GroupedRow<'_>,
+    out: &mut [f32; R],
+) {
+    macro_rules! by_group {
+        ($bits:literal) => {
+            // SAFETY: same features as this function.
+            unsafe {
+                match row.layout.group() {
+                    32 => dot_grouped_a8_rows::<$bits, R, 1>(xs, row, out),
+                    64 => dot_grouped_a8_rows::<$bits, R, 2>(xs, row, out),
+                    _ => dot_grouped_a8_rows::<$bits, R, 4>(xs, row, out),
+                }
+            }
+        };
+    }
+    // Expanded 8-bit codes are the same bytes as packed ones.
+    match (row.layout.bits(), EXPANDED) {
+        (8, _) => by_group!(8),
+        (_, true) => by_group!(0),
+        (2, false) => by_group!(2),
+        (3, false) => by_group!(3),
+        _ => by_group!(4),
+    }
+}
+
+/// `Σ x·w` for one grouped weight row and one int8 activation row.
+///
+/// # Safety
+/// The CPU must support this tier.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    let mut out = [0.0f32];
+    // SAFETY: same features as this function.
+    unsafe { grouped_a8_rows::<1, false>(&[x], row, &mut out) };
+    out[0]
+}
+
+/// [`avx512_dot_grouped_a8`] for four activation rows at once (each vector
+/// of codes is unpacked once).
+///
+/// # Safety
+/// The CPU must support this tier.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_dot_grouped_a8_x4(
+    xs: &[ActivationRow<'_>; 4],
+    row: GroupedRow<'_>,
+    out: &mut [f32; 4],
+) {
+    // SAFETY: same features as this function.
+    unsafe { grouped_a8_rows::<4, false>(xs, row, out) }
+}
+
+/// [`avx512_dot_grouped_a8`] over a row of an `ExpandedMatrix` (codes one
+/// byte each: no unpacking, otherwise the same kernel).
+///
+/// # Safety
+/// The CPU must support this tier.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
+    let mut out = [0.0f32];
+    // SAFETY: same features as this function.
+    unsafe { grouped_a8_rows::<1, true>(&[x], row, &mut out) };
+    out[0]
+}
+
+/// [`avx512_dot_expanded_a8`] for four activation rows at once.
+///
+/// # Safety
+/// The CPU must support this tier.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_dot_expanded_a8_x4(
+    xs: &[ActivationRow<'_>; 4],
+    row: GroupedRow<'_>,
+    out: &mut [f32; 4],
+) {
+    // SAFETY: same features as this function.
+    unsafe { grouped_a8_rows::<4, true>(xs, row, out) }
+}
