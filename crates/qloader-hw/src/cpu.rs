@@ -79,7 +79,18 @@ fn features() -> Vec<&'static str> {
             }
         )*};
     }
-    probe!("sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni", "avxvnni");
+    probe!(
+        "sse4.2",
+        "avx",
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512bw",
+        "avx512vl",
+        "avx512vnni",
+        "avxvnni"
+    );
     f
 }
 
