@@ -5,6 +5,7 @@
 //! stored tensors (in place, or converted where the device lacks a kernel);
 //! a [`RecordingSource`] passes another source's tensors through and keeps a
 //! copy of each, which is how a packed model is written.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_format::WeightFormat;
 use qloader_kernels::DenseMatrix;
@@ -78,21 +79,27 @@ pub fn record_weight(summary: &mut QuantSummary, name: &str, w: &LinearWeight, r
     summary.record(name, params, w.format(), w.storage_bytes(), role.is_quantizable());
 }
 
-/// Stores `data` (`rows × cols`, from an original checkpoint) as `role` asks:
-/// quantized to `choose(name)` if quantizable, else as it is.
+/// Stores `data` (`rows × cols`, tensor `tensor` of the checkpoint at
+/// `path`) as `role` asks: quantized to `format` if quantizable, else as it
+/// is. Errors if `data` does not hold `rows × cols` values.
 pub(crate) fn store(
+    (path, tensor): (&std::path::Path, &str),
     data: Vec<f32>,
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
     format: WeightFormat,
     role: WeightRole,
-) -> LinearWeight {
-    let dense = DenseMatrix::new(rows, cols, data).expect("the source checked the shape");
-    if role.is_quantizable() {
+) -> crate::error::Result<LinearWeight> {
+    let values = data.len();
+    let dense = DenseMatrix::new(rows, cols, data).ok_or_else(|| crate::ModelError::Source {
+        path: path.to_owned(),
+        tensor: tensor.to_owned(),
+        reason: format!("{values} values do not make a {rows}×{cols} matrix"),
+    })?;
+    Ok(if role.is_quantizable() {
         LinearWeight::quantize(dense, format)
     } else {
         LinearWeight::F32(dense)
-    }
+    })
 }
 
 /// One tensor as a [`RecordingSource`] saw it.

@@ -3,6 +3,7 @@
 //! checkpoint (every tensor's shape is checked against `config.json` before
 //! its data is read; each quantizable tensor is stored in the format the
 //! caller chooses for it by name).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_format::{BertConfig, SafetensorsFile, WeightFormat};
 use qloader_quant::{LinearWeight, QuantSummary};
@@ -169,7 +170,7 @@ impl WeightSource for SafetensorsSource<'_> {
     ) -> Result<LinearWeight> {
         let full = format!("{}{name}", self.prefix);
         let data = self.file.tensor_f32(&full, &[rows, cols])?.data;
-        let w = store(data, rows, cols, (self.choose)(name), role);
+        let w = store((self.file.path(), &full), data, (rows, cols), (self.choose)(name), role)?;
         record_weight(&mut self.summary, name, &w, role);
         Ok(w)
     }

@@ -3,6 +3,7 @@
 //! de-quantized to `f32`, the file's own storage being the reference "full
 //! precision", its shape checked against the configuration, and each
 //! quantizable tensor re-stored in the format the caller chooses by name).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::{FormatError, WeightFormat};
@@ -123,7 +124,7 @@ impl WeightSource for GgufSource<'_> {
     ) -> Result<LinearWeight> {
         let stored = if name == HEAD && !self.contains(HEAD) { TOKEN_EMBEDDINGS } else { name };
         let data = self.f32(stored, &[rows, cols])?;
-        let w = store(data, rows, cols, (self.choose)(name), role);
+        let w = store((self.file.path(), stored), data, (rows, cols), (self.choose)(name), role)?;
         record_weight(&mut self.summary, name, &w, role);
         Ok(w)
     }
@@ -154,14 +155,9 @@ impl LlamaWeights {
         for l in 0..config.layers {
             progress(l, config.layers);
             let name = |n: &str| format!("blk.{l}.{n}.weight");
-            let mut m = block_linears(config)
-                .into_iter()
-                .map(|(n, out, inp)| src.weight(&name(n), out, inp, WeightRole::Linear))
-                .collect::<Result<Vec<_>>>()?
-                .into_iter();
-            let mut next = || m.next().expect("seven linears per block");
-            let (q, k, v, o, gate, up, down) =
-                (next(), next(), next(), next(), next(), next(), next());
+            let [q, k, v, o, gate, up, down] = block_linears(config)
+                .map(|(n, out, inp)| src.weight(&name(n), out, inp, WeightRole::Linear));
+            let (q, k, v, o, gate, up, down) = (q?, k?, v?, o?, gate?, up?, down?);
             blocks.push(Block {
                 attn_norm: src.values(&name("attn_norm"), &[hidden])?,
                 ffn_norm: src.values(&name("ffn_norm"), &[hidden])?,
