@@ -4,20 +4,8 @@
 
 use super::{f32_bytes, values, Case, Open};
 
-/// Metadata value type ids of the GGUF specification.
-pub mod ty {
-    pub const U32: u32 = 4;
-    pub const I32: u32 = 5;
-    pub const F32: u32 = 6;
-    pub const BOOL: u32 = 7;
-    pub const STRING: u32 = 8;
-    pub const ARRAY: u32 = 9;
-    pub const U64: u32 = 10;
-}
-
-/// GGML tensor type ids.
-pub const GGML_F32: u32 = 0;
-pub const GGML_Q8_0: u32 = 8;
+use qloader_format::gguf::metadata::type_id as ty;
+use qloader_format::gguf::GgmlType;
 
 pub const HIDDEN: u64 = 8;
 pub const FFN: u64 = 16;
@@ -141,7 +129,7 @@ impl Gguf {
                 Tensor {
                     name: name.into(),
                     dims,
-                    type_id: GGML_F32,
+                    type_id: GgmlType::F32.id(),
                     data: f32_bytes(&v),
                     offset: None,
                 }
@@ -439,7 +427,7 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "gguf/partial-block",
-            Gguf::tiny().tensor(q, |t| t.type_id = GGML_Q8_0).build(),
+            Gguf::tiny().tensor(q, |t| t.type_id = GgmlType::Q8_0.id()).build(),
             "{path}: invalid GGUF file: tensor `blk.0.attn_q.weight`: innermost dimension: 8 \
              elements is not a multiple of the Q8_0 block size 32",
         ),

@@ -43,8 +43,9 @@ pub enum MetadataValue {
     Array(Vec<MetadataValue>),
 }
 
-/// Value type ids of the GGUF specification.
-mod type_id {
+/// Value type ids of the GGUF specification (for writers of test files too).
+pub mod type_id {
+    #![allow(missing_docs)]
     pub const U8: u32 = 0;
     pub const I8: u32 = 1;
     pub const U16: u32 = 2;

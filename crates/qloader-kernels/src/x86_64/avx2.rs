@@ -690,16 +690,9 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
     row: GroupedRow<'_>,
     out: &mut [f32; R],
 ) {
-    let layout = row.layout;
-    let block_bytes = if BITS == 0 { BLOCK } else { layout.block_bytes() };
-    let blocks = xs[0].codes.len() / BLOCK;
-    debug_assert_eq!(PER_GROUP, layout.group() / BLOCK);
-    let groups = blocks.div_ceil(PER_GROUP);
-    assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK));
-    assert!(xs.iter().all(|x| x.group_sums(layout.group()).len() >= groups));
-    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
-    assert!(row.scales.len() >= groups && row.offsets.len() >= groups);
-    let sums: [&[f32]; R] = std::array::from_fn(|r| &xs[r].group_sums(layout.group())[..groups]);
+    debug_assert_eq!(PER_GROUP, row.layout.group() / BLOCK);
+    let super::GroupedA8Shape { block_bytes, blocks, groups, sums } =
+        super::GroupedA8Shape::check::<BITS>(xs, row);
 
     let mut acc = Accumulators::<R>::new();
     // Chunks of eight groups whose blocks all exist, then the rest.
