@@ -6,9 +6,12 @@
 //! accounts for what a quantized model stores. [`StoredParts`] is a weight
 //! as the packed-model container stores it; [`conversion`] says which
 //! formats a weight converts to without re-quantizing (the loader's fallback).
+//! [`gptq`] chooses a weight's codes to keep the layer's output, rather than
+//! its weights, close to full precision, given its input's second moment.
 #![deny(missing_docs)]
 
 mod convert;
+pub mod gptq;
 mod linear_weight;
 mod stored_parts;
 mod summary;

@@ -112,6 +112,37 @@ impl GroupedMatrix {
         ok.then_some(Self { rows, cols, layout, codes, scales, offsets })
     }
 
+    /// Builds a matrix from unpacked codes (`rows × cols`, row-major, each at
+    /// most `layout.max_code()`) and one scale and offset per group, row by
+    /// row: how a quantizer that picks codes itself (e.g. GPTQ) stores its
+    /// result. `None` if a length disagrees with the shape and layout or a
+    /// code is out of range.
+    pub fn from_codes(
+        rows: usize,
+        cols: usize,
+        layout: GroupedLayout,
+        codes: &[u8],
+        scales: Vec<f16>,
+        offsets: Vec<f16>,
+    ) -> Option<Self> {
+        if rows.checked_mul(cols) != Some(codes.len())
+            || codes.iter().any(|&q| q > layout.max_code())
+        {
+            return None;
+        }
+        let bytes = layout.row_code_bytes(cols);
+        let mut packed = vec![0u8; rows * bytes];
+        let mut block = [0u8; BLOCK];
+        for (row, out) in codes.chunks(cols.max(1)).zip(packed.chunks_exact_mut(bytes.max(1))) {
+            for (chunk, out) in row.chunks(BLOCK).zip(out.chunks_exact_mut(layout.block_bytes())) {
+                block.fill(0);
+                block[..chunk.len()].copy_from_slice(chunk);
+                pack_block(layout.bits(), &block, out);
+            }
+        }
+        Self::from_parts(rows, cols, layout, packed, scales, offsets)
+    }
+
     /// Whether the arrays are views of shared bytes (a memory-mapped model)
     /// rather than owned copies.
     pub fn is_mapped(&self) -> bool {
@@ -308,6 +339,33 @@ fn quantize_group(x: &[f32], importance: &[f32], max_code: u8, codes: &mut [u8])
         }
     }
     (f16::from_f32(best.scale), f16::from_f32(best.offset))
+}
+
+/// The `(scale, offset)` [`GroupedMatrix::quantize_weighted`] stores for one
+/// group of `x` (at most 128 values) with squared errors weighted by
+/// `importance`: the clipping-range search with least-squares refits.
+/// Quantize each value against it with [`group_code`].
+///
+/// # Panics
+/// If `x` and `importance` differ in length or hold more than 128 values.
+pub fn fit_group(x: &[f32], importance: &[f32], max_code: u8) -> (f16, f16) {
+    assert_eq!(x.len(), importance.len(), "one importance per value");
+    assert!(x.len() <= MAX_GROUP, "a group holds at most {MAX_GROUP} values");
+    let mut codes = [0u8; MAX_GROUP];
+    quantize_group(x, importance, max_code, &mut codes[..x.len()])
+}
+
+/// The code of `v` on the stored grid `scale · q + offset`, `q ∈
+/// 0..=max_code`: the nearest grid point (halves away from zero), clamped
+/// to the range; the same rounding [`GroupedMatrix::quantize`] applies. A
+/// zero scale (a constant group) gives code 0.
+#[inline]
+pub fn group_code(v: f32, scale: f16, offset: f16, max_code: u8) -> u8 {
+    let (scale, offset) = (scale.to_f32(), offset.to_f32());
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    let q = ((v - offset) * inv).clamp(0.0, max_code as f32) + 0.5;
+    // NaN (a non-finite value) maps to code 0, like the cast in `Grid::assign`.
+    q as u8
 }
 
 /// A grid `scale · q + offset`, q ∈ 0..=max_code.
@@ -513,6 +571,35 @@ mod tests {
                 w.data().chunks(32).map(|g| min_max_error(g, &[1.0; 32], layout.max_code())).sum();
             assert!(searched < 0.9 * plain, "int{bits}: searched {searched} vs min/max {plain}");
         }
+    }
+
+    /// `fit_group` and `group_code` reproduce `quantize`, and `from_codes`
+    /// stores what `quantize` stores.
+    #[test]
+    fn exposed_group_fit_reproduces_quantize() {
+        let (rows, cols) = (3, 200);
+        let data: Vec<f32> =
+            (0..rows * cols).map(|i| ((i * 7919 % 613) as f32 / 97.0).sin()).collect();
+        let w = DenseMatrix::new(rows, cols, data).unwrap();
+        for layout in all_layouts() {
+            let want = GroupedMatrix::quantize(&w, layout);
+            let (mut codes, mut scales, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+            for r in 0..rows {
+                for group in w.row(r).chunks(layout.group()) {
+                    let (s, o) = fit_group(group, &vec![1.0; group.len()], layout.max_code());
+                    scales.push(s);
+                    offsets.push(o);
+                    codes.extend(group.iter().map(|&v| group_code(v, s, o, layout.max_code())));
+                }
+            }
+            let got = GroupedMatrix::from_codes(rows, cols, layout, &codes, scales, offsets);
+            assert!(got.as_ref() == Some(&want), "{layout:?}");
+        }
+        let layout = GroupedLayout::new(4, 32).unwrap();
+        assert!(GroupedMatrix::from_codes(1, 2, layout, &[0, 16], vec![f16::ONE], vec![f16::ZERO])
+            .is_none());
+        assert!(GroupedMatrix::from_codes(1, 3, layout, &[0, 1], vec![f16::ONE], vec![f16::ZERO])
+            .is_none());
     }
 
     #[test]

@@ -12,5 +12,5 @@ mod int8;
 pub use dense::DenseMatrix;
 pub use expanded::ExpandedMatrix;
 pub use f16::HalfMatrix;
-pub use grouped::{GroupedMatrix, GroupedRow};
+pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;
