@@ -27,6 +27,14 @@ pub enum AnalyzeError {
         /// What is wrong, naming the tensor where there is one.
         reason: String,
     },
+    /// GPTQ could not quantize a tensor.
+    #[error("GPTQ on tensor `{tensor}`: {error}")]
+    Gptq {
+        /// The tensor.
+        tensor: String,
+        /// Why.
+        error: qloader_quant::gptq::GptqError,
+    },
     /// The calibration data gave nothing to analyze with.
     #[error("calibration data: {0}")]
     Calibration(String),

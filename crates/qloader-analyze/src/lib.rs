@@ -8,6 +8,8 @@
 //! * [`request`]: analyzing a model on disk with a calibration text.
 //! * [`table`]: the versioned JSON sensitivity table it produces.
 //! * [`summary`]: a readable view of a table.
+//! * [`gptq`]: a whole model quantized with GPTQ, block by block over
+//!   calibration samples.
 //! * [`calibration`]: samples from plain text.
 //! * [`estimate`]: the end-to-end measure estimated from the proxy where it
 //!   was not run.
@@ -20,6 +22,7 @@ pub mod calibration;
 pub mod divergence;
 pub mod error;
 pub mod estimate;
+pub mod gptq;
 pub mod moments;
 mod parallel;
 pub mod rank;

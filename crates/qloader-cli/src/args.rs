@@ -387,9 +387,47 @@ pub struct EvalArgs {
     /// on the fly (W8A8, W4A8, …).
     #[arg(long, value_parser = parse_act, default_value = "f32")]
     pub act: ActivationFormat,
+    #[command(flatten)]
+    pub method: MethodArgs,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+/// `--method` values: how a quantized weight's codes are chosen.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Round to nearest, each group's grid chosen by a clipping search.
+    Rtn,
+    /// GPTQ (Frantar et al. 2022): codes chosen column by column, each
+    /// column's error compensated by the columns after it, with the inverse
+    /// Hessian of the layer's input measured on calibration text.
+    Gptq,
+}
+
+/// How quantized weights are made (for commands that quantize a model).
+#[derive(Args, Clone)]
+pub struct MethodArgs {
+    /// How codes are chosen: rtn (round to nearest) or gptq (calibrated on
+    /// --calib; int8 and grouped formats, other formats round to nearest).
+    #[arg(long, value_enum, default_value = "rtn")]
+    pub method: MethodArg,
+    /// GPTQ calibration text (plain prose). Default: "Alice's Adventures in
+    /// Wonderland" fetched by scripts/fetch-fixtures.sh, disjoint from the
+    /// evaluation sentences.
+    #[arg(long, value_name = "FILE")]
+    pub calib: Option<PathBuf>,
+    /// GPTQ calibration sentences (the first ones of --calib).
+    #[arg(long, value_name = "N", default_value_t = qloader_analyze::request::DEFAULT_ENCODER_SAMPLES)]
+    pub calib_sentences: usize,
+    /// GPTQ damping added to each Hessian's diagonal, as a fraction of its
+    /// mean diagonal.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
+    pub damping: f64,
+    /// GPTQ: quantize columns in order of decreasing input energy
+    /// ("act-order"), every group's grid fitted to the original weights.
+    #[arg(long)]
+    pub act_order: bool,
 }
 
 /// Where the decoder model is.

@@ -18,6 +18,16 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// A weight given in place of a model tensor has the wrong shape.
+    #[error("tensor `{tensor}`: the weight given for it is {got:?}, the model needs {want:?}")]
+    ReplacementShape {
+        /// The tensor.
+        tensor: String,
+        /// `[rows, cols]` the model needs.
+        want: [usize; 2],
+        /// `[rows, cols]` given.
+        got: [usize; 2],
+    },
     /// A model file is missing or malformed.
     #[error(transparent)]
     Format(#[from] FormatError),

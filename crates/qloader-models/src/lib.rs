@@ -33,5 +33,5 @@ pub use error::ModelError;
 pub use gguf_tokenizer::{GgufTokenizer, TokenizerSettings};
 pub use llama::LlamaModel;
 pub use probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
-pub use source::{RecordedTensor, RecordingSource, WeightRole, WeightSource};
+pub use source::{RecordedTensor, RecordingSource, ReplacingSource, WeightRole, WeightSource};
 pub use tokenizer::SentenceTokenizer;

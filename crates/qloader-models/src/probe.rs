@@ -105,6 +105,8 @@ pub type Observer<'a> = dyn FnMut(Observed, &[f32], usize) + 'a;
 pub struct Probe<'a> {
     observer: Option<&'a mut Observer<'a>>,
     substitute: Option<(usize, &'a LinearWeight)>,
+    /// Replacement weights by tensor index (`None`: the loaded one).
+    substitutes: &'a [Option<LinearWeight>],
 }
 
 impl<'a> Probe<'a> {
@@ -115,14 +117,23 @@ impl<'a> Probe<'a> {
 
     /// A probe that reports activations to `observer`.
     pub fn observing(observer: &'a mut Observer<'a>) -> Self {
-        Self { observer: Some(observer), substitute: None }
+        Self { observer: Some(observer), ..Self::default() }
     }
 
     /// A probe that multiplies by `weight` wherever the model would use its
     /// quantizable tensor number `tensor` (an index into the model's
     /// `quantizable_tensors()`).
     pub fn substituting(tensor: usize, weight: &'a LinearWeight) -> Self {
-        Self { observer: None, substitute: Some((tensor, weight)) }
+        Self { substitute: Some((tensor, weight)), ..Self::default() }
+    }
+
+    /// Also multiplies by `weights[i]` wherever the model would use its
+    /// quantizable tensor number `i`, for every `i` where that is `Some`
+    /// (how a model is run with some of its tensors already quantized, e.g.
+    /// block by block). A single substitute takes precedence.
+    pub fn with_substitutes(mut self, weights: &'a [Option<LinearWeight>]) -> Self {
+        self.substitutes = weights;
+        self
     }
 
     /// Reports `data` (`rows` rows) to the observer, if any.
@@ -140,7 +151,7 @@ impl<'a> Probe<'a> {
     {
         match self.substitute {
             Some((t, w)) if t == tensor => w,
-            _ => own,
+            _ => self.substitutes.get(tensor).and_then(Option::as_ref).unwrap_or(own),
         }
     }
 }

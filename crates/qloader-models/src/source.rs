@@ -4,8 +4,12 @@
 //! quantizable tensor to a chosen format; a packed model hands out its
 //! stored tensors (in place, or converted where the device lacks a kernel);
 //! a [`RecordingSource`] passes another source's tensors through and keeps a
-//! copy of each, which is how a packed model is written.
+//! copy of each, which is how a packed model is written; a
+//! [`ReplacingSource`] hands out weights quantized beforehand (e.g. by GPTQ)
+//! in place of some of another source's.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::collections::BTreeMap;
 
 use qloader_format::WeightFormat;
 use qloader_kernels::DenseMatrix;
@@ -166,5 +170,62 @@ impl WeightSource for RecordingSource<'_> {
 
     fn summary(&self) -> &QuantSummary {
         self.inner.summary()
+    }
+}
+
+/// Hands out the weights of a map in place of the tensors of the same name
+/// in another source, and everything else from that source.
+pub struct ReplacingSource<'a> {
+    inner: &'a mut dyn WeightSource,
+    weights: BTreeMap<String, LinearWeight>,
+    summary: QuantSummary,
+}
+
+impl<'a> ReplacingSource<'a> {
+    /// Takes the tensors named in `weights` from there, the rest from
+    /// `inner`.
+    pub fn new(inner: &'a mut dyn WeightSource, weights: BTreeMap<String, LinearWeight>) -> Self {
+        Self { inner, weights, summary: QuantSummary::default() }
+    }
+}
+
+impl WeightSource for ReplacingSource<'_> {
+    fn contains(&self, name: &str) -> bool {
+        self.weights.contains_key(name) || self.inner.contains(name)
+    }
+
+    fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let v = self.inner.values(name, shape)?;
+        record_values(&mut self.summary, name, v.len());
+        Ok(v)
+    }
+
+    fn weight(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        role: WeightRole,
+    ) -> Result<LinearWeight> {
+        let w = match self.weights.remove(name) {
+            Some(w) => {
+                let got = [w.out_features(), w.in_features()];
+                if got != [rows, cols] {
+                    return Err(crate::ModelError::ReplacementShape {
+                        tensor: name.to_owned(),
+                        want: [rows, cols],
+                        got,
+                    });
+                }
+                w
+            }
+            None => self.inner.weight(name, rows, cols, role)?,
+        };
+        record_weight(&mut self.summary, name, &w, role);
+        Ok(w)
+    }
+
+    fn summary(&self) -> &QuantSummary {
+        &self.summary
     }
 }

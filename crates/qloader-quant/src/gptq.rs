@@ -213,7 +213,7 @@ struct GroupedColumns {
 
 impl ColumnQuantizer for GroupedColumns {
     fn start(&mut self, c: usize, ahead: &[f64]) {
-        if !self.dynamic || c % self.group != 0 {
+        if !self.dynamic || !c.is_multiple_of(self.group) {
             return;
         }
         let len = self.group.min(self.cols - c);

@@ -1,12 +1,15 @@
 //! Quantized against full precision: embeds a sentence set with the `f32`
 //! model and with each requested format, and reports the cosine similarity of
 //! each sentence's two embeddings together with what each format stores.
+//! The quantized weights are rounded to nearest as the model loads, or given
+//! already quantized by another method (see [`EvalCandidate`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
 use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
+use qloader_quant::LinearWeight;
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
@@ -16,8 +19,12 @@ use crate::session::EncoderSession;
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalRow {
     /// The weight format of every linear layer (`·a8` when its products use
-    /// int8 activations).
+    /// int8 activations), followed by the method in parentheses when it is
+    /// not round-to-nearest, e.g. `int4 (gptq)`.
     pub format: String,
+    /// How the codes were chosen: `rtn` (round to nearest) or the
+    /// candidate's method.
+    pub method: String,
     /// Bytes of the linear weights in this format (scales included).
     pub linear_bytes: usize,
     /// Bits per linear weight, scales included.
@@ -43,9 +50,29 @@ pub struct EvalReport {
     pub rows: Vec<EvalRow>,
 }
 
-/// Evaluates each of `formats` (with activations in `act`) against f32 on
-/// `sentences`. `progress` is told the name of each format as its
-/// evaluation starts.
+/// One quantized model to evaluate: every linear weight in `format`.
+#[derive(Debug, Clone)]
+pub struct EvalCandidate {
+    /// The format of the linear weights.
+    pub format: WeightFormat,
+    /// How the codes were chosen (`rtn` when `weights` is `None`).
+    pub method: String,
+    /// Linear weights quantized beforehand by `method`, by tensor name; the
+    /// linear weights not named here are rounded to nearest as the model
+    /// loads. `None`: all of them are.
+    pub weights: Option<BTreeMap<String, LinearWeight>>,
+}
+
+impl EvalCandidate {
+    /// Every linear weight rounded to nearest in `format`.
+    pub fn round_to_nearest(format: WeightFormat) -> Self {
+        Self { format, method: "rtn".to_owned(), weights: None }
+    }
+}
+
+/// Evaluates each of `formats` (with activations in `act`, weights rounded
+/// to nearest) against f32 on `sentences`. `progress` is told the name of
+/// each format as its evaluation starts.
 pub fn evaluate<S: AsRef<str>>(
     model: &Path,
     formats: &[WeightFormat],
@@ -53,7 +80,21 @@ pub fn evaluate<S: AsRef<str>>(
     sentences: &[S],
     progress: &mut dyn FnMut(WeightFormat),
 ) -> Result<EvalReport> {
-    if formats.is_empty() {
+    let candidates = formats.iter().map(|&f| EvalCandidate::round_to_nearest(f)).collect();
+    evaluate_candidates(model, candidates, act, sentences, progress)
+}
+
+/// Evaluates each candidate (with activations in `act`) against f32 on
+/// `sentences`. `progress` is told the format of each candidate as its
+/// evaluation starts.
+pub fn evaluate_candidates<S: AsRef<str>>(
+    model: &Path,
+    candidates: Vec<EvalCandidate>,
+    act: ActivationFormat,
+    sentences: &[S],
+    progress: &mut dyn FnMut(WeightFormat),
+) -> Result<EvalReport> {
+    if candidates.is_empty() {
         return Err(RuntimeError::EmptyEvaluation("no formats given"));
     }
     if sentences.is_empty() {
@@ -69,15 +110,20 @@ pub fn evaluate<S: AsRef<str>>(
 
     let linear_names: BTreeSet<String> =
         qloader_models::bert::tensor_names(&dir.config).into_iter().collect();
-    let mut rows = Vec::with_capacity(formats.len());
-    for &format in formats {
+    let mut rows = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let format = candidate.format;
         let integer = matches!(format, WeightFormat::Int8PerChannel | WeightFormat::Grouped(_));
         let a8 = act == ActivationFormat::Int8 && integer;
+        let method = if candidate.weights.is_some() { candidate.method } else { "rtn".to_owned() };
         let (session, embeddings, seconds) = if format == WeightFormat::F32 {
             (None, reference_embeddings.clone(), reference_seconds)
         } else {
             progress(format);
-            let s = EncoderSession::from_dir(dir.clone(), format, act)?;
+            let s = match candidate.weights {
+                Some(weights) => EncoderSession::with_weights(dir.clone(), format, weights, act)?,
+                None => EncoderSession::from_dir(dir.clone(), format, act)?,
+            };
             let start = Instant::now();
             let e = s.embed_all(sentences)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -87,8 +133,10 @@ pub fn evaluate<S: AsRef<str>>(
         let linear = summary.only(|name| linear_names.contains(name));
         let cosines: Vec<f64> =
             reference_embeddings.iter().zip(&embeddings).map(|(a, b)| cosine(a, b)).collect();
+        let name = if a8 { format!("{format}·a8") } else { format.name() };
         rows.push(EvalRow {
-            format: if a8 { format!("{format}·a8") } else { format.name() },
+            format: if method == "rtn" { name } else { format!("{name} ({method})") },
+            method,
             linear_bytes: linear.quantized_bytes(),
             bits_per_weight: linear.quantized_bits_per_weight(),
             total_bytes: summary.total_bytes(),

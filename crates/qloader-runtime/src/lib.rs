@@ -20,7 +20,7 @@ pub mod session;
 
 pub use decoder::DecoderSession;
 pub use error::RuntimeError;
-pub use eval::{evaluate, EvalReport, EvalRow};
+pub use eval::{evaluate, evaluate_candidates, EvalCandidate, EvalReport, EvalRow};
 pub use generate::{generate, Generation};
 pub use perplexity::{perplexity, PerplexityReport};
 pub use sampling::{Sampler, Sampling};

@@ -1,11 +1,14 @@
 //! An encoder ready to embed text: model directory, tokenizer and weights in
-//! one format.
+//! one format (quantized to nearest as the model loads, or given already
+//! quantized, e.g. by GPTQ).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
-use qloader_models::{BertEncoder, SentenceTokenizer};
-use qloader_quant::QuantSummary;
+use qloader_models::bert::{linear_layers_in, SafetensorsSource};
+use qloader_models::{BertEncoder, ReplacingSource, SentenceTokenizer};
+use qloader_quant::{LinearWeight, QuantSummary};
 
 use crate::error::Result;
 
@@ -31,6 +34,28 @@ impl EncoderSession {
         tokenizer.check_vocab(&dir.tokenizer_path, dir.config.vocab_size)?;
         let encoder = BertEncoder::load(&dir, &qloader_models::bert::linear_layers_in(format))?
             .with_activations(act);
+        Ok(Self { dir, tokenizer, encoder, format })
+    }
+
+    /// Like [`EncoderSession::from_dir`], but the linear weights named in
+    /// `weights` (tensor names as [`qloader_models::bert::tensor_names`]
+    /// gives them) are taken from there as they are; every other linear
+    /// weight is quantized to `format` as the model loads.
+    pub fn with_weights(
+        dir: ModelDir,
+        format: WeightFormat,
+        weights: BTreeMap<String, LinearWeight>,
+        act: ActivationFormat,
+    ) -> Result<Self> {
+        let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
+        tokenizer.check_vocab(&dir.tokenizer_path, dir.config.vocab_size)?;
+        let file = dir.open_weights()?;
+        let choose = linear_layers_in(format);
+        let mut checkpoint = SafetensorsSource::new(&file, &choose);
+        let mut source = ReplacingSource::new(&mut checkpoint, weights);
+        let encoder =
+            BertEncoder::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut source)?
+                .with_activations(act);
         Ok(Self { dir, tokenizer, encoder, format })
     }
 

@@ -1,5 +1,6 @@
-//! `qloader eval`: quantized against f32 on the built-in sentence set, as a
-//! table (and optionally JSON); or a packed model: an encoder's cosine to
+//! `qloader eval`: quantized (rounded to nearest, or with `--method gptq`)
+//! against f32 on the built-in sentence set, as a table (and optionally
+//! JSON); or a packed model: an encoder's cosine to
 //! its f32 model, a decoder's perplexity.
 
 use std::io::IsTerminal;
@@ -7,34 +8,70 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use qloader_format::{fixtures, ActivationFormat, WeightFormat};
 use qloader_runtime::eval::cosine;
 use qloader_runtime::packed::PackedModel;
 use qloader_runtime::sentences::EVAL_SENTENCES;
-use qloader_runtime::{evaluate, EncoderSession, EvalReport};
+use qloader_runtime::{evaluate_candidates, EncoderSession, EvalCandidate, EvalReport};
 use serde::Serialize;
 
 use crate::args::EvalArgs;
 use crate::commands::load;
+use crate::commands::method::Gptq;
 use crate::output::{human_bytes, write_json};
 
 /// Runs the subcommand.
 pub fn run(args: EvalArgs) -> Result<()> {
+    let gptq = Gptq::from_args(&args.method)?;
     if let Some(packed) = args.packed.clone() {
+        if gptq.is_some() {
+            bail!(
+                "--method gptq quantizes the model in --model; a packed model is already quantized"
+            );
+        }
         return run_packed(&packed, args);
     }
     let dir = args.model.dir();
-    let formats = args.quant.clone();
+    let mut candidates = Vec::with_capacity(args.quant.len());
+    let mut calibrations = Vec::new();
+    for &format in &args.quant {
+        match &gptq {
+            Some(gptq) if Gptq::applies_to(format) => {
+                let done = gptq.quantize_encoder(&dir, format)?;
+                calibrations.push(format!(
+                    "{format} (gptq): {} calibration sentences ({} tokens) of {}, damping {}{}, quantized in {:.1} s",
+                    done.samples,
+                    done.tokens,
+                    gptq.calibration.display(),
+                    gptq.damping,
+                    if gptq.act_order { ", act-order" } else { "" },
+                    done.seconds
+                ));
+                candidates.push(EvalCandidate {
+                    format,
+                    method: "gptq".to_owned(),
+                    weights: Some(done.weights),
+                });
+            }
+            _ => candidates.push(EvalCandidate::round_to_nearest(format)),
+        }
+    }
     let verbose = std::io::stderr().is_terminal();
     let mut progress = |f: WeightFormat| {
         if verbose {
             eprintln!("embedding {} sentences with {f} weights…", EVAL_SENTENCES.len());
         }
     };
-    let report = evaluate(&dir, &formats, args.act, &EVAL_SENTENCES, &mut progress)
+    let report = evaluate_candidates(&dir, candidates, args.act, &EVAL_SENTENCES, &mut progress)
         .with_context(|| format!("evaluating the model in {}", dir.display()))?;
     print_table(&report);
+    if !calibrations.is_empty() {
+        println!();
+        for line in &calibrations {
+            println!("{line}");
+        }
+    }
     if let Some(path) = args.json {
         write_json(&path, &report)?;
         eprintln!("wrote {}", path.display());

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod generate;
 pub mod inspect;
 pub mod load;
+pub mod method;
 pub mod pack;
 pub mod perplexity;
 pub mod plan;

@@ -1,0 +1,262 @@
+//! GPTQ over a whole model: the sequential driver around
+//! [`qloader_quant::gptq`] (Frantar et al. 2022, §4 "Step 3: ..."/Algorithm
+//! 1 applied layer by layer).
+//!
+//! Blocks are quantized in order, and each block's calibration inputs come
+//! from the model with every earlier block already quantized, so a block
+//! compensates for the error its predecessors left. Within a block, the
+//! input second moment `H = E[x xᵀ]` of each activation site is gathered
+//! while the calibration samples run through the block, and every linear
+//! tensor at that site is quantized with GPTQ against it. With
+//! `sequential_sites` (the "true sequential" variant of the paper's
+//! reference setup) each site is measured after the sites before it in the
+//! block are quantized, so e.g. the output projection sees the context the
+//! quantized q, k and v produce; otherwise one pass measures every site of
+//! the block against its full-precision weights.
+//!
+//! Embedding tables (looked up, not multiplied; and a head tied to them) are
+//! not quantized here: the caller stores them as it would anyway.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+use qloader_format::{ModelDir, WeightFormat};
+use qloader_models::{BertEncoder, Observed, Probe, ProbedModel, SentenceTokenizer, TensorKind};
+use qloader_quant::gptq::gptq;
+pub use qloader_quant::gptq::{supports, GptqOptions};
+use qloader_quant::LinearWeight;
+use rayon::prelude::*;
+
+use crate::analyzer::Progress;
+use crate::calibration::sentences;
+use crate::error::{AnalyzeError, Result};
+use crate::moments::SecondMoments;
+use crate::stage::{dense, weight_of};
+
+/// What to quantize to, and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SequentialOptions {
+    /// The format of every quantized tensor (int8 per channel or grouped).
+    pub format: WeightFormat,
+    /// The per-tensor algorithm's settings.
+    pub gptq: GptqOptions,
+    /// Measure each activation site of a block after the sites before it
+    /// are quantized (one pass through the block per site).
+    pub sequential_sites: bool,
+}
+
+impl SequentialOptions {
+    /// GPTQ to `format` with the paper's settings, sites in sequence.
+    pub fn new(format: WeightFormat) -> Self {
+        Self { format, gptq: GptqOptions::default(), sequential_sites: true }
+    }
+}
+
+/// A model's tensors quantized with GPTQ.
+#[derive(Debug, Clone)]
+pub struct GptqModel {
+    /// The quantized weight of every tensor GPTQ quantized, by tensor name.
+    pub weights: BTreeMap<String, LinearWeight>,
+    /// Calibration samples used.
+    pub samples: usize,
+    /// Calibration tokens used.
+    pub tokens: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Quantizes every multiplied tensor of `model` (not embedding tables) with
+/// GPTQ over the calibration `samples`, block by block (see the module
+/// documentation). `progress` hears after each tensor.
+pub fn quantize_sequential<M: ProbedModel + ?Sized>(
+    model: &M,
+    samples: &[Vec<u32>],
+    opts: &SequentialOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<GptqModel> {
+    let start = Instant::now();
+    if samples.is_empty() || samples.iter().any(Vec::is_empty) {
+        return Err(AnalyzeError::Calibration("no calibration samples, or an empty one".into()));
+    }
+    if !supports(opts.format) {
+        return Err(AnalyzeError::Options(format!(
+            "GPTQ quantizes to int8 or grouped formats, not {}",
+            opts.format
+        )));
+    }
+    let layers = model.layers();
+    let tensors = model.quantizable_tensors();
+    let tied = model.tied_embedding();
+    let mut by_stage: BTreeMap<usize, BTreeMap<usize, Vec<usize>>> = BTreeMap::new();
+    for (i, t) in tensors.iter().enumerate() {
+        if t.kind != TensorKind::Embedding && Some(i) != tied {
+            let stage = t.layer.unwrap_or(layers).min(layers);
+            by_stage.entry(stage).or_default().entry(t.site).or_default().push(i);
+        }
+    }
+    let total: usize = by_stage.values().flat_map(|s| s.values()).map(Vec::len).sum();
+    let lengths: Vec<usize> = samples.iter().map(Vec::len).collect();
+    let mut hidden: Vec<Vec<f32>> = samples
+        .iter()
+        .map(|ids| model.block_input(ids, &mut Probe::none()))
+        .collect::<Result<_, _>>()?;
+    let mut substitutes: Vec<Option<LinearWeight>> = vec![None; tensors.len()];
+    let mut done = 0;
+    for stage in 0..=layers {
+        let sites = by_stage.remove(&stage).unwrap_or_default();
+        let passes: Vec<Vec<usize>> = if opts.sequential_sites {
+            sites.keys().map(|&s| vec![s]).collect()
+        } else {
+            vec![sites.keys().copied().collect()]
+        };
+        for pass in passes.into_iter().filter(|p| !p.is_empty()) {
+            let widths: BTreeSet<(usize, usize)> = pass
+                .iter()
+                .flat_map(|s| &sites[s])
+                .map(|&i| (tensors[i].site, tensors[i].cols))
+                .collect();
+            let mut moments = SecondMoments::new(widths.iter().copied());
+            {
+                let mut observe = |what: Observed, x: &[f32], n: usize| {
+                    if let Observed::LinearInput(site) = what {
+                        moments.add(site, x, n);
+                    }
+                };
+                let mut probe = Probe::observing(&mut observe).with_substitutes(&substitutes);
+                for (h, &n) in hidden.iter().zip(&lengths) {
+                    let mut h = h.clone();
+                    if stage < layers {
+                        model.run_block(stage, &mut h, n, &mut probe)?;
+                    } else {
+                        model.output(h, n, &mut probe)?;
+                    }
+                }
+            }
+            let members: Vec<usize> = pass.iter().flat_map(|s| sites[s].iter().copied()).collect();
+            let hessians: BTreeMap<usize, Vec<f32>> = widths
+                .iter()
+                .map(|&(site, cols)| {
+                    (site, moments.mean(site).unwrap_or_else(|| vec![0.0; cols * cols]))
+                })
+                .collect();
+            drop(moments);
+            let quantized: Vec<(usize, LinearWeight)> = members
+                .par_iter()
+                .map(|&i| {
+                    let w = dense(weight_of(model, i)?);
+                    let q =
+                        gptq(&w, &hessians[&tensors[i].site], opts.format, &opts.gptq).map_err(
+                            |error| AnalyzeError::Gptq { tensor: tensors[i].name.clone(), error },
+                        )?;
+                    Ok((i, q))
+                })
+                .collect::<Result<_>>()?;
+            for (i, q) in quantized {
+                substitutes[i] = Some(q);
+                done += 1;
+                progress(Progress { done, total });
+            }
+        }
+        if stage < layers {
+            let mut probe = Probe::none().with_substitutes(&substitutes);
+            for (h, &n) in hidden.iter_mut().zip(&lengths) {
+                model.run_block(stage, h, n, &mut probe)?;
+            }
+        }
+    }
+    let weights = substitutes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, w)| Some((tensors[i].name.clone(), w?)))
+        .collect();
+    Ok(GptqModel {
+        weights,
+        samples: samples.len(),
+        tokens: lengths.iter().sum(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// GPTQ for the sentence encoder in `model_dir`, calibrated on the first
+/// `count` sentences of the prose in `calibration`.
+pub fn quantize_encoder(
+    model_dir: &Path,
+    calibration: &Path,
+    count: usize,
+    opts: &SequentialOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<GptqModel> {
+    let text = std::fs::read_to_string(calibration)
+        .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
+    let found = sentences(&text, count);
+    if found.is_empty() {
+        return Err(AnalyzeError::Calibration(format!(
+            "{}: no sentences of prose found",
+            calibration.display()
+        )));
+    }
+    let dir = ModelDir::open(model_dir).map_err(qloader_models::ModelError::from)?;
+    let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
+    let model = BertEncoder::load(&dir, &|_| WeightFormat::F32)?;
+    let samples: Vec<Vec<u32>> =
+        found.iter().map(|s| tokenizer.encode(s)).collect::<Result<_, _>>()?;
+    quantize_sequential(&model, &samples, opts, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_formats_gptq_does_not_produce() {
+        // Checked before the model is touched: any model will do.
+        struct NoModel;
+        impl ProbedModel for NoModel {
+            fn quantizable_tensors(&self) -> Vec<qloader_models::QuantizableTensor> {
+                Vec::new()
+            }
+            fn tensor_weight(&self, _: usize) -> Option<&LinearWeight> {
+                None
+            }
+            fn layers(&self) -> usize {
+                0
+            }
+            fn output_kind(&self) -> qloader_models::ModelOutput {
+                qloader_models::ModelOutput::Embedding { dim: 1 }
+            }
+            fn block_input(
+                &self,
+                ids: &[u32],
+                _: &mut Probe<'_>,
+            ) -> qloader_models::error::Result<Vec<f32>> {
+                Ok(vec![0.0; ids.len()])
+            }
+            fn run_block(
+                &self,
+                _: usize,
+                _: &mut [f32],
+                _: usize,
+                _: &mut Probe<'_>,
+            ) -> qloader_models::error::Result<()> {
+                Ok(())
+            }
+            fn output(
+                &self,
+                h: Vec<f32>,
+                _: usize,
+                _: &mut Probe<'_>,
+            ) -> qloader_models::error::Result<Vec<f32>> {
+                Ok(h)
+            }
+        }
+        let opts = SequentialOptions::new(WeightFormat::F16);
+        let err = quantize_sequential(&NoModel, &[vec![1]], &opts, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, AnalyzeError::Options(_)), "{err}");
+        let opts = SequentialOptions::new("int4".parse().unwrap());
+        let err = quantize_sequential(&NoModel, &[], &opts, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, AnalyzeError::Calibration(_)), "{err}");
+        let done = quantize_sequential(&NoModel, &[vec![1]], &opts, &mut |_| {}).unwrap();
+        assert!(done.weights.is_empty());
+    }
+}
