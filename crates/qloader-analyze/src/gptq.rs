@@ -47,11 +47,19 @@ pub struct SequentialOptions {
 }
 
 impl SequentialOptions {
-    /// GPTQ to `format` with the paper's settings, sites in sequence.
+    /// GPTQ to `format` with the default settings, one pass per block (on
+    /// all-MiniLM-L6-v2 at int4 g32, sites in sequence cost three times as
+    /// long and gave a slightly lower `qloader eval` cosine: 0.98645 against
+    /// 0.98685, 128 sentences, unweighted group fits).
     pub fn new(format: WeightFormat) -> Self {
-        Self { format, gptq: GptqOptions::default(), sequential_sites: true }
+        Self { format, gptq: GptqOptions::default(), sequential_sites: false }
     }
 }
+
+/// Default calibration sentences for an encoder: on all-MiniLM-L6-v2 at
+/// int4 g32 the `qloader eval` mean cosine is 0.9890 with 128 sentences of
+/// the Alice text, 0.9905 with 512 and 0.9904 with 1000.
+pub const DEFAULT_SENTENCES: usize = 512;
 
 /// A model's tensors quantized with GPTQ.
 #[derive(Debug, Clone)]

@@ -418,7 +418,7 @@ pub struct MethodArgs {
     #[arg(long, value_name = "FILE")]
     pub calib: Option<PathBuf>,
     /// GPTQ calibration sentences (the first ones of --calib).
-    #[arg(long, value_name = "N", default_value_t = qloader_analyze::request::DEFAULT_ENCODER_SAMPLES)]
+    #[arg(long, value_name = "N", default_value_t = qloader_analyze::gptq::DEFAULT_SENTENCES)]
     pub calib_sentences: usize,
     /// GPTQ damping added to each Hessian's diagonal, as a fraction of its
     /// mean diagonal.

@@ -30,7 +30,7 @@ impl Gptq {
     /// why they cannot work.
     pub fn from_args(args: &MethodArgs) -> Result<Option<Self>> {
         let gptq_only = args.calib.is_some()
-            || args.calib_sentences != qloader_analyze::request::DEFAULT_ENCODER_SAMPLES
+            || args.calib_sentences != qloader_analyze::gptq::DEFAULT_SENTENCES
             || args.act_order
             || args.damping != 0.01;
         if args.method == MethodArg::Rtn {
