@@ -1,6 +1,6 @@
 //! GPTQ over a whole model: the sequential driver around
-//! [`qloader_quant::gptq`] (Frantar et al. 2022, §4 "Step 3: ..."/Algorithm
-//! 1 applied layer by layer).
+//! [`qloader_quant::gptq`] (Frantar et al. 2022: Algorithm 1 applied to one
+//! Transformer block after another, as in the paper's experimental setup).
 //!
 //! Blocks are quantized in order, and each block's calibration inputs come
 //! from the model with every earlier block already quantized, so a block
