@@ -148,14 +148,12 @@ mod avx2_table {
         unsafe { avx2::avx2_dot_int8(x, q) }
     }
     fn dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
-        for (o, q) in out.iter_mut().zip(qs) {
-            *o = dot_int8(x, q);
-        }
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_int8_w4(x, qs, out) }
     }
     fn dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
-        for (o, w) in out.iter_mut().zip(ws) {
-            *o = dot_f32(x, w);
-        }
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_f32_w4(x, ws, out) }
     }
     fn dot_f16(x: &[f32], w: &[f16]) -> f32 {
         // SAFETY: see above.

@@ -2,8 +2,10 @@
 //! int8 activations. `vpdpbusd` multiplies 64 unsigned weight codes by 64
 //! signed activation codes and adds each four products into one `i32` lane
 //! in a single instruction, exactly (no 16-bit intermediate, so no
-//! saturation even for 8-bit codes). The float-activation kernels of this
-//! tier are the AVX2 ones: they are bound by memory, not by instructions.
+//! saturation even for 8-bit codes). Of the float-activation kernels, the
+//! batch-1 products of `f32` and int8 weights take four weight rows at a time
+//! here (the activations, wider than L1 for large layers, are loaded once per
+//! four rows); the others are the AVX2 ones.
 //!
 //! Grouped rows are read 64 bytes at a time: four packed int4 blocks, eight
 //! int2 blocks, or two blocks of one-byte codes (int8, codes expanded in
