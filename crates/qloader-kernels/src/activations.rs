@@ -80,11 +80,11 @@ impl QuantizedActivations {
         let mut scales = Vec::with_capacity(m);
         let mut block_sums = Vec::with_capacity(m * blocks);
         for (row, out) in x.chunks_exact(cols.max(1)).take(m).zip(codes.chunks_exact_mut(padded)) {
-            let max_abs = row.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+            let max_abs = max_abs(row);
             let scale = if max_abs > 0.0 && max_abs.is_finite() { max_abs / 127.0 } else { 0.0 };
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
             for (o, &v) in out.iter_mut().zip(row) {
-                *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                *o = round_to_code(v * inv);
             }
             scales.push(scale);
             block_sums
@@ -99,10 +99,10 @@ impl QuantizedActivations {
                 .flat_map(|row| row.chunks(per).map(|g| g.iter().sum::<i32>() as f32))
                 .collect()
         });
-        let paired_codes = interleave_blocks(&codes, padded, 2, 2);
-        let quad_codes = interleave_blocks(&codes, padded, 4, 4);
-        let int4_wide_codes = interleave_blocks(&codes, padded, 4, 2);
-        let int2_wide_codes = interleave_blocks(&codes, padded, 8, 4);
+        let paired_codes = interleave_blocks::<16>(&codes, padded, 2);
+        let quad_codes = interleave_blocks::<8>(&codes, padded, 4);
+        let int4_wide_codes = interleave_blocks::<16>(&codes, padded, 4);
+        let int2_wide_codes = interleave_blocks::<8>(&codes, padded, 8);
         Self {
             cols,
             padded,
@@ -150,20 +150,59 @@ impl QuantizedActivations {
     }
 }
 
+/// `max |v|` over `row` (NaN ignored), eight lanes at a time so that it
+/// vectorises.
+fn max_abs(row: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder().iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            let v = v.abs();
+            *l = if v > *l { v } else { *l };
+        }
+    }
+    lanes.iter().fold(tail, |a, &v| a.max(v))
+}
+
+/// `r` rounded half away from zero (as `f32::round`) and clamped to
+/// `-127..=127`, without a call to `roundf` (the baseline x86-64 target has no
+/// rounding instruction): `|r|` is truncated by the conversion, and one more
+/// is added where the dropped fraction is at least a half (exact: both the
+/// truncation and the difference are exact for `|r| ≤ 127`).
+#[inline]
+fn round_to_code(r: f32) -> i8 {
+    let t = r.abs();
+    // NaN codes as 0 (like `f32::round` followed by a saturating cast).
+    let t = if t <= 127.0 {
+        t
+    } else if t.is_nan() {
+        0.0
+    } else {
+        127.0
+    };
+    let whole = t as i32;
+    let q = whole + (t - whole as f32 >= 0.5) as i32;
+    (if r < 0.0 { -q } else { q }) as i8
+}
+
 /// Every row's whole runs of `run` blocks (`padded` codes per row) with each
-/// run's codes in plane order: for plane `p` in 0..planes, for block `j` in
-/// 0..run, block `j`'s values `p·32/planes..(p+1)·32/planes`. Runs of 2 and
-/// 4 blocks in 2 and 4 planes are [`ActivationRow::paired_codes`] and
-/// [`ActivationRow::quad_codes`]; runs of 4 and 8 blocks in 2 and 4 planes
-/// their 64-byte forms.
-fn interleave_blocks(codes: &[i8], padded: usize, run: usize, planes: usize) -> Vec<i8> {
-    let width = BLOCK / planes;
+/// run's codes in plane order, planes `WIDTH` codes wide: for plane `p` in
+/// 0..32/WIDTH, for block `j` in 0..run, block `j`'s values
+/// `p·WIDTH..(p+1)·WIDTH`. Runs of 2 and 4 blocks in planes of 16 and 8 are
+/// [`ActivationRow::paired_codes`] and [`ActivationRow::quad_codes`]; runs of
+/// 4 and 8 blocks their 64-byte forms.
+fn interleave_blocks<const WIDTH: usize>(codes: &[i8], padded: usize, run: usize) -> Vec<i8> {
+    let planes = BLOCK / WIDTH;
     let mut out = Vec::with_capacity(codes.len());
     for row in codes.chunks_exact(padded.max(1)) {
         for blocks in row.chunks_exact(run * BLOCK) {
             for p in 0..planes {
                 for block in blocks.chunks_exact(BLOCK) {
-                    out.extend_from_slice(&block[p * width..(p + 1) * width]);
+                    // A fixed-size piece: a move, not a call to memmove.
+                    let piece: &[i8; WIDTH] =
+                        block[p * WIDTH..(p + 1) * WIDTH].try_into().expect("WIDTH codes");
+                    out.extend_from_slice(piece);
                 }
             }
         }

@@ -80,10 +80,15 @@ pub struct Kernels {
     pub isa: Isa,
     /// `Σ a·b` over two `f32` rows.
     pub dot_f32: fn(&[f32], &[f32]) -> f32,
+    /// [`Kernels::dot_f32`] of one activation row with four weight rows.
+    pub dot_f32_w4: fn(&[f32], &[&[f32]; 4], &mut [f32; 4]),
     /// `Σ x·w` over an `f32` row and an `f16` row.
     pub dot_f16: fn(&[f32], &[f16]) -> f32,
     /// `Σ x·q` over an `f32` row and an int8 code row.
     pub dot_int8: fn(&[f32], &[i8]) -> f32,
+    /// [`Kernels::dot_int8`] of one activation row with four code rows at
+    /// once (the activations are read once for the four).
+    pub dot_int8_w4: fn(&[f32], &[&[i8]; 4], &mut [f32; 4]),
     /// `Σ x·w` over an `f32` row and a row of a grouped matrix.
     pub dot_grouped: fn(&[f32], GroupedRow<'_>) -> f32,
     /// `Σ a·q` over int8 activation and int8 weight codes (exact).
@@ -112,8 +117,10 @@ impl fmt::Debug for Kernels {
 static GENERIC: Kernels = Kernels {
     isa: Isa::Generic,
     dot_f32: generic::dot_f32,
+    dot_f32_w4: generic::dot_f32_w4,
     dot_f16: generic::dot_f16,
     dot_int8: generic::dot_int8,
+    dot_int8_w4: generic::dot_int8_w4,
     dot_grouped: generic::dot_grouped,
     dot_int8_a8: generic::dot_int8_a8,
     dot_grouped_a8: generic::dot_grouped_a8,
@@ -140,6 +147,14 @@ mod avx2_table {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_int8(x, q) }
     }
+    fn dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_int8_w4(x, qs, out) }
+    }
+    fn dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx2::avx2_dot_f32_w4(x, ws, out) }
+    }
     fn dot_f16(x: &[f32], w: &[f16]) -> f32 {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_f16(x, w) }
@@ -165,6 +180,7 @@ mod avx2_table {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_expanded_a8(x, row) }
     }
+
     fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_expanded_a8_x4(xs, row, out) }
@@ -181,8 +197,10 @@ mod avx2_table {
     pub(super) static AVX2: Kernels = Kernels {
         isa: Isa::Avx2,
         dot_f32,
+        dot_f32_w4,
         dot_f16,
         dot_int8,
+        dot_int8_w4,
         dot_grouped,
         dot_int8_a8,
         dot_grouped_a8,
@@ -202,6 +220,14 @@ mod avx512_table {
     // SAFETY (all wrappers): they are only reachable through `AVX512_VNNI`,
     // which `Kernels::for_isa` hands out only after `Isa::is_available`
     // confirmed AVX-512 F, BW, VL and VNNI, AVX2, FMA and F16C on this CPU.
+    fn dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx512::avx512_dot_int8_w4(x, qs, out) }
+    }
+    fn dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx512::avx512_dot_f32_w4(x, ws, out) }
+    }
     fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
         // SAFETY: see above.
         unsafe { avx512::avx512_dot_int8_a8(a, q) }
@@ -218,14 +244,18 @@ mod avx512_table {
         // SAFETY: see above.
         unsafe { avx512::avx512_dot_expanded_a8(x, row) }
     }
+
     fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
         // SAFETY: see above.
         unsafe { avx512::avx512_dot_expanded_a8_x4(xs, row, out) }
     }
 
-    /// The integer products on VNNI; the float products are AVX2's.
+    /// The integer products on VNNI and int8 codes with `f32` activations on
+    /// AVX-512; the other float products are AVX2's.
     pub(super) static AVX512_VNNI: Kernels = Kernels {
         isa: Isa::Avx512Vnni,
+        dot_f32_w4,
+        dot_int8_w4,
         dot_int8_a8,
         dot_grouped_a8,
         dot_grouped_a8_x4,

@@ -58,34 +58,64 @@ pub fn matmul_grouped_a8(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) 
     matmul_grouped_a8_with(Kernels::detect(), &xq, w, y)
 }
 
-/// [`matmul_f32`] with the kernels of a given tier.
+/// [`matmul_f32`] with the kernels of a given tier: weight rows four at a
+/// time through the w4 kernel (each activation loaded once per four rows).
 pub fn matmul_f32_with(k: &Kernels, x: &[f32], m: usize, w: &DenseMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let dot = k.dot_f32;
-    tiled(m, w.rows(), y, |j, out, _| {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
+    let (dot, dot_w4) = (k.dot_f32, k.dot_f32_w4);
+    tiled_blocks(m, w.rows(), y, 4, |rows, out, _| {
+        let j = rows.start;
+        for i in 0..m {
+            let x = &x[i * kk..(i + 1) * kk];
+            if rows.len() == 4 {
+                let mut dots = [0.0f32; 4];
+                dot_w4(x, &[w.row(j), w.row(j + 1), w.row(j + 2), w.row(j + 3)], &mut dots);
+                for (t, d) in dots.into_iter().enumerate() {
+                    out[t * m + i] = d;
+                }
+            } else {
+                for (t, j) in rows.clone().enumerate() {
+                    out[t * m + i] = dot(x, w.row(j));
+                }
+            }
         }
     });
 }
 
-/// [`matmul_int8`] with the kernels of a given tier.
+/// [`matmul_int8`] with the kernels of a given tier. Fused, weight rows go
+/// four at a time through the w4 kernel, so each activation is loaded once
+/// per four rows.
 pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let (dot, dot_f32) = (k.dot_int8, k.dot_f32);
-    tiled(m, w.rows(), y, |j, out, buf| {
+    let (dot, dot_w4, dot_f32) = (k.dot_int8, k.dot_int8_w4, k.dot_f32);
+    tiled_blocks(m, w.rows(), y, 4, |rows, out, buf| {
+        let j = rows.start;
         if m >= UNPACK_MIN_ROWS {
-            let s = w.scale(j);
-            buf.clear();
-            buf.extend(w.row_codes(j).iter().map(|&q| q as f32 * s));
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
+            for (t, j) in rows.enumerate() {
+                let s = w.scale(j);
+                buf.clear();
+                buf.extend(w.row_codes(j).iter().map(|&q| q as f32 * s));
+                for i in 0..m {
+                    out[t * m + i] = dot_f32(&x[i * kk..(i + 1) * kk], buf);
+                }
+            }
+        } else if rows.len() == 4 {
+            let codes =
+                [w.row_codes(j), w.row_codes(j + 1), w.row_codes(j + 2), w.row_codes(j + 3)];
+            for i in 0..m {
+                let mut dots = [0.0f32; 4];
+                dot_w4(&x[i * kk..(i + 1) * kk], &codes, &mut dots);
+                for (t, d) in dots.into_iter().enumerate() {
+                    out[t * m + i] = d * w.scale(j + t);
+                }
             }
         } else {
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = dot(&x[i * kk..(i + 1) * kk], w.row_codes(j)) * w.scale(j);
+            for (t, j) in rows.enumerate() {
+                for i in 0..m {
+                    out[t * m + i] = dot(&x[i * kk..(i + 1) * kk], w.row_codes(j)) * w.scale(j);
+                }
             }
         }
     });
@@ -219,20 +249,40 @@ fn tiled(
     y: &mut [f32],
     row_products: impl Fn(usize, &mut [f32], &mut Vec<f32>) + Sync,
 ) {
+    tiled_blocks(m, n, y, 1, |rows, out, scratch| {
+        for (t, j) in rows.enumerate() {
+            row_products(j, &mut out[t * m..(t + 1) * m], scratch);
+        }
+    })
+}
+
+/// [`tiled`] handing out `block` weight rows at a time (fewer only at the
+/// end): `block_products(rows, out, scratch)` fills `out[t·m + i]` with the
+/// product of weight row `rows.start + t` and activation row `i`.
+fn tiled_blocks(
+    m: usize,
+    n: usize,
+    y: &mut [f32],
+    block: usize,
+    block_products: impl Fn(std::ops::Range<usize>, &mut [f32], &mut Vec<f32>) + Sync,
+) {
     if n == 0 || m == 0 {
         return;
     }
+    let block = block.max(1);
     let run = |rows: std::ops::Range<usize>| -> Vec<f32> {
         let mut out = vec![0.0f32; rows.len() * m];
         let mut scratch = Vec::new();
-        for (t, j) in rows.enumerate() {
-            row_products(j, &mut out[t * m..(t + 1) * m], &mut scratch);
+        for start in rows.clone().step_by(block) {
+            let end = (start + block).min(rows.end);
+            let at = (start - rows.start) * m;
+            block_products(start..end, &mut out[at..at + (end - start) * m], &mut scratch);
         }
         out
     };
     let threads = rayon::current_num_threads();
     let serial = m * n < PARALLEL_MIN_OUTPUTS || threads == 1;
-    let chunk = if serial { n } else { n.div_ceil(8 * threads).max(1) };
+    let chunk = if serial { n } else { n.div_ceil(8 * threads).next_multiple_of(block) };
     let ranges: Vec<_> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
     let results: Vec<Vec<f32>> = if serial {
         ranges.into_iter().map(run).collect()
@@ -416,10 +466,17 @@ mod tests {
         let seed: Vec<f32> = (0..97).map(|i| ((i * 37) % 97) as f32 / 48.0 - 1.0).collect();
         let w = matrix(300, 260, &seed);
         let q = GroupedMatrix::quantize(&w, GroupedLayout::new(3, 64).unwrap());
+        let q8 = Int8Matrix::quantize(&w);
         for m in [1, 3, 6] {
             let x: Vec<f32> = (0..m * 260).map(|i| seed[(i * 5) % 97]).collect();
             let mut y = vec![0.0; m * 300];
             for k in available() {
+                // f32 and int8 go through blocks of four weight rows.
+                matmul_f32_with(k, &x, m, &w, &mut y);
+                assert_close("parallel f32", &y, &matmul_f32_reference(&x, m, &w), &x, m, &w);
+                matmul_int8_with(k, &x, m, &q8, &mut y);
+                let want = matmul_int8_reference(&x, m, &q8);
+                assert_close("parallel int8", &y, &want, &x, m, &q8.dequantize());
                 matmul_grouped_with(k, &x, m, &q, &mut y);
                 assert_close(
                     "parallel",

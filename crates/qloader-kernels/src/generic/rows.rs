@@ -54,6 +54,20 @@ pub fn dot_int8(x: &[f32], q: &[i8]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// [`dot_f32`] of one activation row with four weight rows.
+pub fn dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
+    for (o, w) in out.iter_mut().zip(ws) {
+        *o = dot_f32(x, w);
+    }
+}
+
+/// [`dot_int8`] of one activation row with four code rows.
+pub fn dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
+    for (o, q) in out.iter_mut().zip(qs) {
+        *o = dot_int8(x, q);
+    }
+}
+
 /// `Σ x[i]·w[i]` for one row of a grouped matrix covering `x.len()` columns:
 /// per 32-value block, `scale·Σ x·q + offset·Σ x`.
 pub fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {

@@ -2,7 +2,9 @@
 //! `f32` in registers — packed codes to bytes with a few shifts and masks,
 //! bytes to 32-bit lanes, then `scale·q + offset` — and
 //! multiplied into four independent 8-lane accumulators; nothing is written
-//! back to memory but the final sum. Tails shorter than a vector use the
+//! back to memory but the final sum. `f32` and int8 weights also have `_w4`
+//! kernels: four weight rows against one activation row, each activation
+//! loaded once for the four (batch 1). Tails shorter than a vector use the
 //! generic code.
 //!
 //! Safety: every `unsafe fn` here needs `avx2`, `fma` and (for f16) `f16c`;
@@ -83,6 +85,78 @@ pub unsafe fn avx2_dot_int8(x: &[f32], q: &[i8]) -> f32 {
     }
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
     hsum(sum) + generic::dot_int8(&x[body..n], &q[body..n])
+}
+
+/// `Σ x·w` of one activation row with four `f32` weight rows at once: each
+/// eight activations are loaded once for the four rows (two accumulators per
+/// row); the last `< 16` columns go through the generic code.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; every weight row must be at least as
+/// long as `x`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
+    let n = x.len();
+    assert!(ws.iter().all(|w| w.len() >= n), "weight rows shorter than the activations");
+    let body = n / 16 * 16;
+    let px = x.as_ptr();
+    let pw = ws.map(<[f32]>::as_ptr);
+    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 16 ≤ body ≤ n: within x and every row.
+        unsafe {
+            let x0 = _mm256_loadu_ps(px.add(i));
+            let x1 = _mm256_loadu_ps(px.add(i + 8));
+            for r in 0..4 {
+                acc[r][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(pw[r].add(i)), acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(pw[r].add(i + 8)), acc[r][1]);
+            }
+        }
+        i += 16;
+    }
+    for r in 0..4 {
+        out[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]))
+            + generic::dot_f32(&x[body..n], &ws[r][body..n]);
+    }
+}
+
+/// `Σ x·q` of one activation row with four int8 code rows at once (each
+/// eight activations loaded once for the four rows; codes widened and
+/// converted in registers); the last `< 16` columns go through the generic
+/// code.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; every code row must be at least as
+/// long as `x`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn avx2_dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
+    let n = x.len();
+    assert!(qs.iter().all(|q| q.len() >= n), "code rows shorter than the activations");
+    let body = n / 16 * 16;
+    let px = x.as_ptr();
+    let pq = qs.map(<[i8]>::as_ptr);
+    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+    let mut i = 0;
+    while i < body {
+        // SAFETY: i + 16 ≤ body ≤ n: within x and every row.
+        unsafe {
+            let x0 = _mm256_loadu_ps(px.add(i));
+            let x1 = _mm256_loadu_ps(px.add(i + 8));
+            for r in 0..4 {
+                let codes = _mm_loadu_si128(pq[r].add(i) as *const __m128i);
+                let w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+                let w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(codes)));
+                acc[r][0] = _mm256_fmadd_ps(x0, w0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(x1, w1, acc[r][1]);
+            }
+        }
+        i += 16;
+    }
+    for r in 0..4 {
+        out[r] = hsum(_mm256_add_ps(acc[r][0], acc[r][1]))
+            + generic::dot_int8(&x[body..n], &qs[r][body..n]);
+    }
 }
 
 /// `Σ x[i]·w[i]` with `f16` weights (converted with F16C).

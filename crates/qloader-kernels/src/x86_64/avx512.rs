@@ -2,8 +2,10 @@
 //! int8 activations. `vpdpbusd` multiplies 64 unsigned weight codes by 64
 //! signed activation codes and adds each four products into one `i32` lane
 //! in a single instruction, exactly (no 16-bit intermediate, so no
-//! saturation even for 8-bit codes). The float-activation kernels of this
-//! tier are the AVX2 ones: they are bound by memory, not by instructions.
+//! saturation even for 8-bit codes). Of the float-activation kernels, the
+//! batch-1 products of `f32` and int8 weights take four weight rows at a time
+//! here (the activations, wider than L1 for large layers, are loaded once per
+//! four rows); the others are the AVX2 ones.
 //!
 //! Grouped rows are read 64 bytes at a time: four packed int4 blocks, eight
 //! int2 blocks, or two blocks of one-byte codes (int8, codes expanded in
@@ -75,6 +77,110 @@ pub unsafe fn avx512_dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
         i += 64;
     }
     _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
+}
+
+/// `Σ x·q` of one `f32` activation row with four int8 code rows at once: each
+/// sixteen activations are loaded once and multiplied into all four rows
+/// (at batch 1 the activations, larger than L1 for wide layers, would
+/// otherwise be streamed from L2 once per weight row). Codes are widened
+/// with a sign-extending load and converted to `f32` in registers; each row
+/// keeps two accumulators. The last `< 32` columns go through masked loads.
+///
+/// # Safety
+/// The CPU must support AVX-512 F (and this tier's other features); every
+/// code row must be at least as long as `x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
+    let n = x.len();
+    assert!(qs.iter().all(|q| q.len() >= n), "code rows shorter than the activations");
+    let px = x.as_ptr();
+    let pq = qs.map(<[i8]>::as_ptr);
+    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    let widen = |p: *const i8| {
+        // SAFETY: the callers below pass 16 readable code bytes.
+        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(unsafe { _mm_loadu_si128(p as *const __m128i) }))
+    };
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 ≤ n: columns i..i+32 lie within x and every row.
+        unsafe {
+            let x0 = _mm512_loadu_ps(px.add(i));
+            let x1 = _mm512_loadu_ps(px.add(i + 16));
+            for r in 0..4 {
+                if i % 64 == 0 {
+                    _mm_prefetch::<_MM_HINT_T0>(pq[r].wrapping_add(i + PREFETCH_BYTES));
+                }
+                acc[r][0] = _mm512_fmadd_ps(x0, widen(pq[r].add(i)), acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(x1, widen(pq[r].add(i + 16)), acc[r][1]);
+            }
+        }
+        i += 32;
+    }
+    while i < n {
+        let left = n - i;
+        let mask: __mmask16 = if left >= 16 { u16::MAX } else { (1u16 << left) - 1 };
+        // SAFETY: the mask covers only columns i..n of x and of every row.
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(mask, px.add(i));
+            for r in 0..4 {
+                let q = _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(mask, pq[r].add(i)));
+                acc[r][0] = _mm512_fmadd_ps(xv, _mm512_cvtepi32_ps(q), acc[r][0]);
+            }
+        }
+        i += 16;
+    }
+    for r in 0..4 {
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+    }
+}
+
+/// `Σ x·w` of one `f32` activation row with four `f32` weight rows at once
+/// (each sixteen activations loaded once for the four rows, two
+/// accumulators per row, masked loads for the last `< 32` columns).
+///
+/// # Safety
+/// The CPU must support AVX-512 F (and this tier's other features); every
+/// weight row must be at least as long as `x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
+    let n = x.len();
+    assert!(ws.iter().all(|w| w.len() >= n), "weight rows shorter than the activations");
+    let px = x.as_ptr();
+    let pw = ws.map(<[f32]>::as_ptr);
+    let mut acc = [[_mm512_setzero_ps(); 2]; 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 ≤ n: columns i..i+32 lie within x and every row.
+        unsafe {
+            let x0 = _mm512_loadu_ps(px.add(i));
+            let x1 = _mm512_loadu_ps(px.add(i + 16));
+            for r in 0..4 {
+                _mm_prefetch::<_MM_HINT_T0>(pw[r].wrapping_add(i + PREFETCH_BYTES / 4) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(
+                    pw[r].wrapping_add(i + 16 + PREFETCH_BYTES / 4) as *const i8
+                );
+                acc[r][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pw[r].add(i)), acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(pw[r].add(i + 16)), acc[r][1]);
+            }
+        }
+        i += 32;
+    }
+    while i < n {
+        let left = n - i;
+        let mask: __mmask16 = if left >= 16 { u16::MAX } else { (1u16 << left) - 1 };
+        // SAFETY: the mask covers only columns i..n of x and of every row.
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(mask, px.add(i));
+            for r in 0..4 {
+                let wv = _mm512_maskz_loadu_ps(mask, pw[r].add(i));
+                acc[r][0] = _mm512_fmadd_ps(xv, wv, acc[r][0]);
+            }
+        }
+        i += 16;
+    }
+    for r in 0..4 {
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+    }
 }
 
 /// How far ahead of the codes being multiplied the kernel asks for the next
