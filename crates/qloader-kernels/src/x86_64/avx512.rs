@@ -18,8 +18,8 @@
 //! `Σ_g offset_g · Σ_{c∈g} a_c` is added from the activations' precomputed
 //! group sums, sixteen groups per instruction. Blocks after the last whole
 //! vector go one at a time through 32-byte `vpdpbusd`. The codes, scales and
-//! offsets are prefetched [`PREFETCH_BYTES`] ahead into L1, the codes also
-//! [`L2_PREFETCH_BYTES`] ahead into L2.
+//! offsets are prefetched `PREFETCH_BYTES` ahead into L1, the codes also
+//! `L2_PREFETCH_BYTES` ahead into L2.
 //!
 //! Safety: every `unsafe fn` here needs AVX-512 F, BW, VL and VNNI plus AVX2,
 //! FMA and F16C; the dispatch table only exposes the safe wrappers after
