@@ -30,6 +30,7 @@ use std::arch::x86_64::*;
 use qloader_format::grouped::BLOCK;
 
 use super::avx2::{f16_to_f32, hsum_i32, unpack_block};
+use super::{L2_PREFETCH_BYTES, PREFETCH_BYTES};
 use crate::activations::ActivationRow;
 use crate::quantize::GroupedRow;
 
@@ -187,20 +188,6 @@ pub unsafe fn avx512_dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4])
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
     }
 }
-
-/// How far ahead of the codes being multiplied the kernel asks for the next
-/// line (software prefetch). The hardware prefetcher alone lets a single core
-/// stall on memory between bursts of work; asking 2 KiB ahead made the
-/// single-thread int4/int2 products 5–25 % faster on a Zen 4 VM (the scales
-/// and offsets, an eighth as far ahead in their own arrays, come along).
-const PREFETCH_BYTES: usize = 2048;
-
-/// How far ahead the kernels also ask for a line into L2 only. With the L1
-/// hint alone a core still waited on memory between bursts of work: asking
-/// 14 KiB ahead into L2 took single-thread int4·a8 on 4096×11008 from
-/// 57–71 % to 78–101 % of the read bandwidth timed beside it (Zen 4 VM;
-/// 8 and 26 KiB did as well, within the noise).
-const L2_PREFETCH_BYTES: usize = 7 * PREFETCH_BYTES;
 
 /// Blocks of 32 codes per 64-byte vector: four packed int4 blocks, eight
 /// packed int2 blocks, or two blocks of one-byte codes (8-bit codes, codes
