@@ -2,7 +2,8 @@
 //! `f32` in registers — packed codes to bytes with a few shifts and masks,
 //! bytes to 32-bit lanes, then `scale·q + offset` — and
 //! multiplied into four independent 8-lane accumulators; nothing is written
-//! back to memory but the final sum. `f32` and int8 weights also have `_w4`
+//! back to memory but the final sum. The codes of the batch-1 products are
+//! prefetched (`super::prefetch_codes`). `f32` and int8 weights also have `_w4`
 //! kernels: four weight rows against one activation row, each activation
 //! loaded once for the four (batch 1). Tails shorter than a vector use the
 //! generic code.
@@ -109,6 +110,7 @@ pub unsafe fn avx2_dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
             let x0 = _mm256_loadu_ps(px.add(i));
             let x1 = _mm256_loadu_ps(px.add(i + 8));
             for r in 0..4 {
+                super::prefetch_codes(pw[r] as *const u8, 4 * i, 64);
                 acc[r][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(pw[r].add(i)), acc[r][0]);
                 acc[r][1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(pw[r].add(i + 8)), acc[r][1]);
             }
@@ -144,6 +146,9 @@ pub unsafe fn avx2_dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
             let x0 = _mm256_loadu_ps(px.add(i));
             let x1 = _mm256_loadu_ps(px.add(i + 8));
             for r in 0..4 {
+                if i % 64 == 0 {
+                    super::prefetch_codes(pq[r] as *const u8, i, 64);
+                }
                 let codes = _mm_loadu_si128(pq[r].add(i) as *const __m128i);
                 let w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
                 let w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(codes)));
@@ -745,6 +750,19 @@ unsafe fn eight_packed_groups<const BITS: u8, const R: usize, const PER_GROUP: u
     unsafe { scale_eight_groups(row, sums, g0, group_sums, acc) };
 }
 
+/// Prefetches the codes of groups `g0..g0 + 8` (`group_bytes` each) and, once
+/// per 32 groups, the line of scales and of offsets as far ahead.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch_eight_groups(row: GroupedRow<'_>, group_bytes: usize, g0: usize) {
+    super::prefetch_codes(row.codes.as_ptr(), g0 * group_bytes, 8 * group_bytes);
+    if g0.is_multiple_of(32) {
+        let ahead = g0 + super::PREFETCH_BYTES / 8;
+        _mm_prefetch::<_MM_HINT_T0>(row.scales.as_ptr().wrapping_add(ahead) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(row.offsets.as_ptr().wrapping_add(ahead) as *const i8);
+    }
+}
+
 /// The grouped·a8 product of one weight row with `R` activation rows at once:
 /// each block is unpacked once and multiplied into every row. Within a group
 /// the block dots are summed exactly in `i32`; eight groups at a time are
@@ -785,6 +803,7 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
             .iter()
             .all(|x| interleaved(x) >= full * PER_GROUP / per_vector * per_vector * BLOCK));
         while g0 < full {
+            prefetch_eight_groups(row, block_bytes * PER_GROUP, g0);
             // SAFETY: the assertions above: whole groups, a multiple of 8
             // (so of 8·PER_GROUP blocks, whole vectors), which the codes and
             // interleaved activations hold.
@@ -793,6 +812,7 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
         }
     }
     while g0 < full {
+        prefetch_eight_groups(row, block_bytes * PER_GROUP, g0);
         // SAFETY: the assertions above; same features as this function.
         unsafe { eight_groups::<BITS, R, PER_GROUP>(xs, row, &sums, g0, &mut acc) };
         g0 += 8;

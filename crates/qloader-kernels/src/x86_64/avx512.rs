@@ -18,7 +18,8 @@
 //! `Σ_g offset_g · Σ_{c∈g} a_c` is added from the activations' precomputed
 //! group sums, sixteen groups per instruction. Blocks after the last whole
 //! vector go one at a time through 32-byte `vpdpbusd`. The codes, scales and
-//! offsets are prefetched [`PREFETCH_BYTES`] ahead.
+//! offsets are prefetched `PREFETCH_BYTES` ahead into L1, the codes also
+//! `L2_PREFETCH_BYTES` ahead into L2.
 //!
 //! Safety: every `unsafe fn` here needs AVX-512 F, BW, VL and VNNI plus AVX2,
 //! FMA and F16C; the dispatch table only exposes the safe wrappers after
@@ -29,6 +30,7 @@ use std::arch::x86_64::*;
 use qloader_format::grouped::BLOCK;
 
 use super::avx2::{f16_to_f32, hsum_i32, unpack_block};
+use super::{L2_PREFETCH_BYTES, PREFETCH_BYTES};
 use crate::activations::ActivationRow;
 use crate::quantize::GroupedRow;
 
@@ -109,6 +111,7 @@ pub unsafe fn avx512_dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4])
             for r in 0..4 {
                 if i % 64 == 0 {
                     _mm_prefetch::<_MM_HINT_T0>(pq[r].wrapping_add(i + PREFETCH_BYTES));
+                    _mm_prefetch::<_MM_HINT_T1>(pq[r].wrapping_add(i + L2_PREFETCH_BYTES));
                 }
                 acc[r][0] = _mm512_fmadd_ps(x0, widen(pq[r].add(i)), acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(x1, widen(pq[r].add(i + 16)), acc[r][1]);
@@ -155,10 +158,13 @@ pub unsafe fn avx512_dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4])
             let x0 = _mm512_loadu_ps(px.add(i));
             let x1 = _mm512_loadu_ps(px.add(i + 16));
             for r in 0..4 {
-                _mm_prefetch::<_MM_HINT_T0>(pw[r].wrapping_add(i + PREFETCH_BYTES / 4) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(
-                    pw[r].wrapping_add(i + 16 + PREFETCH_BYTES / 4) as *const i8
-                );
+                // The two lines of this step, PREFETCH_BYTES ahead into L1
+                // and L2_PREFETCH_BYTES ahead into L2.
+                for line in [i, i + 16] {
+                    let at = pw[r].wrapping_add(line) as *const i8;
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_BYTES));
+                    _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(L2_PREFETCH_BYTES));
+                }
                 acc[r][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(pw[r].add(i)), acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(pw[r].add(i + 16)), acc[r][1]);
             }
@@ -182,13 +188,6 @@ pub unsafe fn avx512_dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4])
         out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
     }
 }
-
-/// How far ahead of the codes being multiplied the kernel asks for the next
-/// line (software prefetch). The hardware prefetcher alone lets a single core
-/// stall on memory between bursts of work; asking 2 KiB ahead made the
-/// single-thread int4/int2 products 5–25 % faster on a Zen 4 VM (the scales
-/// and offsets, an eighth as far ahead in their own arrays, come along).
-const PREFETCH_BYTES: usize = 2048;
 
 /// Blocks of 32 codes per 64-byte vector: four packed int4 blocks, eight
 /// packed int2 blocks, or two blocks of one-byte codes (8-bit codes, codes
@@ -356,10 +355,12 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
         let first_unit = g0 / groups_per_unit;
         for u in first_unit..first_unit + n / groups_per_unit {
             // The row's codes, and past its end the next row's, are read in
-            // order: ask for the line PREFETCH_BYTES ahead (a hint: it never
-            // faults, hence `wrapping_add`).
-            let ahead = codes.wrapping_add(u * unit_blocks * block_bytes + PREFETCH_BYTES);
-            _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+            // order: ask for the line PREFETCH_BYTES ahead into L1 and the
+            // one L2_PREFETCH_BYTES ahead into L2 (hints: they never fault,
+            // hence `wrapping_add`).
+            let at = codes.wrapping_add(u * unit_blocks * block_bytes);
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_BYTES) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(L2_PREFETCH_BYTES) as *const i8);
             let mut dots = [_mm512_setzero_si512(); R];
             for k in 0..vectors_per_unit {
                 // SAFETY: unit u < units: its vectors' blocks lie within
