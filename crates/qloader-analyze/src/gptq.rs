@@ -34,26 +34,18 @@ use crate::error::{AnalyzeError, Result};
 use crate::moments::SecondMoments;
 use crate::stage::{dense, weight_of};
 
-/// What to quantize to, and how.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How to quantize (each tensor's format is given separately, see
+/// [`quantize_sequential`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SequentialOptions {
-    /// The format of every quantized tensor (int8 per channel or grouped).
-    pub format: WeightFormat,
     /// The per-tensor algorithm's settings.
     pub gptq: GptqOptions,
     /// Measure each activation site of a block after the sites before it
-    /// are quantized (one pass through the block per site).
+    /// are quantized (one pass through the block per site). Off by default:
+    /// on all-MiniLM-L6-v2 at int4 g32, sites in sequence cost three times
+    /// as long and gave a slightly lower `qloader eval` cosine: 0.98645
+    /// against 0.98685, 128 sentences, unweighted group fits.
     pub sequential_sites: bool,
-}
-
-impl SequentialOptions {
-    /// GPTQ to `format` with the default settings, one pass per block (on
-    /// all-MiniLM-L6-v2 at int4 g32, sites in sequence cost three times as
-    /// long and gave a slightly lower `qloader eval` cosine: 0.98645 against
-    /// 0.98685, 128 sentences, unweighted group fits).
-    pub fn new(format: WeightFormat) -> Self {
-        Self { format, gptq: GptqOptions::default(), sequential_sites: false }
-    }
 }
 
 /// Default calibration sentences for an encoder: on all-MiniLM-L6-v2 at
@@ -74,12 +66,16 @@ pub struct GptqModel {
     pub seconds: f64,
 }
 
-/// Quantizes every multiplied tensor of `model` (not embedding tables) with
-/// GPTQ over the calibration `samples`, block by block (see the module
-/// documentation). `progress` hears after each tensor.
+/// Quantizes every multiplied tensor of `model` (not embedding tables) that
+/// `formats` gives a format, to that format (int8 per channel or grouped),
+/// with GPTQ over the calibration `samples`, block by block (see the module
+/// documentation). Tensors `formats` maps to `None` are left out, and the
+/// calibration passes use them at full precision. `progress` hears after
+/// each tensor.
 pub fn quantize_sequential<M: ProbedModel + ?Sized>(
     model: &M,
     samples: &[Vec<u32>],
+    formats: &dyn Fn(&str) -> Option<WeightFormat>,
     opts: &SequentialOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<GptqModel> {
@@ -87,18 +83,23 @@ pub fn quantize_sequential<M: ProbedModel + ?Sized>(
     if samples.is_empty() || samples.iter().any(Vec::is_empty) {
         return Err(AnalyzeError::Calibration("no calibration samples, or an empty one".into()));
     }
-    if !supports(opts.format) {
-        return Err(AnalyzeError::Options(format!(
-            "GPTQ quantizes to int8 or grouped formats, not {}",
-            opts.format
-        )));
-    }
     let layers = model.layers();
     let tensors = model.quantizable_tensors();
     let tied = model.tied_embedding();
+    let mut format_of: Vec<Option<WeightFormat>> = vec![None; tensors.len()];
     let mut by_stage: BTreeMap<usize, BTreeMap<usize, Vec<usize>>> = BTreeMap::new();
     for (i, t) in tensors.iter().enumerate() {
-        if t.kind != TensorKind::Embedding && Some(i) != tied {
+        if t.kind == TensorKind::Embedding || Some(i) == tied {
+            continue;
+        }
+        if let Some(format) = formats(&t.name) {
+            if !supports(format) {
+                return Err(AnalyzeError::Options(format!(
+                    "GPTQ quantizes to int8 or grouped formats, not {format} (tensor {})",
+                    t.name
+                )));
+            }
+            format_of[i] = Some(format);
             let stage = t.layer.unwrap_or(layers).min(layers);
             by_stage.entry(stage).or_default().entry(t.site).or_default().push(i);
         }
@@ -153,10 +154,12 @@ pub fn quantize_sequential<M: ProbedModel + ?Sized>(
                 .par_iter()
                 .map(|&i| {
                     let w = dense(weight_of(model, i)?);
-                    let q =
-                        gptq(&w, &hessians[&tensors[i].site], opts.format, &opts.gptq).map_err(
-                            |error| AnalyzeError::Gptq { tensor: tensors[i].name.clone(), error },
-                        )?;
+                    let format = format_of[i].ok_or_else(|| {
+                        AnalyzeError::Options(format!("no format for {}", tensors[i].name))
+                    })?;
+                    let q = gptq(&w, &hessians[&tensors[i].site], format, &opts.gptq).map_err(
+                        |error| AnalyzeError::Gptq { tensor: tensors[i].name.clone(), error },
+                    )?;
                     Ok((i, q))
                 })
                 .collect::<Result<_>>()?;
@@ -186,12 +189,14 @@ pub fn quantize_sequential<M: ProbedModel + ?Sized>(
     })
 }
 
-/// GPTQ for the sentence encoder in `model_dir`, calibrated on the first
+/// GPTQ for the sentence encoder in `model_dir`, each tensor to the format
+/// `formats` gives it (see [`quantize_sequential`]), calibrated on the first
 /// `count` sentences of the prose in `calibration`.
 pub fn quantize_encoder(
     model_dir: &Path,
     calibration: &Path,
     count: usize,
+    formats: &dyn Fn(&str) -> Option<WeightFormat>,
     opts: &SequentialOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<GptqModel> {
@@ -209,7 +214,7 @@ pub fn quantize_encoder(
     let model = BertEncoder::load(&dir, &|_| WeightFormat::F32)?;
     let samples: Vec<Vec<u32>> =
         found.iter().map(|s| tokenizer.encode(s)).collect::<Result<_, _>>()?;
-    quantize_sequential(&model, &samples, opts, progress)
+    quantize_sequential(&model, &samples, formats, opts, progress)
 }
 
 #[cfg(test)]
@@ -222,7 +227,14 @@ mod tests {
         struct NoModel;
         impl ProbedModel for NoModel {
             fn quantizable_tensors(&self) -> Vec<qloader_models::QuantizableTensor> {
-                Vec::new()
+                vec![qloader_models::QuantizableTensor {
+                    name: "w".to_owned(),
+                    kind: TensorKind::AttnQ,
+                    layer: Some(0),
+                    rows: 1,
+                    cols: 1,
+                    site: 0,
+                }]
             }
             fn tensor_weight(&self, _: usize) -> Option<&LinearWeight> {
                 None
@@ -258,13 +270,16 @@ mod tests {
                 Ok(h)
             }
         }
-        let opts = SequentialOptions::new(WeightFormat::F16);
-        let err = quantize_sequential(&NoModel, &[vec![1]], &opts, &mut |_| {}).unwrap_err();
+        let opts = SequentialOptions::default();
+        let f16 = |_: &str| Some(WeightFormat::F16);
+        let err = quantize_sequential(&NoModel, &[vec![1]], &f16, &opts, &mut |_| {}).unwrap_err();
         assert!(matches!(err, AnalyzeError::Options(_)), "{err}");
-        let opts = SequentialOptions::new("int4".parse().unwrap());
-        let err = quantize_sequential(&NoModel, &[], &opts, &mut |_| {}).unwrap_err();
+        let int4 = |_: &str| Some("int4".parse().unwrap());
+        let err = quantize_sequential(&NoModel, &[], &int4, &opts, &mut |_| {}).unwrap_err();
         assert!(matches!(err, AnalyzeError::Calibration(_)), "{err}");
-        let done = quantize_sequential(&NoModel, &[vec![1]], &opts, &mut |_| {}).unwrap();
+        // A tensor given no format is left alone.
+        let done =
+            quantize_sequential(&NoModel, &[vec![1]], &|_| None, &opts, &mut |_| {}).unwrap();
         assert!(done.weights.is_empty());
     }
 }

@@ -68,6 +68,9 @@ pub struct PackArgs {
     /// The packed model to write.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    /// How codes are chosen (GPTQ: encoder model directories only).
+    #[command(flatten)]
+    pub method: MethodArgs,
 }
 
 /// Arguments of `qloader inspect`.

@@ -180,7 +180,14 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
             }
             None => None,
         };
-        let report = pack_model(&options.model, &c.formats, plan_ref, &packed, &mut |_, _| {})?;
+        let report = pack_model(
+            &options.model,
+            &c.formats,
+            Default::default(),
+            plan_ref,
+            &packed,
+            &mut |_, _| {},
+        )?;
         let measured = measure(&packed, &reference, &EVAL_SENTENCES)?;
         if !options.keep_packed {
             let _ = std::fs::remove_file(&packed);

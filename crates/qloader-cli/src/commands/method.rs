@@ -69,25 +69,46 @@ impl Gptq {
     /// Every linear weight of the encoder in `model` quantized to `format`,
     /// with a progress line on a terminal.
     pub fn quantize_encoder(&self, model: &Path, format: WeightFormat) -> Result<GptqModel> {
-        let mut opts = SequentialOptions::new(format);
+        self.quantize_encoder_planned(model, &format.to_string(), &|_| Some(format))
+    }
+
+    /// Every linear weight of the encoder in `model` that `formats` gives a
+    /// format GPTQ produces quantized to that format (the others left out,
+    /// for the caller to store as it would anyway), with a progress line on
+    /// a terminal labelled `what`.
+    pub fn quantize_encoder_planned(
+        &self,
+        model: &Path,
+        what: &str,
+        formats: &dyn Fn(&str) -> Option<WeightFormat>,
+    ) -> Result<GptqModel> {
+        let mut opts = SequentialOptions::default();
         opts.gptq.damping = self.damping;
         opts.gptq.act_order = self.act_order;
         let verbose = std::io::stderr().is_terminal();
         let mut progress = |p: Progress| {
             if verbose {
-                eprint!("\rGPTQ {format}: tensor {}/{}", p.done, p.total);
+                eprint!("\rGPTQ {what}: tensor {}/{}", p.done, p.total);
                 if p.done == p.total {
                     eprintln!();
                 }
             }
         };
-        quantize_encoder(model, &self.calibration, self.sentences, &opts, &mut progress)
-            .with_context(|| {
-                format!(
-                    "GPTQ of {} to {format}, calibrated on {}",
-                    model.display(),
-                    self.calibration.display()
-                )
-            })
+        let only_supported = |name: &str| formats(name).filter(|&f| Self::applies_to(f));
+        quantize_encoder(
+            model,
+            &self.calibration,
+            self.sentences,
+            &only_supported,
+            &opts,
+            &mut progress,
+        )
+        .with_context(|| {
+            format!(
+                "GPTQ of {} to {what}, calibrated on {}",
+                model.display(),
+                self.calibration.display()
+            )
+        })
     }
 }

@@ -9,12 +9,20 @@ use qloader_format::{fixtures, PlanRef, WeightFormat};
 use qloader_runtime::packed::{pack_model, quantizable_tensors};
 use qloader_schedule::Plan;
 
-use crate::args::PackArgs;
+use crate::args::{MethodArg, PackArgs};
+use crate::commands::method::Gptq;
 use crate::output::{human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: PackArgs) -> Result<()> {
     let model = args.model.clone().unwrap_or_else(fixtures::smollm2_gguf);
+    if args.method.method == MethodArg::Gptq && !model.is_dir() {
+        anyhow::bail!(
+            "--method gptq is supported for encoder model directories only, not {}",
+            model.display()
+        );
+    }
+    let gptq = Gptq::from_args(&args.method)?;
     let (formats, plan_ref) = match (&args.plan, args.quant) {
         (Some(path), _) => {
             let plan = Plan::read(path)?;
@@ -46,7 +54,30 @@ pub fn run(args: PackArgs) -> Result<()> {
         }
     };
     let clock = Instant::now();
-    let report = pack_model(&model, &formats, plan_ref, &args.output, &mut progress)
+    let mut calibration = None;
+    let replacements = match &gptq {
+        Some(gptq) if formats.values().any(|&f| Gptq::applies_to(f)) => {
+            let what = match &plan_ref {
+                Some(_) => "plan".to_owned(),
+                None => args.quant.map(|f| f.to_string()).unwrap_or_default(),
+            };
+            let done =
+                gptq.quantize_encoder_planned(&model, &what, &|name| formats.get(name).copied())?;
+            calibration = Some(format!(
+                "gptq: {} tensors, {} calibration sentences ({} tokens) of {}, damping {}{}, {:.1} s",
+                done.weights.len(),
+                done.samples,
+                done.tokens,
+                gptq.calibration.display(),
+                gptq.damping,
+                if gptq.act_order { ", act-order" } else { "" },
+                done.seconds
+            ));
+            done.weights
+        }
+        _ => BTreeMap::new(),
+    };
+    let report = pack_model(&model, &formats, replacements, plan_ref, &args.output, &mut progress)
         .with_context(|| format!("packing {} into {}", model.display(), args.output.display()))?;
     let seconds = clock.elapsed().as_secs_f64();
 
@@ -63,5 +94,8 @@ pub fn run(args: PackArgs) -> Result<()> {
         human_bytes(report.file_bytes as usize),
         seconds
     );
+    if let Some(line) = calibration {
+        println!("{line}");
+    }
     Ok(())
 }

@@ -13,5 +13,8 @@ pub mod pack;
 pub mod source;
 
 pub use model::{open_packed, LoadedModel, PackedEncoder, PackedModel};
-pub use pack::{pack_bert, pack_llama, pack_model, quantizable_tensors, PackReport};
+pub use pack::{
+    pack_bert, pack_bert_replacing, pack_llama, pack_llama_replacing, pack_model,
+    quantizable_tensors, PackReport,
+};
 pub use source::{LoadOptions, PackedSource, Placement, PlacementRole};

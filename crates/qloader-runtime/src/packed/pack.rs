@@ -12,8 +12,10 @@ use qloader_format::gguf::GgufFile;
 use qloader_format::{ModelDir, PackedMeta, PackedWriter, PlanRef, PoolingMode, WeightFormat};
 use qloader_models::bert::SafetensorsSource;
 use qloader_models::llama::{GgufSource, LlamaConfig};
-use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, RecordedTensor, RecordingSource};
-use qloader_quant::QuantSummary;
+use qloader_models::{
+    BertEncoder, GgufTokenizer, LlamaModel, RecordedTensor, RecordingSource, ReplacingSource,
+};
+use qloader_quant::{LinearWeight, QuantSummary};
 
 use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
 use crate::error::{Result, RuntimeError};
@@ -37,8 +39,21 @@ pub fn pack_bert(
     plan: Option<PlanRef>,
     out: &Path,
 ) -> Result<PackReport> {
+    pack_bert_replacing(dir, choose, BTreeMap::new(), plan, out)
+}
+
+/// [`pack_bert`], storing the weights in `replacements` (quantized
+/// beforehand, e.g. by GPTQ) in place of the tensors of the same name.
+pub fn pack_bert_replacing(
+    dir: &ModelDir,
+    choose: &dyn Fn(&str) -> WeightFormat,
+    replacements: BTreeMap<String, LinearWeight>,
+    plan: Option<PlanRef>,
+    out: &Path,
+) -> Result<PackReport> {
     let weights = dir.open_weights()?;
-    let mut source = SafetensorsSource::new(&weights, choose);
+    let mut checkpoint = SafetensorsSource::new(&weights, choose);
+    let mut source = ReplacingSource::new(&mut checkpoint, replacements);
     let mut recording = RecordingSource::new(&mut source);
     let model =
         BertEncoder::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut recording)?;
@@ -77,10 +92,24 @@ pub fn pack_llama(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
+    pack_llama_replacing(path, choose, BTreeMap::new(), plan, out, progress)
+}
+
+/// [`pack_llama`], storing the weights in `replacements` (quantized
+/// beforehand) in place of the tensors of the same name.
+pub fn pack_llama_replacing(
+    path: &Path,
+    choose: &dyn Fn(&str) -> WeightFormat,
+    replacements: BTreeMap<String, LinearWeight>,
+    plan: Option<PlanRef>,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PackReport> {
     let file = GgufFile::open(path)?;
     let config = LlamaConfig::from_gguf(&file)?;
     let (tokenizer_json, settings) = GgufTokenizer::from_gguf(&file)?.to_json()?;
-    let mut source = GgufSource::new(&file, choose);
+    let mut checkpoint = GgufSource::new(&file, choose);
+    let mut source = ReplacingSource::new(&mut checkpoint, replacements);
     let mut recording = RecordingSource::new(&mut source);
     let model = LlamaModel::from_source(config.clone(), &mut recording, progress)?;
     let summary = model.summary().clone();
@@ -111,10 +140,13 @@ pub fn quantizable_tensors(model: &Path) -> Result<Vec<String>> {
 /// Packs the model at `model` (a GGUF file, or a sentence-transformers
 /// directory) with every quantizable tensor in the format `formats` gives
 /// it, into `out`. `formats` must name exactly the model's quantizable
-/// tensors (as a plan made from the model's sensitivity table does).
+/// tensors (as a plan made from the model's sensitivity table does). The
+/// weights in `replacements` (quantized beforehand, e.g. by GPTQ, each to
+/// its tensor's format) are stored in place of quantizing those tensors.
 pub fn pack_model(
     model: &Path,
     formats: &BTreeMap<String, WeightFormat>,
+    replacements: BTreeMap<String, LinearWeight>,
     plan: Option<PlanRef>,
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
@@ -129,11 +161,19 @@ pub fn pack_model(
             "the plan names tensor `{extra}`, which the model does not have"
         )));
     }
+    if let Some((name, w)) = replacements.iter().find(|(n, w)| formats.get(*n) != Some(&w.format()))
+    {
+        return Err(mismatch(format!(
+            "the weight given for tensor `{name}` is {}, not the planned {}",
+            w.format(),
+            formats.get(name).map_or_else(|| "format".to_owned(), |f| f.to_string())
+        )));
+    }
     let choose = |name: &str| formats.get(name).copied().unwrap_or(WeightFormat::F32);
     if model.is_dir() {
-        pack_bert(&ModelDir::open(model)?, &choose, plan, out)
+        pack_bert_replacing(&ModelDir::open(model)?, &choose, replacements, plan, out)
     } else {
-        pack_llama(model, &choose, plan, out, progress)
+        pack_llama_replacing(model, &choose, replacements, plan, out, progress)
     }
 }
 
