@@ -73,6 +73,10 @@ impl fmt::Display for Isa {
     }
 }
 
+/// `(x, group sums of x, four rows of one grouped matrix, out)`: see
+/// [`Kernels::dot_grouped_w4`].
+pub type DotGroupedW4 = fn(&[f32], &[f32], &[GroupedRow<'_>; 4], &mut [f32; 4]);
+
 /// Row kernels of one tier.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -91,6 +95,9 @@ pub struct Kernels {
     pub dot_int8_w4: fn(&[f32], &[&[i8]; 4], &mut [f32; 4]),
     /// `Σ x·w` over an `f32` row and a row of a grouped matrix.
     pub dot_grouped: fn(&[f32], GroupedRow<'_>) -> f32,
+    /// [`Kernels::dot_grouped`] of one activation row with four rows of one
+    /// matrix, given the activations' sums per group of the matrix's layout.
+    pub dot_grouped_w4: DotGroupedW4,
     /// `Σ a·q` over int8 activation and int8 weight codes (exact).
     pub dot_int8_a8: fn(&[i8], &[i8]) -> i32,
     /// `Σ x·w` over an int8 activation row and a grouped weight row.
@@ -122,6 +129,7 @@ static GENERIC: Kernels = Kernels {
     dot_int8: generic::dot_int8,
     dot_int8_w4: generic::dot_int8_w4,
     dot_grouped: generic::dot_grouped,
+    dot_grouped_w4: generic::dot_grouped_w4,
     dot_int8_a8: generic::dot_int8_a8,
     dot_grouped_a8: generic::dot_grouped_a8,
     dot_grouped_a8_x4: generic::dot_grouped_a8_x4,
@@ -163,6 +171,11 @@ mod avx2_table {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_grouped(x, row) }
     }
+    fn dot_grouped_w4(x: &[f32], _sums: &[f32], rows: &[GroupedRow<'_>; 4], out: &mut [f32; 4]) {
+        for (o, row) in out.iter_mut().zip(rows) {
+            *o = dot_grouped(x, *row);
+        }
+    }
 
     fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
         // SAFETY: see above.
@@ -202,6 +215,7 @@ mod avx2_table {
         dot_int8,
         dot_int8_w4,
         dot_grouped,
+        dot_grouped_w4,
         dot_int8_a8,
         dot_grouped_a8,
         dot_grouped_a8_x4,
@@ -215,7 +229,7 @@ mod avx2_table {
 #[cfg(target_arch = "x86_64")]
 mod avx512_table {
     use super::*;
-    use crate::x86_64::avx512;
+    use crate::x86_64::{avx512, avx512_grouped};
 
     // SAFETY (all wrappers): they are only reachable through `AVX512_VNNI`,
     // which `Kernels::for_isa` hands out only after `Isa::is_available`
@@ -227,6 +241,10 @@ mod avx512_table {
     fn dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
         // SAFETY: see above.
         unsafe { avx512::avx512_dot_f32_w4(x, ws, out) }
+    }
+    fn dot_grouped_w4(x: &[f32], sums: &[f32], rows: &[GroupedRow<'_>; 4], out: &mut [f32; 4]) {
+        // SAFETY: see above.
+        unsafe { avx512_grouped::avx512_dot_grouped_w4(x, sums, rows, out) }
     }
     fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
         // SAFETY: see above.
@@ -250,12 +268,14 @@ mod avx512_table {
         unsafe { avx512::avx512_dot_expanded_a8_x4(xs, row, out) }
     }
 
-    /// The integer products on VNNI and int8 codes with `f32` activations on
-    /// AVX-512; the other float products are AVX2's.
+    /// The integer products on VNNI; int8 and grouped codes with `f32`
+    /// activations at batch 1 four rows at a time on AVX-512; the other float
+    /// products are AVX2's.
     pub(super) static AVX512_VNNI: Kernels = Kernels {
         isa: Isa::Avx512Vnni,
         dot_f32_w4,
         dot_int8_w4,
+        dot_grouped_w4,
         dot_int8_a8,
         dot_grouped_a8,
         dot_grouped_a8_x4,

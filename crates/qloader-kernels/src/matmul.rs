@@ -141,21 +141,47 @@ pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut
     });
 }
 
-/// [`matmul_grouped`] with the kernels of a given tier.
+/// [`matmul_grouped`] with the kernels of a given tier. Fused (fewer than
+/// [`UNPACK_MIN_ROWS`] activation rows), weight rows go four at a time
+/// through the w4 kernel with each activation row's group sums computed once.
 pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let (dot, unpack, dot_f32) = (k.dot_grouped, k.unpack_grouped, k.dot_f32);
-    tiled(m, w.rows(), y, |j, out, buf| {
-        if m >= UNPACK_MIN_ROWS {
+    let (dot, dot_w4) = (k.dot_grouped, k.dot_grouped_w4);
+    let (unpack, dot_f32) = (k.unpack_grouped, k.dot_f32);
+    if m >= UNPACK_MIN_ROWS {
+        tiled(m, w.rows(), y, |j, out, buf| {
             buf.resize(kk, 0.0);
             unpack(w.row(j), buf);
             for (i, o) in out.iter_mut().enumerate() {
                 *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
             }
-        } else {
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
+        });
+        return;
+    }
+    let group = w.layout().group();
+    let sums: Vec<Vec<f32>> = (0..m)
+        .map(|i| x[i * kk..(i + 1) * kk].chunks(group).map(|g| g.iter().sum()).collect())
+        .collect();
+    tiled_blocks(m, w.rows(), y, 4, |rows, out, _| {
+        let j = rows.start;
+        for i in 0..m {
+            let xi = &x[i * kk..(i + 1) * kk];
+            if rows.len() == 4 {
+                let mut dots = [0.0f32; 4];
+                dot_w4(
+                    xi,
+                    &sums[i],
+                    &[w.row(j), w.row(j + 1), w.row(j + 2), w.row(j + 3)],
+                    &mut dots,
+                );
+                for (t, d) in dots.into_iter().enumerate() {
+                    out[t * m + i] = d;
+                }
+            } else {
+                for (t, j) in rows.clone().enumerate() {
+                    out[t * m + i] = dot(xi, w.row(j));
+                }
             }
         }
     });

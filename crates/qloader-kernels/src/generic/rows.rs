@@ -68,6 +68,15 @@ pub fn dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
     }
 }
 
+/// [`dot_grouped`] of one activation row with four weight rows of one
+/// matrix (`_sums`, the activations' group sums, is for tiers that split off
+/// the offsets' part).
+pub fn dot_grouped_w4(x: &[f32], _sums: &[f32], rows: &[GroupedRow<'_>; 4], out: &mut [f32; 4]) {
+    for (o, row) in out.iter_mut().zip(rows) {
+        *o = dot_grouped(x, *row);
+    }
+}
+
 /// `Σ x[i]·w[i]` for one row of a grouped matrix covering `x.len()` columns:
 /// per 32-value block, `scale·Σ x·q + offset·Σ x`.
 pub fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {

@@ -244,7 +244,7 @@ pub(super) unsafe fn unpack_block<const BITS: u8>(packed: *const u8) -> __m256i 
 /// `packed` must hold 8 readable bytes; the CPU must support AVX2.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn unpack_2bit(packed: *const u8) -> __m256i {
+pub(super) unsafe fn unpack_2bit(packed: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 8 readable bytes.
     let word = unsafe { (packed as *const u64).read_unaligned() };
     let lanes = _mm256_srlv_epi64(_mm256_set1_epi64x(word as i64), _mm256_setr_epi64x(0, 2, 4, 6));

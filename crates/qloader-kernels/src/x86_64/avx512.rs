@@ -29,7 +29,7 @@ use std::arch::x86_64::*;
 
 use qloader_format::grouped::BLOCK;
 
-use super::avx2::{f16_to_f32, hsum_i32, unpack_block};
+use super::avx2::{f16_to_f32, hsum_i32, unpack_2bit, unpack_block};
 use super::{L2_PREFETCH_BYTES, PREFETCH_BYTES};
 use crate::activations::ActivationRow;
 use crate::quantize::GroupedRow;
@@ -258,11 +258,22 @@ unsafe fn vector_dots<const BITS: u8, const R: usize>(
         }
         _ => {
             let w = if BITS == 3 {
-                // SAFETY: the caller guarantees blocks 2v and 2v+1.
+                // The low two bits as int2 blocks. The third bit of value r
+                // is bit r of the u32 after the low plane: the two blocks'
+                // u32s are the byte mask of the codes that get 4 added
+                // (their low bits are 0..=3).
+                // SAFETY: the caller guarantees blocks 2v and 2v+1 (12 bytes
+                // each: 8 of low plane, then the high-bit word).
                 unsafe {
-                    let b0 = unpack_block::<3>(codes.add(2 * v * block_bytes));
-                    let b1 = unpack_block::<3>(codes.add((2 * v + 1) * block_bytes));
-                    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(b0), b1)
+                    let (p0, p1) =
+                        (codes.add(2 * v * block_bytes), codes.add((2 * v + 1) * block_bytes));
+                    let low = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(unpack_2bit(p0)),
+                        unpack_2bit(p1),
+                    );
+                    let high0 = (p0.add(8) as *const u32).read_unaligned() as u64;
+                    let high1 = (p1.add(8) as *const u32).read_unaligned() as u64;
+                    _mm512_mask_add_epi8(low, high0 | (high1 << 32), low, _mm512_set1_epi8(4))
                 }
             } else {
                 // One-byte codes: two blocks are 64 consecutive bytes.
