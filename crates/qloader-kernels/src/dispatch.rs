@@ -21,8 +21,9 @@ pub enum Isa {
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
     /// x86-64 with AVX-512 (F, BW, VL) and VNNI, besides AVX2, FMA and F16C:
-    /// integer products with int8 activations on `vpdpbusd`; the float
-    /// kernels are the AVX2 ones.
+    /// integer products with int8 activations on `vpdpbusd`, and batch-1
+    /// float products four weight rows at a time (f32, int8 and grouped
+    /// weights); the other float kernels are the AVX2 ones.
     Avx512Vnni,
 }
 

@@ -5,7 +5,8 @@
 //! saturation even for 8-bit codes). Of the float-activation kernels, the
 //! batch-1 products of `f32` and int8 weights take four weight rows at a time
 //! here (the activations, wider than L1 for large layers, are loaded once per
-//! four rows); the others are the AVX2 ones.
+//! four rows); grouped weights with `f32` activations are in
+//! [`super::avx512_grouped`]; the other float kernels are the AVX2 ones.
 //!
 //! Grouped rows are read 64 bytes at a time: four packed int4 blocks, eight
 //! int2 blocks, or two blocks of one-byte codes (int8, codes expanded in
