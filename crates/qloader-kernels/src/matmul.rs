@@ -64,23 +64,14 @@ pub fn matmul_f32_with(k: &Kernels, x: &[f32], m: usize, w: &DenseMatrix, y: &mu
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
     let (dot, dot_w4) = (k.dot_f32, k.dot_f32_w4);
-    tiled_blocks(m, w.rows(), y, 4, |rows, out, _| {
-        let j = rows.start;
-        for i in 0..m {
-            let x = &x[i * kk..(i + 1) * kk];
-            if rows.len() == 4 {
-                let mut dots = [0.0f32; 4];
-                dot_w4(x, &[w.row(j), w.row(j + 1), w.row(j + 2), w.row(j + 3)], &mut dots);
-                for (t, d) in dots.into_iter().enumerate() {
-                    out[t * m + i] = d;
-                }
-            } else {
-                for (t, j) in rows.clone().enumerate() {
-                    out[t * m + i] = dot(x, w.row(j));
-                }
-            }
-        }
-    });
+    let x = |i: usize| &x[i * kk..(i + 1) * kk];
+    four_rows_at_a_time(
+        m,
+        w.rows(),
+        y,
+        |i, j, out| dot_w4(x(i), &[w.row(j), w.row(j + 1), w.row(j + 2), w.row(j + 3)], out),
+        |i, j| dot(x(i), w.row(j)),
+    );
 }
 
 /// [`matmul_int8`] with the kernels of a given tier. Fused, weight rows go
@@ -90,35 +81,28 @@ pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mu
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
     let (dot, dot_w4, dot_f32) = (k.dot_int8, k.dot_int8_w4, k.dot_f32);
-    tiled_blocks(m, w.rows(), y, 4, |rows, out, buf| {
-        let j = rows.start;
-        if m >= UNPACK_MIN_ROWS {
-            for (t, j) in rows.enumerate() {
-                let s = w.scale(j);
-                buf.clear();
-                buf.extend(w.row_codes(j).iter().map(|&q| q as f32 * s));
-                for i in 0..m {
-                    out[t * m + i] = dot_f32(&x[i * kk..(i + 1) * kk], buf);
-                }
-            }
-        } else if rows.len() == 4 {
+    if m >= UNPACK_MIN_ROWS {
+        return expanded_rows(dot_f32, x, m, w.rows(), y, |j, buf| {
+            let s = w.scale(j);
+            buf.clear();
+            buf.extend(w.row_codes(j).iter().map(|&q| q as f32 * s));
+        });
+    }
+    let x = |i: usize| &x[i * kk..(i + 1) * kk];
+    four_rows_at_a_time(
+        m,
+        w.rows(),
+        y,
+        |i, j, out| {
             let codes =
                 [w.row_codes(j), w.row_codes(j + 1), w.row_codes(j + 2), w.row_codes(j + 3)];
-            for i in 0..m {
-                let mut dots = [0.0f32; 4];
-                dot_w4(&x[i * kk..(i + 1) * kk], &codes, &mut dots);
-                for (t, d) in dots.into_iter().enumerate() {
-                    out[t * m + i] = d * w.scale(j + t);
-                }
+            dot_w4(x(i), &codes, out);
+            for (t, o) in out.iter_mut().enumerate() {
+                *o *= w.scale(j + t);
             }
-        } else {
-            for (t, j) in rows.enumerate() {
-                for i in 0..m {
-                    out[t * m + i] = dot(&x[i * kk..(i + 1) * kk], w.row_codes(j)) * w.scale(j);
-                }
-            }
-        }
-    });
+        },
+        |i, j| dot(x(i), w.row_codes(j)) * w.scale(j),
+    );
 }
 
 /// [`matmul_f16`] with the kernels of a given tier.
@@ -126,17 +110,15 @@ pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
     let (dot, unpack, dot_f32) = (k.dot_f16, k.unpack_f16, k.dot_f32);
-    tiled(m, w.rows(), y, |j, out, buf| {
-        if m >= UNPACK_MIN_ROWS {
+    if m >= UNPACK_MIN_ROWS {
+        return expanded_rows(dot_f32, x, m, w.rows(), y, |j, buf| {
             buf.resize(kk, 0.0);
             unpack(w.row(j), buf);
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
-            }
-        } else {
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
-            }
+        });
+    }
+    tiled(m, w.rows(), y, |j, out, _| {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
         }
     });
 }
@@ -150,41 +132,25 @@ pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, 
     let (dot, dot_w4) = (k.dot_grouped, k.dot_grouped_w4);
     let (unpack, dot_f32) = (k.unpack_grouped, k.dot_f32);
     if m >= UNPACK_MIN_ROWS {
-        tiled(m, w.rows(), y, |j, out, buf| {
+        return expanded_rows(dot_f32, x, m, w.rows(), y, |j, buf| {
             buf.resize(kk, 0.0);
             unpack(w.row(j), buf);
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
-            }
         });
-        return;
     }
     let group = w.layout().group();
     let sums: Vec<Vec<f32>> = (0..m)
         .map(|i| x[i * kk..(i + 1) * kk].chunks(group).map(|g| g.iter().sum()).collect())
         .collect();
-    tiled_blocks(m, w.rows(), y, 4, |rows, out, _| {
-        let j = rows.start;
-        for i in 0..m {
-            let xi = &x[i * kk..(i + 1) * kk];
-            if rows.len() == 4 {
-                let mut dots = [0.0f32; 4];
-                dot_w4(
-                    xi,
-                    &sums[i],
-                    &[w.row(j), w.row(j + 1), w.row(j + 2), w.row(j + 3)],
-                    &mut dots,
-                );
-                for (t, d) in dots.into_iter().enumerate() {
-                    out[t * m + i] = d;
-                }
-            } else {
-                for (t, j) in rows.clone().enumerate() {
-                    out[t * m + i] = dot(xi, w.row(j));
-                }
-            }
-        }
-    });
+    let x = |i: usize| &x[i * kk..(i + 1) * kk];
+    four_rows_at_a_time(
+        m,
+        w.rows(),
+        y,
+        |i, j, out| {
+            dot_w4(x(i), &sums[i], &[w.row(j), w.row(j + 1), w.row(j + 2), w.row(j + 3)], out)
+        },
+        |i, j| dot(x(i), w.row(j)),
+    );
 }
 
 /// [`matmul_int8_a8`] with the kernels of a given tier and activations
@@ -278,6 +244,54 @@ fn tiled(
     tiled_blocks(m, n, y, 1, |rows, out, scratch| {
         for (t, j) in rows.enumerate() {
             row_products(j, &mut out[t * m..(t + 1) * m], scratch);
+        }
+    })
+}
+
+/// The products from [`UNPACK_MIN_ROWS`] activation rows on: `expand(j,
+/// buf)` writes weight row `j` as `f32` into the task's buffer, once, and
+/// every activation row is multiplied by it with `dot_f32`.
+fn expanded_rows(
+    dot_f32: fn(&[f32], &[f32]) -> f32,
+    x: &[f32],
+    m: usize,
+    n: usize,
+    y: &mut [f32],
+    expand: impl Fn(usize, &mut Vec<f32>) + Sync,
+) {
+    let kk = x.len().checked_div(m).unwrap_or(0);
+    tiled(m, n, y, |j, out, buf| {
+        expand(j, buf);
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
+        }
+    });
+}
+
+/// [`tiled_blocks`] for the batch-1 kernels that take four weight rows at
+/// once: `four(i, j, out)` fills `out[t]` with the product of activation row
+/// `i` and weight row `j + t`; `one(i, j)` is a single product, for the rows
+/// after the last block of four.
+fn four_rows_at_a_time(
+    m: usize,
+    n: usize,
+    y: &mut [f32],
+    four: impl Fn(usize, usize, &mut [f32; 4]) + Sync,
+    one: impl Fn(usize, usize) -> f32 + Sync,
+) {
+    tiled_blocks(m, n, y, 4, |rows, out, _| {
+        for i in 0..m {
+            if rows.len() == 4 {
+                let mut dots = [0.0f32; 4];
+                four(i, rows.start, &mut dots);
+                for (t, d) in dots.into_iter().enumerate() {
+                    out[t * m + i] = d;
+                }
+            } else {
+                for (t, j) in rows.clone().enumerate() {
+                    out[t * m + i] = one(i, j);
+                }
+            }
         }
     })
 }

@@ -39,15 +39,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         match &gptq {
             Some(gptq) if Gptq::applies_to(format) => {
                 let done = gptq.quantize_encoder(&dir, format)?;
-                calibrations.push(format!(
-                    "{format} (gptq): {} calibration sentences ({} tokens) of {}, damping {}{}, quantized in {:.1} s",
-                    done.samples,
-                    done.tokens,
-                    gptq.calibration.display(),
-                    gptq.damping,
-                    if gptq.act_order { ", act-order" } else { "" },
-                    done.seconds
-                ));
+                calibrations.push(format!("{format} (gptq): {}", gptq.describe(&done)));
                 candidates.push(EvalCandidate {
                     format,
                     method: "gptq".to_owned(),

@@ -60,6 +60,21 @@ impl Gptq {
         }))
     }
 
+    /// How `done` was calibrated, for the line a command prints under its
+    /// table: "N calibration sentences (T tokens) of FILE, damping D,
+    /// quantized in S s".
+    pub fn describe(&self, done: &GptqModel) -> String {
+        format!(
+            "{} calibration sentences ({} tokens) of {}, damping {}{}, quantized in {:.1} s",
+            done.samples,
+            done.tokens,
+            self.calibration.display(),
+            self.damping,
+            if self.act_order { ", act-order" } else { "" },
+            done.seconds
+        )
+    }
+
     /// Whether GPTQ chooses the codes of `format` (else they are rounded to
     /// nearest).
     pub fn applies_to(format: WeightFormat) -> bool {

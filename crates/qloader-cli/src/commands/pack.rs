@@ -63,16 +63,8 @@ pub fn run(args: PackArgs) -> Result<()> {
             };
             let done =
                 gptq.quantize_encoder_planned(&model, &what, &|name| formats.get(name).copied())?;
-            calibration = Some(format!(
-                "gptq: {} tensors, {} calibration sentences ({} tokens) of {}, damping {}{}, {:.1} s",
-                done.weights.len(),
-                done.samples,
-                done.tokens,
-                gptq.calibration.display(),
-                gptq.damping,
-                if gptq.act_order { ", act-order" } else { "" },
-                done.seconds
-            ));
+            calibration =
+                Some(format!("gptq: {} tensors, {}", done.weights.len(), gptq.describe(&done)));
             done.weights
         }
         _ => BTreeMap::new(),
