@@ -203,6 +203,10 @@ fn time_shape(
         progress(&format!("{rows}×{cols} {format}"));
         let weight = LinearWeight::quantize(dense.clone(), format);
         let bytes = weight.storage_bytes();
+        let group = match &weight {
+            LinearWeight::Grouped(g) => g.layout().group(),
+            _ => qloader_kernels::matmul::INT8_ACTIVATION_GROUP,
+        };
         let modes: &[bool] = if config.int8_activations && weight.has_a8_kernel() {
             &[false, true]
         } else {
@@ -241,7 +245,7 @@ fn time_shape(
                 let x_ref = &x;
                 let mut on_expanded = expanded.as_mut().map(|e| {
                     move || {
-                        let xq = QuantizedActivations::quantize(x_ref, m, cols);
+                        let xq = QuantizedActivations::quantize(x_ref, m, cols, group);
                         matmul_expanded_a8_with(kernels, &xq, e.next(), &mut y2)
                     }
                 });

@@ -35,7 +35,7 @@ fn kernels(c: &mut Criterion) {
             .into();
         for m in BATCHES {
             let x: Vec<f32> = (0..m * cols).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
-            let xq = QuantizedActivations::quantize(&x, m, cols);
+            let xq = QuantizedActivations::quantize(&x, m, cols, 32);
             let mut y = vec![0.0f32; m * rows];
             let mut group = c.benchmark_group(format!("matmul_{rows}x{cols}_m{m}"));
             group.sample_size(10);

@@ -1,18 +1,26 @@
-//! Activations quantized on the fly to int8, one symmetric scale per row, for
-//! the integer-dot kernels (W8A8, W4A8, W3A8, W2A8): `x ≈ scale · a`,
-//! `a ∈ -127..=127`, `scale = max|x| / 127`.
+//! Activations quantized on the fly to int8 for the integer-dot kernels
+//! (W8A8, W4A8, W3A8, W2A8), with one symmetric scale per group of `group`
+//! values (32, 64 or 128: the weight layout's group, so that a group's
+//! integer dot product needs one scale from each side): `x ≈ scale_g · a`,
+//! `a ∈ -127..=127`, `scale_g = max|x_g| / 127`. A scale per group rather
+//! than per row keeps the few outlier features of a hidden state from
+//! flattening every other feature's codes (llama.cpp's `Q8_0` makes the same
+//! choice with 32 values per scale).
 //!
 //! Rows are padded with zeros to whole 32-value blocks (so kernels never need
-//! a tail case), and each block's code sum `Σ a` is kept, because a grouped
-//! weight's offset contributes `offset · Σ a` to the block's dot product.
+//! a tail case); each block's code sum `Σ a` is kept, and each group's
+//! `scale_g · Σ a`, because a grouped weight's offset contributes
+//! `offset · Σ a` to the group's dot product.
 
-use qloader_format::grouped::BLOCK;
+use qloader_format::grouped::{BLOCK, GROUPS};
 
 /// `m` rows of int8 activations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantizedActivations {
+    rows: usize,
     cols: usize,
     padded: usize,
+    group: usize,
     codes: Vec<i8>,
     /// Per row, `codes` of whole block pairs in the [`ActivationRow::paired_codes`] order.
     paired_codes: Vec<i8>,
@@ -22,10 +30,11 @@ pub struct QuantizedActivations {
     int4_wide_codes: Vec<i8>,
     /// Per row, [`ActivationRow::int2_wide_codes`].
     int2_wide_codes: Vec<i8>,
+    /// Per row, one scale per group.
     scales: Vec<f32>,
     block_sums: Vec<i32>,
-    /// `Σ code` per group of 32, 64 and 128 values, as `f32`.
-    group_sums: [Vec<f32>; 3],
+    /// Per row and group, `scale_g · Σ code`.
+    scaled_sums: Vec<f32>,
 }
 
 /// One row of [`QuantizedActivations`], as the kernels see it.
@@ -55,57 +64,59 @@ pub struct ActivationRow<'a> {
     /// `8p..8p+8` — the 2-bit planes of eight packed int2 blocks read as one
     /// 64-byte vector. Blocks past the last whole run are left out.
     pub int2_wide_codes: &'a [i8],
-    /// `x ≈ scale · code`.
-    pub scale: f32,
+    /// Values per scale (32, 64 or 128).
+    pub group: usize,
+    /// `x ≈ scales[c / group] · code`, one per group.
+    pub scales: &'a [f32],
     /// `Σ code` per 32-value block.
     pub block_sums: &'a [i32],
-    /// `Σ code` per group of 32, 64 and 128 values (index 0, 1, 2), as `f32`.
-    pub group_sums: [&'a [f32]; 3],
-}
-
-impl<'a> ActivationRow<'a> {
-    /// `Σ code` per group of `group` ∈ {32, 64, 128} values.
-    pub fn group_sums(&self, group: usize) -> &'a [f32] {
-        self.group_sums[(group / BLOCK).trailing_zeros() as usize]
-    }
+    /// `scales[g] · Σ code` over group `g`.
+    pub scaled_sums: &'a [f32],
 }
 
 impl QuantizedActivations {
-    /// Quantizes `m` rows of `x` (`m × cols`, row-major).
-    pub fn quantize(x: &[f32], m: usize, cols: usize) -> Self {
+    /// Quantizes `m` rows of `x` (`m × cols`, row-major) with one scale per
+    /// `group` values.
+    ///
+    /// # Panics
+    /// If `x` is not `m × cols` or `group` is not 32, 64 or 128.
+    pub fn quantize(x: &[f32], m: usize, cols: usize, group: usize) -> Self {
         assert_eq!(x.len(), m * cols, "x must be m × cols");
+        assert!(GROUPS.contains(&group), "activation groups are 32, 64 or 128 values");
         let blocks = cols.div_ceil(BLOCK);
         let padded = blocks * BLOCK;
+        let groups = cols.div_ceil(group);
         let mut codes = vec![0i8; m * padded];
-        let mut scales = Vec::with_capacity(m);
+        let mut scales = Vec::with_capacity(m * groups);
         let mut block_sums = Vec::with_capacity(m * blocks);
-        for (row, out) in x.chunks_exact(cols.max(1)).take(m).zip(codes.chunks_exact_mut(padded)) {
-            let max_abs = max_abs(row);
-            let scale = if max_abs > 0.0 && max_abs.is_finite() { max_abs / 127.0 } else { 0.0 };
-            let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o = round_to_code(v * inv);
+        let mut scaled_sums = Vec::with_capacity(m * groups);
+        for i in 0..m {
+            let row = &x[i * cols..(i + 1) * cols];
+            let out = &mut codes[i * padded..(i + 1) * padded];
+            for (xg, og) in row.chunks(group).zip(out.chunks_mut(group)) {
+                let max_abs = max_abs(xg);
+                let scale =
+                    if max_abs > 0.0 && max_abs.is_finite() { max_abs / 127.0 } else { 0.0 };
+                let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                for (o, &v) in og.iter_mut().zip(xg) {
+                    *o = round_to_code(v * inv);
+                }
+                scales.push(scale);
+                let sum: i32 = og.iter().map(|&a| a as i32).sum();
+                scaled_sums.push(scale * sum as f32);
             }
-            scales.push(scale);
             block_sums
                 .extend(out.chunks_exact(BLOCK).map(|b| b.iter().map(|&a| a as i32).sum::<i32>()));
         }
-        if cols == 0 {
-            scales.resize(m, 0.0);
-        }
-        let group_sums = [1usize, 2, 4].map(|per| {
-            block_sums
-                .chunks(blocks.max(1))
-                .flat_map(|row| row.chunks(per).map(|g| g.iter().sum::<i32>() as f32))
-                .collect()
-        });
         let paired_codes = interleave_blocks::<16>(&codes, padded, 2);
         let quad_codes = interleave_blocks::<8>(&codes, padded, 4);
         let int4_wide_codes = interleave_blocks::<16>(&codes, padded, 4);
         let int2_wide_codes = interleave_blocks::<8>(&codes, padded, 8);
         Self {
+            rows: m,
             cols,
             padded,
+            group,
             codes,
             paired_codes,
             quad_codes,
@@ -113,13 +124,13 @@ impl QuantizedActivations {
             int2_wide_codes,
             scales,
             block_sums,
-            group_sums,
+            scaled_sums,
         }
     }
 
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.scales.len()
+        self.rows
     }
 
     /// Columns (before padding).
@@ -127,25 +138,28 @@ impl QuantizedActivations {
         self.cols
     }
 
+    /// Values per scale.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
     /// Row `i`.
     pub fn row(&self, i: usize) -> ActivationRow<'_> {
         let blocks = self.padded / BLOCK;
+        let groups = self.cols.div_ceil(self.group);
         let paired = blocks / 2 * 2 * BLOCK;
         let quads = blocks / 4 * 4 * BLOCK;
         let octets = blocks / 8 * 8 * BLOCK;
-        let sums = |level: usize| {
-            let per_row = blocks.div_ceil(1 << level);
-            &self.group_sums[level][i * per_row..(i + 1) * per_row]
-        };
         ActivationRow {
             codes: &self.codes[i * self.padded..(i + 1) * self.padded],
             paired_codes: &self.paired_codes[i * paired..(i + 1) * paired],
             quad_codes: &self.quad_codes[i * quads..(i + 1) * quads],
             int4_wide_codes: &self.int4_wide_codes[i * quads..(i + 1) * quads],
             int2_wide_codes: &self.int2_wide_codes[i * octets..(i + 1) * octets],
-            scale: self.scales[i],
+            group: self.group,
+            scales: &self.scales[i * groups..(i + 1) * groups],
             block_sums: &self.block_sums[i * blocks..(i + 1) * blocks],
-            group_sums: [sums(0), sums(1), sums(2)],
+            scaled_sums: &self.scaled_sums[i * groups..(i + 1) * groups],
         }
     }
 }
@@ -216,37 +230,53 @@ mod tests {
 
     #[test]
     fn round_trip_within_half_step_and_padding_is_zero() {
-        let x: Vec<f32> = (0..2 * 40).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
-        let q = QuantizedActivations::quantize(&x, 2, 40);
-        for i in 0..2 {
-            let r = q.row(i);
-            assert_eq!(r.codes.len(), 64);
-            assert!(r.codes[40..].iter().all(|&c| c == 0));
-            for (c, &v) in x[i * 40..(i + 1) * 40].iter().enumerate() {
-                assert!((r.codes[c] as f32 * r.scale - v).abs() <= r.scale / 2.0 + 1e-6);
-            }
-            let sums: Vec<i32> =
-                r.codes.chunks(32).map(|b| b.iter().map(|&a| a as i32).sum()).collect();
-            assert_eq!(r.block_sums, &sums[..]);
-            // 64 codes = one whole block pair: halves interleaved.
-            assert_eq!(r.paired_codes.len(), 64);
-            assert_eq!(r.paired_codes[..16], r.codes[..16]);
-            assert_eq!(r.paired_codes[16..32], r.codes[32..48]);
-            assert_eq!(r.paired_codes[32..48], r.codes[16..32]);
-            assert_eq!(r.paired_codes[48..], r.codes[48..]);
-            assert!(r.quad_codes.is_empty(), "two blocks make no quad");
-            for group in [32, 64, 128] {
-                let want: Vec<f32> =
-                    r.codes.chunks(group).map(|g| g.iter().map(|&a| a as f32).sum()).collect();
-                assert_eq!(r.group_sums(group), &want[..], "group {group}");
+        // Feature 3 is an outlier: only its own group's scale grows.
+        let x: Vec<f32> = (0..2 * 100)
+            .map(|i| if i % 100 == 3 { 90.0 } else { (i as f32 * 0.37).sin() * 3.0 })
+            .collect();
+        for group in [32, 64, 128] {
+            let q = QuantizedActivations::quantize(&x, 2, 100, group);
+            assert_eq!((q.rows(), q.cols(), q.group()), (2, 100, group));
+            for i in 0..2 {
+                let r = q.row(i);
+                assert_eq!(r.codes.len(), 128);
+                assert_eq!(r.scales.len(), 100usize.div_ceil(group));
+                assert!(r.codes[100..].iter().all(|&c| c == 0));
+                for (c, &v) in x[i * 100..(i + 1) * 100].iter().enumerate() {
+                    let s = r.scales[c / group];
+                    assert!((r.codes[c] as f32 * s - v).abs() <= s / 2.0 + 1e-6, "{c}");
+                }
+                let max0 =
+                    x[i * 100..i * 100 + group.min(100)].iter().fold(0f32, |a, v| a.max(v.abs()));
+                assert_eq!(r.scales[0], max0 / 127.0);
+                if group < 100 {
+                    assert!(r.scales[1] < 3.0 / 127.0 + 1e-6, "the outlier stays in group 0");
+                }
+                let sums: Vec<i32> =
+                    r.codes.chunks(32).map(|b| b.iter().map(|&a| a as i32).sum()).collect();
+                assert_eq!(r.block_sums, &sums[..]);
+                let scaled: Vec<f32> = r
+                    .codes
+                    .chunks(group)
+                    .zip(r.scales)
+                    .map(|(g, s)| s * g.iter().map(|&a| a as i32).sum::<i32>() as f32)
+                    .collect();
+                assert_eq!(r.scaled_sums, &scaled[..]);
+                // 128 codes = two whole block pairs: halves interleaved.
+                assert_eq!(r.paired_codes.len(), 128);
+                assert_eq!(r.paired_codes[..16], r.codes[..16]);
+                assert_eq!(r.paired_codes[16..32], r.codes[32..48]);
+                assert_eq!(r.paired_codes[32..48], r.codes[16..32]);
+                assert_eq!(r.paired_codes[48..64], r.codes[48..64]);
+                assert_eq!(r.quad_codes.len(), 128, "four blocks make one quad");
             }
         }
     }
 
     #[test]
     fn zero_row_has_zero_scale() {
-        let q = QuantizedActivations::quantize(&[0.0; 5], 1, 5);
-        assert_eq!(q.row(0).scale, 0.0);
+        let q = QuantizedActivations::quantize(&[0.0; 5], 1, 5, 32);
+        assert_eq!(q.row(0).scales, &[0.0]);
         assert!(q.row(0).paired_codes.is_empty(), "one block has no pair");
         assert!(q.row(0).codes.iter().all(|&c| c == 0));
     }
@@ -254,7 +284,7 @@ mod tests {
     #[test]
     fn wide_runs_follow_the_64_byte_planes() {
         let x: Vec<f32> = (0..9 * 32).map(|i| ((i * 7) % 200) as f32 - 100.0).collect();
-        let q = QuantizedActivations::quantize(&x, 1, 9 * 32);
+        let q = QuantizedActivations::quantize(&x, 1, 9 * 32, 32);
         let r = q.row(0);
         // Nine blocks: two int4 runs of four, one int2 run of eight.
         assert_eq!(r.int4_wide_codes.len(), 8 * 32);
@@ -276,7 +306,7 @@ mod tests {
     #[test]
     fn quads_follow_the_int2_planes() {
         let x: Vec<f32> = (0..130).map(|i| (i % 100) as f32 - 50.0).collect();
-        let q = QuantizedActivations::quantize(&x, 1, 130);
+        let q = QuantizedActivations::quantize(&x, 1, 130, 32);
         let r = q.row(0);
         // Five blocks: one whole quad, and the fifth left out.
         assert_eq!(r.quad_codes.len(), 128);

@@ -44,17 +44,23 @@ pub fn matmul_grouped(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
     matmul_grouped_with(Kernels::detect(), x, m, w, y)
 }
 
+/// Values per activation scale for int8 per-channel weights (which have no
+/// groups of their own): the integer dot product runs over this many values
+/// before it is scaled.
+pub const INT8_ACTIVATION_GROUP: usize = 128;
+
 /// `Y = X·Wᵀ` with int8 per-channel weights and activations quantized to
-/// int8 per row on the fly (W8A8, exact integer dot products).
+/// int8 on the fly, one scale per [`INT8_ACTIVATION_GROUP`] values (W8A8,
+/// exact integer dot products within a group).
 pub fn matmul_int8_a8(x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
-    let xq = QuantizedActivations::quantize(x, m, w.cols());
+    let xq = QuantizedActivations::quantize(x, m, w.cols(), INT8_ACTIVATION_GROUP);
     matmul_int8_a8_with(Kernels::detect(), &xq, w, y)
 }
 
-/// `Y = X·Wᵀ` with grouped weights and activations quantized to int8 per row
-/// on the fly (W8A8, W4A8, W3A8, W2A8).
+/// `Y = X·Wᵀ` with grouped weights and activations quantized to int8 on the
+/// fly in the weight's groups (W8A8, W4A8, W3A8, W2A8).
 pub fn matmul_grouped_a8(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
-    let xq = QuantizedActivations::quantize(x, m, w.cols());
+    let xq = QuantizedActivations::quantize(x, m, w.cols(), w.layout().group());
     matmul_grouped_a8_with(Kernels::detect(), &xq, w, y)
 }
 
@@ -154,23 +160,28 @@ pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, 
 }
 
 /// [`matmul_int8_a8`] with the kernels of a given tier and activations
-/// already quantized.
+/// already quantized (in groups of any size): exact integer dot products per
+/// activation group, each times its scale.
 pub fn matmul_int8_a8_with(k: &Kernels, x: &QuantizedActivations, w: &Int8Matrix, y: &mut [f32]) {
     assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
     assert_eq!(y.len(), x.rows() * w.rows(), "y must be m × n");
     let dot = k.dot_int8_a8;
-    let kk = w.cols();
+    let (kk, group) = (w.cols(), x.group());
     tiled(x.rows(), w.rows(), y, |j, out, _| {
+        let q = w.row_codes(j);
         for (i, o) in out.iter_mut().enumerate() {
             let a = x.row(i);
-            *o = dot(&a.codes[..kk], w.row_codes(j)) as f32 * (a.scale * w.scale(j));
+            let groups = a.codes[..kk].chunks(group).zip(q.chunks(group));
+            let sum: f32 = groups.zip(a.scales).map(|((ag, qg), s)| dot(ag, qg) as f32 * s).sum();
+            *o = sum * w.scale(j);
         }
     });
 }
 
 /// [`matmul_grouped_a8`] with the kernels of a given tier and activations
-/// already quantized. Activation rows go four at a time through the x4
-/// kernel, so each weight block is unpacked once per four rows.
+/// already quantized in the weight's groups. Activation rows go four at a
+/// time through the x4 kernel, so each weight block is unpacked once per
+/// four rows.
 pub fn matmul_grouped_a8_with(
     k: &Kernels,
     x: &QuantizedActivations,
@@ -178,6 +189,7 @@ pub fn matmul_grouped_a8_with(
     y: &mut [f32],
 ) {
     assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
+    assert_eq!(x.group(), w.layout().group(), "activations quantized in the weight's groups");
     grouped_a8_rows(k.dot_grouped_a8, k.dot_grouped_a8_x4, x, w.rows(), |j| w.row(j), y);
 }
 
@@ -190,6 +202,7 @@ pub fn matmul_expanded_a8_with(
     y: &mut [f32],
 ) {
     assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
+    assert_eq!(x.group(), w.layout().group(), "activations quantized in the weight's groups");
     grouped_a8_rows(k.dot_expanded_a8, k.dot_expanded_a8_x4, x, w.rows(), |j| w.row(j), y);
 }
 
@@ -424,12 +437,14 @@ mod tests {
                 assert_close(&what, &y, &matmul_grouped_reference(x, m, g), x, m, &g.dequantize());
             }
             // Int8 activations: the kernels see exactly the de-quantized codes.
-            let xq = QuantizedActivations::quantize(x, m, w.cols());
-            let xs = activations_as_f32(&xq, w.cols());
+            let xq = QuantizedActivations::quantize(x, m, w.cols(), INT8_ACTIVATION_GROUP);
+            let xs = dequantize_activations(&xq);
             matmul_int8_a8_with(k, &xq, &q8, &mut y);
             let what = format!("{isa} int8·a8");
             assert_close(&what, &y, &matmul_int8_a8_reference(&xq, &q8), &xs, m, &q8.dequantize());
             for g in &grouped {
+                let xq = QuantizedActivations::quantize(x, m, w.cols(), g.layout().group());
+                let xs = dequantize_activations(&xq);
                 matmul_grouped_a8_with(k, &xq, g, &mut y);
                 let what = format!("{isa} {:?}·a8", g.layout());
                 let want = matmul_grouped_a8_reference(&xq, g);
@@ -441,15 +456,6 @@ mod tests {
                 assert_close(&format!("{what} expanded"), &y2, &want, &xs, m, &g.dequantize());
             }
         }
-    }
-
-    fn activations_as_f32(xq: &QuantizedActivations, k: usize) -> Vec<f32> {
-        (0..xq.rows())
-            .flat_map(|i| {
-                let r = xq.row(i);
-                r.codes[..k].iter().map(move |&a| a as f32 * r.scale).collect::<Vec<_>>()
-            })
-            .collect()
     }
 
     #[test]

@@ -6,8 +6,9 @@ mod reference;
 mod rows;
 
 pub use reference::{
-    matmul_f16_reference, matmul_f32_reference, matmul_grouped_a8_reference,
-    matmul_grouped_reference, matmul_int8_a8_reference, matmul_int8_reference,
+    dequantize_activations, matmul_f16_reference, matmul_f32_reference,
+    matmul_grouped_a8_reference, matmul_grouped_reference, matmul_int8_a8_reference,
+    matmul_int8_reference,
 };
 pub use rows::{
     dot_expanded_a8, dot_expanded_a8_x4, dot_f16, dot_f32, dot_f32_w4, dot_grouped, dot_grouped_a8,

@@ -51,27 +51,25 @@ fn reference(
     y
 }
 
-/// `Y = X·Wᵀ` for grouped weights with int8-quantized activations: the
-/// activation codes times their row scale are the exact inputs.
-pub fn matmul_grouped_a8_reference(x: &QuantizedActivations, w: &GroupedMatrix) -> Vec<f32> {
-    let k = w.cols();
-    let xs: Vec<f32> = (0..x.rows())
+/// The values int8-quantized activations stand for: each code times its
+/// group's scale (`m × cols`).
+pub fn dequantize_activations(x: &QuantizedActivations) -> Vec<f32> {
+    let (k, group) = (x.cols(), x.group());
+    (0..x.rows())
         .flat_map(|i| {
             let r = x.row(i);
-            r.codes[..k].iter().map(move |&a| a as f32 * r.scale).collect::<Vec<_>>()
+            (0..k).map(move |c| r.codes[c] as f32 * r.scales[c / group])
         })
-        .collect();
-    matmul_grouped_reference(&xs, x.rows(), w)
+        .collect()
+}
+
+/// `Y = X·Wᵀ` for grouped weights with int8-quantized activations: the
+/// activation codes times their group scales are the exact inputs.
+pub fn matmul_grouped_a8_reference(x: &QuantizedActivations, w: &GroupedMatrix) -> Vec<f32> {
+    matmul_grouped_reference(&dequantize_activations(x), x.rows(), w)
 }
 
 /// `Y = X·Wᵀ` for int8 per-channel weights with int8-quantized activations.
 pub fn matmul_int8_a8_reference(x: &QuantizedActivations, w: &Int8Matrix) -> Vec<f32> {
-    let k = w.cols();
-    let xs: Vec<f32> = (0..x.rows())
-        .flat_map(|i| {
-            let r = x.row(i);
-            r.codes[..k].iter().map(move |&a| a as f32 * r.scale).collect::<Vec<_>>()
-        })
-        .collect();
-    matmul_int8_reference(&xs, x.rows(), w)
+    matmul_int8_reference(&dequantize_activations(x), x.rows(), w)
 }

@@ -549,7 +549,7 @@ unsafe fn group_dots<
 unsafe fn eight_groups<const BITS: u8, const R: usize, const PER_GROUP: usize>(
     xs: &[ActivationRow<'_>; R],
     row: GroupedRow<'_>,
-    sums: &[&[f32]; R],
+    act: &super::ActGroups<'_, R>,
     g0: usize,
     acc: &mut Accumulators<R>,
 ) {
@@ -575,20 +575,22 @@ unsafe fn eight_groups<const BITS: u8, const R: usize, const PER_GROUP: usize>(
         group_sums[r] = transpose_sum8(dots[r]);
     }
     // SAFETY: forwarded from the caller.
-    unsafe { scale_eight_groups(row, sums, g0, group_sums, acc) };
+    unsafe { scale_eight_groups(row, act, g0, group_sums, acc) };
 }
 
-/// Adds eight groups' integer sums times their scales, and their offsets
-/// times the activations' group sums, into `acc`.
+/// Adds eight groups' integer sums times their weight and activation scales,
+/// and their offsets times the activations' scaled group sums, into `acc`.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; `g0 + 8` must not exceed the
-/// row's scales, offsets or any of `sums`.
+/// row's scales, offsets or any of the activations' groups.
+// Per-row arrays (sums, scales, accumulators) are indexed by activation row.
+#[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn scale_eight_groups<const R: usize>(
     row: GroupedRow<'_>,
-    sums: &[&[f32]; R],
+    act: &super::ActGroups<'_, R>,
     g0: usize,
     group_sums: [__m256i; R],
     acc: &mut Accumulators<R>,
@@ -602,12 +604,17 @@ unsafe fn scale_eight_groups<const R: usize>(
         )
     };
     for r in 0..R {
-        debug_assert!(g0 + 8 <= sums[r].len());
+        debug_assert!(g0 + 8 <= act.sums[r].len().min(act.scales[r].len()));
         let s = _mm256_cvtepi32_ps(group_sums[r]);
-        acc.scaled[r] = _mm256_fmadd_ps(s, scales, acc.scaled[r]);
-        // SAFETY: as above, for the activations' group sums.
-        let a = unsafe { _mm256_loadu_ps(sums[r].as_ptr().add(g0)) };
-        acc.offset[r] = _mm256_fmadd_ps(offsets, a, acc.offset[r]);
+        // SAFETY: as above, for the activations' group scales and sums.
+        let (a_scales, a_sums) = unsafe {
+            (
+                _mm256_loadu_ps(act.scales[r].as_ptr().add(g0)),
+                _mm256_loadu_ps(act.sums[r].as_ptr().add(g0)),
+            )
+        };
+        acc.scaled[r] = _mm256_fmadd_ps(s, _mm256_mul_ps(scales, a_scales), acc.scaled[r]);
+        acc.offset[r] = _mm256_fmadd_ps(offsets, a_sums, acc.offset[r]);
     }
 }
 
@@ -688,7 +695,7 @@ unsafe fn vector_dots<const BITS: u8, const R: usize>(
 unsafe fn eight_packed_groups<const BITS: u8, const R: usize, const PER_GROUP: usize>(
     xs: &[ActivationRow<'_>; R],
     row: GroupedRow<'_>,
-    sums: &[&[f32]; R],
+    act: &super::ActGroups<'_, R>,
     g0: usize,
     acc: &mut Accumulators<R>,
 ) {
@@ -747,7 +754,7 @@ unsafe fn eight_packed_groups<const BITS: u8, const R: usize, const PER_GROUP: u
         }
     }
     // SAFETY: forwarded from the caller.
-    unsafe { scale_eight_groups(row, sums, g0, group_sums, acc) };
+    unsafe { scale_eight_groups(row, act, g0, group_sums, acc) };
 }
 
 /// Prefetches the codes of groups `g0..g0 + 8` (`group_bytes` each) and, once
@@ -767,9 +774,9 @@ fn prefetch_eight_groups(row: GroupedRow<'_>, group_bytes: usize, g0: usize) {
 /// each block is unpacked once and multiplied into every row. Within a group
 /// the block dots are summed exactly in `i32`; eight groups at a time are
 /// then reduced to one vector of group sums, converted once and multiplied by
-/// the eight groups' scales, and the offsets' part,
-/// `Σ_g offset_g · Σ_{c∈g} a_c`, is added from the activations' precomputed
-/// group sums in the same step. Every accumulator stays in a register.
+/// the eight groups' weight and activation scales, and the offsets' part,
+/// `Σ_g offset_g · scale_x,g · Σ_{c∈g} a_c`, is added from the activations'
+/// precomputed scaled group sums in the same step. Every accumulator stays in a register.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C; every activation row must have
@@ -783,7 +790,7 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
     out: &mut [f32; R],
 ) {
     debug_assert_eq!(PER_GROUP, row.layout.group() / BLOCK);
-    let super::GroupedA8Shape { block_bytes, blocks, groups, sums } =
+    let super::GroupedA8Shape { block_bytes, blocks, groups, act } =
         super::GroupedA8Shape::check::<BITS>(xs, row);
 
     let mut acc = Accumulators::<R>::new();
@@ -807,14 +814,14 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
             // SAFETY: the assertions above: whole groups, a multiple of 8
             // (so of 8·PER_GROUP blocks, whole vectors), which the codes and
             // interleaved activations hold.
-            unsafe { eight_packed_groups::<BITS, R, PER_GROUP>(xs, row, &sums, g0, &mut acc) };
+            unsafe { eight_packed_groups::<BITS, R, PER_GROUP>(xs, row, &act, g0, &mut acc) };
             g0 += 8;
         }
     }
     while g0 < full {
         prefetch_eight_groups(row, block_bytes * PER_GROUP, g0);
         // SAFETY: the assertions above; same features as this function.
-        unsafe { eight_groups::<BITS, R, PER_GROUP>(xs, row, &sums, g0, &mut acc) };
+        unsafe { eight_groups::<BITS, R, PER_GROUP>(xs, row, &act, g0, &mut acc) };
         g0 += 8;
     }
     // The last (fewer than eight) groups one at a time, in scalar.
@@ -826,12 +833,13 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
         };
         let (scale, offset) = (f16_to_f32(row.scales[g]), f16_to_f32(row.offsets[g]));
         for r in 0..R {
-            tail[r] += hsum_i32(dots[r]) as f32 * scale + offset * sums[r][g];
+            tail[r] +=
+                hsum_i32(dots[r]) as f32 * scale * act.scales[r][g] + offset * act.sums[r][g];
         }
     }
     let Accumulators { scaled, offset } = acc;
     for r in 0..R {
-        out[r] = xs[r].scale * (hsum(_mm256_add_ps(scaled[r], offset[r])) + tail[r]);
+        out[r] = hsum(_mm256_add_ps(scaled[r], offset[r])) + tail[r];
     }
 }
 

@@ -311,7 +311,7 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
     out: &mut [f32; R],
 ) {
     debug_assert_eq!(PER_GROUP, row.layout.group() / BLOCK);
-    let super::GroupedA8Shape { block_bytes, blocks, groups, sums } =
+    let super::GroupedA8Shape { block_bytes, blocks, groups, act } =
         super::GroupedA8Shape::check::<BITS>(xs, row);
 
     let per_vector = blocks_per_vector(BITS);
@@ -351,10 +351,18 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
                 )),
             )
         };
+        // Per activation row, the groups' weight scale times activation scale.
+        let mut both_scales = [_mm512_setzero_ps(); R];
         for r in 0..R {
             // SAFETY: as above.
-            let a = unsafe { _mm512_maskz_loadu_ps(mask, sums[r].as_ptr().add(g0)) };
-            offset[r] = _mm512_fmadd_ps(offsets, a, offset[r]);
+            let (a_sums, a_scales) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(mask, act.sums[r].as_ptr().add(g0)),
+                    _mm512_maskz_loadu_ps(mask, act.scales[r].as_ptr().add(g0)),
+                )
+            };
+            offset[r] = _mm512_fmadd_ps(offsets, a_sums, offset[r]);
+            both_scales[r] = _mm512_mul_ps(scales, a_scales);
         }
         if g0 % 32 == 0 {
             // One 64-byte line of scales (and of offsets) per 32 groups.
@@ -387,8 +395,8 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
                     )
                 };
             }
-            let lane_scales = _mm512_permutexvar_ps(lane_groups, scales);
             for r in 0..R {
+                let lane_scales = _mm512_permutexvar_ps(lane_groups, both_scales[r]);
                 scaled[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[r]), lane_scales, scaled[r]);
             }
             lane_groups = _mm512_add_epi32(lane_groups, step);
@@ -413,12 +421,12 @@ unsafe fn dot_grouped_a8_rows<const BITS: u8, const R: usize, const PER_GROUP: u
         }
         let (scale, offset) = (f16_to_f32(row.scales[g]), f16_to_f32(row.offsets[g]));
         for r in 0..R {
-            tail[r] += hsum_i32(dots[r]) as f32 * scale + offset * sums[r][g];
+            tail[r] +=
+                hsum_i32(dots[r]) as f32 * scale * act.scales[r][g] + offset * act.sums[r][g];
         }
     }
     for r in 0..R {
-        out[r] =
-            xs[r].scale * (_mm512_reduce_add_ps(_mm512_add_ps(scaled[r], offset[r])) + tail[r]);
+        out[r] = _mm512_reduce_add_ps(_mm512_add_ps(scaled[r], offset[r])) + tail[r];
     }
 }
 

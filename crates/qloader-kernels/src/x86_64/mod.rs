@@ -42,6 +42,15 @@ fn prefetch_codes(codes: *const u8, from: usize, len: usize) {
     }
 }
 
+/// Per activation row of a grouped·a8 product: its scale and its
+/// `scale · Σ code` for each group of the weight's layout.
+struct ActGroups<'a, const R: usize> {
+    /// Per activation row, one scale per group.
+    scales: [&'a [f32]; R],
+    /// Per activation row, `scale_g · Σ code` per group.
+    sums: [&'a [f32]; R],
+}
+
 /// The shape of one grouped·a8 row product with `R` activation rows,
 /// checked once: every bound the unchecked loads of both tiers rely on.
 struct GroupedA8Shape<'a, const R: usize> {
@@ -51,8 +60,8 @@ struct GroupedA8Shape<'a, const R: usize> {
     blocks: usize,
     /// Groups per row.
     groups: usize,
-    /// Per activation row, `Σ code` per group, `groups` long.
-    sums: [&'a [f32]; R],
+    /// The activations' group scales and scaled sums, `groups` long each.
+    act: ActGroups<'a, R>,
 }
 
 impl<'a, const R: usize> GroupedA8Shape<'a, R> {
@@ -64,10 +73,17 @@ impl<'a, const R: usize> GroupedA8Shape<'a, R> {
         let blocks = xs[0].codes.len() / BLOCK;
         let groups = blocks.div_ceil(layout.group() / BLOCK);
         assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK));
-        assert!(xs.iter().all(|x| x.group_sums(layout.group()).len() >= groups));
+        assert!(
+            xs.iter().all(|x| x.group == layout.group()),
+            "activations must be quantized in the weight's groups"
+        );
+        assert!(xs.iter().all(|x| x.scales.len() >= groups && x.scaled_sums.len() >= groups));
         assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
         assert!(row.scales.len() >= groups && row.offsets.len() >= groups);
-        let sums = std::array::from_fn(|r| &xs[r].group_sums(layout.group())[..groups]);
-        Self { block_bytes, blocks, groups, sums }
+        let act = ActGroups {
+            scales: std::array::from_fn(|r| &xs[r].scales[..groups]),
+            sums: std::array::from_fn(|r| &xs[r].scaled_sums[..groups]),
+        };
+        Self { block_bytes, blocks, groups, act }
     }
 }
