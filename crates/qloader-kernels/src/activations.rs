@@ -22,6 +22,8 @@ pub struct QuantizedActivations {
     padded: usize,
     group: usize,
     codes: Vec<i8>,
+    /// Whether the interleaved orders below were made.
+    interleaved: bool,
     /// Per row, `codes` of whole block pairs in the [`ActivationRow::paired_codes`] order.
     paired_codes: Vec<i8>,
     /// Per row, `codes` of whole block quads in the [`ActivationRow::quad_codes`] order.
@@ -81,26 +83,52 @@ impl QuantizedActivations {
     /// # Panics
     /// If `x` is not `m × cols` or `group` is not 32, 64 or 128.
     pub fn quantize(x: &[f32], m: usize, cols: usize, group: usize) -> Self {
+        let mut q = Self::quantize_plain(x, m, cols, group);
+        q.paired_codes = interleave_blocks::<16>(&q.codes, q.padded, 2);
+        q.quad_codes = interleave_blocks::<8>(&q.codes, q.padded, 4);
+        q.int4_wide_codes = interleave_blocks::<16>(&q.codes, q.padded, 4);
+        q.int2_wide_codes = interleave_blocks::<8>(&q.codes, q.padded, 8);
+        q.interleaved = true;
+        q
+    }
+
+    /// Like [`QuantizedActivations::quantize`], without the interleaved
+    /// orders of the codes (their rows' interleaved slices are empty): what
+    /// the tiled products need, which read the codes in plain order.
+    ///
+    /// # Panics
+    /// As [`QuantizedActivations::quantize`].
+    pub fn quantize_plain(x: &[f32], m: usize, cols: usize, group: usize) -> Self {
         assert_eq!(x.len(), m * cols, "x must be m × cols");
         assert!(GROUPS.contains(&group), "activation groups are 32, 64 or 128 values");
         let blocks = cols.div_ceil(BLOCK);
         let padded = blocks * BLOCK;
         let groups = cols.div_ceil(group);
         let mut codes = vec![0i8; m * padded];
+        // The codes, row by row (on the team for many rows)…
+        let code_row = row_coder();
+        let rows_per_item = (PARALLEL_MIN_VALUES / padded.max(1)).max(1);
+        if m * padded >= PARALLEL_MIN_VALUES && padded > 0 {
+            crate::team::for_each_item_mut(&mut codes, rows_per_item * padded, |item, out| {
+                for (r, o) in out.chunks_exact_mut(padded).enumerate() {
+                    let i = item * rows_per_item + r;
+                    code_row(&x[i * cols..(i + 1) * cols], group, o);
+                }
+            });
+        } else {
+            for (i, o) in codes.chunks_exact_mut(padded.max(1)).take(m).enumerate() {
+                code_row(&x[i * cols..(i + 1) * cols], group, o);
+            }
+        }
+        // …then the scales (the same formula again) and the sums.
         let mut scales = Vec::with_capacity(m * groups);
         let mut block_sums = Vec::with_capacity(m * blocks);
         let mut scaled_sums = Vec::with_capacity(m * groups);
         for i in 0..m {
             let row = &x[i * cols..(i + 1) * cols];
-            let out = &mut codes[i * padded..(i + 1) * padded];
-            for (xg, og) in row.chunks(group).zip(out.chunks_mut(group)) {
-                let max_abs = max_abs(xg);
-                let scale =
-                    if max_abs > 0.0 && max_abs.is_finite() { max_abs / 127.0 } else { 0.0 };
-                let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-                for (o, &v) in og.iter_mut().zip(xg) {
-                    *o = round_to_code(v * inv);
-                }
+            let out = &codes[i * padded..(i + 1) * padded];
+            for (xg, og) in row.chunks(group).zip(out.chunks(group)) {
+                let scale = group_scale(xg);
                 scales.push(scale);
                 let sum: i32 = og.iter().map(|&a| a as i32).sum();
                 scaled_sums.push(scale * sum as f32);
@@ -108,20 +136,17 @@ impl QuantizedActivations {
             block_sums
                 .extend(out.chunks_exact(BLOCK).map(|b| b.iter().map(|&a| a as i32).sum::<i32>()));
         }
-        let paired_codes = interleave_blocks::<16>(&codes, padded, 2);
-        let quad_codes = interleave_blocks::<8>(&codes, padded, 4);
-        let int4_wide_codes = interleave_blocks::<16>(&codes, padded, 4);
-        let int2_wide_codes = interleave_blocks::<8>(&codes, padded, 8);
         Self {
             rows: m,
             cols,
             padded,
             group,
             codes,
-            paired_codes,
-            quad_codes,
-            int4_wide_codes,
-            int2_wide_codes,
+            interleaved: false,
+            paired_codes: Vec::new(),
+            quad_codes: Vec::new(),
+            int4_wide_codes: Vec::new(),
+            int2_wide_codes: Vec::new(),
             scales,
             block_sums,
             scaled_sums,
@@ -143,13 +168,25 @@ impl QuantizedActivations {
         self.group
     }
 
+    /// Row `i`'s codes (padded), group scales and scaled group sums: what
+    /// the tiled products read.
+    pub fn plain_row(&self, i: usize) -> (&[i8], &[f32], &[f32]) {
+        let groups = self.cols.div_ceil(self.group);
+        (
+            &self.codes[i * self.padded..(i + 1) * self.padded],
+            &self.scales[i * groups..(i + 1) * groups],
+            &self.scaled_sums[i * groups..(i + 1) * groups],
+        )
+    }
+
     /// Row `i`.
     pub fn row(&self, i: usize) -> ActivationRow<'_> {
         let blocks = self.padded / BLOCK;
         let groups = self.cols.div_ceil(self.group);
-        let paired = blocks / 2 * 2 * BLOCK;
-        let quads = blocks / 4 * 4 * BLOCK;
-        let octets = blocks / 8 * 8 * BLOCK;
+        let on = usize::from(self.interleaved);
+        let paired = on * blocks / 2 * 2 * BLOCK;
+        let quads = on * blocks / 4 * 4 * BLOCK;
+        let octets = on * blocks / 8 * 8 * BLOCK;
         ActivationRow {
             codes: &self.codes[i * self.padded..(i + 1) * self.padded],
             paired_codes: &self.paired_codes[i * paired..(i + 1) * paired],
@@ -160,6 +197,69 @@ impl QuantizedActivations {
             scales: &self.scales[i * groups..(i + 1) * groups],
             block_sums: &self.block_sums[i * blocks..(i + 1) * blocks],
             scaled_sums: &self.scaled_sums[i * groups..(i + 1) * groups],
+        }
+    }
+}
+
+/// Activations of at least this many values are coded on the team.
+const PARALLEL_MIN_VALUES: usize = 1 << 15;
+
+/// `max|x| / 127` for a group of values (0 for an all-zero or non-finite
+/// group).
+#[inline(always)]
+fn group_scale(x: &[f32]) -> f32 {
+    let max_abs = max_abs(x);
+    if max_abs > 0.0 && max_abs.is_finite() {
+        max_abs / 127.0
+    } else {
+        0.0
+    }
+}
+
+/// Codes one row (`out` is its padded length; the padding stays as it is).
+type RowCoder = fn(&[f32], usize, &mut [i8]);
+
+/// [`code_row`] compiled for the widest tier this CPU has.
+fn row_coder() -> RowCoder {
+    static CHOSEN: std::sync::OnceLock<RowCoder> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| match crate::Kernels::detect().isa {
+        #[cfg(target_arch = "x86_64")]
+        crate::Isa::Avx512Vnni => |row, group, out| {
+            #[target_feature(enable = "avx512f,avx512bw,avx2")]
+            fn wide(row: &[f32], group: usize, out: &mut [i8]) {
+                code_row::<true>(row, group, out)
+            }
+            // SAFETY: the tier (which includes these features) was detected.
+            unsafe { wide(row, group, out) }
+        },
+        #[cfg(target_arch = "x86_64")]
+        crate::Isa::Avx2 => |row, group, out| {
+            #[target_feature(enable = "avx2")]
+            fn wide(row: &[f32], group: usize, out: &mut [i8]) {
+                code_row::<true>(row, group, out)
+            }
+            // SAFETY: the tier (which includes AVX2) was detected.
+            unsafe { wide(row, group, out) }
+        },
+        _ => code_row::<false>,
+    })
+}
+
+/// The codes of one row, group by group: `round(x / scale_g)`. `ROUND`: with
+/// `f32::round` (vector rounding in the AVX2/AVX-512 builds), else
+/// [`round_to_code`]; both round half away from zero, clamp to ±127 and code
+/// NaN as 0.
+#[inline(always)]
+fn code_row<const ROUND: bool>(row: &[f32], group: usize, out: &mut [i8]) {
+    for (xg, og) in row.chunks(group).zip(out.chunks_mut(group)) {
+        let scale = group_scale(xg);
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for (o, &v) in og.iter_mut().zip(xg) {
+            *o = if ROUND {
+                (v * inv).round().clamp(-127.0, 127.0) as i8
+            } else {
+                round_to_code(v * inv)
+            };
         }
     }
 }
@@ -184,7 +284,7 @@ fn max_abs(row: &[f32]) -> f32 {
 /// rounding instruction): `|r|` is truncated by the conversion, and one more
 /// is added where the dropped fraction is at least a half (exact: both the
 /// truncation and the difference are exact for `|r| ≤ 127`).
-#[inline]
+#[inline(always)]
 fn round_to_code(r: f32) -> i8 {
     let t = r.abs();
     // NaN codes as 0 (like `f32::round` followed by a saturating cast).
@@ -271,6 +371,21 @@ mod tests {
                 assert_eq!(r.quad_codes.len(), 128, "four blocks make one quad");
             }
         }
+    }
+
+    #[test]
+    fn both_roundings_agree() {
+        let special = [0.5f32, -0.5, 1.5, -2.5, 126.5, -126.49, 127.6, -300.0, f32::NAN, 3.4999];
+        let sweep = (-60_000..60_000).map(|i| i as f32 / 400.0);
+        for v in special.into_iter().chain(sweep) {
+            let wide = v.round().clamp(-127.0, 127.0) as i8;
+            assert_eq!(wide, round_to_code(v), "{v}");
+        }
+        let row: Vec<f32> = (0..100).map(|i| (i as f32 * 0.77).sin() * 9.0).collect();
+        let (mut a, mut b) = ([0i8; 128], [0i8; 128]);
+        code_row::<true>(&row, 64, &mut a);
+        code_row::<false>(&row, 64, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -5,13 +5,15 @@
 //! [`Kernels::for_isa`].
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use half::f16;
 
-use crate::activations::ActivationRow;
+use crate::activations::{ActivationRow, QuantizedActivations};
 use crate::generic;
 use crate::quantize::GroupedRow;
+use crate::tiles::{F32Rows, TiledMatrix};
 
 /// A kernel tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,6 +80,13 @@ impl fmt::Display for Isa {
 /// [`Kernels::dot_grouped_w4`].
 pub type DotGroupedW4 = fn(&[f32], &[f32], &[GroupedRow<'_>; 4], &mut [f32; 4]);
 
+/// A panel kernel of tiled weights with int8 activations: see
+/// [`crate::tiles::generic::panel_a8`].
+pub type PanelA8 = fn(&QuantizedActivations, &TiledMatrix, usize, Range<usize>, &mut [f32]);
+/// A panel kernel of tiled weights with `f32` activations: see
+/// [`crate::tiles::generic::panel_f32`].
+pub type PanelF32 = fn(&F32Rows, &TiledMatrix, usize, Range<usize>, &mut [f32]);
+
 /// Row kernels of one tier.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -114,6 +123,10 @@ pub struct Kernels {
     pub unpack_f16: fn(&[f16], &mut [f32]),
     /// Expands a grouped row to `f32`.
     pub unpack_grouped: fn(GroupedRow<'_>, &mut [f32]),
+    /// One panel of tiled weights times every int8 activation row.
+    pub panel_a8: PanelA8,
+    /// One panel of tiled weights times every `f32` activation row.
+    pub panel_f32: PanelF32,
 }
 
 impl fmt::Debug for Kernels {
@@ -138,6 +151,8 @@ static GENERIC: Kernels = Kernels {
     dot_expanded_a8_x4: generic::dot_expanded_a8_x4,
     unpack_f16: generic::unpack_f16,
     unpack_grouped: generic::unpack_grouped,
+    panel_a8: crate::tiles::generic::panel_a8,
+    panel_f32: crate::tiles::generic::panel_f32,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -224,13 +239,15 @@ mod avx2_table {
         dot_expanded_a8_x4,
         unpack_f16,
         unpack_grouped,
+        panel_a8: crate::tiles::generic::panel_a8,
+        panel_f32: crate::tiles::generic::panel_f32,
     };
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx512_table {
     use super::*;
-    use crate::x86_64::{avx512, avx512_grouped};
+    use crate::x86_64::{avx512, avx512_grouped, avx512_tiles};
 
     // SAFETY (all wrappers): they are only reachable through `AVX512_VNNI`,
     // which `Kernels::for_isa` hands out only after `Isa::is_available`
@@ -269,9 +286,24 @@ mod avx512_table {
         unsafe { avx512::avx512_dot_expanded_a8_x4(xs, row, out) }
     }
 
+    fn panel_a8(
+        x: &QuantizedActivations,
+        w: &TiledMatrix,
+        panel: usize,
+        rows: Range<usize>,
+        out: &mut [f32],
+    ) {
+        // SAFETY: see above.
+        unsafe { avx512_tiles::avx512_panel_a8(x, w, panel, rows, out) }
+    }
+    fn panel_f32(x: &F32Rows, w: &TiledMatrix, panel: usize, rows: Range<usize>, out: &mut [f32]) {
+        // SAFETY: see above.
+        unsafe { avx512_tiles::avx512_panel_f32(x, w, panel, rows, out) }
+    }
+
     /// The integer products on VNNI; int8 and grouped codes with `f32`
-    /// activations at batch 1 four rows at a time on AVX-512; the other float
-    /// products are AVX2's.
+    /// activations at batch 1 four rows at a time on AVX-512, and tiled
+    /// panels; the other float products are AVX2's.
     pub(super) static AVX512_VNNI: Kernels = Kernels {
         isa: Isa::Avx512Vnni,
         dot_f32_w4,
@@ -282,6 +314,8 @@ mod avx512_table {
         dot_grouped_a8_x4,
         dot_expanded_a8,
         dot_expanded_a8_x4,
+        panel_a8,
+        panel_f32,
         ..super::avx2_table::AVX2
     };
 }

@@ -16,13 +16,17 @@
 #![deny(missing_docs)]
 
 pub mod activations;
+pub mod attention;
 pub mod dispatch;
 pub mod gemm;
 pub mod generic;
 pub mod knobs;
 pub mod matmul;
 pub mod quantize;
+pub mod rowwise;
 pub mod storage;
+pub mod team;
+pub mod tiles;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
 

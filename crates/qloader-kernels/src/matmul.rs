@@ -12,6 +12,7 @@ use crate::gemm::{gemm_f32, GEMM_MIN_ROWS};
 use crate::quantize::{
     DenseMatrix, ExpandedMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
 };
+use crate::tiles::{matmul_tiled_a8, matmul_tiled_f32_with};
 
 /// Below this many outputs a product runs on the calling thread.
 const PARALLEL_MIN_OUTPUTS: usize = 256;
@@ -58,10 +59,11 @@ pub fn matmul_int8_a8(x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
 }
 
 /// `Y = X·Wᵀ` with grouped weights and activations quantized to int8 on the
-/// fly in the weight's groups (W8A8, W4A8, W3A8, W2A8).
+/// fly in the weight's groups (W8A8, W4A8, W3A8, W2A8), through the
+/// weight's tiles.
 pub fn matmul_grouped_a8(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
-    let xq = QuantizedActivations::quantize(x, m, w.cols(), w.layout().group());
-    matmul_grouped_a8_with(Kernels::detect(), &xq, w, y)
+    let xq = QuantizedActivations::quantize_plain(x, m, w.cols(), w.layout().group());
+    matmul_tiled_a8(&xq, w.tiles(), y)
 }
 
 /// [`matmul_f32`] with the kernels of a given tier: weight rows four at a
@@ -131,17 +133,14 @@ pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut
 
 /// [`matmul_grouped`] with the kernels of a given tier. Fused (fewer than
 /// [`UNPACK_MIN_ROWS`] activation rows), weight rows go four at a time
-/// through the w4 kernel with each activation row's group sums computed once.
+/// through the w4 kernel with each activation row's group sums computed once;
+/// from [`UNPACK_MIN_ROWS`] rows on, through the weight's tiles.
 pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
     let (dot, dot_w4) = (k.dot_grouped, k.dot_grouped_w4);
-    let (unpack, dot_f32) = (k.unpack_grouped, k.dot_f32);
     if m >= UNPACK_MIN_ROWS {
-        return expanded_rows(dot_f32, x, m, w.rows(), y, |j, buf| {
-            buf.resize(kk, 0.0);
-            unpack(w.row(j), buf);
-        });
+        return matmul_tiled_f32_with(k, x, m, w.tiles(), y);
     }
     let group = w.layout().group();
     let sums: Vec<Vec<f32>> = (0..m)

@@ -17,7 +17,7 @@ mod stored_parts;
 mod summary;
 
 pub use convert::{conversion, Fidelity};
-pub use linear_weight::LinearWeight;
+pub use linear_weight::{LinearInput, LinearWeight};
 pub use qloader_format::WeightFormat;
 pub use stored_parts::{f32_values, StoredParts};
 pub use summary::{QuantSummary, TensorRecord};

@@ -1,10 +1,39 @@
 //! One weight matrix in one storage format, and the product through it.
 
+use std::cell::OnceCell;
+
+use qloader_format::grouped::GROUPS;
 use qloader_format::{ActivationFormat, WeightFormat};
+use qloader_kernels::activations::QuantizedActivations;
 use qloader_kernels::matmul::{
-    matmul_f16, matmul_f32, matmul_grouped, matmul_grouped_a8, matmul_int8, matmul_int8_a8,
+    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with, INT8_ACTIVATION_GROUP,
 };
-use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
+use qloader_kernels::tiles::matmul_tiled_a8;
+use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Kernels};
+
+/// The input rows of one or more linear layers (`m × cols`), with their
+/// int8 quantization made once per group size on first need, so that layers
+/// reading the same input (q, k and v; gate and up) share it.
+pub struct LinearInput<'a> {
+    x: &'a [f32],
+    m: usize,
+    quantized: [OnceCell<QuantizedActivations>; GROUPS.len()],
+}
+
+impl<'a> LinearInput<'a> {
+    /// `m` rows of `x`.
+    pub fn new(x: &'a [f32], m: usize) -> Self {
+        Self { x, m, quantized: Default::default() }
+    }
+
+    /// The rows quantized to int8 in groups of `group` (32, 64 or 128).
+    fn quantized(&self, group: usize) -> &QuantizedActivations {
+        let slot = GROUPS.iter().position(|&g| g == group).expect("a grouped layout's group");
+        let cols = self.x.len().checked_div(self.m).unwrap_or(0);
+        self.quantized[slot]
+            .get_or_init(|| QuantizedActivations::quantize_plain(self.x, self.m, cols, group))
+    }
+}
 
 /// A linear layer's `out × in` weight, stored in one format.
 #[derive(Debug, Clone)]
@@ -105,21 +134,29 @@ impl LinearWeight {
     }
 
     /// Like [`LinearWeight::matmul`], but integer formats quantize `x` to int8
-    /// per row first and use integer dot products (W8A8, W4A8, …); float
+    /// in groups first and use integer dot products (W8A8, W4A8, …); float
     /// formats multiply in `f32` as usual.
     pub fn matmul_a8(&self, x: &[f32], m: usize, y: &mut [f32]) {
-        match self {
-            LinearWeight::Int8(w) => matmul_int8_a8(x, m, w, y),
-            LinearWeight::Grouped(w) => matmul_grouped_a8(x, m, w, y),
-            _ => self.matmul(x, m, y),
-        }
+        self.matmul_input(ActivationFormat::Int8, &LinearInput::new(x, m), y)
     }
 
     /// `y = x·Wᵀ` with activations in `act`.
     pub fn matmul_with(&self, act: ActivationFormat, x: &[f32], m: usize, y: &mut [f32]) {
-        match act {
-            ActivationFormat::F32 => self.matmul(x, m, y),
-            ActivationFormat::Int8 => self.matmul_a8(x, m, y),
+        self.matmul_input(act, &LinearInput::new(x, m), y)
+    }
+
+    /// `y = x·Wᵀ` for the rows of `input`, with activations in `act` (int8
+    /// activations quantized once per input and group size).
+    pub fn matmul_input(&self, act: ActivationFormat, input: &LinearInput<'_>, y: &mut [f32]) {
+        match (act, self) {
+            (ActivationFormat::Int8, LinearWeight::Grouped(w)) => {
+                matmul_tiled_a8(input.quantized(w.layout().group()), w.tiles(), y)
+            }
+            (ActivationFormat::Int8, LinearWeight::Int8(w)) => {
+                let xq = input.quantized(INT8_ACTIVATION_GROUP);
+                matmul_int8_a8_with(Kernels::detect(), xq, w, y)
+            }
+            _ => self.matmul(input.x, input.m, y),
         }
     }
 

@@ -13,12 +13,14 @@ use rayon::prelude::*;
 
 use super::DenseMatrix;
 use crate::storage::Storage;
+use crate::tiles::TiledMatrix;
+use std::sync::OnceLock;
 
 /// The largest group size of any layout.
 const MAX_GROUP: usize = 128;
 
 /// A `rows × cols` matrix in a grouped format.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct GroupedMatrix {
     rows: usize,
     cols: usize,
@@ -26,6 +28,19 @@ pub struct GroupedMatrix {
     codes: Storage<u8>,
     scales: Storage<f16>,
     offsets: Storage<f16>,
+    /// The same values in tiles, made at the first product that uses them.
+    tiles: OnceLock<TiledMatrix>,
+}
+
+impl PartialEq for GroupedMatrix {
+    /// Equal shape, layout, codes, scales and offsets (the tiles are a
+    /// derived copy).
+    fn eq(&self, other: &Self) -> bool {
+        (self.rows, self.cols, self.layout) == (other.rows, other.cols, other.layout)
+            && self.codes == other.codes
+            && self.scales == other.scales
+            && self.offsets == other.offsets
+    }
 }
 
 /// One row of a [`GroupedMatrix`], as the row kernels see it.
@@ -91,6 +106,7 @@ impl GroupedMatrix {
             codes: codes.into(),
             scales: scales.into(),
             offsets: offsets.into(),
+            tiles: OnceLock::new(),
         }
     }
 
@@ -109,7 +125,7 @@ impl GroupedMatrix {
         let ok = rows.checked_mul(layout.row_code_bytes(cols)) == Some(codes.len())
             && scales.len() == groups
             && offsets.len() == groups;
-        ok.then_some(Self { rows, cols, layout, codes, scales, offsets })
+        ok.then_some(Self { rows, cols, layout, codes, scales, offsets, tiles: OnceLock::new() })
     }
 
     /// Builds a matrix from unpacked codes (`rows × cols`, row-major, each at
@@ -141,6 +157,12 @@ impl GroupedMatrix {
             }
         }
         Self::from_parts(rows, cols, layout, packed, scales, offsets)
+    }
+
+    /// The matrix in tiles, for the batched and integer products: made on
+    /// the first call (a pass over the codes), kept for the matrix's life.
+    pub fn tiles(&self) -> &TiledMatrix {
+        self.tiles.get_or_init(|| TiledMatrix::from_grouped(self))
     }
 
     /// Whether the arrays are views of shared bytes (a memory-mapped model)

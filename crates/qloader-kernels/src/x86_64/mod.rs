@@ -11,6 +11,7 @@ use crate::quantize::GroupedRow;
 pub mod avx2;
 pub mod avx512;
 pub mod avx512_grouped;
+pub mod avx512_tiles;
 
 /// How far ahead of the codes being multiplied the kernel asks for the next
 /// line (software prefetch). The hardware prefetcher alone lets a single core

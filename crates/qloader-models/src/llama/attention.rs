@@ -2,12 +2,14 @@
 //! heads attends with key/value head `head / (heads / kv_heads)` to every
 //! position up to its own. One new token takes dot products per position;
 //! a run of new tokens (prefill, perplexity windows) takes two GEMMs per
-//! head, `S = Q·Kᵀ` and `O = softmax(S)·V`.
+//! head, `S = Q·Kᵀ` and `O = softmax(S)·V`. Heads (and single tokens' heads)
+//! are spread over the thread team.
 
-use qloader_kernels::gemm::{gemm_f32, matmul_nn_f32, GEMM_MIN_ROWS};
-use rayon::prelude::*;
+use qloader_kernels::attention::{attend, HeadView};
+use qloader_kernels::gemm::{gemm_strided, Strided, GEMM_MIN_ROWS};
+use qloader_kernels::{rowwise, team};
 
-use crate::ops;
+use super::kv_cache::HeadMajor;
 
 /// Shapes of one attention call.
 pub(crate) struct AttentionShape {
@@ -24,133 +26,189 @@ impl AttentionShape {
         self.heads * self.head_dim
     }
 
+    #[cfg(test)]
     fn kv_width(&self) -> usize {
         self.kv_heads * self.head_dim
     }
 }
 
 /// Attention of `n` new tokens at positions `start..start + n`: `q` is
-/// `n × heads·d`, `keys`/`values` hold positions `0..start + n`
-/// (`× kv_heads·d`), the result is `n × heads·d`.
+/// `n × heads·d`, `keys`/`values` hold positions `0..start + n` head-major,
+/// the result goes to `out` (`n × heads·d`). Heads (and tokens) are spread
+/// over the thread team.
 pub(crate) fn causal_attention(
     s: &AttentionShape,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: HeadMajor<'_>,
+    values: HeadMajor<'_>,
     n: usize,
     start: usize,
-) -> Vec<f32> {
+    out: &mut [f32],
+) {
     if n >= GEMM_MIN_ROWS {
-        batched(s, q, keys, values, n, start)
+        batched(s, q, keys, values, n, start, out)
     } else {
-        per_token(s, q, keys, values, n, start)
+        per_token(s, q, keys, values, n, start, out)
     }
 }
 
-/// Token by token, dot products against each visible position.
+/// Token by token, one key/value head and its query heads at a time: scores
+/// against each visible position, softmax, weighted sum of values (one
+/// vectorised pass each). The query heads of a group read the same keys and
+/// values, which stay in cache between them.
 fn per_token(
     s: &AttentionShape,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: HeadMajor<'_>,
+    values: HeadMajor<'_>,
     n: usize,
     start: usize,
-) -> Vec<f32> {
-    let (width, kv_width, d) = (s.width(), s.kv_width(), s.head_dim);
+    out: &mut [f32],
+) {
+    let d = s.head_dim;
     let group = s.heads / s.kv_heads;
     let scale = 1.0 / (d as f32).sqrt();
-    let mut attended = vec![0.0f32; n * width];
-    attended.par_chunks_mut(width).zip(q.par_chunks(width)).enumerate().for_each(
-        |(t, (out, qt))| {
-            let visible = start + t + 1;
-            let mut scores = vec![0.0f32; visible];
-            for head in 0..s.heads {
-                let kv = head / group;
-                let qh = &qt[head * d..(head + 1) * d];
-                for (p, score) in scores.iter_mut().enumerate() {
-                    let kp = &keys[p * kv_width + kv * d..p * kv_width + (kv + 1) * d];
-                    *score = qh.iter().zip(kp).map(|(a, b)| a * b).sum::<f32>() * scale;
-                }
-                ops::softmax(&mut scores);
-                let oh = &mut out[head * d..(head + 1) * d];
-                for (p, &w) in scores.iter().enumerate() {
-                    let vp = &values[p * kv_width + kv * d..p * kv_width + (kv + 1) * d];
-                    for (o, v) in oh.iter_mut().zip(vp) {
-                        *o += w * v;
-                    }
-                }
-            }
-        },
-    );
-    attended
+    // Items are (token, key/value head) pairs: `group·d` outputs each, in
+    // `out`'s order.
+    team::for_each_item_mut(&mut out[..n * s.width()], group * d, |item, o| {
+        let (t, kv) = (item / s.kv_heads, item % s.kv_heads);
+        let visible = start + t + 1;
+        let view = |data| HeadView { data, stride: d, offset: 0, d };
+        let (k, v) = (view(keys.head(kv)), view(values.head(kv)));
+        let mut scores = vec![0.0f32; group * visible];
+        let qs = &q[item * group * d..(item + 1) * group * d];
+        attend(qs, k, v, visible, scale, &mut scores, o);
+    });
 }
 
-/// Copies columns `col..col + d` of the `rows × stride` matrix `m`.
-fn columns(m: &[f32], rows: usize, stride: usize, col: usize, d: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows * d);
-    for r in 0..rows {
-        out.extend_from_slice(&m[r * stride + col..r * stride + col + d]);
-    }
-    out
-}
+/// Query rows per block of the batched path: a block's scores (`64 ×
+/// visible`) stay in cache, and keys past its last row are never touched.
+const QUERY_BLOCK: usize = 64;
 
-/// Per head: `S = Q·Kᵀ/√d`, causal mask, row softmax, `O = S·V`.
+/// Per head (spread over the team), per block of query rows: `S =
+/// Q·Kᵀ/√d` over the positions the block's last row sees, causal mask, row
+/// softmax, `O = S·V`.
 fn batched(
     s: &AttentionShape,
     q: &[f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: HeadMajor<'_>,
+    values: HeadMajor<'_>,
     n: usize,
     start: usize,
-) -> Vec<f32> {
-    let (width, kv_width, d) = (s.width(), s.kv_width(), s.head_dim);
+    out: &mut [f32],
+) {
+    let (width, d) = (s.width(), s.head_dim);
     let group = s.heads / s.kv_heads;
-    let total = start + n;
     let scale = 1.0 / (d as f32).sqrt();
-    let mut attended = vec![0.0f32; n * width];
-    let mut scores = vec![0.0f32; n * total];
-    let mut out = vec![0.0f32; n * d];
-    for kv in 0..s.kv_heads {
-        let kh = columns(keys, total, kv_width, kv * d, d);
-        let vh = columns(values, total, kv_width, kv * d, d);
-        for head in kv * group..(kv + 1) * group {
-            let qh = columns(q, n, width, head * d, d);
-            gemm_f32(&qh, n, d, &kh, total, &mut scores);
-            scores.par_chunks_mut(total).enumerate().for_each(|(t, row)| {
-                let visible = start + t + 1;
-                row[..visible].iter_mut().for_each(|v| *v *= scale);
-                ops::softmax(&mut row[..visible]);
+    let softmax = rowwise::ops().scaled_softmax;
+    // Head-major results (`heads × n × d`), spread into `out` at the end.
+    let mut by_head = vec![0.0f32; s.heads * n * d];
+    team::for_each_item_mut(&mut by_head, n * d, |head, o| {
+        let (kh, vh) = (keys.head(head / group), values.head(head / group));
+        let mut scores = vec![0.0f32; QUERY_BLOCK.min(n) * (start + n)];
+        for r0 in (0..n).step_by(QUERY_BLOCK) {
+            let rows = QUERY_BLOCK.min(n - r0);
+            let seen = start + r0 + rows;
+            let qb = Strided { data: &q[r0 * width + head * d..], rows, cols: d, stride: width };
+            let kb = Strided { data: kh, rows: seen, cols: d, stride: d };
+            let sb = &mut scores[..rows * seen];
+            gemm_strided(qb, kb, true, sb, seen);
+            for (t, row) in sb.chunks_exact_mut(seen).enumerate() {
+                let visible = start + r0 + t + 1;
+                softmax(&mut row[..visible], scale);
                 row[visible..].fill(0.0);
-            });
-            matmul_nn_f32(&scores, n, total, &vh, d, &mut out);
-            for (t, o) in out.chunks_exact(d).enumerate() {
-                attended[t * width + head * d..t * width + (head + 1) * d].copy_from_slice(o);
             }
+            let sv = Strided { data: sb, rows, cols: seen, stride: seen };
+            let vb = Strided { data: vh, rows: seen, cols: d, stride: d };
+            gemm_strided(sv, vb, false, &mut o[r0 * d..(r0 + rows) * d], d);
+        }
+    });
+    for (head, o) in by_head.chunks_exact(n * d).enumerate() {
+        for (t, v) in o.chunks_exact(d).enumerate() {
+            out[t * width + head * d..t * width + (head + 1) * d].copy_from_slice(v);
         }
     }
-    attended
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::llama::KvCache;
 
     fn values(len: usize, seed: usize) -> Vec<f32> {
         (0..len).map(|i| (((i * 7919 + seed * 104_729) % 997) as f32 - 498.0) / 400.0).collect()
     }
 
+    /// Plain attention over position-major keys and values, in `f64`.
+    fn reference(
+        s: &AttentionShape,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        n: usize,
+        start: usize,
+    ) -> Vec<f32> {
+        let (d, group) = (s.head_dim, s.heads / s.kv_heads);
+        let mut out = vec![0.0f32; n * s.width()];
+        for t in 0..n {
+            for head in 0..s.heads {
+                let kv = head / group;
+                let visible = start + t + 1;
+                let scores: Vec<f64> = (0..visible)
+                    .map(|p| {
+                        (0..d)
+                            .map(|c| {
+                                q[t * s.width() + head * d + c] as f64
+                                    * k[p * s.kv_width() + kv * d + c] as f64
+                            })
+                            .sum::<f64>()
+                            / (d as f64).sqrt()
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let z: f64 = scores.iter().map(|x| (x - max).exp()).sum();
+                for c in 0..d {
+                    let o: f64 = (0..visible)
+                        .map(|p| {
+                            (scores[p] - max).exp() / z * v[p * s.kv_width() + kv * d + c] as f64
+                        })
+                        .sum();
+                    out[t * s.width() + head * d + c] = o as f32;
+                }
+            }
+        }
+        out
+    }
+
     #[test]
-    fn batched_equals_per_token() {
-        let s = AttentionShape { heads: 6, kv_heads: 2, head_dim: 8 };
-        for (n, start) in [(9, 0), (12, 5), (40, 3)] {
+    fn batched_and_per_token_equal_plain_attention() {
+        let shapes = [
+            AttentionShape { heads: 6, kv_heads: 2, head_dim: 8 },
+            AttentionShape { heads: 9, kv_heads: 3, head_dim: 64 },
+        ];
+        for (s, n, start) in shapes.iter().flat_map(|s| {
+            [(1, 0), (3, 7), (9, 0), (10, 0), (12, 5), (40, 3), (70, 2)].map(|(n, st)| (s, n, st))
+        }) {
             let total = start + n;
             let q = values(n * s.width(), 1);
             let keys = values(total * s.kv_width(), 2);
             let vals = values(total * s.kv_width(), 3);
-            let a = batched(&s, &q, &keys, &vals, n, start);
-            let b = per_token(&s, &q, &keys, &vals, n, start);
-            let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-            assert!(worst < 1e-5, "n {n} start {start}: {worst}");
+            let mut cache = KvCache::new(1, s.kv_heads, s.head_dim, total + 2);
+            // The cached positions, then the new ones, as a decoder appends them.
+            let split = start * s.kv_width();
+            cache.append(0, &keys[..split], &vals[..split]);
+            cache.append(0, &keys[split..], &vals[split..]);
+            let (kc, vc) = cache.layer(0);
+            let want = reference(s, &q, &keys, &vals, n, start);
+            let mut a = vec![f32::NAN; n * s.width()];
+            batched(s, &q, kc, vc, n, start, &mut a);
+            let mut b = vec![f32::NAN; n * s.width()];
+            per_token(s, &q, kc, vc, n, start, &mut b);
+            for (what, got) in [("batched", &a), ("per token", &b)] {
+                let worst =
+                    got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+                assert!(worst < 1e-5, "{what}: n {n} start {start}: {worst}");
+            }
         }
     }
 }

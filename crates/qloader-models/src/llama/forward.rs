@@ -17,11 +17,13 @@ use std::path::Path;
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::{ActivationFormat, WeightFormat};
-use qloader_quant::{LinearWeight, QuantSummary};
+use qloader_kernels::rowwise;
+use qloader_quant::{LinearInput, LinearWeight, QuantSummary};
 
 use super::attention::{causal_attention, AttentionShape};
 use super::config::LlamaConfig;
 use super::kv_cache::KvCache;
+use super::scratch::{rope_inv_freq, sized, Scratch};
 use super::weights::{block_linears, Block, GgufSource, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
 use crate::error::{ModelError, Result};
 use crate::ops;
@@ -59,6 +61,8 @@ pub struct LlamaModel {
     weights: LlamaWeights,
     summary: QuantSummary,
     activations: ActivationFormat,
+    /// `rope_base^(−2i/d)` per pair of a head.
+    rope_inv_freq: Vec<f64>,
 }
 
 impl LlamaModel {
@@ -93,7 +97,8 @@ impl LlamaModel {
     ) -> Result<Self> {
         let weights = LlamaWeights::load(source, &config, progress)?;
         let summary = source.summary().clone();
-        Ok(Self { config, weights, summary, activations: ActivationFormat::F32 })
+        let rope_inv_freq = rope_inv_freq(config.rope_base, config.head_dim);
+        Ok(Self { config, weights, summary, activations: ActivationFormat::F32, rope_inv_freq })
     }
 
     /// Uses `act` for the activations of every linear layer.
@@ -116,7 +121,7 @@ impl LlamaModel {
     /// context length).
     pub fn new_cache(&self, positions: usize) -> KvCache {
         let c = &self.config;
-        KvCache::new(c.layers, c.kv_width(), positions.min(c.context))
+        KvCache::new(c.layers, c.kv_heads, c.head_dim, positions.min(c.context))
     }
 
     /// The quantizable tensors (every block's linear weights, then the head),
@@ -212,9 +217,12 @@ impl LlamaModel {
             return Err(ModelError::SequenceTooLong { len: start + n, max: cache.capacity() });
         }
         let mut probe = Probe::none();
+        let mut scratch = std::mem::take(&mut cache.scratch);
+        scratch.rope.fill(start, n, &self.rope_inv_freq);
         for (layer, block) in self.weights.blocks.iter().enumerate() {
-            self.block(layer, block, &mut x, n, start, cache, &mut probe);
+            self.block(layer, block, &mut x, n, start, cache, &mut probe, &mut scratch);
         }
+        cache.scratch = scratch;
         let (rows, h) = match which {
             Logits::All => (n, x),
             Logits::Last => (1.min(n), x[n.saturating_sub(1) * c.hidden..].to_vec()),
@@ -225,7 +233,7 @@ impl LlamaModel {
     /// Final norm and head over `rows` hidden states.
     fn head(&self, mut h: Vec<f32>, rows: usize, probe: &mut Probe<'_>) -> Vec<f32> {
         let c = &self.config;
-        ops::rms_norm(&mut h, &self.weights.output_norm, c.norm_eps);
+        rowwise::rms_norm(&mut h, &self.weights.output_norm, c.norm_eps);
         probe.observe(Observed::LinearInput(c.layers * SITES_PER_BLOCK), &h, rows);
         let mut logits = vec![0.0f32; rows * c.vocab];
         let head = probe.weight(c.layers * LINEARS_PER_BLOCK, &self.weights.head);
@@ -237,7 +245,8 @@ impl LlamaModel {
         w.matmul_with(self.activations, x, m, y);
     }
 
-    /// One block over `n` new tokens at positions `start..start + n`.
+    /// One block over `n` new tokens at positions `start..start + n` (the
+    /// rotary table in `s` is for those positions).
     #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
@@ -248,48 +257,53 @@ impl LlamaModel {
         start: usize,
         cache: &mut KvCache,
         probe: &mut Probe<'_>,
+        s: &mut Scratch,
     ) {
         let c = &self.config;
         let (hidden, kv_width, d) = (c.hidden, c.kv_width(), c.head_dim);
+        let act = self.activations;
         let first = layer * LINEARS_PER_BLOCK;
         let site = layer * SITES_PER_BLOCK;
-        let mut h = x.to_vec();
-        ops::rms_norm(&mut h, &b.attn_norm, c.norm_eps);
-        probe.observe(Observed::LinearInput(site), &h, n);
-        let mut q = vec![0.0f32; n * hidden];
-        let mut k = vec![0.0f32; n * kv_width];
-        let mut v = vec![0.0f32; n * kv_width];
-        self.linear(probe.weight(first, &b.q), &h, n, &mut q);
-        self.linear(probe.weight(first + 1, &b.k), &h, n, &mut k);
-        self.linear(probe.weight(first + 2, &b.v), &h, n, &mut v);
+        let Scratch { h, q, k, v, attended, proj, gate, up, rope } = s;
+
+        let h = sized(h, n * hidden);
+        h.copy_from_slice(x);
+        rowwise::rms_norm(h, &b.attn_norm, c.norm_eps);
+        probe.observe(Observed::LinearInput(site), h, n);
+        let (q, k, v) = (sized(q, n * hidden), sized(k, n * kv_width), sized(v, n * kv_width));
+        let input = LinearInput::new(h, n);
+        probe.weight(first, &b.q).matmul_input(act, &input, q);
+        probe.weight(first + 1, &b.k).matmul_input(act, &input, k);
+        probe.weight(first + 2, &b.v).matmul_input(act, &input, v);
         for (t, (qt, kt)) in
             q.chunks_exact_mut(hidden).zip(k.chunks_exact_mut(kv_width)).enumerate()
         {
             for head in qt.chunks_exact_mut(d).chain(kt.chunks_exact_mut(d)) {
-                ops::rope_pairs(head, start + t, c.rope_base);
+                rope.rotate(head, t);
             }
         }
-        cache.append(layer, &k, &v);
+        cache.append(layer, k, v);
         let (keys, values) = cache.layer(layer);
         let shape = AttentionShape { heads: c.heads, kv_heads: c.kv_heads, head_dim: d };
-        let attended = causal_attention(&shape, &q, keys, values, n, start);
-        probe.observe(Observed::LinearInput(site + 1), &attended, n);
-        let mut o = vec![0.0f32; n * hidden];
-        self.linear(probe.weight(first + 3, &b.o), &attended, n, &mut o);
-        ops::add_in_place(x, &o);
+        let attended = sized(attended, n * hidden);
+        causal_attention(&shape, q, keys, values, n, start, attended);
+        probe.observe(Observed::LinearInput(site + 1), attended, n);
+        let o = sized(proj, n * hidden);
+        self.linear(probe.weight(first + 3, &b.o), attended, n, o);
+        ops::add_in_place(x, o);
 
-        let mut h = x.to_vec();
-        ops::rms_norm(&mut h, &b.ffn_norm, c.norm_eps);
-        probe.observe(Observed::LinearInput(site + 2), &h, n);
-        let mut gate = vec![0.0f32; n * c.ffn];
-        let mut up = vec![0.0f32; n * c.ffn];
-        self.linear(probe.weight(first + 4, &b.gate), &h, n, &mut gate);
-        self.linear(probe.weight(first + 5, &b.up), &h, n, &mut up);
-        ops::silu_mul(&mut gate, &up);
-        probe.observe(Observed::LinearInput(site + 3), &gate, n);
-        let mut down = vec![0.0f32; n * hidden];
-        self.linear(probe.weight(first + 6, &b.down), &gate, n, &mut down);
-        ops::add_in_place(x, &down);
+        h.copy_from_slice(x);
+        rowwise::rms_norm(h, &b.ffn_norm, c.norm_eps);
+        probe.observe(Observed::LinearInput(site + 2), h, n);
+        let (gate, up) = (sized(gate, n * c.ffn), sized(up, n * c.ffn));
+        let input = LinearInput::new(h, n);
+        probe.weight(first + 4, &b.gate).matmul_input(act, &input, gate);
+        probe.weight(first + 5, &b.up).matmul_input(act, &input, up);
+        rowwise::silu_mul(gate, up);
+        probe.observe(Observed::LinearInput(site + 3), gate, n);
+        let down = sized(proj, n * hidden);
+        self.linear(probe.weight(first + 6, &b.down), gate, n, down);
+        ops::add_in_place(x, down);
     }
 }
 
@@ -334,9 +348,11 @@ impl ProbedModel for LlamaModel {
                 reason: format!("{} hidden values for {n} tokens of width {}", h.len(), c.hidden),
             });
         }
-        let mut cache = KvCache::new(c.layers, c.kv_width(), n);
+        let mut cache = KvCache::new(c.layers, c.kv_heads, c.head_dim, n);
         probe.observe(Observed::BlockInput(layer), h, n);
-        self.block(layer, block, h, n, 0, &mut cache, probe);
+        let mut scratch = Scratch::default();
+        scratch.rope.fill(0, n, &self.rope_inv_freq);
+        self.block(layer, block, h, n, 0, &mut cache, probe, &mut scratch);
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod attention;
 pub mod config;
 pub mod forward;
 pub mod kv_cache;
+mod scratch;
 pub mod weights;
 
 pub use config::LlamaConfig;

@@ -1,0 +1,413 @@
+//! AVX-512 panel kernels for tiled weights (layout:
+//! [`crate::tiles::layout`]). A register tile is `R` activation rows (up to
+//! eight) × the panel's 16 weight rows: each block's codes are unpacked
+//! once into eight vectors (vector `t` = columns `4t..4t+4` of every row)
+//! and multiplied into all `R` rows.
+//!
+//! * int8 activations: one `vpdpbusd` per vector and activation row, with
+//!   the row's four activation bytes broadcast to every lane; a group's
+//!   integer sums are exact, then scaled once (weight scale × activation
+//!   scale) and the offsets' part (`offset · scale_x · Σ a`) added.
+//! * `f32` activations: each code byte is converted to `f32` once and
+//!   multiplied into every activation row with one FMA; per group
+//!   `scale · Σ x·q + offset · Σ x`.
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use qloader_format::grouped::BLOCK;
+
+use crate::activations::QuantizedActivations;
+use crate::tiles::layout::{block_bytes, panel_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
+use crate::tiles::{F32Rows, TiledMatrix};
+
+/// Activation rows per register tile.
+const TILE_ROWS: usize = 8;
+
+/// Bytes `and` `mask`, after a right shift of each 16-bit lane by `SHIFT`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn masked<const SHIFT: u32>(v: __m512i, mask: __m512i) -> __m512i {
+    _mm512_and_si512(_mm512_srli_epi16::<SHIFT>(v), mask)
+}
+
+/// The eight code vectors of one block at `p` ([`block_bytes`]`(BITS)`
+/// bytes, 64-byte aligned).
+///
+/// # Safety
+/// The CPU must support AVX-512 F and BW; the block must lie in readable,
+/// 64-byte aligned memory.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn unpack<const BITS: u8>(p: *const u8) -> [__m512i; 8] {
+    let v: [__m512i; 8] =
+        // SAFETY: the caller guarantees the block's bytes (all loads).
+        unsafe {
+        match BITS {
+            8 => [
+                _mm512_load_si512(p as *const __m512i),
+                _mm512_load_si512(p.add(64) as *const __m512i),
+                _mm512_load_si512(p.add(128) as *const __m512i),
+                _mm512_load_si512(p.add(192) as *const __m512i),
+                _mm512_load_si512(p.add(256) as *const __m512i),
+                _mm512_load_si512(p.add(320) as *const __m512i),
+                _mm512_load_si512(p.add(384) as *const __m512i),
+                _mm512_load_si512(p.add(448) as *const __m512i),
+            ],
+            4 => {
+                let m = _mm512_set1_epi8(0x0f);
+                let v0 = _mm512_load_si512(p as *const __m512i);
+                let v1 = _mm512_load_si512(p.add(64) as *const __m512i);
+                let v2 = _mm512_load_si512(p.add(128) as *const __m512i);
+                let v3 = _mm512_load_si512(p.add(192) as *const __m512i);
+                [
+                    _mm512_and_si512(v0, m),
+                    masked::<4>(v0, m),
+                    _mm512_and_si512(v1, m),
+                    masked::<4>(v1, m),
+                    _mm512_and_si512(v2, m),
+                    masked::<4>(v2, m),
+                    _mm512_and_si512(v3, m),
+                    masked::<4>(v3, m),
+                ]
+            }
+            _ => {
+                let m = _mm512_set1_epi8(3);
+                let v0 = _mm512_load_si512(p as *const __m512i);
+                let v1 = _mm512_load_si512(p.add(64) as *const __m512i);
+                [
+                    _mm512_and_si512(v0, m),
+                    masked::<2>(v0, m),
+                    masked::<4>(v0, m),
+                    masked::<6>(v0, m),
+                    _mm512_and_si512(v1, m),
+                    masked::<2>(v1, m),
+                    masked::<4>(v1, m),
+                    masked::<6>(v1, m),
+                ]
+            }
+        }
+    };
+    if BITS != 3 {
+        return v;
+    }
+    // The third bit: a byte mask per vector, 4 added where set.
+    let masks = p.wrapping_add(128) as *const u64;
+    let four = _mm512_set1_epi8(4);
+    // SAFETY: the block's eight masks follow its two 2-bit vectors.
+    std::array::from_fn(|t| unsafe {
+        _mm512_mask_add_epi8(v[t], masks.add(t).read_unaligned(), v[t], four)
+    })
+}
+
+/// Checks the shapes every unchecked access below relies on.
+fn check_panel(w: &TiledMatrix, panel: usize, m: usize, out: &[f32]) -> (usize, usize) {
+    // `m` activation rows, written from `out[0]`.
+    let layout = w.layout();
+    assert!(panel < w.panels(), "panel {panel} of {}", w.panels());
+    assert_eq!(w.panel(panel).len(), panel_bytes(layout, w.cols()));
+    assert_eq!(w.panel(panel).as_ptr() as usize % 64, 0, "panels are 64-byte aligned");
+    assert!(out.len() >= m * PANEL_ROWS, "out holds m × 16 values");
+    (layout.groups_per_row(w.cols()), layout.blocks_per_row(w.cols()))
+}
+
+/// [`crate::tiles::generic::panel_a8`] on AVX-512 VNNI.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and VNNI, and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_panel_a8(
+    x: &QuantizedActivations,
+    w: &TiledMatrix,
+    panel: usize,
+    rows: Range<usize>,
+    out: &mut [f32],
+) {
+    let layout = w.layout();
+    assert_eq!(x.group(), layout.group(), "activations quantized in the weight's groups");
+    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
+    assert!(rows.end <= x.rows(), "activation rows {rows:?} of {}", x.rows());
+    let (groups, blocks) = check_panel(w, panel, rows.len(), out);
+    macro_rules! by_group {
+        ($bits:literal) => {
+            // SAFETY: same features; shapes checked above.
+            unsafe {
+                match layout.group() {
+                    32 => {
+                        panel_a8::<$bits, 1>(x, w.panel(panel), (groups, blocks), rows.clone(), out)
+                    }
+                    64 => {
+                        panel_a8::<$bits, 2>(x, w.panel(panel), (groups, blocks), rows.clone(), out)
+                    }
+                    _ => {
+                        panel_a8::<$bits, 4>(x, w.panel(panel), (groups, blocks), rows.clone(), out)
+                    }
+                }
+            }
+        };
+    }
+    match layout.bits() {
+        2 => by_group!(2),
+        3 => by_group!(3),
+        4 => by_group!(4),
+        _ => by_group!(8),
+    }
+}
+
+/// Register tiles of eight activation rows, then four, two and one.
+///
+/// # Safety
+/// As [`avx512_panel_a8`]; `data` is one whole panel of `groups` groups and
+/// `blocks` blocks; every activation row holds `blocks` blocks of codes and
+/// `groups` scales and sums; `out` holds `m × 16` values.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn panel_a8<const BITS: u8, const PER_GROUP: usize>(
+    x: &QuantizedActivations,
+    data: &[u8],
+    shape: (usize, usize),
+    rows: Range<usize>,
+    out: &mut [f32],
+) {
+    let (start, end) = (rows.start, rows.end);
+    let mut i = start;
+    // SAFETY: forwarded (each call); `i + R ≤ end`.
+    unsafe {
+        while i + TILE_ROWS <= end {
+            tile_a8::<BITS, PER_GROUP, TILE_ROWS>(x, (i, i - start), data, shape, out);
+            i += TILE_ROWS;
+        }
+        if end - i >= 4 {
+            tile_a8::<BITS, PER_GROUP, 4>(x, (i, i - start), data, shape, out);
+            i += 4;
+        }
+        if end - i >= 2 {
+            tile_a8::<BITS, PER_GROUP, 2>(x, (i, i - start), data, shape, out);
+            i += 2;
+        }
+        if end - i == 1 {
+            tile_a8::<BITS, PER_GROUP, 1>(x, (i, i - start), data, shape, out);
+        }
+    }
+}
+
+/// Activation rows `first..first + R` times the panel.
+///
+/// # Safety
+/// As [`panel_a8`], with `first + R ≤ m`.
+// Per-row arrays are indexed by activation row inside loops over blocks.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
+    x: &QuantizedActivations,
+    (first, out_row): (usize, usize),
+    data: &[u8],
+    (groups, blocks): (usize, usize),
+    out: &mut [f32],
+) {
+    let rows: [_; R] = std::array::from_fn(|r| x.plain_row(first + r));
+    assert!(rows.iter().all(|(codes, scales, sums)| {
+        codes.len() >= blocks * BLOCK && scales.len() >= groups && sums.len() >= groups
+    }));
+    let codes: [*const u8; R] = std::array::from_fn(|r| rows[r].0.as_ptr() as *const u8);
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut p = data.as_ptr();
+    for g in 0..groups {
+        // SAFETY: the panel holds this group's header and blocks (checked
+        // shape); sections are 64-byte multiples from an aligned start.
+        let (ws, wo) = unsafe {
+            (
+                _mm512_cvtph_ps(_mm256_load_si256(p as *const __m256i)),
+                _mm512_cvtph_ps(_mm256_load_si256(p.add(32) as *const __m256i)),
+            )
+        };
+        // SAFETY: as above.
+        p = unsafe { p.add(GROUP_HEADER_BYTES) };
+        let first_block = g * PER_GROUP;
+        let mut isum = [_mm512_setzero_si512(); R];
+        for b in first_block..(first_block + PER_GROUP).min(blocks) {
+            // SAFETY: as above; the prefetch is a hint and never faults.
+            let wv = unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(2048) as *const i8);
+                unpack::<BITS>(p)
+            };
+            // SAFETY: as above.
+            p = unsafe { p.add(block_bytes(BITS)) };
+            for r in 0..R {
+                // SAFETY: block b < blocks lies within every activation row.
+                let a = unsafe { codes[r].add(b * BLOCK) } as *const i32;
+                for (t, &v) in wv.iter().enumerate() {
+                    // SAFETY: bytes 4t..4t+4 of the block.
+                    let a4 = unsafe { a.add(t).read_unaligned() };
+                    isum[r] = _mm512_dpbusd_epi32(isum[r], v, _mm512_set1_epi32(a4));
+                }
+            }
+        }
+        for r in 0..R {
+            let s = _mm512_mul_ps(ws, _mm512_set1_ps(rows[r].1[g]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[r]), s, acc[r]);
+            acc[r] = _mm512_fmadd_ps(wo, _mm512_set1_ps(rows[r].2[g]), acc[r]);
+        }
+    }
+    for r in 0..R {
+        let o = &mut out[(out_row + r) * PANEL_ROWS..(out_row + r + 1) * PANEL_ROWS];
+        // SAFETY: `o` is 16 values.
+        unsafe { _mm512_storeu_ps(o.as_mut_ptr(), acc[r]) };
+    }
+}
+
+/// [`crate::tiles::generic::panel_f32`] on AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW and VL, FMA and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub unsafe fn avx512_panel_f32(
+    x: &F32Rows,
+    w: &TiledMatrix,
+    panel: usize,
+    rows: Range<usize>,
+    out: &mut [f32],
+) {
+    let layout = w.layout();
+    assert!(rows.end <= x.rows, "activation rows {rows:?} of {}", x.rows);
+    let (groups, blocks) = check_panel(w, panel, rows.len(), out);
+    assert!(x.stride >= blocks * BLOCK && x.values.len() >= x.rows * x.stride);
+    assert!(x.groups >= groups && x.group_sums.len() >= x.rows * x.groups);
+    macro_rules! by_group {
+        ($bits:literal) => {
+            // SAFETY: same features; shapes checked above.
+            unsafe {
+                match layout.group() {
+                    32 => panel_f32::<$bits, 1>(
+                        x,
+                        w.panel(panel),
+                        (groups, blocks),
+                        rows.clone(),
+                        out,
+                    ),
+                    64 => panel_f32::<$bits, 2>(
+                        x,
+                        w.panel(panel),
+                        (groups, blocks),
+                        rows.clone(),
+                        out,
+                    ),
+                    _ => panel_f32::<$bits, 4>(
+                        x,
+                        w.panel(panel),
+                        (groups, blocks),
+                        rows.clone(),
+                        out,
+                    ),
+                }
+            }
+        };
+    }
+    match layout.bits() {
+        2 => by_group!(2),
+        3 => by_group!(3),
+        4 => by_group!(4),
+        _ => by_group!(8),
+    }
+}
+
+/// Register tiles of eight activation rows, then four, two and one.
+///
+/// # Safety
+/// As [`avx512_panel_f32`], shapes checked there.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn panel_f32<const BITS: u8, const PER_GROUP: usize>(
+    x: &F32Rows,
+    data: &[u8],
+    shape: (usize, usize),
+    rows: Range<usize>,
+    out: &mut [f32],
+) {
+    let (start, end) = (rows.start, rows.end);
+    let mut i = start;
+    // SAFETY: forwarded (each call); `i + R ≤ end`.
+    unsafe {
+        while i + TILE_ROWS <= end {
+            tile_f32::<BITS, PER_GROUP, TILE_ROWS>(x, (i, i - start), data, shape, out);
+            i += TILE_ROWS;
+        }
+        if end - i >= 4 {
+            tile_f32::<BITS, PER_GROUP, 4>(x, (i, i - start), data, shape, out);
+            i += 4;
+        }
+        if end - i >= 2 {
+            tile_f32::<BITS, PER_GROUP, 2>(x, (i, i - start), data, shape, out);
+            i += 2;
+        }
+        if end - i == 1 {
+            tile_f32::<BITS, PER_GROUP, 1>(x, (i, i - start), data, shape, out);
+        }
+    }
+}
+
+/// Activation rows `first..first + R` (`f32`) times the panel.
+///
+/// # Safety
+/// As [`panel_f32`], with `first + R ≤ rows`.
+#[allow(clippy::needless_range_loop)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn tile_f32<const BITS: u8, const PER_GROUP: usize, const R: usize>(
+    x: &F32Rows,
+    (first, out_row): (usize, usize),
+    data: &[u8],
+    (groups, blocks): (usize, usize),
+    out: &mut [f32],
+) {
+    let xs: [*const f32; R] = std::array::from_fn(|r| x.values[(first + r) * x.stride..].as_ptr());
+    let byte = _mm512_set1_epi32(0xff);
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut p = data.as_ptr();
+    for g in 0..groups {
+        // SAFETY: the panel holds this group's header and blocks.
+        let (ws, wo) = unsafe {
+            (
+                _mm512_cvtph_ps(_mm256_load_si256(p as *const __m256i)),
+                _mm512_cvtph_ps(_mm256_load_si256(p.add(32) as *const __m256i)),
+            )
+        };
+        // SAFETY: as above.
+        p = unsafe { p.add(GROUP_HEADER_BYTES) };
+        let first_block = g * PER_GROUP;
+        let mut dots = [_mm512_setzero_ps(); R];
+        for b in first_block..(first_block + PER_GROUP).min(blocks) {
+            // SAFETY: as above.
+            let wv = unsafe { unpack::<BITS>(p) };
+            // SAFETY: as above.
+            p = unsafe { p.add(block_bytes(BITS)) };
+            for (t, &v) in wv.iter().enumerate() {
+                let q = [
+                    _mm512_cvtepi32_ps(_mm512_and_si512(v, byte)),
+                    _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32::<8>(v), byte)),
+                    _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32::<16>(v), byte)),
+                    _mm512_cvtepi32_ps(_mm512_srli_epi32::<24>(v)),
+                ];
+                for (i, &qi) in q.iter().enumerate() {
+                    let c = b * BLOCK + 4 * t + i;
+                    for r in 0..R {
+                        // SAFETY: c < blocks·32 ≤ stride: inside row first + r.
+                        let xv = unsafe { *xs[r].add(c) };
+                        dots[r] = _mm512_fmadd_ps(qi, _mm512_set1_ps(xv), dots[r]);
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            let sum = x.group_sums[(first + r) * x.groups + g];
+            acc[r] = _mm512_fmadd_ps(dots[r], ws, acc[r]);
+            acc[r] = _mm512_fmadd_ps(wo, _mm512_set1_ps(sum), acc[r]);
+        }
+    }
+    for r in 0..R {
+        let o = &mut out[(out_row + r) * PANEL_ROWS..(out_row + r + 1) * PANEL_ROWS];
+        // SAFETY: `o` is 16 values.
+        unsafe { _mm512_storeu_ps(o.as_mut_ptr(), acc[r]) };
+    }
+}
