@@ -90,7 +90,8 @@ fn bench_model_and_eval_of_a_packed_decoder() {
     let dir = tempfile::tempdir().unwrap();
     let packed = dir.path().join("smollm2-int4.qlm");
     let packed_s = packed.to_str().unwrap();
-    let o = qloader(&["pack", "--model", gguf.to_str().unwrap(), "--quant", "int4", "-o", packed_s]);
+    let o =
+        qloader(&["pack", "--model", gguf.to_str().unwrap(), "--quant", "int4", "-o", packed_s]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let json = dir.path().join("bench.json");
@@ -117,8 +118,7 @@ fn bench_model_and_eval_of_a_packed_decoder() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("| time | tokens/s |"), "{out}");
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&eval_json).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&eval_json).unwrap()).unwrap();
     let tps = v["tokens_per_second"].as_f64().unwrap();
     let seconds = v["seconds"].as_f64().unwrap();
     assert!((tps * seconds - 511.0).abs() < 1.0, "511 scored tokens: {tps} × {seconds}");
@@ -133,7 +133,8 @@ fn bench_model_of_an_encoder_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let packed = dir.path().join("minilm.qlm");
     let packed_s = packed.to_str().unwrap();
-    let o = qloader(&["pack", "--model", minilm.to_str().unwrap(), "--quant", "int8", "-o", packed_s]);
+    let o =
+        qloader(&["pack", "--model", minilm.to_str().unwrap(), "--quant", "int8", "-o", packed_s]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = qloader(&["bench", "model", packed_s, "--pp", "8", "--reps", "1"]);
     assert_eq!(o.status.code(), Some(1));

@@ -33,9 +33,8 @@ struct FileInfo {
 
 impl FileInfo {
     fn of(path: &Path) -> Result<Self> {
-        let bytes = std::fs::metadata(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .len();
+        let bytes =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
         Ok(Self { path: path.to_owned(), bytes })
     }
 
@@ -139,7 +138,12 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         count(config.warmup, "warm-up run")
     );
     if let Some((tools, llama_model)) = &llama {
-        println!("llama.cpp: {} on {} ({:.1} MiB)", tools.bin.display(), llama_model.path.display(), llama_model.mib());
+        println!(
+            "llama.cpp: {} on {} ({:.1} MiB)",
+            tools.bin.display(),
+            llama_model.path.display(),
+            llama_model.mib()
+        );
         if model_file.bytes > llama_model.bytes {
             eprintln!(
                 "warning: {} ({:.1} MiB) is larger than llama.cpp's {} ({:.1} MiB)",
@@ -152,7 +156,8 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
     }
 
     let verbose = std::io::stderr().is_terminal();
-    let (mut results, mut theirs, mut records, mut command_lines) = (vec![], vec![], vec![], vec![]);
+    let (mut results, mut theirs, mut records, mut command_lines) =
+        (vec![], vec![], vec![], vec![]);
     for &t in &threads {
         let mut progress = |test: &qloader_runtime::bench::BenchTest| {
             if verbose {

@@ -176,8 +176,7 @@ mod tests {
     fn reads_real_llama_bench_output() {
         let records = parse(SAMPLE).unwrap();
         assert_eq!(records.len(), 4);
-        let names: Vec<String> =
-            records.iter().map(|r| r.result().unwrap().name).collect();
+        let names: Vec<String> = records.iter().map(|r| r.result().unwrap().name).collect();
         assert_eq!(names, ["pp8", "tg4", "pp8@d8", "tg4@d8"]);
         let tg = records[1].result().unwrap();
         assert_eq!(tg.test, BenchTest { kind: TestKind::Generate, tokens: 4, depth: 0 });

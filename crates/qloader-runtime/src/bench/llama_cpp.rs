@@ -34,10 +34,7 @@ impl LlamaCppTools {
     /// The tools in `bin`, which must hold `llama-bench`.
     pub fn in_dir(bin: &Path) -> Result<Self> {
         if !bin.join(LLAMA_BENCH).is_file() {
-            return Err(RuntimeError::LlamaCpp(format!(
-                "{} has no {LLAMA_BENCH}",
-                bin.display()
-            )));
+            return Err(RuntimeError::LlamaCpp(format!("{} has no {LLAMA_BENCH}", bin.display())));
         }
         Ok(Self { bin: bin.to_owned() })
     }

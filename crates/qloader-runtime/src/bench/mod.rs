@@ -195,7 +195,8 @@ impl Speed {
         let mut sorted = samples.clone();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
-        let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
+        let median =
+            if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
         Some(Self { median, min: sorted[0], max: sorted[n - 1], samples })
     }
 }
@@ -340,8 +341,7 @@ mod tests {
         assert!(no_reps.validate(2048).unwrap_err().to_string().contains("repetitions 0"));
         let no_depth = ModelBenchConfig { depths: vec![], ..ok.clone() };
         assert!(no_depth.validate(2048).unwrap_err().to_string().contains("at least one depth"));
-        let nothing =
-            ModelBenchConfig { prompt_lengths: vec![], generate_lengths: vec![], ..ok };
+        let nothing = ModelBenchConfig { prompt_lengths: vec![], generate_lengths: vec![], ..ok };
         assert!(nothing.validate(2048).unwrap_err().to_string().contains("no tests"));
     }
 

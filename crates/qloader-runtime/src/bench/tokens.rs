@@ -36,8 +36,7 @@ pub fn bench_tokens(
             let mut ids = tokenizer.encode(&text)?;
             if ids.len() >= needed {
                 ids.truncate(needed);
-                let source =
-                    format!("the first {needed} tokens of {}", text_path.display());
+                let source = format!("the first {needed} tokens of {}", text_path.display());
                 return Ok(BenchTokens { ids, source });
             }
             format!("{} holds only {} tokens", text_path.display(), ids.len())
