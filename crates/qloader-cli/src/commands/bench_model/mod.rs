@@ -3,6 +3,8 @@
 //! of about the same size, run in turn at each thread count, with the
 //! ratios. The timing itself is `qloader_runtime::bench`.
 
+mod table;
+
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,7 @@ use qloader_runtime::bench::llama_bench::{self, LlamaBenchRecord};
 use qloader_runtime::bench::llama_cpp::{self, LlamaCppTools, LLAMA_BENCH};
 use qloader_runtime::bench::tokens::bench_tokens;
 use qloader_runtime::bench::{
-    compare, run_model_bench, Comparison, ModelBenchConfig, Speed, TestResult, MAX_REPS,
+    compare, run_model_bench, BenchTest, Comparison, ModelBenchConfig, TestResult, MAX_REPS,
 };
 use qloader_runtime::packed::{LoadedModel, PackedModel};
 use qloader_runtime::DecoderSession;
@@ -43,7 +45,8 @@ impl FileInfo {
     }
 }
 
-/// What llama.cpp ran and measured.
+/// What llama.cpp ran and measured (the tools' directory, the GGUF, every
+/// llama-bench command line and record), and how ours compare.
 #[derive(Serialize)]
 struct LlamaCppReport {
     bin: PathBuf,
@@ -73,21 +76,7 @@ struct ModelBenchReport {
 
 /// Runs `qloader bench model`.
 pub fn run(args: BenchModelArgs) -> Result<()> {
-    let config = ModelBenchConfig {
-        prompt_lengths: args.pp.clone(),
-        generate_lengths: args.tg.clone(),
-        depths: args.depth.clone(),
-        reps: args.reps,
-        warmup: args.warmup,
-    };
-    if args.reps == 0 || args.reps > MAX_REPS {
-        bail!("--reps must be between 1 and {MAX_REPS}");
-    }
-    if args.warmup > MAX_REPS {
-        bail!("--warmup must be at most {MAX_REPS}");
-    }
-    // The values alone, before anything is loaded; the context later.
-    config.validate(usize::MAX).context("--pp, --tg, --depth")?;
+    let config = config(&args)?;
     let info = cpu::detect();
     let threads = thread_counts(&args.threads, info.cores)?;
     let gguf = is_gguf(&args.model)?;
@@ -95,10 +84,8 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         bail!("--quant applies to a GGUF input; {} is packed", args.model.display());
     }
     let quant = gguf.then(|| args.quant.unwrap_or(WeightFormat::F32));
-    let llama = match args.llama_cpp {
-        true => Some(llama_cpp_setup(&args)?),
-        false => None,
-    };
+    // Found (or made) before anything is loaded or timed.
+    let mut llama_cpp = if args.llama_cpp { Some(llama_cpp_setup(&args)?) } else { None };
     let model_file = FileInfo::of(&args.model)?;
     // A packed decoder's weights are mapped from its file: keep both.
     let (owned, loaded);
@@ -126,6 +113,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         &fixtures::botchan_text(),
         config.tokens_needed(),
     )?;
+
     print_cpu(&info);
     println!("model: {} ({:.1} MiB)", model_file.path.display(), model_file.mib());
     if let Some(format) = quant {
@@ -137,69 +125,40 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         count(config.reps, "run"),
         count(config.warmup, "warm-up run")
     );
-    if let Some((tools, llama_model)) = &llama {
+    if let Some(l) = &llama_cpp {
         println!(
             "llama.cpp: {} on {} ({:.1} MiB)",
-            tools.bin.display(),
-            llama_model.path.display(),
-            llama_model.mib()
+            l.bin.display(),
+            l.model.path.display(),
+            l.model.mib()
         );
-        if model_file.bytes > llama_model.bytes {
+        if model_file.bytes > l.model.bytes {
             eprintln!(
                 "warning: {} ({:.1} MiB) is larger than llama.cpp's {} ({:.1} MiB)",
                 model_file.path.display(),
                 model_file.mib(),
-                llama_model.path.display(),
-                llama_model.mib()
+                l.model.path.display(),
+                l.model.mib()
             );
         }
     }
 
-    let verbose = std::io::stderr().is_terminal();
-    let (mut results, mut theirs, mut records, mut command_lines) =
-        (vec![], vec![], vec![], vec![]);
+    let mut results = Vec::new();
     for &t in &threads {
-        let mut progress = |test: &qloader_runtime::bench::BenchTest| {
-            if verbose {
-                eprintln!("[{}] {}…", count(t, "thread"), test.name());
-            }
-        };
-        let ours = run_model_bench(&session.model, &tokens.ids, &config, t, &mut progress)
-            .with_context(|| format!("timing {}", args.model.display()))?;
-        results.extend(ours);
-        if let Some((tools, llama_model)) = &llama {
-            let bench = tools.tool(LLAMA_BENCH);
-            for command in llama_bench::commands(&bench, &llama_model.path, &config, t) {
-                if verbose {
-                    eprintln!("[{}] {}", count(t, "thread"), command.command_line());
-                }
-                let run = command.run()?;
-                theirs.extend(run.iter().filter_map(LlamaBenchRecord::result));
-                records.extend(run);
-                command_lines.push(command.command_line());
-            }
+        results.extend(measure_ours(session, &tokens.ids, &config, t, &args.model)?);
+        if let Some(l) = &mut llama_cpp {
+            l.measure(&config, t)?;
         }
     }
 
     println!();
-    let llama_cpp = match llama {
-        Some((tools, model)) => {
-            let comparisons = compare(&results, &theirs);
-            print_comparison(&comparisons, &threads, &results, &theirs);
-            Some(LlamaCppReport {
-                bin: tools.bin,
-                model,
-                command_lines,
-                records,
-                results: theirs,
-                comparisons,
-            })
+    match &mut llama_cpp {
+        Some(l) => {
+            l.comparisons = compare(&results, &l.results);
+            table::print_comparison(&l.comparisons, &threads, &results, &l.results);
         }
-        None => {
-            print_table(&results, &threads);
-            None
-        }
-    };
+        None => table::print_table(&results, &threads),
+    }
     if let Some(path) = &args.json {
         let report = ModelBenchReport {
             cpu: info,
@@ -217,6 +176,62 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The tests the flags ask for, their values checked (the model's context
+/// is checked once it is loaded).
+fn config(args: &BenchModelArgs) -> Result<ModelBenchConfig> {
+    if args.reps == 0 || args.reps > MAX_REPS {
+        bail!("--reps must be between 1 and {MAX_REPS}");
+    }
+    if args.warmup > MAX_REPS {
+        bail!("--warmup must be at most {MAX_REPS}");
+    }
+    let config = ModelBenchConfig {
+        prompt_lengths: args.pp.clone(),
+        generate_lengths: args.tg.clone(),
+        depths: args.depth.clone(),
+        reps: args.reps,
+        warmup: args.warmup,
+    };
+    config.validate(usize::MAX).context("--pp, --tg, --depth")?;
+    Ok(config)
+}
+
+/// Our tests at `threads` threads, with progress on a terminal.
+fn measure_ours(
+    session: &DecoderSession,
+    ids: &[u32],
+    config: &ModelBenchConfig,
+    threads: usize,
+    path: &Path,
+) -> Result<Vec<TestResult>> {
+    let verbose = std::io::stderr().is_terminal();
+    let mut progress = |test: &BenchTest| {
+        if verbose {
+            eprintln!("[{}] {}…", count(threads, "thread"), test.name());
+        }
+    };
+    run_model_bench(&session.model, ids, config, threads, &mut progress)
+        .with_context(|| format!("timing {}", path.display()))
+}
+
+impl LlamaCppReport {
+    /// Runs llama-bench's tests at `threads` threads and keeps what it printed.
+    fn measure(&mut self, config: &ModelBenchConfig, threads: usize) -> Result<()> {
+        let bench = self.bin.join(LLAMA_BENCH);
+        for command in llama_bench::commands(&bench, &self.model.path, config, threads) {
+            let line = command.command_line();
+            if std::io::stderr().is_terminal() {
+                eprintln!("[{}] {line}", count(threads, "thread"));
+            }
+            let records = command.run()?;
+            self.results.extend(records.iter().filter_map(LlamaBenchRecord::result));
+            self.records.extend(records);
+            self.command_lines.push(line);
+        }
+        Ok(())
+    }
 }
 
 /// Whether `path` starts with GGUF's magic (else it is taken as packed).
@@ -238,7 +253,7 @@ fn open_packed(args: &BenchModelArgs) -> Result<LoadedModel> {
 
 /// llama.cpp's tools and the GGUF it runs, found (or made) before anything
 /// is timed.
-fn llama_cpp_setup(args: &BenchModelArgs) -> Result<(LlamaCppTools, FileInfo)> {
+fn llama_cpp_setup(args: &BenchModelArgs) -> Result<LlamaCppReport> {
     let cache = fixtures::cache_dir();
     let tools = match &args.llama_cpp_bin {
         Some(dir) => LlamaCppTools::in_dir(dir).context("--llama-cpp-bin")?,
@@ -265,67 +280,12 @@ fn llama_cpp_setup(args: &BenchModelArgs) -> Result<(LlamaCppTools, FileInfo)> {
                 .context("--llama-cpp (or give the GGUF with --llama-cpp-model FILE)")?
         }
     };
-    Ok((tools, FileInfo::of(&model)?))
-}
-
-/// `median (min–max)` tokens per second.
-fn speed(s: &Speed) -> String {
-    format!("{:.1} ({:.1}–{:.1})", s.median, s.min, s.max)
-}
-
-/// Tests down, thread counts across.
-fn print_table(results: &[TestResult], threads: &[usize]) {
-    let header: Vec<String> = threads.iter().map(|&t| count(t, "thread")).collect();
-    println!("| test (tokens/s) | {} |", header.join(" | "));
-    println!("|---|{}", "---:|".repeat(threads.len()));
-    let mut names: Vec<&str> = Vec::new();
-    for r in results {
-        if !names.contains(&r.name.as_str()) {
-            names.push(&r.name);
-        }
-    }
-    for name in names {
-        let cells: Vec<String> = threads
-            .iter()
-            .map(|&t| {
-                results
-                    .iter()
-                    .find(|r| r.name == name && r.threads == t)
-                    .map_or("–".to_owned(), |r| speed(&r.tokens_per_second))
-            })
-            .collect();
-        println!("| {name} | {} |", cells.join(" | "));
-    }
-}
-
-/// One row per test and thread count: ours, llama.cpp's, the ratio.
-fn print_comparison(
-    comparisons: &[Comparison],
-    threads: &[usize],
-    ours: &[TestResult],
-    theirs: &[TestResult],
-) {
-    println!("| test | threads | qloader tok/s | llama.cpp tok/s | qloader / llama.cpp |");
-    println!("|---|---:|---:|---:|---:|");
-    let find = |set: &[TestResult], c: &Comparison| {
-        set.iter()
-            .find(|r| r.test == c.test && r.threads == c.threads)
-            .map_or("–".to_owned(), |r| speed(&r.tokens_per_second))
-    };
-    let mut rows: Vec<&Comparison> = comparisons.iter().collect();
-    // Tests in the order run, each at every thread count.
-    rows.sort_by_key(|c| {
-        let first = comparisons.iter().position(|o| o.test == c.test).unwrap_or(0);
-        (first, threads.iter().position(|&t| t == c.threads).unwrap_or(0))
-    });
-    for c in rows {
-        println!(
-            "| {} | {} | {} | {} | {} |",
-            c.name,
-            c.threads,
-            find(ours, c),
-            find(theirs, c),
-            c.ratio.map_or("–".to_owned(), |r| format!("{r:.2}×"))
-        );
-    }
+    Ok(LlamaCppReport {
+        bin: tools.bin,
+        model: FileInfo::of(&model)?,
+        command_lines: Vec::new(),
+        records: Vec::new(),
+        results: Vec::new(),
+        comparisons: Vec::new(),
+    })
 }
