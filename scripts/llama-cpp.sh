@@ -13,7 +13,10 @@
 # off and AMX off: some VMs list AMX in their CPU flags, but the kernel never
 # grants the tile state and the first tile instruction raises SIGILL. The
 # build directory is keyed on the feature set, so a cache shared between
-# machines never hands one CPU another's binaries.
+# machines never hands one CPU another's binaries. `qloader bench model
+# --llama-cpp` finds the build by the options recorded in its .complete
+# (build_options in crates/qloader-runtime/src/bench/llama_cpp.rs): change
+# the option list in both places together.
 set -euo pipefail
 
 VERSION=0.3.36

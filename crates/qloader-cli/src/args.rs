@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use qloader_format::{fixtures, ActivationFormat, WeightFormat};
+use qloader_runtime::bench;
 
 /// Hardware-aware mixed-precision quantization: measure, plan, pack, run.
 #[derive(Parser)]
@@ -275,6 +276,62 @@ pub enum BenchCommand {
     /// Time Y = X·Wᵀ for every weight format side by side, with the measured
     /// read bandwidth, ratios to f32 and int8, and unpacking overhead.
     Kernels(BenchKernelsArgs),
+    /// Time a decoder end to end: prompt processing (pp) and decoding (tg)
+    /// in tokens/s per thread count, with --llama-cpp beside llama.cpp's
+    /// llama-bench in the same run.
+    Model(BenchModelArgs),
+}
+
+/// Arguments of `qloader bench model`.
+#[derive(Args)]
+pub struct BenchModelArgs {
+    /// A packed decoder (.qlm, from `qloader pack`) or a GGUF file.
+    #[arg(value_name = "MODEL.qlm|FILE.gguf")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Thread counts to measure with (comma-separated; default: 1 and all cores).
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Prompt lengths: one forward pass of N tokens from an empty cache.
+    #[arg(long, value_delimiter = ',', default_values_t = bench::DEFAULT_PROMPT_LENGTHS)]
+    pub pp: Vec<usize>,
+    /// Decode lengths: N single-token passes, timed after the cache holds
+    /// --depth tokens.
+    #[arg(long, value_delimiter = ',', default_values_t = bench::DEFAULT_GENERATE_LENGTHS)]
+    pub tg: Vec<usize>,
+    /// Tokens in the cache before each decode test (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = bench::DEFAULT_DEPTHS)]
+    pub depth: Vec<usize>,
+    /// Timed repetitions per test (the median is reported, with min and max).
+    #[arg(long, default_value_t = bench::DEFAULT_REPS)]
+    pub reps: usize,
+    /// Untimed runs of each test before the timed ones.
+    #[arg(long, default_value_t = bench::DEFAULT_WARMUP)]
+    pub warmup: usize,
+    /// Activations of integer-weight products: f32, or int8 quantized per row.
+    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    pub act: ActivationFormat,
+    /// For a GGUF input: the format every quantizable tensor is stored in
+    /// (names as for `embed`; default f32, as `generate`).
+    #[arg(long, value_parser = parse_format)]
+    pub quant: Option<WeightFormat>,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also run llama.cpp's llama-bench (built by scripts/llama-cpp.sh) on a
+    /// GGUF of about the same size, interleaved per thread count, and print
+    /// the ratios.
+    #[arg(long)]
+    pub llama_cpp: bool,
+    /// Directory holding llama-bench (default: the build scripts/llama-cpp.sh
+    /// made for this CPU in the cache).
+    #[arg(long, value_name = "DIR", requires = "llama_cpp")]
+    pub llama_cpp_bin: Option<PathBuf>,
+    /// The GGUF llama.cpp runs (default: a Q4_0 of the SmolLM2 fixture, made
+    /// once with llama-quantize into the cache).
+    #[arg(long, value_name = "FILE.gguf", requires = "llama_cpp")]
+    pub llama_cpp_model: Option<PathBuf>,
 }
 
 /// Parses `ROWSxCOLS`.

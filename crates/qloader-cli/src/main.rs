@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         args::Command::Perplexity(a) => commands::perplexity::run(a),
         args::Command::Analyze(a) => commands::analyze::run(a),
         args::Command::Bench(args::BenchCommand::Kernels(a)) => commands::bench::run_kernels(a),
+        args::Command::Bench(args::BenchCommand::Model(a)) => commands::bench_model::run(a),
         args::Command::Profile(a) => commands::profile::run(a),
         args::Command::Plan(a) => commands::plan::run(a),
         args::Command::Pack(a) => commands::pack::run(a),

@@ -209,6 +209,10 @@ fn perplexity_of_prose_is_low_and_int8_stays_close() {
     assert!(ppl(0) > 2.0 && ppl(0) < 100.0, "f32 perplexity {}", ppl(0));
     assert!((ppl(1) / ppl(0) - 1.0).abs() < 0.05, "int8 {} vs f32 {}", ppl(1), ppl(0));
     assert_eq!(json[0]["report"]["scored"], 2 * 127);
+    let (tps, seconds) = (&json[0]["report"]["tokens_per_second"], &json[0]["report"]["seconds"]);
+    let scored = tps.as_f64().unwrap() * seconds.as_f64().unwrap();
+    assert!((scored - 254.0).abs() < 0.5, "tokens/s × seconds = scored: {scored}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("| time | tokens/s |"));
 }
 
 #[test]

@@ -31,6 +31,12 @@ pub enum RuntimeError {
     /// An evaluation was asked for no formats or no sentences.
     #[error("nothing to evaluate: {0}")]
     EmptyEvaluation(&'static str),
+    /// A model benchmark was asked for tests it cannot run.
+    #[error("invalid benchmark: {0}")]
+    InvalidBench(String),
+    /// llama.cpp's tools are missing, failed, or printed what we cannot read.
+    #[error("llama.cpp: {0}")]
+    LlamaCpp(String),
 }
 
 /// Shorthand for results of this crate.

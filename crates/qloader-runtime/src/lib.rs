@@ -4,9 +4,12 @@
 //!
 //! It also loads packed models ([`packed`]): tensors read in place from the
 //! memory map, each multiplied by the fastest kernel the [`registry`] finds
-//! for it on this CPU, or converted once at load where there is none.
+//! for it on this CPU, or converted once at load where there is none. And it
+//! times whole decoders ([`bench`]: prompt processing and decoding, side by
+//! side with llama.cpp's `llama-bench`).
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod decoder;
 pub mod error;
 pub mod eval;

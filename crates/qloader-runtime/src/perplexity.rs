@@ -30,6 +30,8 @@ pub struct PerplexityReport {
     pub perplexity: f64,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// Scored predictions per second of wall-clock time.
+    pub tokens_per_second: f64,
 }
 
 /// Perplexity over the first `windows` whole windows of `tokens`;
@@ -63,13 +65,15 @@ pub fn perplexity(
     }
     progress(windows, windows);
     let mean_nll = nll / scored as f64;
+    let seconds = start.elapsed().as_secs_f64();
     Ok(PerplexityReport {
         windows,
         window,
         scored,
         mean_nll,
         perplexity: mean_nll.exp(),
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
+        tokens_per_second: scored as f64 / seconds.max(f64::MIN_POSITIVE),
     })
 }
 

@@ -31,20 +31,8 @@ pub fn run_kernels(args: BenchKernelsArgs) -> Result<()> {
         bail!("--batch values must be between 1 and 4096");
     }
     let info = cpu::detect();
-    let threads = if args.threads.is_empty() {
-        let mut t = vec![1];
-        if info.cores > 1 {
-            t.push(info.cores);
-        }
-        t
-    } else {
-        args.threads.clone()
-    };
-    if threads.iter().any(|&t| t == 0 || t > 1024) {
-        bail!("--threads values must be between 1 and 1024");
-    }
-    println!("cpu: {} ({} cores)", info.model, info.cores);
-    println!("features: {}; kernel tier: {}", info.features.join(" "), info.kernel_tier);
+    let threads = thread_counts(&args.threads, info.cores)?;
+    print_cpu(&info);
     let budget =
         TimingBudget { min_total: Duration::from_millis(args.min_time_ms), ..Default::default() };
     let config = KernelBenchConfig {
@@ -89,6 +77,27 @@ pub fn run_kernels(args: BenchKernelsArgs) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The `--threads` values asked for, or by default 1 and every core.
+pub fn thread_counts(requested: &[usize], cores: usize) -> Result<Vec<usize>> {
+    if requested.iter().any(|&t| t == 0 || t > 1024) {
+        bail!("--threads values must be between 1 and 1024");
+    }
+    if !requested.is_empty() {
+        return Ok(requested.to_vec());
+    }
+    let mut t = vec![1];
+    if cores > 1 {
+        t.push(cores);
+    }
+    Ok(t)
+}
+
+/// The CPU: model, cores, features and the kernel tier, one line each.
+pub fn print_cpu(info: &cpu::CpuInfo) {
+    println!("cpu: {} ({} cores)", info.model, info.cores);
+    println!("features: {}; kernel tier: {}", info.features.join(" "), info.kernel_tier);
 }
 
 fn print_table(threads: usize, bandwidth: f64, rows: &[KernelBenchRow]) {

@@ -98,6 +98,7 @@ fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
                 min_cosine: cosines.iter().copied().fold(f64::INFINITY, f64::min),
                 perplexity: None,
                 seconds,
+                tokens_per_second: None,
             };
             println!("model: {} (f32 reference: {})", report.model, report.reference);
             println!("| weights held | mean cosine | min cosine | embed time |");
@@ -121,16 +122,17 @@ fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
             let window = qloader_runtime::perplexity::STANDARD_WINDOW;
             let p = session.perplexity(&text, window, args.windows, &mut |_, _| {})?;
             println!("model: {}; text: {}", path.display(), text_path.display());
-            println!("| weights held | windows | perplexity | mean NLL | time |");
-            println!("|---:|---:|---:|---:|---:|");
+            println!("| weights held | windows | perplexity | mean NLL | time | tokens/s |");
+            println!("|---:|---:|---:|---:|---:|---:|");
             println!(
-                "| {} | {} × {} | {:.3} | {:.4} | {:.1} s |",
+                "| {} | {} × {} | {:.3} | {:.4} | {:.1} s | {:.1} |",
                 human_bytes(held),
                 p.windows,
                 p.window,
                 p.perplexity,
                 p.mean_nll,
-                p.seconds
+                p.seconds,
+                p.tokens_per_second
             );
             if let Some(json) = &args.json {
                 let report = PackedEval {
@@ -142,6 +144,7 @@ fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
                     min_cosine: f64::NAN,
                     perplexity: Some(p.perplexity),
                     seconds: p.seconds,
+                    tokens_per_second: Some(p.tokens_per_second),
                 };
                 write_json(json, &report)?;
             }
@@ -162,6 +165,8 @@ struct PackedEval {
     min_cosine: f64,
     perplexity: Option<f64>,
     seconds: f64,
+    /// Scored tokens per second of wall-clock time (decoder).
+    tokens_per_second: Option<f64>,
 }
 
 fn print_table(report: &EvalReport) {

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bench;
+pub mod bench_model;
 pub mod embed;
 pub mod eval;
 pub mod generate;

@@ -67,17 +67,20 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         );
     }
     println!();
-    println!("| format | quantized weights | bits/weight | perplexity | mean NLL | time |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| format | quantized weights | bits/weight | perplexity | mean NLL | time | tokens/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {:.2} | {:.3} | {:.4} | {:.1} s |",
+            "| {} | {} | {:.2} | {:.3} | {:.4} | {:.1} s | {:.1} |",
             r.format,
             human_bytes(r.linear_bytes),
             r.bits_per_weight,
             r.report.perplexity,
             r.report.mean_nll,
-            r.report.seconds
+            r.report.seconds,
+            r.report.tokens_per_second
         );
     }
     if let Some(path) = args.json {
