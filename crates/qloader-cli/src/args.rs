@@ -117,9 +117,10 @@ pub struct RunArgs {
     pub texts: Vec<String>,
     #[command(flatten)]
     pub load: LoadArgs,
-    /// Activations of integer-weight products: f32, or int8 quantized per row.
-    #[arg(long, value_parser = parse_act, default_value = "f32")]
-    pub act: ActivationFormat,
+    /// Activations of integer-weight products: f32, or int8 quantized per
+    /// weight group [default: int8 for a decoder, f32 for an encoder].
+    #[arg(long, value_parser = parse_act)]
+    pub act: Option<ActivationFormat>,
     /// Print how every tensor runs: stored format, run format, kernel, bytes.
     #[arg(long)]
     pub explain: bool,
@@ -309,8 +310,9 @@ pub struct BenchModelArgs {
     /// Untimed runs of each test before the timed ones.
     #[arg(long, default_value_t = bench::DEFAULT_WARMUP)]
     pub warmup: usize,
-    /// Activations of integer-weight products: f32, or int8 quantized per row.
-    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    /// Activations of integer-weight products: f32, or int8 quantized per
+    /// weight group [default: int8, as `run` decodes].
+    #[arg(long, value_parser = parse_act, default_value = "int8")]
     pub act: ActivationFormat,
     /// For a GGUF input: the format every quantizable tensor is stored in
     /// (names as for `embed`; default f32, as `generate`).
@@ -520,8 +522,9 @@ pub struct GenerateArgs {
     /// Weight format of the linear layers (names as for `embed`).
     #[arg(long, value_parser = parse_format, default_value = "f32")]
     pub quant: WeightFormat,
-    /// Activations of integer-weight products: f32 or int8.
-    #[arg(long, value_parser = parse_act, default_value = "f32")]
+    /// Activations of integer-weight products: f32, or int8 quantized per
+    /// weight group (as `run` decodes).
+    #[arg(long, value_parser = parse_act, default_value = "int8")]
     pub act: ActivationFormat,
     /// Sampling temperature; 0 picks the most likely token (greedy).
     #[arg(long, default_value_t = 0.0)]

@@ -65,7 +65,7 @@ fn bench_model_of_a_gguf_writes_well_formed_json() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["input"], "gguf");
     assert_eq!(v["quant"], "int8");
-    assert_eq!(v["activations"], "f32");
+    assert_eq!(v["activations"], "int8", "the decoder default");
     assert_eq!(v["model"]["bytes"].as_u64(), Some(std::fs::metadata(&gguf).unwrap().len()));
     assert!(v["tokens"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(v["llama_cpp"].is_null());

@@ -83,14 +83,17 @@ pub fn interleaved_median_seconds(budget: TimingBudget, fs: &mut [&mut dyn FnMut
         .collect()
 }
 
-/// Runs `f` on a dedicated rayon pool of `threads` threads (every parallel
-/// kernel called inside uses that pool).
+/// Runs `f` with `threads` threads for parallel work: the products' thread
+/// team, and a dedicated rayon pool for what still runs on rayon (the
+/// bandwidth probe, the analysis).
 pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    match rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build() {
-        Ok(pool) => pool.install(f),
+    let threads = threads.max(1);
+    let in_team = || qloader_kernels::team::with_threads(threads, f);
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(in_team),
         // Building a pool only fails when the OS refuses threads; measure on
         // the global pool rather than not at all.
-        Err(_) => f(),
+        Err(_) => in_team(),
     }
 }
 

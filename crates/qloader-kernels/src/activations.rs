@@ -256,7 +256,8 @@ fn code_row<const ROUND: bool>(row: &[f32], group: usize, out: &mut [i8]) {
         let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
         for (o, &v) in og.iter_mut().zip(xg) {
             *o = if ROUND {
-                (v * inv).round().clamp(-127.0, 127.0) as i8
+                // Through i32: a vector conversion (NaN → 0 as well).
+                ((v * inv).round().clamp(-127.0, 127.0) as i32) as i8
             } else {
                 round_to_code(v * inv)
             };
@@ -378,7 +379,7 @@ mod tests {
         let special = [0.5f32, -0.5, 1.5, -2.5, 126.5, -126.49, 127.6, -300.0, f32::NAN, 3.4999];
         let sweep = (-60_000..60_000).map(|i| i as f32 / 400.0);
         for v in special.into_iter().chain(sweep) {
-            let wide = v.round().clamp(-127.0, 127.0) as i8;
+            let wide = (v.round().clamp(-127.0, 127.0) as i32) as i8;
             assert_eq!(wide, round_to_code(v), "{v}");
         }
         let row: Vec<f32> = (0..100).map(|i| (i as f32 * 0.77).sin() * 9.0).collect();

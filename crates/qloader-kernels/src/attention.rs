@@ -269,15 +269,19 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     let underflow = x < -87.336_54;
     let x = x.clamp(-87.336_54, 88.376_26);
-    // Round to nearest without a call: add and subtract 1.5·2²³.
+    // Round to nearest without a call: adding 1.5·2²³ leaves the integer in
+    // the low mantissa bits (read back as bits: a vector integer op, where a
+    // float-to-int conversion would not vectorise as well).
     const MAGIC: f32 = 12_582_912.0;
-    let k = (x * LOG2E + MAGIC) - MAGIC;
+    let t = x * LOG2E + MAGIC;
+    let k = t - MAGIC;
+    let k_int = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     let r = x - k * LN2_HI - k * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let two_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    let two_k = f32::from_bits(((k_int + 127) as u32) << 23);
     if underflow {
         0.0
     } else {

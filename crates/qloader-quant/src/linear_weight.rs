@@ -6,9 +6,11 @@ use qloader_format::grouped::GROUPS;
 use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_kernels::activations::QuantizedActivations;
 use qloader_kernels::matmul::{
-    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with, INT8_ACTIVATION_GROUP,
+    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with,
+    INT8_ACTIVATION_GROUP, UNPACK_MIN_ROWS,
 };
-use qloader_kernels::tiles::matmul_tiled_a8;
+use qloader_kernels::rowwise;
+use qloader_kernels::tiles::{matmul_tiled_a8, matmul_tiled_a8_glu, matmul_tiled_f32_glu};
 use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Kernels};
 
 /// The input rows of one or more linear layers (`m × cols`), with their
@@ -158,6 +160,38 @@ impl LinearWeight {
             }
             _ => self.matmul(input.x, input.m, y),
         }
+    }
+
+    /// SwiGLU's `SiLU(x·Gᵀ) ⊙ (x·Uᵀ)` of `gate` (this weight) and `up`
+    /// for the rows of `input`, into `y` (`m × out`): one fused pass where
+    /// both are grouped weights of one shape and layout (int8 activations, or
+    /// `f32` ones from [`UNPACK_MIN_ROWS`] rows on); else the two products
+    /// (the up product into `scratch`) and the gating.
+    pub fn glu_input(
+        &self,
+        up: &LinearWeight,
+        act: ActivationFormat,
+        input: &LinearInput<'_>,
+        y: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) {
+        if let (LinearWeight::Grouped(g), LinearWeight::Grouped(u)) = (self, up) {
+            let same = (g.rows(), g.cols(), g.layout()) == (u.rows(), u.cols(), u.layout());
+            match act {
+                ActivationFormat::Int8 if same => {
+                    let xq = input.quantized(g.layout().group());
+                    return matmul_tiled_a8_glu(xq, g.tiles(), u.tiles(), y);
+                }
+                ActivationFormat::F32 if same && input.m >= UNPACK_MIN_ROWS => {
+                    return matmul_tiled_f32_glu(input.x, input.m, g.tiles(), u.tiles(), y);
+                }
+                _ => {}
+            }
+        }
+        self.matmul_input(act, input, y);
+        scratch.resize(y.len(), 0.0);
+        up.matmul_input(act, input, scratch);
+        rowwise::silu_mul(y, scratch);
     }
 
     /// Whether [`LinearWeight::matmul_a8`] uses int8 activations here.

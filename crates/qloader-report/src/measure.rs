@@ -55,7 +55,8 @@ pub struct Measured {
 /// Measures the packed model at `path` against `reference`; `sentences`
 /// are the encoder's evaluation set.
 pub fn measure(path: &Path, reference: &Reference, sentences: &[&str]) -> Result<Measured> {
-    let options = LoadOptions { activations: ActivationFormat::F32, ..LoadOptions::default() };
+    let options =
+        LoadOptions { activations: Some(ActivationFormat::F32), ..LoadOptions::default() };
     let loaded = open_packed(path, &options, &mut |_| {})?;
     let load_seconds = loaded.load_seconds;
     match (&loaded.model, reference) {

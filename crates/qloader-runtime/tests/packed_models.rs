@@ -81,7 +81,7 @@ fn packed_minilm_equals_the_in_memory_model_of_the_same_plan() {
     let tok = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length).unwrap();
     for act in [ActivationFormat::F32, ActivationFormat::Int8] {
         let memory = BertEncoder::load(&dir, &mixed).unwrap().with_activations(act);
-        let options = LoadOptions { activations: act, ..LoadOptions::default() };
+        let options = LoadOptions { activations: Some(act), ..LoadOptions::default() };
         let mut log = Vec::new();
         let loaded = open_packed(&path, &options, &mut |l| log.push(l.to_owned())).unwrap();
         assert!(log.is_empty(), "nothing converted: {log:?}");

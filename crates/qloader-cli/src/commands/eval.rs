@@ -74,7 +74,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 /// A packed encoder against the f32 model in `--model` on the built-in
 /// sentences; a packed decoder's perplexity on `--text`.
 fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
-    let options = load::options(&args.load, args.act)?;
+    let options = load::options(&args.load, Some(args.act))?;
     let loaded = load::open(path, &options)?;
     eprintln!("{}", load::describe(&loaded));
     let held: usize = loaded.placements.iter().map(|p| p.bytes).sum();

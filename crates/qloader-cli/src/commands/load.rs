@@ -14,8 +14,9 @@ use qloader_runtime::registry::KernelRegistry;
 use crate::args::LoadArgs;
 use crate::output::human_bytes;
 
-/// The load options `args` ask for.
-pub fn options(args: &LoadArgs, activations: ActivationFormat) -> Result<LoadOptions> {
+/// The load options `args` ask for (`activations`: `None` for the
+/// architecture's default).
+pub fn options(args: &LoadArgs, activations: Option<ActivationFormat>) -> Result<LoadOptions> {
     let mut registry = KernelRegistry::detect();
     if let Some(path) = &args.profile {
         let profile = DeviceProfile::read(path)?;

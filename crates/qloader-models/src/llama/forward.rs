@@ -295,11 +295,10 @@ impl LlamaModel {
         h.copy_from_slice(x);
         rowwise::rms_norm(h, &b.ffn_norm, c.norm_eps);
         probe.observe(Observed::LinearInput(site + 2), h, n);
-        let (gate, up) = (sized(gate, n * c.ffn), sized(up, n * c.ffn));
+        let gate = sized(gate, n * c.ffn);
         let input = LinearInput::new(h, n);
-        probe.weight(first + 4, &b.gate).matmul_input(act, &input, gate);
-        probe.weight(first + 5, &b.up).matmul_input(act, &input, up);
-        rowwise::silu_mul(gate, up);
+        let (wg, wu) = (probe.weight(first + 4, &b.gate), probe.weight(first + 5, &b.up));
+        wg.glu_input(wu, act, &input, gate, up);
         probe.observe(Observed::LinearInput(site + 3), gate, n);
         let down = sized(proj, n * hidden);
         self.linear(probe.weight(first + 6, &b.down), gate, n, down);

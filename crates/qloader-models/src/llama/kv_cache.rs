@@ -74,7 +74,12 @@ impl KvCache {
 
     /// Forgets every position (a new sequence).
     pub fn clear(&mut self) {
-        self.lens.iter_mut().for_each(|l| *l = 0);
+        self.truncate(0);
+    }
+
+    /// Forgets the positions from `len` on (keeps the first `len`).
+    pub fn truncate(&mut self, len: usize) {
+        self.lens.iter_mut().for_each(|l| *l = (*l).min(len));
     }
 
     /// Appends `n` positions' keys and values (`n × heads·head_dim` each,

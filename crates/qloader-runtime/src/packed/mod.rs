@@ -17,4 +17,4 @@ pub use pack::{
     pack_bert, pack_bert_replacing, pack_llama, pack_llama_replacing, pack_model,
     quantizable_tensors, PackReport,
 };
-pub use source::{LoadOptions, PackedSource, Placement, PlacementRole};
+pub use source::{default_activations, LoadOptions, PackedSource, Placement, PlacementRole};

@@ -12,7 +12,7 @@ use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
 
 use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
 use super::fallback_cache::{cache_path, FallbackCache};
-use super::source::{LoadOptions, PackedSource, Placement};
+use super::source::{default_activations, LoadOptions, PackedSource, Placement};
 use crate::decoder::DecoderSession;
 use crate::error::{Result, RuntimeError};
 
@@ -72,7 +72,9 @@ pub fn open_packed(
             FormatError::MissingBlob { path: path.to_owned(), blob: name.to_owned() }.into()
         })
     };
-    let act = options.activations;
+    let decoder = file.architecture() == LLAMA;
+    let act = options.activations.unwrap_or_else(|| default_activations(decoder));
+    let options = &LoadOptions { activations: Some(act), ..options.clone() };
     let cache_file = cache_path(path);
     let cache = if options.fallback_cache {
         FallbackCache::open(&cache_file, options.verify).unwrap_or_else(|reason| {

@@ -245,7 +245,7 @@ fn is_gguf(path: &Path) -> Result<bool> {
 
 /// Opens a packed model as `run` does.
 fn open_packed(args: &BenchModelArgs) -> Result<LoadedModel> {
-    let options = load::options(&args.load, args.act)?;
+    let options = load::options(&args.load, Some(args.act))?;
     let loaded = load::open(&args.model, &options)?;
     eprintln!("{}", load::describe(&loaded));
     Ok(loaded)
