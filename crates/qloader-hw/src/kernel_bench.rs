@@ -15,10 +15,9 @@
 //! bandwidth the kernel reaches, measured side by side, so that a machine
 //! whose bandwidth drifts during the run (a shared VM) does not skew it.
 
+use qloader_format::grouped::GroupedLayout;
 use qloader_format::WeightFormat;
-use qloader_kernels::activations::QuantizedActivations;
-use qloader_kernels::matmul::matmul_expanded_a8_with;
-use qloader_kernels::{DenseMatrix, ExpandedMatrix, Kernels};
+use qloader_kernels::{DenseMatrix, GroupedMatrix};
 use qloader_quant::LinearWeight;
 use serde::Serialize;
 
@@ -202,11 +201,9 @@ fn time_shape(
     for &format in formats {
         progress(&format!("{rows}×{cols} {format}"));
         let weight = LinearWeight::quantize(dense.clone(), format);
+        // Built before the copies are made, so that every copy has them.
+        weight.prepare_products();
         let bytes = weight.storage_bytes();
-        let group = match &weight {
-            LinearWeight::Grouped(g) => g.layout().group(),
-            _ => qloader_kernels::matmul::INT8_ACTIVATION_GROUP,
-        };
         let modes: &[bool] = if config.int8_activations && weight.has_a8_kernel() {
             &[false, true]
         } else {
@@ -216,18 +213,20 @@ fn time_shape(
             let input = |m: usize| -> Vec<f32> {
                 (0..m * cols).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
             };
-            // Grouped ·a8 cases are timed alternately with the same kernel on
-            // codes expanded in advance, so their ratio is side by side.
+            // Grouped ·a8 cases are timed alternately with the same product
+            // on the same codes expanded in advance to one byte each (8-bit
+            // tiles, which the kernel only loads), so their ratio is side by
+            // side.
             let mut expanded = match (&weight, a8) {
-                (LinearWeight::Grouped(g), true) => {
-                    let e = ExpandedMatrix::from_grouped(g);
+                (LinearWeight::Grouped(g), true) if g.layout().bits() < 8 => {
+                    let e = LinearWeight::Grouped(expanded_codes(g));
+                    e.prepare_products();
                     let bytes = e.storage_bytes();
                     Some(Rotation::new(e, bytes, config.cold_set_bytes))
                 }
                 _ => None,
             };
             let mut weights = Rotation::new(weight.clone(), bytes, config.cold_set_bytes);
-            let kernels = Kernels::detect();
             let mut seconds = Vec::new();
             let mut expanded_seconds = Vec::new();
             let mut stream_seconds = Vec::new();
@@ -243,12 +242,8 @@ fn time_shape(
                     }
                 };
                 let x_ref = &x;
-                let mut on_expanded = expanded.as_mut().map(|e| {
-                    move || {
-                        let xq = QuantizedActivations::quantize(x_ref, m, cols, group);
-                        matmul_expanded_a8_with(kernels, &xq, e.next(), &mut y2)
-                    }
-                });
+                let mut on_expanded =
+                    expanded.as_mut().map(|e| move || e.next().matmul_a8(x_ref, m, &mut y2));
                 let mut stream = cold.as_mut().map(|c| {
                     move || {
                         c.read(bytes);
@@ -279,6 +274,22 @@ fn time_shape(
         }
     }
     timed
+}
+
+/// `w`'s codes, scales and offsets as 8-bit codes: the same values with
+/// nothing to unpack.
+fn expanded_codes(w: &GroupedMatrix) -> GroupedMatrix {
+    let layout = GroupedLayout::new(8, w.layout().group()).expect("8-bit layouts exist");
+    let codes: Vec<u8> = (0..w.rows()).flat_map(|r| w.row_codes(r)).collect();
+    GroupedMatrix::from_codes(
+        w.rows(),
+        w.cols(),
+        layout,
+        &codes,
+        w.scales().to_vec(),
+        w.offsets().to_vec(),
+    )
+    .expect("the same shape, codes within 8 bits")
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use half::f16;
 
-use crate::activations::{ActivationRow, QuantizedActivations};
+use crate::activations::QuantizedActivations;
 use crate::generic;
 use crate::quantize::GroupedRow;
 use crate::tiles::{F32Rows, TiledMatrix};
@@ -110,15 +110,6 @@ pub struct Kernels {
     pub dot_grouped_w4: DotGroupedW4,
     /// `Σ a·q` over int8 activation and int8 weight codes (exact).
     pub dot_int8_a8: fn(&[i8], &[i8]) -> i32,
-    /// `Σ x·w` over an int8 activation row and a grouped weight row.
-    pub dot_grouped_a8: fn(ActivationRow<'_>, GroupedRow<'_>) -> f32,
-    /// [`Kernels::dot_grouped_a8`] for four activation rows at once (the
-    /// weight row is unpacked once).
-    pub dot_grouped_a8_x4: fn(&[ActivationRow<'_>; 4], GroupedRow<'_>, &mut [f32; 4]),
-    /// [`Kernels::dot_grouped_a8`] over an expanded (one byte per code) row.
-    pub dot_expanded_a8: fn(ActivationRow<'_>, GroupedRow<'_>) -> f32,
-    /// [`Kernels::dot_expanded_a8`] for four activation rows at once.
-    pub dot_expanded_a8_x4: fn(&[ActivationRow<'_>; 4], GroupedRow<'_>, &mut [f32; 4]),
     /// Expands an `f16` row to `f32`.
     pub unpack_f16: fn(&[f16], &mut [f32]),
     /// Expands a grouped row to `f32`.
@@ -145,10 +136,6 @@ static GENERIC: Kernels = Kernels {
     dot_grouped: generic::dot_grouped,
     dot_grouped_w4: generic::dot_grouped_w4,
     dot_int8_a8: generic::dot_int8_a8,
-    dot_grouped_a8: generic::dot_grouped_a8,
-    dot_grouped_a8_x4: generic::dot_grouped_a8_x4,
-    dot_expanded_a8: generic::dot_expanded_a8,
-    dot_expanded_a8_x4: generic::dot_expanded_a8_x4,
     unpack_f16: generic::unpack_f16,
     unpack_grouped: generic::unpack_grouped,
     panel_a8: crate::tiles::generic::panel_a8,
@@ -158,7 +145,7 @@ static GENERIC: Kernels = Kernels {
 #[cfg(target_arch = "x86_64")]
 mod avx2_table {
     use super::*;
-    use crate::x86_64::avx2;
+    use crate::x86_64::{avx2, avx2_tiles};
 
     // SAFETY (all wrappers): they are only reachable through `AVX2`, which
     // `Kernels::for_isa` hands out only after `Isa::is_available` confirmed
@@ -197,23 +184,6 @@ mod avx2_table {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_int8_a8(a, q) }
     }
-    fn dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
-        // SAFETY: see above.
-        unsafe { avx2::avx2_dot_grouped_a8(x, row) }
-    }
-    fn dot_grouped_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
-        // SAFETY: see above.
-        unsafe { avx2::avx2_dot_grouped_a8_x4(xs, row, out) }
-    }
-    fn dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
-        // SAFETY: see above.
-        unsafe { avx2::avx2_dot_expanded_a8(x, row) }
-    }
-
-    fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
-        // SAFETY: see above.
-        unsafe { avx2::avx2_dot_expanded_a8_x4(xs, row, out) }
-    }
     fn unpack_f16(w: &[f16], out: &mut [f32]) {
         // SAFETY: see above.
         unsafe { avx2::avx2_unpack_f16(w, out) }
@@ -221,6 +191,20 @@ mod avx2_table {
     fn unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {
         // SAFETY: see above.
         unsafe { avx2::avx2_unpack_grouped(row, out) }
+    }
+    fn panel_a8(
+        x: &QuantizedActivations,
+        w: &TiledMatrix,
+        panel: usize,
+        rows: Range<usize>,
+        out: &mut [f32],
+    ) {
+        // SAFETY: see above.
+        unsafe { avx2_tiles::avx2_panel_a8(x, w, panel, rows, out) }
+    }
+    fn panel_f32(x: &F32Rows, w: &TiledMatrix, panel: usize, rows: Range<usize>, out: &mut [f32]) {
+        // SAFETY: see above.
+        unsafe { avx2_tiles::avx2_panel_f32(x, w, panel, rows, out) }
     }
 
     pub(super) static AVX2: Kernels = Kernels {
@@ -233,14 +217,10 @@ mod avx2_table {
         dot_grouped,
         dot_grouped_w4,
         dot_int8_a8,
-        dot_grouped_a8,
-        dot_grouped_a8_x4,
-        dot_expanded_a8,
-        dot_expanded_a8_x4,
         unpack_f16,
         unpack_grouped,
-        panel_a8: crate::tiles::generic::panel_a8,
-        panel_f32: crate::tiles::generic::panel_f32,
+        panel_a8,
+        panel_f32,
     };
 }
 
@@ -268,24 +248,6 @@ mod avx512_table {
         // SAFETY: see above.
         unsafe { avx512::avx512_dot_int8_a8(a, q) }
     }
-    fn dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
-        // SAFETY: see above.
-        unsafe { avx512::avx512_dot_grouped_a8(x, row) }
-    }
-    fn dot_grouped_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
-        // SAFETY: see above.
-        unsafe { avx512::avx512_dot_grouped_a8_x4(xs, row, out) }
-    }
-    fn dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
-        // SAFETY: see above.
-        unsafe { avx512::avx512_dot_expanded_a8(x, row) }
-    }
-
-    fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
-        // SAFETY: see above.
-        unsafe { avx512::avx512_dot_expanded_a8_x4(xs, row, out) }
-    }
-
     fn panel_a8(
         x: &QuantizedActivations,
         w: &TiledMatrix,
@@ -310,10 +272,6 @@ mod avx512_table {
         dot_int8_w4,
         dot_grouped_w4,
         dot_int8_a8,
-        dot_grouped_a8,
-        dot_grouped_a8_x4,
-        dot_expanded_a8,
-        dot_expanded_a8_x4,
         panel_a8,
         panel_f32,
         ..super::avx2_table::AVX2

@@ -31,7 +31,5 @@ pub mod tiles;
 pub mod x86_64;
 
 pub use dispatch::{Isa, Kernels};
-pub use quantize::{
-    DenseMatrix, ExpandedMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
-};
+pub use quantize::{DenseMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix};
 pub use storage::{Plain, StableBytes, Storage};

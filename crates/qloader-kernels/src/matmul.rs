@@ -6,13 +6,11 @@
 
 use rayon::prelude::*;
 
-use crate::activations::{ActivationRow, QuantizedActivations};
+use crate::activations::QuantizedActivations;
 use crate::dispatch::Kernels;
 use crate::gemm::{gemm_f32, GEMM_MIN_ROWS};
-use crate::quantize::{
-    DenseMatrix, ExpandedMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
-};
-use crate::tiles::{matmul_tiled_a8, matmul_tiled_f32_with};
+use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
+use crate::tiles::{matmul_tiled_a8, matmul_tiled_a8_with, matmul_tiled_f32_with};
 
 /// Below this many outputs a product runs on the calling thread.
 const PARALLEL_MIN_OUTPUTS: usize = 256;
@@ -62,7 +60,7 @@ pub fn matmul_int8_a8(x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
 /// fly in the weight's groups (W8A8, W4A8, W3A8, W2A8), through the
 /// weight's tiles.
 pub fn matmul_grouped_a8(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
-    let xq = QuantizedActivations::quantize_plain(x, m, w.cols(), w.layout().group());
+    let xq = QuantizedActivations::quantize(x, m, w.cols(), w.layout().group());
     matmul_tiled_a8(&xq, w.tiles(), y)
 }
 
@@ -169,68 +167,23 @@ pub fn matmul_int8_a8_with(k: &Kernels, x: &QuantizedActivations, w: &Int8Matrix
     tiled(x.rows(), w.rows(), y, |j, out, _| {
         let q = w.row_codes(j);
         for (i, o) in out.iter_mut().enumerate() {
-            let a = x.row(i);
-            let groups = a.codes[..kk].chunks(group).zip(q.chunks(group));
-            let sum: f32 = groups.zip(a.scales).map(|((ag, qg), s)| dot(ag, qg) as f32 * s).sum();
+            let (codes, scales, _) = x.row(i);
+            let groups = codes[..kk].chunks(group).zip(q.chunks(group));
+            let sum: f32 = groups.zip(scales).map(|((ag, qg), s)| dot(ag, qg) as f32 * s).sum();
             *o = sum * w.scale(j);
         }
     });
 }
 
 /// [`matmul_grouped_a8`] with the kernels of a given tier and activations
-/// already quantized in the weight's groups. Activation rows go four at a
-/// time through the x4 kernel, so each weight block is unpacked once per
-/// four rows.
+/// already quantized in the weight's groups (through the weight's tiles).
 pub fn matmul_grouped_a8_with(
     k: &Kernels,
     x: &QuantizedActivations,
     w: &GroupedMatrix,
     y: &mut [f32],
 ) {
-    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
-    assert_eq!(x.group(), w.layout().group(), "activations quantized in the weight's groups");
-    grouped_a8_rows(k.dot_grouped_a8, k.dot_grouped_a8_x4, x, w.rows(), |j| w.row(j), y);
-}
-
-/// Like [`matmul_grouped_a8_with`] on codes expanded in advance (the
-/// unpack-free baseline, and the loader's fallback representation).
-pub fn matmul_expanded_a8_with(
-    k: &Kernels,
-    x: &QuantizedActivations,
-    w: &ExpandedMatrix,
-    y: &mut [f32],
-) {
-    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
-    assert_eq!(x.group(), w.layout().group(), "activations quantized in the weight's groups");
-    grouped_a8_rows(k.dot_expanded_a8, k.dot_expanded_a8_x4, x, w.rows(), |j| w.row(j), y);
-}
-
-type DotA8 = fn(ActivationRow<'_>, GroupedRow<'_>) -> f32;
-type DotA8x4 = fn(&[ActivationRow<'_>; 4], GroupedRow<'_>, &mut [f32; 4]);
-
-/// Activation rows four at a time through the x4 kernel, the rest one by one.
-fn grouped_a8_rows<'w>(
-    dot: DotA8,
-    dot_x4: DotA8x4,
-    x: &QuantizedActivations,
-    n: usize,
-    weight_row: impl Fn(usize) -> GroupedRow<'w> + Sync,
-    y: &mut [f32],
-) {
-    assert_eq!(y.len(), x.rows() * n, "y must be m × n");
-    let m = x.rows();
-    tiled(m, n, y, |j, out, _| {
-        let row = weight_row(j);
-        let full = m / 4 * 4;
-        for (q, o4) in out[..full].chunks_exact_mut(4).enumerate() {
-            let xs = [x.row(4 * q), x.row(4 * q + 1), x.row(4 * q + 2), x.row(4 * q + 3)];
-            let o4: &mut [f32; 4] = o4.try_into().expect("chunks of four");
-            dot_x4(&xs, row, o4);
-        }
-        for (i, o) in out.iter_mut().enumerate().skip(full) {
-            *o = dot(x.row(i), row);
-        }
-    });
+    matmul_tiled_a8_with(k, x, w.tiles(), y)
 }
 
 fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {
@@ -448,11 +401,6 @@ mod tests {
                 let what = format!("{isa} {:?}·a8", g.layout());
                 let want = matmul_grouped_a8_reference(&xq, g);
                 assert_close(&what, &y, &want, &xs, m, &g.dequantize());
-                // Codes expanded in advance: the same integer sums, so the
-                // same result as the packed kernel of the same tier.
-                let mut y2 = vec![0.0; y.len()];
-                matmul_expanded_a8_with(k, &xq, &ExpandedMatrix::from_grouped(g), &mut y2);
-                assert_close(&format!("{what} expanded"), &y2, &want, &xs, m, &g.dequantize());
             }
         }
     }

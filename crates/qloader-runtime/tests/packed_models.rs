@@ -181,12 +181,16 @@ fn packed_smollm2_equals_the_in_memory_model_of_the_same_plan() {
         ["int8", "int4g32", "f16", "int8g32"][n % 4].parse::<WeightFormat>().unwrap()
     };
     pack_llama(&gguf, &plan, None, &path, &mut |_, _| {}).unwrap();
-    let memory = LlamaModel::load(&gguf, &plan, &mut |_, _| {}).unwrap();
+    // A packed decoder runs with int8 activations unless told otherwise.
+    let memory = LlamaModel::load(&gguf, &plan, &mut |_, _| {})
+        .unwrap()
+        .with_activations(ActivationFormat::Int8);
     let file = qloader_format::gguf::GgufFile::open(&gguf).unwrap();
     let tokenizer = GgufTokenizer::from_gguf(&file).unwrap();
     let (model, log) = open(&path, &LoadOptions::default());
     assert!(log.is_empty());
     let PackedModel::Decoder(session) = model else { panic!("expected a decoder") };
+    assert_eq!(session.model.activations(), ActivationFormat::Int8);
     let text = "<|im_start|>user\nOnce upon a time, in a small village by the sea, 1234<|im_end|>";
     let ids = tokenizer.encode(text).unwrap();
     assert_eq!(session.tokenizer.encode(text).unwrap(), ids, "the packed tokenizer agrees");

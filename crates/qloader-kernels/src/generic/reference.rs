@@ -57,8 +57,8 @@ pub fn dequantize_activations(x: &QuantizedActivations) -> Vec<f32> {
     let (k, group) = (x.cols(), x.group());
     (0..x.rows())
         .flat_map(|i| {
-            let r = x.row(i);
-            (0..k).map(move |c| r.codes[c] as f32 * r.scales[c / group])
+            let (codes, scales, _) = x.row(i);
+            (0..k).map(move |c| codes[c] as f32 * scales[c / group])
         })
         .collect()
 }

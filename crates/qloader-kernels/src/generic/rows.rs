@@ -6,7 +6,6 @@
 use half::f16;
 use qloader_format::grouped::{unpack_block, BLOCK};
 
-use crate::activations::ActivationRow;
 use crate::quantize::GroupedRow;
 
 /// `Σ a[i]·b[i]`.
@@ -129,55 +128,4 @@ pub fn unpack_f16(w: &[f16], out: &mut [f32]) {
 /// `Σ a[i]·q[i]` over int8 activation codes and int8 weight codes, exact.
 pub fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
     a.iter().zip(q).map(|(&x, &w)| x as i32 * w as i32).sum()
-}
-
-/// `Σ x·w` for one grouped weight row and one int8 activation row quantized
-/// in the weight's groups: `Σ_blocks scale_x,g · (scale_g · Σ a·q + offset_g
-/// · Σ a)`, the block sums exact in `i32`.
-pub fn dot_grouped_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
-    let layout = row.layout;
-    debug_assert_eq!(x.group, layout.group(), "activations quantized in the weight's groups");
-    let blocks_per_group = layout.group() / BLOCK;
-    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
-    let group_shift = blocks_per_group.trailing_zeros();
-    let mut total = 0.0f32;
-    let blocks = row.codes.chunks_exact(layout.block_bytes());
-    for (b, (ab, packed)) in x.codes.chunks_exact(BLOCK).zip(blocks).enumerate() {
-        let g = b >> group_shift;
-        let codes = unpack_block(layout.bits(), packed);
-        let dot: i32 = ab.iter().zip(codes.iter()).map(|(&a, &q)| a as i32 * q as i32).sum();
-        total += x.scales[g]
-            * (row.scales[g].to_f32() * dot as f32
-                + row.offsets[g].to_f32() * x.block_sums[b] as f32);
-    }
-    total
-}
-
-/// [`dot_grouped_a8`] for four activation rows (the generic tier simply
-/// calls the one-row kernel four times).
-pub fn dot_grouped_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
-    for (o, &x) in out.iter_mut().zip(xs) {
-        *o = dot_grouped_a8(x, row);
-    }
-}
-
-/// [`dot_grouped_a8`] over a row of an
-/// [`ExpandedMatrix`](crate::ExpandedMatrix) (one byte per code).
-pub fn dot_expanded_a8(x: ActivationRow<'_>, row: GroupedRow<'_>) -> f32 {
-    let group = row.layout.group();
-    debug_assert_eq!(x.group, group, "activations quantized in the weight's groups");
-    let mut total = 0.0f32;
-    for (g, (ag, qg)) in x.codes.chunks(group).zip(row.codes.chunks(group)).enumerate() {
-        let dot: i32 = ag.iter().zip(qg).map(|(&a, &q)| a as i32 * q as i32).sum();
-        total += x.scales[g] * row.scales[g].to_f32() * dot as f32
-            + row.offsets[g].to_f32() * x.scaled_sums[g];
-    }
-    total
-}
-
-/// [`dot_expanded_a8`] for four activation rows.
-pub fn dot_expanded_a8_x4(xs: &[ActivationRow<'_>; 4], row: GroupedRow<'_>, out: &mut [f32; 4]) {
-    for (o, &x) in out.iter_mut().zip(xs) {
-        *o = dot_expanded_a8(x, row);
-    }
 }

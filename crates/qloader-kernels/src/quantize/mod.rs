@@ -4,13 +4,11 @@
 //! channels run along the input dimension.
 
 mod dense;
-mod expanded;
 mod f16;
 mod grouped;
 mod int8;
 
 pub use dense::DenseMatrix;
-pub use expanded::ExpandedMatrix;
 pub use f16::HalfMatrix;
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;

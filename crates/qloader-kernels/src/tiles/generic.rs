@@ -36,18 +36,17 @@ pub fn panel_a8(
             let codes = read_block(bits, &data[at..]);
             at += block_bytes(bits);
             for (i, d) in dots.iter_mut().enumerate() {
-                let a = &x.plain_row(rows.start + i).0[b * BLOCK..(b + 1) * BLOCK];
+                let a = &x.row(rows.start + i).0[b * BLOCK..(b + 1) * BLOCK];
                 for (l, row) in codes.iter().enumerate() {
                     d[l] += row.iter().zip(a).map(|(&q, &a)| q as i32 * a as i32).sum::<i32>();
                 }
             }
         }
         for (i, d) in dots.iter().enumerate() {
-            let r = x.row(i);
+            let (_, scales, sums) = x.row(rows.start + i);
             for (l, &dot) in d.iter().enumerate() {
                 let (scale, offset) = header_entry(header, l);
-                out[i * PANEL_ROWS + l] +=
-                    r.scales[g] * scale * dot as f32 + offset * r.scaled_sums[g];
+                out[i * PANEL_ROWS + l] += scales[g] * scale * dot as f32 + offset * sums[g];
             }
         }
     }

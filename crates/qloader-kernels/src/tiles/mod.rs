@@ -410,7 +410,11 @@ mod tests {
 
     fn check(m: usize, n: usize, k: usize, seed: &[f32]) {
         let w = matrix(n, k, seed);
-        let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 11) % seed.len()] * 3.0).collect();
+        // Every row differently scaled, so a kernel that reads another row's
+        // scales or sums is caught.
+        let x: Vec<f32> = (0..m * k)
+            .map(|i| seed[(i * 11) % seed.len()] * (1.0 + (i / k) as f32 * 0.37))
+            .collect();
         for bits in BITS {
             for group in GROUPS {
                 let g = GroupedMatrix::quantize(&w, GroupedLayout::new(bits, group).unwrap());
@@ -451,9 +455,17 @@ mod tests {
     #[test]
     fn fixed_edge_shapes() {
         let seed: Vec<f32> = (0..97).map(|i| ((i * 37) % 97) as f32 / 48.0 - 1.0).collect();
-        for (m, n, k) in
-            [(1, 1, 1), (1, 16, 32), (8, 17, 64), (9, 33, 129), (17, 48, 576), (3, 5, 1000)]
-        {
+        // 150 activation rows: blocks of 64 (one partial), so rows past the
+        // first block are checked too.
+        for (m, n, k) in [
+            (1, 1, 1),
+            (1, 16, 32),
+            (8, 17, 64),
+            (9, 33, 129),
+            (17, 48, 576),
+            (3, 5, 1000),
+            (150, 20, 70),
+        ] {
             check(m, n, k, &seed);
         }
     }
@@ -468,7 +480,7 @@ mod tests {
             let g = GroupedMatrix::quantize(&matrix(n, k, &seed), layout);
             let u = GroupedMatrix::quantize(&matrix(n, k, &seed[5..]), layout);
             let (gt, ut) = (TiledMatrix::from_grouped(&g), TiledMatrix::from_grouped(&u));
-            let xq = QuantizedActivations::quantize_plain(&x, m, k, group);
+            let xq = QuantizedActivations::quantize(&x, m, k, group);
             let (mut gy, mut uy, mut fused) =
                 (vec![0.0; m * n], vec![0.0; m * n], vec![0.0; m * n]);
             matmul_tiled_a8(&xq, &gt, &mut gy);

@@ -206,7 +206,7 @@ unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
-    let rows: [_; R] = std::array::from_fn(|r| x.plain_row(first + r));
+    let rows: [_; R] = std::array::from_fn(|r| x.row(first + r));
     assert!(rows.iter().all(|(codes, scales, sums)| {
         codes.len() >= blocks * BLOCK && scales.len() >= groups && sums.len() >= groups
     }));

@@ -3,12 +3,8 @@
 
 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
 
-use qloader_format::grouped::BLOCK;
-
-use crate::activations::ActivationRow;
-use crate::quantize::GroupedRow;
-
 pub mod avx2;
+pub mod avx2_tiles;
 pub mod avx512;
 pub mod avx512_grouped;
 pub mod avx512_tiles;
@@ -40,51 +36,5 @@ fn prefetch_codes(codes: *const u8, from: usize, len: usize) {
         _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_BYTES));
         _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(L2_PREFETCH_BYTES));
         line += 64;
-    }
-}
-
-/// Per activation row of a grouped·a8 product: its scale and its
-/// `scale · Σ code` for each group of the weight's layout.
-struct ActGroups<'a, const R: usize> {
-    /// Per activation row, one scale per group.
-    scales: [&'a [f32]; R],
-    /// Per activation row, `scale_g · Σ code` per group.
-    sums: [&'a [f32]; R],
-}
-
-/// The shape of one grouped·a8 row product with `R` activation rows,
-/// checked once: every bound the unchecked loads of both tiers rely on.
-struct GroupedA8Shape<'a, const R: usize> {
-    /// Bytes per 32-code block of the row (32 for one-byte codes).
-    block_bytes: usize,
-    /// Blocks per (padded) activation row.
-    blocks: usize,
-    /// Groups per row.
-    groups: usize,
-    /// The activations' group scales and scaled sums, `groups` long each.
-    act: ActGroups<'a, R>,
-}
-
-impl<'a, const R: usize> GroupedA8Shape<'a, R> {
-    /// Checks `row` against `xs` (`BITS = 0`: codes one byte each); panics
-    /// where the rows disagree, before any unchecked load.
-    fn check<const BITS: u8>(xs: &[ActivationRow<'a>; R], row: GroupedRow<'_>) -> Self {
-        let layout = row.layout;
-        let block_bytes = if BITS == 0 { BLOCK } else { layout.block_bytes() };
-        let blocks = xs[0].codes.len() / BLOCK;
-        let groups = blocks.div_ceil(layout.group() / BLOCK);
-        assert!(xs.iter().all(|x| x.codes.len() == blocks * BLOCK));
-        assert!(
-            xs.iter().all(|x| x.group == layout.group()),
-            "activations must be quantized in the weight's groups"
-        );
-        assert!(xs.iter().all(|x| x.scales.len() >= groups && x.scaled_sums.len() >= groups));
-        assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than activations");
-        assert!(row.scales.len() >= groups && row.offsets.len() >= groups);
-        let act = ActGroups {
-            scales: std::array::from_fn(|r| &xs[r].scales[..groups]),
-            sums: std::array::from_fn(|r| &xs[r].scaled_sums[..groups]),
-        };
-        Self { block_bytes, blocks, groups, act }
     }
 }

@@ -107,6 +107,11 @@ impl LlamaModel {
         self
     }
 
+    /// The activations of every linear layer.
+    pub fn activations(&self) -> ActivationFormat {
+        self.activations
+    }
+
     /// The model's configuration.
     pub fn config(&self) -> &LlamaConfig {
         &self.config
