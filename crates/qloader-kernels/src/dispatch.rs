@@ -108,8 +108,10 @@ pub struct Kernels {
     /// [`Kernels::dot_grouped`] of one activation row with four rows of one
     /// matrix, given the activations' sums per group of the matrix's layout.
     pub dot_grouped_w4: DotGroupedW4,
-    /// `Σ a·q` over int8 activation and int8 weight codes (exact).
-    pub dot_int8_a8: fn(&[i8], &[i8]) -> i32,
+    /// `Σ_g s_g · Σ a·q` over int8 activation codes in groups of a given
+    /// width with one scale each, and int8 weight codes (each group's
+    /// integer sum exact).
+    pub dot_int8_a8: fn(&[i8], &[i8], &[f32], usize) -> f32,
     /// Expands an `f16` row to `f32`.
     pub unpack_f16: fn(&[f16], &mut [f32]),
     /// Expands a grouped row to `f32`.
@@ -180,9 +182,9 @@ mod avx2_table {
         }
     }
 
-    fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+    fn dot_int8_a8(a: &[i8], q: &[i8], scales: &[f32], group: usize) -> f32 {
         // SAFETY: see above.
-        unsafe { avx2::avx2_dot_int8_a8(a, q) }
+        unsafe { avx2::avx2_dot_int8_a8(a, q, scales, group) }
     }
     fn unpack_f16(w: &[f16], out: &mut [f32]) {
         // SAFETY: see above.
@@ -244,9 +246,9 @@ mod avx512_table {
         // SAFETY: see above.
         unsafe { avx512_grouped::avx512_dot_grouped_w4(x, sums, rows, out) }
     }
-    fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+    fn dot_int8_a8(a: &[i8], q: &[i8], scales: &[f32], group: usize) -> f32 {
         // SAFETY: see above.
-        unsafe { avx512::avx512_dot_int8_a8(a, q) }
+        unsafe { avx512::avx512_dot_int8_a8(a, q, scales, group) }
     }
     fn panel_a8(
         x: &QuantizedActivations,

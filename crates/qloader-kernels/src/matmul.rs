@@ -168,9 +168,7 @@ pub fn matmul_int8_a8_with(k: &Kernels, x: &QuantizedActivations, w: &Int8Matrix
         let q = w.row_codes(j);
         for (i, o) in out.iter_mut().enumerate() {
             let (codes, scales, _) = x.row(i);
-            let groups = codes[..kk].chunks(group).zip(q.chunks(group));
-            let sum: f32 = groups.zip(scales).map(|((ag, qg), s)| dot(ag, qg) as f32 * s).sum();
-            *o = sum * w.scale(j);
+            *o = dot(&codes[..kk], q, scales, group) * w.scale(j);
         }
     });
 }
@@ -406,14 +404,33 @@ mod tests {
     }
 
     #[test]
-    fn int8_a8_integer_dot_is_exact() {
-        // Extreme codes: ±127 everywhere, k long enough to exercise the SIMD
-        // body and the tail; every tier must give the exact integer.
+    fn int8_a8_group_sums_are_exact() {
+        // Extreme codes: ±127 everywhere, groups wide and narrow, ragged
+        // against the vector widths; with power-of-two scales every group's
+        // integer sum must come through exactly on every tier.
         let a: Vec<i8> = (0..1000).map(|i| if i % 3 == 0 { -127 } else { 127 }).collect();
         let q: Vec<i8> = (0..1000).map(|i| if i % 5 == 0 { 127 } else { -127 }).collect();
-        let want: i32 = a.iter().zip(&q).map(|(&x, &w)| x as i32 * w as i32).sum();
-        for k in available() {
-            assert_eq!((k.dot_int8_a8)(&a, &q), want, "{}", k.isa);
+        for group in [1000, 128, 64, 50, 32, 7] {
+            let scales: Vec<f32> =
+                (0..1000usize.div_ceil(group)).map(|g| [1.0, 0.5, 2.0][g % 3]).collect();
+            let want = crate::generic::dot_int8_a8(&a, &q, &scales, group);
+            let exact: f64 = a
+                .chunks(group)
+                .zip(q.chunks(group))
+                .zip(&scales)
+                .map(|((a, q), &s)| {
+                    s as f64 * a.iter().zip(q).map(|(&x, &w)| x as f64 * w as f64).sum::<f64>()
+                })
+                .sum();
+            assert_eq!(want as f64, exact, "reference, groups of {group}");
+            for k in available() {
+                assert_eq!(
+                    (k.dot_int8_a8)(&a, &q, &scales, group),
+                    want,
+                    "{} groups of {group}",
+                    k.isa
+                );
+            }
         }
     }
 

@@ -126,6 +126,19 @@ pub fn unpack_f16(w: &[f16], out: &mut [f32]) {
 }
 
 /// `Σ a[i]·q[i]` over int8 activation codes and int8 weight codes, exact.
-pub fn dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+pub fn dot_int8_codes(a: &[i8], q: &[i8]) -> i32 {
     a.iter().zip(q).map(|(&x, &w)| x as i32 * w as i32).sum()
+}
+
+/// `Σ_g s_g · Σ_{i ∈ g} a[i]·q[i]` over int8 activation codes quantized in
+/// groups of `group` columns with one scale `s_g` each, and int8 weight
+/// codes: each group's integer sum exact, the scaled sums added in order.
+pub fn dot_int8_a8(a: &[i8], q: &[i8], scales: &[f32], group: usize) -> f32 {
+    let n = a.len().min(q.len());
+    a[..n]
+        .chunks(group)
+        .zip(q[..n].chunks(group))
+        .zip(scales)
+        .map(|((a, q), &s)| dot_int8_codes(a, q) as f32 * s)
+        .sum()
 }

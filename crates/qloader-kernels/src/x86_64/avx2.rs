@@ -390,40 +390,46 @@ pub(super) fn f16_to_f32(h: f16) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
 }
 
-/// Sum of the 8 `i32` lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-pub(super) fn hsum_i32(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
-    _mm_cvtsi128_si32(s)
-}
-
-/// `Σ a·q` over int8 activation codes and int8 weight codes in `-127..=127`,
-/// exact: `maddubs(|a|, sign(q, a))` (the sign trick keeps the unsigned
-/// operand non-negative; |a|·|q| ≤ 127², so pair sums never saturate).
+/// `Σ_g s_g · Σ a·q` over int8 activation codes in `-127..=127`, quantized
+/// in groups of `group` columns with scale `s_g`, and int8 weight codes:
+/// each group's sum exact by `maddubs(|a|, sign(q, a))` (the sign trick
+/// keeps the unsigned operand non-negative; |a|·|q| ≤ 127², so pair sums
+/// never saturate), then converted and scaled into one `f32` accumulator.
+/// A group's last `< 32` columns are summed by the scalar reference.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The CPU must support AVX2 and FMA; `scales` must hold one scale per
+/// group of the row.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn avx2_dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+pub unsafe fn avx2_dot_int8_a8(a: &[i8], q: &[i8], scales: &[f32], group: usize) -> f32 {
     let n = a.len().min(q.len());
-    let body = n / 32 * 32;
+    assert!(group > 0 && scales.len() >= n.div_ceil(group), "one scale per group");
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_si256();
-    let mut i = 0;
-    while i < body {
-        // SAFETY: i + 32 ≤ body ≤ both lengths.
-        let (va, vq) = unsafe {
-            (
-                _mm256_loadu_si256(a.as_ptr().add(i) as *const __m256i),
-                _mm256_loadu_si256(q.as_ptr().add(i) as *const __m256i),
-            )
-        };
-        let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(va), _mm256_sign_epi8(vq, va));
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p16, ones));
-        i += 32;
+    let mut total = _mm256_setzero_ps();
+    let mut tails = 0.0f32;
+    let mut start = 0;
+    for &scale in scales.iter().take(n.div_ceil(group)) {
+        let end = (start + group).min(n);
+        let body = start + (end - start) / 32 * 32;
+        let mut isum = _mm256_setzero_si256();
+        let mut i = start;
+        while i < body {
+            // SAFETY: i + 32 ≤ body ≤ n, within both slices.
+            let (va, vq) = unsafe {
+                (
+                    _mm256_loadu_si256(a.as_ptr().add(i) as *const __m256i),
+                    _mm256_loadu_si256(q.as_ptr().add(i) as *const __m256i),
+                )
+            };
+            let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(va), _mm256_sign_epi8(vq, va));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p16, ones));
+            i += 32;
+        }
+        total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(scale), total);
+        if body < end {
+            tails += generic::dot_int8_codes(&a[body..end], &q[body..end]) as f32 * scale;
+        }
+        start = end;
     }
-    hsum_i32(acc) + generic::dot_int8_a8(&a[body..n], &q[body..n])
+    hsum(total) + tails
 }

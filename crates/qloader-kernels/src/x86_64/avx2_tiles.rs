@@ -228,6 +228,11 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
     let mut acc = [_mm256_setzero_ps(); R];
     let mut p = data.as_ptr();
     for g in 0..groups {
+        if h == 0 {
+            // The lines of the group, the usual distances ahead (the second
+            // half finds them in cache).
+            super::prefetch_codes(p, 0, GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS));
+        }
         // SAFETY: the panel holds this group's header and blocks (checked
         // shape): 16 scales, then 16 offsets, half `h` being 8 of each.
         let (ws, wo) = unsafe {

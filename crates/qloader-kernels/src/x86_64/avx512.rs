@@ -15,51 +15,52 @@ use std::arch::x86_64::*;
 
 use super::{L2_PREFETCH_BYTES, PREFETCH_BYTES};
 
-/// `Σ a·q` over int8 activation codes and int8 weight codes in `-127..=127`,
-/// exact: `vpdpbusd(|a|, q negated where a < 0)` (the unsigned operand must
-/// be non-negative; four products of at most 127² never overflow `i32`).
+/// `Σ_g s_g · Σ a·q` over int8 activation codes in `-127..=127`, quantized
+/// in groups of `group` columns with scale `s_g`, and int8 weight codes:
+/// each group's sum exact in `i32` lanes by `vpdpbusd(|a|, q negated where
+/// a < 0)` (the unsigned operand must be non-negative; four products of at
+/// most 127² never overflow), then converted and scaled into one `f32`
+/// accumulator — no horizontal sum per group. Groups are read 64 bytes at a
+/// time through masked loads (masked-off bytes are neither read nor
+/// counted), so any group width and row length work; the weight codes are
+/// prefetched a group at a time.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F, BW and VNNI.
+/// The CPU must support AVX-512 F, BW and VNNI; `scales` must hold one scale
+/// per group of the row.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub unsafe fn avx512_dot_int8_a8(a: &[i8], q: &[i8]) -> i32 {
+pub unsafe fn avx512_dot_int8_a8(a: &[i8], q: &[i8], scales: &[f32], group: usize) -> f32 {
     let n = a.len().min(q.len());
-    let mut acc = [_mm512_setzero_si512(); 2];
+    assert!(group > 0 && scales.len() >= n.div_ceil(group), "one scale per group");
     let step = |acc: __m512i, va: __m512i, vq: __m512i| {
         let negative = _mm512_movepi8_mask(va);
         let signed = _mm512_mask_sub_epi8(vq, negative, _mm512_setzero_si512(), vq);
         _mm512_dpbusd_epi32(acc, _mm512_abs_epi8(va), signed)
     };
-    let mut i = 0;
-    while i + 128 <= n {
-        for (h, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: i + 64·h + 64 ≤ i + 128 ≤ n, within both slices.
+    let mut total = _mm512_setzero_ps();
+    let mut start = 0;
+    for &scale in scales.iter().take(n.div_ceil(group)) {
+        let end = (start + group).min(n);
+        super::prefetch_codes(q.as_ptr() as *const u8, start, end - start);
+        let mut isum = _mm512_setzero_si512();
+        let mut i = start;
+        while i < end {
+            let left = end - i;
+            let mask: __mmask64 = if left >= 64 { u64::MAX } else { (1u64 << left) - 1 };
+            // SAFETY: the mask covers only bytes i..end ⊆ 0..n of both slices.
             let (va, vq) = unsafe {
                 (
-                    _mm512_loadu_si512(a.as_ptr().add(i + 64 * h) as *const __m512i),
-                    _mm512_loadu_si512(q.as_ptr().add(i + 64 * h) as *const __m512i),
+                    _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i)),
+                    _mm512_maskz_loadu_epi8(mask, q.as_ptr().add(i)),
                 )
             };
-            *acc = step(*acc, va, vq);
+            isum = step(isum, va, vq);
+            i += 64;
         }
-        i += 128;
+        total = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(scale), total);
+        start = end;
     }
-    while i < n {
-        // The last (up to 64) codes through masked loads: masked-off bytes
-        // are neither read nor counted (they load as zero).
-        let left = n - i;
-        let mask: __mmask64 = if left >= 64 { u64::MAX } else { (1u64 << left) - 1 };
-        // SAFETY: the mask covers only bytes i..n of both slices.
-        let (va, vq) = unsafe {
-            (
-                _mm512_maskz_loadu_epi8(mask, a.as_ptr().add(i)),
-                _mm512_maskz_loadu_epi8(mask, q.as_ptr().add(i)),
-            )
-        };
-        acc[0] = step(acc[0], va, vq);
-        i += 64;
-    }
-    _mm512_reduce_add_epi32(_mm512_add_epi32(acc[0], acc[1]))
+    _mm512_reduce_add_ps(total)
 }
 
 /// `Σ x·q` of one `f32` activation row with four int8 code rows at once: each

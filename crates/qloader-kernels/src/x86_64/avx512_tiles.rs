@@ -100,6 +100,16 @@ unsafe fn unpack<const BITS: u8>(p: *const u8) -> [__m512i; 8] {
     })
 }
 
+/// Asks for the lines of one group (header and blocks) at `p` the usual
+/// distances ahead (L1 and L2): the panels are read front to back, and a
+/// core left to the hardware prefetcher alone stalls on memory between
+/// bursts of work.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn prefetch_group<const BITS: u8, const PER_GROUP: usize>(p: *const u8) {
+    super::prefetch_codes(p, 0, GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS));
+}
+
 /// Checks the shapes every unchecked access below relies on.
 fn check_panel(w: &TiledMatrix, panel: usize, m: usize, out: &[f32]) -> (usize, usize) {
     // `m` activation rows, written from `out[0]`.
@@ -214,6 +224,7 @@ unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     let mut acc = [_mm512_setzero_ps(); R];
     let mut p = data.as_ptr();
     for g in 0..groups {
+        prefetch_group::<BITS, PER_GROUP>(p);
         // SAFETY: the panel holds this group's header and blocks (checked
         // shape); sections are 64-byte multiples from an aligned start.
         let (ws, wo) = unsafe {
@@ -227,11 +238,8 @@ unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
         let first_block = g * PER_GROUP;
         let mut isum = [_mm512_setzero_si512(); R];
         for b in first_block..(first_block + PER_GROUP).min(blocks) {
-            // SAFETY: as above; the prefetch is a hint and never faults.
-            let wv = unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(2048) as *const i8);
-                unpack::<BITS>(p)
-            };
+            // SAFETY: as above.
+            let wv = unsafe { unpack::<BITS>(p) };
             // SAFETY: as above.
             p = unsafe { p.add(block_bytes(BITS)) };
             for r in 0..R {
@@ -366,6 +374,7 @@ unsafe fn tile_f32<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     let mut acc = [_mm512_setzero_ps(); R];
     let mut p = data.as_ptr();
     for g in 0..groups {
+        prefetch_group::<BITS, PER_GROUP>(p);
         // SAFETY: the panel holds this group's header and blocks.
         let (ws, wo) = unsafe {
             (
