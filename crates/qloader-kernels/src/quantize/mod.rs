@@ -14,3 +14,5 @@ pub use expanded::ExpandedMatrix;
 pub use f16::HalfMatrix;
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;
+#[cfg(test)]
+mod grouped_pinned;
