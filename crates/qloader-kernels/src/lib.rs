@@ -17,6 +17,7 @@
 
 pub mod activations;
 pub mod dispatch;
+pub mod f16_convert;
 pub mod gemm;
 pub mod generic;
 pub mod knobs;

@@ -6,6 +6,9 @@
 mod dense;
 mod expanded;
 mod f16;
+mod grid_search;
+#[cfg(target_arch = "x86_64")]
+mod grid_search_x86;
 mod grouped;
 mod int8;
 
