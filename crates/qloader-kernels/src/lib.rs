@@ -21,6 +21,7 @@ pub mod f16_convert;
 pub mod gemm;
 pub mod generic;
 pub mod knobs;
+pub mod log_sum_exp;
 pub mod matmul;
 pub mod quantize;
 pub mod storage;
