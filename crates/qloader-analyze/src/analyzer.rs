@@ -20,7 +20,7 @@ use qloader_models::{ModelOutput, Observed, Probe, ProbedModel, TensorKind};
 use crate::divergence::ReferenceDistributions;
 use crate::error::{AnalyzeError, Result};
 use crate::moments::SecondMoments;
-use crate::parallel::par_map_with_progress;
+use crate::parallel::{par_map_with_progress, Step};
 use crate::stage::{
     dense, entry, measure_format, token_frequencies, weight_of, E2eStart, InputStats, Reference,
     StageRun,
@@ -78,8 +78,10 @@ pub fn analyze_data_free<M: ProbedModel + ?Sized>(
     let total = tensors.len() * formats.len();
     let jobs: Vec<(usize, WeightFormat)> =
         (0..tensors.len()).flat_map(|i| formats.iter().map(move |&f| (i, f))).collect();
-    let measure = |(i, f): (usize, WeightFormat)| -> Result<FormatEntry> {
-        Ok(measure_format(&dense(weight_of(model, i)?), f, InputStats::None).0)
+    let measure = |(i, f): (usize, WeightFormat), step: Step<'_>| {
+        let entry = measure_format(&dense(weight_of(model, i)?), f, InputStats::None, false).0;
+        step();
+        Ok(entry)
     };
     let mut done = 0;
     let mut tick = || {

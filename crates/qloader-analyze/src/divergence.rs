@@ -2,7 +2,7 @@
 //! reference: the KL divergence of next-token distributions for decoders,
 //! `1 − cosine` of embeddings for encoders.
 
-use qloader_models::ops::log_normaliser;
+use qloader_kernels::log_sum_exp::log_normaliser;
 use rayon::prelude::*;
 
 /// A decoder's reference next-token distributions, kept as probabilities
@@ -23,15 +23,12 @@ impl ReferenceDistributions {
             .zip(logits.par_chunks(vocab))
             .map(|(p, row)| {
                 let (max, log_z) = log_normaliser(row);
-                let mut s = 0.0f64;
                 for (pi, &v) in p.iter_mut().zip(row) {
-                    let lp = (v - max) as f64 - log_z;
-                    *pi = lp.exp() as f32;
-                    // With the stored (rounded) probability, so that
-                    // identical rows give exactly zero.
-                    s += *pi as f64 * lp;
+                    *pi = ((v - max) as f64 - log_z).exp() as f32;
                 }
-                s
+                // With the stored (rounded) probabilities and the same sum
+                // as `kl_sum`, so that identical rows give exactly zero.
+                cross_entropy_sum(p, row, max, log_z)
             })
             .collect();
         Self { vocab, probs, neg_entropy }
@@ -52,12 +49,26 @@ impl ReferenceDistributions {
             .zip(self.neg_entropy.par_iter())
             .map(|((p, row), &neg_h)| {
                 let (max, log_z) = log_normaliser(row);
-                let cross: f64 =
-                    p.iter().zip(row).map(|(&pi, &v)| pi as f64 * ((v - max) as f64 - log_z)).sum();
-                (neg_h - cross).max(0.0)
+                (neg_h - cross_entropy_sum(p, row, max, log_z)).max(0.0)
             })
             .sum()
     }
+}
+
+/// `Σ pᵢ · log qᵢ` with `log qᵢ = (vᵢ − max) − log_z`, in 8 interleaved
+/// partial sums (so the loop vectorises) added at the end.
+fn cross_entropy_sum(p: &[f32], row: &[f32], max: f32, log_z: f64) -> f64 {
+    const LANES: usize = 8;
+    let term = |pi: f32, v: f32| pi as f64 * ((v - max) as f64 - log_z);
+    let mut acc = [0.0f64; LANES];
+    let body = p.len().min(row.len()) / LANES * LANES;
+    for (ps, vs) in p[..body].chunks_exact(LANES).zip(row[..body].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            acc[l] += term(ps[l], vs[l]);
+        }
+    }
+    let tail: f64 = p[body..].iter().zip(&row[body..]).map(|(&pi, &v)| term(pi, v)).sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 /// `1 − cos(a, b)` (1 if either is zero).
@@ -83,7 +94,7 @@ mod tests {
         let logits = [0.0f32, 1.0, 2.0, 2.0, 1.0, 0.0];
         let r = ReferenceDistributions::from_logits(&logits, 3);
         assert_eq!(r.rows(), 2);
-        assert!(r.kl_sum(&logits) < 1e-9);
+        assert_eq!(r.kl_sum(&logits), 0.0);
         // Shifting a row's logits by a constant changes nothing.
         let shifted: Vec<f32> = logits.iter().map(|v| v + 5.0).collect();
         assert!(r.kl_sum(&shifted) < 1e-6);

@@ -14,9 +14,9 @@ use qloader_quant::LinearWeight;
 
 use crate::divergence::{one_minus_cosine, ReferenceDistributions};
 use crate::error::{AnalyzeError, Result};
-use crate::parallel::par_map_with_progress;
+use crate::parallel::{par_map_with_progress, Step};
 use crate::table::{E2eMetric, FormatEntry, TensorEntry};
-use crate::tensor_error::{difference, lookup_proxy, mean_square, proxy};
+use crate::tensor_error::{difference, lookup_proxy, mean_square, proxy, subtract_from};
 
 /// The tensor's weight as `f32` (borrowed when it is stored so).
 pub(crate) fn dense(weight: &LinearWeight) -> Cow<'_, DenseMatrix> {
@@ -54,28 +54,40 @@ pub(crate) enum InputStats<'a> {
 }
 
 /// Stores `w` in `format` and measures it: bytes, weight MSE and, given
-/// input statistics, the proxy. Returns the entry (without `e2e`) and the
-/// stored weight.
+/// input statistics, the proxy. Returns the entry (without `e2e`) and, if
+/// `keep` asks, the stored weight as `f32` (what an end-to-end run
+/// multiplies by).
 pub(crate) fn measure_format(
     w: &DenseMatrix,
     format: WeightFormat,
     stats: InputStats<'_>,
-) -> (FormatEntry, LinearWeight) {
-    let q = LinearWeight::quantize(w.clone(), format);
-    let delta = difference(w.data(), q.dequantize().data());
+    keep: bool,
+) -> (FormatEntry, Option<DenseMatrix>) {
+    let q = LinearWeight::quantize_borrowed(w, format);
+    let bytes = q.storage_bytes() as u64;
+    let mut values = vec![0.0f32; w.rows() * w.cols()];
+    q.dequantize_into(&mut values);
+    drop(q);
+    let (delta, stored) = if keep {
+        let delta = difference(w.data(), &values);
+        (delta, DenseMatrix::new(w.rows(), w.cols(), values))
+    } else {
+        subtract_from(w.data(), &mut values);
+        (values, None)
+    };
     let proxy = match stats {
         InputStats::None => None,
         InputStats::SecondMoment(h) => Some(proxy(&delta, w.rows(), w.cols(), h)),
         InputStats::RowFrequencies(f) => Some(lookup_proxy(&delta, w.cols(), f)),
     };
     let entry = FormatEntry {
-        bytes: q.storage_bytes() as u64,
+        bytes,
         weight_mse: mean_square(&delta),
         proxy,
         e2e: None,
         e2e_estimate: None,
     };
-    (entry, q)
+    (entry, stored)
 }
 
 /// The reference outputs of the end-to-end samples.
@@ -147,8 +159,9 @@ pub(crate) fn token_frequencies(samples: &[Vec<u32>], vocab: usize) -> Vec<f32> 
 }
 
 /// Measures the tensors of one stage: every (tensor, format) pair's
-/// weight error and proxy in parallel, then the end-to-end runs at the
-/// end-to-end formats in parallel, ticking progress as each finishes.
+/// weight error and proxy, and at the end-to-end formats the end-to-end run
+/// with the weight just stored, all as one queue over the cores (longest
+/// jobs first), ticking progress as each measurement finishes.
 pub(crate) struct StageRun<'a, M: ProbedModel + ?Sized> {
     pub(crate) model: &'a M,
     pub(crate) tensors: &'a [QuantizableTensor],
@@ -161,6 +174,10 @@ pub(crate) struct StageRun<'a, M: ProbedModel + ?Sized> {
     pub(crate) proxy_time: Duration,
     pub(crate) e2e_time: Duration,
 }
+
+/// What one job of a stage yields: the entry, and the seconds it spent
+/// storing and scoring the weight and in its end-to-end run.
+type JobResult = (FormatEntry, Duration, Duration);
 
 impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
     /// The rows of `members` (indices into the tensors); `stats(m)` gives
@@ -177,48 +194,65 @@ impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
         let model = self.model;
         let weights: Vec<Cow<'_, DenseMatrix>> =
             members.iter().map(|&i| weight_of(model, i).map(dense)).collect::<Result<_>>()?;
+        let (reference, lengths) = (self.reference, self.lengths);
+        let e2e_formats = if reference.is_some() { self.e2e_formats } else { &[] };
         let jobs: Vec<(usize, WeightFormat)> =
             (0..members.len()).flat_map(|m| self.formats.iter().map(move |&f| (m, f))).collect();
-        let measure = |(m, f): (usize, WeightFormat)| -> Result<(FormatEntry, LinearWeight)> {
-            Ok(measure_format(&weights[m], f, stats(m)))
+        // Longest first: end-to-end runs, then by weights times the cost of
+        // the proxy's product per weight (its width).
+        let cost = |&(m, f): &(usize, WeightFormat)| {
+            let w = &weights[m];
+            let e2e = e2e_formats.contains(&f);
+            (e2e, w.rows() * w.cols() * (w.cols() + 64))
         };
-        let measured = par_map_with_progress(jobs.clone(), &measure, self.tick)?;
-        self.proxy_time += clock.elapsed();
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by_key(|&j| std::cmp::Reverse(cost(&jobs[j])));
 
-        let clock = Instant::now();
-        let runs: Vec<usize> =
-            (0..jobs.len()).filter(|&j| self.e2e_formats.contains(&jobs[j].1)).collect();
-        let lengths = self.lengths;
-        let divergences = match self.reference {
-            Some(reference) => {
-                let run = |j: usize| -> Result<(usize, f64)> {
-                    let fake = LinearWeight::F32(measured[j].1.dequantize());
-                    let tensor = members[jobs[j].0];
-                    let from_ids;
-                    let inputs = match start {
-                        E2eStart::Hidden(h) => h,
-                        E2eStart::Ids(ids) => {
-                            from_ids = ids
-                                .iter()
-                                .map(|ids| {
-                                    model.block_input(ids, &mut Probe::substituting(tensor, &fake))
-                                })
-                                .collect::<Result<Vec<_>, _>>()?;
-                            &from_ids[..]
-                        }
-                    };
-                    let d = e2e_divergence(model, reference, inputs, lengths, from, tensor, &fake)?;
-                    Ok((j, d))
-                };
-                par_map_with_progress(runs, &run, self.tick)?
-            }
-            None => Vec::new(),
+        let run = |j: usize, step: Step<'_>| -> Result<JobResult> {
+            let clock = Instant::now();
+            let (m, f) = jobs[j];
+            let keep = e2e_formats.contains(&f);
+            let (mut entry, stored) = measure_format(&weights[m], f, stats(m), keep);
+            step();
+            let measured = clock.elapsed();
+            let (Some(stored), Some(reference)) = (stored, reference) else {
+                return Ok((entry, measured, Duration::ZERO));
+            };
+            let clock = Instant::now();
+            let fake = LinearWeight::F32(stored);
+            let tensor = members[m];
+            let from_ids;
+            let inputs = match start {
+                E2eStart::Hidden(h) => h,
+                E2eStart::Ids(ids) => {
+                    from_ids = ids
+                        .iter()
+                        .map(|ids| model.block_input(ids, &mut Probe::substituting(tensor, &fake)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    &from_ids[..]
+                }
+            };
+            entry.e2e =
+                Some(e2e_divergence(model, reference, inputs, lengths, from, tensor, &fake)?);
+            step();
+            Ok((entry, measured, clock.elapsed()))
         };
-        self.e2e_time += clock.elapsed();
+        let done = par_map_with_progress(order.clone(), &run, self.tick)?;
 
-        let mut entries: Vec<FormatEntry> = measured.into_iter().map(|(e, _)| e).collect();
-        for (j, d) in divergences {
-            entries[j].e2e = Some(d);
+        // The stage's wall time, split in proportion to the time the jobs
+        // spent on each measure.
+        let (measuring, e2e) = done
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (_, m, e)| (a + m.as_secs_f64(), b + e.as_secs_f64()));
+        let wall = clock.elapsed();
+        let e2e_wall =
+            if e2e > 0.0 { wall.mul_f64(e2e / (measuring + e2e)) } else { Duration::ZERO };
+        self.e2e_time += e2e_wall;
+        self.proxy_time += wall - e2e_wall;
+
+        let mut entries: Vec<Option<FormatEntry>> = vec![None; jobs.len()];
+        for (j, (entry, _, _)) in order.into_iter().zip(done) {
+            entries[j] = Some(entry);
         }
         Ok(members
             .iter()
@@ -228,7 +262,7 @@ impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
                     .iter()
                     .zip(&entries)
                     .filter(|((owner, _), _)| *owner == m)
-                    .map(|((_, f), e)| (f.name(), e.clone()))
+                    .filter_map(|((_, f), e)| Some((f.name(), e.clone()?)))
                     .collect();
                 (i, entry(&self.tensors[i], per_format))
             })

@@ -10,6 +10,13 @@ pub fn difference(w: &[f32], q: &[f32]) -> Vec<f32> {
     w.iter().zip(q).map(|(a, b)| a - b).collect()
 }
 
+/// `values[i] = w[i] − values[i]`: `W − Q` in place of `Q`.
+pub fn subtract_from(w: &[f32], values: &mut [f32]) {
+    for (v, &a) in values.iter_mut().zip(w) {
+        *v = a - *v;
+    }
+}
+
 /// Mean of the squared entries of `delta`.
 pub fn mean_square(delta: &[f32]) -> f64 {
     if delta.is_empty() {
@@ -95,6 +102,9 @@ mod tests {
     fn weight_error() {
         let d = difference(&[1.0, 2.0, 3.0], &[1.0, 1.5, 4.0]);
         assert_eq!(d, vec![0.0, 0.5, -1.0]);
+        let mut q = vec![1.0, 1.5, 4.0];
+        subtract_from(&[1.0, 2.0, 3.0], &mut q);
+        assert_eq!(q, d);
         assert!((mean_square(&d) - 1.25 / 3.0).abs() < 1e-12);
         assert_eq!(mean_square(&[]), 0.0);
     }

@@ -18,9 +18,11 @@
 pub mod activations;
 pub mod attention;
 pub mod dispatch;
+pub mod f16_convert;
 pub mod gemm;
 pub mod generic;
 pub mod knobs;
+pub mod log_sum_exp;
 pub mod matmul;
 pub mod quantize;
 pub mod rowwise;

@@ -87,14 +87,6 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// `(max, ln Σ exp(v − max))` of a row of logits, the sum in `f64`: the
-/// log-softmax of entry `i` is `row[i] − max − that`.
-pub fn log_normaliser(row: &[f32]) -> (f32, f64) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f64 = row.iter().map(|&v| ((v - max) as f64).exp()).sum();
-    (max, sum.ln())
-}
-
 /// Scales `x` to unit Euclidean norm (a zero vector stays zero).
 pub fn l2_normalize(x: &mut [f32]) {
     let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();

@@ -54,12 +54,23 @@ impl LinearWeight {
     /// Stores `w` in `format`.
     pub fn quantize(w: DenseMatrix, format: WeightFormat) -> Self {
         match format {
-            WeightFormat::F16 => LinearWeight::F16(HalfMatrix::quantize(&w)),
-            WeightFormat::Int8PerChannel => LinearWeight::Int8(Int8Matrix::quantize(&w)),
-            WeightFormat::Grouped(layout) => {
-                LinearWeight::Grouped(GroupedMatrix::quantize(&w, layout))
+            WeightFormat::F16 | WeightFormat::Int8PerChannel | WeightFormat::Grouped(_) => {
+                Self::quantize_borrowed(&w, format)
             }
             _ => LinearWeight::F32(w),
+        }
+    }
+
+    /// Like [`LinearWeight::quantize`], from a borrowed matrix (copied only
+    /// when `format` keeps `f32`).
+    pub fn quantize_borrowed(w: &DenseMatrix, format: WeightFormat) -> Self {
+        match format {
+            WeightFormat::F16 => LinearWeight::F16(HalfMatrix::quantize(w)),
+            WeightFormat::Int8PerChannel => LinearWeight::Int8(Int8Matrix::quantize(w)),
+            WeightFormat::Grouped(layout) => {
+                LinearWeight::Grouped(GroupedMatrix::quantize(w, layout))
+            }
+            _ => LinearWeight::F32(w.clone()),
         }
     }
 
@@ -101,6 +112,20 @@ impl LinearWeight {
             LinearWeight::F16(w) => w.dequantize(),
             LinearWeight::Int8(w) => w.dequantize(),
             LinearWeight::Grouped(w) => w.dequantize(),
+        }
+    }
+
+    /// [`LinearWeight::dequantize`] into `out` (`out_features ×
+    /// in_features` values, row-major), without allocating.
+    ///
+    /// # Panics
+    /// If `out` does not hold one value per weight.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        match self {
+            LinearWeight::F32(w) => out.copy_from_slice(w.data()),
+            LinearWeight::F16(w) => w.dequantize_into(out),
+            LinearWeight::Int8(w) => w.dequantize_into(out),
+            LinearWeight::Grouped(w) => w.dequantize_into(out),
         }
     }
 
@@ -223,6 +248,10 @@ mod tests {
             assert_eq!(lw.storage_bytes(), f.storage_bytes(8, 96), "{f}");
             assert_eq!((lw.out_features(), lw.in_features()), (8, 96));
             let back = lw.dequantize();
+            assert_eq!(LinearWeight::quantize_borrowed(&w, f).dequantize(), back, "{f}");
+            let mut into = vec![f32::NAN; 768];
+            lw.dequantize_into(&mut into);
+            assert_eq!(into, back.data(), "{f}");
             let worst =
                 back.data().iter().zip(w.data()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             // Worst case int2g128: 4 levels over a group spanning 1.27,

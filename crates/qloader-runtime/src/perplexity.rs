@@ -79,7 +79,7 @@ pub fn perplexity(
 
 /// `log softmax(row)[i]`, in f64 for the sum.
 fn log_softmax_at(row: &[f32], i: usize) -> f64 {
-    let (max, log_z) = qloader_models::ops::log_normaliser(row);
+    let (max, log_z) = qloader_kernels::log_sum_exp::log_normaliser(row);
     (row[i] - max) as f64 - log_z
 }
 

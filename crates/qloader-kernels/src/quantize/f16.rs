@@ -16,8 +16,9 @@ pub struct HalfMatrix {
 impl HalfMatrix {
     /// Rounds `w` to the nearest `f16` (values beyond ±65504 become ±∞).
     pub fn quantize(w: &DenseMatrix) -> Self {
-        let data = w.data().iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>().into();
-        Self { rows: w.rows(), cols: w.cols(), data }
+        let mut data = vec![f16::ZERO; w.data().len()];
+        crate::f16_convert::f32_to_f16_slice(w.data(), &mut data);
+        Self { rows: w.rows(), cols: w.cols(), data: data.into() }
     }
 
     /// Wraps `data`; `None` if its length is not `rows * cols`.
@@ -54,8 +55,18 @@ impl HalfMatrix {
 
     /// Back to `f32` (exact).
     pub fn dequantize(&self) -> DenseMatrix {
-        let data: Vec<f32> = self.data.iter().map(|v| v.to_f32()).collect();
+        let mut data = vec![0.0f32; self.data.len()];
+        self.dequantize_into(&mut data);
         DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// [`HalfMatrix::dequantize`] into `out` (`rows × cols`, row-major).
+    ///
+    /// # Panics
+    /// If `out` does not hold `rows × cols` values.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.data.len(), "one value per weight");
+        (crate::Kernels::detect().unpack_f16)(&self.data, out);
     }
 
     /// Bytes of storage.

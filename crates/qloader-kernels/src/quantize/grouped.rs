@@ -11,13 +11,13 @@ use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
 
 use rayon::prelude::*;
 
+use super::grid_search::{self, search, Scalar, Tier, MAX_GROUP};
+#[cfg(target_arch = "x86_64")]
+use super::grid_search_x86;
 use super::DenseMatrix;
 use crate::storage::Storage;
 use crate::tiles::TiledMatrix;
 use std::sync::OnceLock;
-
-/// The largest group size of any layout.
-const MAX_GROUP: usize = 128;
 
 /// A `rows × cols` matrix in a grouped format.
 #[derive(Debug, Clone)]
@@ -75,29 +75,24 @@ impl GroupedMatrix {
         importance: Option<&[f32]>,
     ) -> Self {
         let (rows, cols) = (w.rows(), w.cols());
-        let uniform;
-        let importance = match importance {
-            Some(imp) => {
-                assert_eq!(imp.len(), cols, "one importance per input column");
-                imp
-            }
-            None => {
-                uniform = vec![1.0f32; cols];
-                &uniform
-            }
-        };
-        // Rows are independent: quantize them in parallel, then concatenate.
-        let quantize_row = row_quantizer(crate::Kernels::detect().isa);
-        let per_row: Vec<QuantizedRow> =
-            (0..rows).into_par_iter().map(|r| quantize_row(w.row(r), importance, layout)).collect();
+        if let Some(imp) = importance {
+            assert_eq!(imp.len(), cols, "one importance per input column");
+        }
         let groups = layout.groups_per_row(cols);
-        let mut codes = Vec::with_capacity(rows * layout.row_code_bytes(cols));
-        let mut scales = Vec::with_capacity(rows * groups);
-        let mut offsets = Vec::with_capacity(rows * groups);
-        for (c, s, o) in per_row {
-            codes.extend_from_slice(&c);
-            scales.extend_from_slice(&s);
-            offsets.extend_from_slice(&o);
+        let bytes = layout.row_code_bytes(cols);
+        let mut codes = vec![0u8; rows * bytes];
+        let mut scales = vec![f16::ZERO; rows * groups];
+        let mut offsets = vec![f16::ZERO; rows * groups];
+        // Rows are independent: quantize them in parallel, each straight
+        // into its place.
+        let (quantize_row, _) = tier(crate::Kernels::detect().isa);
+        if rows > 0 && cols > 0 {
+            codes
+                .par_chunks_mut(bytes)
+                .zip(scales.par_chunks_mut(groups))
+                .zip(offsets.par_chunks_mut(groups))
+                .enumerate()
+                .for_each(|(r, ((c, s), o))| quantize_row(w.row(r), importance, layout, c, s, o));
         }
         Self {
             rows,
@@ -225,17 +220,28 @@ impl GroupedMatrix {
         out
     }
 
-    /// Back to `f32`.
+    /// Back to `f32`: `scale · code + offset`, each product rounded before
+    /// the sum.
     pub fn dequantize(&self) -> DenseMatrix {
-        let mut data = Vec::with_capacity(self.rows * self.cols);
-        for r in 0..self.rows {
-            let row = self.row(r);
-            for (c, q) in self.row_codes(r).into_iter().enumerate() {
-                let g = c / self.layout.group();
-                data.push(row.scales[g].to_f32() * q as f32 + row.offsets[g].to_f32());
-            }
-        }
+        let mut data = vec![0.0f32; self.rows * self.cols];
+        self.dequantize_into(&mut data);
         DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// [`GroupedMatrix::dequantize`] into `out` (`rows × cols`, row-major):
+    /// the generic row kernel, block by block (scale and offset converted
+    /// once per block), rows in parallel.
+    ///
+    /// # Panics
+    /// If `out` does not hold `rows × cols` values.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.rows * self.cols, "one value per weight");
+        if self.cols > 0 {
+            out.par_chunks_mut(self.cols)
+                .enumerate()
+                .with_min_len(16)
+                .for_each(|(r, out)| crate::generic::unpack_grouped(self.row(r), out));
+        }
     }
 
     /// Bytes of storage: codes, scales and offsets.
@@ -244,123 +250,146 @@ impl GroupedMatrix {
     }
 }
 
-/// One quantized row: packed codes, scales and offsets.
-type QuantizedRow = (Vec<u8>, Vec<f16>, Vec<f16>);
+/// Quantizes one row into its packed codes, scales and offsets, with the
+/// grid search of one tier; `importance` weights the squared errors.
+type RowQuantizer = fn(&[f32], Option<&[f32]>, GroupedLayout, &mut [u8], &mut [f16], &mut [f16]);
 
-/// The row quantizer compiled for `isa` (the same code, built with that
-/// tier's instructions: the grid search is most of the cost of quantizing,
-/// and wider vectors roughly halve it). Results are identical across tiers:
-/// the arithmetic and its order are the same, and no multiply-add is fused.
-fn row_quantizer(isa: crate::Isa) -> fn(&[f32], &[f32], GroupedLayout) -> QuantizedRow {
+/// Fits one group: `(x, importance, max_code, codes) → (scale, offset)`.
+type GroupFitter = fn(&[f32], &[f32], u8, &mut [u8]) -> (f16, f16);
+
+/// The row quantizer and group fitter of tier `isa` (the generic code where
+/// the CPU lacks it). Results are identical across tiers (see
+/// `grid_search`).
+fn tier(isa: crate::Isa) -> (RowQuantizer, GroupFitter) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        crate::Isa::Avx2 if isa.is_available() => |row, importance, layout| {
-            // SAFETY: the tier is available on this CPU (checked above).
-            unsafe { quantize_row_avx2(row, importance, layout) }
-        },
-        _ => quantize_row,
+        crate::Isa::Avx512Vnni if isa.is_available() => (
+            |row, importance, layout, codes, scales, offsets| {
+                // SAFETY: the tier is available on this CPU (checked above).
+                unsafe { quantize_row_avx512(row, importance, layout, codes, scales, offsets) }
+            },
+            // SAFETY: as above.
+            |x, importance, max_code, codes| unsafe {
+                fit_group_avx512(x, importance, max_code, codes)
+            },
+        ),
+        #[cfg(target_arch = "x86_64")]
+        crate::Isa::Avx2 if isa.is_available() => (
+            |row, importance, layout, codes, scales, offsets| {
+                // SAFETY: the tier is available on this CPU (checked above).
+                unsafe { quantize_row_avx2(row, importance, layout, codes, scales, offsets) }
+            },
+            // SAFETY: as above.
+            |x, importance, max_code, codes| unsafe {
+                fit_group_avx2(x, importance, max_code, codes)
+            },
+        ),
+        _ => (quantize_row::<Scalar>, search::<Scalar, true>),
     }
 }
 
-/// [`quantize_row`] built with AVX2 and FMA.
+/// [`quantize_row`] with the AVX2 tier.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA.
+/// The CPU must support AVX2, FMA and F16C.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_row_avx2(
     row: &[f32],
-    importance: &[f32],
+    importance: Option<&[f32]>,
     layout: GroupedLayout,
-) -> QuantizedRow {
-    quantize_row(row, importance, layout)
+    codes: &mut [u8],
+    scales: &mut [f16],
+    offsets: &mut [f16],
+) {
+    quantize_row::<grid_search_x86::Avx2>(row, importance, layout, codes, scales, offsets)
 }
 
-/// Quantizes one row: packed codes, scales and offsets.
-#[inline(always)]
-fn quantize_row(row: &[f32], importance: &[f32], layout: GroupedLayout) -> QuantizedRow {
-    let groups = layout.groups_per_row(row.len());
-    let mut scales = Vec::with_capacity(groups);
-    let mut offsets = Vec::with_capacity(groups);
-    let mut codes = vec![0u8; layout.blocks_per_row(row.len()) * BLOCK];
-    for (g, (group, imp)) in
-        row.chunks(layout.group()).zip(importance.chunks(layout.group())).enumerate()
-    {
-        let start = g * layout.group();
-        let out = &mut codes[start..start + group.len()];
-        let (scale, offset) = quantize_group(group, imp, layout.max_code(), out);
-        scales.push(scale);
-        offsets.push(offset);
-    }
-    let mut packed = vec![0u8; layout.row_code_bytes(row.len())];
-    for (block, out) in codes.chunks_exact(BLOCK).zip(packed.chunks_exact_mut(layout.block_bytes()))
-    {
-        pack_block(layout.bits(), block.try_into().expect("32 codes"), out);
-    }
-    (packed, scales, offsets)
+/// [`quantize_row`] with the AVX-512 tier.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn quantize_row_avx512(
+    row: &[f32],
+    importance: Option<&[f32]>,
+    layout: GroupedLayout,
+    codes: &mut [u8],
+    scales: &mut [f16],
+    offsets: &mut [f16],
+) {
+    quantize_row::<grid_search_x86::Avx512>(row, importance, layout, codes, scales, offsets)
 }
 
-/// Candidate grids tried per group: the code range is stretched from
-/// `max_code − 1` to `max_code + 1` steps in 10 increments, i.e. the clipping
-/// range from slightly wider to slightly narrower than the group's min..max.
-/// (20 increments lower the error of real weights by under 0.3% on average,
-/// at twice the cost.)
-const SEARCH_STEPS: i32 = 10;
-/// Alternating re-quantize / least-squares refits after the grid search.
-const REFINE_ITERATIONS: usize = 2;
+/// The weighted group search with the AVX2 tier.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fit_group_avx2(
+    x: &[f32],
+    importance: &[f32],
+    max_code: u8,
+    codes: &mut [u8],
+) -> (f16, f16) {
+    search::<grid_search_x86::Avx2, true>(x, importance, max_code, codes)
+}
 
-/// Quantizes one group into `codes`, returning `(scale, offset)` chosen to
-/// minimise the weighted
-/// squared error `Σ wᵢ (xᵢ − (scale·qᵢ + offset))²` of the *stored* (f16)
-/// grid: a grid search over the clipping range with a least-squares refit of
-/// scale and offset for each candidate's codes (the approach of llama.cpp's
-/// k-quant `make_qkx2_quants`), then a few alternating refinements.
+/// The weighted group search with the AVX-512 tier.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+unsafe fn fit_group_avx512(
+    x: &[f32],
+    importance: &[f32],
+    max_code: u8,
+    codes: &mut [u8],
+) -> (f16, f16) {
+    search::<grid_search_x86::Avx512, true>(x, importance, max_code, codes)
+}
+
+/// Quantizes one row into `packed` (its code blocks), `scales` and
+/// `offsets` (one per group) with the search of tier `T`.
 #[inline(always)]
-fn quantize_group(x: &[f32], importance: &[f32], max_code: u8, codes: &mut [u8]) -> (f16, f16) {
-    debug_assert_eq!(x.len(), importance.len());
-    let (lo, hi) =
-        x.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    debug_assert_eq!(codes.len(), x.len());
-    let range = hi - lo;
-    if range.is_nan() || range <= 0.0 || range.is_infinite() {
-        // Constant (or non-finite) group: every code 0, offset carries the value.
+fn quantize_row<T: Tier>(
+    row: &[f32],
+    importance: Option<&[f32]>,
+    layout: GroupedLayout,
+    packed: &mut [u8],
+    scales: &mut [f16],
+    offsets: &mut [f16],
+) {
+    let (size, bits) = (layout.group(), layout.bits());
+    // A group is whole blocks (32, 64 or 128 codes); a short last group's
+    // last block is padded with code 0.
+    let group_bytes = size / BLOCK * layout.block_bytes();
+    let mut codes = [0u8; MAX_GROUP];
+    for (g, group) in row.chunks(size).enumerate() {
+        let codes = &mut codes[..group.len().div_ceil(BLOCK) * BLOCK];
         codes.fill(0);
-        let offset = if lo.is_finite() { lo } else { 0.0 };
-        return (f16::ZERO, f16::from_f32(offset));
-    }
-    let max_code = max_code as f32;
-    // Σw and Σwx do not depend on the codes; the code-dependent sums of the
-    // normal equations come with each assignment.
-    let (sw, sx) = x
-        .iter()
-        .zip(importance)
-        .fold((0.0f64, 0.0f64), |(sw, sx), (&v, &w)| (sw + w as f64, sx + (w * v) as f64));
-    let mut best = Grid::stored(range / max_code, lo);
-    let mut best_err = best.assign(x, importance, max_code, codes).err;
-    let mut trial = [0u8; MAX_GROUP];
-    let trial = &mut trial[..x.len()];
-    for step in 0..=SEARCH_STEPS {
-        let steps = max_code - 1.0 + 2.0 * step as f32 / SEARCH_STEPS as f32;
-        let fit = Grid { scale: range / steps, offset: lo }.assign(x, importance, max_code, trial);
-        let Some(mut grid) = fit.least_squares(sw, sx) else { continue };
-        for refit in 0..=REFINE_ITERATIONS {
-            let fit = grid.assign(x, importance, max_code, trial);
-            if fit.err < best_err {
-                best_err = fit.err;
-                best = grid;
-                codes.copy_from_slice(trial);
-            }
-            if refit == REFINE_ITERATIONS {
-                break;
-            }
-            match fit.least_squares(sw, sx) {
-                // The same stored grid would assign the same codes again.
-                Some(next) if !next.stores_as(grid) => grid = next,
-                _ => break,
-            }
+        let out = &mut codes[..group.len()];
+        let (scale, offset) = match importance {
+            Some(imp) => search::<T, true>(
+                group,
+                &imp[g * size..g * size + group.len()],
+                layout.max_code(),
+                out,
+            ),
+            None => search::<T, false>(group, &[], layout.max_code(), out),
+        };
+        scales[g] = scale;
+        offsets[g] = offset;
+        let dst = &mut packed[g * group_bytes..];
+        for (block, out) in
+            codes.chunks_exact(BLOCK).zip(dst.chunks_exact_mut(layout.block_bytes()))
+        {
+            pack_block(bits, block.try_into().expect("32 codes"), out);
         }
     }
-    (f16::from_f32(best.scale), f16::from_f32(best.offset))
 }
 
 /// The `(scale, offset)` [`GroupedMatrix::quantize_weighted`] stores for one
@@ -374,7 +403,8 @@ pub fn fit_group(x: &[f32], importance: &[f32], max_code: u8) -> (f16, f16) {
     assert_eq!(x.len(), importance.len(), "one importance per value");
     assert!(x.len() <= MAX_GROUP, "a group holds at most {MAX_GROUP} values");
     let mut codes = [0u8; MAX_GROUP];
-    quantize_group(x, importance, max_code, &mut codes[..x.len()])
+    let (_, fit) = tier(crate::Kernels::detect().isa);
+    fit(x, importance, max_code, &mut codes[..x.len()])
 }
 
 /// The code of `v` on the stored grid `scale · q + offset`, `q ∈
@@ -385,109 +415,8 @@ pub fn fit_group(x: &[f32], importance: &[f32], max_code: u8) -> (f16, f16) {
 pub fn group_code(v: f32, scale: f16, offset: f16, max_code: u8) -> u8 {
     let (scale, offset) = (scale.to_f32(), offset.to_f32());
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-    let q = ((v - offset) * inv).clamp(0.0, max_code as f32) + 0.5;
-    // NaN (a non-finite value) maps to code 0, like the cast in `Grid::assign`.
-    q as u8
-}
-
-/// A grid `scale · q + offset`, q ∈ 0..=max_code.
-#[derive(Clone, Copy)]
-struct Grid {
-    scale: f32,
-    offset: f32,
-}
-
-/// What one assignment of codes yields: its weighted squared error and the
-/// code-dependent sums of the least-squares normal equations, `Σwq`, `Σwq²`
-/// and `Σwqx`, gathered in the same pass.
-struct Fit {
-    err: f32,
-    sq: f32,
-    sqq: f32,
-    sqx: f32,
-}
-
-impl Fit {
-    /// The `(scale, offset)` minimising `Σ wᵢ (scale·qᵢ + offset − xᵢ)²` for
-    /// these codes (the 2×2 normal equations, with `sw = Σw`, `sx = Σwx`),
-    /// or `None` if the codes do not determine both (all equal) or the scale
-    /// comes out non-positive.
-    #[inline(always)]
-    fn least_squares(&self, sw: f64, sx: f64) -> Option<Grid> {
-        let (sq, sqq, sqx) = (self.sq as f64, self.sqq as f64, self.sqx as f64);
-        let det = sw * sqq - sq * sq;
-        // The sums are f32: a determinant this small relative to its terms is
-        // rounding, not signal.
-        if det <= 1e-6 * sw * sqq {
-            return None;
-        }
-        let scale = (sw * sqx - sq * sx) / det;
-        let offset = (sqq * sx - sq * sqx) / det;
-        (scale > 0.0 && scale.is_finite() && offset.is_finite())
-            .then_some(Grid { scale: scale as f32, offset: offset as f32 })
-    }
-}
-
-impl Grid {
-    /// The grid as it will be stored (both values rounded to f16).
-    #[inline(always)]
-    fn stored(scale: f32, offset: f32) -> Self {
-        Self { scale: f16::from_f32(scale).to_f32(), offset: f16::from_f32(offset).to_f32() }
-    }
-
-    /// Whether this grid and `other` are stored as the same f16 values.
-    #[inline(always)]
-    fn stores_as(self, other: Grid) -> bool {
-        let (a, b) =
-            (Grid::stored(self.scale, self.offset), Grid::stored(other.scale, other.offset));
-        a.scale == b.scale && a.offset == b.offset
-    }
-
-    /// Rounds each value to its nearest code on this grid (as stored); returns
-    /// the weighted squared error and the sums for a least-squares refit.
-    #[inline(always)]
-    fn assign(self, x: &[f32], importance: &[f32], max_code: f32, codes: &mut [u8]) -> Fit {
-        /// Independent partial sums, so the loop vectorizes.
-        const LANES: usize = 8;
-        let g = Grid::stored(self.scale, self.offset);
-        let inv = if g.scale > 0.0 { 1.0 / g.scale } else { 0.0 };
-        // Clamped first, so the value is non-negative and adding ½ then
-        // truncating rounds half away from zero like `round` (a libm call on
-        // baseline x86-64; this loop is the hot path of quantization).
-        let code = |v: f32| (((v - g.offset) * inv).clamp(0.0, max_code) + 0.5) as u8;
-        let mut err = [0.0f32; LANES];
-        let mut sq = [0.0f32; LANES];
-        let mut sqq = [0.0f32; LANES];
-        let mut sqx = [0.0f32; LANES];
-        let mut chunks = x.chunks_exact(LANES).zip(importance.chunks_exact(LANES));
-        let mut out = codes.chunks_exact_mut(LANES);
-        for ((xs, ws), qs) in chunks.by_ref().zip(out.by_ref()) {
-            for l in 0..LANES {
-                let q = code(xs[l]);
-                qs[l] = q;
-                let (q, w) = (q as f32, ws[l]);
-                let e = g.scale * q + g.offset - xs[l];
-                err[l] += w * e * e;
-                let wq = w * q;
-                sq[l] += wq;
-                sqq[l] += wq * q;
-                sqx[l] += wq * xs[l];
-            }
-        }
-        let sum = |lanes: [f32; LANES]| lanes.iter().sum::<f32>();
-        let mut fit = Fit { err: sum(err), sq: sum(sq), sqq: sum(sqq), sqx: sum(sqx) };
-        let done = x.len() / LANES * LANES;
-        for ((&v, &w), q) in x[done..].iter().zip(&importance[done..]).zip(&mut codes[done..]) {
-            *q = code(v);
-            let qf = *q as f32;
-            let e = g.scale * qf + g.offset - v;
-            fit.err += w * e * e;
-            fit.sq += w * qf;
-            fit.sqq += w * qf * qf;
-            fit.sqx += w * qf * v;
-        }
-        fit
-    }
+    // NaN (a non-finite value) maps to code 0, like the grid search's.
+    grid_search::code(v, offset, inv, max_code as f32)
 }
 
 #[cfg(test)]
@@ -541,17 +470,68 @@ mod tests {
         }
     }
 
-    /// Every tier this CPU has quantizes exactly as the portable code does.
+    /// Quantizes one row with `quantize` into fresh arrays.
+    fn row_with(
+        quantize: RowQuantizer,
+        row: &[f32],
+        imp: Option<&[f32]>,
+        layout: GroupedLayout,
+    ) -> (Vec<u8>, Vec<f16>, Vec<f16>) {
+        let groups = layout.groups_per_row(row.len());
+        let mut out = (
+            vec![0u8; layout.row_code_bytes(row.len())],
+            vec![f16::ZERO; groups],
+            vec![f16::ZERO; groups],
+        );
+        quantize(row, imp, layout, &mut out.0, &mut out.1, &mut out.2);
+        out
+    }
+
+    proptest! {
+        /// Every tier this CPU has quantizes exactly as the portable code
+        /// does, plain and weighted, at ragged widths (groups and tails
+        /// not a multiple of 8 or 16) with outliers and constant stretches.
+        #[test]
+        fn every_tier_quantizes_identically(
+            cols in 1usize..300,
+            values in proptest::collection::vec(-3.0f32..3.0, 300),
+            weights in proptest::collection::vec(0.01f32..10.0, 300),
+            flat in 0usize..300,
+        ) {
+            let mut row = values[..cols].to_vec();
+            row[flat % cols..(flat % cols + 9).min(cols)].fill(0.5);
+            let imp = &weights[..cols];
+            let reference = tier(crate::Isa::Generic).0;
+            for isa in crate::Isa::ALL.into_iter().filter(|i| i.is_available()) {
+                for layout in all_layouts() {
+                    for imp in [None, Some(imp)] {
+                        let want = row_with(reference, &row, imp, layout);
+                        let got = row_with(tier(isa).0, &row, imp, layout);
+                        prop_assert!(want == got, "{isa} differs from generic at {layout:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every tier's group fit (the one GPTQ calls) is the generic one's.
     #[test]
-    fn every_tier_quantizes_identically() {
-        let cols = 200;
-        let row: Vec<f32> = (0..cols).map(|i| ((i * 7919 % 613) as f32 / 97.0).sin()).collect();
-        let imp: Vec<f32> = (0..cols).map(|i| 0.1 + (i % 13) as f32).collect();
+    fn every_tier_fits_groups_identically() {
+        let x: Vec<f32> = (0..128).map(|i| ((i * 7919 % 613) as f32 / 97.0).sin()).collect();
+        let imp: Vec<f32> = (0..128).map(|i| 0.1 + (i % 13) as f32).collect();
         for isa in crate::Isa::ALL.into_iter().filter(|i| i.is_available()) {
-            for layout in all_layouts() {
-                let want = quantize_row(&row, &imp, layout);
-                let got = row_quantizer(isa)(&row, &imp, layout);
-                assert!(want == got, "{isa} differs from generic at {layout:?}");
+            for len in [1usize, 3, 8, 15, 16, 17, 31, 32, 33, 77, 128] {
+                for max_code in [3u8, 7, 15, 255] {
+                    let mut codes = [0u8; 128];
+                    let want = tier(crate::Isa::Generic).1(
+                        &x[..len],
+                        &imp[..len],
+                        max_code,
+                        &mut codes[..len],
+                    );
+                    let got = tier(isa).1(&x[..len], &imp[..len], max_code, &mut codes[..len]);
+                    assert_eq!(want, got, "{isa}, {len} values, max code {max_code}");
+                }
             }
         }
     }

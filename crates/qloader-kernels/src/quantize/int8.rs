@@ -86,10 +86,23 @@ impl Int8Matrix {
 
     /// Back to `f32`.
     pub fn dequantize(&self) -> DenseMatrix {
-        let data: Vec<f32> = (0..self.rows)
-            .flat_map(|r| self.row_codes(r).iter().map(move |&q| q as f32 * self.scales[r]))
-            .collect();
+        let mut data = vec![0.0f32; self.rows * self.cols];
+        self.dequantize_into(&mut data);
         DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// [`Int8Matrix::dequantize`] into `out` (`rows × cols`, row-major).
+    ///
+    /// # Panics
+    /// If `out` does not hold `rows × cols` values.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.rows * self.cols, "one value per weight");
+        for (r, out) in out.chunks_exact_mut(self.cols.max(1)).enumerate().take(self.rows) {
+            let s = self.scales[r];
+            for (o, &q) in out.iter_mut().zip(self.row_codes(r)) {
+                *o = q as f32 * s;
+            }
+        }
     }
 
     /// Bytes of storage: one byte per weight and four per row scale.

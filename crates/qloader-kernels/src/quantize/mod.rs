@@ -5,6 +5,9 @@
 
 mod dense;
 mod f16;
+mod grid_search;
+#[cfg(target_arch = "x86_64")]
+mod grid_search_x86;
 mod grouped;
 mod int8;
 
@@ -12,3 +15,5 @@ pub use dense::DenseMatrix;
 pub use f16::HalfMatrix;
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;
+#[cfg(test)]
+mod grouped_pinned;
