@@ -164,10 +164,11 @@ pub fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(s, "\n## Mixed precision against each baseline at the same size\n");
     let _ = writeln!(s, "| baseline | bits/weight | baseline | mixed plan, same size | verdict |\n|---|---:|---:|---:|---|");
-    let reference = report.rows.first().map_or(0.0, |r| r.measured.perplexity.unwrap_or(1.0).ln());
+    // The degradation is the mean NLL (decoder) or 1 − mean cosine
+    // (encoder): shown as the measure the main table prints.
     let show = |d: f64| {
         if decoder {
-            format!("{:.3}", (d + reference).exp())
+            format!("{:.3}", d.exp())
         } else {
             format!("{:.5}", 1.0 - d)
         }
@@ -417,4 +418,66 @@ pub fn predicted_svg(report: &Report) -> std::result::Result<String, String> {
         root.present().map_err(|x| e(&x))?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::Measured;
+    use crate::run::{Row, RowKind};
+
+    fn row(label: &str, kind: RowKind, bits: f64, ppl: f64, versus: Option<&str>) -> Row {
+        Row {
+            label: label.into(),
+            kind,
+            bytes: (bits * 1000.0) as u64,
+            bits_per_weight: bits,
+            predicted: None,
+            measured: Measured {
+                perplexity: Some(ppl),
+                mean_cosine: None,
+                retrieval_agreement: None,
+                degradation: ppl.ln(),
+                speed: 1.0,
+                load_seconds: 0.1,
+            },
+            versus: versus.map(Into::into),
+        }
+    }
+
+    /// The equal-size tables print each row's measured perplexity, the
+    /// same figure as the main table (not scaled by the reference's).
+    #[test]
+    fn comparison_tables_show_the_measured_perplexities() {
+        let report = Report {
+            model: "m".into(),
+            architecture: "llama".into(),
+            table: "t".into(),
+            profile: "p".into(),
+            profile_toml: String::new(),
+            metric: "perplexity".into(),
+            rows: vec![
+                row("f32 (reference)", RowKind::Reference, 32.0, 34.701, None),
+                row("uniform int3", RowKind::Uniform, 4.0, 136.847, None),
+                row("mixed = uniform int3", RowKind::Mixed, 4.0, 56.712, Some("uniform int3")),
+                row("mixed 3.5 bpw", RowKind::Mixed, 3.5, 123.022, None),
+            ],
+            rank_correlation: None,
+            seconds: 1.0,
+        };
+        let md = markdown(&report);
+        let (main, comparisons) = md.split_once("## Mixed precision against").unwrap();
+        assert!(main.contains("| uniform int3 | 4.00 | 0.00 MiB | 136.847 |"), "{main}");
+        let lines: Vec<&str> = comparisons.lines().collect();
+        assert!(
+            lines.contains(&"| uniform int3 | 4.00 | 136.847 | 56.712 | mixed better |"),
+            "{md}"
+        );
+        assert!(
+            lines.contains(
+                &"| mixed 3.5 bpw | 3.50 | 123.022 | uniform int3 | 4.00 | 136.847 | mixed better |"
+            ),
+            "{md}"
+        );
+    }
 }

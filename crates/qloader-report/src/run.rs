@@ -17,7 +17,7 @@ use qloader_schedule::{make_plan, Budget, PlanOptions, Sources};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ReportError, Result};
-use crate::measure::{measure, Measured, Reference, WINDOW};
+use crate::measure::{measure, Measured, Reference, DECODE_TOKENS, WINDOW};
 use crate::recipe::Recipe;
 
 /// The formats a report's analysis covers: those the plans choose from, the
@@ -154,8 +154,11 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
     let (reference, reference_row) = reference(options, decoder)?;
     let metric = if decoder {
         format!(
-            "perplexity on Botchan ({} × {WINDOW} tokens); degradation = mean NLL",
-            options.windows
+            "perplexity on Botchan ({} × {WINDOW} tokens, f32 activations); degradation = \
+             mean NLL; decode: {DECODE_TOKENS} greedy tokens as `qloader run` decodes (int8 \
+             activations), {} thread(s)",
+            options.windows,
+            qloader_runtime::threads()
         )
     } else {
         format!(

@@ -29,7 +29,8 @@ pub use perplexity::{perplexity, PerplexityReport};
 pub use sampling::{Sampler, Sampling};
 pub use session::EncoderSession;
 
-/// Threads the runtime's products run on (the rayon pool's size).
+/// Threads the runtime's products run on (the kernels' thread team, sized
+/// by `QLOADER_THREADS` or `RAYON_NUM_THREADS`, else every core).
 pub fn threads() -> usize {
-    rayon::current_num_threads()
+    qloader_kernels::team::threads()
 }
