@@ -2,14 +2,14 @@
 //! weights are expanded group by group in registers (never a full `f32` copy
 //! of `W`), the row kernel comes from the dispatch table (one look-up per
 //! product, never per block), and ranges of weight rows are split over the
-//! rayon pool so each weight row is read once per product whatever the batch.
-
-use rayon::prelude::*;
+//! thread team ([`crate::team`]) so each weight row is read once per product
+//! whatever the batch.
 
 use crate::activations::QuantizedActivations;
 use crate::dispatch::Kernels;
 use crate::gemm::{gemm_f32, GEMM_MIN_ROWS};
 use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
+use crate::team;
 use crate::tiles::{matmul_tiled_a8, matmul_tiled_a8_with, matmul_tiled_f32_with};
 
 /// Below this many outputs a product runs on the calling thread.
@@ -273,35 +273,36 @@ fn tiled_blocks(
         return;
     }
     let block = block.max(1);
-    let run = |rows: std::ops::Range<usize>| -> Vec<f32> {
-        let mut out = vec![0.0f32; rows.len() * m];
-        let mut scratch = Vec::new();
-        for start in rows.clone().step_by(block) {
-            let end = (start + block).min(rows.end);
-            let at = (start - rows.start) * m;
-            block_products(start..end, &mut out[at..at + (end - start) * m], &mut scratch);
-        }
-        out
-    };
-    let threads = rayon::current_num_threads();
+    let threads = team::threads();
     let serial = m * n < PARALLEL_MIN_OUTPUTS || threads == 1;
     let chunk = if serial { n } else { n.div_ceil(8 * threads).next_multiple_of(block) };
-    let ranges: Vec<_> = (0..n).step_by(chunk).map(|s| s..(s + chunk).min(n)).collect();
-    let results: Vec<Vec<f32>> = if serial {
-        ranges.into_iter().map(run).collect()
-    } else {
-        ranges.into_par_iter().map(run).collect()
-    };
-    // Results are per weight row (j-major); y is per activation row.
-    let mut j = 0;
-    for block in results {
-        let rows = block.len() / m;
-        for t in 0..rows {
-            for i in 0..m {
-                y[i * n + j + t] = block[t * m + i];
-            }
+    // `out` holds weight rows `first..first + out.len() / m`, j-major.
+    let fill = |first: usize, out: &mut [f32]| {
+        let end = first + out.len() / m;
+        let mut scratch = Vec::new();
+        for start in (first..end).step_by(block) {
+            let stop = (start + block).min(end);
+            let at = (start - first) * m;
+            block_products(start..stop, &mut out[at..at + (stop - start) * m], &mut scratch);
         }
-        j += rows;
+    };
+    let run = |j_major: &mut [f32]| {
+        if serial {
+            fill(0, j_major)
+        } else {
+            team::for_each_item_mut(j_major, chunk * m, |c, item| fill(c * chunk, item))
+        }
+    };
+    if m == 1 {
+        // One activation row: y is already j-major (no copy, no allocation).
+        return run(y);
+    }
+    let mut j_major = vec![0.0f32; n * m];
+    run(&mut j_major);
+    for (j, products) in j_major.chunks_exact(m).enumerate() {
+        for (i, &v) in products.iter().enumerate() {
+            y[i * n + j] = v;
+        }
     }
 }
 
