@@ -50,7 +50,9 @@ pub(crate) fn par_map_with_progress<J: Send, T: Send>(
             let threads = rayon::current_num_threads().min(count).max(1);
             rayon::scope(|s| {
                 for _ in 0..threads {
-                    s.spawn(|_| worker());
+                    // Jobs already spread the work over the cores: products
+                    // inside them run on their own thread (no thread team).
+                    s.spawn(|_| qloader_kernels::team::serial(worker));
                 }
             });
         });

@@ -86,12 +86,13 @@ pub fn matmul_f32_with(k: &Kernels, x: &[f32], m: usize, w: &DenseMatrix, y: &mu
 pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let (dot, dot_w4, dot_f32) = (k.dot_int8, k.dot_int8_w4, k.dot_f32);
+    let (dot, dot_w4) = (k.dot_int8, k.dot_int8_w4);
     if m >= UNPACK_MIN_ROWS {
-        return expanded_rows(dot_f32, x, m, w.rows(), y, |j, buf| {
+        return expanded_rows(x, m, w.rows(), y, |j, row| {
             let s = w.scale(j);
-            buf.clear();
-            buf.extend(w.row_codes(j).iter().map(|&q| q as f32 * s));
+            for (v, &q) in row.iter_mut().zip(w.row_codes(j)) {
+                *v = q as f32 * s;
+            }
         });
     }
     let x = |i: usize| &x[i * kk..(i + 1) * kk];
@@ -115,12 +116,9 @@ pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mu
 pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let (dot, unpack, dot_f32) = (k.dot_f16, k.unpack_f16, k.dot_f32);
+    let (dot, unpack) = (k.dot_f16, k.unpack_f16);
     if m >= UNPACK_MIN_ROWS {
-        return expanded_rows(dot_f32, x, m, w.rows(), y, |j, buf| {
-            buf.resize(kk, 0.0);
-            unpack(w.row(j), buf);
-        });
+        return expanded_rows(x, m, w.rows(), y, |j, row| unpack(w.row(j), row));
     }
     tiled(m, w.rows(), y, |j, out, _| {
         for (i, o) in out.iter_mut().enumerate() {
@@ -211,23 +209,31 @@ fn tiled(
     })
 }
 
+/// Weight rows expanded to `f32` together by [`expanded_rows`], then
+/// multiplied by the whole batch as one small GEMM.
+const EXPAND_BLOCK: usize = 64;
+
 /// The products from [`UNPACK_MIN_ROWS`] activation rows on: `expand(j,
-/// buf)` writes weight row `j` as `f32` into the task's buffer, once, and
-/// every activation row is multiplied by it with `dot_f32`.
+/// row)` writes weight row `j` as `f32` into `row` (k values); blocks of
+/// [`EXPAND_BLOCK`] rows are expanded once into the task's buffer and
+/// multiplied by every activation row with a register-blocked GEMM (faer,
+/// on this thread), so a batch costs what the same product with `f32`
+/// weights costs, plus one conversion per weight.
 fn expanded_rows(
-    dot_f32: fn(&[f32], &[f32]) -> f32,
     x: &[f32],
     m: usize,
     n: usize,
     y: &mut [f32],
-    expand: impl Fn(usize, &mut Vec<f32>) + Sync,
+    expand: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let kk = x.len().checked_div(m).unwrap_or(0);
-    tiled(m, n, y, |j, out, buf| {
-        expand(j, buf);
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = dot_f32(&x[i * kk..(i + 1) * kk], buf);
+    tiled_blocks(m, n, y, EXPAND_BLOCK, |rows, out, buf| {
+        buf.resize(rows.len() * kk, 0.0);
+        for (t, j) in rows.clone().enumerate() {
+            expand(j, &mut buf[t * kk..(t + 1) * kk]);
         }
+        // out is j-major (rows.len() × m): W_block · Xᵀ.
+        crate::team::serial(|| gemm_f32(buf, rows.len(), kk, x, m, out));
     });
 }
 

@@ -36,6 +36,7 @@ impl DecoderSession {
         // Before any weight is read: every token needs an embedding row.
         tokenizer.check_vocab(path, LlamaConfig::from_gguf(&file)?.vocab)?;
         let model = LlamaModel::from_gguf(&file, &|_| format, progress)?.with_activations(act);
+        model.prepare_products();
         Ok(Self { model, tokenizer })
     }
 

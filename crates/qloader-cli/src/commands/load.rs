@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use qloader_format::ActivationFormat;
+use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_hw::profile::DeviceProfile;
-use qloader_runtime::packed::{open_packed, LoadOptions, LoadedModel};
+use qloader_runtime::packed::{open_packed, LoadOptions, LoadedModel, PlacementRole};
 use qloader_runtime::registry::KernelRegistry;
 
 use crate::args::LoadArgs;
@@ -46,8 +46,12 @@ pub fn describe(model: &LoadedModel) -> String {
     let owned: usize = model.placements.iter().filter(|p| !p.mapped).map(|p| p.bytes).sum();
     let converted: Vec<_> = model.placements.iter().filter(|p| p.convert_seconds > 0.0).collect();
     let convert_seconds: f64 = converted.iter().map(|p| p.convert_seconds).sum();
+    let grouped = model.placements.iter().any(|p| {
+        matches!(p.stored, WeightFormat::Grouped(_))
+            && (p.kernel.is_some() || p.role == PlacementRole::LookUp)
+    });
     format!(
-        "loaded {} in {:.2} s: {} tensors, {} read in place from the map, {} in memory{}",
+        "loaded {} in {:.2} s: {} tensors, {} read in place from the map, {} in memory{}{}",
         model.file.path().display(),
         model.load_seconds,
         model.placements.len(),
@@ -57,6 +61,11 @@ pub fn describe(model: &LoadedModel) -> String {
             String::new()
         } else {
             format!("; {} converted at load in {:.2} s", converted.len(), convert_seconds)
+        },
+        if grouped {
+            "; grouped weights re-laid into 16-row tiles (an owned copy of about their size)"
+        } else {
+            ""
         }
     )
 }

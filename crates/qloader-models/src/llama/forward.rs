@@ -13,6 +13,7 @@
 //! (Touvron et al. 2023, LLaMA §2.2: pre-normalisation with RMSNorm, SwiGLU,
 //! rotary embeddings; Ainslie et al. 2023: grouped-query attention.)
 
+use rayon::prelude::*;
 use std::path::Path;
 
 use qloader_format::gguf::GgufFile;
@@ -156,6 +157,18 @@ impl LlamaModel {
             site: c.layers * SITES_PER_BLOCK,
         });
         tensors
+    }
+
+    /// Builds every weight's product layout now (grouped weights' tiles,
+    /// [`LinearWeight::prepare_products`]) instead of at its first product,
+    /// so that loading, not the first prompt, pays for it.
+    pub fn prepare_products(&self) {
+        let count = self.weights.blocks.len() * LINEARS_PER_BLOCK + 1;
+        (0..count).into_par_iter().for_each(|i| {
+            if let Some(w) = self.tensor_weight(i) {
+                w.prepare_products();
+            }
+        });
     }
 
     /// The loaded weight of quantizable tensor number `index`.

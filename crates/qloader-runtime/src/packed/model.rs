@@ -130,6 +130,7 @@ pub fn open_packed(
                 PackedSource::new(&file, options, on_conversion).with_cache(cache.as_ref());
             let model = LlamaModel::from_source(packed.model, &mut source, &mut |_, _| {})?
                 .with_activations(act);
+            model.prepare_products();
             (PackedModel::Decoder(DecoderSession { model, tokenizer }), source.finish())
         }
         other => {
