@@ -49,8 +49,8 @@ mod x86 {
     use super::sum_exp_scalar;
 
     /// `ln 2` split so that `n · LN2_HI` is exact for |n| < 2¹¹.
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     /// Below this, `exp` is under 3.3e-308 and dropped (module docs).
     const FLOOR: f64 = -708.0;
     /// `1/k!` for k = 13 down to 2: the Taylor series of `exp` on
