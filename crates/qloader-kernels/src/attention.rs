@@ -138,7 +138,7 @@ fn attend_heads<const FMA: bool>(
 
 /// `a·b + c`, fused where the build has FMA.
 #[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub(crate) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {
@@ -165,12 +165,7 @@ fn attend_group<const G: usize, const FMA: bool>(
     }
     let mut inv = [0.0f32; G];
     for (g, inv) in inv.iter_mut().enumerate() {
-        let s = &mut scores[g * visible..(g + 1) * visible];
-        let max = lanes_fold(s, f32::NEG_INFINITY, f32::max);
-        for v in s.iter_mut() {
-            *v = exp(*v - max);
-        }
-        *inv = 1.0 / lanes_fold(s, 0.0, |a, b| a + b);
+        *inv = 1.0 / exp_shifted(&mut scores[g * visible..(g + 1) * visible]);
     }
     // The weighted sums of values, 64 columns at a time in local
     // accumulators (registers), position after position.
@@ -231,15 +226,32 @@ fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
-    // A tree of halvings (vector shuffles, not a chain of scalar adds).
-    let mut width = 32;
+    tree_sum(&mut acc) + tail
+}
+
+/// The sum of `acc` (a power-of-two number of lanes) by a tree of halvings:
+/// vector shuffles, not a chain of scalar adds.
+#[inline(always)]
+pub(crate) fn tree_sum(acc: &mut [f32]) -> f32 {
+    let mut width = acc.len() / 2;
     while width > 0 {
         for l in 0..width {
             acc[l] += acc[l + width];
         }
         width /= 2;
     }
-    acc[0] + tail
+    acc[0]
+}
+
+/// `x ← exp(x − max x)` in place; returns the sum of the new values (at
+/// least 1 for a non-empty row).
+#[inline(always)]
+fn exp_shifted(x: &mut [f32]) -> f32 {
+    let max = lanes_fold(x, f32::NEG_INFINITY, f32::max);
+    for v in x.iter_mut() {
+        *v = exp(*v - max);
+    }
+    lanes_fold(x, 0.0, |a, b| a + b)
 }
 
 /// Softmax in place: `exp(x − max) / Σ`.
@@ -248,11 +260,7 @@ pub fn softmax(x: &mut [f32]) {
     if x.is_empty() {
         return;
     }
-    let max = lanes_fold(x, f32::NEG_INFINITY, f32::max);
-    for v in x.iter_mut() {
-        *v = exp(*v - max);
-    }
-    let inv = 1.0 / lanes_fold(x, 0.0, |a, b| a + b);
+    let inv = 1.0 / exp_shifted(x);
     for v in x.iter_mut() {
         *v *= inv;
     }

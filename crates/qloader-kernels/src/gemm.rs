@@ -41,7 +41,7 @@ pub fn gemm_f32(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut [f32
         // Columns of y (rows of w) in chunks over the thread team, each a
         // sequential faer product: one pool for every product of a pass.
         let grain = n.div_ceil(2 * threads).next_multiple_of(16);
-        let base = SendPtr(y.as_mut_ptr());
+        let base = crate::team::SendPtr(y.as_mut_ptr());
         crate::team::for_each_chunk(n, grain, |cols| {
             let xm = MatRef::from_row_major_slice(x, m, k);
             let wm = MatRef::from_row_major_slice(&w[cols.start * k..cols.end * k], cols.len(), k);
@@ -62,21 +62,6 @@ pub fn gemm_f32(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut [f32
     let par = parallelism(m * n * k);
     faer::linalg::matmul::matmul(ym, Accum::Replace, xm, wm.transpose(), 1.0f32, par);
 }
-
-/// `y`'s start, shared by the chunks of a split product (each writes only
-/// its own columns).
-struct SendPtr(*mut f32);
-
-impl SendPtr {
-    fn get(&self) -> *mut f32 {
-        self.0
-    }
-}
-
-// SAFETY: used only by `gemm_f32`, whose chunks write disjoint columns.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
 
 /// A row-major `rows × cols` view whose row `r` starts at `data[r·stride]`.
 #[derive(Debug, Clone, Copy)]

@@ -28,6 +28,8 @@ pub mod quantize;
 pub mod rowwise;
 pub mod storage;
 pub mod team;
+#[cfg(test)]
+mod test_support;
 pub mod tiles;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;

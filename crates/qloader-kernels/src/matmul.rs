@@ -316,44 +316,11 @@ fn tiled_blocks(
 mod tests {
     use super::*;
     use crate::activations::QuantizedActivations;
-    use crate::dispatch::Isa;
     use crate::generic::*;
     use proptest::prelude::*;
     use qloader_format::grouped::{GroupedLayout, BITS, GROUPS};
 
-    /// Every tier this host can run; the generic tier is always first, so the
-    /// scalar path is tested everywhere.
-    fn available() -> Vec<&'static Kernels> {
-        let tiers: Vec<_> = Isa::ALL.into_iter().filter_map(Kernels::for_isa).collect();
-        assert_eq!(tiers[0].isa, Isa::Generic);
-        if std::env::var_os("CI").is_some() && cfg!(target_arch = "x86_64") {
-            // The CI machine has AVX2: make sure its tier is really exercised.
-            assert!(tiers.iter().any(|k| k.isa == Isa::Avx2), "AVX2 tier missing on CI");
-        }
-        tiers
-    }
-
-    fn matrix(rows: usize, cols: usize, seed: &[f32]) -> DenseMatrix {
-        let data = (0..rows * cols)
-            .map(|i| seed[(i * 7 + 3) % seed.len()] * (1.0 + (i % 5) as f32))
-            .collect();
-        DenseMatrix::new(rows, cols, data).unwrap()
-    }
-
-    /// Float sums in a different order differ by a few ulps per term; bound
-    /// the difference by (k + 2)·ε·Σ|x·w| (the standard dot-product error
-    /// bound), where `w` is the de-quantized weight.
-    fn assert_close(what: &str, got: &[f32], want: &[f32], x: &[f32], m: usize, w: &DenseMatrix) {
-        let k = w.cols();
-        for i in 0..m {
-            for j in 0..w.rows() {
-                let mag: f32 = (0..k).map(|c| (x[i * k + c] * w.row(j)[c]).abs()).sum();
-                let tol = (k as f32 + 2.0) * f32::EPSILON * mag + 1e-6;
-                let (g, r) = (got[i * w.rows() + j], want[i * w.rows() + j]);
-                assert!((g - r).abs() <= tol, "{what}: y[{i},{j}] = {g}, reference {r}, tol {tol}");
-            }
-        }
-    }
+    use crate::test_support::{assert_close, available, matrix};
 
     fn check_all_formats(x: &[f32], m: usize, w: &DenseMatrix) {
         let n = w.rows();

@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use crate::attention::exp;
+use crate::attention::{exp, madd, tree_sum};
 use crate::dispatch::Isa;
 use crate::team;
 
@@ -103,16 +103,6 @@ fn by_rows(x: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
     team::for_each_item_mut(x, rows * width, |_, block| block.chunks_exact_mut(width).for_each(&f));
 }
 
-/// `a·b + c`, fused where the build has FMA.
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA {
-        a.mul_add(b, c)
-    } else {
-        a * b + c
-    }
-}
-
 /// `Σ x²` over sixteen lanes, then a tree of halvings.
 #[inline(always)]
 fn sum_squares<const FMA: bool>(x: &[f32]) -> f32 {
@@ -124,14 +114,7 @@ fn sum_squares<const FMA: bool>(x: &[f32]) -> f32 {
             acc[l] = madd::<FMA>(c[l], c[l], acc[l]);
         }
     }
-    let mut width = 8;
-    while width > 0 {
-        for l in 0..width {
-            acc[l] += acc[l + width];
-        }
-        width /= 2;
-    }
-    acc[0] + tail
+    tree_sum(&mut acc) + tail
 }
 
 #[inline(always)]

@@ -256,15 +256,16 @@ pub fn for_each_item_mut<T: Send>(
 }
 
 /// A pointer that may cross threads (its users guarantee disjoint access).
-struct SendPtr<T>(*mut T);
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 
-// SAFETY: only used by `for_each_item_mut`, whose items never overlap.
+// SAFETY: only used by jobs whose threads write disjoint parts of what it
+// points to (`for_each_item_mut`'s items, a split GEMM's columns).
 unsafe impl<T: Send> Send for SendPtr<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 impl<T> SendPtr<T> {
-    fn get(&self) -> *mut T {
+    pub(crate) fn get(&self) -> *mut T {
         self.0
     }
 }

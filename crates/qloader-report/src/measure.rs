@@ -7,7 +7,7 @@ use std::path::Path;
 
 use qloader_format::ActivationFormat;
 use qloader_runtime::eval::cosine;
-use qloader_runtime::packed::{open_packed, LoadOptions, PackedModel};
+use qloader_runtime::packed::{default_activations, open_packed, LoadOptions, PackedModel};
 use qloader_runtime::{generate, Sampling};
 use serde::{Deserialize, Serialize};
 
@@ -56,21 +56,17 @@ pub struct Measured {
 /// are the encoder's evaluation set.
 ///
 /// Quality is measured with `f32` activations (what the weights alone
-/// cost); a decoder's speed with the runtime's default load options, as
-/// `qloader run` decodes (int8 activations).
+/// cost); a decoder's speed after switching the same loaded model to the
+/// runtime's default activations, as `qloader run` decodes (int8).
 pub fn measure(path: &Path, reference: &Reference, sentences: &[&str]) -> Result<Measured> {
     let options =
         LoadOptions { activations: Some(ActivationFormat::F32), ..LoadOptions::default() };
     let loaded = open_packed(path, &options, &mut |_| {})?;
     let load_seconds = loaded.load_seconds;
-    match (&loaded.model, reference) {
-        (PackedModel::Decoder(session), Reference::Text { text, windows }) => {
+    match (loaded.model, reference) {
+        (PackedModel::Decoder(mut session), Reference::Text { text, windows }) => {
             let p = session.perplexity(text, WINDOW, *windows, &mut |_, _| {})?;
-            drop(loaded);
-            let loaded = open_packed(path, &LoadOptions::default(), &mut |_| {})?;
-            let PackedModel::Decoder(session) = &loaded.model else {
-                unreachable!("the same file opened as a decoder a moment ago")
-            };
+            session.model = session.model.with_activations(default_activations(true));
             let ids = session.tokenizer.encode(DECODE_PROMPT)?;
             let greedy = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 };
             let g = generate(

@@ -15,6 +15,7 @@
 //! same values: same codes, same `f16` scales and offsets.
 
 pub mod generic;
+pub(crate) mod kernel_support;
 pub mod layout;
 
 use std::fmt;
@@ -376,37 +377,13 @@ impl SharedRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::Isa;
     use crate::generic::{
         dequantize_activations, matmul_grouped_a8_reference, matmul_grouped_reference,
     };
     use proptest::prelude::*;
     use qloader_format::grouped::{BITS, GROUPS};
 
-    fn available() -> Vec<&'static Kernels> {
-        Isa::ALL.into_iter().filter_map(Kernels::for_isa).collect()
-    }
-
-    fn matrix(rows: usize, cols: usize, seed: &[f32]) -> DenseMatrix {
-        let data = (0..rows * cols)
-            .map(|i| seed[(i * 7 + 3) % seed.len()] * (1.0 + (i % 5) as f32))
-            .collect();
-        DenseMatrix::new(rows, cols, data).unwrap()
-    }
-
-    /// `|got − want| ≤ (k + 2)·ε·Σ|x·w|` per output (the dot-product error
-    /// bound), with `w` the de-quantized weight.
-    fn assert_close(what: &str, got: &[f32], want: &[f32], x: &[f32], m: usize, w: &DenseMatrix) {
-        let k = w.cols();
-        for i in 0..m {
-            for j in 0..w.rows() {
-                let mag: f32 = (0..k).map(|c| (x[i * k + c] * w.row(j)[c]).abs()).sum();
-                let tol = (k as f32 + 2.0) * f32::EPSILON * mag + 1e-6;
-                let (g, r) = (got[i * w.rows() + j], want[i * w.rows() + j]);
-                assert!((g - r).abs() <= tol, "{what}: y[{i},{j}] = {g}, reference {r}, tol {tol}");
-            }
-        }
-    }
+    use crate::test_support::{assert_close, available, matrix};
 
     fn check(m: usize, n: usize, k: usize, seed: &[f32]) {
         let w = matrix(n, k, seed);

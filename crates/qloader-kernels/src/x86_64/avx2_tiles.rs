@@ -18,7 +18,8 @@ use std::ops::Range;
 use qloader_format::grouped::BLOCK;
 
 use crate::activations::QuantizedActivations;
-use crate::tiles::layout::{block_bytes, panel_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
+use crate::tiles::kernel_support::{check_panel_a8, check_panel_f32, row_tiles, with_tile_layout};
+use crate::tiles::layout::{block_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
 use crate::tiles::{F32Rows, TiledMatrix};
 
 /// Activation rows per register tile.
@@ -83,15 +84,6 @@ unsafe fn unpack_half<const BITS: u8>(p: *const u8, h: usize) -> [__m256i; 8] {
     }
 }
 
-/// Checks the shapes every unchecked access below relies on.
-fn check_panel(w: &TiledMatrix, panel: usize, m: usize, out: &[f32]) -> (usize, usize) {
-    let layout = w.layout();
-    assert!(panel < w.panels(), "panel {panel} of {}", w.panels());
-    assert_eq!(w.panel(panel).len(), panel_bytes(layout, w.cols()));
-    assert!(out.len() >= m * PANEL_ROWS, "out holds m × 16 values");
-    (layout.groups_per_row(w.cols()), layout.blocks_per_row(w.cols()))
-}
-
 /// [`crate::tiles::generic::panel_a8`] on AVX2.
 ///
 /// # Safety
@@ -104,29 +96,17 @@ pub unsafe fn avx2_panel_a8(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    let layout = w.layout();
-    assert_eq!(x.group(), layout.group(), "activations quantized in the weight's groups");
-    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
-    assert!(rows.end <= x.rows(), "activation rows {rows:?} of {}", x.rows());
-    let shape = check_panel(w, panel, rows.len(), out);
+    let shape = check_panel_a8(x, w, panel, &rows, out);
     let data = w.panel(panel);
-    macro_rules! by_group {
-        ($bits:literal) => {
-            // SAFETY: same features; shapes checked above.
-            unsafe {
-                match layout.group() {
-                    32 => tiles::<$bits, 1, true>(&Source::A8(x), data, shape, rows, out),
-                    64 => tiles::<$bits, 2, true>(&Source::A8(x), data, shape, rows, out),
-                    _ => tiles::<$bits, 4, true>(&Source::A8(x), data, shape, rows, out),
-                }
-            }
-        };
-    }
-    match layout.bits() {
-        2 => by_group!(2),
-        3 => by_group!(3),
-        4 => by_group!(4),
-        _ => by_group!(8),
+    // SAFETY: same features; shapes checked above.
+    unsafe {
+        with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, true>(
+            &Source::A8(x),
+            data,
+            shape,
+            rows.clone(),
+            out
+        ))
     }
 }
 
@@ -142,30 +122,17 @@ pub unsafe fn avx2_panel_f32(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    let layout = w.layout();
-    assert!(rows.end <= x.rows, "activation rows {rows:?} of {}", x.rows);
-    let (groups, blocks) = check_panel(w, panel, rows.len(), out);
-    assert!(x.stride >= blocks * BLOCK && x.values.len() >= x.rows * x.stride);
-    assert!(x.groups >= groups && x.group_sums.len() >= x.rows * x.groups);
+    let shape = check_panel_f32(x, w, panel, &rows, out);
     let data = w.panel(panel);
-    macro_rules! by_group {
-        ($bits:literal) => {
-            // SAFETY: same features; shapes checked above.
-            unsafe {
-                let shape = (groups, blocks);
-                match layout.group() {
-                    32 => tiles::<$bits, 1, false>(&Source::F32(x), data, shape, rows, out),
-                    64 => tiles::<$bits, 2, false>(&Source::F32(x), data, shape, rows, out),
-                    _ => tiles::<$bits, 4, false>(&Source::F32(x), data, shape, rows, out),
-                }
-            }
-        };
-    }
-    match layout.bits() {
-        2 => by_group!(2),
-        3 => by_group!(3),
-        4 => by_group!(4),
-        _ => by_group!(8),
+    // SAFETY: same features; shapes checked above.
+    unsafe {
+        with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, false>(
+            &Source::F32(x),
+            data,
+            shape,
+            rows.clone(),
+            out
+        ))
     }
 }
 
@@ -189,22 +156,17 @@ unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
+    let start = rows.start;
     for h in 0..2 {
-        let (start, end) = (rows.start, rows.end);
-        let mut i = start;
-        // SAFETY: forwarded (each call); `i + R ≤ end`.
+        // SAFETY: forwarded; `i + R ≤ rows.end`.
         unsafe {
-            while i + TILE_ROWS <= end {
-                tile::<BITS, PER_GROUP, A8, TILE_ROWS>(x, (i, i - start, h), data, shape, out);
-                i += TILE_ROWS;
-            }
-            if end - i >= 2 {
-                tile::<BITS, PER_GROUP, A8, 2>(x, (i, i - start, h), data, shape, out);
-                i += 2;
-            }
-            if end - i == 1 {
-                tile::<BITS, PER_GROUP, A8, 1>(x, (i, i - start, h), data, shape, out);
-            }
+            row_tiles!(rows.clone(), TILE_ROWS, |i, R| tile::<BITS, PER_GROUP, A8, R>(
+                x,
+                (i, i - start, h),
+                data,
+                shape,
+                out
+            ))
         }
     }
 }

@@ -18,7 +18,8 @@ use std::ops::Range;
 use qloader_format::grouped::BLOCK;
 
 use crate::activations::QuantizedActivations;
-use crate::tiles::layout::{block_bytes, panel_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
+use crate::tiles::kernel_support::{check_panel_a8, check_panel_f32, row_tiles, with_tile_layout};
+use crate::tiles::layout::{block_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
 use crate::tiles::{F32Rows, TiledMatrix};
 
 /// Activation rows per register tile.
@@ -110,17 +111,6 @@ fn prefetch_group<const BITS: u8, const PER_GROUP: usize>(p: *const u8) {
     super::prefetch_codes(p, 0, GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS));
 }
 
-/// Checks the shapes every unchecked access below relies on.
-fn check_panel(w: &TiledMatrix, panel: usize, m: usize, out: &[f32]) -> (usize, usize) {
-    // `m` activation rows, written from `out[0]`.
-    let layout = w.layout();
-    assert!(panel < w.panels(), "panel {panel} of {}", w.panels());
-    assert_eq!(w.panel(panel).len(), panel_bytes(layout, w.cols()));
-    assert_eq!(w.panel(panel).as_ptr() as usize % 64, 0, "panels are 64-byte aligned");
-    assert!(out.len() >= m * PANEL_ROWS, "out holds m × 16 values");
-    (layout.groups_per_row(w.cols()), layout.blocks_per_row(w.cols()))
-}
-
 /// [`crate::tiles::generic::panel_a8`] on AVX-512 VNNI.
 ///
 /// # Safety
@@ -133,34 +123,17 @@ pub unsafe fn avx512_panel_a8(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    let layout = w.layout();
-    assert_eq!(x.group(), layout.group(), "activations quantized in the weight's groups");
-    assert_eq!(x.cols(), w.cols(), "activation and weight widths differ");
-    assert!(rows.end <= x.rows(), "activation rows {rows:?} of {}", x.rows());
-    let (groups, blocks) = check_panel(w, panel, rows.len(), out);
-    macro_rules! by_group {
-        ($bits:literal) => {
-            // SAFETY: same features; shapes checked above.
-            unsafe {
-                match layout.group() {
-                    32 => {
-                        panel_a8::<$bits, 1>(x, w.panel(panel), (groups, blocks), rows.clone(), out)
-                    }
-                    64 => {
-                        panel_a8::<$bits, 2>(x, w.panel(panel), (groups, blocks), rows.clone(), out)
-                    }
-                    _ => {
-                        panel_a8::<$bits, 4>(x, w.panel(panel), (groups, blocks), rows.clone(), out)
-                    }
-                }
-            }
-        };
-    }
-    match layout.bits() {
-        2 => by_group!(2),
-        3 => by_group!(3),
-        4 => by_group!(4),
-        _ => by_group!(8),
+    let shape = check_panel_a8(x, w, panel, &rows, out);
+    let data = w.panel(panel);
+    // SAFETY: same features; shapes checked above.
+    unsafe {
+        with_tile_layout!(w.layout(), |BITS, PER_GROUP| panel_a8::<BITS, PER_GROUP>(
+            x,
+            data,
+            shape,
+            rows.clone(),
+            out
+        ))
     }
 }
 
@@ -179,25 +152,16 @@ unsafe fn panel_a8<const BITS: u8, const PER_GROUP: usize>(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    let (start, end) = (rows.start, rows.end);
-    let mut i = start;
-    // SAFETY: forwarded (each call); `i + R ≤ end`.
+    let start = rows.start;
+    // SAFETY: forwarded; `i + R ≤ rows.end`.
     unsafe {
-        while i + TILE_ROWS <= end {
-            tile_a8::<BITS, PER_GROUP, TILE_ROWS>(x, (i, i - start), data, shape, out);
-            i += TILE_ROWS;
-        }
-        if end - i >= 4 {
-            tile_a8::<BITS, PER_GROUP, 4>(x, (i, i - start), data, shape, out);
-            i += 4;
-        }
-        if end - i >= 2 {
-            tile_a8::<BITS, PER_GROUP, 2>(x, (i, i - start), data, shape, out);
-            i += 2;
-        }
-        if end - i == 1 {
-            tile_a8::<BITS, PER_GROUP, 1>(x, (i, i - start), data, shape, out);
-        }
+        row_tiles!(rows, TILE_ROWS, |i, R| tile_a8::<BITS, PER_GROUP, R>(
+            x,
+            (i, i - start),
+            data,
+            shape,
+            out
+        ))
     }
 }
 
@@ -277,46 +241,17 @@ pub unsafe fn avx512_panel_f32(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    let layout = w.layout();
-    assert!(rows.end <= x.rows, "activation rows {rows:?} of {}", x.rows);
-    let (groups, blocks) = check_panel(w, panel, rows.len(), out);
-    assert!(x.stride >= blocks * BLOCK && x.values.len() >= x.rows * x.stride);
-    assert!(x.groups >= groups && x.group_sums.len() >= x.rows * x.groups);
-    macro_rules! by_group {
-        ($bits:literal) => {
-            // SAFETY: same features; shapes checked above.
-            unsafe {
-                match layout.group() {
-                    32 => panel_f32::<$bits, 1>(
-                        x,
-                        w.panel(panel),
-                        (groups, blocks),
-                        rows.clone(),
-                        out,
-                    ),
-                    64 => panel_f32::<$bits, 2>(
-                        x,
-                        w.panel(panel),
-                        (groups, blocks),
-                        rows.clone(),
-                        out,
-                    ),
-                    _ => panel_f32::<$bits, 4>(
-                        x,
-                        w.panel(panel),
-                        (groups, blocks),
-                        rows.clone(),
-                        out,
-                    ),
-                }
-            }
-        };
-    }
-    match layout.bits() {
-        2 => by_group!(2),
-        3 => by_group!(3),
-        4 => by_group!(4),
-        _ => by_group!(8),
+    let shape = check_panel_f32(x, w, panel, &rows, out);
+    let data = w.panel(panel);
+    // SAFETY: same features; shapes checked above.
+    unsafe {
+        with_tile_layout!(w.layout(), |BITS, PER_GROUP| panel_f32::<BITS, PER_GROUP>(
+            x,
+            data,
+            shape,
+            rows.clone(),
+            out
+        ))
     }
 }
 
@@ -333,25 +268,16 @@ unsafe fn panel_f32<const BITS: u8, const PER_GROUP: usize>(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    let (start, end) = (rows.start, rows.end);
-    let mut i = start;
-    // SAFETY: forwarded (each call); `i + R ≤ end`.
+    let start = rows.start;
+    // SAFETY: forwarded; `i + R ≤ rows.end`.
     unsafe {
-        while i + TILE_ROWS <= end {
-            tile_f32::<BITS, PER_GROUP, TILE_ROWS>(x, (i, i - start), data, shape, out);
-            i += TILE_ROWS;
-        }
-        if end - i >= 4 {
-            tile_f32::<BITS, PER_GROUP, 4>(x, (i, i - start), data, shape, out);
-            i += 4;
-        }
-        if end - i >= 2 {
-            tile_f32::<BITS, PER_GROUP, 2>(x, (i, i - start), data, shape, out);
-            i += 2;
-        }
-        if end - i == 1 {
-            tile_f32::<BITS, PER_GROUP, 1>(x, (i, i - start), data, shape, out);
-        }
+        row_tiles!(rows, TILE_ROWS, |i, R| tile_f32::<BITS, PER_GROUP, R>(
+            x,
+            (i, i - start),
+            data,
+            shape,
+            out
+        ))
     }
 }
 

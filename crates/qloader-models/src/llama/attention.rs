@@ -75,10 +75,19 @@ fn per_token(
         let visible = start + t + 1;
         let view = |data| HeadView { data, stride: d, offset: 0, d };
         let (k, v) = (view(keys.head(kv)), view(values.head(kv)));
-        let mut scores = vec![0.0f32; group * visible];
         let qs = &q[item * group * d..(item + 1) * group * d];
-        attend(qs, k, v, visible, scale, &mut scores, o);
+        // One scores buffer per thread, kept between tokens (no allocation
+        // per token once it has grown to the context length).
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(scores.len().max(group * visible), 0.0);
+            attend(qs, k, v, visible, scale, &mut scores[..group * visible], o);
+        });
     });
+}
+
+thread_local! {
+    /// The attention scores of one (token, key head) item.
+    static SCORES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Query rows per block of the batched path: a block's scores (`64 ×
