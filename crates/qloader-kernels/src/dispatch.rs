@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use half::f16;
 
 use crate::activations::QuantizedActivations;
+use crate::expanded_gemm::ExpandedGemm;
 use crate::generic;
 use crate::quantize::GroupedRow;
 use crate::tiles::{F32Rows, TiledMatrix};
@@ -120,6 +121,9 @@ pub struct Kernels {
     pub panel_a8: PanelA8,
     /// One panel of tiled weights times every `f32` activation row.
     pub panel_f32: PanelF32,
+    /// The blocked GEMM for batches of `f32` activations with `f16`, int8
+    /// or tiled weights, where the tier has one.
+    pub expanded_gemm: Option<&'static ExpandedGemm>,
 }
 
 impl fmt::Debug for Kernels {
@@ -142,6 +146,7 @@ static GENERIC: Kernels = Kernels {
     unpack_grouped: generic::unpack_grouped,
     panel_a8: crate::tiles::generic::panel_a8,
     panel_f32: crate::tiles::generic::panel_f32,
+    expanded_gemm: None,
 };
 
 #[cfg(target_arch = "x86_64")]
@@ -223,6 +228,7 @@ mod avx2_table {
         unpack_grouped,
         panel_a8,
         panel_f32,
+        expanded_gemm: None,
     };
 }
 
@@ -276,6 +282,7 @@ mod avx512_table {
         dot_int8_a8,
         panel_a8,
         panel_f32,
+        expanded_gemm: Some(&crate::x86_64::avx512_expanded::AVX512_EXPANDED),
         ..super::avx2_table::AVX2
     };
 }

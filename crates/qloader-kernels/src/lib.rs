@@ -18,6 +18,7 @@
 pub mod activations;
 pub mod attention;
 pub mod dispatch;
+pub mod expanded_gemm;
 pub mod f16_convert;
 pub mod gemm;
 pub mod generic;

@@ -7,6 +7,7 @@
 
 use crate::activations::QuantizedActivations;
 use crate::dispatch::Kernels;
+use crate::expanded_gemm::{matmul_expanded, PanelWeights};
 use crate::gemm::{gemm_f32, GEMM_MIN_ROWS};
 use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 use crate::team;
@@ -88,6 +89,9 @@ pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mu
     check(x, m, kk, w.rows(), y);
     let (dot, dot_w4) = (k.dot_int8, k.dot_int8_w4);
     if m >= UNPACK_MIN_ROWS {
+        if expanded(k, x, m, PanelWeights::Int8(w), y) {
+            return;
+        }
         return expanded_rows(x, m, w.rows(), y, |j, row| {
             let s = w.scale(j);
             for (v, &q) in row.iter_mut().zip(w.row_codes(j)) {
@@ -118,6 +122,9 @@ pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut
     check(x, m, kk, w.rows(), y);
     let (dot, unpack) = (k.dot_f16, k.unpack_f16);
     if m >= UNPACK_MIN_ROWS {
+        if expanded(k, x, m, PanelWeights::Half(w), y) {
+            return;
+        }
         return expanded_rows(x, m, w.rows(), y, |j, row| unpack(w.row(j), row));
     }
     tiled(m, w.rows(), y, |j, out, _| {
@@ -135,6 +142,9 @@ pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, 
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
     let (dot, dot_w4) = (k.dot_grouped, k.dot_grouped_w4);
+    if m >= EXPANDED_MIN_ROWS && expanded(k, x, m, PanelWeights::Tiles(w.tiles()), y) {
+        return;
+    }
     if m >= UNPACK_MIN_ROWS {
         return matmul_tiled_f32_with(k, x, m, w.tiles(), y);
     }
@@ -180,6 +190,18 @@ pub fn matmul_grouped_a8_with(
     y: &mut [f32],
 ) {
     matmul_tiled_a8_with(k, x, w.tiles(), y)
+}
+
+/// From this many activation rows on, grouped weights with `f32`
+/// activations go through the tier's expanded GEMM (where it has one);
+/// below, the fused tile kernels, which read each code once and need no
+/// expanded copy, are faster.
+pub const EXPANDED_MIN_ROWS: usize = 16;
+
+/// The product through the tier's expanded GEMM; `false` if the tier has
+/// none or it cannot address these weights.
+fn expanded(k: &Kernels, x: &[f32], m: usize, w: PanelWeights<'_>, y: &mut [f32]) -> bool {
+    k.expanded_gemm.is_some_and(|g| matmul_expanded(g, x, m, w, y))
 }
 
 fn check(x: &[f32], m: usize, k: usize, n: usize, y: &[f32]) {

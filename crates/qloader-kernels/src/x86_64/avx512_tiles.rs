@@ -40,7 +40,7 @@ fn masked<const SHIFT: u32>(v: __m512i, mask: __m512i) -> __m512i {
 /// 64-byte aligned memory.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn unpack<const BITS: u8>(p: *const u8) -> [__m512i; 8] {
+pub(super) unsafe fn unpack<const BITS: u8>(p: *const u8) -> [__m512i; 8] {
     let v: [__m512i; 8] =
         // SAFETY: the caller guarantees the block's bytes (all loads).
         unsafe {

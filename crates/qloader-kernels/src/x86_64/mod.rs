@@ -6,6 +6,7 @@ use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
 pub mod avx2;
 pub mod avx2_tiles;
 pub mod avx512;
+pub mod avx512_expanded;
 pub mod avx512_grouped;
 pub mod avx512_tiles;
 
