@@ -116,20 +116,41 @@ pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mu
     );
 }
 
-/// [`matmul_f16`] with the kernels of a given tier.
+/// [`matmul_f16`] with the kernels of a given tier. From
+/// [`UNPACK_MIN_ROWS`] activation rows on, each weight row is expanded to
+/// `f32` once: below [`EXPANDED_MIN_ROWS_F16`] rows it is then multiplied
+/// into four activation rows at a time by the w4 kernel, from there on the
+/// product is the tier's expanded GEMM (or expanded rows through faer).
 pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
-    let (dot, unpack) = (k.dot_f16, k.unpack_f16);
-    if m >= UNPACK_MIN_ROWS {
+    let (dot, dot_f32, dot_w4, unpack) = (k.dot_f16, k.dot_f32, k.dot_f32_w4, k.unpack_f16);
+    let x_row = |i: usize| &x[i * kk..(i + 1) * kk];
+    if m >= EXPANDED_MIN_ROWS_F16 {
         if expanded(k, x, m, PanelWeights::Half(w), y) {
             return;
         }
         return expanded_rows(x, m, w.rows(), y, |j, row| unpack(w.row(j), row));
     }
+    if m >= UNPACK_MIN_ROWS {
+        return tiled(m, w.rows(), y, |j, out, row| {
+            row.resize(kk, 0.0);
+            unpack(w.row(j), row);
+            let quads = m / 4;
+            for q in 0..quads {
+                let xs = [x_row(4 * q), x_row(4 * q + 1), x_row(4 * q + 2), x_row(4 * q + 3)];
+                let mut dots = [0.0f32; 4];
+                dot_w4(row, &xs, &mut dots);
+                out[4 * q..4 * q + 4].copy_from_slice(&dots);
+            }
+            for (i, o) in out.iter_mut().enumerate().skip(4 * quads) {
+                *o = dot_f32(row, x_row(i));
+            }
+        });
+    }
     tiled(m, w.rows(), y, |j, out, _| {
         for (i, o) in out.iter_mut().enumerate() {
-            *o = dot(&x[i * kk..(i + 1) * kk], w.row(j));
+            *o = dot(x_row(i), w.row(j));
         }
     });
 }
@@ -196,7 +217,12 @@ pub fn matmul_grouped_a8_with(
 /// activations go through the tier's expanded GEMM (where it has one);
 /// below, the fused tile kernels, which read each code once and need no
 /// expanded copy, are faster.
-pub const EXPANDED_MIN_ROWS: usize = 16;
+pub const EXPANDED_MIN_ROWS: usize = 32;
+
+/// [`EXPANDED_MIN_ROWS`] for `f16` weights, whose expansion (gathered
+/// across rows) costs more than tiles' but which have no fused batched
+/// kernel.
+pub const EXPANDED_MIN_ROWS_F16: usize = 8;
 
 /// The product through the tier's expanded GEMM; `false` if the tier has
 /// none or it cannot address these weights.
@@ -460,6 +486,10 @@ mod tests {
             (8, 2, 257),
             // Whole chunks of eight 128-groups plus a tail, through the x4 kernel.
             (5, 2, 2100),
+            // The expanded GEMM: several column chunks, a ragged last panel
+            // and a last register tile of one row.
+            (EXPANDED_MIN_ROWS + 1, 40, 1400),
+            (EXPANDED_MIN_ROWS_F16, 33, 90),
         ] {
             let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 5) % 97]).collect();
             check_all_formats(&x, m, &matrix(n, k, &seed));

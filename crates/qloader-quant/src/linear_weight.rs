@@ -6,7 +6,7 @@ use qloader_format::grouped::GROUPS;
 use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_kernels::activations::QuantizedActivations;
 use qloader_kernels::matmul::{
-    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with,
+    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with, EXPANDED_MIN_ROWS,
     INT8_ACTIVATION_GROUP, UNPACK_MIN_ROWS,
 };
 use qloader_kernels::rowwise;
@@ -190,7 +190,9 @@ impl LinearWeight {
     /// SwiGLU's `SiLU(x·Gᵀ) ⊙ (x·Uᵀ)` of `gate` (this weight) and `up`
     /// for the rows of `input`, into `y` (`m × out`): one fused pass where
     /// both are grouped weights of one shape and layout (int8 activations, or
-    /// `f32` ones from [`UNPACK_MIN_ROWS`] rows on); else the two products
+    /// `f32` ones from [`UNPACK_MIN_ROWS`] rows on, until the products go
+    /// through the tier's expanded GEMM, from [`EXPANDED_MIN_ROWS`]); else
+    /// the two products
     /// (the up product into `scratch`) and the gating.
     pub fn glu_input(
         &self,
@@ -207,7 +209,9 @@ impl LinearWeight {
                     let xq = input.quantized(g.layout().group());
                     return matmul_tiled_a8_glu(xq, g.tiles(), u.tiles(), y);
                 }
-                ActivationFormat::F32 if same && input.m >= UNPACK_MIN_ROWS => {
+                ActivationFormat::F32
+                    if same && input.m >= UNPACK_MIN_ROWS && !expanded(input.m) =>
+                {
                     return matmul_tiled_f32_glu(input.x, input.m, g.tiles(), u.tiles(), y);
                 }
                 _ => {}
@@ -232,6 +236,12 @@ impl LinearWeight {
     pub fn has_a8_kernel(&self) -> bool {
         matches!(self, LinearWeight::Int8(_) | LinearWeight::Grouped(_))
     }
+}
+
+/// Whether an `f32`-activation product of `m` rows goes through this
+/// CPU's expanded GEMM (then gate and up are two such products).
+fn expanded(m: usize) -> bool {
+    m >= EXPANDED_MIN_ROWS && Kernels::detect().expanded_gemm.is_some()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::ops::Range;
 use qloader_format::grouped::BLOCK;
 
 use super::avx512_tiles::unpack;
-use crate::expanded_gemm::{ExpandedGemm, PanelWeights};
+use crate::expanded_gemm::{ExpandedGemm, PanelWeights, TileOut};
 use crate::quantize::{HalfMatrix, Int8Matrix};
 use crate::tiles::kernel_support::with_tile_layout;
 use crate::tiles::layout::{block_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
@@ -30,9 +30,9 @@ pub(crate) static AVX512_EXPANDED: ExpandedGemm = ExpandedGemm { nr: NR, mr: MR,
 // `Isa::is_available` confirmed AVX-512 F, BW, VL, AVX2, FMA and F16C.
 
 fn expand(w: PanelWeights<'_>, first: usize, cols: Range<usize>, buf: &mut [f32]) -> bool {
-    assert!(first % NR == 0 && first < w.rows(), "panel start {first} of {}", w.rows());
+    assert!(first.is_multiple_of(NR) && first < w.rows(), "panel start {first} of {}", w.rows());
     assert!(cols.start <= cols.end && cols.end <= w.cols(), "columns {cols:?} of {}", w.cols());
-    assert!(cols.start % BLOCK == 0, "chunks start on a block");
+    assert!(cols.start.is_multiple_of(BLOCK), "chunks start on a block");
     assert!(buf.len() >= cols.len().next_multiple_of(BLOCK) * NR, "buffer too short");
     assert_eq!(buf.as_ptr() as usize % 64, 0, "buffer 64-byte aligned");
     // Gathers address a weight by a 32-bit element offset.
@@ -52,24 +52,12 @@ fn expand(w: PanelWeights<'_>, first: usize, cols: Range<usize>, buf: &mut [f32]
 }
 
 /// # Safety
-/// As [`ExpandedGemm::micro`]; lengths of the slices are checked here.
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro(
-    xp: &[f32],
-    h: usize,
-    w: &[f32],
-    kc: usize,
-    y: *mut f32,
-    ldy: usize,
-    rows: usize,
-    lanes: usize,
-    accumulate: bool,
-) {
-    assert!(xp.len() >= kc * h && w.len() >= kc * NR && rows <= h && lanes <= NR);
+/// As [`crate::expanded_gemm::MicroKernel`]; lengths of the slices are checked here.
+unsafe fn micro(xp: &[f32], h: usize, w: &[f32], kc: usize, out: TileOut) {
+    assert!(xp.len() >= kc * h && w.len() >= kc * NR && out.rows <= h && out.lanes <= NR);
     assert_eq!(w.as_ptr() as usize % 64, 0, "weights 64-byte aligned");
     let (xp, w) = (xp.as_ptr(), w.as_ptr());
-    let out = Out { y, ldy, rows, lanes, accumulate };
-    // SAFETY: see above; lengths checked, `y` by the caller.
+    // SAFETY: see above; lengths checked, `out` by the caller.
     unsafe {
         match h {
             4 => micro_tile::<4>(xp, w, kc, out),
@@ -80,25 +68,15 @@ unsafe fn micro(
     }
 }
 
-/// Where a register tile goes: `rows × lanes` values at `y[r·ldy + l]`.
-#[derive(Clone, Copy)]
-struct Out {
-    y: *mut f32,
-    ldy: usize,
-    rows: usize,
-    lanes: usize,
-    accumulate: bool,
-}
-
 /// `Σ_c xp[c·H + r] · w[c·32 + l]` into `out`.
 ///
 /// # Safety
 /// AVX-512 F; `xp` holds `kc·H` values, `w` (64-byte aligned) `kc·32`;
-/// `out` as [`ExpandedGemm::micro`] requires.
+/// `out` as [`crate::expanded_gemm::MicroKernel`] requires.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn micro_tile<const H: usize>(xp: *const f32, w: *const f32, kc: usize, out: Out) {
+unsafe fn micro_tile<const H: usize>(xp: *const f32, w: *const f32, kc: usize, out: TileOut) {
     let mut lo = [_mm512_setzero_ps(); H];
     let mut hi = [_mm512_setzero_ps(); H];
     if out.accumulate {
@@ -110,7 +88,7 @@ unsafe fn micro_tile<const H: usize>(xp: *const f32, w: *const f32, kc: usize, o
             _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(64));
         }
     }
-    // SAFETY (every access): inside the lengths the caller guarantees.
+    // SAFETY: every access is inside the lengths the caller guarantees.
     unsafe {
         for c in 0..kc {
             let w0 = _mm512_load_ps(w.add(c * NR));
@@ -225,7 +203,12 @@ unsafe fn expand_half(w: &HalfMatrix, first: usize, cols: Range<usize>, buf: &mu
             // before n (c + 1 < k); the output columns lie in the buffer.
             unsafe {
                 let at = _mm512_add_epi32(offsets, _mm512_set1_epi32(c as i32));
-                let v = _mm512_mask_i32gather_epi32::<2>(_mm512_setzero_si512(), mask, at, base as *const i32);
+                let v = _mm512_mask_i32gather_epi32::<2>(
+                    _mm512_setzero_si512(),
+                    mask,
+                    at,
+                    base as *const i32,
+                );
                 let even = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
                 let odd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(v)));
                 _mm512_storeu_ps(lanes.add((c - cols.start) * NR), even);
@@ -264,7 +247,12 @@ unsafe fn expand_int8(w: &Int8Matrix, first: usize, cols: Range<usize>, buf: &mu
             // before n (c + 3 < k); the output columns lie in the buffer.
             unsafe {
                 let at = _mm512_add_epi32(offsets, _mm512_set1_epi32(c as i32));
-                let v = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, at, base as *const i32);
+                let v = _mm512_mask_i32gather_epi32::<1>(
+                    _mm512_setzero_si512(),
+                    mask,
+                    at,
+                    base as *const i32,
+                );
                 let q = [
                     _mm512_srai_epi32::<24>(_mm512_slli_epi32::<24>(v)),
                     _mm512_srai_epi32::<24>(_mm512_slli_epi32::<16>(v)),
