@@ -24,9 +24,10 @@ pub enum Isa {
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
     /// x86-64 with AVX-512 (F, BW, VL) and VNNI, besides AVX2, FMA and F16C:
-    /// integer products with int8 activations on `vpdpbusd`, and batch-1
-    /// float products four weight rows at a time (f32, int8 and grouped
-    /// weights); the other float kernels are the AVX2 ones.
+    /// integer products with int8 activations on `vpdpbusd`, batch-1 float
+    /// products four weight rows at a time (f32 and int8 weights), tiled
+    /// panels and the expanded GEMM; the other float kernels are the AVX2
+    /// ones.
     Avx512Vnni,
 }
 
@@ -77,10 +78,6 @@ impl fmt::Display for Isa {
     }
 }
 
-/// `(x, group sums of x, four rows of one grouped matrix, out)`: see
-/// [`Kernels::dot_grouped_w4`].
-pub type DotGroupedW4 = fn(&[f32], &[f32], &[GroupedRow<'_>; 4], &mut [f32; 4]);
-
 /// A panel kernel of tiled weights with int8 activations: see
 /// [`crate::tiles::generic::panel_a8`].
 pub type PanelA8 = fn(&QuantizedActivations, &TiledMatrix, usize, Range<usize>, &mut [f32]);
@@ -104,11 +101,6 @@ pub struct Kernels {
     /// [`Kernels::dot_int8`] of one activation row with four code rows at
     /// once (the activations are read once for the four).
     pub dot_int8_w4: fn(&[f32], &[&[i8]; 4], &mut [f32; 4]),
-    /// `Σ x·w` over an `f32` row and a row of a grouped matrix.
-    pub dot_grouped: fn(&[f32], GroupedRow<'_>) -> f32,
-    /// [`Kernels::dot_grouped`] of one activation row with four rows of one
-    /// matrix, given the activations' sums per group of the matrix's layout.
-    pub dot_grouped_w4: DotGroupedW4,
     /// `Σ_g s_g · Σ a·q` over int8 activation codes in groups of a given
     /// width with one scale each, and int8 weight codes (each group's
     /// integer sum exact).
@@ -139,8 +131,6 @@ static GENERIC: Kernels = Kernels {
     dot_f16: generic::dot_f16,
     dot_int8: generic::dot_int8,
     dot_int8_w4: generic::dot_int8_w4,
-    dot_grouped: generic::dot_grouped,
-    dot_grouped_w4: generic::dot_grouped_w4,
     dot_int8_a8: generic::dot_int8_a8,
     unpack_f16: generic::unpack_f16,
     unpack_grouped: generic::unpack_grouped,
@@ -177,16 +167,6 @@ mod avx2_table {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_f16(x, w) }
     }
-    fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
-        // SAFETY: see above.
-        unsafe { avx2::avx2_dot_grouped(x, row) }
-    }
-    fn dot_grouped_w4(x: &[f32], _sums: &[f32], rows: &[GroupedRow<'_>; 4], out: &mut [f32; 4]) {
-        for (o, row) in out.iter_mut().zip(rows) {
-            *o = dot_grouped(x, *row);
-        }
-    }
-
     fn dot_int8_a8(a: &[i8], q: &[i8], scales: &[f32], group: usize) -> f32 {
         // SAFETY: see above.
         unsafe { avx2::avx2_dot_int8_a8(a, q, scales, group) }
@@ -221,8 +201,6 @@ mod avx2_table {
         dot_f16,
         dot_int8,
         dot_int8_w4,
-        dot_grouped,
-        dot_grouped_w4,
         dot_int8_a8,
         unpack_f16,
         unpack_grouped,
@@ -235,7 +213,7 @@ mod avx2_table {
 #[cfg(target_arch = "x86_64")]
 mod avx512_table {
     use super::*;
-    use crate::x86_64::{avx512, avx512_grouped, avx512_tiles};
+    use crate::x86_64::{avx512, avx512_tiles};
 
     // SAFETY (all wrappers): they are only reachable through `AVX512_VNNI`,
     // which `Kernels::for_isa` hands out only after `Isa::is_available`
@@ -247,10 +225,6 @@ mod avx512_table {
     fn dot_f32_w4(x: &[f32], ws: &[&[f32]; 4], out: &mut [f32; 4]) {
         // SAFETY: see above.
         unsafe { avx512::avx512_dot_f32_w4(x, ws, out) }
-    }
-    fn dot_grouped_w4(x: &[f32], sums: &[f32], rows: &[GroupedRow<'_>; 4], out: &mut [f32; 4]) {
-        // SAFETY: see above.
-        unsafe { avx512_grouped::avx512_dot_grouped_w4(x, sums, rows, out) }
     }
     fn dot_int8_a8(a: &[i8], q: &[i8], scales: &[f32], group: usize) -> f32 {
         // SAFETY: see above.
@@ -271,14 +245,13 @@ mod avx512_table {
         unsafe { avx512_tiles::avx512_panel_f32(x, w, panel, rows, out) }
     }
 
-    /// The integer products on VNNI; int8 and grouped codes with `f32`
-    /// activations at batch 1 four rows at a time on AVX-512, and tiled
-    /// panels; the other float products are AVX2's.
+    /// The integer products on VNNI; f32 and int8 weights with `f32`
+    /// activations at batch 1 four rows at a time on AVX-512; tiled panels
+    /// and the expanded GEMM; the other float products are AVX2's.
     pub(super) static AVX512_VNNI: Kernels = Kernels {
         isa: Isa::Avx512Vnni,
         dot_f32_w4,
         dot_int8_w4,
-        dot_grouped_w4,
         dot_int8_a8,
         panel_a8,
         panel_f32,

@@ -11,6 +11,6 @@ pub use reference::{
     matmul_int8_reference,
 };
 pub use rows::{
-    dot_f16, dot_f32, dot_f32_w4, dot_grouped, dot_grouped_w4, dot_int8, dot_int8_a8,
-    dot_int8_codes, dot_int8_w4, unpack_f16, unpack_grouped,
+    dot_f16, dot_f32, dot_f32_w4, dot_int8, dot_int8_a8, dot_int8_codes, dot_int8_w4, unpack_f16,
+    unpack_grouped,
 };

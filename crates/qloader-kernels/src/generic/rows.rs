@@ -67,39 +67,6 @@ pub fn dot_int8_w4(x: &[f32], qs: &[&[i8]; 4], out: &mut [f32; 4]) {
     }
 }
 
-/// [`dot_grouped`] of one activation row with four weight rows of one
-/// matrix (`_sums`, the activations' group sums, is for tiers that split off
-/// the offsets' part).
-pub fn dot_grouped_w4(x: &[f32], _sums: &[f32], rows: &[GroupedRow<'_>; 4], out: &mut [f32; 4]) {
-    for (o, row) in out.iter_mut().zip(rows) {
-        *o = dot_grouped(x, *row);
-    }
-}
-
-/// `Σ x[i]·w[i]` for one row of a grouped matrix covering `x.len()` columns:
-/// per 32-value block, `scale·Σ x·q + offset·Σ x`.
-pub fn dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
-    let layout = row.layout;
-    let blocks_per_group = layout.group() / BLOCK;
-    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
-    let group_shift = blocks_per_group.trailing_zeros();
-    let mut total = 0.0f32;
-    let blocks = row.codes.chunks_exact(layout.block_bytes());
-    for (b, (xb, packed)) in x.chunks(BLOCK).zip(blocks).enumerate() {
-        let g = b >> group_shift;
-        let codes = unpack_block(layout.bits(), packed);
-        let mut xq = [0.0f32; 8];
-        let mut xs = [0.0f32; 8];
-        for (i, (&a, &q)) in xb.iter().zip(codes.iter()).enumerate() {
-            xq[i % 8] += a * q as f32;
-            xs[i % 8] += a;
-        }
-        let (xq, xs): (f32, f32) = (xq.iter().sum(), xs.iter().sum());
-        total += row.scales[g].to_f32() * xq + row.offsets[g].to_f32() * xs;
-    }
-    total
-}
-
 /// Writes the `f32` values of a grouped row into `out` (`out.len()` ≤ the
 /// row's columns; the row is expanded from its start).
 pub fn unpack_grouped(row: GroupedRow<'_>, out: &mut [f32]) {

@@ -250,66 +250,6 @@ pub(super) unsafe fn unpack_2bit(packed: *const u8) -> __m256i {
     _mm256_and_si256(lanes, _mm256_set1_epi8(3))
 }
 
-/// `Σ x[i]·w[i]` for one row of a grouped matrix; the row's bit width picks a
-/// specialised loop once per row.
-///
-/// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn avx2_dot_grouped(x: &[f32], row: GroupedRow<'_>) -> f32 {
-    // SAFETY: same features as this function.
-    unsafe {
-        match row.layout.bits() {
-            2 => dot_grouped_bits::<2>(x, row),
-            3 => dot_grouped_bits::<3>(x, row),
-            4 => dot_grouped_bits::<4>(x, row),
-            _ => dot_grouped_bits::<8>(x, row),
-        }
-    }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_grouped_bits<const BITS: u8>(x: &[f32], row: GroupedRow<'_>) -> f32 {
-    let layout = row.layout;
-    debug_assert_eq!(layout.bits(), BITS);
-    let block_bytes = layout.block_bytes();
-    let blocks = x.len().div_ceil(BLOCK);
-    assert!(row.codes.len() >= blocks * block_bytes, "row codes shorter than x");
-    let blocks_per_group = layout.group() / BLOCK;
-    // Groups are 1, 2 or 4 blocks: a shift, not a division, per block.
-    let group_shift = blocks_per_group.trailing_zeros();
-    assert!(row.scales.len() >= blocks.div_ceil(blocks_per_group));
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut tail = [0.0f32; BLOCK];
-    for b in 0..blocks {
-        let g = b >> group_shift;
-        let scale = _mm256_set1_ps(f16_to_f32(row.scales[g]));
-        let offset = _mm256_set1_ps(f16_to_f32(row.offsets[g]));
-        // SAFETY: block b's bytes lie within `row.codes` (asserted above).
-        let codes = unsafe { unpack_block::<BITS>(row.codes.as_ptr().add(b * block_bytes)) };
-        let start = b * BLOCK;
-        let xb = if start + BLOCK <= x.len() {
-            &x[start..start + BLOCK]
-        } else {
-            // Partial last block: zero activations meet the padding codes.
-            tail[..x.len() - start].copy_from_slice(&x[start..]);
-            &tail[..]
-        };
-        let halves = [_mm256_castsi256_si128(codes), _mm256_extracti128_si256::<1>(codes)];
-        for (l, acc) in acc.iter_mut().enumerate() {
-            let h = halves[l / 2];
-            let h = if l % 2 == 0 { h } else { _mm_srli_si128::<8>(h) };
-            let q = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(h));
-            let w = _mm256_fmadd_ps(q, scale, offset);
-            // SAFETY: `xb` has 32 values.
-            let vx = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * l)) };
-            *acc = _mm256_fmadd_ps(vx, w, *acc);
-        }
-    }
-    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    hsum(sum)
-}
-
 /// Writes the `f32` values of a grouped row into `out` (from the row's start).
 ///
 /// # Safety

@@ -4,8 +4,9 @@
 //! products of `f32` and int8 weights with `f32` activations, four weight
 //! rows at a time (the activations, wider than L1 for large layers, are
 //! loaded once per four rows). Grouped weights run as tiles
-//! ([`super::avx512_tiles`]), or with `f32` activations at batch 1 in
-//! [`super::avx512_grouped`]; the other float kernels are the AVX2 ones.
+//! ([`super::avx512_tiles`]) and batches of `f32` activations through the
+//! expanded GEMM ([`super::avx512_expanded`]); the other float kernels are
+//! the AVX2 ones.
 //!
 //! Safety: every `unsafe fn` here needs AVX-512 F, BW, VL and VNNI plus AVX2,
 //! FMA and F16C; the dispatch table only exposes the safe wrappers after

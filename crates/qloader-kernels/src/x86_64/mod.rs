@@ -7,7 +7,6 @@ pub mod avx2;
 pub mod avx2_tiles;
 pub mod avx512;
 pub mod avx512_expanded;
-pub mod avx512_grouped;
 pub mod avx512_tiles;
 
 /// How far ahead of the codes being multiplied the kernel asks for the next
