@@ -353,7 +353,7 @@ mod tests {
     use proptest::prelude::*;
     use qloader_format::grouped::{GroupedLayout, BITS, GROUPS};
 
-    use crate::test_support::{assert_close, available, matrix};
+    use crate::test_support::{assert_close, available, grouped_magnitude, matrix};
 
     fn check_all_formats(x: &[f32], m: usize, w: &DenseMatrix) {
         let n = w.rows();
@@ -391,7 +391,14 @@ mod tests {
             for g in &grouped {
                 matmul_grouped_with(k, x, m, g, &mut y);
                 let what = format!("{isa} {:?}", g.layout());
-                assert_close(&what, &y, &matmul_grouped_reference(x, m, g), x, m, &g.dequantize());
+                assert_close(
+                    &what,
+                    &y,
+                    &matmul_grouped_reference(x, m, g),
+                    x,
+                    m,
+                    &grouped_magnitude(g),
+                );
             }
             // Int8 activations: the kernels see exactly the de-quantized codes.
             let xq = QuantizedActivations::quantize(x, m, w.cols(), INT8_ACTIVATION_GROUP);
@@ -405,7 +412,7 @@ mod tests {
                 matmul_grouped_a8_with(k, &xq, g, &mut y);
                 let what = format!("{isa} {:?}·a8", g.layout());
                 let want = matmul_grouped_a8_reference(&xq, g);
-                assert_close(&what, &y, &want, &xs, m, &g.dequantize());
+                assert_close(&what, &y, &want, &xs, m, &grouped_magnitude(g));
             }
         }
     }
@@ -505,7 +512,7 @@ mod tests {
                     &matmul_grouped_reference(&x, m, &q),
                     &x,
                     m,
-                    &q.dequantize(),
+                    &grouped_magnitude(&q),
                 );
             }
         }

@@ -2,7 +2,7 @@
 //! test matrix, and the dot-product error bound every tier is held to.
 
 use crate::dispatch::{Isa, Kernels};
-use crate::quantize::DenseMatrix;
+use crate::quantize::{DenseMatrix, GroupedMatrix};
 
 /// Every tier this host can run; the generic tier is always first, so the
 /// scalar path is tested everywhere.
@@ -44,4 +44,22 @@ pub(crate) fn assert_close(
             assert!((g - r).abs() <= tol, "{what}: y[{i},{j}] = {g}, reference {r}, tol {tol}");
         }
     }
+}
+
+/// What bounds the rounding of a grouped product computed as `scale · Σ x·q
+/// + offset · Σ x` (the tiles' split): `|scale · q| + |offset|` per weight.
+/// Where the two parts cancel, `|w|` alone is far smaller than the terms
+/// that were rounded, so [`assert_close`] takes this in place of the
+/// de-quantized weights.
+pub(crate) fn grouped_magnitude(g: &GroupedMatrix) -> DenseMatrix {
+    let (rows, cols, group) = (g.rows(), g.cols(), g.layout().group());
+    let mut data = Vec::with_capacity(rows * cols);
+    for r in 0..rows {
+        let row = g.row(r);
+        for (c, q) in g.row_codes(r).into_iter().enumerate() {
+            let (s, o) = (row.scales[c / group].to_f32(), row.offsets[c / group].to_f32());
+            data.push((s * q as f32).abs() + o.abs());
+        }
+    }
+    DenseMatrix::new(rows, cols, data).unwrap()
 }
