@@ -46,8 +46,9 @@ pub(crate) fn assert_close(
     }
 }
 
-/// What bounds the rounding of a grouped product computed as `scale · Σ x·q
-/// + offset · Σ x` (the tiles' split): `|scale · q| + |offset|` per weight.
+/// What bounds the rounding of a grouped product computed in two parts,
+/// `scale · Σ x·q` plus `offset · Σ x` (the tiles' split): `|scale · q| +
+/// |offset|` per weight.
 /// Where the two parts cancel, `|w|` alone is far smaller than the terms
 /// that were rounded, so [`assert_close`] takes this in place of the
 /// de-quantized weights.
