@@ -224,11 +224,18 @@ impl LinearWeight {
     }
 
     /// Makes now what the products would otherwise make at their first call
-    /// (a grouped weight's tiles), so that timing them measures products
-    /// only.
+    /// (a grouped weight's tiles, an `f16` weight's panels: each a copy as
+    /// large as the weight), so that timing them measures products only
+    /// and a decoder's first prompt does not pay for them.
     pub fn prepare_products(&self) {
-        if let LinearWeight::Grouped(w) = self {
-            w.tiles();
+        match self {
+            LinearWeight::Grouped(w) => {
+                w.tiles();
+            }
+            LinearWeight::F16(w) => {
+                w.panels();
+            }
+            _ => {}
         }
     }
 

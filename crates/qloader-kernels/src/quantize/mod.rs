@@ -12,7 +12,7 @@ mod grouped;
 mod int8;
 
 pub use dense::DenseMatrix;
-pub use f16::HalfMatrix;
+pub use f16::{HalfMatrix, HALF_PANEL_ROWS};
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;
 #[cfg(test)]

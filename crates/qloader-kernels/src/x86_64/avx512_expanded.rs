@@ -2,7 +2,8 @@
 //! 12 × 32 register tile (24 accumulators, two weight vectors and one
 //! broadcast activation), and the expansion of 32-row weight panels to
 //! `f32` column vectors from tiles (two tile panels side by side), `f16`
-//! rows and int8 rows (gathered across the 32 rows, 2 or 4 columns a load).
+//! panels (likewise) and int8 rows (gathered across the 32 rows, four
+//! columns a load).
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -11,7 +12,7 @@ use qloader_format::grouped::BLOCK;
 
 use super::avx512_tiles::unpack;
 use crate::expanded_gemm::{ExpandedGemm, PanelWeights, TileOut};
-use crate::quantize::{HalfMatrix, Int8Matrix};
+use crate::quantize::{HalfMatrix, Int8Matrix, HALF_PANEL_ROWS};
 use crate::tiles::kernel_support::with_tile_layout;
 use crate::tiles::layout::{block_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
 use crate::tiles::TiledMatrix;
@@ -43,7 +44,7 @@ fn expand(w: PanelWeights<'_>, first: usize, cols: Range<usize>, buf: &mut [f32]
             PanelWeights::Tiles(t) => with_tile_layout!(t.layout(), |BITS, PER_GROUP| {
                 expand_tiles::<BITS, PER_GROUP>(t, first, cols, buf)
             }),
-            PanelWeights::Half(h) if addressable => expand_half(h, first, cols, buf),
+            PanelWeights::Half(h) => expand_half(h, first, cols, buf),
             PanelWeights::Int8(q) if addressable => expand_int8(q, first, cols, buf),
             _ => return false,
         }
@@ -185,41 +186,33 @@ fn row_offsets(r0: usize, n: usize, k: usize) -> (__m512i, __mmask16) {
     (v, ((1u32 << valid) - 1) as __mmask16)
 }
 
-/// `f16` rows `first..first + 32`, columns `cols`.
+/// `f16` rows `first..first + 32`, columns `cols`, from the matrix's
+/// panels (two side by side).
 ///
 /// # Safety
-/// AVX-512 F, F16C; checks as in `expand`, and `n·k` fits in `i32`.
+/// AVX-512 F, F16C; checks as in `expand`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 unsafe fn expand_half(w: &HalfMatrix, first: usize, cols: Range<usize>, buf: &mut [f32]) {
     let (n, k) = (w.rows(), w.cols());
-    let base = w.data().as_ptr() as *const u8;
+    let panels = w.panels();
     for half in 0..2 {
-        let r0 = first + 16 * half;
-        let (offsets, mask) = row_offsets(r0, n, k);
+        let p = first / HALF_PANEL_ROWS + half;
         let lanes = buf[16 * half..].as_mut_ptr();
-        let mut c = cols.start;
-        while c + 2 <= cols.end {
-            // SAFETY: each unmasked lane reads columns c and c + 1 of a row
-            // before n (c + 1 < k); the output columns lie in the buffer.
-            unsafe {
-                let at = _mm512_add_epi32(offsets, _mm512_set1_epi32(c as i32));
-                let v = _mm512_mask_i32gather_epi32::<2>(
-                    _mm512_setzero_si512(),
-                    mask,
-                    at,
-                    base as *const i32,
-                );
-                let even = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v));
-                let odd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(v)));
-                _mm512_storeu_ps(lanes.add((c - cols.start) * NR), even);
-                _mm512_storeu_ps(lanes.add((c + 1 - cols.start) * NR), odd);
+        if p * HALF_PANEL_ROWS >= n {
+            for c in 0..cols.len() {
+                // SAFETY: column c < cols.len() of the checked buffer.
+                unsafe { _mm512_storeu_ps(lanes.add(c * NR), _mm512_setzero_ps()) };
             }
-            c += 2;
+            continue;
         }
-        if c < cols.end {
-            for l in 0..16 {
-                let v = if r0 + l < n { w.row(r0 + l)[c].to_f32() } else { 0.0 };
-                buf[(c - cols.start) * NR + 16 * half + l] = v;
+        let panel = &panels[p * k * HALF_PANEL_ROWS..(p + 1) * k * HALF_PANEL_ROWS];
+        for c in cols.clone() {
+            // SAFETY: column c < k of the panel is 16 values; the output
+            // column lies in the checked buffer.
+            unsafe {
+                let v =
+                    _mm256_loadu_si256(panel.as_ptr().add(c * HALF_PANEL_ROWS) as *const __m256i);
+                _mm512_storeu_ps(lanes.add((c - cols.start) * NR), _mm512_cvtph_ps(v));
             }
         }
     }
