@@ -117,19 +117,20 @@ pub fn matmul_int8_with(k: &Kernels, x: &[f32], m: usize, w: &Int8Matrix, y: &mu
 }
 
 /// [`matmul_f16`] with the kernels of a given tier. From
-/// [`UNPACK_MIN_ROWS`] activation rows on, each weight row is expanded to
-/// `f32` once: below [`EXPANDED_MIN_ROWS_F16`] rows it is then multiplied
-/// into four activation rows at a time by the w4 kernel, from there on the
-/// product is the tier's expanded GEMM (or expanded rows through faer).
+/// [`UNPACK_MIN_ROWS`] activation rows on, the tier's expanded GEMM (from
+/// the matrix's panels); tiers without one expand each weight row to `f32`
+/// once, then multiply it into four activation rows at a time by the w4
+/// kernel below [`GEMM_MIN_ROWS`] rows, or run expanded blocks of rows
+/// through faer from there.
 pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
     let kk = w.cols();
     check(x, m, kk, w.rows(), y);
     let (dot, dot_f32, dot_w4, unpack) = (k.dot_f16, k.dot_f32, k.dot_f32_w4, k.unpack_f16);
     let x_row = |i: usize| &x[i * kk..(i + 1) * kk];
-    if m >= EXPANDED_MIN_ROWS_F16 {
-        if expanded(k, x, m, PanelWeights::Half(w), y) {
-            return;
-        }
+    if m >= UNPACK_MIN_ROWS && expanded(k, x, m, PanelWeights::Half(w), y) {
+        return;
+    }
+    if m >= GEMM_MIN_ROWS {
         return expanded_rows(x, m, w.rows(), y, |j, row| unpack(w.row(j), row));
     }
     if m >= UNPACK_MIN_ROWS {
@@ -203,11 +204,6 @@ pub fn matmul_grouped_a8_with(
 /// below, the fused tile kernels, which read each code once and need no
 /// expanded copy, are faster.
 pub const EXPANDED_MIN_ROWS: usize = 32;
-
-/// [`EXPANDED_MIN_ROWS`] for `f16` weights, whose expansion (gathered
-/// across rows) costs more than tiles' but which have no fused batched
-/// kernel.
-pub const EXPANDED_MIN_ROWS_F16: usize = 8;
 
 /// The product through the tier's expanded GEMM; `false` if the tier has
 /// none or it cannot address these weights.
@@ -481,7 +477,7 @@ mod tests {
             // The expanded GEMM: several column chunks, a ragged last panel
             // and a last register tile of one row.
             (EXPANDED_MIN_ROWS + 1, 40, 1400),
-            (EXPANDED_MIN_ROWS_F16, 33, 90),
+            (GEMM_MIN_ROWS, 33, 90),
         ] {
             let x: Vec<f32> = (0..m * k).map(|i| seed[(i * 5) % 97]).collect();
             check_all_formats(&x, m, &matrix(n, k, &seed));
