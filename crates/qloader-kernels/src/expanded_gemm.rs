@@ -3,7 +3,7 @@
 //! operand of a BLIS-style GEMM, expanded to `f32` in cache-sized chunks of
 //! a weight panel (`nr` weight rows × at most [`KC`] columns, column-major), and the
 //! activations are packed once per product into register-tile-high strips.
-//! A tier supplies the expansion (from tiles, `f16` rows or int8 rows) and
+//! A tier supplies the expansion (from tiles, `f16` panels or int8 rows) and
 //! the register-tile kernel; this module owns the schedule: packing the
 //! activations, the loops over panels, column chunks and tiles, the split
 //! over the thread team, and writing the results.
@@ -105,13 +105,14 @@ pub struct ExpandedGemm {
     /// Activation rows per full register tile; the last tile of a product
     /// is rounded up to a multiple of 4.
     pub mr: usize,
+    /// Whether `expand` can address these weights.
+    pub handles: fn(PanelWeights<'_>) -> bool,
     /// `expand(w, first, cols, buf)`: weight rows `first..first + nr`,
     /// columns `cols`, as `f32` into `buf[(c − cols.start)·nr + l]`; rows
     /// past the matrix's last are zero. `cols.start` is a multiple of 32
     /// and `buf` holds `cols.len()` rounded up to 32 columns (the expansion
-    /// may write whole 32-column blocks). Returns `false` (and writes
-    /// nothing) if it cannot address these weights.
-    pub expand: fn(PanelWeights<'_>, usize, Range<usize>, &mut [f32]) -> bool,
+    /// may write whole 32-column blocks). Only for weights it `handles`.
+    pub expand: fn(PanelWeights<'_>, usize, Range<usize>, &mut [f32]),
     /// The register-tile kernel.
     pub micro: MicroKernel,
 }
@@ -252,14 +253,11 @@ pub fn matmul_expanded(
         y.fill(0.0);
         return true;
     }
-    // The expansion's addressing is checked once, on a chunk no larger than
-    // any other, before the product starts.
-    let nr = g.nr;
-    let kc = column_chunk(k);
-    let probe_cols = 0..kc.min(k);
-    if !with_panel_scratch(kc * nr, |probe| (g.expand)(w, 0, probe_cols, as_floats_mut(probe))) {
+    if !(g.handles)(w) {
         return false;
     }
+    let nr = g.nr;
+    let kc = column_chunk(k);
     let xp = PackedRows::new(x, m, k, g.mr);
     let panels = n.div_ceil(nr);
     // Chunks of at most PANELS_TOGETHER panels, as many per thread.
@@ -274,8 +272,7 @@ pub fn matmul_expanded(
         for c0 in (0..k).step_by(kc) {
             let cols = c0..(c0 + kc).min(k);
             for p in chunk.clone() {
-                let ok = (g.expand)(w, p * nr, cols.clone(), as_floats_mut(panel_w));
-                debug_assert!(ok, "addressing checked before the product");
+                (g.expand)(w, p * nr, cols.clone(), as_floats_mut(panel_w));
                 let buf = as_floats(panel_w);
                 let lanes = nr.min(n - p * nr);
                 for &(first, height, at) in &xp.tiles {

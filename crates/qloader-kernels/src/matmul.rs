@@ -11,7 +11,9 @@ use crate::expanded_gemm::{matmul_expanded, PanelWeights};
 use crate::gemm::{gemm_f32, GEMM_MIN_ROWS};
 use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 use crate::team;
-use crate::tiles::{matmul_tiled_a8, matmul_tiled_a8_with, matmul_tiled_f32_with};
+use crate::tiles::{
+    matmul_tiled_a8, matmul_tiled_a8_with, matmul_tiled_f32_glu, matmul_tiled_f32_with,
+};
 
 /// Below this many outputs a product runs on the calling thread.
 const PARALLEL_MIN_OUTPUTS: usize = 256;
@@ -169,6 +171,31 @@ pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, 
         return;
     }
     matmul_tiled_f32_with(k, x, m, w.tiles(), y)
+}
+
+/// `y = SiLU(x·Gᵀ) ⊙ (x·Uᵀ)` (SwiGLU's gate and up products and its
+/// gating) with grouped weights of one shape and layout and `f32`
+/// activations: from [`UNPACK_MIN_ROWS`] rows, one fused pass over the
+/// tiles, until the products go through the tier's expanded GEMM (from
+/// [`EXPANDED_MIN_ROWS`]); else the two products (up into `scratch`) and
+/// the gating.
+pub fn matmul_grouped_glu(
+    x: &[f32],
+    m: usize,
+    gate: &GroupedMatrix,
+    up: &GroupedMatrix,
+    y: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
+    let k = Kernels::detect();
+    let expanded = m >= EXPANDED_MIN_ROWS && k.expanded_gemm.is_some();
+    if m >= UNPACK_MIN_ROWS && !expanded {
+        return matmul_tiled_f32_glu(x, m, gate.tiles(), up.tiles(), y);
+    }
+    matmul_grouped_with(k, x, m, gate, y);
+    scratch.resize(y.len(), 0.0);
+    matmul_grouped_with(k, x, m, up, scratch);
+    crate::rowwise::silu_mul(y, scratch);
 }
 
 /// [`matmul_int8_a8`] with the kernels of a given tier and activations

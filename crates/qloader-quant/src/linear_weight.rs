@@ -6,11 +6,11 @@ use qloader_format::grouped::GROUPS;
 use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_kernels::activations::QuantizedActivations;
 use qloader_kernels::matmul::{
-    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with, EXPANDED_MIN_ROWS,
-    INT8_ACTIVATION_GROUP, UNPACK_MIN_ROWS,
+    matmul_f16, matmul_f32, matmul_grouped, matmul_grouped_glu, matmul_int8, matmul_int8_a8_with,
+    INT8_ACTIVATION_GROUP,
 };
 use qloader_kernels::rowwise;
-use qloader_kernels::tiles::{matmul_tiled_a8, matmul_tiled_a8_glu, matmul_tiled_f32_glu};
+use qloader_kernels::tiles::{matmul_tiled_a8, matmul_tiled_a8_glu};
 use qloader_kernels::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Kernels};
 
 /// The input rows of one or more linear layers (`m × cols`), with their
@@ -189,10 +189,8 @@ impl LinearWeight {
 
     /// SwiGLU's `SiLU(x·Gᵀ) ⊙ (x·Uᵀ)` of `gate` (this weight) and `up`
     /// for the rows of `input`, into `y` (`m × out`): one fused pass where
-    /// both are grouped weights of one shape and layout (int8 activations, or
-    /// `f32` ones from [`UNPACK_MIN_ROWS`] rows on, until the products go
-    /// through the tier's expanded GEMM, from [`EXPANDED_MIN_ROWS`]); else
-    /// the two products
+    /// both are grouped weights of one shape and layout (int8 activations;
+    /// `f32` ones as [`matmul_grouped_glu`] decides); else the two products
     /// (the up product into `scratch`) and the gating.
     pub fn glu_input(
         &self,
@@ -209,10 +207,8 @@ impl LinearWeight {
                     let xq = input.quantized(g.layout().group());
                     return matmul_tiled_a8_glu(xq, g.tiles(), u.tiles(), y);
                 }
-                ActivationFormat::F32
-                    if same && input.m >= UNPACK_MIN_ROWS && !expanded(input.m) =>
-                {
-                    return matmul_tiled_f32_glu(input.x, input.m, g.tiles(), u.tiles(), y);
+                ActivationFormat::F32 if same => {
+                    return matmul_grouped_glu(input.x, input.m, g, u, y, scratch);
                 }
                 _ => {}
             }
@@ -243,12 +239,6 @@ impl LinearWeight {
     pub fn has_a8_kernel(&self) -> bool {
         matches!(self, LinearWeight::Int8(_) | LinearWeight::Grouped(_))
     }
-}
-
-/// Whether an `f32`-activation product of `m` rows goes through this
-/// CPU's expanded GEMM (then gate and up are two such products).
-fn expanded(m: usize) -> bool {
-    m >= EXPANDED_MIN_ROWS && Kernels::detect().expanded_gemm.is_some()
 }
 
 #[cfg(test)]

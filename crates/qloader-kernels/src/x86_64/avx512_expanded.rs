@@ -24,20 +24,26 @@ const NR: usize = 32;
 const MR: usize = 12;
 
 /// The AVX-512 tier's expanded GEMM.
-pub(crate) static AVX512_EXPANDED: ExpandedGemm = ExpandedGemm { nr: NR, mr: MR, expand, micro };
+pub(crate) static AVX512_EXPANDED: ExpandedGemm =
+    ExpandedGemm { nr: NR, mr: MR, handles, expand, micro };
+
+/// Every weight but int8 rows of more than `i32::MAX` values: the int8
+/// expansion gathers by a 32-bit element offset.
+fn handles(w: PanelWeights<'_>) -> bool {
+    !matches!(w, PanelWeights::Int8(_)) || w.rows().saturating_mul(w.cols()) <= i32::MAX as usize
+}
 
 // SAFETY (both wrappers): they are only reachable through the AVX-512 VNNI
 // kernel table, which `Kernels::for_isa` hands out only after
 // `Isa::is_available` confirmed AVX-512 F, BW, VL, AVX2, FMA and F16C.
 
-fn expand(w: PanelWeights<'_>, first: usize, cols: Range<usize>, buf: &mut [f32]) -> bool {
+fn expand(w: PanelWeights<'_>, first: usize, cols: Range<usize>, buf: &mut [f32]) {
     assert!(first.is_multiple_of(NR) && first < w.rows(), "panel start {first} of {}", w.rows());
     assert!(cols.start <= cols.end && cols.end <= w.cols(), "columns {cols:?} of {}", w.cols());
     assert!(cols.start.is_multiple_of(BLOCK), "chunks start on a block");
     assert!(buf.len() >= cols.len().next_multiple_of(BLOCK) * NR, "buffer too short");
     assert_eq!(buf.as_ptr() as usize % 64, 0, "buffer 64-byte aligned");
-    // Gathers address a weight by a 32-bit element offset.
-    let addressable = w.rows().saturating_mul(w.cols()) <= i32::MAX as usize;
+    assert!(handles(w), "int8 weights beyond 32-bit offsets");
     // SAFETY: see above; shapes checked here and in each expansion.
     unsafe {
         match w {
@@ -45,11 +51,9 @@ fn expand(w: PanelWeights<'_>, first: usize, cols: Range<usize>, buf: &mut [f32]
                 expand_tiles::<BITS, PER_GROUP>(t, first, cols, buf)
             }),
             PanelWeights::Half(h) => expand_half(h, first, cols, buf),
-            PanelWeights::Int8(q) if addressable => expand_int8(q, first, cols, buf),
-            _ => return false,
+            PanelWeights::Int8(q) => expand_int8(q, first, cols, buf),
         }
     }
-    true
 }
 
 /// # Safety
