@@ -14,11 +14,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use qloader_format::WeightFormat;
+use qloader_format::{QuantMethod, WeightFormat};
 use qloader_models::{ModelOutput, Observed, Probe, ProbedModel, TensorKind};
 
 use crate::divergence::ReferenceDistributions;
 use crate::error::{AnalyzeError, Result};
+use crate::importance::ColumnSquares;
 use crate::moments::SecondMoments;
 use crate::parallel::{par_map_with_progress, Step};
 use crate::stage::{
@@ -26,12 +27,15 @@ use crate::stage::{
     StageRun,
 };
 use crate::table::{E2eMetric, FormatEntry, Measure, TensorEntry};
+use qloader_quant::weights_from_mean_squares;
 
 /// What to measure.
 #[derive(Debug, Clone)]
 pub struct AnalyzeOptions {
     /// Candidate formats.
     pub formats: Vec<WeightFormat>,
+    /// How each format's codes are chosen (the method that will pack them).
+    pub method: QuantMethod,
     /// How many of the samples (from the first) the end-to-end measure runs;
     /// 0 skips it.
     pub e2e_samples: usize,
@@ -79,7 +83,10 @@ pub fn analyze_data_free<M: ProbedModel + ?Sized>(
     let jobs: Vec<(usize, WeightFormat)> =
         (0..tensors.len()).flat_map(|i| formats.iter().map(move |&f| (i, f))).collect();
     let measure = |(i, f): (usize, WeightFormat), step: Step<'_>| {
-        let entry = measure_format(&dense(weight_of(model, i)?), f, InputStats::None, false).0;
+        let w = dense(weight_of(model, i)?);
+        let entry = measure_format(&w, f, InputStats::None, QuantMethod::Rtn, false)
+            .map_err(|error| AnalyzeError::Gptq { tensor: tensors[i].name.clone(), error })?
+            .0;
         step();
         Ok(entry)
     };
@@ -185,6 +192,7 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         model,
         tensors: &tensors,
         formats: &opts.formats,
+        method: opts.method,
         e2e_formats: &e2e_formats,
         reference: reference.as_ref(),
         lengths: &lengths[..e2e],
@@ -213,12 +221,16 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         let sites: BTreeSet<(usize, usize)> =
             members.iter().map(|&i| (tensors[i].site, tensors[i].cols)).collect();
         let mut moments = SecondMoments::new(sites.iter().copied());
+        let mut squares = ColumnSquares::default();
         let e2e_inputs: Vec<Vec<f32>> =
             if members.is_empty() { Vec::new() } else { hidden[..e2e].to_vec() };
         {
             let mut observe = |what: Observed, x: &[f32], n: usize| {
                 if let Observed::LinearInput(site) = what {
-                    moments.add(site, x, n);
+                    if moments.tracks(site) {
+                        moments.add(site, x, n);
+                        squares.add(site, x, n);
+                    }
                 }
             };
             let mut probe = Probe::observing(&mut observe);
@@ -234,13 +246,22 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         if members.is_empty() {
             continue;
         }
-        let h_at: BTreeMap<usize, Vec<f32>> =
-            sites.iter().filter_map(|&(site, _)| Some((site, moments.mean(site)?))).collect();
+        // Per site: H, and the imatrix weights from the same rows summed as
+        // `column_importance` sums them (so `pack` gets the same vectors).
+        let h_at: BTreeMap<usize, (Vec<f32>, Vec<f32>)> = sites
+            .iter()
+            .filter_map(|&(site, _)| {
+                let importance = weights_from_mean_squares(&squares.mean(site)?);
+                Some((site, (moments.mean(site)?, importance)))
+            })
+            .collect();
         drop(moments);
         let (from_ids, from_hidden): (Vec<usize>, Vec<usize>) =
             members.iter().partition(|&&i| Some(i) == tied);
         let stats_of = |list: &[usize], m: usize| match h_at.get(&tensors[list[m]].site) {
-            Some(h) => InputStats::SecondMoment(h),
+            Some((h, importance)) => {
+                InputStats::SecondMoment { h, importance, compensable: Some(list[m]) != tied }
+            }
             None => InputStats::None,
         };
         let mut measured = stage_run.measure(

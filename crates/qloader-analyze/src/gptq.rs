@@ -18,18 +18,16 @@
 //! not quantized here: the caller stores them as it would anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Instant;
 
-use qloader_format::{ModelDir, WeightFormat};
-use qloader_models::{BertEncoder, Observed, Probe, ProbedModel, SentenceTokenizer, TensorKind};
+use qloader_format::WeightFormat;
+use qloader_models::{Observed, Probe, ProbedModel, TensorKind};
 use qloader_quant::gptq::gptq;
 pub use qloader_quant::gptq::{supports, GptqOptions};
 use qloader_quant::LinearWeight;
 use rayon::prelude::*;
 
 use crate::analyzer::Progress;
-use crate::calibration::sentences;
 use crate::error::{AnalyzeError, Result};
 use crate::moments::SecondMoments;
 use crate::stage::{dense, weight_of};
@@ -187,34 +185,6 @@ pub fn quantize_sequential<M: ProbedModel + ?Sized>(
         tokens: lengths.iter().sum(),
         seconds: start.elapsed().as_secs_f64(),
     })
-}
-
-/// GPTQ for the sentence encoder in `model_dir`, each tensor to the format
-/// `formats` gives it (see [`quantize_sequential`]), calibrated on the first
-/// `count` sentences of the prose in `calibration`.
-pub fn quantize_encoder(
-    model_dir: &Path,
-    calibration: &Path,
-    count: usize,
-    formats: &dyn Fn(&str) -> Option<WeightFormat>,
-    opts: &SequentialOptions,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<GptqModel> {
-    let text = std::fs::read_to_string(calibration)
-        .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
-    let found = sentences(&text, count);
-    if found.is_empty() {
-        return Err(AnalyzeError::Calibration(format!(
-            "{}: no sentences of prose found",
-            calibration.display()
-        )));
-    }
-    let dir = ModelDir::open(model_dir).map_err(qloader_models::ModelError::from)?;
-    let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
-    let model = BertEncoder::load(&dir, &|_| WeightFormat::F32)?;
-    let samples: Vec<Vec<u32>> =
-        found.iter().map(|s| tokenizer.encode(s)).collect::<Result<_, _>>()?;
-    quantize_sequential(&model, &samples, formats, opts, progress)
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod divergence;
 pub mod error;
 pub mod estimate;
 pub mod gptq;
+pub mod importance;
 pub mod moments;
 mod parallel;
 pub mod rank;

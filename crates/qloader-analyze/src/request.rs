@@ -7,13 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use qloader_format::gguf::GgufFile;
-use qloader_format::{ModelDir, WeightFormat};
+use qloader_format::{ModelDir, QuantMethod, WeightFormat};
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, ProbedModel, SentenceTokenizer};
 
 use crate::analyzer::{analyze, analyze_data_free, Analysis, AnalyzeOptions, Progress};
 use crate::calibration::{sentences, token_windows};
 use crate::error::{AnalyzeError, Result};
+use crate::gptq::{quantize_sequential, GptqModel, SequentialOptions};
+use crate::importance::column_importance;
 use crate::table::{CalibrationInfo, ModelInfo, SensitivityTable, Timings, SCHEMA, VERSION};
+use qloader_quant::ColumnImportance;
 
 /// Default candidate formats.
 pub const DEFAULT_FORMATS: &str = "f16,int8,int4,int3,int2";
@@ -48,6 +51,9 @@ pub struct AnalyzeRequest {
     pub e2e_formats: Option<Vec<WeightFormat>>,
     /// No calibration data: weight error only.
     pub data_free: bool,
+    /// How each format's codes are chosen (ignored when `data_free`: round
+    /// to nearest).
+    pub method: QuantMethod,
 }
 
 /// Stages of [`run`], for progress display.
@@ -78,6 +84,108 @@ fn load(path: &Path) -> Result<Loaded> {
     }
 }
 
+impl Loaded {
+    fn model(&self) -> &dyn ProbedModel {
+        match self {
+            Loaded::Decoder(m, _) => m,
+            Loaded::Encoder(m, _) => m,
+        }
+    }
+
+    fn architecture(&self) -> &'static str {
+        match self {
+            Loaded::Decoder(..) => "llama",
+            Loaded::Encoder(..) => "bert",
+        }
+    }
+
+    /// The calibration samples of `text`: `count` (default: the
+    /// analyzer's) windows of `window` tokens for a decoder, the first
+    /// `count` sentences for an encoder.
+    fn samples(
+        &self,
+        text: &str,
+        source: &Path,
+        count: Option<usize>,
+        window: usize,
+    ) -> Result<Vec<Vec<u32>>> {
+        match self {
+            Loaded::Decoder(model, tokenizer) => {
+                let count = count.unwrap_or(DEFAULT_DECODER_SAMPLES);
+                let window = window.min(model.config().context);
+                token_windows(&tokenizer.encode(text)?, window, count)
+            }
+            Loaded::Encoder(_, tokenizer) => {
+                let found = sentences(text, count.unwrap_or(DEFAULT_ENCODER_SAMPLES));
+                if found.is_empty() {
+                    return Err(AnalyzeError::Calibration(format!(
+                        "{}: no sentences of prose found",
+                        source.display()
+                    )));
+                }
+                Ok(found.iter().map(|s| tokenizer.encode(s)).collect::<Result<_, _>>()?)
+            }
+        }
+    }
+}
+
+/// Calibration of a model on disk for the `imatrix` method: its importance
+/// vectors and the samples they came from.
+#[derive(Debug, Clone)]
+pub struct Calibrated {
+    /// The importance vector of every multiplied tensor.
+    pub importance: ColumnImportance,
+    /// Calibration samples (windows or sentences).
+    pub samples: usize,
+    /// Their tokens.
+    pub tokens: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// The importance vectors of the model at `model` (a GGUF file or an
+/// encoder directory) from the calibration text at `calibration`, with the
+/// samples [`run`] would take for the same `samples` and `window` — so a
+/// table analyzed with `imatrix` and a model packed with it agree.
+pub fn calibrate(
+    model: &Path,
+    calibration: &Path,
+    samples: Option<usize>,
+    window: usize,
+) -> Result<Calibrated> {
+    let start = Instant::now();
+    let loaded = load(model)?;
+    let text = std::fs::read_to_string(calibration)
+        .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
+    let samples = loaded.samples(&text, calibration, samples, window)?;
+    let importance = column_importance(loaded.model(), &samples)?;
+    Ok(Calibrated {
+        importance,
+        samples: samples.len(),
+        tokens: samples.iter().map(Vec::len).sum(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// GPTQ of the model at `model` (a GGUF file or an encoder directory): every
+/// multiplied tensor `formats` gives a format GPTQ produces, calibrated on
+/// the samples [`calibrate`] takes (see [`crate::gptq::quantize_sequential`]).
+pub fn gptq_model(
+    model: &Path,
+    calibration: &Path,
+    samples: Option<usize>,
+    window: usize,
+    formats: &dyn Fn(&str) -> Option<WeightFormat>,
+    opts: &SequentialOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<GptqModel> {
+    let loaded = load(model)?;
+    let text = std::fs::read_to_string(calibration)
+        .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
+    let samples = loaded.samples(&text, calibration, samples, window)?;
+    quantize_sequential(loaded.model(), &samples, formats, opts, progress)
+}
+
 /// Analyzes the model of `req`, reporting progress to `progress`.
 pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<SensitivityTable> {
     let start = Instant::now();
@@ -92,38 +200,15 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
         std::fs::read_to_string(&req.calibration)
             .map_err(|error| AnalyzeError::Io { path: req.calibration.clone(), error })?
     };
-    let (model, samples, architecture, e2e_default): (
-        &dyn ProbedModel,
-        Vec<Vec<u32>>,
-        &str,
-        usize,
-    ) = match &loaded {
-        Loaded::Decoder(model, tokenizer) => {
-            let samples = if req.data_free {
-                Vec::new()
-            } else {
-                let count = req.samples.unwrap_or(DEFAULT_DECODER_SAMPLES);
-                let window = req.window.min(model.config().context);
-                token_windows(&tokenizer.encode(&text)?, window, count)?
-            };
-            (model, samples, "llama", DEFAULT_DECODER_E2E)
-        }
-        Loaded::Encoder(model, tokenizer) => {
-            let count = req.samples.unwrap_or(DEFAULT_ENCODER_SAMPLES);
-            let samples = if req.data_free {
-                Vec::new()
-            } else {
-                let found = sentences(&text, count);
-                if found.is_empty() {
-                    return Err(AnalyzeError::Calibration(format!(
-                        "{}: no sentences of prose found",
-                        req.calibration.display()
-                    )));
-                }
-                found.iter().map(|s| tokenizer.encode(s)).collect::<Result<_, _>>()?
-            };
-            (model, samples, "bert", DEFAULT_ENCODER_E2E)
-        }
+    let samples = if req.data_free {
+        Vec::new()
+    } else {
+        loaded.samples(&text, &req.calibration, req.samples, req.window)?
+    };
+    let (model, architecture) = (loaded.model(), loaded.architecture());
+    let e2e_default = match loaded {
+        Loaded::Decoder(..) => DEFAULT_DECODER_E2E,
+        Loaded::Encoder(..) => DEFAULT_ENCODER_E2E,
     };
     let mut on_progress = |p: Progress| progress(Stage::Measuring(p));
     let analysis: Analysis = if req.data_free {
@@ -131,6 +216,7 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
     } else {
         let opts = AnalyzeOptions {
             formats: req.formats.clone(),
+            method: req.method,
             e2e_samples: req.e2e_samples.unwrap_or(e2e_default),
             e2e_formats: req.e2e_formats.clone().unwrap_or_else(|| req.formats.clone()),
         };
@@ -159,6 +245,7 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
             e2e_samples,
             e2e_tokens: samples[..e2e_samples].iter().map(Vec::len).sum(),
         },
+        method: if req.data_free { QuantMethod::Rtn } else { req.method },
         measures: analysis.measures,
         e2e_metric: analysis.e2e_metric,
         e2e_formats: analysis.e2e_formats.iter().map(|f| f.name()).collect(),

@@ -7,9 +7,10 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use qloader_format::WeightFormat;
+use qloader_format::{QuantMethod, WeightFormat};
 use qloader_kernels::DenseMatrix;
 use qloader_models::{Probe, ProbedModel, QuantizableTensor};
+use qloader_quant::gptq::{self, GptqError, GptqOptions};
 use qloader_quant::LinearWeight;
 
 use crate::divergence::{one_minus_cosine, ReferenceDistributions};
@@ -47,23 +48,56 @@ pub(crate) fn entry(t: &QuantizableTensor, formats: BTreeMap<String, FormatEntry
 pub(crate) enum InputStats<'a> {
     /// No calibration data.
     None,
-    /// A linear layer's `H = E[x xᵀ]`.
-    SecondMoment(&'a [f32]),
+    /// A linear layer's input statistics.
+    SecondMoment {
+        /// `H = E[x xᵀ]`, `cols × cols`.
+        h: &'a [f32],
+        /// The `imatrix` search weights (see [`crate::importance`]).
+        importance: &'a [f32],
+        /// Whether GPTQ may choose the codes (not for a head tied to the
+        /// embeddings, which is also looked up: its grid is only weighted).
+        compensable: bool,
+    },
     /// An embedding table's row (token) frequencies: its "input" is one-hot.
     RowFrequencies(&'a [f32]),
 }
 
-/// Stores `w` in `format` and measures it: bytes, weight MSE and, given
-/// input statistics, the proxy. Returns the entry (without `e2e`) and, if
-/// `keep` asks, the stored weight as `f32` (what an end-to-end run
-/// multiplies by).
+/// `w` stored in `format` as `method` chooses codes: round to nearest
+/// without input statistics (and for embedding tables); with them, the grid
+/// search weighted by the importance vector (`imatrix`), or GPTQ against
+/// `H` where it applies (`gptq`; elsewhere weighted as for `imatrix`).
+pub(crate) fn store(
+    w: &DenseMatrix,
+    format: WeightFormat,
+    stats: InputStats<'_>,
+    method: QuantMethod,
+) -> std::result::Result<LinearWeight, GptqError> {
+    let InputStats::SecondMoment { h, importance, compensable } = stats else {
+        return Ok(LinearWeight::quantize_borrowed(w, format));
+    };
+    Ok(match method {
+        QuantMethod::Rtn => LinearWeight::quantize_borrowed(w, format),
+        QuantMethod::Gptq if compensable && gptq::supports(format) => {
+            gptq::gptq(w, h, format, &GptqOptions::default())?
+        }
+        QuantMethod::Imatrix | QuantMethod::Gptq => {
+            LinearWeight::quantize_weighted(w, format, Some(importance))
+        }
+    })
+}
+
+/// Stores `w` in `format` (codes chosen by `method`, see [`store`]) and
+/// measures it: bytes, weight MSE and, given input statistics, the proxy.
+/// Returns the entry (without `e2e`) and, if `keep` asks, the stored weight
+/// as `f32` (what an end-to-end run multiplies by).
 pub(crate) fn measure_format(
     w: &DenseMatrix,
     format: WeightFormat,
     stats: InputStats<'_>,
+    method: QuantMethod,
     keep: bool,
-) -> (FormatEntry, Option<DenseMatrix>) {
-    let q = LinearWeight::quantize_borrowed(w, format);
+) -> std::result::Result<(FormatEntry, Option<DenseMatrix>), GptqError> {
+    let q = store(w, format, stats, method)?;
     let bytes = q.storage_bytes() as u64;
     let mut values = vec![0.0f32; w.rows() * w.cols()];
     q.dequantize_into(&mut values);
@@ -77,7 +111,7 @@ pub(crate) fn measure_format(
     };
     let proxy = match stats {
         InputStats::None => None,
-        InputStats::SecondMoment(h) => Some(proxy(&delta, w.rows(), w.cols(), h)),
+        InputStats::SecondMoment { h, .. } => Some(proxy(&delta, w.rows(), w.cols(), h)),
         InputStats::RowFrequencies(f) => Some(lookup_proxy(&delta, w.cols(), f)),
     };
     let entry = FormatEntry {
@@ -87,7 +121,7 @@ pub(crate) fn measure_format(
         e2e: None,
         e2e_estimate: None,
     };
-    (entry, stored)
+    Ok((entry, stored))
 }
 
 /// The reference outputs of the end-to-end samples.
@@ -166,6 +200,7 @@ pub(crate) struct StageRun<'a, M: ProbedModel + ?Sized> {
     pub(crate) model: &'a M,
     pub(crate) tensors: &'a [QuantizableTensor],
     pub(crate) formats: &'a [WeightFormat],
+    pub(crate) method: QuantMethod,
     pub(crate) e2e_formats: &'a [WeightFormat],
     pub(crate) reference: Option<&'a Reference>,
     /// Lengths of the end-to-end samples.
@@ -192,9 +227,10 @@ impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
     ) -> Result<Vec<(usize, TensorEntry)>> {
         let clock = Instant::now();
         let model = self.model;
+        let self_tensors = self.tensors;
         let weights: Vec<Cow<'_, DenseMatrix>> =
             members.iter().map(|&i| weight_of(model, i).map(dense)).collect::<Result<_>>()?;
-        let (reference, lengths) = (self.reference, self.lengths);
+        let (reference, lengths, method) = (self.reference, self.lengths, self.method);
         let e2e_formats = if reference.is_some() { self.e2e_formats } else { &[] };
         let jobs: Vec<(usize, WeightFormat)> =
             (0..members.len()).flat_map(|m| self.formats.iter().map(move |&f| (m, f))).collect();
@@ -212,7 +248,10 @@ impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
             let clock = Instant::now();
             let (m, f) = jobs[j];
             let keep = e2e_formats.contains(&f);
-            let (mut entry, stored) = measure_format(&weights[m], f, stats(m), keep);
+            let (mut entry, stored) =
+                measure_format(&weights[m], f, stats(m), method, keep).map_err(|error| {
+                    AnalyzeError::Gptq { tensor: self_tensors[members[m]].name.clone(), error }
+                })?;
             step();
             let measured = clock.elapsed();
             let (Some(stored), Some(reference)) = (stored, reference) else {

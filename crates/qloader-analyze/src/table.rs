@@ -39,7 +39,7 @@ use std::path::Path;
 
 use qloader_format::atomic_file::{read_bounded, write_json_atomic, BoundedReadError};
 use qloader_format::packed::MAX_ELEMENTS;
-use qloader_format::WeightFormat;
+use qloader_format::{QuantMethod, WeightFormat};
 use qloader_models::TensorKind;
 use serde::{Deserialize, Serialize};
 
@@ -184,6 +184,10 @@ pub struct SensitivityTable {
     pub model: ModelInfo,
     /// The calibration data.
     pub calibration: CalibrationInfo,
+    /// How each format's codes were chosen (tables written before the
+    /// field existed measured round to nearest).
+    #[serde(default)]
+    pub method: QuantMethod,
     /// The measures every entry holds.
     pub measures: Vec<Measure>,
     /// How `e2e` compares outputs, when measured.
@@ -365,6 +369,7 @@ pub(crate) mod tests {
                 e2e_samples: 1,
                 e2e_tokens: 32,
             },
+            method: QuantMethod::Imatrix,
             measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],
             e2e_metric: Some(E2eMetric::Kl),
             e2e_formats: vec!["int8".into(), "int4".into()],

@@ -6,7 +6,7 @@
 
 use qloader_analyze::request::{run, AnalyzeRequest};
 use qloader_analyze::{calibration, divergence, Measure, SensitivityTable};
-use qloader_format::{fixtures, ModelDir, WeightFormat};
+use qloader_format::{fixtures, ModelDir, QuantMethod, WeightFormat};
 use qloader_models::{BertEncoder, SentenceTokenizer};
 
 fn request(formats: &[&str]) -> AnalyzeRequest {
@@ -24,6 +24,7 @@ fn request(formats: &[&str]) -> AnalyzeRequest {
         e2e_samples: Some(3),
         e2e_formats: None,
         data_free: false,
+        method: QuantMethod::Rtn,
     }
 }
 

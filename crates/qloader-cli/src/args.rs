@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use qloader_format::{fixtures, ActivationFormat, WeightFormat};
+use qloader_format::{fixtures, ActivationFormat, QuantMethod, WeightFormat};
 use qloader_runtime::bench;
 
 /// Hardware-aware mixed-precision quantization: measure, plan, pack, run.
@@ -69,7 +69,7 @@ pub struct PackArgs {
     /// The packed model to write.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// How codes are chosen (GPTQ: encoder model directories only).
+    /// How codes are chosen.
     #[command(flatten)]
     pub method: MethodArgs,
 }
@@ -165,6 +165,11 @@ pub struct ReportArgs {
     /// Keep every packed model in the output folder.
     #[arg(long)]
     pub keep_packed: bool,
+    /// How codes are chosen when the model is analyzed and when every
+    /// configuration is packed: rtn, imatrix or gptq (a reused --table's own
+    /// method wins). GPTQ runs once per configuration.
+    #[arg(long, value_parser = parse_method, default_value = "imatrix", value_name = "METHOD")]
+    pub method: QuantMethod,
     /// Output folder (report.md, report.html, charts, JSON, plans).
     #[arg(short, long, value_name = "DIR", default_value = "report")]
     pub output: PathBuf,
@@ -456,32 +461,27 @@ pub struct EvalArgs {
     pub json: Option<PathBuf>,
 }
 
-/// `--method` values: how a quantized weight's codes are chosen.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
-pub enum MethodArg {
-    /// Round to nearest, each group's grid chosen by a clipping search.
-    Rtn,
-    /// GPTQ (Frantar et al. 2022): codes chosen column by column, each
-    /// column's error compensated by the columns after it, with the inverse
-    /// Hessian of the layer's input measured on calibration text.
-    Gptq,
-}
-
 /// How quantized weights are made (for commands that quantize a model).
 #[derive(Args, Clone)]
 pub struct MethodArgs {
-    /// How codes are chosen: rtn (round to nearest) or gptq (calibrated on
-    /// --calib; int8 and grouped formats, other formats round to nearest).
-    #[arg(long, value_enum, default_value = "rtn")]
-    pub method: MethodArg,
-    /// GPTQ calibration text (plain prose). Default: "Alice's Adventures in
-    /// Wonderland" fetched by scripts/fetch-fixtures.sh, disjoint from the
-    /// evaluation sentences.
+    /// How codes are chosen: rtn (round to nearest), imatrix (each group's
+    /// grid search weighted by its input columns' mean square on --calib),
+    /// or gptq (codes compensated column by column with the inverse Hessian
+    /// measured on --calib; int8 and grouped formats). Default: rtn, or the
+    /// method the plan records.
+    #[arg(long, value_parser = parse_method, value_name = "METHOD")]
+    pub method: Option<QuantMethod>,
+    /// Calibration text (plain prose) of imatrix and gptq. Default: "Alice's
+    /// Adventures in Wonderland" fetched by scripts/fetch-fixtures.sh,
+    /// disjoint from the evaluation texts.
     #[arg(long, value_name = "FILE")]
     pub calib: Option<PathBuf>,
-    /// GPTQ calibration sentences (the first ones of --calib).
-    #[arg(long, value_name = "N", default_value_t = qloader_analyze::gptq::DEFAULT_SENTENCES)]
-    pub calib_sentences: usize,
+    /// Calibration samples of imatrix and gptq (the first ones of --calib):
+    /// token windows for a decoder (default 16 of 256 tokens, as `analyze`),
+    /// sentences for an encoder (default 128 for imatrix, as `analyze`; 512
+    /// for gptq).
+    #[arg(long, value_name = "N", alias = "calib-sentences")]
+    pub calib_samples: Option<usize>,
     /// GPTQ damping added to each Hessian's diagonal, as a fraction of its
     /// mean diagonal.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
@@ -490,6 +490,11 @@ pub struct MethodArgs {
     /// ("act-order"), every group's grid fitted to the original weights.
     #[arg(long)]
     pub act_order: bool,
+}
+
+/// Parses a quantization-method name (`rtn`, `imatrix`, `gptq`).
+fn parse_method(s: &str) -> Result<QuantMethod, String> {
+    s.parse::<QuantMethod>().map_err(|e| e.to_string())
 }
 
 /// Where the decoder model is.
@@ -567,6 +572,9 @@ pub struct PerplexityArgs {
     /// Windows to score, from the start of the text.
     #[arg(long, default_value_t = qloader_runtime::perplexity::STANDARD_WINDOWS)]
     pub windows: usize,
+    /// How codes are chosen.
+    #[command(flatten)]
+    pub method: MethodArgs,
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -609,6 +617,11 @@ pub struct AnalyzeArgs {
     /// No calibration data: record the weight error only.
     #[arg(long)]
     pub data_free: bool,
+    /// How each format's codes are chosen when measuring it (the method
+    /// that will pack it): rtn, imatrix or gptq. Plans made from the table
+    /// record it and `pack` uses it.
+    #[arg(long, value_parser = parse_method, default_value = "imatrix", value_name = "METHOD")]
+    pub method: QuantMethod,
     /// Where to write the sensitivity table (JSON).
     #[arg(short, long, value_name = "FILE", default_value = "sensitivity.json")]
     pub output: PathBuf,

@@ -216,6 +216,46 @@ fn perplexity_of_prose_is_low_and_int8_stays_close() {
 }
 
 #[test]
+fn imatrix_codes_beat_round_to_nearest_and_pack_as_measured() {
+    if !decoder_present() || !fixtures::alice_text().is_file() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("p.json");
+    let json_s = json.to_str().unwrap();
+    let perplexity = |method: &str| {
+        let args = ["perplexity", "--quant", "int3", "--windows", "2", "--method", method];
+        let o = qloader(&[&args[..], &["--json", json_s]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        (
+            json[0]["report"]["perplexity"].as_f64().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (rtn, _) = perplexity("rtn");
+    let (imatrix, out) = perplexity("imatrix");
+    // Measured 117.5 and 49.3 on 8 windows (f32: 34.7).
+    assert!(imatrix < 0.7 * rtn, "imatrix {imatrix}, rtn {rtn}");
+    assert!(out.contains("| int3 (imatrix) |"), "{out}");
+    assert!(out.contains("16 calibration windows (4096 tokens) of"), "{out}");
+
+    // Packed with the same calibration, the file holds the same codes.
+    let packed = dir.path().join("int3.qlm");
+    let packed_s = packed.to_str().unwrap();
+    let o = qloader(&["pack", "--quant", "int3", "--method", "imatrix", "-o", packed_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = qloader(&["inspect", packed_s]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("codes: imatrix (16 calibration windows (4096 tokens) of"), "{out}");
+    let o = qloader(&["eval", packed_s, "--windows", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("| {imatrix:.3} |")), "packed {out} vs in memory {imatrix}");
+}
+
+#[test]
 fn malformed_gguf_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.gguf");
@@ -383,18 +423,21 @@ fn pack_inspect_run_and_eval_a_packed_encoder() {
 }
 
 #[test]
-fn pack_with_gptq_options_needs_gptq_an_encoder_and_the_calibration_text() {
+fn pack_method_options_need_their_method_and_the_calibration_text() {
     let o = qloader(&["pack", "--quant", "int4", "--calib", "x.txt", "-o", "/tmp/never.qlm"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("need --method gptq"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("need --method imatrix or --method gptq"), "{}", stderr(&o));
     let o = qloader(&["pack", "--quant", "int4", "--damping", "0.1", "-o", "/tmp/never.qlm"]);
     assert!(stderr(&o).contains("need --method gptq"), "{}", stderr(&o));
+    let o = qloader(&["pack", "--quant", "int4", "--method", "awq", "-o", "/tmp/never.qlm"]);
+    assert!(stderr(&o).contains("unknown quantization method `awq`"), "{}", stderr(&o));
 
+    // Decoders too: the error names the missing model.
     let gguf = ["pack", "--model", "/no/such/model.gguf", "--quant", "int4", "--method", "gptq"];
     let o = qloader(&[&gguf[..], &["-o", "/tmp/never.qlm"]].concat());
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("--method gptq is supported for encoder model directories only"), "{err}");
+    assert!(err.contains("/no/such/model.gguf"), "{err}");
 
     if !fixture_present() {
         return;

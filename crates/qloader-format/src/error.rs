@@ -176,6 +176,12 @@ pub enum FormatError {
         /// The names that are accepted.
         known: &'static str,
     },
+    /// A quantization-method name was not recognised.
+    #[error("unknown quantization method `{name}` (known: rtn, imatrix, gptq)")]
+    UnknownMethod {
+        /// The name that was given.
+        name: String,
+    },
 }
 
 /// Shorthand for results of this crate.

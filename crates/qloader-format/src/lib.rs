@@ -20,6 +20,7 @@ pub mod gguf;
 pub mod grouped;
 pub mod model_dir;
 pub mod packed;
+pub mod quant_method;
 pub mod safetensors_file;
 pub mod weight_format;
 
@@ -29,7 +30,9 @@ pub use error::FormatError;
 pub use gguf::{GgmlType, GgufFile, GgufTensorInfo, MetadataValue};
 pub use model_dir::{ModelDir, PoolingMode};
 pub use packed::{
-    PackedFile, PackedMeta, PackedWriter, PlanRef, SegmentRole, TensorParts, TensorView,
+    PackedFile, PackedMeta, PackedWriter, PlanRef, QuantRecord, SegmentRole, TensorParts,
+    TensorView,
 };
+pub use quant_method::QuantMethod;
 pub use safetensors_file::SafetensorsFile;
 pub use weight_format::WeightFormat;

@@ -84,25 +84,36 @@ pub fn record_weight(summary: &mut QuantSummary, name: &str, w: &LinearWeight, r
 }
 
 /// Stores `data` (`rows × cols`, tensor `tensor` of the checkpoint at
-/// `path`) as `role` asks: quantized to `format` if quantizable, else as it
-/// is. Errors if `data` does not hold `rows × cols` values.
+/// `path`) as `role` asks: quantized to `format` if quantizable (a grouped
+/// format's grid search weighted by `importance`, if given), else as it is.
+/// Errors if `data` does not hold `rows × cols` values or `importance` not
+/// one value per column.
 pub(crate) fn store(
     (path, tensor): (&std::path::Path, &str),
     data: Vec<f32>,
     (rows, cols): (usize, usize),
     format: WeightFormat,
     role: WeightRole,
+    importance: Option<&[f32]>,
 ) -> crate::error::Result<LinearWeight> {
     let values = data.len();
-    let dense = DenseMatrix::new(rows, cols, data).ok_or_else(|| crate::ModelError::Source {
+    let error = |reason: String| crate::ModelError::Source {
         path: path.to_owned(),
         tensor: tensor.to_owned(),
-        reason: format!("{values} values do not make a {rows}×{cols} matrix"),
-    })?;
-    Ok(if role.is_quantizable() {
-        LinearWeight::quantize(dense, format)
-    } else {
-        LinearWeight::F32(dense)
+        reason,
+    };
+    let dense = DenseMatrix::new(rows, cols, data)
+        .ok_or_else(|| error(format!("{values} values do not make a {rows}×{cols} matrix")))?;
+    if let Some(imp) = importance.filter(|imp| imp.len() != cols) {
+        return Err(error(format!(
+            "the importance vector has {} values for {cols} input columns",
+            imp.len()
+        )));
+    }
+    Ok(match (role.is_quantizable(), importance) {
+        (false, _) => LinearWeight::F32(dense),
+        (true, None) => LinearWeight::quantize(dense, format),
+        (true, Some(imp)) => LinearWeight::quantize_weighted(&dense, format, Some(imp)),
     })
 }
 

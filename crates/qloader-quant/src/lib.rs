@@ -12,11 +12,13 @@
 
 mod convert;
 pub mod gptq;
+mod importance;
 mod linear_weight;
 mod stored_parts;
 mod summary;
 
 pub use convert::{conversion, Fidelity};
+pub use importance::{weights_from_mean_squares, ColumnImportance, FLOOR};
 pub use linear_weight::{LinearInput, LinearWeight};
 pub use qloader_format::WeightFormat;
 pub use stored_parts::{f32_values, StoredParts};

@@ -64,11 +64,26 @@ impl LinearWeight {
     /// Like [`LinearWeight::quantize`], from a borrowed matrix (copied only
     /// when `format` keeps `f32`).
     pub fn quantize_borrowed(w: &DenseMatrix, format: WeightFormat) -> Self {
+        Self::quantize_weighted(w, format, None)
+    }
+
+    /// Like [`LinearWeight::quantize_borrowed`], with the grid search of a
+    /// grouped format weighing input column `c`'s squared error by
+    /// `importance[c]` (see [`crate::ColumnImportance`]). Formats without a
+    /// grid search (f16, int8 per channel) ignore it.
+    ///
+    /// # Panics
+    /// If `importance` is given and does not hold one value per input column.
+    pub fn quantize_weighted(
+        w: &DenseMatrix,
+        format: WeightFormat,
+        importance: Option<&[f32]>,
+    ) -> Self {
         match format {
             WeightFormat::F16 => LinearWeight::F16(HalfMatrix::quantize(w)),
             WeightFormat::Int8PerChannel => LinearWeight::Int8(Int8Matrix::quantize(w)),
             WeightFormat::Grouped(layout) => {
-                LinearWeight::Grouped(GroupedMatrix::quantize(w, layout))
+                LinearWeight::Grouped(GroupedMatrix::quantize_weighted(w, layout, importance))
             }
             _ => LinearWeight::F32(w.clone()),
         }

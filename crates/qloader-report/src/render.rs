@@ -134,6 +134,8 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(s, "* device profile: {}", report.profile);
     let _ = writeln!(s, "* sensitivity table: {}", report.table);
     let _ = writeln!(s, "* measure: {}", report.metric);
+    let _ =
+        writeln!(s, "* codes: {} (every configuration, as the table measured them)", report.method);
     let _ = writeln!(s, "* made in {:.0} s\n", report.seconds);
     let header = if decoder {
         "| configuration | bits/weight | size | perplexity | predicted loss | decode tok/s | load s |\n|---|---:|---:|---:|---:|---:|---:|"
@@ -425,6 +427,7 @@ mod tests {
     use super::*;
     use crate::measure::Measured;
     use crate::run::{Row, RowKind};
+    use qloader_format::QuantMethod;
 
     fn row(label: &str, kind: RowKind, bits: f64, ppl: f64, versus: Option<&str>) -> Row {
         Row {
@@ -456,6 +459,7 @@ mod tests {
             profile: "p".into(),
             profile_toml: String::new(),
             metric: "perplexity".into(),
+            method: QuantMethod::Imatrix,
             rows: vec![
                 row("f32 (reference)", RowKind::Reference, 32.0, 34.701, None),
                 row("uniform int3", RowKind::Uniform, 4.0, 136.847, None),

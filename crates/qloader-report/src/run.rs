@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use qloader_analyze::request::{run as analyze, AnalyzeRequest};
+use qloader_analyze::gptq::SequentialOptions;
+use qloader_analyze::request::{calibrate, gptq_model, run as analyze, AnalyzeRequest};
 use qloader_analyze::{Measure, SensitivityTable};
-use qloader_format::{fixtures, ActivationFormat, PlanRef, WeightFormat};
-use qloader_runtime::packed::pack_model;
+use qloader_format::{fixtures, ActivationFormat, PlanRef, QuantMethod, WeightFormat};
+use qloader_runtime::packed::{pack_model, Quantization};
 use qloader_runtime::sentences::EVAL_SENTENCES;
 use qloader_runtime::{DecoderSession, EncoderSession};
 use qloader_schedule::planner::sha256_hex;
@@ -46,6 +47,9 @@ pub struct ReportOptions {
     pub out_dir: PathBuf,
     /// Keep every packed model (else each is removed once measured).
     pub keep_packed: bool,
+    /// How codes are chosen when analyzing and packing (a reused table's
+    /// own method wins).
+    pub method: QuantMethod,
 }
 
 /// What a row is.
@@ -97,6 +101,9 @@ pub struct Report {
     pub profile_toml: String,
     /// What the degradation column is.
     pub metric: String,
+    /// How every configuration's codes were chosen (the table's method).
+    #[serde(default)]
+    pub method: QuantMethod,
     /// Every row, reference first.
     pub rows: Vec<Row>,
     /// Spearman rank correlation of predicted and measured degradation
@@ -139,6 +146,7 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
                 e2e_samples: None,
                 e2e_formats: Some(vec![WeightFormat::grouped(2, 32)]),
                 data_free: false,
+                method: options.method,
             };
             let table = analyze(&req, &mut |_| {})?;
             table.write(&path)?;
@@ -168,6 +176,7 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
     };
 
     let configs = configurations(options, &sources)?;
+    let method = Packing::for_table(options, table, log)?;
     let mut rows = vec![reference_row];
     for (i, c) in configs.iter().enumerate() {
         log(&format!("[{}/{}] {}: packing and measuring …", i + 1, configs.len(), c.label));
@@ -183,10 +192,11 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
             }
             None => None,
         };
+        let quantization = method.quantization(options, &c.formats)?;
         let report = pack_model(
             &options.model,
             &c.formats,
-            Default::default(),
+            quantization,
             plan_ref,
             &packed,
             &mut |_, _| {},
@@ -218,10 +228,87 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
         profile: format!("{} — {}", profile.name, profile.description),
         profile_toml: profile.to_toml(),
         metric,
+        method: method.method,
         rows,
         rank_correlation,
         seconds: clock.elapsed().as_secs_f64(),
     })
+}
+
+/// How every configuration is packed: with the table's method, calibrated
+/// on the table's own samples (so `imatrix` codes are the ones it scored).
+struct Packing {
+    method: QuantMethod,
+    calibration: Option<(PathBuf, usize, usize)>,
+    /// The `imatrix` vectors, computed once.
+    imatrix: Option<Quantization>,
+}
+
+impl Packing {
+    fn for_table(
+        options: &ReportOptions,
+        table: &SensitivityTable,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Self> {
+        let method = table.method;
+        let info = &table.calibration;
+        let calibration = match (&info.source, method.is_calibrated()) {
+            (Some(source), true) => {
+                let window = info.tokens / info.samples.max(1);
+                Some((PathBuf::from(source), info.samples, window.max(1)))
+            }
+            _ => None,
+        };
+        let imatrix = match &calibration {
+            Some((source, samples, window)) => {
+                log(&format!("calibrating {method} on {} …", source.display()));
+                let c = calibrate(&options.model, source, Some(*samples), *window)?;
+                Some(Quantization {
+                    method: QuantMethod::Imatrix,
+                    calibration: Some(format!(
+                        "{} calibration samples ({} tokens) of {}",
+                        c.samples,
+                        c.tokens,
+                        source.display()
+                    )),
+                    replacements: BTreeMap::new(),
+                    importance: Some(c.importance),
+                })
+            }
+            None => None,
+        };
+        Ok(Self { method, calibration, imatrix })
+    }
+
+    /// How to quantize a configuration with `formats`.
+    fn quantization(
+        &self,
+        options: &ReportOptions,
+        formats: &BTreeMap<String, WeightFormat>,
+    ) -> Result<Quantization> {
+        let (Some(base), Some((source, samples, window))) = (&self.imatrix, &self.calibration)
+        else {
+            return Ok(Quantization::default());
+        };
+        let mut q = base.clone();
+        if self.method == QuantMethod::Gptq {
+            let supported = |name: &str| {
+                formats.get(name).copied().filter(|&f| qloader_analyze::gptq::supports(f))
+            };
+            let done = gptq_model(
+                &options.model,
+                source,
+                Some(*samples),
+                *window,
+                &supported,
+                &SequentialOptions::default(),
+                &mut |_| {},
+            )?;
+            q.method = QuantMethod::Gptq;
+            q.replacements = done.weights;
+        }
+        Ok(q)
+    }
 }
 
 /// The evaluation reference and the unquantized model's row.

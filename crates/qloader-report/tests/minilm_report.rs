@@ -4,7 +4,7 @@
 //! (`scripts/fetch-fixtures.sh`); skips without it outside CI.
 
 use qloader_analyze::request::{run as analyze, AnalyzeRequest};
-use qloader_format::{fixtures, WeightFormat};
+use qloader_format::{fixtures, QuantMethod, WeightFormat};
 use qloader_report::render::{self, verdicts};
 use qloader_report::{make_report, ReportOptions, RowKind};
 
@@ -29,6 +29,8 @@ fn a_small_minilm_report() {
             e2e_samples: None,
             e2e_formats: None,
             data_free: true,
+            // Ignored without calibration data: the table records rtn.
+            method: QuantMethod::Imatrix,
         },
         &mut |_| {},
     )
@@ -45,8 +47,11 @@ fn a_small_minilm_report() {
         windows: 1,
         out_dir: dir.path().join("report"),
         keep_packed: false,
+        method: QuantMethod::Imatrix,
     };
     let report = make_report(&options, &mut |_| {}).unwrap();
+    // A reused table's method wins: a data-free table's is round to nearest.
+    assert_eq!(report.method, QuantMethod::Rtn);
     // Reference, one mixed plan, uniform int4 + its mixed twin, two recipes
     // + their twins.
     assert_eq!(report.rows.len(), 8);

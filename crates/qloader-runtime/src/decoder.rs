@@ -5,11 +5,12 @@ use std::path::Path;
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::{ActivationFormat, WeightFormat};
-use qloader_models::llama::LlamaConfig;
-use qloader_models::{GgufTokenizer, LlamaModel};
+use qloader_models::llama::{GgufSource, LlamaConfig};
+use qloader_models::{GgufTokenizer, LlamaModel, ReplacingSource};
 
 use crate::error::Result;
 use crate::generate::{generate, Generation};
+use crate::packed::Quantization;
 use crate::perplexity::{perplexity, PerplexityReport};
 use crate::sampling::Sampling;
 
@@ -36,6 +37,31 @@ impl DecoderSession {
         // Before any weight is read: every token needs an embedding row.
         tokenizer.check_vocab(path, LlamaConfig::from_gguf(&file)?.vocab)?;
         let model = LlamaModel::from_gguf(&file, &|_| format, progress)?.with_activations(act);
+        model.prepare_products();
+        Ok(Self { model, tokenizer })
+    }
+
+    /// Like [`DecoderSession::open`], with the codes made as `quantization`
+    /// says (its replacements stored as they are, the other tensors'
+    /// grids weighted by its importance vectors).
+    pub fn open_quantized(
+        path: &Path,
+        format: WeightFormat,
+        act: ActivationFormat,
+        quantization: Quantization,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let file = GgufFile::open(path)?;
+        let tokenizer = GgufTokenizer::from_gguf(&file)?;
+        let config = LlamaConfig::from_gguf(&file)?;
+        tokenizer.check_vocab(path, config.vocab)?;
+        let choose = |_: &str| format;
+        let mut checkpoint = GgufSource::new(&file, &choose);
+        if let Some(importance) = &quantization.importance {
+            checkpoint = checkpoint.with_importance(importance);
+        }
+        let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
+        let model = LlamaModel::from_source(config, &mut source, progress)?.with_activations(act);
         model.prepare_products();
         Ok(Self { model, tokenizer })
     }

@@ -4,15 +4,15 @@
 //! The quantized weights are rounded to nearest as the model loads, or given
 //! already quantized by another method (see [`EvalCandidate`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
 use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
-use qloader_quant::LinearWeight;
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
+use crate::packed::Quantization;
 use crate::session::EncoderSession;
 
 /// One format's result.
@@ -22,8 +22,8 @@ pub struct EvalRow {
     /// int8 activations), followed by the method in parentheses when it is
     /// not round-to-nearest, e.g. `int4 (gptq)`.
     pub format: String,
-    /// How the codes were chosen: `rtn` (round to nearest) or the
-    /// candidate's method.
+    /// How the codes were chosen: `rtn` (round to nearest), `imatrix` or
+    /// `gptq`.
     pub method: String,
     /// Bytes of the linear weights in this format (scales included).
     pub linear_bytes: usize,
@@ -55,18 +55,16 @@ pub struct EvalReport {
 pub struct EvalCandidate {
     /// The format of the linear weights.
     pub format: WeightFormat,
-    /// How the codes were chosen (`rtn` when `weights` is `None`).
-    pub method: String,
-    /// Linear weights quantized beforehand by `method`, by tensor name; the
-    /// linear weights not named here are rounded to nearest as the model
-    /// loads. `None`: all of them are.
-    pub weights: Option<BTreeMap<String, LinearWeight>>,
+    /// How their codes are made (its replacements by tensor name; the
+    /// linear weights not named there are quantized as the model loads,
+    /// their grids weighted by its importance vectors if it has them).
+    pub quantization: Quantization,
 }
 
 impl EvalCandidate {
     /// Every linear weight rounded to nearest in `format`.
     pub fn round_to_nearest(format: WeightFormat) -> Self {
-        Self { format, method: "rtn".to_owned(), weights: None }
+        Self { format, quantization: Quantization::default() }
     }
 }
 
@@ -115,15 +113,12 @@ pub fn evaluate_candidates<S: AsRef<str>>(
         let format = candidate.format;
         let integer = matches!(format, WeightFormat::Int8PerChannel | WeightFormat::Grouped(_));
         let a8 = act == ActivationFormat::Int8 && integer;
-        let method = if candidate.weights.is_some() { candidate.method } else { "rtn".to_owned() };
+        let method = candidate.quantization.method.name().to_owned();
         let (session, embeddings, seconds) = if format == WeightFormat::F32 {
             (None, reference_embeddings.clone(), reference_seconds)
         } else {
             progress(format);
-            let s = match candidate.weights {
-                Some(weights) => EncoderSession::with_weights(dir.clone(), format, weights, act)?,
-                None => EncoderSession::from_dir(dir.clone(), format, act)?,
-            };
+            let s = EncoderSession::quantized(dir.clone(), format, candidate.quantization, act)?;
             let start = Instant::now();
             let e = s.embed_all(sentences)?;
             let seconds = start.elapsed().as_secs_f64();

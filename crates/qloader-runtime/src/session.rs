@@ -11,6 +11,7 @@ use qloader_models::{BertEncoder, ReplacingSource, SentenceTokenizer};
 use qloader_quant::{LinearWeight, QuantSummary};
 
 use crate::error::Result;
+use crate::packed::Quantization;
 
 /// A sentence encoder whose linear weights are all stored in one format.
 pub struct EncoderSession {
@@ -47,12 +48,28 @@ impl EncoderSession {
         weights: BTreeMap<String, LinearWeight>,
         act: ActivationFormat,
     ) -> Result<Self> {
+        let quantization = Quantization { replacements: weights, ..Quantization::default() };
+        Self::quantized(dir, format, quantization, act)
+    }
+
+    /// Like [`EncoderSession::from_dir`], with the codes made as
+    /// `quantization` says (its replacements stored as they are, the other
+    /// linear weights' grids weighted by its importance vectors).
+    pub fn quantized(
+        dir: ModelDir,
+        format: WeightFormat,
+        quantization: Quantization,
+        act: ActivationFormat,
+    ) -> Result<Self> {
         let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
         tokenizer.check_vocab(&dir.tokenizer_path, dir.config.vocab_size)?;
         let file = dir.open_weights()?;
         let choose = linear_layers_in(format);
         let mut checkpoint = SafetensorsSource::new(&file, &choose);
-        let mut source = ReplacingSource::new(&mut checkpoint, weights);
+        if let Some(importance) = &quantization.importance {
+            checkpoint = checkpoint.with_importance(importance);
+        }
+        let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
         let encoder =
             BertEncoder::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut source)?
                 .with_activations(act);

@@ -250,6 +250,7 @@ fn a_missing_tensor_is_named() {
         architecture: file.architecture().into(),
         config: file.config().clone(),
         plan: None,
+        quantization: None,
     });
     for name in file.blob_names() {
         writer.add_blob(name, file.blob(name).unwrap());

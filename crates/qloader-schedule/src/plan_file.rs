@@ -36,7 +36,7 @@ use std::path::Path;
 
 use qloader_format::atomic_file::{read_bounded, write_json_atomic, BoundedReadError};
 use qloader_format::packed::MAX_ELEMENTS;
-use qloader_format::WeightFormat;
+use qloader_format::{QuantMethod, WeightFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ScheduleError};
@@ -70,6 +70,10 @@ pub struct PlanInputs {
     pub model: String,
     /// Its architecture.
     pub architecture: String,
+    /// How the table measured each format's codes: what `pack` uses
+    /// (plans written before the field existed: round to nearest).
+    #[serde(default)]
+    pub method: QuantMethod,
 }
 
 /// What the plan had to meet.

@@ -238,6 +238,7 @@ pub fn make_plan(sources: &Sources, options: &PlanOptions) -> Result<Plan> {
             device: sources.profile.name.clone(),
             model: table.model.path.clone(),
             architecture: table.model.architecture.clone(),
+            method: table.method,
         },
         constraints: Constraints {
             budget: options.budget.map(|b| b.to_string()),

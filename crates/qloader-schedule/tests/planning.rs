@@ -67,6 +67,7 @@ fn table(dir: &Path, n: usize, rows: usize, cols: usize) -> PathBuf {
             e2e_samples: 0,
             e2e_tokens: 0,
         },
+        method: Default::default(),
         measures: vec![Measure::WeightMse, Measure::Proxy],
         e2e_metric: None,
         e2e_formats: Vec::new(),

@@ -38,6 +38,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         e2e_samples: args.e2e_samples,
         e2e_formats: args.e2e_formats.clone(),
         data_free: args.data_free,
+        method: args.method,
     };
     let bar = ProgressBar::new(0);
     bar.set_style(

@@ -1,4 +1,4 @@
-//! `qloader eval`: quantized (rounded to nearest, or with `--method gptq`)
+//! `qloader eval`: quantized (rounded to nearest, or with `--method`)
 //! against f32 on the built-in sentence set, as a table (and optionally
 //! JSON); or a packed model: an encoder's cosine to
 //! its f32 model, a decoder's perplexity.
@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use qloader_format::{fixtures, ActivationFormat, WeightFormat};
+use qloader_format::{fixtures, ActivationFormat, QuantMethod, WeightFormat};
 use qloader_runtime::eval::cosine;
 use qloader_runtime::packed::PackedModel;
 use qloader_runtime::sentences::EVAL_SENTENCES;
@@ -18,17 +18,15 @@ use serde::Serialize;
 
 use crate::args::EvalArgs;
 use crate::commands::load;
-use crate::commands::method::Gptq;
+use crate::commands::method::Method;
 use crate::output::{human_bytes, write_json};
 
 /// Runs the subcommand.
 pub fn run(args: EvalArgs) -> Result<()> {
-    let gptq = Gptq::from_args(&args.method)?;
+    let method = Method::from_args(&args.method, QuantMethod::Rtn)?;
     if let Some(packed) = args.packed.clone() {
-        if gptq.is_some() {
-            bail!(
-                "--method gptq quantizes the model in --model; a packed model is already quantized"
-            );
+        if args.method.method.is_some() {
+            bail!("--method quantizes the model in --model; a packed model is already quantized");
         }
         return run_packed(&packed, args);
     }
@@ -36,17 +34,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let mut candidates = Vec::with_capacity(args.quant.len());
     let mut calibrations = Vec::new();
     for &format in &args.quant {
-        match &gptq {
-            Some(gptq) if Gptq::applies_to(format) => {
-                let done = gptq.quantize_encoder(&dir, format)?;
-                calibrations.push(format!("{format} (gptq): {}", gptq.describe(&done)));
-                candidates.push(EvalCandidate {
-                    format,
-                    method: "gptq".to_owned(),
-                    weights: Some(done.weights),
-                });
+        if method.applies_to(format) {
+            let (quantization, line) =
+                method.quantization(&dir, &format.to_string(), &|_| Some(format))?;
+            if let Some(line) = line {
+                calibrations.push(format!("{format} ({}): {line}", method.method));
             }
-            _ => candidates.push(EvalCandidate::round_to_nearest(format)),
+            candidates.push(EvalCandidate { format, quantization });
+        } else {
+            candidates.push(EvalCandidate::round_to_nearest(format));
         }
     }
     let verbose = std::io::stderr().is_terminal();

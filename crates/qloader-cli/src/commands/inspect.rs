@@ -21,6 +21,13 @@ pub fn run(args: InspectArgs) -> Result<()> {
         Some(plan) => println!("plan: {} (sha256 {})", plan.path, plan.sha256),
         None => println!("plan: none recorded (packed with one format)"),
     }
+    match file.quantization() {
+        Some(q) => match &q.calibration {
+            Some(calibration) => println!("codes: {} ({calibration})", q.method),
+            None => println!("codes: {}", q.method),
+        },
+        None => println!("codes: not recorded (packed before methods were recorded)"),
+    }
     println!("config: {}", serde_json::to_string(file.config()).unwrap_or_default());
     let blobs: Vec<String> = file
         .blob_names()

@@ -1,129 +1,176 @@
 //! `--method`: how a command that quantizes chooses codes. Round to nearest
-//! needs nothing; GPTQ needs calibration text, checked here before any
-//! model is read, and runs block by block with a progress line.
+//! needs nothing; imatrix and GPTQ need calibration text, checked here
+//! before any model is read. Either yields the [`Quantization`] the packer
+//! and the sessions take, and a line saying how it was calibrated.
 
+use std::cell::OnceCell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use qloader_analyze::gptq::{quantize_encoder, GptqModel, SequentialOptions};
+use qloader_analyze::gptq::{SequentialOptions, DEFAULT_SENTENCES};
+use qloader_analyze::request::{calibrate, gptq_model, Calibrated, DEFAULT_WINDOW};
 use qloader_analyze::Progress;
-use qloader_format::{fixtures, WeightFormat};
+use qloader_format::{fixtures, QuantMethod, WeightFormat};
+use qloader_runtime::packed::Quantization;
 
-use crate::args::{MethodArg, MethodArgs};
+use crate::args::MethodArgs;
 
-/// GPTQ settings, validated.
+/// A method and its settings, validated.
 #[derive(Debug, Clone)]
-pub struct Gptq {
-    /// Calibration prose.
+pub struct Method {
+    /// The method.
+    pub method: QuantMethod,
+    /// Calibration prose (imatrix, gptq).
     pub calibration: PathBuf,
-    /// Sentences of it to calibrate on.
-    pub sentences: usize,
-    /// Damping, as a fraction of the mean Hessian diagonal.
+    /// Calibration samples; `None`: the method's default.
+    pub samples: Option<usize>,
+    /// GPTQ damping, as a fraction of the mean Hessian diagonal.
     pub damping: f64,
-    /// Act-order with static groups.
+    /// GPTQ act-order with static groups.
     pub act_order: bool,
+    /// The importance vectors once calibrated (one model per command).
+    calibrated: OnceCell<(Calibrated, f64)>,
 }
 
-impl Gptq {
-    /// The GPTQ settings `args` ask for (`None` for round to nearest), or
-    /// why they cannot work.
-    pub fn from_args(args: &MethodArgs) -> Result<Option<Self>> {
-        let gptq_only = args.calib.is_some()
-            || args.calib_sentences != qloader_analyze::gptq::DEFAULT_SENTENCES
-            || args.act_order
-            || args.damping != 0.01;
-        if args.method == MethodArg::Rtn {
-            if gptq_only {
-                bail!("--calib, --calib-sentences, --damping and --act-order need --method gptq");
-            }
-            return Ok(None);
+impl Method {
+    /// The method `args` ask for (`default` when they name none), or why it
+    /// cannot work.
+    pub fn from_args(args: &MethodArgs, default: QuantMethod) -> Result<Self> {
+        let method = args.method.unwrap_or(default);
+        let gptq_only = args.act_order || args.damping != 0.01;
+        if gptq_only && method != QuantMethod::Gptq {
+            bail!("--damping and --act-order need --method gptq");
+        }
+        if (args.calib.is_some() || args.calib_samples.is_some()) && !method.is_calibrated() {
+            bail!("--calib and --calib-samples need --method imatrix or --method gptq");
         }
         let calibration = args.calib.clone().unwrap_or_else(fixtures::alice_text);
-        if !calibration.is_file() {
+        if method.is_calibrated() && !calibration.is_file() {
             bail!(
                 "{}: no such calibration text (run scripts/fetch-fixtures.sh for the default, or pass --calib FILE)",
                 calibration.display()
             );
         }
-        if args.calib_sentences == 0 {
-            bail!("--calib-sentences must be at least 1");
+        if args.calib_samples == Some(0) {
+            bail!("--calib-samples must be at least 1");
         }
         if !(args.damping.is_finite() && args.damping > 0.0) {
             bail!("--damping must be a positive fraction, got {}", args.damping);
         }
-        Ok(Some(Self {
+        Ok(Self {
+            method,
             calibration,
-            sentences: args.calib_sentences,
+            samples: args.calib_samples,
             damping: args.damping,
             act_order: args.act_order,
-        }))
+            calibrated: OnceCell::new(),
+        })
     }
 
-    /// How `done` was calibrated, for the line a command prints under its
-    /// table: "N calibration sentences (T tokens) of FILE, damping D,
-    /// quantized in S s".
-    pub fn describe(&self, done: &GptqModel) -> String {
-        format!(
-            "{} calibration sentences ({} tokens) of {}, damping {}{}, quantized in {:.1} s",
-            done.samples,
-            done.tokens,
-            self.calibration.display(),
-            self.damping,
-            if self.act_order { ", act-order" } else { "" },
-            done.seconds
-        )
+    /// Whether the method changes the codes of `format` (else they are
+    /// rounded to nearest).
+    pub fn applies_to(&self, format: WeightFormat) -> bool {
+        match self.method {
+            QuantMethod::Rtn => false,
+            QuantMethod::Imatrix => matches!(format, WeightFormat::Grouped(_)),
+            QuantMethod::Gptq => qloader_analyze::gptq::supports(format),
+        }
     }
 
-    /// Whether GPTQ chooses the codes of `format` (else they are rounded to
-    /// nearest).
-    pub fn applies_to(format: WeightFormat) -> bool {
-        qloader_analyze::gptq::supports(format)
-    }
-
-    /// Every linear weight of the encoder in `model` quantized to `format`,
-    /// with a progress line on a terminal.
-    pub fn quantize_encoder(&self, model: &Path, format: WeightFormat) -> Result<GptqModel> {
-        self.quantize_encoder_planned(model, &format.to_string(), &|_| Some(format))
-    }
-
-    /// Every linear weight of the encoder in `model` that `formats` gives a
-    /// format GPTQ produces quantized to that format (the others left out,
-    /// for the caller to store as it would anyway), with a progress line on
-    /// a terminal labelled `what`.
-    pub fn quantize_encoder_planned(
+    /// How the tensors of `model` that `formats` gives a format are to be
+    /// quantized, calibrating as the method needs (with a progress line on
+    /// a terminal labelled `what`), and a line that says how, for the
+    /// command to print (`None` for round to nearest).
+    pub fn quantization(
         &self,
         model: &Path,
         what: &str,
         formats: &dyn Fn(&str) -> Option<WeightFormat>,
-    ) -> Result<GptqModel> {
-        let mut opts = SequentialOptions::default();
-        opts.gptq.damping = self.damping;
-        opts.gptq.act_order = self.act_order;
-        let verbose = std::io::stderr().is_terminal();
-        let mut progress = |p: Progress| {
-            if verbose {
-                eprint!("\rGPTQ {what}: tensor {}/{}", p.done, p.total);
-                if p.done == p.total {
-                    eprintln!();
-                }
-            }
-        };
-        let only_supported = |name: &str| formats(name).filter(|&f| Self::applies_to(f));
-        quantize_encoder(
-            model,
-            &self.calibration,
-            self.sentences,
-            &only_supported,
-            &opts,
-            &mut progress,
-        )
-        .with_context(|| {
+    ) -> Result<(Quantization, Option<String>)> {
+        if self.method == QuantMethod::Rtn {
+            return Ok((Quantization::default(), None));
+        }
+        let clock = std::time::Instant::now();
+        let context = || {
             format!(
-                "GPTQ of {} to {what}, calibrated on {}",
+                "{} of {} to {what}, calibrated on {}",
+                self.method,
                 model.display(),
                 self.calibration.display()
             )
-        })
+        };
+        let (calibrated, seconds) = match self.calibrated.get() {
+            Some(done) => done,
+            None => {
+                let done = calibrate(model, &self.calibration, self.samples, DEFAULT_WINDOW)
+                    .with_context(context)?;
+                let seconds = done.seconds;
+                self.calibrated.get_or_init(|| (done, seconds))
+            }
+        };
+        let unit = if model.is_dir() { "sentences" } else { "windows" };
+        let mut quantization = Quantization {
+            method: self.method,
+            calibration: Some(format!(
+                "{} calibration {unit} ({} tokens) of {}",
+                calibrated.samples,
+                calibrated.tokens,
+                self.calibration.display()
+            )),
+            replacements: Default::default(),
+            importance: Some(calibrated.importance.clone()),
+        };
+        let weighted = quantization.importance.as_ref().map_or(0, |i| i.len());
+        if self.method == QuantMethod::Gptq {
+            let samples = match (self.samples, model.is_dir()) {
+                (None, true) => Some(DEFAULT_SENTENCES),
+                (given, _) => given,
+            };
+            let mut opts = SequentialOptions::default();
+            opts.gptq.damping = self.damping;
+            opts.gptq.act_order = self.act_order;
+            let verbose = std::io::stderr().is_terminal();
+            let mut progress = |p: Progress| {
+                if verbose {
+                    eprint!("\rGPTQ {what}: tensor {}/{}", p.done, p.total);
+                    if p.done == p.total {
+                        eprintln!();
+                    }
+                }
+            };
+            let only_supported = |name: &str| formats(name).filter(|&f| self.applies_to(f));
+            let done = gptq_model(
+                model,
+                &self.calibration,
+                samples,
+                DEFAULT_WINDOW,
+                &only_supported,
+                &opts,
+                &mut progress,
+            )
+            .with_context(context)?;
+            quantization.calibration = Some(format!(
+                "{} calibration {unit} ({} tokens) of {}, damping {}{}",
+                done.samples,
+                done.tokens,
+                self.calibration.display(),
+                self.damping,
+                if self.act_order { ", act-order" } else { "" },
+            ));
+            let line = format!(
+                "{} tensors, {}, quantized in {:.1} s",
+                done.weights.len(),
+                quantization.calibration.as_deref().unwrap_or_default(),
+                clock.elapsed().as_secs_f64()
+            );
+            quantization.replacements = done.weights;
+            return Ok((quantization, Some(line)));
+        }
+        let line = format!(
+            "{weighted} tensors weighted, {}, calibrated in {seconds:.1} s",
+            quantization.calibration.as_deref().unwrap_or_default(),
+        );
+        Ok((quantization, Some(line)))
     }
 }

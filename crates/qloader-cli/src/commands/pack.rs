@@ -5,27 +5,24 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use qloader_format::{fixtures, PlanRef, WeightFormat};
+use qloader_format::{fixtures, PlanRef, QuantMethod, WeightFormat};
 use qloader_runtime::packed::{pack_model, quantizable_tensors};
 use qloader_schedule::Plan;
 
-use crate::args::{MethodArg, PackArgs};
-use crate::commands::method::Gptq;
+use crate::args::PackArgs;
+use crate::commands::method::Method;
 use crate::output::{human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: PackArgs) -> Result<()> {
     let model = args.model.clone().unwrap_or_else(fixtures::smollm2_gguf);
-    if args.method.method == MethodArg::Gptq && !model.is_dir() {
-        anyhow::bail!(
-            "--method gptq is supported for encoder model directories only, not {}",
-            model.display()
-        );
-    }
-    let gptq = Gptq::from_args(&args.method)?;
-    let (formats, plan_ref) = match (&args.plan, args.quant) {
-        (Some(path), _) => {
-            let plan = Plan::read(path)?;
+    let plan = args.plan.as_deref().map(|path| Ok::<_, anyhow::Error>((path, Plan::read(path)?)));
+    let plan = plan.transpose()?;
+    // The plan's method unless --method names one.
+    let planned_method = plan.as_ref().map_or(QuantMethod::Rtn, |(_, p)| p.inputs.method);
+    let method = Method::from_args(&args.method, planned_method)?;
+    let (formats, plan_ref) = match (&plan, args.quant) {
+        (Some((path, plan)), _) => {
             let mut formats = BTreeMap::new();
             for t in &plan.tensors {
                 let f: WeightFormat = t.format.parse().with_context(|| {
@@ -54,22 +51,13 @@ pub fn run(args: PackArgs) -> Result<()> {
         }
     };
     let clock = Instant::now();
-    let mut calibration = None;
-    let replacements = match &gptq {
-        Some(gptq) if formats.values().any(|&f| Gptq::applies_to(f)) => {
-            let what = match &plan_ref {
-                Some(_) => "plan".to_owned(),
-                None => args.quant.map(|f| f.to_string()).unwrap_or_default(),
-            };
-            let done =
-                gptq.quantize_encoder_planned(&model, &what, &|name| formats.get(name).copied())?;
-            calibration =
-                Some(format!("gptq: {} tensors, {}", done.weights.len(), gptq.describe(&done)));
-            done.weights
-        }
-        _ => BTreeMap::new(),
+    let what = match &plan_ref {
+        Some(_) => "plan".to_owned(),
+        None => args.quant.map(|f| f.to_string()).unwrap_or_default(),
     };
-    let report = pack_model(&model, &formats, replacements, plan_ref, &args.output, &mut progress)
+    let (quantization, calibration) =
+        method.quantization(&model, &what, &|name| formats.get(name).copied())?;
+    let report = pack_model(&model, &formats, quantization, plan_ref, &args.output, &mut progress)
         .with_context(|| format!("packing {} into {}", model.display(), args.output.display()))?;
     let seconds = clock.elapsed().as_secs_f64();
 
@@ -87,7 +75,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         seconds
     );
     if let Some(line) = calibration {
-        println!("{line}");
+        println!("{}: {line}", method.method);
     }
     Ok(())
 }

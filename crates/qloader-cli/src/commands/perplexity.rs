@@ -4,11 +4,12 @@
 use std::io::IsTerminal;
 
 use anyhow::{bail, Context, Result};
-use qloader_format::fixtures;
+use qloader_format::{fixtures, QuantMethod};
 use qloader_runtime::{DecoderSession, PerplexityReport};
 use serde::Serialize;
 
 use crate::args::PerplexityArgs;
+use crate::commands::method::Method;
 use crate::output::{count, human_bytes, write_json};
 
 #[derive(Serialize)]
@@ -29,11 +30,26 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
     let text = std::fs::read_to_string(&text_path).with_context(|| {
         format!("reading {} (run scripts/fetch-fixtures.sh for the default)", text_path.display())
     })?;
+    let method = Method::from_args(&args.method, QuantMethod::Rtn)?;
     let verbose = std::io::stderr().is_terminal();
     let mut rows = Vec::new();
+    let mut calibrations = Vec::new();
     for &format in &args.quant {
-        let session = DecoderSession::open(&path, format, args.act, &mut |_, _| {})
-            .with_context(|| format!("loading {}", path.display()))?;
+        let (quantization, line) = if method.applies_to(format) {
+            method.quantization(&path, &format.to_string(), &|_| Some(format))?
+        } else {
+            Default::default()
+        };
+        let label = match line {
+            Some(line) => {
+                calibrations.push(format!("{format} ({}): {line}", method.method));
+                format!("{format} ({})", method.method)
+            }
+            None => format.to_string(),
+        };
+        let session =
+            DecoderSession::open_quantized(&path, format, args.act, quantization, &mut |_, _| {})
+                .with_context(|| format!("loading {}", path.display()))?;
         let mut progress = |done: usize, total: usize| {
             if verbose && done < total {
                 eprint!("\r{format}: window {}/{total}", done + 1);
@@ -47,7 +63,7 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
         }
         let summary = session.model.summary();
         rows.push(Row {
-            format: format.to_string(),
+            format: label,
             linear_bytes: summary.quantized_bytes(),
             bits_per_weight: summary.quantized_bytes() as f64 * 8.0
                 / summary.quantized_params().max(1) as f64,
@@ -82,6 +98,12 @@ pub fn run(args: PerplexityArgs) -> Result<()> {
             r.report.seconds,
             r.report.tokens_per_second
         );
+    }
+    if !calibrations.is_empty() {
+        println!();
+        for line in &calibrations {
+            println!("{line}");
+        }
     }
     if let Some(path) = args.json {
         write_json(&path, &rows)?;

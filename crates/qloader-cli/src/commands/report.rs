@@ -49,6 +49,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         windows: args.windows,
         out_dir: args.output.clone(),
         keep_packed: args.keep_packed,
+        method: args.method,
     };
     let report = make_report(&options, &mut |line| eprintln!("{line}"))
         .with_context(|| format!("reporting on {}", options.model.display()))?;

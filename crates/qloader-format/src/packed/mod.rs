@@ -106,7 +106,7 @@ mod tests;
 
 pub use layout::{segment_lengths, SegmentRole, TensorParts};
 pub use reader::{PackedFile, TensorView};
-pub use schema::PlanRef;
+pub use schema::{PlanRef, QuantRecord};
 pub use writer::{PackedMeta, PackedWriter};
 
 /// The first eight bytes of every packed model.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use super::layout::{SegmentRole, TensorParts};
-use super::schema::PlanRef;
+use super::schema::{PlanRef, QuantRecord};
 use super::validate::{parse_file, ValidHeader, ValidTensor};
 use crate::error::{FormatError, Result};
 use crate::weight_format::WeightFormat;
@@ -81,6 +81,11 @@ impl PackedFile {
     /// The plan the weights were quantized by, if the writer recorded one.
     pub fn plan(&self) -> Option<&PlanRef> {
         self.header.plan.as_ref()
+    }
+
+    /// How the codes were chosen, if the writer recorded it.
+    pub fn quantization(&self) -> Option<&QuantRecord> {
+        self.header.quantization.as_ref()
     }
 
     /// All tensors, in header order.

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::QuantMethod;
+
 /// The plan a packed model was quantized by: where it was and its digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,6 +15,16 @@ pub struct PlanRef {
     pub path: String,
     /// SHA-256 of the plan file's bytes: 64 lowercase hexadecimal digits.
     pub sha256: String,
+}
+
+/// How the codes of a packed model's quantized tensors were chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantRecord {
+    /// The method.
+    pub method: QuantMethod,
+    /// The calibration it used, in words (`None` for round to nearest).
+    pub calibration: Option<String>,
 }
 
 /// The whole header.
@@ -25,6 +37,9 @@ pub(crate) struct RawHeader {
     pub architecture: String,
     pub config: serde_json::Value,
     pub plan: Option<PlanRef>,
+    /// Absent in files written before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantRecord>,
     pub blobs: Vec<RawBlob>,
     pub tensors: Vec<RawTensor>,
 }

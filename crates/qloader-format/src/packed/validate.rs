@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::layout::{align_up, segment_lengths, SegmentRole};
-use super::schema::{PlanRef, RawHeader, RawTensor};
+use super::schema::{PlanRef, QuantRecord, RawHeader, RawTensor};
 use super::{ALIGNMENT, MAGIC, MAX_ELEMENTS, MAX_HEADER_LEN, PREAMBLE_LEN, SCHEMA, VERSION};
 use crate::error::FormatError;
 use crate::weight_format::WeightFormat;
@@ -75,6 +75,7 @@ pub(crate) struct ValidHeader {
     pub architecture: String,
     pub config: serde_json::Value,
     pub plan: Option<PlanRef>,
+    pub quantization: Option<QuantRecord>,
     pub blobs: Vec<ValidBlob>,
     pub tensors: Vec<ValidTensor>,
     pub blob_index: HashMap<String, usize>,
@@ -266,6 +267,7 @@ pub(crate) fn validate_header(raw: &RawHeader, data_len: u64) -> Result<ValidHea
         architecture: raw.architecture.clone(),
         config: raw.config.clone(),
         plan: raw.plan.clone(),
+        quantization: raw.quantization.clone(),
         blobs,
         tensors,
         blob_index,

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use super::layout::{align_up, TensorParts};
-use super::schema::{PlanRef, RawBlob, RawHeader, RawSegment, RawTensor};
+use super::schema::{PlanRef, QuantRecord, RawBlob, RawHeader, RawSegment, RawTensor};
 use super::validate::{validate_header, Problem};
 use super::{MAGIC, MAX_HEADER_LEN, PREAMBLE_LEN, SCHEMA, VERSION};
 use crate::atomic_file::write_atomic_with;
@@ -25,6 +25,8 @@ pub struct PackedMeta {
     pub config: serde_json::Value,
     /// The plan the weights were quantized by, if any.
     pub plan: Option<PlanRef>,
+    /// How their codes were chosen, if recorded.
+    pub quantization: Option<QuantRecord>,
 }
 
 struct PendingTensor<'a> {
@@ -163,6 +165,7 @@ impl<'a> PackedWriter<'a> {
             architecture: self.meta.architecture.clone(),
             config: self.meta.config.clone(),
             plan: self.meta.plan.clone(),
+            quantization: self.meta.quantization.clone(),
             blobs,
             tensors,
         };

@@ -6,7 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_format::{BertConfig, SafetensorsFile, WeightFormat};
-use qloader_quant::{LinearWeight, QuantSummary};
+use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 
 use crate::error::Result;
 use crate::source::{record_values, record_weight, store, WeightRole, WeightSource};
@@ -132,6 +132,7 @@ pub struct SafetensorsSource<'a> {
     file: &'a SafetensorsFile,
     prefix: &'static str,
     choose: &'a dyn Fn(&str) -> WeightFormat,
+    importance: Option<&'a ColumnImportance>,
     summary: QuantSummary,
 }
 
@@ -145,7 +146,14 @@ impl<'a> SafetensorsSource<'a> {
         } else {
             ""
         };
-        Self { file, prefix, choose, summary: QuantSummary::default() }
+        Self { file, prefix, choose, importance: None, summary: QuantSummary::default() }
+    }
+
+    /// Weighs the grid search of each tensor `importance` names by its
+    /// vector (the `imatrix` method).
+    pub fn with_importance(mut self, importance: &'a ColumnImportance) -> Self {
+        self.importance = Some(importance);
+        self
     }
 }
 
@@ -170,7 +178,9 @@ impl WeightSource for SafetensorsSource<'_> {
     ) -> Result<LinearWeight> {
         let full = format!("{}{name}", self.prefix);
         let data = self.file.tensor_f32(&full, &[rows, cols])?.data;
-        let w = store((self.file.path(), &full), data, (rows, cols), (self.choose)(name), role)?;
+        let importance = self.importance.and_then(|m| m.get(name));
+        let format = (self.choose)(name);
+        let w = store((self.file.path(), &full), data, (rows, cols), format, role, importance)?;
         record_weight(&mut self.summary, name, &w, role);
         Ok(w)
     }

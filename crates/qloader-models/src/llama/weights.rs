@@ -7,7 +7,7 @@
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::{FormatError, WeightFormat};
-use qloader_quant::{LinearWeight, QuantSummary};
+use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 
 use super::config::LlamaConfig;
 use crate::error::Result;
@@ -78,13 +78,21 @@ pub(crate) struct LlamaWeights {
 pub struct GgufSource<'a> {
     file: &'a GgufFile,
     choose: &'a dyn Fn(&str) -> WeightFormat,
+    importance: Option<&'a ColumnImportance>,
     summary: QuantSummary,
 }
 
 impl<'a> GgufSource<'a> {
     /// Reads `file`, storing quantizable tensors as `choose` says.
     pub fn new(file: &'a GgufFile, choose: &'a dyn Fn(&str) -> WeightFormat) -> Self {
-        Self { file, choose, summary: QuantSummary::default() }
+        Self { file, choose, importance: None, summary: QuantSummary::default() }
+    }
+
+    /// Weighs the grid search of each tensor `importance` names by its
+    /// vector (the `imatrix` method).
+    pub fn with_importance(mut self, importance: &'a ColumnImportance) -> Self {
+        self.importance = Some(importance);
+        self
     }
 
     /// De-quantizes `name`, which must have `shape` (outermost first): the
@@ -124,7 +132,9 @@ impl WeightSource for GgufSource<'_> {
     ) -> Result<LinearWeight> {
         let stored = if name == HEAD && !self.contains(HEAD) { TOKEN_EMBEDDINGS } else { name };
         let data = self.f32(stored, &[rows, cols])?;
-        let w = store((self.file.path(), stored), data, (rows, cols), (self.choose)(name), role)?;
+        let importance = self.importance.and_then(|m| m.get(name));
+        let format = (self.choose)(name);
+        let w = store((self.file.path(), stored), data, (rows, cols), format, role, importance)?;
         record_weight(&mut self.summary, name, &w, role);
         Ok(w)
     }

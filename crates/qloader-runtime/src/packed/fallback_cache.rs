@@ -122,6 +122,7 @@ impl CacheContents {
             architecture: CACHE_ARCHITECTURE.to_owned(),
             config: serde_json::to_value(CacheConfig { sources }).map_err(|e| e.to_string())?,
             plan: None,
+            quantization: None,
         };
         let mut writer = PackedWriter::new(meta);
         for (name, shape, parts, _) in &self.entries {

@@ -14,7 +14,7 @@ pub mod source;
 
 pub use model::{open_packed, LoadedModel, PackedEncoder, PackedModel};
 pub use pack::{
-    pack_bert, pack_bert_replacing, pack_llama, pack_llama_replacing, pack_model,
-    quantizable_tensors, PackReport,
+    pack_bert, pack_bert_with, pack_llama, pack_llama_with, pack_model, quantizable_tensors,
+    PackReport, Quantization,
 };
 pub use source::{default_activations, LoadOptions, PackedSource, Placement, PlacementRole};

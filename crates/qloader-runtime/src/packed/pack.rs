@@ -9,16 +9,40 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use qloader_format::gguf::GgufFile;
-use qloader_format::{ModelDir, PackedMeta, PackedWriter, PlanRef, PoolingMode, WeightFormat};
+use qloader_format::{
+    ModelDir, PackedMeta, PackedWriter, PlanRef, PoolingMode, QuantMethod, QuantRecord,
+    WeightFormat,
+};
 use qloader_models::bert::SafetensorsSource;
 use qloader_models::llama::{GgufSource, LlamaConfig};
 use qloader_models::{
     BertEncoder, GgufTokenizer, LlamaModel, RecordedTensor, RecordingSource, ReplacingSource,
 };
-use qloader_quant::{LinearWeight, QuantSummary};
+use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 
 use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
 use crate::error::{Result, RuntimeError};
+
+/// How the quantized tensors' codes are made, beyond their formats.
+#[derive(Debug, Clone, Default)]
+pub struct Quantization {
+    /// The method, recorded in the header.
+    pub method: QuantMethod,
+    /// Its calibration in words, recorded in the header.
+    pub calibration: Option<String>,
+    /// Weights quantized beforehand (e.g. by GPTQ), stored as they are in
+    /// place of the tensors of the same name.
+    pub replacements: BTreeMap<String, LinearWeight>,
+    /// Grid-search weights of the tensors quantized while packing (the
+    /// `imatrix` method; with GPTQ, for the tensors it leaves out).
+    pub importance: Option<ColumnImportance>,
+}
+
+impl Quantization {
+    fn record(&self) -> QuantRecord {
+        QuantRecord { method: self.method, calibration: self.calibration.clone() }
+    }
+}
 
 /// What packing wrote.
 #[derive(Debug, Clone)]
@@ -39,21 +63,24 @@ pub fn pack_bert(
     plan: Option<PlanRef>,
     out: &Path,
 ) -> Result<PackReport> {
-    pack_bert_replacing(dir, choose, BTreeMap::new(), plan, out)
+    pack_bert_with(dir, choose, Quantization::default(), plan, out)
 }
 
-/// [`pack_bert`], storing the weights in `replacements` (quantized
-/// beforehand, e.g. by GPTQ) in place of the tensors of the same name.
-pub fn pack_bert_replacing(
+/// [`pack_bert`], with the codes made as `quantization` says.
+pub fn pack_bert_with(
     dir: &ModelDir,
     choose: &dyn Fn(&str) -> WeightFormat,
-    replacements: BTreeMap<String, LinearWeight>,
+    quantization: Quantization,
     plan: Option<PlanRef>,
     out: &Path,
 ) -> Result<PackReport> {
     let weights = dir.open_weights()?;
+    let record = quantization.record();
     let mut checkpoint = SafetensorsSource::new(&weights, choose);
-    let mut source = ReplacingSource::new(&mut checkpoint, replacements);
+    if let Some(importance) = &quantization.importance {
+        checkpoint = checkpoint.with_importance(importance);
+    }
+    let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
     let mut recording = RecordingSource::new(&mut source);
     let model =
         BertEncoder::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut recording)?;
@@ -75,7 +102,7 @@ pub fn pack_bert_replacing(
         normalize: dir.normalize,
         max_seq_length: dir.max_seq_length,
     };
-    let meta = meta(BERT, header_config(&config, out)?, plan);
+    let meta = meta(BERT, header_config(&config, out)?, plan, record);
     let mut writer = PackedWriter::new(meta);
     writer.add_blob(CONFIG_BLOB, &config_json).add_blob(TOKENIZER_BLOB, &tokenizer_json);
     let file_bytes = write(writer, &tensors, out)?;
@@ -92,15 +119,14 @@ pub fn pack_llama(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
-    pack_llama_replacing(path, choose, BTreeMap::new(), plan, out, progress)
+    pack_llama_with(path, choose, Quantization::default(), plan, out, progress)
 }
 
-/// [`pack_llama`], storing the weights in `replacements` (quantized
-/// beforehand) in place of the tensors of the same name.
-pub fn pack_llama_replacing(
+/// [`pack_llama`], with the codes made as `quantization` says.
+pub fn pack_llama_with(
     path: &Path,
     choose: &dyn Fn(&str) -> WeightFormat,
-    replacements: BTreeMap<String, LinearWeight>,
+    quantization: Quantization,
     plan: Option<PlanRef>,
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
@@ -108,15 +134,19 @@ pub fn pack_llama_replacing(
     let file = GgufFile::open(path)?;
     let config = LlamaConfig::from_gguf(&file)?;
     let (tokenizer_json, settings) = GgufTokenizer::from_gguf(&file)?.to_json()?;
+    let record = quantization.record();
     let mut checkpoint = GgufSource::new(&file, choose);
-    let mut source = ReplacingSource::new(&mut checkpoint, replacements);
+    if let Some(importance) = &quantization.importance {
+        checkpoint = checkpoint.with_importance(importance);
+    }
+    let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
     let mut recording = RecordingSource::new(&mut source);
     let model = LlamaModel::from_source(config.clone(), &mut recording, progress)?;
     let summary = model.summary().clone();
     drop(model);
     let tensors = recording.into_recorded();
     let packed = LlamaPacked { model: config, tokenizer: settings };
-    let meta = meta(LLAMA, header_config(&packed, out)?, plan);
+    let meta = meta(LLAMA, header_config(&packed, out)?, plan, record);
     let mut writer = PackedWriter::new(meta);
     writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
     let file_bytes = write(writer, &tensors, out)?;
@@ -141,12 +171,12 @@ pub fn quantizable_tensors(model: &Path) -> Result<Vec<String>> {
 /// directory) with every quantizable tensor in the format `formats` gives
 /// it, into `out`. `formats` must name exactly the model's quantizable
 /// tensors (as a plan made from the model's sensitivity table does). The
-/// weights in `replacements` (quantized beforehand, e.g. by GPTQ, each to
-/// its tensor's format) are stored in place of quantizing those tensors.
+/// codes are made as `quantization` says; its replacements must each have
+/// their tensor's format.
 pub fn pack_model(
     model: &Path,
     formats: &BTreeMap<String, WeightFormat>,
-    replacements: BTreeMap<String, LinearWeight>,
+    quantization: Quantization,
     plan: Option<PlanRef>,
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
@@ -161,6 +191,7 @@ pub fn pack_model(
             "the plan names tensor `{extra}`, which the model does not have"
         )));
     }
+    let replacements = &quantization.replacements;
     if let Some((name, w)) = replacements.iter().find(|(n, w)| formats.get(*n) != Some(&w.format()))
     {
         return Err(mismatch(format!(
@@ -171,9 +202,9 @@ pub fn pack_model(
     }
     let choose = |name: &str| formats.get(name).copied().unwrap_or(WeightFormat::F32);
     if model.is_dir() {
-        pack_bert_replacing(&ModelDir::open(model)?, &choose, replacements, plan, out)
+        pack_bert_with(&ModelDir::open(model)?, &choose, quantization, plan, out)
     } else {
-        pack_llama_replacing(model, &choose, replacements, plan, out, progress)
+        pack_llama_with(model, &choose, quantization, plan, out, progress)
     }
 }
 
@@ -185,12 +216,18 @@ fn header_config(config: &impl serde::Serialize, out: &Path) -> Result<serde_jso
     })
 }
 
-fn meta(architecture: &str, config: serde_json::Value, plan: Option<PlanRef>) -> PackedMeta {
+fn meta(
+    architecture: &str,
+    config: serde_json::Value,
+    plan: Option<PlanRef>,
+    quantization: QuantRecord,
+) -> PackedMeta {
     PackedMeta {
         created_by: format!("qloader {}", env!("CARGO_PKG_VERSION")),
         architecture: architecture.to_owned(),
         config,
         plan,
+        quantization: Some(quantization),
     }
 }
 

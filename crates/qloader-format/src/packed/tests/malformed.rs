@@ -495,6 +495,23 @@ fn an_absent_plan_means_none() {
     assert_eq!(PackedFile::open(&path).unwrap().plan(), None);
 }
 
+#[test]
+fn quantization_records_are_optional_and_checked() {
+    let (_dir, path) = write_in_temp(&super::sample_model(), "m.qlm");
+    assert!(PackedFile::open(&path).unwrap().quantization().is_some());
+    // Files written before the record existed have none.
+    super::rewrite_header(&path, |h| {
+        h.as_object_mut().unwrap().remove("quantization");
+    });
+    assert_eq!(PackedFile::open(&path).unwrap().quantization(), None);
+    // An unknown method is an error that names it.
+    super::rewrite_header(&path, |h| {
+        h["quantization"] = json!({ "method": "awq", "calibration": null });
+    });
+    let err = PackedFile::open(&path).unwrap_err().to_string();
+    assert!(err.contains("awq"), "{err}");
+}
+
 // ---- fuzzing ----------------------------------------------------------------
 
 proptest! {

@@ -106,6 +106,10 @@ fn sample_meta() -> PackedMeta {
         architecture: "llama".to_owned(),
         config: json!({ "hidden_size": 70, "num_hidden_layers": 2, "rope_theta": 10000.0 }),
         plan: Some(PlanRef { path: "plans/plan.json".to_owned(), sha256: "ab".repeat(32) }),
+        quantization: Some(crate::QuantRecord {
+            method: crate::QuantMethod::Imatrix,
+            calibration: Some("16 windows of a text".to_owned()),
+        }),
     }
 }
 

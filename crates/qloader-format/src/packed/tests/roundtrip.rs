@@ -22,6 +22,7 @@ fn every_format_round_trips() {
     assert_eq!(file.architecture(), "llama");
     assert_eq!(file.config(), &model.meta.config);
     assert_eq!(file.plan(), model.meta.plan.as_ref());
+    assert_eq!(file.quantization(), model.meta.quantization.as_ref());
 
     let names: Vec<&str> = file.blob_names().collect();
     assert_eq!(names, ["config.json", "tokenizer.json", "empty"]);

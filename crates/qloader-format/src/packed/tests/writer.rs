@@ -96,6 +96,7 @@ fn bad_shapes_are_refused() {
 fn a_bad_plan_digest_is_refused() {
     let meta = PackedMeta {
         plan: Some(PlanRef { path: "plan.json".to_owned(), sha256: "not-a-digest".to_owned() }),
+        quantization: None,
         ..PackedMeta::default()
     };
     assert_write_fails(&PackedWriter::new(meta), &["plan sha256 `not-a-digest`"]);
