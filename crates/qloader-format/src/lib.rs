@@ -14,6 +14,7 @@
 pub mod activation_format;
 pub mod atomic_file;
 pub mod bert_config;
+pub mod compact;
 pub mod error;
 pub mod fixtures;
 pub mod gguf;

@@ -3,12 +3,15 @@
 //!
 //! Names: `f32`, `f16`, `int8` (per output channel, symmetric), and
 //! `int{8,4,3,2}g{32,64,128}` for the grouped formats of
-//! [`crate::grouped`]; `int4`, `int3` and `int2` alone mean groups of 32.
+//! [`crate::grouped`] (`int4`, `int3` and `int2` alone mean groups of 32),
+//! and `int4k`, `int3k`, `int2k` for the compact formats of
+//! [`crate::compact`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::compact::CompactLayout;
 use crate::error::FormatError;
 use crate::grouped::GroupedLayout;
 
@@ -25,9 +28,13 @@ pub enum WeightFormat {
     /// Unsigned codes in groups along the input dimension, each group with an
     /// `f16` scale and `f16` offset (see [`crate::grouped`]).
     Grouped(GroupedLayout),
+    /// Unsigned codes in sub-blocks of 32 whose scales and mins are
+    /// quantized under `f16` super-scales (see [`crate::compact`]).
+    Compact(CompactLayout),
 }
 
-const KNOWN: &str = "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}";
+const KNOWN: &str =
+    "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, int2k";
 
 impl WeightFormat {
     /// A grouped format; panics on an invalid combination (for constants).
@@ -53,12 +60,13 @@ impl WeightFormat {
                 format!("int{}", l.bits())
             }
             WeightFormat::Grouped(l) => format!("int{}g{}", l.bits(), l.group()),
+            WeightFormat::Compact(l) => format!("int{}k", l.bits()),
         }
     }
 
     /// The format's family: its element type regardless of grouping —
-    /// `f32`, `f16`, `int8` (per channel or grouped), `int4`, `int3`, `int2`.
-    /// Device profiles name kernels by family.
+    /// `f32`, `f16`, `int8` (per channel or grouped), `int4`, `int3`, `int2`
+    /// (grouped or compact). Device profiles name kernels by family.
     pub fn family(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
@@ -66,6 +74,11 @@ impl WeightFormat {
             WeightFormat::Int8PerChannel => "int8",
             WeightFormat::Grouped(l) => match l.bits() {
                 8 => "int8",
+                4 => "int4",
+                3 => "int3",
+                _ => "int2",
+            },
+            WeightFormat::Compact(l) => match l.bits() {
                 4 => "int4",
                 3 => "int3",
                 _ => "int2",
@@ -80,6 +93,7 @@ impl WeightFormat {
             WeightFormat::F16 => rows * cols * 2,
             WeightFormat::Int8PerChannel => rows * cols + rows * 4,
             WeightFormat::Grouped(l) => l.storage_bytes(rows, cols),
+            WeightFormat::Compact(l) => l.storage_bytes(rows, cols),
         }
     }
 
@@ -90,6 +104,7 @@ impl WeightFormat {
             WeightFormat::F16 => 16.0,
             WeightFormat::Int8PerChannel => 8.0,
             WeightFormat::Grouped(l) => l.bits() as f64 + 32.0 / l.group() as f64,
+            WeightFormat::Compact(l) => l.bits_per_weight(),
         }
     }
 }
@@ -113,6 +128,10 @@ impl FromStr for WeightFormat {
             _ => {}
         }
         let rest = lower.strip_prefix("int").ok_or_else(unknown)?;
+        if let Some(bits) = rest.strip_suffix('k') {
+            let bits = bits.parse::<u8>().map_err(|_| unknown())?;
+            return CompactLayout::new(bits).map(WeightFormat::Compact).map_err(|_| unknown());
+        }
         let (bits, group) = match rest.split_once('g') {
             Some((b, g)) => (b, g.parse::<usize>().map_err(|_| unknown())?),
             None => (rest, 32),
@@ -134,12 +153,17 @@ mod tests {
                 all.push(WeightFormat::grouped(bits, group));
             }
         }
+        for bits in crate::compact::BITS {
+            all.push(WeightFormat::Compact(CompactLayout::new(bits).unwrap()));
+        }
         for f in all {
             assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f, "{f}");
         }
         assert_eq!("int4".parse::<WeightFormat>().unwrap(), WeightFormat::int4());
         assert_eq!("INT3G128".parse::<WeightFormat>().unwrap(), WeightFormat::grouped(3, 128));
-        for bad in ["int5", "int4g48", "int", "intg32", "bf17", "int4g"] {
+        assert_eq!("INT3K".parse::<WeightFormat>().unwrap().family(), "int3");
+        for bad in ["int5", "int4g48", "int", "intg32", "bf17", "int4g", "int8k", "intk", "int4gk"]
+        {
             assert!(bad.parse::<WeightFormat>().is_err(), "{bad}");
         }
     }

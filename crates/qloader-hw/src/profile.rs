@@ -190,8 +190,17 @@ pub struct DeviceProfile {
 
 /// `format` converted to `target` family: integer codes keep their group
 /// size (int2 g64 → int8 g64) where that format exists, else the family's
-/// default.
+/// default; compact codes stay compact.
 fn convert(format: WeightFormat, target: &str) -> Option<WeightFormat> {
+    if let WeightFormat::Compact(_) = format {
+        // Compact codes widen within their own layouts (int2k → int4k), or
+        // become floats; never int8 (its scales would round).
+        return match target {
+            "f32" => Some(WeightFormat::F32),
+            "f16" => Some(WeightFormat::F16),
+            _ => format!("{target}k").parse().ok(),
+        };
+    }
     let group = match format {
         WeightFormat::Grouped(l) => Some(l.group()),
         _ => None,

@@ -12,7 +12,7 @@ use crate::gemm::{gemm_f32, GEMM_MIN_ROWS};
 use crate::quantize::{DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix};
 use crate::team;
 use crate::tiles::{
-    matmul_tiled_a8, matmul_tiled_a8_with, matmul_tiled_f32_glu, matmul_tiled_f32_with,
+    matmul_tiled_a8, matmul_tiled_a8_with, matmul_tiled_f32_glu, matmul_tiled_f32_with, TiledMatrix,
 };
 
 /// Below this many outputs a product runs on the calling thread.
@@ -166,11 +166,18 @@ pub fn matmul_f16_with(k: &Kernels, x: &[f32], m: usize, w: &HalfMatrix, y: &mut
 /// 5.2–5.3 against 6.8–7.5 ms on AVX2), and from [`EXPANDED_MIN_ROWS`]
 /// rows on through the tier's expanded GEMM where it has one.
 pub fn matmul_grouped_with(k: &Kernels, x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
+    matmul_tiles_with(k, x, m, w.tiles(), y)
+}
+
+/// `Y = X·Wᵀ` with weights in tiles and `f32` activations, with the kernels
+/// of a given tier: the tier's expanded GEMM from [`EXPANDED_MIN_ROWS`]
+/// rows, else the tile kernels.
+pub fn matmul_tiles_with(k: &Kernels, x: &[f32], m: usize, w: &TiledMatrix, y: &mut [f32]) {
     check(x, m, w.cols(), w.rows(), y);
-    if m >= EXPANDED_MIN_ROWS && expanded(k, x, m, PanelWeights::Tiles(w.tiles()), y) {
+    if m >= EXPANDED_MIN_ROWS && expanded(k, x, m, PanelWeights::Tiles(w), y) {
         return;
     }
-    matmul_tiled_f32_with(k, x, m, w.tiles(), y)
+    matmul_tiled_f32_with(k, x, m, w, y)
 }
 
 /// `y = SiLU(x·Gᵀ) ⊙ (x·Uᵀ)` (SwiGLU's gate and up products and its
@@ -187,14 +194,27 @@ pub fn matmul_grouped_glu(
     y: &mut [f32],
     scratch: &mut Vec<f32>,
 ) {
+    matmul_tiles_glu(x, m, gate.tiles(), up.tiles(), y, scratch)
+}
+
+/// [`matmul_grouped_glu`] with the gate and up weights in tiles (of one
+/// shape and layout).
+pub fn matmul_tiles_glu(
+    x: &[f32],
+    m: usize,
+    gate: &TiledMatrix,
+    up: &TiledMatrix,
+    y: &mut [f32],
+    scratch: &mut Vec<f32>,
+) {
     let k = Kernels::detect();
     let expanded = m >= EXPANDED_MIN_ROWS && k.expanded_gemm.is_some();
     if m >= UNPACK_MIN_ROWS && !expanded {
-        return matmul_tiled_f32_glu(x, m, gate.tiles(), up.tiles(), y);
+        return matmul_tiled_f32_glu(x, m, gate, up, y);
     }
-    matmul_grouped_with(k, x, m, gate, y);
+    matmul_tiles_with(k, x, m, gate, y);
     scratch.resize(y.len(), 0.0);
-    matmul_grouped_with(k, x, m, up, scratch);
+    matmul_tiles_with(k, x, m, up, scratch);
     crate::rowwise::silu_mul(y, scratch);
 }
 

@@ -4,7 +4,9 @@
 //!
 //! * Grouped codes widen exactly: an int2 or int3 code is also an int4 or
 //!   int8 code, so the codes are re-packed at the wider width and the group
-//!   scales and offsets are kept (same values, same group size).
+//!   scales and offsets are kept (same values, same group size). Compact
+//!   codes widen the same way (`int2k` → `int3k` → `int4k`), super-scales
+//!   and sub-block scales kept (a 4-bit scale is also a 6-bit one).
 //! * Any format converts to `f32` exactly (its values are what the kernels
 //!   compute with), and to `f16` with one rounding per value.
 //!
@@ -13,9 +15,10 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
+use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
 use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
 use qloader_format::WeightFormat;
-use qloader_kernels::{GroupedMatrix, HalfMatrix};
+use qloader_kernels::{CompactMatrix, GroupedMatrix, HalfMatrix};
 
 use crate::LinearWeight;
 
@@ -50,6 +53,9 @@ pub fn conversion(from: WeightFormat, to: WeightFormat) -> Option<Fidelity> {
         {
             Some(Fidelity::Exact)
         }
+        (WeightFormat::Compact(a), WeightFormat::Compact(b)) if b.bits() >= a.bits() => {
+            Some(Fidelity::Exact)
+        }
         _ => None,
     }
 }
@@ -68,6 +74,9 @@ impl LinearWeight {
             (_, WeightFormat::F16) => LinearWeight::F16(HalfMatrix::quantize(&self.dequantize())),
             (LinearWeight::Grouped(w), WeightFormat::Grouped(layout)) => {
                 LinearWeight::Grouped(widen(w, layout)?)
+            }
+            (LinearWeight::Compact(w), WeightFormat::Compact(layout)) => {
+                LinearWeight::Compact(widen_compact(w, layout)?)
             }
             _ => return Err(format!("no conversion from {from} to {to}")),
         })
@@ -97,6 +106,9 @@ impl LinearWeight {
             LinearWeight::Grouped(w) => {
                 (qloader_kernels::Kernels::detect().unpack_grouped)(w.row(r), out)
             }
+            LinearWeight::Compact(w) => {
+                qloader_format::compact::dequantize_row(w.layout(), w.row(r), w.cols(), out)
+            }
         }
     }
 }
@@ -120,6 +132,26 @@ fn widen(w: &GroupedMatrix, layout: GroupedLayout) -> Result<GroupedMatrix, Stri
     let offsets: Vec<f16> = w.offsets().to_vec();
     GroupedMatrix::from_parts(w.rows(), w.cols(), layout, codes, scales, offsets).ok_or_else(|| {
         format!("re-packing {} codes as {} gave the wrong length", from.bits(), layout.bits())
+    })
+}
+
+/// `w`'s super-blocks re-packed at `layout`'s (wider or equal) width,
+/// super-scales, sub-block scales and mins unchanged.
+fn widen_compact(w: &CompactMatrix, layout: CompactLayout) -> Result<CompactMatrix, String> {
+    let from = w.layout();
+    debug_assert!(layout.bits() >= from.bits());
+    let mut data = vec![0u8; w.rows() * layout.row_bytes(w.cols())];
+    let row_bytes = layout.row_bytes(w.cols());
+    for (r, out) in data.chunks_exact_mut(row_bytes.max(1)).enumerate().take(w.rows()) {
+        let mut at = 0;
+        for_each_super_block(from, w.row(r), w.cols(), |_, _, subs, bytes| {
+            let len = layout.super_block_bytes(subs);
+            SuperBlock::unpack(from, bytes, subs).pack(layout, &mut out[at..at + len]);
+            at += len;
+        });
+    }
+    CompactMatrix::from_parts(w.rows(), w.cols(), layout, data).ok_or_else(|| {
+        format!("re-packing int{}k as int{}k gave the wrong length", from.bits(), layout.bits())
     })
 }
 
@@ -147,6 +179,9 @@ mod tests {
             ("int3g128", "int4g128"),
             ("int3", "int8g32"),
             ("int4g64", "int8g64"),
+            ("int2k", "int3k"),
+            ("int2k", "int4k"),
+            ("int3k", "int4k"),
         ] {
             let (from, to): (WeightFormat, WeightFormat) =
                 (from.parse().unwrap(), to.parse().unwrap());
@@ -167,7 +202,7 @@ mod tests {
 
     #[test]
     fn float_targets_are_exact_or_rounded_once() {
-        for name in ["int8", "int4", "int2g128", "f16", "f32"] {
+        for name in ["int8", "int4", "int2g128", "int3k", "f16", "f32"] {
             let f: WeightFormat = name.parse().unwrap();
             let w = LinearWeight::quantize(matrix(4, 70), f);
             assert_eq!(dense(&w.convert_to(WeightFormat::F32).unwrap()), dense(&w), "{name}");
@@ -181,15 +216,19 @@ mod tests {
     #[test]
     fn narrowing_or_regrouping_is_refused() {
         let w = LinearWeight::quantize(matrix(2, 64), "int4g64".parse().unwrap());
-        for to in ["int2g64", "int4g32", "int8", "int8g128"] {
+        for to in ["int2g64", "int4g32", "int8", "int8g128", "int4k"] {
             let err = w.convert_to(to.parse().unwrap()).unwrap_err();
             assert!(err.contains("without re-quantizing"), "{err}");
+        }
+        let w = LinearWeight::quantize(matrix(2, 64), "int3k".parse().unwrap());
+        for to in ["int2k", "int4", "int8"] {
+            assert!(w.convert_to(to.parse().unwrap()).is_err(), "int3k → {to}");
         }
     }
 
     #[test]
     fn rows_dequantize_like_the_whole_matrix() {
-        for name in ["f32", "f16", "int8", "int4", "int3g64", "int2g128"] {
+        for name in ["f32", "f16", "int8", "int4", "int3g64", "int2g128", "int4k", "int2k"] {
             let w = LinearWeight::quantize(matrix(6, 77), name.parse().unwrap());
             let full = w.dequantize();
             let mut row = vec![0.0; 77];

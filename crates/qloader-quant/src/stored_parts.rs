@@ -10,7 +10,7 @@ use half::f16;
 use qloader_format::TensorParts;
 
 use qloader_kernels::{
-    DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Plain, StableBytes, Storage,
+    CompactMatrix, DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Plain, StableBytes, Storage,
 };
 
 use crate::LinearWeight;
@@ -46,6 +46,13 @@ pub enum StoredParts {
         scales: Vec<u8>,
         /// The offsets' bytes.
         offsets: Vec<u8>,
+    },
+    /// Compact super-blocks.
+    Compact {
+        /// Code width.
+        layout: qloader_format::compact::CompactLayout,
+        /// Every row's super-blocks.
+        codes: Vec<u8>,
     },
 }
 
@@ -84,6 +91,9 @@ impl StoredParts {
             StoredParts::Grouped { layout, codes, scales, offsets } => {
                 TensorParts::Grouped { layout: *layout, codes, scales, offsets }
             }
+            StoredParts::Compact { layout, codes } => {
+                TensorParts::Compact { layout: *layout, codes }
+            }
         }
     }
 }
@@ -104,6 +114,9 @@ impl LinearWeight {
                 scales: f16_bytes(m.scales()),
                 offsets: f16_bytes(m.offsets()),
             },
+            LinearWeight::Compact(m) => {
+                StoredParts::Compact { layout: m.layout(), codes: m.data().to_vec() }
+            }
         }
     }
 
@@ -172,6 +185,11 @@ impl LinearWeight {
                 )
                 .map(LinearWeight::Grouped)
                 .ok_or_else(|| bad("codes, scales or offsets"))
+            }
+            TensorParts::Compact { layout, codes } => {
+                CompactMatrix::from_parts(rows, cols, layout, storage(codes, owner, <[u8]>::to_vec))
+                    .map(LinearWeight::Compact)
+                    .ok_or_else(|| bad("super-blocks"))
             }
             _ => Err(bad("segments of an odd byte count")),
         }

@@ -128,8 +128,10 @@ impl KernelRegistry {
         }
         let declared = self.fallbacks.iter().find(|(from, _)| from == format.family());
         let mut targets: Vec<WeightFormat> = match declared {
-            Some((_, to)) => targets_in_family(format, to),
-            None => all_targets(format),
+            Some((_, to)) if !targets_in_family(format, to).is_empty() => {
+                targets_in_family(format, to)
+            }
+            _ => all_targets(format),
         };
         targets.retain(|&t| conversion(format, t).is_some());
         targets.sort_by_key(|t| {
@@ -159,10 +161,20 @@ fn targets_in_family(format: WeightFormat, family: &str) -> Vec<WeightFormat> {
 /// Every format `format` might convert to.
 fn all_targets(format: WeightFormat) -> Vec<WeightFormat> {
     let mut out = vec![WeightFormat::F16, WeightFormat::F32];
-    if let WeightFormat::Grouped(layout) = format {
-        for bits in qloader_format::grouped::BITS {
-            out.push(WeightFormat::grouped(bits, layout.group()));
+    match format {
+        WeightFormat::Grouped(layout) => {
+            for bits in qloader_format::grouped::BITS {
+                out.push(WeightFormat::grouped(bits, layout.group()));
+            }
         }
+        WeightFormat::Compact(_) => {
+            for bits in qloader_format::compact::BITS {
+                out.extend(
+                    qloader_format::compact::CompactLayout::new(bits).map(WeightFormat::Compact),
+                );
+            }
+        }
+        _ => {}
     }
     out.retain(|&t| t != format);
     out
@@ -179,7 +191,8 @@ mod tests {
     #[test]
     fn every_format_runs_natively_when_nothing_is_disabled() {
         let r = KernelRegistry::detect();
-        for name in ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2"] {
+        for name in ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int4k", "int2k"]
+        {
             let c = r.choose(f(name), ActivationFormat::Int8).unwrap();
             assert_eq!((c.runs_as, c.conversion), (f(name), None), "{name}");
             assert_eq!(c.kernel.isa, Kernels::detect().isa, "{name}: the tier the products use");
@@ -207,6 +220,18 @@ mod tests {
         r.disable("f32").unwrap();
         assert!(r.choose(f("int2"), ActivationFormat::F32).is_err());
         assert!(r.disable("int5").is_err());
+    }
+
+    #[test]
+    fn compact_codes_widen_within_compact_layouts() {
+        let mut r = KernelRegistry::detect();
+        r.disable("int2").unwrap();
+        let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();
+        assert_eq!((c.runs_as, c.conversion), (f("int3k"), Some(Fidelity::Exact)));
+        r.disable("int3").unwrap();
+        r.disable("int4").unwrap();
+        let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();
+        assert_eq!((c.runs_as, c.conversion), (f("f16"), Some(Fidelity::Rounded)));
     }
 
     #[test]

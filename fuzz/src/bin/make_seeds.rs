@@ -257,7 +257,7 @@ fn tiny_gguf() -> Vec<u8> {
 /// Packed models: every format once, with a bert header and blobs; and a
 /// llama header over no tensors.
 fn tiny_packed() -> Vec<Vec<u8>> {
-    let formats = ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64"];
+    let formats = ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64", "int4k", "int2k"];
     let weights: Vec<(String, LinearWeight)> = formats
         .iter()
         .enumerate()
@@ -274,6 +274,10 @@ fn tiny_packed() -> Vec<Vec<u8>> {
         architecture: "bert".into(),
         config,
         plan: None,
+        quantization: Some(qloader_format::QuantRecord {
+            method: qloader_format::QuantMethod::Imatrix,
+            calibration: Some("seed".into()),
+        }),
     };
     let mut writer = PackedWriter::new(meta);
     let (bert_config, _) = tiny_bert();
@@ -291,6 +295,7 @@ fn tiny_packed() -> Vec<Vec<u8>> {
         architecture: "llama".into(),
         config: serde_json::json!({"model": {"layers": 1}, "tokenizer": {}}),
         plan: None,
+        quantization: None,
     });
     llama.write(&path).expect("packed");
     let second = std::fs::read(&path).expect("packed");
@@ -343,6 +348,7 @@ fn tiny_table() -> SensitivityTable {
             e2e_samples: 1,
             e2e_tokens: 32,
         },
+        method: qloader_format::QuantMethod::Imatrix,
         measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],
         e2e_metric: Some(qloader_analyze::E2eMetric::Kl),
         e2e_formats: formats.iter().map(|f| f.to_string()).collect(),

@@ -73,7 +73,9 @@ impl Method {
     pub fn applies_to(&self, format: WeightFormat) -> bool {
         match self.method {
             QuantMethod::Rtn => false,
-            QuantMethod::Imatrix => matches!(format, WeightFormat::Grouped(_)),
+            QuantMethod::Imatrix => {
+                matches!(format, WeightFormat::Grouped(_) | WeightFormat::Compact(_))
+            }
             QuantMethod::Gptq => qloader_analyze::gptq::supports(format),
         }
     }

@@ -164,7 +164,8 @@ pub fn table_cases() -> Vec<Case> {
             "table/unknown-format",
             |t| t["formats"] = json!(["int8", "int5"]),
             "{path}: not a valid sensitivity table: format \"int5\": unknown weight format \
-             `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128})",
+             `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, \
+             int3k, int2k)",
         ),
         table_case(
             "table/measures-without-weight-mse",
@@ -302,13 +303,15 @@ pub fn plan_cases() -> Vec<Case> {
             "plan/unknown-format",
             |p| p["tensors"][1]["format"] = json!("int5"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: format: unknown weight format \
-             `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128})",
+             `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, \
+             int3k, int2k)",
         ),
         plan_case(
             "plan/unknown-run-format",
             |p| p["tensors"][1]["runs_as"] = json!("fp8"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: runs_as: unknown weight \
-             format `fp8` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128})",
+             format `fp8` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, \
+             int4k, int3k, int2k)",
         ),
         plan_case(
             "plan/unknown-measure",

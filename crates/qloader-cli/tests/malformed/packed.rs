@@ -46,12 +46,16 @@ pub fn bert_packed() -> Vec<u8> {
 
 /// The tiny decoder, packed with every quantizable tensor in int8.
 pub fn llama_packed() -> Vec<u8> {
+    llama_packed_in(WeightFormat::Int8PerChannel)
+}
+
+/// The tiny decoder, packed with every quantizable tensor in `format`.
+fn llama_packed_in(format: WeightFormat) -> Vec<u8> {
     let scratch = tempfile::tempdir().expect("a temporary directory");
     let path = scratch.path().join("model.gguf");
     std::fs::write(&path, gguf::Gguf::tiny().build()).expect("writing the tiny decoder");
     let out = scratch.path().join("model.qlm");
-    let int8 = |_: &str| WeightFormat::Int8PerChannel;
-    pack_llama(&path, &int8, None, &out, &mut |_, _| {}).expect("packing the tiny decoder");
+    pack_llama(&path, &|_| format, None, &out, &mut |_, _| {}).expect("packing the tiny decoder");
     std::fs::read(&out).expect("reading the packed decoder")
 }
 
@@ -196,8 +200,8 @@ pub fn cases() -> Vec<Case> {
         case(
             "packed/header-length-beyond-file",
             patched(&good, 16, &(good.len() as u64).to_le_bytes()),
-            "{path}: invalid packed model: header length 8416 runs past the end of the file \
-             (8392 bytes after the preamble; truncated?)",
+            "{path}: invalid packed model: header length 8480 runs past the end of the file \
+             (8456 bytes after the preamble; truncated?)",
         ),
         case(
             "packed/header-length-over-limit",
@@ -225,7 +229,7 @@ pub fn cases() -> Vec<Case> {
                 Parts::assemble_json(&json, &p.data)
             },
             "{path}: invalid packed model: header is not a valid packed-model header: EOF while \
-             parsing an object at line 1 column 4054",
+             parsing an object at line 1 column 4105",
         ),
         case(
             "packed/padding-not-zero",
@@ -239,7 +243,7 @@ pub fn cases() -> Vec<Case> {
                 b
             },
             "{path}: invalid packed model: padding between the header and the data section \
-             (bytes 4078..4096) is not zero",
+             (bytes 4129..4160) is not zero",
         ),
         header_case(
             "packed/header-unknown-field",
@@ -247,7 +251,15 @@ pub fn cases() -> Vec<Case> {
             |p| p.header["compression"] = json!("zstd"),
             "{path}: invalid packed model: header is not a valid packed-model header: unknown \
              field `compression`, expected one of `schema`, `version`, `created_by`, \
-             `architecture`, `config`, `plan`, `blobs`, `tensors` at line 1 column 175",
+             `architecture`, `config`, `plan`, `quantization`, `blobs`, `tensors` at line 1 \
+             column 175",
+        ),
+        header_case(
+            "packed/unknown-quantization-method",
+            p,
+            |p| p.header["quantization"]["method"] = json!("awq"),
+            "{path}: invalid packed model: header is not a valid packed-model header: unknown \
+             variant `awq`, expected one of `rtn`, `imatrix`, `gptq` at line 1 column 404",
         ),
         header_case(
             "packed/header-missing-field",
@@ -256,7 +268,7 @@ pub fn cases() -> Vec<Case> {
                 p.header.as_object_mut().expect("object").remove("created_by");
             },
             "{path}: invalid packed model: header is not a valid packed-model header: missing \
-             field `created_by` at line 1 column 4031",
+             field `created_by` at line 1 column 4082",
         ),
         header_case(
             "packed/header-wrong-schema",
@@ -564,6 +576,17 @@ pub fn cases() -> Vec<Case> {
             "{path}/tokenizer.json: invalid tokenizer: special token 99 is outside the 8 tokens",
         ),
     ]);
+    let compact = Parts::split(&llama_packed_in("int3k".parse().expect("a format")));
+    cases.push(header_case(
+        "packed/compact-segment-wrong-length",
+        &compact,
+        |p| {
+            let (_, len) = segment(p, "blk.0.attn_q.weight", "codes");
+            set_segment(p, "blk.0.attn_q.weight", "codes", "len", json!(len - 1));
+        },
+        "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 223 \
+         bytes, format int3k with shape [8, 8] needs 224",
+    ));
     let mut inspect = header_case(
         "packed-inspect/tensor-checksum-mismatch",
         p,

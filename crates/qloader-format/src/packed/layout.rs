@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::compact::CompactLayout;
 use crate::grouped::GroupedLayout;
 use crate::weight_format::WeightFormat;
 
@@ -79,6 +80,10 @@ pub fn segment_lengths(
                 (SegmentRole::Offsets, per_group),
             ]
         }
+        WeightFormat::Compact(layout) => {
+            let row_bytes = layout.row_bytes(usize::try_from(cols).ok()?) as u64;
+            vec![(SegmentRole::Codes, rows.checked_mul(row_bytes)?)]
+        }
     })
 }
 
@@ -116,6 +121,13 @@ pub enum TensorParts<'a> {
         /// `rows · ceil(cols / group)` `f16` offsets, row-major.
         offsets: &'a [u8],
     },
+    /// A compact format ([`crate::compact`]).
+    Compact {
+        /// Code width.
+        layout: CompactLayout,
+        /// `rows · layout.row_bytes(cols)` bytes of super-blocks, row by row.
+        codes: &'a [u8],
+    },
 }
 
 impl<'a> TensorParts<'a> {
@@ -126,6 +138,7 @@ impl<'a> TensorParts<'a> {
             TensorParts::F16 { .. } => WeightFormat::F16,
             TensorParts::Int8PerChannel { .. } => WeightFormat::Int8PerChannel,
             TensorParts::Grouped { layout, .. } => WeightFormat::Grouped(layout),
+            TensorParts::Compact { layout, .. } => WeightFormat::Compact(layout),
         }
     }
 
@@ -138,6 +151,7 @@ impl<'a> TensorParts<'a> {
             TensorParts::Int8PerChannel { codes, scales } => {
                 vec![(SegmentRole::Codes, codes), (SegmentRole::Scales, scales)]
             }
+            TensorParts::Compact { codes, .. } => vec![(SegmentRole::Codes, codes)],
             TensorParts::Grouped { codes, scales, offsets, .. } => vec![
                 (SegmentRole::Codes, codes),
                 (SegmentRole::Scales, scales),

@@ -263,6 +263,9 @@ impl<'a> TensorView<'a> {
                 scales: seg(SegmentRole::Scales),
                 offsets: seg(SegmentRole::Offsets),
             },
+            WeightFormat::Compact(layout) => {
+                TensorParts::Compact { layout, codes: seg(SegmentRole::Codes) }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! in_features`, the layout of a linear layer's weight, so groups and
 //! channels run along the input dimension.
 
+mod compact;
 mod dense;
 mod f16;
 mod grid_search;
@@ -11,6 +12,7 @@ mod grid_search_x86;
 mod grouped;
 mod int8;
 
+pub use compact::CompactMatrix;
 pub use dense::DenseMatrix;
 pub use f16::{HalfMatrix, HALF_PANEL_ROWS};
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};

@@ -64,6 +64,17 @@ impl Clone for AlignedBytes {
     }
 }
 
+/// One row as grouped parts, for [`TiledMatrix::from_decoded_rows`].
+#[derive(Debug, Clone, Default)]
+pub struct DecodedRow {
+    /// Packed code blocks ([`qloader_format::grouped`]).
+    pub codes: Vec<u8>,
+    /// One scale per group.
+    pub scales: Vec<half::f16>,
+    /// One offset per group.
+    pub offsets: Vec<half::f16>,
+}
+
 /// A grouped matrix in tiles.
 #[derive(Clone)]
 pub struct TiledMatrix {
@@ -95,6 +106,32 @@ impl TiledMatrix {
                         (row.codes, row.scales, row.offsets)
                     })
                     .collect();
+                write_panel(&PanelSource { layout, cols, rows }, out);
+            });
+        }
+        Self { rows, cols, layout, panel_bytes: bytes, data }
+    }
+
+    /// The tiles of a `rows × cols` matrix in `layout` whose row `r`
+    /// `decode(r)` gives as grouped parts: packed codes
+    /// (`layout.row_code_bytes(cols)`), and one `f16` scale and offset per
+    /// group (how formats stored otherwise, e.g. the compact ones, run on
+    /// the tile kernels). Panels are built in parallel.
+    pub fn from_decoded_rows(
+        rows: usize,
+        cols: usize,
+        layout: GroupedLayout,
+        decode: &(dyn Fn(usize) -> DecodedRow + Sync),
+    ) -> Self {
+        let bytes = panel_bytes(layout, cols);
+        let panels = rows.div_ceil(PANEL_ROWS);
+        let mut data = AlignedBytes::zeroed(panels * bytes);
+        if bytes > 0 {
+            data.bytes_mut().par_chunks_mut(bytes).enumerate().for_each(|(p, out)| {
+                let decoded: Vec<DecodedRow> =
+                    (p * PANEL_ROWS..((p + 1) * PANEL_ROWS).min(rows)).map(decode).collect();
+                let rows =
+                    decoded.iter().map(|d| (&d.codes[..], &d.scales[..], &d.offsets[..])).collect();
                 write_panel(&PanelSource { layout, cols, rows }, out);
             });
         }

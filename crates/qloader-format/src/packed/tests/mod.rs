@@ -61,6 +61,7 @@ impl OwnedTensor {
             WeightFormat::Grouped(layout) => {
                 TensorParts::Grouped { layout, codes: s(0), scales: s(1), offsets: s(2) }
             }
+            WeightFormat::Compact(layout) => TensorParts::Compact { layout, codes: s(0) },
         }
     }
 }
@@ -97,6 +98,9 @@ fn all_formats() -> Vec<WeightFormat> {
             formats.push(WeightFormat::grouped(bits, group));
         }
     }
+    for bits in crate::compact::BITS {
+        formats.push(WeightFormat::Compact(crate::compact::CompactLayout::new(bits).unwrap()));
+    }
     formats
 }
 
@@ -126,6 +130,8 @@ fn sample_model() -> Model {
     tensors.push(OwnedTensor::new("short", WeightFormat::grouped(2, 32), 7, 33, 102));
     tensors.push(OwnedTensor::new("exact", WeightFormat::grouped(4, 64), 2, 128, 103));
     tensors.push(OwnedTensor::new("bias", WeightFormat::F16, 1, 13, 104));
+    let int4k = WeightFormat::Compact(crate::compact::CompactLayout::new(4).unwrap());
+    tensors.push(OwnedTensor::new("super", int4k, 2, 576, 105));
     Model {
         meta: sample_meta(),
         blobs: vec![

@@ -1,0 +1,370 @@
+//! Bit layout of the compact grouped formats `int4k`, `int3k` and `int2k`:
+//! codes in sub-blocks of 32 values whose scales and mins are themselves
+//! quantized (to 6 or 4 bits) under two `f16` super-scales per super-block
+//! of 256 values, as llama.cpp's k-quants do. They cost 4.5, 3.5 and 2.375
+//! bits per weight where the grouped formats with one `f16` scale and
+//! offset per 32 values cost 5, 4 and 3.
+//!
+//! A row is cut into super-blocks of 256 values; the last one may be
+//! shorter (any multiple of 32 after padding the row with zeros), so any
+//! width works. A super-block of `n` sub-blocks is:
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 2 | `d`, `f16`: the scale of the sub-block scales |
+//! | 2 | `dmin`, `f16`: the scale of the sub-block mins |
+//! | 12 (`int4k`, `int3k`) | eight 6-bit scales and eight 6-bit mins, packed as llama.cpp's `Q4_K` packs them |
+//! | 8 (`int2k`) | one byte per sub-block: scale in the low nibble, min in the high one |
+//! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int3k`, `int2k`: each sub-block as a 32-value block of [`crate::grouped`] (12 or 8 bytes) |
+//!
+//! Value `v` of sub-block `s` with code `q` stands for
+//! `(d · sc[s]) · q − dmin · m[s]`, computed in `f32` in that order. Missing
+//! sub-blocks of a short super-block have scale and min 0.
+//!
+//! On rows whose width is a multiple of 256, `int4k` is byte for byte
+//! llama.cpp's `Q4_K` (block `block_q4_K`), so a row is a run of `Q4_K`
+//! blocks and de-quantizes to the same floats.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use half::f16;
+
+use crate::error::FormatError;
+use crate::grouped::{pack_block, unpack_block, BLOCK};
+
+/// Values per super-block.
+pub const SUPER: usize = 256;
+
+/// Sub-blocks per full super-block.
+pub const SUBS: usize = SUPER / BLOCK;
+
+/// Code widths of the compact formats.
+pub const BITS: [u8; 3] = [2, 3, 4];
+
+/// The code width of a compact format (validated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CompactLayout {
+    bits: u8,
+}
+
+impl CompactLayout {
+    /// A layout, if `bits ∈ {2, 3, 4}`.
+    pub fn new(bits: u8) -> Result<Self, FormatError> {
+        if BITS.contains(&bits) {
+            Ok(Self { bits })
+        } else {
+            Err(FormatError::UnknownFormat {
+                name: format!("int{bits}k"),
+                known: "int4k, int3k, int2k",
+            })
+        }
+    }
+
+    /// Bits per code.
+    pub fn bits(self) -> u8 {
+        self.bits
+    }
+
+    /// Largest code.
+    pub fn max_code(self) -> u8 {
+        ((1u16 << self.bits) - 1) as u8
+    }
+
+    /// Bits of each quantized sub-block scale and min.
+    pub fn scale_bits(self) -> u8 {
+        if self.bits == 2 {
+            4
+        } else {
+            6
+        }
+    }
+
+    /// Largest quantized sub-block scale or min.
+    pub fn max_scale(self) -> u8 {
+        ((1u16 << self.scale_bits()) - 1) as u8
+    }
+
+    /// Bytes of a super-block's packed sub-block scales and mins.
+    pub fn scale_bytes(self) -> usize {
+        if self.bits == 2 {
+            SUBS
+        } else {
+            12
+        }
+    }
+
+    /// Bytes of the codes of `subs` sub-blocks.
+    pub fn code_bytes(self, subs: usize) -> usize {
+        if self.bits == 4 {
+            subs.div_ceil(2) * 32
+        } else {
+            subs * BLOCK * self.bits as usize / 8
+        }
+    }
+
+    /// Bytes of a super-block of `subs` sub-blocks.
+    pub fn super_block_bytes(self, subs: usize) -> usize {
+        4 + self.scale_bytes() + self.code_bytes(subs)
+    }
+
+    /// Bytes of one row of `cols` values.
+    pub fn row_bytes(self, cols: usize) -> usize {
+        let full = cols / SUPER;
+        let tail = (cols % SUPER).div_ceil(BLOCK);
+        full * self.super_block_bytes(SUBS)
+            + if tail > 0 { self.super_block_bytes(tail) } else { 0 }
+    }
+
+    /// Bytes of a `rows × cols` matrix.
+    pub fn storage_bytes(self, rows: usize, cols: usize) -> usize {
+        rows * self.row_bytes(cols)
+    }
+
+    /// Bits per weight of full super-blocks.
+    pub fn bits_per_weight(self) -> f64 {
+        self.super_block_bytes(SUBS) as f64 * 8.0 / SUPER as f64
+    }
+}
+
+/// One super-block, unpacked: the super-scales, the quantized sub-block
+/// scales and mins, and every code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuperBlock {
+    /// Scale of the sub-block scales.
+    pub d: f16,
+    /// Scale of the sub-block mins.
+    pub dmin: f16,
+    /// Quantized scale of each sub-block (at most the layout's max scale).
+    pub scales: [u8; SUBS],
+    /// Quantized min of each sub-block.
+    pub mins: [u8; SUBS],
+    /// Codes, `32 · subs` of them (at most the layout's max code).
+    pub codes: Vec<u8>,
+}
+
+impl SuperBlock {
+    /// Sub-blocks held.
+    pub fn subs(&self) -> usize {
+        self.codes.len() / BLOCK
+    }
+
+    /// Sub-block `s`'s effective scale and offset: value = scale · q + offset.
+    pub fn sub_grid(&self, s: usize) -> (f32, f32) {
+        let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
+        (d * self.scales[s] as f32, -(dmin * self.mins[s] as f32))
+    }
+
+    /// Writes the super-block into `out` (`layout.super_block_bytes(subs)`).
+    pub fn pack(&self, layout: CompactLayout, out: &mut [u8]) {
+        let subs = self.subs();
+        out[0..2].copy_from_slice(&self.d.to_bits().to_le_bytes());
+        out[2..4].copy_from_slice(&self.dmin.to_bits().to_le_bytes());
+        let scales_end = 4 + layout.scale_bytes();
+        if layout.bits == 2 {
+            for s in 0..SUBS {
+                out[4 + s] = (self.scales[s] & 0x0f) | (self.mins[s] << 4);
+            }
+        } else {
+            pack_scales_6bit(&self.scales, &self.mins, &mut out[4..16]);
+        }
+        let codes = &mut out[scales_end..scales_end + layout.code_bytes(subs)];
+        if layout.bits == 4 {
+            codes.fill(0);
+            for (s, sub) in self.codes.chunks_exact(BLOCK).enumerate() {
+                let pair = &mut codes[(s / 2) * 32..(s / 2) * 32 + 32];
+                let shift = 4 * (s % 2);
+                for (b, &q) in pair.iter_mut().zip(sub) {
+                    *b |= (q & 0x0f) << shift;
+                }
+            }
+        } else {
+            let bytes = BLOCK * layout.bits as usize / 8;
+            let mut sub = [0u8; BLOCK];
+            for (chunk, o) in self.codes.chunks_exact(BLOCK).zip(codes.chunks_exact_mut(bytes)) {
+                sub.copy_from_slice(chunk);
+                pack_block(layout.bits, &sub, o);
+            }
+        }
+    }
+
+    /// Reads a super-block of `subs` sub-blocks from `bytes`.
+    pub fn unpack(layout: CompactLayout, bytes: &[u8], subs: usize) -> Self {
+        let d = f16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]]));
+        let dmin = f16::from_bits(u16::from_le_bytes([bytes[2], bytes[3]]));
+        let (mut scales, mut mins) = ([0u8; SUBS], [0u8; SUBS]);
+        if layout.bits == 2 {
+            for s in 0..SUBS {
+                scales[s] = bytes[4 + s] & 0x0f;
+                mins[s] = bytes[4 + s] >> 4;
+            }
+        } else {
+            (scales, mins) = unpack_scales_6bit(&bytes[4..16]);
+        }
+        let at = 4 + layout.scale_bytes();
+        let codes_in = &bytes[at..at + layout.code_bytes(subs)];
+        let mut codes = vec![0u8; subs * BLOCK];
+        if layout.bits == 4 {
+            for (s, sub) in codes.chunks_exact_mut(BLOCK).enumerate() {
+                let pair = &codes_in[(s / 2) * 32..(s / 2) * 32 + 32];
+                let shift = 4 * (s % 2);
+                for (q, &b) in sub.iter_mut().zip(pair) {
+                    *q = (b >> shift) & 0x0f;
+                }
+            }
+        } else {
+            let bytes = BLOCK * layout.bits as usize / 8;
+            for (sub, packed) in codes.chunks_exact_mut(BLOCK).zip(codes_in.chunks_exact(bytes)) {
+                sub.copy_from_slice(&unpack_block(layout.bits, packed));
+            }
+        }
+        Self { d, dmin, scales, mins, codes }
+    }
+}
+
+/// Packs eight 6-bit scales and mins into 12 bytes as llama.cpp's `Q4_K`
+/// does: bytes 0..4 hold scales 0..4 (low 6 bits) and the top two bits of
+/// scales 4..8; bytes 4..8 the same for the mins; bytes 8..12 the low
+/// nibbles of scales 4..8 and, in their high nibbles, of mins 4..8.
+pub fn pack_scales_6bit(scales: &[u8; SUBS], mins: &[u8; SUBS], out: &mut [u8]) {
+    for j in 0..4 {
+        out[j] = (scales[j] & 63) | ((scales[j + 4] >> 4) << 6);
+        out[j + 4] = (mins[j] & 63) | ((mins[j + 4] >> 4) << 6);
+        out[j + 8] = (scales[j + 4] & 0x0f) | ((mins[j + 4] & 0x0f) << 4);
+    }
+}
+
+/// Unpacks [`pack_scales_6bit`].
+pub fn unpack_scales_6bit(q: &[u8]) -> ([u8; SUBS], [u8; SUBS]) {
+    let (mut scales, mut mins) = ([0u8; SUBS], [0u8; SUBS]);
+    for j in 0..SUBS {
+        if j < 4 {
+            scales[j] = q[j] & 63;
+            mins[j] = q[j + 4] & 63;
+        } else {
+            scales[j] = (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4);
+            mins[j] = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+        }
+    }
+    (scales, mins)
+}
+
+/// Calls `each(super_block_index, first_column, subs, bytes)` for every
+/// super-block of a row of `cols` values stored in `row` (`row_bytes(cols)`).
+pub fn for_each_super_block(
+    layout: CompactLayout,
+    row: &[u8],
+    cols: usize,
+    mut each: impl FnMut(usize, usize, usize, &[u8]),
+) {
+    let mut at = 0;
+    for (i, start) in (0..cols).step_by(SUPER).enumerate() {
+        let subs = (cols - start).min(SUPER).div_ceil(BLOCK);
+        let len = layout.super_block_bytes(subs);
+        each(i, start, subs, &row[at..at + len]);
+        at += len;
+    }
+}
+
+/// The values of one row of `cols` stored in `row`, into `out` (`cols`
+/// long), exactly as the layout defines them (and as llama.cpp's `Q4_K`
+/// de-quantizes `int4k` rows whose width is a multiple of 256).
+pub fn dequantize_row(layout: CompactLayout, row: &[u8], cols: usize, out: &mut [f32]) {
+    for_each_super_block(layout, row, cols, |_, start, subs, bytes| {
+        let block = SuperBlock::unpack(layout, bytes, subs);
+        for s in 0..subs {
+            let (scale, offset) = block.sub_grid(s);
+            for l in 0..BLOCK {
+                let c = start + s * BLOCK + l;
+                if c < cols {
+                    out[c] = scale * block.codes[s * BLOCK + l] as f32 + offset;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_table() {
+        let [i2, i3, i4] = BITS.map(|b| CompactLayout::new(b).unwrap());
+        assert_eq!(i4.super_block_bytes(SUBS), 144, "Q4_K's block_q4_K");
+        assert_eq!(
+            (i4.bits_per_weight(), i3.bits_per_weight(), i2.bits_per_weight()),
+            (4.5, 3.5, 2.375)
+        );
+        // 576 = 2 · 256 + 64: two full super-blocks and one of 2 sub-blocks.
+        assert_eq!(i4.row_bytes(576), 2 * 144 + 4 + 12 + 32);
+        assert_eq!(i3.row_bytes(576), 2 * 112 + 4 + 12 + 24);
+        assert_eq!(i2.row_bytes(576), 2 * 76 + 4 + 8 + 16);
+        // A 33-wide row pads to two sub-blocks.
+        assert_eq!(i4.row_bytes(33), 4 + 12 + 32);
+        assert_eq!(i3.storage_bytes(3, 256), 3 * 112);
+        assert!(CompactLayout::new(5).is_err() && CompactLayout::new(8).is_err());
+    }
+
+    #[test]
+    fn scales_pack_as_q4_k() {
+        let scales = [1, 2, 3, 63, 17, 33, 48, 63];
+        let mins = [0, 5, 60, 7, 63, 1, 32, 16];
+        let mut q = [0u8; 12];
+        pack_scales_6bit(&scales, &mins, &mut q);
+        assert_eq!(unpack_scales_6bit(&q), (scales, mins));
+        // llama.cpp's get_scale_min_k4 for j = 5: scale from the low nibble
+        // of byte 9 and the top bits of byte 1.
+        assert_eq!((q[9] & 0x0f) | ((q[1] >> 6) << 4), 33);
+    }
+
+    #[test]
+    fn super_blocks_round_trip_for_every_width_and_length() {
+        for bits in BITS {
+            let layout = CompactLayout::new(bits).unwrap();
+            for subs in [1, 2, 3, 7, 8] {
+                let codes: Vec<u8> = (0..subs * BLOCK)
+                    .map(|i| (i * 5 % (layout.max_code() as usize + 1)) as u8)
+                    .collect();
+                let max = layout.max_scale();
+                let block = SuperBlock {
+                    d: f16::from_f32(0.01),
+                    dmin: f16::from_f32(0.002),
+                    scales: core::array::from_fn(|s| {
+                        if s < subs {
+                            (s as u8 * 7) % (max + 1)
+                        } else {
+                            0
+                        }
+                    }),
+                    mins: core::array::from_fn(|s| {
+                        if s < subs {
+                            (s as u8 * 3 + 1) % (max + 1)
+                        } else {
+                            0
+                        }
+                    }),
+                    codes,
+                };
+                let mut bytes = vec![0u8; layout.super_block_bytes(subs)];
+                block.pack(layout, &mut bytes);
+                assert_eq!(SuperBlock::unpack(layout, &bytes, subs), block, "int{bits}k, {subs}");
+            }
+        }
+    }
+
+    #[test]
+    fn int4k_codes_sit_where_q4_k_puts_them() {
+        let layout = CompactLayout::new(4).unwrap();
+        let mut codes = vec![0u8; SUPER];
+        codes[BLOCK + 3] = 0xa; // sub-block 1, value 3: high nibble of byte 3
+        codes[2 * BLOCK] = 0x5; // sub-block 2, value 0: low nibble of byte 32
+        let block =
+            SuperBlock { d: f16::ONE, dmin: f16::ZERO, scales: [1; SUBS], mins: [0; SUBS], codes };
+        let mut bytes = vec![0u8; 144];
+        block.pack(layout, &mut bytes);
+        assert_eq!(bytes[16 + 3], 0xa0);
+        assert_eq!(bytes[16 + 32], 0x05);
+        let mut out = vec![0.0; SUPER];
+        dequantize_row(layout, &bytes, SUPER, &mut out);
+        assert_eq!((out[BLOCK + 3], out[2 * BLOCK], out[0]), (10.0, 5.0, 0.0));
+    }
+}

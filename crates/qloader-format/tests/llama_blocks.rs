@@ -1,0 +1,50 @@
+//! Bit identity with llama.cpp: blocks written by llama.cpp's own quantizer
+//! (`scripts/make-llama-blocks.sh` runs `ggml_quantize_chunk`, the files are
+//! checked in) read by QLoader's layouts that claim the same bytes give the
+//! floats llama.cpp de-quantizes them to, bit for bit, and re-pack to the
+//! same bytes — so a plan's `int4k` tensors are `Q4_K` tensors as they are.
+
+use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
+use qloader_format::gguf::{dequantize, GgmlType};
+
+const ROWS: usize = 2;
+const COLS: usize = 512;
+
+fn data(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn floats(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+#[test]
+fn int4k_rows_are_llama_cpp_q4_k_blocks() {
+    let (bytes, want) = (data("llama-q4_k.bin"), floats(&data("llama-q4_k.f32")));
+    let layout = CompactLayout::new(4).unwrap();
+    let row_bytes = layout.row_bytes(COLS);
+    assert_eq!(bytes.len(), ROWS * row_bytes, "two super-blocks of 144 bytes per row");
+    for r in 0..ROWS {
+        let row = &bytes[r * row_bytes..(r + 1) * row_bytes];
+        let mut ours = vec![0.0f32; COLS];
+        qloader_format::compact::dequantize_row(layout, row, COLS, &mut ours);
+        let theirs = &want[r * COLS..(r + 1) * COLS];
+        for (c, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "row {r} column {c}: {a} vs llama.cpp {b}");
+        }
+        // The GGUF reader's Q4_K agrees too.
+        let mut gguf = vec![0.0f32; COLS];
+        dequantize(GgmlType::Q4K, row, &mut gguf).unwrap();
+        assert_eq!(gguf, ours);
+        // Unpacked and packed again: the same bytes.
+        let mut repacked = vec![0u8; row_bytes];
+        let mut at = 0;
+        for_each_super_block(layout, row, COLS, |_, _, subs, block| {
+            let len = layout.super_block_bytes(subs);
+            SuperBlock::unpack(layout, block, subs).pack(layout, &mut repacked[at..at + len]);
+            at += len;
+        });
+        assert_eq!(repacked, row);
+    }
+}

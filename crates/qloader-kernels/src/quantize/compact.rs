@@ -1,0 +1,365 @@
+//! Compact formats (`int4k`, `int3k`, `int2k`: sub-blocks of 32 with
+//! quantized scales and mins under `f16` super-scales per 256 values; bit
+//! layout in [`qloader_format::compact`]): the quantizer and the matrix.
+//!
+//! The quantizer fits each super-block in three steps:
+//! 1. each sub-block's grid `scale · q − min` by the grouped formats'
+//!    clipping search ([`fit_group`], weighted by the input columns'
+//!    importance when given), with `min ≥ 0` (a sub-block of positive
+//!    values keeps 0 as its lowest level);
+//! 2. the super-scales `d = max scale / max_scale` and `dmin = max min /
+//!    max_scale` (rounded to `f16`), each sub-block's scale and min rounded
+//!    to their integer steps;
+//! 3. for each sub-block, the integer scale and min within one step of the
+//!    rounded ones whose codes (each rounded to its nearest level) give the
+//!    least (weighted) squared error.
+//!
+//! Products run on the tile kernels: the tiles hold each sub-block as a
+//! 32-value group with `f16(d · sc)` as its scale and `f16(−dmin · m)` as
+//! its offset (within 2⁻¹¹ relative of the exact values), built at the first
+//! product like a grouped matrix's.
+
+use half::f16;
+use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock, SUBS, SUPER};
+use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+use super::grid_search::code;
+use super::{fit_group, DenseMatrix};
+use crate::storage::Storage;
+use crate::tiles::{DecodedRow, TiledMatrix};
+
+/// A `rows × cols` matrix in a compact format.
+#[derive(Debug, Clone)]
+pub struct CompactMatrix {
+    rows: usize,
+    cols: usize,
+    layout: CompactLayout,
+    data: Storage<u8>,
+    tiles: OnceLock<TiledMatrix>,
+}
+
+impl PartialEq for CompactMatrix {
+    /// Equal shape, layout and bytes (the tiles are a derived copy).
+    fn eq(&self, other: &Self) -> bool {
+        (self.rows, self.cols, self.layout) == (other.rows, other.cols, other.layout)
+            && self.data == other.data
+    }
+}
+
+impl CompactMatrix {
+    /// Quantizes `w`, each squared error of column `c` weighted by
+    /// `importance[c]` if given (see the module documentation).
+    ///
+    /// # Panics
+    /// If `importance` is given and its length is not `w.cols()`.
+    pub fn quantize(w: &DenseMatrix, layout: CompactLayout, importance: Option<&[f32]>) -> Self {
+        let (rows, cols) = (w.rows(), w.cols());
+        if let Some(imp) = importance {
+            assert_eq!(imp.len(), cols, "one importance per input column");
+        }
+        let row_bytes = layout.row_bytes(cols);
+        let mut data = vec![0u8; rows * row_bytes];
+        if rows > 0 && row_bytes > 0 {
+            data.par_chunks_mut(row_bytes).enumerate().for_each(|(r, out)| {
+                quantize_row(w.row(r), importance, layout, out);
+            });
+        }
+        Self { rows, cols, layout, data: data.into(), tiles: OnceLock::new() }
+    }
+
+    /// A matrix over stored bytes (`rows · layout.row_bytes(cols)`); `None`
+    /// if the length disagrees with the shape.
+    pub fn from_parts(
+        rows: usize,
+        cols: usize,
+        layout: CompactLayout,
+        data: impl Into<Storage<u8>>,
+    ) -> Option<Self> {
+        let data = data.into();
+        (rows.checked_mul(layout.row_bytes(cols)) == Some(data.len())).then(|| Self {
+            rows,
+            cols,
+            layout,
+            data,
+            tiles: OnceLock::new(),
+        })
+    }
+
+    /// Rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The code width.
+    pub fn layout(&self) -> CompactLayout {
+        self.layout
+    }
+
+    /// The grouped layout the tiles use: the code width in groups of 32.
+    pub fn tile_layout(&self) -> GroupedLayout {
+        GroupedLayout::new(self.layout.bits(), BLOCK)
+            .expect("2, 3 and 4 bits exist in groups of 32")
+    }
+
+    /// Every row's super-blocks, row after row.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Row `r`'s bytes.
+    pub fn row(&self, r: usize) -> &[u8] {
+        let n = self.layout.row_bytes(self.cols);
+        &self.data[r * n..(r + 1) * n]
+    }
+
+    /// Whether the bytes are a view of a memory-mapped model.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_shared()
+    }
+
+    /// Bytes of storage.
+    pub fn storage_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The exact values (`d · sc · q − dmin · m` in `f32`).
+    pub fn dequantize(&self) -> DenseMatrix {
+        let mut data = vec![0.0f32; self.rows * self.cols];
+        self.dequantize_into(&mut data);
+        DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// [`CompactMatrix::dequantize`] into `out` (`rows × cols`).
+    ///
+    /// # Panics
+    /// If `out` does not hold `rows × cols` values.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.rows * self.cols, "one value per weight");
+        if self.cols > 0 {
+            out.par_chunks_mut(self.cols).enumerate().with_min_len(16).for_each(|(r, out)| {
+                qloader_format::compact::dequantize_row(self.layout, self.row(r), self.cols, out)
+            });
+        }
+    }
+
+    /// The matrix in tiles (made on the first call, kept).
+    pub fn tiles(&self) -> &TiledMatrix {
+        self.tiles.get_or_init(|| {
+            let layout = self.tile_layout();
+            TiledMatrix::from_decoded_rows(self.rows, self.cols, layout, &|r| {
+                self.decode_row(r, layout)
+            })
+        })
+    }
+
+    /// Row `r` as grouped parts in `layout` (groups of 32).
+    fn decode_row(&self, r: usize, layout: GroupedLayout) -> DecodedRow {
+        let groups = self.cols.div_ceil(BLOCK);
+        let mut out = DecodedRow {
+            codes: vec![0u8; layout.row_code_bytes(self.cols)],
+            scales: Vec::with_capacity(groups),
+            offsets: Vec::with_capacity(groups),
+        };
+        let block_bytes = layout.block_bytes();
+        for_each_super_block(self.layout, self.row(r), self.cols, |i, _, subs, bytes| {
+            let block = SuperBlock::unpack(self.layout, bytes, subs);
+            for s in 0..subs {
+                let (scale, offset) = block.sub_grid(s);
+                out.scales.push(f16::from_f32(scale));
+                out.offsets.push(f16::from_f32(offset));
+                let g = i * SUBS + s;
+                let codes: &[u8; BLOCK] =
+                    block.codes[s * BLOCK..(s + 1) * BLOCK].try_into().expect("32 codes");
+                pack_block(
+                    layout.bits(),
+                    codes,
+                    &mut out.codes[g * block_bytes..(g + 1) * block_bytes],
+                );
+            }
+        });
+        out
+    }
+}
+
+/// Quantizes one row into `out` (`layout.row_bytes(row.len())`).
+fn quantize_row(row: &[f32], importance: Option<&[f32]>, layout: CompactLayout, out: &mut [u8]) {
+    let ones = [1.0f32; SUPER];
+    let mut at = 0;
+    for start in (0..row.len()).step_by(SUPER) {
+        let x = &row[start..(start + SUPER).min(row.len())];
+        let w = importance.map_or(&ones[..x.len()], |imp| &imp[start..start + x.len()]);
+        let block = quantize_super_block(x, w, layout);
+        let len = layout.super_block_bytes(block.subs());
+        block.pack(layout, &mut out[at..at + len]);
+        at += len;
+    }
+}
+
+/// The super-block of values `x` (at most 256; the last sub-block padded
+/// with zeros of weight 0) with weights `w`.
+fn quantize_super_block(x: &[f32], w: &[f32], layout: CompactLayout) -> SuperBlock {
+    let subs = x.len().div_ceil(BLOCK);
+    let max_code = layout.max_code();
+    // 1. Each sub-block's own grid, its min clamped to at least 0.
+    let mut grids = [(0.0f32, 0.0f32); SUBS];
+    for (s, grid) in grids.iter_mut().enumerate().take(subs) {
+        let (xs, ws) = sub_block(x, w, s);
+        let (scale, offset) = fit_group(xs, ws, max_code);
+        let (scale, offset) = (scale.to_f32(), offset.to_f32());
+        *grid = if offset > 0.0 {
+            let hi = xs.iter().copied().fold(0.0f32, f32::max);
+            (hi / max_code as f32, 0.0)
+        } else {
+            (scale.max(0.0), -offset)
+        };
+    }
+    // 2. Super-scales and the rounded integer scales and mins.
+    let top = layout.max_scale() as f32;
+    let super_scale = |v: f32| f16::from_f32(if v > 0.0 && v.is_finite() { v / top } else { 0.0 });
+    let max_of = |f: fn(&(f32, f32)) -> f32| grids[..subs].iter().map(f).fold(0.0f32, f32::max);
+    let d = super_scale(max_of(|g| g.0));
+    let dmin = super_scale(max_of(|g| g.1));
+    let step = |v: f32, unit: f16| -> i32 {
+        let unit = unit.to_f32();
+        if unit > 0.0 {
+            ((v / unit).round() as i32).clamp(0, top as i32)
+        } else {
+            0
+        }
+    };
+    // 3. Within one step of the rounded values, the pair with the least error.
+    let mut block =
+        SuperBlock { d, dmin, scales: [0; SUBS], mins: [0; SUBS], codes: vec![0u8; subs * BLOCK] };
+    let (df, dminf) = (d.to_f32(), dmin.to_f32());
+    for (s, &(scale, min)) in grids.iter().enumerate().take(subs) {
+        let (xs, ws) = sub_block(x, w, s);
+        let (sc0, m0) = (step(scale, d), step(min, dmin));
+        let mut best = (f32::INFINITY, 0u8, 0u8);
+        for sc in (sc0 - 1).max(0)..=(sc0 + 1).min(top as i32) {
+            for m in (m0 - 1).max(0)..=(m0 + 1).min(top as i32) {
+                let (scale, offset) = (df * sc as f32, -(dminf * m as f32));
+                let err = grid_error(xs, ws, scale, offset, max_code);
+                if err < best.0 {
+                    best = (err, sc as u8, m as u8);
+                }
+            }
+        }
+        block.scales[s] = best.1;
+        block.mins[s] = best.2;
+        let (scale, offset) = (df * best.1 as f32, -(dminf * best.2 as f32));
+        let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for (q, &v) in block.codes[s * BLOCK..].iter_mut().zip(xs) {
+            *q = code(v, offset, inv, max_code as f32);
+        }
+    }
+    block
+}
+
+/// Sub-block `s` of `x` and its weights (the last may be short).
+fn sub_block<'a>(x: &'a [f32], w: &'a [f32], s: usize) -> (&'a [f32], &'a [f32]) {
+    let range = s * BLOCK..((s + 1) * BLOCK).min(x.len());
+    (&x[range.clone()], &w[range])
+}
+
+/// `Σ w (scale · q + offset − x)²` with each `q` the nearest level.
+fn grid_error(x: &[f32], w: &[f32], scale: f32, offset: f32, max_code: u8) -> f32 {
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    x.iter()
+        .zip(w)
+        .map(|(&v, &wt)| {
+            let q = code(v, offset, inv, max_code as f32) as f32;
+            let e = scale * q + offset - v;
+            wt * e * e
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GroupedMatrix;
+
+    fn weights(rows: usize, cols: usize, seed: u32) -> DenseMatrix {
+        let mut state = seed;
+        let data = (0..rows * cols)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let u = (state >> 8) as f32 / (1u32 << 24) as f32;
+                (u - 0.45) * 0.2 * (1.0 + 3.0 * u * u)
+            })
+            .collect();
+        DenseMatrix::new(rows, cols, data).unwrap()
+    }
+
+    fn mse(a: &DenseMatrix, b: &DenseMatrix) -> f64 {
+        a.data().iter().zip(b.data()).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>()
+            / a.data().len() as f64
+    }
+
+    #[test]
+    fn every_width_round_trips_its_bytes_and_sizes() {
+        for bits in qloader_format::compact::BITS {
+            let layout = CompactLayout::new(bits).unwrap();
+            for cols in [32, 33, 256, 300, 576] {
+                let w = weights(5, cols, cols as u32);
+                let q = CompactMatrix::quantize(&w, layout, None);
+                assert_eq!(q.storage_bytes(), layout.storage_bytes(5, cols));
+                let back = CompactMatrix::from_parts(5, cols, layout, q.data().to_vec()).unwrap();
+                assert_eq!(back, q);
+                assert!(CompactMatrix::from_parts(5, cols, layout, vec![0u8; 3]).is_none());
+            }
+        }
+    }
+
+    /// Each compact format is about as close as the grouped format of the
+    /// same width in groups of 32 (which costs 0.5–0.625 bits more), and
+    /// its tiles hold its values to f16 precision.
+    #[test]
+    fn close_to_the_grouped_format_and_tiles_agree() {
+        let w = weights(16, 576, 7);
+        for bits in qloader_format::compact::BITS {
+            let layout = CompactLayout::new(bits).unwrap();
+            let q = CompactMatrix::quantize(&w, layout, None);
+            let exact = q.dequantize();
+            let grouped = GroupedMatrix::quantize(&w, GroupedLayout::new(bits, 32).unwrap());
+            let (compact_err, grouped_err) = (mse(&exact, &w), mse(&grouped.dequantize(), &w));
+            assert!(
+                compact_err < 1.3 * grouped_err,
+                "int{bits}k {compact_err} vs g32 {grouped_err}"
+            );
+            // Scale and offset each within 2⁻¹¹ relative: the error is at most
+            // that fraction of |scale · q| + |offset| ≤ 2 · the largest value.
+            let largest = w.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let tiled = q.tiles().dequantize();
+            for (a, b) in tiled.data().iter().zip(exact.data()) {
+                assert!((a - b).abs() <= 2.0 * largest / 2048.0, "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn importance_lowers_the_weighted_error() {
+        let w = weights(8, 256, 3);
+        let importance: Vec<f32> = (0..256).map(|c| if c % 5 == 0 { 50.0 } else { 1.0 }).collect();
+        let layout = CompactLayout::new(3).unwrap();
+        let weighted_err = |q: &CompactMatrix| {
+            let d = q.dequantize();
+            d.data()
+                .iter()
+                .zip(w.data())
+                .enumerate()
+                .map(|(i, (a, b))| importance[i % 256] as f64 * ((a - b) as f64).powi(2))
+                .sum::<f64>()
+        };
+        let plain = weighted_err(&CompactMatrix::quantize(&w, layout, None));
+        let weighted = weighted_err(&CompactMatrix::quantize(&w, layout, Some(&importance)));
+        assert!(weighted < 0.9 * plain, "weighted {weighted} vs plain {plain}");
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Regenerates the checked-in llama.cpp blocks of the bit-identity tests
+# (crates/qloader-format/tests/data/llama-*.bin and .f32): builds
+# scripts/llama-blocks.c against the ggml that scripts/llama-cpp.sh built and
+# runs it once per type. Run by hand; the tests only read the outputs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(scripts/llama-cpp.sh)
+BUILD=$(dirname "$BIN")
+SRC=$(ls -d "${QLOADER_CACHE:-$HOME/.cache/qloader}"/llama-cpp/src-*/vendor/llama.cpp | head -1)
+OUT=crates/qloader-format/tests/data
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
+   "$BUILD/ggml/src/libggml-base.a" -fopenmp -lstdc++ -lm -lpthread -o "$TMP/llama-blocks"
+# GGML_TYPE_Q4_K = 12.
+"$TMP/llama-blocks" 12 "$OUT/llama-q4_k.bin" "$OUT/llama-q4_k.f32"
