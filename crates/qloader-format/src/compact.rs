@@ -13,8 +13,8 @@
 //! |---|---|
 //! | 2 | `d`, `f16`: the scale of the sub-block scales |
 //! | 2 | `dmin`, `f16`: the scale of the sub-block mins |
-//! | 12 (`int4k`, `int3k`) | eight 6-bit scales and eight 6-bit mins, packed as llama.cpp's `Q4_K` packs them |
-//! | 8 (`int2k`) | one byte per sub-block: scale in the low nibble, min in the high one |
+//! | 12 (`int4k`, `int3k`) | eight 6-bit scales and eight 6-bit mins, packed as llama.cpp's `Q4_K` packs them; a short super-block's `n` scales then `n` mins, 6 bits each, least significant bit first, in `⌈12n/8⌉` bytes |
+//! | `n` (`int2k`) | one byte per sub-block: scale in the low nibble, min in the high one |
 //! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int3k`, `int2k`: each sub-block as a 32-value block of [`crate::grouped`] (12 or 8 bytes) |
 //!
 //! Value `v` of sub-block `s` with code `q` stands for
@@ -83,12 +83,14 @@ impl CompactLayout {
         ((1u16 << self.scale_bits()) - 1) as u8
     }
 
-    /// Bytes of a super-block's packed sub-block scales and mins.
-    pub fn scale_bytes(self) -> usize {
-        if self.bits == 2 {
-            SUBS
-        } else {
-            12
+    /// Bytes of the packed sub-block scales and mins of a super-block of
+    /// `subs` sub-blocks: a full one's as `Q4_K`'s (12 bytes) or one byte per
+    /// sub-block (4-bit); a short one's 6-bit values packed tight.
+    pub fn scale_bytes(self, subs: usize) -> usize {
+        match (self.bits, subs) {
+            (2, n) => n,
+            (_, SUBS) => 12,
+            (_, n) => (12 * n).div_ceil(8),
         }
     }
 
@@ -103,7 +105,7 @@ impl CompactLayout {
 
     /// Bytes of a super-block of `subs` sub-blocks.
     pub fn super_block_bytes(self, subs: usize) -> usize {
-        4 + self.scale_bytes() + self.code_bytes(subs)
+        4 + self.scale_bytes(subs) + self.code_bytes(subs)
     }
 
     /// Bytes of one row of `cols` values.
@@ -158,13 +160,15 @@ impl SuperBlock {
         let subs = self.subs();
         out[0..2].copy_from_slice(&self.d.to_bits().to_le_bytes());
         out[2..4].copy_from_slice(&self.dmin.to_bits().to_le_bytes());
-        let scales_end = 4 + layout.scale_bytes();
+        let scales_end = 4 + layout.scale_bytes(subs);
         if layout.bits == 2 {
-            for s in 0..SUBS {
+            for s in 0..subs {
                 out[4 + s] = (self.scales[s] & 0x0f) | (self.mins[s] << 4);
             }
-        } else {
+        } else if subs == SUBS {
             pack_scales_6bit(&self.scales, &self.mins, &mut out[4..16]);
+        } else {
+            pack_short_6bit(&self.scales[..subs], &self.mins[..subs], &mut out[4..scales_end]);
         }
         let codes = &mut out[scales_end..scales_end + layout.code_bytes(subs)];
         if layout.bits == 4 {
@@ -191,15 +195,17 @@ impl SuperBlock {
         let d = f16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]]));
         let dmin = f16::from_bits(u16::from_le_bytes([bytes[2], bytes[3]]));
         let (mut scales, mut mins) = ([0u8; SUBS], [0u8; SUBS]);
+        let at = 4 + layout.scale_bytes(subs);
         if layout.bits == 2 {
-            for s in 0..SUBS {
+            for s in 0..subs {
                 scales[s] = bytes[4 + s] & 0x0f;
                 mins[s] = bytes[4 + s] >> 4;
             }
-        } else {
+        } else if subs == SUBS {
             (scales, mins) = unpack_scales_6bit(&bytes[4..16]);
+        } else {
+            unpack_short_6bit(&bytes[4..at], &mut scales[..subs], &mut mins[..subs]);
         }
-        let at = 4 + layout.scale_bytes();
         let codes_in = &bytes[at..at + layout.code_bytes(subs)];
         let mut codes = vec![0u8; subs * BLOCK];
         if layout.bits == 4 {
@@ -245,6 +251,36 @@ pub fn unpack_scales_6bit(q: &[u8]) -> ([u8; SUBS], [u8; SUBS]) {
         }
     }
     (scales, mins)
+}
+
+/// Packs the 6-bit scales and then the 6-bit mins of a short super-block
+/// (fewer than eight sub-blocks) tight, least significant bit first, into
+/// `out` (`⌈12 · n / 8⌉` bytes).
+fn pack_short_6bit(scales: &[u8], mins: &[u8], out: &mut [u8]) {
+    out.fill(0);
+    for (i, &v) in scales.iter().chain(mins).enumerate() {
+        for b in 0..6 {
+            let bit = 6 * i + b;
+            out[bit / 8] |= ((v >> b) & 1) << (bit % 8);
+        }
+    }
+}
+
+/// Unpacks [`pack_short_6bit`].
+fn unpack_short_6bit(bytes: &[u8], scales: &mut [u8], mins: &mut [u8]) {
+    let n = scales.len();
+    for i in 0..2 * n {
+        let mut v = 0u8;
+        for b in 0..6 {
+            let bit = 6 * i + b;
+            v |= ((bytes[bit / 8] >> (bit % 8)) & 1) << b;
+        }
+        if i < n {
+            scales[i] = v;
+        } else {
+            mins[i - n] = v;
+        }
+    }
 }
 
 /// Calls `each(super_block_index, first_column, subs, bytes)` for every
@@ -295,11 +331,13 @@ mod tests {
             (4.5, 3.5, 2.375)
         );
         // 576 = 2 · 256 + 64: two full super-blocks and one of 2 sub-blocks.
-        assert_eq!(i4.row_bytes(576), 2 * 144 + 4 + 12 + 32);
-        assert_eq!(i3.row_bytes(576), 2 * 112 + 4 + 12 + 24);
-        assert_eq!(i2.row_bytes(576), 2 * 76 + 4 + 8 + 16);
+        // Its scales and mins take 3 bytes (int2k: 2).
+        assert_eq!(i4.row_bytes(576), 2 * 144 + 4 + 3 + 32);
+        assert_eq!(i3.row_bytes(576), 2 * 112 + 4 + 3 + 24);
+        assert_eq!(i2.row_bytes(576), 2 * 76 + 4 + 2 + 16);
         // A 33-wide row pads to two sub-blocks.
-        assert_eq!(i4.row_bytes(33), 4 + 12 + 32);
+        assert_eq!(i4.row_bytes(33), 4 + 3 + 32);
+        assert_eq!(i3.super_block_bytes(7), 4 + 11 + 7 * 12);
         assert_eq!(i3.storage_bytes(3, 256), 3 * 112);
         assert!(CompactLayout::new(5).is_err() && CompactLayout::new(8).is_err());
     }

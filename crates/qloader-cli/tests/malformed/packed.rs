@@ -584,8 +584,8 @@ pub fn cases() -> Vec<Case> {
             let (_, len) = segment(p, "blk.0.attn_q.weight", "codes");
             set_segment(p, "blk.0.attn_q.weight", "codes", "len", json!(len - 1));
         },
-        "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 223 \
-         bytes, format int3k with shape [8, 8] needs 224",
+        "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 143 \
+         bytes, format int3k with shape [8, 8] needs 144",
     ));
     let mut inspect = header_case(
         "packed-inspect/tensor-checksum-mismatch",
