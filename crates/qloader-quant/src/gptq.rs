@@ -38,10 +38,11 @@
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use half::f16;
-use qloader_format::grouped::GroupedLayout;
+use qloader_format::compact::{CompactLayout, SuperBlock, SUBS, SUPER};
+use qloader_format::grouped::{GroupedLayout, BLOCK};
 use qloader_format::WeightFormat;
-use qloader_kernels::quantize::{fit_group, group_code};
-use qloader_kernels::{DenseMatrix, GroupedMatrix, Int8Matrix};
+use qloader_kernels::quantize::{compact_code, fit_group, fit_super_block, group_code};
+use qloader_kernels::{CompactMatrix, DenseMatrix, GroupedMatrix, Int8Matrix};
 
 use crate::LinearWeight;
 
@@ -101,13 +102,16 @@ pub enum GptqError {
         damping: f64,
     },
     /// GPTQ does not choose codes for this format.
-    #[error("GPTQ quantizes to int8 or grouped formats, not {0}")]
+    #[error("GPTQ quantizes to int8, grouped or compact formats, not {0}")]
     UnsupportedFormat(WeightFormat),
 }
 
 /// Whether [`gptq`] can produce `format`.
 pub fn supports(format: WeightFormat) -> bool {
-    matches!(format, WeightFormat::Int8PerChannel | WeightFormat::Grouped(_))
+    matches!(
+        format,
+        WeightFormat::Int8PerChannel | WeightFormat::Grouped(_) | WeightFormat::Compact(_)
+    )
 }
 
 /// Quantizes `w` to `format` with GPTQ, `h` being the `cols × cols`
@@ -125,6 +129,9 @@ pub fn gptq(
         }
         WeightFormat::Int8PerChannel => {
             Ok(LinearWeight::Int8(gptq_int8(w.data(), rows, cols, h, opts)?))
+        }
+        WeightFormat::Compact(layout) => {
+            Ok(LinearWeight::Compact(gptq_compact(w.data(), rows, cols, h, layout, opts)?))
         }
         other => Err(GptqError::UnsupportedFormat(other)),
     }
@@ -178,6 +185,61 @@ pub fn gptq_grouped(
     let GroupedColumns { codes, scales, offsets, .. } = quantizer;
     Ok(GroupedMatrix::from_codes(rows, cols, layout, &codes, scales, offsets)
         .expect("codes, scales and offsets follow the layout"))
+}
+
+/// GPTQ into a compact format: each super-block (256 columns) fitted as the
+/// compact quantizer fits it — from the updated weights when the loop
+/// reaches its first column (from the original ones with act-order),
+/// weighted by `H_ii` unless [`GptqOptions::weighted_groups`] is off — and
+/// each value then rounded to its sub-block's level as the loop reaches it.
+pub fn gptq_compact(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: &[f32],
+    layout: CompactLayout,
+    opts: &GptqOptions,
+) -> Result<CompactMatrix, GptqError> {
+    let mut problem = Problem::new(w, rows, cols, h, opts)?;
+    let importance: Vec<f32> = if opts.weighted_groups {
+        (0..cols).map(|c| problem.diag[c] as f32).collect()
+    } else {
+        vec![1.0; cols]
+    };
+    let per_row = cols.div_ceil(SUPER);
+    let mut quantizer = CompactColumns {
+        importance,
+        rows,
+        cols,
+        layout,
+        blocks: Vec::with_capacity(rows * per_row),
+        dynamic: !opts.act_order,
+    };
+    // Placeholders, replaced as the loop reaches each super-block (or now,
+    // from the original weights, with act-order).
+    for r in 0..rows {
+        for start in (0..cols).step_by(SUPER) {
+            let end = (start + SUPER).min(cols);
+            let x = &w[r * cols + start..r * cols + end];
+            let block = if quantizer.dynamic {
+                SuperBlock {
+                    d: f16::ZERO,
+                    dmin: f16::ZERO,
+                    scales: [0; SUBS],
+                    mins: [0; SUBS],
+                    codes: vec![0; (end - start).div_ceil(BLOCK) * BLOCK],
+                }
+            } else {
+                fit_super_block(x, &quantizer.importance[start..end], layout)
+            };
+            quantizer.blocks.push(block);
+        }
+    }
+    // Super-blocks must not straddle a block of the loop.
+    let block = opts.block.max(1).div_ceil(SUPER) * SUPER;
+    problem.run(block, &mut quantizer);
+    Ok(CompactMatrix::from_super_blocks(rows, cols, layout, &quantizer.blocks)
+        .expect("fitted super-blocks follow the layout"))
 }
 
 /// GPTQ into int8 with one symmetric scale per row (fixed from the original
@@ -253,6 +315,52 @@ impl ColumnQuantizer for GroupedColumns {
         let q = group_code(v as f32, s, o, self.max_code);
         self.codes[r * self.cols + c] = q;
         (s.to_f32() * q as f32 + o.to_f32()) as f64
+    }
+}
+
+/// Compact formats: every row's super-blocks, row-major.
+struct CompactColumns {
+    /// Weight of each (original) column's squared error in a fit.
+    importance: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    layout: CompactLayout,
+    blocks: Vec<SuperBlock>,
+    /// Fit each super-block when the loop reaches its first column.
+    dynamic: bool,
+}
+
+impl CompactColumns {
+    fn block(&self, r: usize, c: usize) -> usize {
+        r * self.cols.div_ceil(SUPER) + c / SUPER
+    }
+}
+
+impl ColumnQuantizer for CompactColumns {
+    fn start(&mut self, c: usize, ahead: &[f64]) {
+        if !self.dynamic || !c.is_multiple_of(SUPER) {
+            return;
+        }
+        let len = SUPER.min(self.cols - c);
+        let importance = &self.importance[c..c + len];
+        let mut values = vec![0.0f32; len];
+        for r in 0..self.rows {
+            for (k, v) in values.iter_mut().enumerate() {
+                *v = ahead[k * self.rows + r] as f32;
+            }
+            let at = self.block(r, c);
+            self.blocks[at] = fit_super_block(&values, importance, self.layout);
+        }
+    }
+
+    fn quantize(&mut self, c: usize, r: usize, v: f64) -> f64 {
+        let at = self.block(r, c);
+        let (s, k) = ((c % SUPER) / BLOCK, c % SUPER);
+        let block = &mut self.blocks[at];
+        let (scale, offset) = block.sub_grid(s);
+        let q = compact_code(v as f32, scale, offset, self.layout.max_code());
+        block.codes[k] = q;
+        (scale * q as f32 + offset) as f64
     }
 }
 
@@ -503,10 +611,10 @@ mod tests {
     #[test]
     fn lower_output_error_than_round_to_nearest() {
         let mut rng = Lcg(42);
-        let (rows, cols) = (24, 256);
+        let (rows, cols) = (24, 320);
         let w = random_weight(&mut rng, rows, cols);
         let h = hessian(&mut rng, cols, 600, &[]);
-        for name in ["int4", "int3g64", "int8"] {
+        for name in ["int4", "int3g64", "int8", "int4k", "int2k"] {
             let format: WeightFormat = name.parse().unwrap();
             let rtn = output_error(&w, &LinearWeight::quantize(w.clone(), format), &h);
             for (act_order, weighted_groups) in [(false, false), (false, true), (true, true)] {

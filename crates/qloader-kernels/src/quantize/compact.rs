@@ -87,6 +87,40 @@ impl CompactMatrix {
         })
     }
 
+    /// A matrix from its super-blocks, row after row (each row's in column
+    /// order, each holding as many sub-blocks as its columns need): how a
+    /// quantizer that picks codes itself (GPTQ) stores its result. `None` if
+    /// the blocks do not fit the shape or a code or scale is out of range.
+    pub fn from_super_blocks(
+        rows: usize,
+        cols: usize,
+        layout: CompactLayout,
+        blocks: &[SuperBlock],
+    ) -> Option<Self> {
+        let per_row = cols.div_ceil(SUPER);
+        if blocks.len() != rows.checked_mul(per_row)? {
+            return None;
+        }
+        let row_bytes = layout.row_bytes(cols);
+        let mut data = vec![0u8; rows * row_bytes];
+        for (r, out) in data.chunks_exact_mut(row_bytes.max(1)).enumerate().take(rows) {
+            let mut at = 0;
+            for (i, block) in blocks[r * per_row..(r + 1) * per_row].iter().enumerate() {
+                let subs = (cols - i * SUPER).min(SUPER).div_ceil(BLOCK);
+                let fits = block.subs() == subs
+                    && block.codes.iter().all(|&q| q <= layout.max_code())
+                    && block.scales.iter().chain(&block.mins).all(|&v| v <= layout.max_scale());
+                if !fits {
+                    return None;
+                }
+                let len = layout.super_block_bytes(subs);
+                block.pack(layout, &mut out[at..at + len]);
+                at += len;
+            }
+        }
+        Self::from_parts(rows, cols, layout, data)
+    }
+
     /// Rows (output features).
     pub fn rows(&self) -> usize {
         self.rows
@@ -200,6 +234,25 @@ fn quantize_row(row: &[f32], importance: Option<&[f32]>, layout: CompactLayout, 
         block.pack(layout, &mut out[at..at + len]);
         at += len;
     }
+}
+
+/// The super-block of values `x` (at most 256 values; a short last
+/// sub-block is padded with code 0) fitted with weights `w` (one per
+/// value), as [`CompactMatrix::quantize`] fits each (see the module
+/// documentation).
+///
+/// # Panics
+/// If `x` holds more than 256 values or `w` differs from it in length.
+pub fn fit_super_block(x: &[f32], w: &[f32], layout: CompactLayout) -> SuperBlock {
+    assert!(x.len() <= SUPER && x.len() == w.len(), "at most 256 values, one weight each");
+    quantize_super_block(x, w, layout)
+}
+
+/// The code of `v` on the grid `scale · q + offset`, `q ∈ 0..=max_code`: the
+/// nearest level, as the compact quantizer rounds.
+pub fn compact_code(v: f32, scale: f32, offset: f32, max_code: u8) -> u8 {
+    let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+    code(v, offset, inv, max_code as f32)
 }
 
 /// The super-block of values `x` (at most 256; the last sub-block padded

@@ -12,7 +12,7 @@ mod grid_search_x86;
 mod grouped;
 mod int8;
 
-pub use compact::CompactMatrix;
+pub use compact::{compact_code, fit_super_block, CompactMatrix};
 pub use dense::DenseMatrix;
 pub use f16::{HalfMatrix, HALF_PANEL_ROWS};
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
