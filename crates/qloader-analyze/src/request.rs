@@ -143,10 +143,61 @@ pub struct Calibrated {
     pub seconds: f64,
 }
 
-/// The importance vectors of the model at `model` (a GGUF file or an
-/// encoder directory) from the calibration text at `calibration`, with the
-/// samples [`run`] would take for the same `samples` and `window` — so a
-/// table analyzed with `imatrix` and a model packed with it agree.
+/// A model on disk, loaded in `f32`, with its calibration samples: what the
+/// calibrated methods (`imatrix`, `gptq`) start from, loaded and tokenized
+/// once however many quantizations it serves.
+pub struct Calibration {
+    loaded: Loaded,
+    samples: Vec<Vec<u32>>,
+}
+
+impl Calibration {
+    /// The model at `model` (a GGUF file or an encoder directory) and the
+    /// samples of the calibration text at `calibration` that [`run`] would
+    /// take for the same `samples` and `window` — so a table analyzed with
+    /// `imatrix` and a model packed with it agree.
+    pub fn open(
+        model: &Path,
+        calibration: &Path,
+        samples: Option<usize>,
+        window: usize,
+    ) -> Result<Self> {
+        let loaded = load(model)?;
+        let text = std::fs::read_to_string(calibration)
+            .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
+        let samples = loaded.samples(&text, calibration, samples, window)?;
+        Ok(Self { loaded, samples })
+    }
+
+    /// Calibration samples (windows or sentences).
+    pub fn samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Their tokens.
+    pub fn tokens(&self) -> usize {
+        self.samples.iter().map(Vec::len).sum()
+    }
+
+    /// The importance vector of every multiplied tensor.
+    pub fn importance(&self) -> Result<ColumnImportance> {
+        column_importance(self.loaded.model(), &self.samples)
+    }
+
+    /// GPTQ of every multiplied tensor `formats` gives a format GPTQ
+    /// produces (see [`crate::gptq::quantize_sequential`]).
+    pub fn gptq(
+        &self,
+        formats: &dyn Fn(&str) -> Option<WeightFormat>,
+        opts: &SequentialOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<GptqModel> {
+        quantize_sequential(self.loaded.model(), &self.samples, formats, opts, progress)
+    }
+}
+
+/// The importance vectors of the model at `model` from the calibration text
+/// at `calibration` (see [`Calibration::open`]).
 pub fn calibrate(
     model: &Path,
     calibration: &Path,
@@ -154,36 +205,13 @@ pub fn calibrate(
     window: usize,
 ) -> Result<Calibrated> {
     let start = Instant::now();
-    let loaded = load(model)?;
-    let text = std::fs::read_to_string(calibration)
-        .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
-    let samples = loaded.samples(&text, calibration, samples, window)?;
-    let importance = column_importance(loaded.model(), &samples)?;
+    let c = Calibration::open(model, calibration, samples, window)?;
     Ok(Calibrated {
-        importance,
-        samples: samples.len(),
-        tokens: samples.iter().map(Vec::len).sum(),
+        importance: c.importance()?,
+        samples: c.samples(),
+        tokens: c.tokens(),
         seconds: start.elapsed().as_secs_f64(),
     })
-}
-
-/// GPTQ of the model at `model` (a GGUF file or an encoder directory): every
-/// multiplied tensor `formats` gives a format GPTQ produces, calibrated on
-/// the samples [`calibrate`] takes (see [`crate::gptq::quantize_sequential`]).
-pub fn gptq_model(
-    model: &Path,
-    calibration: &Path,
-    samples: Option<usize>,
-    window: usize,
-    formats: &dyn Fn(&str) -> Option<WeightFormat>,
-    opts: &SequentialOptions,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<GptqModel> {
-    let loaded = load(model)?;
-    let text = std::fs::read_to_string(calibration)
-        .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
-    let samples = loaded.samples(&text, calibration, samples, window)?;
-    quantize_sequential(loaded.model(), &samples, formats, opts, progress)
 }
 
 /// Analyzes the model of `req`, reporting progress to `progress`.

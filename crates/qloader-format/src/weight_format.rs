@@ -72,17 +72,8 @@ impl WeightFormat {
             WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
             WeightFormat::Int8PerChannel => "int8",
-            WeightFormat::Grouped(l) => match l.bits() {
-                8 => "int8",
-                4 => "int4",
-                3 => "int3",
-                _ => "int2",
-            },
-            WeightFormat::Compact(l) => match l.bits() {
-                4 => "int4",
-                3 => "int3",
-                _ => "int2",
-            },
+            WeightFormat::Grouped(l) => int_family(l.bits()),
+            WeightFormat::Compact(l) => int_family(l.bits()),
         }
     }
 
@@ -106,6 +97,16 @@ impl WeightFormat {
             WeightFormat::Grouped(l) => l.bits() as f64 + 32.0 / l.group() as f64,
             WeightFormat::Compact(l) => l.bits_per_weight(),
         }
+    }
+}
+
+/// The family of integer codes of `bits` bits.
+fn int_family(bits: u8) -> &'static str {
+    match bits {
+        8 => "int8",
+        4 => "int4",
+        3 => "int3",
+        _ => "int2",
     }
 }
 

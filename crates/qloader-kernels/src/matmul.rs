@@ -43,7 +43,13 @@ pub fn matmul_f16(x: &[f32], m: usize, w: &HalfMatrix, y: &mut [f32]) {
 
 /// `Y = X·Wᵀ` with grouped (int8/int4/int3/int2) weights.
 pub fn matmul_grouped(x: &[f32], m: usize, w: &GroupedMatrix, y: &mut [f32]) {
-    matmul_grouped_with(Kernels::detect(), x, m, w, y)
+    matmul_tiles(x, m, w.tiles(), y)
+}
+
+/// `Y = X·Wᵀ` with weights in tiles (grouped or compact) and `f32`
+/// activations, with this CPU's kernels (see [`matmul_tiles_with`]).
+pub fn matmul_tiles(x: &[f32], m: usize, w: &TiledMatrix, y: &mut [f32]) {
+    matmul_tiles_with(Kernels::detect(), x, m, w, y)
 }
 
 /// Values per activation scale for int8 per-channel weights (which have no

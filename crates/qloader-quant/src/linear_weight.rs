@@ -6,8 +6,8 @@ use qloader_format::grouped::GROUPS;
 use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_kernels::activations::QuantizedActivations;
 use qloader_kernels::matmul::{
-    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with, matmul_tiles_glu,
-    matmul_tiles_with, INT8_ACTIVATION_GROUP,
+    matmul_f16, matmul_f32, matmul_grouped, matmul_int8, matmul_int8_a8_with, matmul_tiles,
+    matmul_tiles_glu, INT8_ACTIVATION_GROUP,
 };
 use qloader_kernels::rowwise;
 use qloader_kernels::tiles::{matmul_tiled_a8, matmul_tiled_a8_glu, TiledMatrix};
@@ -185,7 +185,7 @@ impl LinearWeight {
             LinearWeight::F16(w) => matmul_f16(x, m, w, y),
             LinearWeight::Int8(w) => matmul_int8(x, m, w, y),
             LinearWeight::Grouped(w) => matmul_grouped(x, m, w, y),
-            LinearWeight::Compact(w) => matmul_tiles_with(Kernels::detect(), x, m, w.tiles(), y),
+            LinearWeight::Compact(w) => matmul_tiles(x, m, w.tiles(), y),
         }
     }
 
@@ -204,13 +204,10 @@ impl LinearWeight {
     /// `y = x·Wᵀ` for the rows of `input`, with activations in `act` (int8
     /// activations quantized once per input and group size).
     pub fn matmul_input(&self, act: ActivationFormat, input: &LinearInput<'_>, y: &mut [f32]) {
+        if let (ActivationFormat::Int8, Some(tiles)) = (act, self.tiles()) {
+            return matmul_tiled_a8(input.quantized(tiles.layout().group()), tiles, y);
+        }
         match (act, self) {
-            (ActivationFormat::Int8, LinearWeight::Grouped(w)) => {
-                matmul_tiled_a8(input.quantized(w.layout().group()), w.tiles(), y)
-            }
-            (ActivationFormat::Int8, LinearWeight::Compact(w)) => {
-                matmul_tiled_a8(input.quantized(w.tile_layout().group()), w.tiles(), y)
-            }
             (ActivationFormat::Int8, LinearWeight::Int8(w)) => {
                 let xq = input.quantized(INT8_ACTIVATION_GROUP);
                 matmul_int8_a8_with(Kernels::detect(), xq, w, y)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use qloader_analyze::gptq::SequentialOptions;
-use qloader_analyze::request::{calibrate, gptq_model, run as analyze, AnalyzeRequest};
+use qloader_analyze::request::{run as analyze, AnalyzeRequest, Calibration};
 use qloader_analyze::{Measure, SensitivityTable};
 use qloader_format::{fixtures, ActivationFormat, PlanRef, QuantMethod, WeightFormat};
 use qloader_runtime::packed::{pack_model, Quantization};
@@ -192,7 +192,7 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
             }
             None => None,
         };
-        let quantization = method.quantization(options, &c.formats)?;
+        let quantization = method.quantization(&c.formats)?;
         let report = pack_model(
             &options.model,
             &c.formats,
@@ -237,11 +237,11 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
 
 /// How every configuration is packed: with the table's method, calibrated
 /// on the table's own samples (so `imatrix` codes are the ones it scored).
+/// The model and its samples are loaded once and kept for GPTQ.
 struct Packing {
     method: QuantMethod,
-    calibration: Option<(PathBuf, usize, usize)>,
-    /// The `imatrix` vectors, computed once.
-    imatrix: Option<Quantization>,
+    /// The calibration and the `imatrix` quantization, made once.
+    calibrated: Option<(Calibration, Quantization)>,
 }
 
 impl Packing {
@@ -252,42 +252,36 @@ impl Packing {
     ) -> Result<Self> {
         let method = table.method;
         let info = &table.calibration;
-        let calibration = match (&info.source, method.is_calibrated()) {
+        let calibrated = match (&info.source, method.is_calibrated()) {
             (Some(source), true) => {
-                let window = info.tokens / info.samples.max(1);
-                Some((PathBuf::from(source), info.samples, window.max(1)))
+                log(&format!("calibrating {method} on {source} …"));
+                let window = (info.tokens / info.samples.max(1)).max(1);
+                let c = Calibration::open(
+                    &options.model,
+                    Path::new(source),
+                    Some(info.samples),
+                    window,
+                )?;
+                let base = Quantization {
+                    method: QuantMethod::Imatrix,
+                    calibration: Some(format!(
+                        "{} calibration samples ({} tokens) of {source}",
+                        c.samples(),
+                        c.tokens(),
+                    )),
+                    replacements: BTreeMap::new(),
+                    importance: Some(c.importance()?),
+                };
+                Some((c, base))
             }
             _ => None,
         };
-        let imatrix = match &calibration {
-            Some((source, samples, window)) => {
-                log(&format!("calibrating {method} on {} …", source.display()));
-                let c = calibrate(&options.model, source, Some(*samples), *window)?;
-                Some(Quantization {
-                    method: QuantMethod::Imatrix,
-                    calibration: Some(format!(
-                        "{} calibration samples ({} tokens) of {}",
-                        c.samples,
-                        c.tokens,
-                        source.display()
-                    )),
-                    replacements: BTreeMap::new(),
-                    importance: Some(c.importance),
-                })
-            }
-            None => None,
-        };
-        Ok(Self { method, calibration, imatrix })
+        Ok(Self { method, calibrated })
     }
 
     /// How to quantize a configuration with `formats`.
-    fn quantization(
-        &self,
-        options: &ReportOptions,
-        formats: &BTreeMap<String, WeightFormat>,
-    ) -> Result<Quantization> {
-        let (Some(base), Some((source, samples, window))) = (&self.imatrix, &self.calibration)
-        else {
+    fn quantization(&self, formats: &BTreeMap<String, WeightFormat>) -> Result<Quantization> {
+        let Some((calibration, base)) = &self.calibrated else {
             return Ok(Quantization::default());
         };
         let mut q = base.clone();
@@ -295,15 +289,7 @@ impl Packing {
             let supported = |name: &str| {
                 formats.get(name).copied().filter(|&f| qloader_analyze::gptq::supports(f))
             };
-            let done = gptq_model(
-                &options.model,
-                source,
-                Some(*samples),
-                *window,
-                &supported,
-                &SequentialOptions::default(),
-                &mut |_| {},
-            )?;
+            let done = calibration.gptq(&supported, &SequentialOptions::default(), &mut |_| {})?;
             q.method = QuantMethod::Gptq;
             q.replacements = done.weights;
         }

@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use qloader_analyze::gptq::{SequentialOptions, DEFAULT_SENTENCES};
-use qloader_analyze::request::{calibrate, gptq_model, Calibrated, DEFAULT_WINDOW};
+use qloader_analyze::request::{Calibration, DEFAULT_WINDOW};
 use qloader_analyze::Progress;
 use qloader_format::{fixtures, QuantMethod, WeightFormat};
+use qloader_quant::ColumnImportance;
 use qloader_runtime::packed::Quantization;
 
 use crate::args::MethodArgs;
 
 /// A method and its settings, validated.
-#[derive(Debug, Clone)]
 pub struct Method {
     /// The method.
     pub method: QuantMethod,
@@ -29,8 +29,9 @@ pub struct Method {
     pub damping: f64,
     /// GPTQ act-order with static groups.
     pub act_order: bool,
-    /// The importance vectors once calibrated (one model per command).
-    calibrated: OnceCell<(Calibrated, f64)>,
+    /// The model and its samples once loaded, with their importance
+    /// vectors and the seconds that took (one model per command).
+    calibrated: OnceCell<(Calibration, ColumnImportance, f64)>,
 }
 
 impl Method {
@@ -102,33 +103,37 @@ impl Method {
                 self.calibration.display()
             )
         };
-        let (calibrated, seconds) = match self.calibrated.get() {
+        let (calibration, importance, seconds) = match self.calibrated.get() {
             Some(done) => done,
             None => {
-                let done = calibrate(model, &self.calibration, self.samples, DEFAULT_WINDOW)
+                // GPTQ of an encoder defaults to more sentences than the
+                // analysis; the importance vectors come from the same ones.
+                let samples = match (self.samples, self.method, model.is_dir()) {
+                    (None, QuantMethod::Gptq, true) => Some(DEFAULT_SENTENCES),
+                    (given, ..) => given,
+                };
+                let c = Calibration::open(model, &self.calibration, samples, DEFAULT_WINDOW)
                     .with_context(context)?;
-                let seconds = done.seconds;
-                self.calibrated.get_or_init(|| (done, seconds))
+                let importance = c.importance().with_context(context)?;
+                let seconds = clock.elapsed().as_secs_f64();
+                self.calibrated.get_or_init(|| (c, importance, seconds))
             }
         };
         let unit = if model.is_dir() { "sentences" } else { "windows" };
+        let used = format!(
+            "{} calibration {unit} ({} tokens) of {}",
+            calibration.samples(),
+            calibration.tokens(),
+            self.calibration.display()
+        );
         let mut quantization = Quantization {
             method: self.method,
-            calibration: Some(format!(
-                "{} calibration {unit} ({} tokens) of {}",
-                calibrated.samples,
-                calibrated.tokens,
-                self.calibration.display()
-            )),
+            calibration: Some(used.clone()),
             replacements: Default::default(),
-            importance: Some(calibrated.importance.clone()),
+            importance: Some(importance.clone()),
         };
-        let weighted = quantization.importance.as_ref().map_or(0, |i| i.len());
         if self.method == QuantMethod::Gptq {
-            let samples = match (self.samples, model.is_dir()) {
-                (None, true) => Some(DEFAULT_SENTENCES),
-                (given, _) => given,
-            };
+            let clock = std::time::Instant::now();
             let mut opts = SequentialOptions::default();
             opts.gptq.damping = self.damping;
             opts.gptq.act_order = self.act_order;
@@ -142,37 +147,24 @@ impl Method {
                 }
             };
             let only_supported = |name: &str| formats(name).filter(|&f| self.applies_to(f));
-            let done = gptq_model(
-                model,
-                &self.calibration,
-                samples,
-                DEFAULT_WINDOW,
-                &only_supported,
-                &opts,
-                &mut progress,
-            )
-            .with_context(context)?;
-            quantization.calibration = Some(format!(
-                "{} calibration {unit} ({} tokens) of {}, damping {}{}",
-                done.samples,
-                done.tokens,
-                self.calibration.display(),
+            let done =
+                calibration.gptq(&only_supported, &opts, &mut progress).with_context(context)?;
+            let described = format!(
+                "{used}, damping {}{}",
                 self.damping,
                 if self.act_order { ", act-order" } else { "" },
-            ));
-            let line = format!(
-                "{} tensors, {}, quantized in {:.1} s",
-                done.weights.len(),
-                quantization.calibration.as_deref().unwrap_or_default(),
-                clock.elapsed().as_secs_f64()
             );
+            let line = format!(
+                "{} tensors, {described}, quantized in {:.1} s",
+                done.weights.len(),
+                seconds + clock.elapsed().as_secs_f64()
+            );
+            quantization.calibration = Some(described);
             quantization.replacements = done.weights;
             return Ok((quantization, Some(line)));
         }
-        let line = format!(
-            "{weighted} tensors weighted, {}, calibrated in {seconds:.1} s",
-            quantization.calibration.as_deref().unwrap_or_default(),
-        );
+        let line =
+            format!("{} tensors weighted, {used}, calibrated in {seconds:.1} s", importance.len());
         Ok((quantization, Some(line)))
     }
 }
