@@ -15,3 +15,5 @@ cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
    "$BUILD/ggml/src/libggml-base.a" -fopenmp -lstdc++ -lm -lpthread -o "$TMP/llama-blocks"
 # GGML_TYPE_Q4_K = 12.
 "$TMP/llama-blocks" 12 "$OUT/llama-q4_k.bin" "$OUT/llama-q4_k.f32"
+# GGML_TYPE_IQ4_XS = 23.
+"$TMP/llama-blocks" 23 "$OUT/llama-iq4_xs.bin" "$OUT/llama-iq4_xs.f32"

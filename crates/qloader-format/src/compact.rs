@@ -1,9 +1,12 @@
-//! Bit layout of the compact grouped formats `int4k`, `int3k` and `int2k`:
-//! codes in sub-blocks of 32 values whose scales and mins are themselves
-//! quantized (to 6 or 4 bits) under two `f16` super-scales per super-block
-//! of 256 values, as llama.cpp's k-quants do. They cost 4.5, 3.5 and 2.375
-//! bits per weight where the grouped formats with one `f16` scale and
-//! offset per 32 values cost 5, 4 and 3.
+//! Bit layout of the compact grouped formats `int4k`, `int3k`, `int2k` and
+//! `nl4k`: codes in sub-blocks of 32 values whose scales (and mins) are
+//! themselves quantized (to 6 or 4 bits) under `f16` super-scales per
+//! super-block of 256 values, as llama.cpp's k-quants do. The `int*k`
+//! formats cost 4.5, 3.5 and 2.375 bits per weight where the grouped formats
+//! with one `f16` scale and offset per 32 values cost 5, 4 and 3. `nl4k`
+//! (4.25 bits) has no mins: its 4-bit codes index a fixed non-uniform grid
+//! of 16 levels ([`NL4_LEVELS`], denser near zero, where most weights are)
+//! under one signed scale per sub-block.
 //!
 //! A row is cut into super-blocks of 256 values; the last one may be
 //! shorter (any multiple of 32 after padding the row with zeros), so any
@@ -12,18 +15,21 @@
 //! | bytes | what |
 //! |---|---|
 //! | 2 | `d`, `f16`: the scale of the sub-block scales |
-//! | 2 | `dmin`, `f16`: the scale of the sub-block mins |
+//! | 2 | `dmin`, `f16`: the scale of the sub-block mins (not in `nl4k`) |
 //! | 12 (`int4k`, `int3k`) | eight 6-bit scales and eight 6-bit mins, packed as llama.cpp's `Q4_K` packs them; a short super-block's `n` scales then `n` mins, 6 bits each, least significant bit first, in `⌈12n/8⌉` bytes |
 //! | `n` (`int2k`) | one byte per sub-block: scale in the low nibble, min in the high one |
-//! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int3k`, `int2k`: each sub-block as a 32-value block of [`crate::grouped`] (12 or 8 bytes) |
+//! | 6 (`nl4k`) | eight 6-bit scales as llama.cpp's `IQ4_XS` packs them: a little-endian `u16` of their top two bits (scale `s` at bit `2s`), then four bytes of their low nibbles (scale `s` in byte `s/2`, low nibble for even `s`); a short super-block's `n` scales packed tight as above |
+//! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int3k`, `int2k`: each sub-block as a 32-value block of [`crate::grouped`] (12 or 8 bytes); `nl4k`: 16 bytes per sub-block, value `j` in the low nibble of byte `j` and value `16 + j` in its high nibble |
 //!
 //! Value `v` of sub-block `s` with code `q` stands for
-//! `(d · sc[s]) · q − dmin · m[s]`, computed in `f32` in that order. Missing
-//! sub-blocks of a short super-block have scale and min 0.
+//! `(d · sc[s]) · q − dmin · m[s]` in the `int*k` formats and
+//! `(d · (sc[s] − 32)) · NL4_LEVELS[q]` in `nl4k`, computed in `f32` in that
+//! order. Missing sub-blocks of a short super-block have scale and min 0.
 //!
 //! On rows whose width is a multiple of 256, `int4k` is byte for byte
-//! llama.cpp's `Q4_K` (block `block_q4_K`), so a row is a run of `Q4_K`
-//! blocks and de-quantizes to the same floats.
+//! llama.cpp's `Q4_K` (block `block_q4_K`) and `nl4k` its `IQ4_XS` (block
+//! `block_iq4_xs`), so a row is a run of those blocks and de-quantizes to
+//! the same floats.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
@@ -37,26 +43,75 @@ pub const SUPER: usize = 256;
 /// Sub-blocks per full super-block.
 pub const SUBS: usize = SUPER / BLOCK;
 
-/// Code widths of the compact formats.
+/// Code widths of the compact formats with uniform levels (`int*k`).
 pub const BITS: [u8; 3] = [2, 3, 4];
 
-/// The code width of a compact format (validated).
+/// The levels of `nl4k`'s 4-bit codes (llama.cpp's `IQ4_NL`/`IQ4_XS` grid),
+/// in units of the sub-block scale.
+pub const NL4_LEVELS: [i8; 16] =
+    [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+/// The offset of `nl4k`'s stored sub-block scales: stored `sc` means the
+/// signed multiple `sc − 32` of `d`.
+pub const NL4_SCALE_BIAS: i32 = 32;
+
+/// What a code stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Levels {
+    /// `scale · q − min`: evenly spaced levels with a min (`int*k`).
+    Uniform,
+    /// `scale · NL4_LEVELS[q]`, the scale signed (`nl4k`).
+    NonUniform,
+}
+
+/// A compact format: its code width and what its codes stand for
+/// (validated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CompactLayout {
     bits: u8,
+    levels: Levels,
 }
 
 impl CompactLayout {
-    /// A layout, if `bits ∈ {2, 3, 4}`.
+    /// The `int{bits}k` layout, if `bits ∈ {2, 3, 4}`.
     pub fn new(bits: u8) -> Result<Self, FormatError> {
         if BITS.contains(&bits) {
-            Ok(Self { bits })
+            Ok(Self { bits, levels: Levels::Uniform })
         } else {
             Err(FormatError::UnknownFormat {
                 name: format!("int{bits}k"),
-                known: "int4k, int3k, int2k",
+                known: "int4k, int3k, int2k, nl4k",
             })
         }
+    }
+
+    /// `nl4k`: 4-bit codes on the non-uniform grid [`NL4_LEVELS`].
+    pub const fn nl4() -> Self {
+        Self { bits: 4, levels: Levels::NonUniform }
+    }
+
+    /// Every compact layout.
+    pub fn all() -> [Self; 4] {
+        [
+            Self { bits: 2, levels: Levels::Uniform },
+            Self { bits: 3, levels: Levels::Uniform },
+            Self { bits: 4, levels: Levels::Uniform },
+            Self::nl4(),
+        ]
+    }
+
+    /// The format's name: `int4k`, `int3k`, `int2k` or `nl4k`.
+    pub fn name(self) -> String {
+        match self.levels {
+            Levels::Uniform => format!("int{}k", self.bits),
+            Levels::NonUniform => format!("nl{}k", self.bits),
+        }
+    }
+
+    /// Whether codes index the non-uniform grid (`nl4k`) rather than
+    /// evenly spaced levels with a min.
+    pub fn is_nonuniform(self) -> bool {
+        self.levels == Levels::NonUniform
     }
 
     /// Bits per code.
@@ -67,6 +122,24 @@ impl CompactLayout {
     /// Largest code.
     pub fn max_code(self) -> u8 {
         ((1u16 << self.bits) - 1) as u8
+    }
+
+    /// The level code `q` stands for, in units of its sub-block's scale:
+    /// `q` itself, or `NL4_LEVELS[q]`.
+    pub fn level(self, q: u8) -> f32 {
+        match self.levels {
+            Levels::Uniform => q as f32,
+            Levels::NonUniform => NL4_LEVELS[(q & 0x0f) as usize] as f32,
+        }
+    }
+
+    /// The value of code `q` in a sub-block of `scale` and `offset` (from
+    /// [`SuperBlock::sub_grid`]), in `f32` as the layout defines it.
+    pub fn value(self, scale: f32, offset: f32, q: u8) -> f32 {
+        match self.levels {
+            Levels::Uniform => scale * q as f32 + offset,
+            Levels::NonUniform => scale * self.level(q),
+        }
     }
 
     /// Bits of each quantized sub-block scale and min.
@@ -87,6 +160,9 @@ impl CompactLayout {
     /// `subs` sub-blocks: a full one's as `Q4_K`'s (12 bytes) or one byte per
     /// sub-block (4-bit); a short one's 6-bit values packed tight.
     pub fn scale_bytes(self, subs: usize) -> usize {
+        if self.is_nonuniform() {
+            return (6 * subs).div_ceil(8);
+        }
         match (self.bits, subs) {
             (2, n) => n,
             (_, SUBS) => 12,
@@ -96,16 +172,27 @@ impl CompactLayout {
 
     /// Bytes of the codes of `subs` sub-blocks.
     pub fn code_bytes(self, subs: usize) -> usize {
-        if self.bits == 4 {
+        if self.is_nonuniform() {
+            subs * BLOCK / 2
+        } else if self.bits == 4 {
             subs.div_ceil(2) * 32
         } else {
             subs * BLOCK * self.bits as usize / 8
         }
     }
 
+    /// Bytes of the super-scales (`d`, and `dmin` where there are mins).
+    fn super_scale_bytes(self) -> usize {
+        if self.is_nonuniform() {
+            2
+        } else {
+            4
+        }
+    }
+
     /// Bytes of a super-block of `subs` sub-blocks.
     pub fn super_block_bytes(self, subs: usize) -> usize {
-        4 + self.scale_bytes(subs) + self.code_bytes(subs)
+        self.super_scale_bytes() + self.scale_bytes(subs) + self.code_bytes(subs)
     }
 
     /// Bytes of one row of `cols` values.
@@ -128,7 +215,7 @@ impl CompactLayout {
 }
 
 /// One super-block, unpacked: the super-scales, the quantized sub-block
-/// scales and mins, and every code.
+/// scales and mins (`dmin` and the mins are 0 in `nl4k`), and every code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuperBlock {
     /// Scale of the sub-block scales.
@@ -149,16 +236,24 @@ impl SuperBlock {
         self.codes.len() / BLOCK
     }
 
-    /// Sub-block `s`'s effective scale and offset: value = scale · q + offset.
-    pub fn sub_grid(&self, s: usize) -> (f32, f32) {
-        let (d, dmin) = (self.d.to_f32(), self.dmin.to_f32());
-        (d * self.scales[s] as f32, -(dmin * self.mins[s] as f32))
+    /// Sub-block `s`'s effective scale and offset in `layout`: a code's
+    /// value is `layout.value(scale, offset, q)` (`scale · q + offset`, or
+    /// `scale · NL4_LEVELS[q]` with offset 0).
+    pub fn sub_grid(&self, layout: CompactLayout, s: usize) -> (f32, f32) {
+        let d = self.d.to_f32();
+        if layout.is_nonuniform() {
+            return (d * (self.scales[s] as i32 - NL4_SCALE_BIAS) as f32, 0.0);
+        }
+        (d * self.scales[s] as f32, -(self.dmin.to_f32() * self.mins[s] as f32))
     }
 
     /// Writes the super-block into `out` (`layout.super_block_bytes(subs)`).
     pub fn pack(&self, layout: CompactLayout, out: &mut [u8]) {
         let subs = self.subs();
         out[0..2].copy_from_slice(&self.d.to_bits().to_le_bytes());
+        if layout.is_nonuniform() {
+            return self.pack_nonuniform(layout, &mut out[2..]);
+        }
         out[2..4].copy_from_slice(&self.dmin.to_bits().to_le_bytes());
         let scales_end = 4 + layout.scale_bytes(subs);
         if layout.bits == 2 {
@@ -190,9 +285,58 @@ impl SuperBlock {
         }
     }
 
+    /// `nl4k`'s scales and codes (after `d`) into `out`.
+    fn pack_nonuniform(&self, layout: CompactLayout, out: &mut [u8]) {
+        let subs = self.subs();
+        let scale_bytes = layout.scale_bytes(subs);
+        if subs == SUBS {
+            let high =
+                (0..SUBS).fold(0u16, |h, s| h | (((self.scales[s] >> 4) as u16 & 3) << (2 * s)));
+            out[0..2].copy_from_slice(&high.to_le_bytes());
+            for j in 0..SUBS / 2 {
+                out[2 + j] = (self.scales[2 * j] & 0x0f) | ((self.scales[2 * j + 1] & 0x0f) << 4);
+            }
+        } else {
+            pack_short_6bit(&self.scales[..subs], &[], &mut out[..scale_bytes]);
+        }
+        let codes = &mut out[scale_bytes..scale_bytes + layout.code_bytes(subs)];
+        for (sub, o) in self.codes.chunks_exact(BLOCK).zip(codes.chunks_exact_mut(BLOCK / 2)) {
+            for (j, b) in o.iter_mut().enumerate() {
+                *b = (sub[j] & 0x0f) | (sub[j + BLOCK / 2] << 4);
+            }
+        }
+    }
+
+    /// Reads `nl4k`'s super-block of `subs` sub-blocks (after `d`).
+    fn unpack_nonuniform(layout: CompactLayout, d: f16, bytes: &[u8], subs: usize) -> Self {
+        let mut scales = [0u8; SUBS];
+        let scale_bytes = layout.scale_bytes(subs);
+        if subs == SUBS {
+            let high = u16::from_le_bytes([bytes[0], bytes[1]]);
+            for (s, v) in scales.iter_mut().enumerate() {
+                *v = ((bytes[2 + s / 2] >> (4 * (s % 2))) & 0x0f)
+                    | ((((high >> (2 * s)) & 3) as u8) << 4);
+            }
+        } else {
+            unpack_short_6bit(&bytes[..scale_bytes], &mut scales[..subs], &mut []);
+        }
+        let codes_in = &bytes[scale_bytes..scale_bytes + layout.code_bytes(subs)];
+        let mut codes = vec![0u8; subs * BLOCK];
+        for (sub, packed) in codes.chunks_exact_mut(BLOCK).zip(codes_in.chunks_exact(BLOCK / 2)) {
+            for (j, &b) in packed.iter().enumerate() {
+                sub[j] = b & 0x0f;
+                sub[j + BLOCK / 2] = b >> 4;
+            }
+        }
+        Self { d, dmin: f16::ZERO, scales, mins: [0; SUBS], codes }
+    }
+
     /// Reads a super-block of `subs` sub-blocks from `bytes`.
     pub fn unpack(layout: CompactLayout, bytes: &[u8], subs: usize) -> Self {
         let d = f16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]]));
+        if layout.is_nonuniform() {
+            return Self::unpack_nonuniform(layout, d, &bytes[2..], subs);
+        }
         let dmin = f16::from_bits(u16::from_le_bytes([bytes[2], bytes[3]]));
         let (mut scales, mut mins) = ([0u8; SUBS], [0u8; SUBS]);
         let at = 4 + layout.scale_bytes(subs);
@@ -266,10 +410,10 @@ fn pack_short_6bit(scales: &[u8], mins: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Unpacks [`pack_short_6bit`].
+/// Unpacks [`pack_short_6bit`] (`mins` empty where none were packed).
 fn unpack_short_6bit(bytes: &[u8], scales: &mut [u8], mins: &mut [u8]) {
     let n = scales.len();
-    for i in 0..2 * n {
+    for i in 0..n + mins.len() {
         let mut v = 0u8;
         for b in 0..6 {
             let bit = 6 * i + b;
@@ -301,17 +445,18 @@ pub fn for_each_super_block(
 }
 
 /// The values of one row of `cols` stored in `row`, into `out` (`cols`
-/// long), exactly as the layout defines them (and as llama.cpp's `Q4_K`
-/// de-quantizes `int4k` rows whose width is a multiple of 256).
+/// long), exactly as the layout defines them (and as llama.cpp's `Q4_K` and
+/// `IQ4_XS` de-quantize `int4k` and `nl4k` rows whose width is a multiple
+/// of 256).
 pub fn dequantize_row(layout: CompactLayout, row: &[u8], cols: usize, out: &mut [f32]) {
     for_each_super_block(layout, row, cols, |_, start, subs, bytes| {
         let block = SuperBlock::unpack(layout, bytes, subs);
         for s in 0..subs {
-            let (scale, offset) = block.sub_grid(s);
+            let (scale, offset) = block.sub_grid(layout, s);
             for l in 0..BLOCK {
                 let c = start + s * BLOCK + l;
                 if c < cols {
-                    out[c] = scale * block.codes[s * BLOCK + l] as f32 + offset;
+                    out[c] = layout.value(scale, offset, block.codes[s * BLOCK + l]);
                 }
             }
         }
@@ -340,6 +485,33 @@ mod tests {
         assert_eq!(i3.super_block_bytes(7), 4 + 11 + 7 * 12);
         assert_eq!(i3.storage_bytes(3, 256), 3 * 112);
         assert!(CompactLayout::new(5).is_err() && CompactLayout::new(8).is_err());
+        // nl4k: IQ4_XS's 136-byte block; 576 wide: 2 · 136 + 2 + 2 + 32.
+        let nl4 = CompactLayout::nl4();
+        assert_eq!((nl4.super_block_bytes(SUBS), nl4.bits_per_weight()), (136, 4.25));
+        assert_eq!(nl4.row_bytes(576), 2 * 136 + 2 + 2 + 32);
+        assert_eq!(nl4.super_block_bytes(3), 2 + 3 + 48);
+    }
+
+    #[test]
+    fn nl4k_scales_and_codes_sit_where_iq4_xs_puts_them() {
+        let layout = CompactLayout::nl4();
+        let mut codes = vec![8u8; SUPER]; // level 1 everywhere
+        codes[BLOCK + 20] = 0x0; // sub-block 1, value 20: high nibble of byte 16 + 4
+        let mut scales = [33u8; SUBS]; // d · 1
+        scales[5] = 0b10_1010; // top bits 0b10 at bit 10 of scales_h; low nibble 0xa
+        let block = SuperBlock { d: f16::ONE, dmin: f16::ZERO, scales, mins: [0; SUBS], codes };
+        let mut bytes = vec![0u8; 136];
+        block.pack(layout, &mut bytes);
+        assert_eq!(u16::from_le_bytes([bytes[2], bytes[3]]) >> 10 & 3, 0b10);
+        assert_eq!(bytes[4 + 2] >> 4, 0xa);
+        assert_eq!(
+            bytes[8 + 16 + 4],
+            0x08,
+            "low nibble value 4 (code 8), high nibble value 20 (code 0)"
+        );
+        let mut out = vec![0.0; SUPER];
+        dequantize_row(layout, &bytes, SUPER, &mut out);
+        assert_eq!((out[0], out[BLOCK + 20], out[5 * BLOCK]), (1.0, -127.0, (42 - 32) as f32));
     }
 
     #[test]
@@ -356,8 +528,7 @@ mod tests {
 
     #[test]
     fn super_blocks_round_trip_for_every_width_and_length() {
-        for bits in BITS {
-            let layout = CompactLayout::new(bits).unwrap();
+        for layout in CompactLayout::all() {
             for subs in [1, 2, 3, 7, 8] {
                 let codes: Vec<u8> = (0..subs * BLOCK)
                     .map(|i| (i * 5 % (layout.max_code() as usize + 1)) as u8)
@@ -365,7 +536,7 @@ mod tests {
                 let max = layout.max_scale();
                 let block = SuperBlock {
                     d: f16::from_f32(0.01),
-                    dmin: f16::from_f32(0.002),
+                    dmin: f16::from_f32(if layout.is_nonuniform() { 0.0 } else { 0.002 }),
                     scales: core::array::from_fn(|s| {
                         if s < subs {
                             (s as u8 * 7) % (max + 1)
@@ -374,7 +545,7 @@ mod tests {
                         }
                     }),
                     mins: core::array::from_fn(|s| {
-                        if s < subs {
+                        if s < subs && !layout.is_nonuniform() {
                             (s as u8 * 3 + 1) % (max + 1)
                         } else {
                             0
@@ -384,7 +555,12 @@ mod tests {
                 };
                 let mut bytes = vec![0u8; layout.super_block_bytes(subs)];
                 block.pack(layout, &mut bytes);
-                assert_eq!(SuperBlock::unpack(layout, &bytes, subs), block, "int{bits}k, {subs}");
+                assert_eq!(
+                    SuperBlock::unpack(layout, &bytes, subs),
+                    block,
+                    "{}, {subs}",
+                    layout.name()
+                );
             }
         }
     }

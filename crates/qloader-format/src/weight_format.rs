@@ -4,7 +4,7 @@
 //! Names: `f32`, `f16`, `int8` (per output channel, symmetric), and
 //! `int{8,4,3,2}g{32,64,128}` for the grouped formats of
 //! [`crate::grouped`] (`int4`, `int3` and `int2` alone mean groups of 32),
-//! and `int4k`, `int3k`, `int2k` for the compact formats of
+//! and `int4k`, `int3k`, `int2k`, `nl4k` for the compact formats of
 //! [`crate::compact`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -28,13 +28,13 @@ pub enum WeightFormat {
     /// Unsigned codes in groups along the input dimension, each group with an
     /// `f16` scale and `f16` offset (see [`crate::grouped`]).
     Grouped(GroupedLayout),
-    /// Unsigned codes in sub-blocks of 32 whose scales and mins are
-    /// quantized under `f16` super-scales (see [`crate::compact`]).
+    /// Codes in sub-blocks of 32 whose scales (and mins) are quantized
+    /// under `f16` super-scales (see [`crate::compact`]).
     Compact(CompactLayout),
 }
 
 const KNOWN: &str =
-    "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, int2k";
+    "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, int2k, nl4k";
 
 impl WeightFormat {
     /// A grouped format; panics on an invalid combination (for constants).
@@ -60,19 +60,21 @@ impl WeightFormat {
                 format!("int{}", l.bits())
             }
             WeightFormat::Grouped(l) => format!("int{}g{}", l.bits(), l.group()),
-            WeightFormat::Compact(l) => format!("int{}k", l.bits()),
+            WeightFormat::Compact(l) => l.name(),
         }
     }
 
     /// The format's family: its element type regardless of grouping —
     /// `f32`, `f16`, `int8` (per channel or grouped), `int4`, `int3`, `int2`
-    /// (grouped or compact). Device profiles name kernels by family.
+    /// (grouped or compact), `nl4` (codes on the non-uniform grid, whose
+    /// products look each level up). Device profiles name kernels by family.
     pub fn family(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
             WeightFormat::Int8PerChannel => "int8",
             WeightFormat::Grouped(l) => int_family(l.bits()),
+            WeightFormat::Compact(l) if l.is_nonuniform() => "nl4",
             WeightFormat::Compact(l) => int_family(l.bits()),
         }
     }
@@ -98,6 +100,17 @@ impl WeightFormat {
             WeightFormat::Compact(l) => l.bits_per_weight(),
         }
     }
+}
+
+/// The format families, as device profiles and the kernel registry name
+/// them (see [`WeightFormat::family`]).
+pub const FAMILIES: [&str; 7] = ["f32", "f16", "int8", "int4", "int3", "int2", "nl4"];
+
+/// Whether `family`'s weights are integer codes, whose products also take
+/// int8 activations (integer dot products); float weights always multiply
+/// in `f32`.
+pub fn takes_int8_activations(family: &str) -> bool {
+    FAMILIES.contains(&family) && !matches!(family, "f32" | "f16")
 }
 
 /// The family of integer codes of `bits` bits.
@@ -126,6 +139,7 @@ impl FromStr for WeightFormat {
             "f32" | "fp32" => return Ok(WeightFormat::F32),
             "f16" | "fp16" => return Ok(WeightFormat::F16),
             "int8" | "i8" => return Ok(WeightFormat::Int8PerChannel),
+            "nl4k" => return Ok(WeightFormat::Compact(CompactLayout::nl4())),
             _ => {}
         }
         let rest = lower.strip_prefix("int").ok_or_else(unknown)?;
@@ -154,17 +168,25 @@ mod tests {
                 all.push(WeightFormat::grouped(bits, group));
             }
         }
-        for bits in crate::compact::BITS {
-            all.push(WeightFormat::Compact(CompactLayout::new(bits).unwrap()));
+        for layout in CompactLayout::all() {
+            all.push(WeightFormat::Compact(layout));
         }
-        for f in all {
+        for &f in &all {
             assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f, "{f}");
         }
         assert_eq!("int4".parse::<WeightFormat>().unwrap(), WeightFormat::int4());
         assert_eq!("INT3G128".parse::<WeightFormat>().unwrap(), WeightFormat::grouped(3, 128));
         assert_eq!("INT3K".parse::<WeightFormat>().unwrap().family(), "int3");
-        for bad in ["int5", "int4g48", "int", "intg32", "bf17", "int4g", "int8k", "intk", "int4gk"]
-        {
+        assert_eq!("NL4K".parse::<WeightFormat>().unwrap().family(), "nl4");
+        for f in &all {
+            assert!(FAMILIES.contains(&f.family()), "{f}");
+            assert_eq!(takes_int8_activations(f.family()), f.bits_per_weight() <= 8.0, "{f}");
+        }
+        assert_eq!("nl4k".parse::<WeightFormat>().unwrap().bits_per_weight(), 4.25);
+        for bad in [
+            "int5", "int4g48", "int", "intg32", "bf17", "int4g", "int8k", "intk", "int4gk", "nl3k",
+            "nl4",
+        ] {
             assert!(bad.parse::<WeightFormat>().is_err(), "{bad}");
         }
     }

@@ -2,7 +2,8 @@
 //! (`scripts/make-llama-blocks.sh` runs `ggml_quantize_chunk`, the files are
 //! checked in) read by QLoader's layouts that claim the same bytes give the
 //! floats llama.cpp de-quantizes them to, bit for bit, and re-pack to the
-//! same bytes — so a plan's `int4k` tensors are `Q4_K` tensors as they are.
+//! same bytes — so a plan's `int4k` and `nl4k` tensors are `Q4_K` and
+//! `IQ4_XS` tensors as they are.
 
 use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
 use qloader_format::gguf::{dequantize, GgmlType};
@@ -38,6 +39,31 @@ fn int4k_rows_are_llama_cpp_q4_k_blocks() {
         dequantize(GgmlType::Q4K, row, &mut gguf).unwrap();
         assert_eq!(gguf, ours);
         // Unpacked and packed again: the same bytes.
+        let mut repacked = vec![0u8; row_bytes];
+        let mut at = 0;
+        for_each_super_block(layout, row, COLS, |_, _, subs, block| {
+            let len = layout.super_block_bytes(subs);
+            SuperBlock::unpack(layout, block, subs).pack(layout, &mut repacked[at..at + len]);
+            at += len;
+        });
+        assert_eq!(repacked, row);
+    }
+}
+
+#[test]
+fn nl4k_rows_are_llama_cpp_iq4_xs_blocks() {
+    let (bytes, want) = (data("llama-iq4_xs.bin"), floats(&data("llama-iq4_xs.f32")));
+    let layout = CompactLayout::nl4();
+    let row_bytes = layout.row_bytes(COLS);
+    assert_eq!(bytes.len(), ROWS * row_bytes, "two super-blocks of 136 bytes per row");
+    for r in 0..ROWS {
+        let row = &bytes[r * row_bytes..(r + 1) * row_bytes];
+        let mut ours = vec![0.0f32; COLS];
+        qloader_format::compact::dequantize_row(layout, row, COLS, &mut ours);
+        let theirs = &want[r * COLS..(r + 1) * COLS];
+        for (c, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "row {r} column {c}: {a} vs llama.cpp {b}");
+        }
         let mut repacked = vec![0u8; row_bytes];
         let mut at = 0;
         for_each_super_block(layout, row, COLS, |_, _, subs, block| {

@@ -29,7 +29,7 @@ impl Default for ProfileMeasurement {
     fn default() -> Self {
         Self {
             shape: (2048, 2048),
-            formats: ["f16", "int8", "int4", "int3", "int2"]
+            formats: ["f16", "int8", "int4", "int3", "int2", "nl4k"]
                 .iter()
                 .map(|f| f.parse().expect("a known format"))
                 .collect(),

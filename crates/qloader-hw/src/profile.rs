@@ -56,7 +56,7 @@ pub const VERSION: u32 = 1;
 /// Profiles larger than this are refused before they are read.
 pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
 /// The format families a profile may name.
-pub const FAMILIES: [&str; 6] = ["f32", "f16", "int8", "int4", "int3", "int2"];
+pub use qloader_format::weight_format::FAMILIES;
 /// The activation formats a kernel may take.
 pub const ACTIVATIONS: [&str; 2] = ["f32", "int8"];
 
@@ -192,12 +192,14 @@ pub struct DeviceProfile {
 /// size (int2 g64 → int8 g64) where that format exists, else the family's
 /// default; compact codes stay compact.
 fn convert(format: WeightFormat, target: &str) -> Option<WeightFormat> {
-    if let WeightFormat::Compact(_) = format {
+    if let WeightFormat::Compact(layout) = format {
         // Compact codes widen within their own layouts (int2k → int4k), or
-        // become floats; never int8 (its scales would round).
+        // become floats; never int8 (its scales would round). nl4k's levels
+        // exist in no other layout.
         return match target {
             "f32" => Some(WeightFormat::F32),
             "f16" => Some(WeightFormat::F16),
+            _ if layout.is_nonuniform() || !target.starts_with("int") => None,
             _ => format!("{target}k").parse().ok(),
         };
     }

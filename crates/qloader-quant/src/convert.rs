@@ -6,7 +6,8 @@
 //!   int8 code, so the codes are re-packed at the wider width and the group
 //!   scales and offsets are kept (same values, same group size). Compact
 //!   codes widen the same way (`int2k` → `int3k` → `int4k`), super-scales
-//!   and sub-block scales kept (a 4-bit scale is also a 6-bit one).
+//!   and sub-block scales kept (a 4-bit scale is also a 6-bit one). `nl4k`
+//!   codes index levels no other format has: they only become floats.
 //! * Any format converts to `f32` exactly (its values are what the kernels
 //!   compute with), and to `f16` with one rounding per value.
 //!
@@ -53,7 +54,9 @@ pub fn conversion(from: WeightFormat, to: WeightFormat) -> Option<Fidelity> {
         {
             Some(Fidelity::Exact)
         }
-        (WeightFormat::Compact(a), WeightFormat::Compact(b)) if b.bits() >= a.bits() => {
+        (WeightFormat::Compact(a), WeightFormat::Compact(b))
+            if b.bits() >= a.bits() && !a.is_nonuniform() && !b.is_nonuniform() =>
+        {
             Some(Fidelity::Exact)
         }
         _ => None,
@@ -151,7 +154,7 @@ fn widen_compact(w: &CompactMatrix, layout: CompactLayout) -> Result<CompactMatr
         });
     }
     CompactMatrix::from_parts(w.rows(), w.cols(), layout, data).ok_or_else(|| {
-        format!("re-packing int{}k as int{}k gave the wrong length", from.bits(), layout.bits())
+        format!("re-packing {} as {} gave the wrong length", from.name(), layout.name())
     })
 }
 
@@ -202,7 +205,7 @@ mod tests {
 
     #[test]
     fn float_targets_are_exact_or_rounded_once() {
-        for name in ["int8", "int4", "int2g128", "int3k", "f16", "f32"] {
+        for name in ["int8", "int4", "int2g128", "int3k", "nl4k", "f16", "f32"] {
             let f: WeightFormat = name.parse().unwrap();
             let w = LinearWeight::quantize(matrix(4, 70), f);
             assert_eq!(dense(&w.convert_to(WeightFormat::F32).unwrap()), dense(&w), "{name}");
@@ -221,14 +224,19 @@ mod tests {
             assert!(err.contains("without re-quantizing"), "{err}");
         }
         let w = LinearWeight::quantize(matrix(2, 64), "int3k".parse().unwrap());
-        for to in ["int2k", "int4", "int8"] {
+        for to in ["int2k", "int4", "int8", "nl4k"] {
             assert!(w.convert_to(to.parse().unwrap()).is_err(), "int3k → {to}");
+        }
+        let w = LinearWeight::quantize(matrix(2, 64), "nl4k".parse().unwrap());
+        for to in ["int4k", "int4", "int8"] {
+            assert!(w.convert_to(to.parse().unwrap()).is_err(), "nl4k → {to}");
         }
     }
 
     #[test]
     fn rows_dequantize_like_the_whole_matrix() {
-        for name in ["f32", "f16", "int8", "int4", "int3g64", "int2g128", "int4k", "int2k"] {
+        for name in ["f32", "f16", "int8", "int4", "int3g64", "int2g128", "int4k", "int2k", "nl4k"]
+        {
             let w = LinearWeight::quantize(matrix(6, 77), name.parse().unwrap());
             let full = w.dequantize();
             let mut row = vec![0.0; 77];

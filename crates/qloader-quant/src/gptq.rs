@@ -357,10 +357,10 @@ impl ColumnQuantizer for CompactColumns {
         let at = self.block(r, c);
         let (s, k) = ((c % SUPER) / BLOCK, c % SUPER);
         let block = &mut self.blocks[at];
-        let (scale, offset) = block.sub_grid(s);
-        let q = compact_code(v as f32, scale, offset, self.layout.max_code());
+        let (scale, offset) = block.sub_grid(self.layout, s);
+        let q = compact_code(self.layout, v as f32, scale, offset);
         block.codes[k] = q;
-        (scale * q as f32 + offset) as f64
+        self.layout.value(scale, offset, q) as f64
     }
 }
 
@@ -614,7 +614,7 @@ mod tests {
         let (rows, cols) = (24, 320);
         let w = random_weight(&mut rng, rows, cols);
         let h = hessian(&mut rng, cols, 600, &[]);
-        for name in ["int4", "int3g64", "int8", "int4k", "int2k"] {
+        for name in ["int4", "int3g64", "int8", "int4k", "int2k", "nl4k"] {
             let format: WeightFormat = name.parse().unwrap();
             let rtn = output_error(&w, &LinearWeight::quantize(w.clone(), format), &h);
             for (act_order, weighted_groups) in [(false, false), (false, true), (true, true)] {

@@ -287,9 +287,10 @@ mod tests {
     #[test]
     fn sizes_match_the_format_formula() {
         let w = DenseMatrix::new(8, 96, (0..768).map(|i| i as f32 / 100.0).collect()).unwrap();
-        for name in
-            ["f32", "f16", "int8", "int4", "int3g64", "int2g128", "int8g32", "int4k", "int2k"]
-        {
+        for name in [
+            "f32", "f16", "int8", "int4", "int3g64", "int2g128", "int8g32", "int4k", "int2k",
+            "nl4k",
+        ] {
             let f: WeightFormat = name.parse().unwrap();
             let lw = LinearWeight::quantize(w.clone(), f);
             assert_eq!(lw.format(), f);

@@ -222,8 +222,10 @@ mod tests {
         DenseMatrix::new(rows, cols, data).unwrap()
     }
 
-    const FORMATS: [&str; 9] =
-        ["f32", "f16", "int8", "int8g64", "int4", "int4g128", "int3", "int3g64", "int2"];
+    const FORMATS: [&str; 12] = [
+        "f32", "f16", "int8", "int8g64", "int4", "int4g128", "int3", "int3g64", "int2", "int4k",
+        "int2k", "nl4k",
+    ];
 
     #[test]
     fn every_format_round_trips_through_its_parts() {

@@ -8,13 +8,12 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use qloader_format::weight_format::takes_int8_activations;
+pub use qloader_format::weight_format::FAMILIES;
 use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_hw::profile::DeviceProfile;
 use qloader_kernels::{Isa, Kernels};
 use qloader_quant::{conversion, Fidelity};
-
-/// The weight-format families, as device profiles name them.
-pub const FAMILIES: [&str; 6] = ["f32", "f16", "int8", "int4", "int3", "int2"];
 
 /// One product the process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,9 +75,7 @@ impl KernelRegistry {
         for isa in Isa::ALL.into_iter().filter(|&i| i <= top && i.is_available()) {
             for weights in FAMILIES {
                 entries.insert(KernelKey { weights, activations: ActivationFormat::F32, isa });
-                // Integer weights also take int8 activations (integer dot
-                // products); float weights always multiply in f32.
-                if weights.starts_with("int") {
+                if takes_int8_activations(weights) {
                     entries.insert(KernelKey { weights, activations: ActivationFormat::Int8, isa });
                 }
             }
@@ -110,7 +107,7 @@ impl KernelRegistry {
     /// weights take `f32` activations whatever `act` is).
     pub fn best(&self, format: WeightFormat, act: ActivationFormat) -> Option<KernelKey> {
         let family = format.family();
-        let act = if family.starts_with("int") { act } else { ActivationFormat::F32 };
+        let act = if takes_int8_activations(family) { act } else { ActivationFormat::F32 };
         self.entries.iter().rev().find(|k| k.weights == family && k.activations == act).copied()
     }
 
@@ -191,7 +188,8 @@ mod tests {
     #[test]
     fn every_format_runs_natively_when_nothing_is_disabled() {
         let r = KernelRegistry::detect();
-        for name in ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int4k", "int2k"]
+        for name in
+            ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int4k", "int2k", "nl4k"]
         {
             let c = r.choose(f(name), ActivationFormat::Int8).unwrap();
             assert_eq!((c.runs_as, c.conversion), (f(name), None), "{name}");

@@ -1,8 +1,10 @@
-//! Compact formats (`int4k`, `int3k`, `int2k`: sub-blocks of 32 with
-//! quantized scales and mins under `f16` super-scales per 256 values; bit
-//! layout in [`qloader_format::compact`]): the quantizer and the matrix.
+//! Compact formats (`int4k`, `int3k`, `int2k`, `nl4k`: sub-blocks of 32
+//! with quantized scales (and mins) under `f16` super-scales per 256
+//! values; bit layout in [`qloader_format::compact`]): the quantizer and
+//! the matrix.
 //!
-//! The quantizer fits each super-block in three steps:
+//! `nl4k` is fitted by [`super::nonuniform`]; the `int*k` quantizer fits
+//! each super-block in three steps:
 //! 1. each sub-block's grid `scale · q − min` by the grouped formats'
 //!    clipping search ([`fit_group`], weighted by the input columns'
 //!    importance when given), with `min ≥ 0` (a sub-block of positive
@@ -17,15 +19,20 @@
 //! Products run on the tile kernels: the tiles hold each sub-block as a
 //! 32-value group with `f16(d · sc)` as its scale and `f16(−dmin · m)` as
 //! its offset (within 2⁻¹¹ relative of the exact values), built at the first
-//! product like a grouped matrix's.
+//! product like a grouped matrix's. `nl4k`'s tiles keep the 4-bit codes and
+//! a table of levels: code `q` is read as the byte `NL4_LEVELS[q] + 128`,
+//! with scale `f16(d · (sc − 32))` and offset `−128 ×` that scale.
 
 use half::f16;
-use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock, SUBS, SUPER};
+use qloader_format::compact::{
+    for_each_super_block, CompactLayout, SuperBlock, NL4_LEVELS, SUBS, SUPER,
+};
 use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
 use super::grid_search::code;
+use super::nonuniform::{fit_nonuniform_super_block, nonuniform_code};
 use super::{fit_group, DenseMatrix};
 use crate::storage::Storage;
 use crate::tiles::{DecodedRow, TiledMatrix};
@@ -183,11 +190,19 @@ impl CompactMatrix {
         }
     }
 
+    /// The byte each code is read as in the tiles, if not the code itself:
+    /// `NL4_LEVELS[q] + 128` for `nl4k`.
+    pub fn tile_levels(&self) -> Option<[u8; 16]> {
+        self.layout
+            .is_nonuniform()
+            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + 128) as u8))
+    }
+
     /// The matrix in tiles (made on the first call, kept).
     pub fn tiles(&self) -> &TiledMatrix {
         self.tiles.get_or_init(|| {
             let layout = self.tile_layout();
-            TiledMatrix::from_decoded_rows(self.rows, self.cols, layout, &|r| {
+            TiledMatrix::from_decoded_rows(self.rows, self.cols, layout, self.tile_levels(), &|r| {
                 self.decode_row(r, layout)
             })
         })
@@ -205,9 +220,15 @@ impl CompactMatrix {
         for_each_super_block(self.layout, self.row(r), self.cols, |i, _, subs, bytes| {
             let block = SuperBlock::unpack(self.layout, bytes, subs);
             for s in 0..subs {
-                let (scale, offset) = block.sub_grid(s);
-                out.scales.push(f16::from_f32(scale));
-                out.offsets.push(f16::from_f32(offset));
+                let (scale, offset) = block.sub_grid(self.layout, s);
+                let scale = f16::from_f32(scale);
+                out.scales.push(scale);
+                out.offsets.push(if self.layout.is_nonuniform() {
+                    // Exact: a power of two times an f16.
+                    f16::from_f32(-128.0 * scale.to_f32())
+                } else {
+                    f16::from_f32(offset)
+                });
                 let g = i * SUBS + s;
                 let codes: &[u8; BLOCK] =
                     block.codes[s * BLOCK..(s + 1) * BLOCK].try_into().expect("32 codes");
@@ -248,16 +269,23 @@ pub fn fit_super_block(x: &[f32], w: &[f32], layout: CompactLayout) -> SuperBloc
     quantize_super_block(x, w, layout)
 }
 
-/// The code of `v` on the grid `scale · q + offset`, `q ∈ 0..=max_code`: the
-/// nearest level, as the compact quantizer rounds.
-pub fn compact_code(v: f32, scale: f32, offset: f32, max_code: u8) -> u8 {
+/// The code of `v` in a sub-block of `scale` and `offset` (from
+/// [`SuperBlock::sub_grid`]): the nearest level, as the compact quantizers
+/// round.
+pub fn compact_code(layout: CompactLayout, v: f32, scale: f32, offset: f32) -> u8 {
+    if layout.is_nonuniform() {
+        return nonuniform_code(v, scale);
+    }
     let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-    code(v, offset, inv, max_code as f32)
+    code(v, offset, inv, layout.max_code() as f32)
 }
 
 /// The super-block of values `x` (at most 256; the last sub-block padded
 /// with zeros of weight 0) with weights `w`.
 fn quantize_super_block(x: &[f32], w: &[f32], layout: CompactLayout) -> SuperBlock {
+    if layout.is_nonuniform() {
+        return fit_nonuniform_super_block(x, w);
+    }
     let subs = x.len().div_ceil(BLOCK);
     let max_code = layout.max_code();
     // 1. Each sub-block's own grid, its min clamped to at least 0.
@@ -358,8 +386,7 @@ mod tests {
 
     #[test]
     fn every_width_round_trips_its_bytes_and_sizes() {
-        for bits in qloader_format::compact::BITS {
-            let layout = CompactLayout::new(bits).unwrap();
+        for layout in CompactLayout::all() {
             for cols in [32, 33, 256, 300, 576] {
                 let w = weights(5, cols, cols as u32);
                 let q = CompactMatrix::quantize(&w, layout, None);
@@ -377,24 +404,53 @@ mod tests {
     #[test]
     fn close_to_the_grouped_format_and_tiles_agree() {
         let w = weights(16, 576, 7);
-        for bits in qloader_format::compact::BITS {
-            let layout = CompactLayout::new(bits).unwrap();
+        for layout in CompactLayout::all() {
+            let bits = layout.bits();
             let q = CompactMatrix::quantize(&w, layout, None);
             let exact = q.dequantize();
             let grouped = GroupedMatrix::quantize(&w, GroupedLayout::new(bits, 32).unwrap());
             let (compact_err, grouped_err) = (mse(&exact, &w), mse(&grouped.dequantize(), &w));
-            assert!(
-                compact_err < 1.3 * grouped_err,
-                "int{bits}k {compact_err} vs g32 {grouped_err}"
-            );
-            // Scale and offset each within 2⁻¹¹ relative: the error is at most
-            // that fraction of |scale · q| + |offset| ≤ 2 · the largest value.
+            let name = layout.name();
+            // (These weights lean positive: nl4k's symmetric grid is tested
+            // on symmetric ones below.)
+            if !layout.is_nonuniform() {
+                assert!(
+                    compact_err < 1.3 * grouped_err,
+                    "{name} {compact_err} vs g32 {grouped_err}"
+                );
+            }
+            // The scale within 2⁻¹¹ relative (and the offset likewise, or
+            // exactly −128 × it): the error is at most that fraction of
+            // |scale · level| + |offset| ≤ 2 · the largest value (nl4k: of
+            // |scale| · 241 ≤ 2 · 127/113 · the largest value).
             let largest = w.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let tiled = q.tiles().dequantize();
             for (a, b) in tiled.data().iter().zip(exact.data()) {
-                assert!((a - b).abs() <= 2.0 * largest / 2048.0, "{a} vs {b}");
+                assert!((a - b).abs() <= 2.3 * largest / 2048.0, "{name}: {a} vs {b}");
             }
         }
+    }
+
+    /// On weights spread symmetrically about zero with heavy tails (as
+    /// trained weights are), `nl4k`'s grid is as close as `int4k` at a
+    /// quarter bit less per weight.
+    #[test]
+    fn nl4k_matches_int4k_on_symmetric_weights() {
+        let mut state = 9u32;
+        let data: Vec<f32> = (0..16 * 576)
+            .map(|_| {
+                let mut s = 0.0;
+                for _ in 0..4 {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    s += (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                }
+                s * s * s * 0.05
+            })
+            .collect();
+        let w = DenseMatrix::new(16, 576, data).unwrap();
+        let err = |layout| mse(&CompactMatrix::quantize(&w, layout, None).dequantize(), &w);
+        let (nl4k, int4k) = (err(CompactLayout::nl4()), err(CompactLayout::new(4).unwrap()));
+        assert!(nl4k < 1.1 * int4k, "nl4k {nl4k} vs int4k {int4k}");
     }
 
     #[test]

@@ -11,11 +11,13 @@ mod grid_search;
 mod grid_search_x86;
 mod grouped;
 mod int8;
+mod nonuniform;
 
 pub use compact::{compact_code, fit_super_block, CompactMatrix};
 pub use dense::DenseMatrix;
 pub use f16::{HalfMatrix, HALF_PANEL_ROWS};
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;
+pub use nonuniform::{nearest_level, nonuniform_code};
 #[cfg(test)]
 mod grouped_pinned;

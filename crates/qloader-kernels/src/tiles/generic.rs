@@ -38,7 +38,8 @@ pub fn panel_a8(
             for (i, d) in dots.iter_mut().enumerate() {
                 let a = &x.row(rows.start + i).0[b * BLOCK..(b + 1) * BLOCK];
                 for (l, row) in codes.iter().enumerate() {
-                    d[l] += row.iter().zip(a).map(|(&q, &a)| q as i32 * a as i32).sum::<i32>();
+                    d[l] +=
+                        row.iter().zip(a).map(|(&q, &a)| w.level(q) as i32 * a as i32).sum::<i32>();
                 }
             }
         }
@@ -74,7 +75,7 @@ pub fn panel_f32(x: &F32Rows, w: &TiledMatrix, panel: usize, rows: Range<usize>,
                 let at = (rows.start + i) * x.stride + b * BLOCK;
                 let xs = &x.values[at..at + BLOCK];
                 for (l, row) in codes.iter().enumerate() {
-                    d[l] += row.iter().zip(xs).map(|(&q, &v)| q as f32 * v).sum::<f32>();
+                    d[l] += row.iter().zip(xs).map(|(&q, &v)| w.level(q) as f32 * v).sum::<f32>();
                 }
             }
         }

@@ -12,7 +12,10 @@
 //! activation row.
 //!
 //! The tiles are built once from a [`GroupedMatrix`] (at load) and hold the
-//! same values: same codes, same `f16` scales and offsets.
+//! same values: same codes, same `f16` scales and offsets. Tiles may carry a
+//! table of 16 levels (4-bit codes only): code `q` is then read as the byte
+//! `levels[q]` wherever a product or de-quantization reads a code — how the
+//! non-uniform grid of `nl4k` runs on the same kernels.
 
 pub mod generic;
 pub(crate) mod kernel_support;
@@ -81,6 +84,7 @@ pub struct TiledMatrix {
     rows: usize,
     cols: usize,
     layout: GroupedLayout,
+    levels: Option<[u8; 16]>,
     panel_bytes: usize,
     data: AlignedBytes,
 }
@@ -109,20 +113,26 @@ impl TiledMatrix {
                 write_panel(&PanelSource { layout, cols, rows }, out);
             });
         }
-        Self { rows, cols, layout, panel_bytes: bytes, data }
+        Self { rows, cols, layout, levels: None, panel_bytes: bytes, data }
     }
 
     /// The tiles of a `rows × cols` matrix in `layout` whose row `r`
     /// `decode(r)` gives as grouped parts: packed codes
     /// (`layout.row_code_bytes(cols)`), and one `f16` scale and offset per
     /// group (how formats stored otherwise, e.g. the compact ones, run on
-    /// the tile kernels). Panels are built in parallel.
+    /// the tile kernels), each code read as `levels[code]` if given. Panels
+    /// are built in parallel.
+    ///
+    /// # Panics
+    /// If `levels` is given for codes that are not 4 bits wide.
     pub fn from_decoded_rows(
         rows: usize,
         cols: usize,
         layout: GroupedLayout,
+        levels: Option<[u8; 16]>,
         decode: &(dyn Fn(usize) -> DecodedRow + Sync),
     ) -> Self {
+        assert!(levels.is_none() || layout.bits() == 4, "levels look up 4-bit codes");
         let bytes = panel_bytes(layout, cols);
         let panels = rows.div_ceil(PANEL_ROWS);
         let mut data = AlignedBytes::zeroed(panels * bytes);
@@ -135,7 +145,18 @@ impl TiledMatrix {
                 write_panel(&PanelSource { layout, cols, rows }, out);
             });
         }
-        Self { rows, cols, layout, panel_bytes: bytes, data }
+        Self { rows, cols, layout, levels, panel_bytes: bytes, data }
+    }
+
+    /// The byte each 4-bit code is read as, if not the code itself.
+    pub fn levels(&self) -> Option<[u8; 16]> {
+        self.levels
+    }
+
+    /// Code `q` as the products read it.
+    #[inline]
+    pub fn level(&self, q: u8) -> u8 {
+        self.levels.map_or(q, |l| l[(q & 0x0f) as usize])
     }
 
     /// Rows (output features).
@@ -170,6 +191,12 @@ impl TiledMatrix {
 
     /// Back to `f32` (from the tiles themselves).
     pub fn dequantize(&self) -> DenseMatrix {
+        self.map_weights(|scale, level, offset| scale * level + offset)
+    }
+
+    /// Each weight as `f(scale, level, offset)` of its group's scale and
+    /// offset and its code's level (the code, or its entry in the table).
+    pub(crate) fn map_weights(&self, f: impl Fn(f32, f32, f32) -> f32) -> DenseMatrix {
         let (bits, per_group) = (self.layout.bits(), self.layout.group() / BLOCK);
         let blocks = self.layout.blocks_per_row(self.cols);
         let mut out = vec![0.0f32; self.rows * self.cols];
@@ -191,7 +218,7 @@ impl TiledMatrix {
                         for (c, &q) in row.iter().enumerate() {
                             let col = b * BLOCK + c;
                             if col < self.cols {
-                                out[r * self.cols + col] = scale * q as f32 + offset;
+                                out[r * self.cols + col] = f(scale, self.level(q) as f32, offset);
                             }
                         }
                     }
@@ -482,6 +509,47 @@ mod tests {
             (150, 20, 70),
         ] {
             check(m, n, k, &seed);
+        }
+    }
+
+    /// Tiles built from compact rows — `nl4k`'s with a table of levels —
+    /// give every tier the plain product with the tiles' own values.
+    #[test]
+    fn compact_tiles_match_reference() {
+        use crate::quantize::CompactMatrix;
+        use qloader_format::compact::CompactLayout;
+        let seed: Vec<f32> = (0..83).map(|i| ((i * 29) % 83) as f32 / 41.0 - 1.0).collect();
+        for (m, n, k) in [(1, 16, 256), (3, 17, 576), (9, 33, 300), (40, 20, 64)] {
+            let w = matrix(n, k, &seed);
+            let x: Vec<f32> =
+                (0..m * k).map(|i| seed[(i * 13) % 83] * (1.0 + (i / k) as f32 * 0.3)).collect();
+            let xq = QuantizedActivations::quantize(&x, m, k, 32);
+            let xs = dequantize_activations(&xq);
+            for layout in CompactLayout::all() {
+                let c = CompactMatrix::quantize(&w, layout, None);
+                let t = c.tiles();
+                assert_eq!(t.levels().is_some(), layout.is_nonuniform());
+                let values = t.dequantize();
+                let bound = t.map_weights(|s, l, o| (s * l).abs() + o.abs());
+                let product = |x: &[f32]| -> Vec<f32> {
+                    (0..m * n)
+                        .map(|at| {
+                            let (i, j) = (at / n, at % n);
+                            (0..k).map(|c| x[i * k + c] * values.row(j)[c]).sum()
+                        })
+                        .collect()
+                };
+                let (want_a8, want_f32) = (product(&xs), product(&x));
+                for kern in available() {
+                    let what = format!("{} {} {m}×{n}×{k}", kern.isa, layout.name());
+                    let mut y = vec![f32::NAN; m * n];
+                    matmul_tiled_a8_with(kern, &xq, t, &mut y);
+                    assert_close(&format!("{what} ·a8"), &y, &want_a8, &xs, m, &bound);
+                    let mut y = vec![f32::NAN; m * n];
+                    matmul_tiled_f32_with(kern, &x, m, t, &mut y);
+                    assert_close(&format!("{what} f32"), &y, &want_f32, &x, m, &bound);
+                }
+            }
         }
     }
 

@@ -11,6 +11,9 @@
 //!   per block; 8-bit codes are split into nibbles (`16·high + low`).
 //! * `f32` activations: each code byte converted once and multiplied into
 //!   every activation row with one FMA.
+//!
+//! Tiles with a table of levels have each 4-bit code replaced by its level
+//! byte (`vpshufb`) right after unpacking; those bytes go the 8-bit way.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -98,11 +101,12 @@ pub unsafe fn avx2_panel_a8(
 ) {
     let shape = check_panel_a8(x, w, panel, &rows, out);
     let data = w.panel(panel);
+    let lut = level_table(w);
     // SAFETY: same features; shapes checked above.
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, true>(
             &Source::A8(x),
-            data,
+            (data, lut),
             shape,
             rows.clone(),
             out
@@ -124,15 +128,37 @@ pub unsafe fn avx2_panel_f32(
 ) {
     let shape = check_panel_f32(x, w, panel, &rows, out);
     let data = w.panel(panel);
+    let lut = level_table(w);
     // SAFETY: same features; shapes checked above.
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, false>(
             &Source::F32(x),
-            data,
+            (data, lut),
             shape,
             rows.clone(),
             out
         ))
+    }
+}
+
+/// The tiles' table of levels in both 128-bit lanes, if they have one.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn level_table(w: &TiledMatrix) -> Option<__m256i> {
+    let levels = w.levels()?;
+    // SAFETY: 16 readable bytes.
+    let lane = unsafe { _mm_loadu_si128(levels.as_ptr() as *const __m128i) };
+    Some(_mm256_broadcastsi128_si256(lane))
+}
+
+/// Each code byte replaced by its level, if there is a table.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn look_up(wv: &mut [__m256i; 8], lut: Option<__m256i>) {
+    if let Some(lut) = lut {
+        for v in wv.iter_mut() {
+            *v = _mm256_shuffle_epi8(lut, *v);
+        }
     }
 }
 
@@ -151,7 +177,7 @@ enum Source<'a> {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
     x: &Source<'_>,
-    data: &[u8],
+    data: (&[u8], Option<__m256i>),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -183,7 +209,7 @@ unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
 unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: usize>(
     x: &Source<'_>,
     (first, out_row, h): (usize, usize, usize),
-    data: &[u8],
+    (data, lut): (&[u8], Option<__m256i>),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
@@ -212,7 +238,8 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                 let mut isum = [_mm256_setzero_si256(); R];
                 for b in first_block..last_block {
                     // SAFETY: as above.
-                    let wv = unsafe { unpack_half::<BITS>(p, h) };
+                    let mut wv = unsafe { unpack_half::<BITS>(p, h) };
+                    look_up(&mut wv, lut);
                     // SAFETY: as above.
                     p = unsafe { p.add(block_bytes(BITS)) };
                     for r in 0..R {
@@ -220,8 +247,15 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                         assert!(codes.len() >= blocks * BLOCK);
                         // SAFETY: block b < blocks lies within the row.
                         let a = unsafe { codes.as_ptr().add(b * BLOCK) } as *const i32;
-                        // SAFETY: as above.
-                        isum[r] = _mm256_add_epi32(isum[r], unsafe { block_dot::<BITS>(&wv, a) });
+                        // SAFETY: as above (level bytes take the 8-bit way).
+                        let dot = unsafe {
+                            if lut.is_some() {
+                                block_dot::<8>(&wv, a)
+                            } else {
+                                block_dot::<BITS>(&wv, a)
+                            }
+                        };
+                        isum[r] = _mm256_add_epi32(isum[r], dot);
                     }
                 }
                 for r in 0..R {
@@ -236,7 +270,8 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                 let mut dots = [_mm256_setzero_ps(); R];
                 for b in first_block..last_block {
                     // SAFETY: as above.
-                    let wv = unsafe { unpack_half::<BITS>(p, h) };
+                    let mut wv = unsafe { unpack_half::<BITS>(p, h) };
+                    look_up(&mut wv, lut);
                     // SAFETY: as above.
                     p = unsafe { p.add(block_bytes(BITS)) };
                     for (t, &v) in wv.iter().enumerate() {

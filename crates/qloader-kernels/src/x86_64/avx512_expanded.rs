@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use qloader_format::grouped::BLOCK;
 
-use super::avx512_tiles::unpack;
+use super::avx512_tiles::{level_table, look_up, unpack};
 use crate::expanded_gemm::{ExpandedGemm, PanelWeights, TileOut};
 use crate::quantize::{HalfMatrix, Int8Matrix, HALF_PANEL_ROWS};
 use crate::tiles::kernel_support::with_tile_layout;
@@ -136,6 +136,7 @@ unsafe fn expand_tiles<const BITS: u8, const PER_GROUP: usize>(
     let blocks = w.layout().blocks_per_row(w.cols());
     let group_bytes = GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS);
     let byte = _mm512_set1_epi32(0xff);
+    let lut = level_table(w);
     let (b0, b1) = (cols.start / BLOCK, cols.end.div_ceil(BLOCK).min(blocks));
     for half in 0..2 {
         let p = first / PANEL_ROWS + half;
@@ -158,7 +159,8 @@ unsafe fn expand_tiles<const BITS: u8, const PER_GROUP: usize>(
                 let ws = _mm512_cvtph_ps(_mm256_load_si256(gp as *const __m256i));
                 let wo = _mm512_cvtph_ps(_mm256_load_si256(gp.add(32) as *const __m256i));
                 let codes = gp.add(GROUP_HEADER_BYTES + (b % PER_GROUP) * block_bytes(BITS));
-                let v = unpack::<BITS>(codes);
+                let mut v = unpack::<BITS>(codes);
+                look_up(&mut v, lut);
                 let out = lanes.add((b * BLOCK - cols.start) * NR);
                 for (t, &v) in v.iter().enumerate() {
                     let q = [

@@ -11,6 +11,9 @@
 //! * `f32` activations: each code byte is converted to `f32` once and
 //!   multiplied into every activation row with one FMA; per group
 //!   `scale · Σ x·q + offset · Σ x`.
+//!
+//! Tiles with a table of levels have each 4-bit code replaced by its level
+//! byte (`vpshufb`) right after unpacking.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -101,6 +104,27 @@ pub(super) unsafe fn unpack<const BITS: u8>(p: *const u8) -> [__m512i; 8] {
     })
 }
 
+/// The tiles' table of levels in every 128-bit lane, if they have one.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) fn level_table(w: &TiledMatrix) -> Option<__m512i> {
+    let levels = w.levels()?;
+    // SAFETY: 16 readable bytes.
+    let lane = unsafe { _mm_loadu_si128(levels.as_ptr() as *const __m128i) };
+    Some(_mm512_broadcast_i32x4(lane))
+}
+
+/// Each code byte replaced by its level, if there is a table.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) fn look_up(wv: &mut [__m512i; 8], lut: Option<__m512i>) {
+    if let Some(lut) = lut {
+        for v in wv.iter_mut() {
+            *v = _mm512_shuffle_epi8(lut, *v);
+        }
+    }
+}
+
 /// Asks for the lines of one group (header and blocks) at `p` the usual
 /// distances ahead (L1 and L2): the panels are read front to back, and a
 /// core left to the hardware prefetcher alone stalls on memory between
@@ -129,7 +153,7 @@ pub unsafe fn avx512_panel_a8(
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| panel_a8::<BITS, PER_GROUP>(
             x,
-            data,
+            (data, level_table(w)),
             shape,
             rows.clone(),
             out
@@ -147,7 +171,7 @@ pub unsafe fn avx512_panel_a8(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn panel_a8<const BITS: u8, const PER_GROUP: usize>(
     x: &QuantizedActivations,
-    data: &[u8],
+    data: (&[u8], Option<__m512i>),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -176,7 +200,7 @@ unsafe fn panel_a8<const BITS: u8, const PER_GROUP: usize>(
 unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     x: &QuantizedActivations,
     (first, out_row): (usize, usize),
-    data: &[u8],
+    (data, lut): (&[u8], Option<__m512i>),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
@@ -203,7 +227,8 @@ unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
         let mut isum = [_mm512_setzero_si512(); R];
         for b in first_block..(first_block + PER_GROUP).min(blocks) {
             // SAFETY: as above.
-            let wv = unsafe { unpack::<BITS>(p) };
+            let mut wv = unsafe { unpack::<BITS>(p) };
+            look_up(&mut wv, lut);
             // SAFETY: as above.
             p = unsafe { p.add(block_bytes(BITS)) };
             for r in 0..R {
@@ -247,7 +272,7 @@ pub unsafe fn avx512_panel_f32(
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| panel_f32::<BITS, PER_GROUP>(
             x,
-            data,
+            (data, level_table(w)),
             shape,
             rows.clone(),
             out
@@ -263,7 +288,7 @@ pub unsafe fn avx512_panel_f32(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn panel_f32<const BITS: u8, const PER_GROUP: usize>(
     x: &F32Rows,
-    data: &[u8],
+    data: (&[u8], Option<__m512i>),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -291,7 +316,7 @@ unsafe fn panel_f32<const BITS: u8, const PER_GROUP: usize>(
 unsafe fn tile_f32<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     x: &F32Rows,
     (first, out_row): (usize, usize),
-    data: &[u8],
+    (data, lut): (&[u8], Option<__m512i>),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
@@ -314,7 +339,8 @@ unsafe fn tile_f32<const BITS: u8, const PER_GROUP: usize, const R: usize>(
         let mut dots = [_mm512_setzero_ps(); R];
         for b in first_block..(first_block + PER_GROUP).min(blocks) {
             // SAFETY: as above.
-            let wv = unsafe { unpack::<BITS>(p) };
+            let mut wv = unsafe { unpack::<BITS>(p) };
+            look_up(&mut wv, lut);
             // SAFETY: as above.
             p = unsafe { p.add(block_bytes(BITS)) };
             for (t, &v) in wv.iter().enumerate() {
