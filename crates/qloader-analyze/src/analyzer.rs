@@ -259,9 +259,7 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         let (from_ids, from_hidden): (Vec<usize>, Vec<usize>) =
             members.iter().partition(|&&i| Some(i) == tied);
         let stats_of = |list: &[usize], m: usize| match h_at.get(&tensors[list[m]].site) {
-            Some((h, importance)) => {
-                InputStats::SecondMoment { h, importance, compensable: Some(list[m]) != tied }
-            }
+            Some((h, importance)) => InputStats::SecondMoment { h, importance },
             None => InputStats::None,
         };
         let mut measured = stage_run.measure(

@@ -14,8 +14,10 @@
 //! quantized q, k and v produce; otherwise one pass measures every site of
 //! the block against its full-precision weights.
 //!
-//! Embedding tables (looked up, not multiplied; and a head tied to them) are
-//! not quantized here: the caller stores them as it would anyway.
+//! Embedding tables that are only looked up are not quantized here: the
+//! caller stores them as it would anyway. A head tied to the embedding
+//! table is (last, against the final hidden states): its codes then also
+//! serve the look-up.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -83,11 +85,10 @@ pub fn quantize_sequential<M: ProbedModel + ?Sized>(
     }
     let layers = model.layers();
     let tensors = model.quantizable_tensors();
-    let tied = model.tied_embedding();
     let mut format_of: Vec<Option<WeightFormat>> = vec![None; tensors.len()];
     let mut by_stage: BTreeMap<usize, BTreeMap<usize, Vec<usize>>> = BTreeMap::new();
     for (i, t) in tensors.iter().enumerate() {
-        if t.kind == TensorKind::Embedding || Some(i) == tied {
+        if t.kind == TensorKind::Embedding {
             continue;
         }
         if let Some(format) = formats(&t.name) {

@@ -54,9 +54,6 @@ pub(crate) enum InputStats<'a> {
         h: &'a [f32],
         /// The `imatrix` search weights (see [`crate::importance`]).
         importance: &'a [f32],
-        /// Whether GPTQ may choose the codes (not for a head tied to the
-        /// embeddings, which is also looked up: its grid is only weighted).
-        compensable: bool,
     },
     /// An embedding table's row (token) frequencies: its "input" is one-hot.
     RowFrequencies(&'a [f32]),
@@ -72,12 +69,12 @@ pub(crate) fn store(
     stats: InputStats<'_>,
     method: QuantMethod,
 ) -> std::result::Result<LinearWeight, GptqError> {
-    let InputStats::SecondMoment { h, importance, compensable } = stats else {
+    let InputStats::SecondMoment { h, importance } = stats else {
         return Ok(LinearWeight::quantize_borrowed(w, format));
     };
     Ok(match method {
         QuantMethod::Rtn => LinearWeight::quantize_borrowed(w, format),
-        QuantMethod::Gptq if compensable && gptq::supports(format) => {
+        QuantMethod::Gptq if gptq::supports(format) => {
             gptq::gptq(w, h, format, &GptqOptions::default())?
         }
         QuantMethod::Imatrix | QuantMethod::Gptq => {

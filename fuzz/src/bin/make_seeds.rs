@@ -257,7 +257,8 @@ fn tiny_gguf() -> Vec<u8> {
 /// Packed models: every format once, with a bert header and blobs; and a
 /// llama header over no tensors.
 fn tiny_packed() -> Vec<Vec<u8>> {
-    let formats = ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64", "int4k", "int2k"];
+    let formats =
+        ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64", "int4k", "int2k", "nl4k"];
     let weights: Vec<(String, LinearWeight)> = formats
         .iter()
         .enumerate()

@@ -165,7 +165,7 @@ pub fn table_cases() -> Vec<Case> {
             |t| t["formats"] = json!(["int8", "int5"]),
             "{path}: not a valid sensitivity table: format \"int5\": unknown weight format \
              `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, \
-             int3k, int2k)",
+             int3k, int2k, nl4k)",
         ),
         table_case(
             "table/measures-without-weight-mse",
@@ -304,14 +304,14 @@ pub fn plan_cases() -> Vec<Case> {
             |p| p["tensors"][1]["format"] = json!("int5"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: format: unknown weight format \
              `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, \
-             int3k, int2k)",
+             int3k, int2k, nl4k)",
         ),
         plan_case(
             "plan/unknown-run-format",
             |p| p["tensors"][1]["runs_as"] = json!("fp8"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: runs_as: unknown weight \
              format `fp8` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, \
-             int4k, int3k, int2k)",
+             int4k, int3k, int2k, nl4k)",
         ),
         plan_case(
             "plan/unknown-measure",
@@ -488,7 +488,7 @@ pub fn profile_cases() -> Vec<Case> {
             "weights = \"int4\"",
             "weights = \"int5\"",
             "{path}: not a valid device profile: kernel int5 × f32: unknown weight family (one \
-             of [\"f32\", \"f16\", \"int8\", \"int4\", \"int3\", \"int2\"])",
+             of [\"f32\", \"f16\", \"int8\", \"int4\", \"int3\", \"int2\", \"nl4\"])",
         ),
         profile_case(
             "profile/unknown-activations",

@@ -587,6 +587,17 @@ pub fn cases() -> Vec<Case> {
         "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 143 \
          bytes, format int3k with shape [8, 8] needs 144",
     ));
+    let nonuniform = Parts::split(&llama_packed_in("nl4k".parse().expect("a format")));
+    cases.push(header_case(
+        "packed/nl4k-segment-wrong-length",
+        &nonuniform,
+        |p| {
+            let (_, len) = segment(p, "blk.0.attn_q.weight", "codes");
+            set_segment(p, "blk.0.attn_q.weight", "codes", "len", json!(len + 1));
+        },
+        "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 153 \
+         bytes, format nl4k with shape [8, 8] needs 152",
+    ));
     let mut inspect = header_case(
         "packed-inspect/tensor-checksum-mismatch",
         p,
