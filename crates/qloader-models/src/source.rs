@@ -201,8 +201,11 @@ impl<'a> ReplacingSource<'a> {
 }
 
 impl WeightSource for ReplacingSource<'_> {
+    /// What the checkpoint holds: a replacement stands in for a tensor, it
+    /// does not add one (a head tied to the embeddings, replaced, stays
+    /// tied: its codes also serve the look-up).
     fn contains(&self, name: &str) -> bool {
-        self.weights.contains_key(name) || self.inner.contains(name)
+        self.inner.contains(name)
     }
 
     fn values(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {

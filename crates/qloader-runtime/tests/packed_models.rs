@@ -267,3 +267,39 @@ fn a_missing_tensor_is_named() {
     };
     assert!(e.contains(gone) && e.contains("cut.qlm"), "{e}");
 }
+
+/// A head tied to the embeddings that is replaced (as GPTQ replaces it)
+/// stays tied: the file holds the replacement as the head and no separate
+/// embedding table, and the look-up reads the replacement's values.
+#[test]
+fn a_replaced_tied_head_stays_tied() {
+    use qloader_runtime::packed::{pack_llama_with, Quantization};
+    let gguf = fixtures::smollm2_gguf();
+    if !present(&gguf) {
+        return;
+    }
+    let file = qloader_format::gguf::GgufFile::open(&gguf).unwrap();
+    let table = file.tensor_f32("token_embd.weight").unwrap();
+    let (vocab, hidden) = (table.shape[0], table.shape[1]);
+    let head = qloader_quant::LinearWeight::quantize(
+        qloader_kernels::DenseMatrix::new(vocab, hidden, table.data).unwrap(),
+        "int4g32".parse().unwrap(),
+    );
+    let quantization = Quantization {
+        replacements: [("output.weight".to_owned(), head.clone())].into(),
+        ..Quantization::default()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("tied.qlm");
+    let plan = |name: &str| {
+        if name == "output.weight" { "int4g32" } else { "int8" }.parse::<WeightFormat>().unwrap()
+    };
+    let report = pack_llama_with(&gguf, &plan, quantization, None, &path, &mut |_, _| {}).unwrap();
+    let names: Vec<&str> = report.summary.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"output.weight") && !names.contains(&"token_embd.weight"), "{names:?}");
+    let (model, _) = open(&path, &LoadOptions::default());
+    let PackedModel::Decoder(session) = model else { panic!("expected a decoder") };
+    let mut want = vec![0.0f32; hidden];
+    head.dequantize_row(7, &mut want);
+    assert_eq!(session.model.embed(&[7]).unwrap(), want, "the look-up reads the replaced head");
+}
