@@ -20,25 +20,27 @@ fn floats(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
-#[test]
-fn int4k_rows_are_llama_cpp_q4_k_blocks() {
-    let (bytes, want) = (data("llama-q4_k.bin"), floats(&data("llama-q4_k.f32")));
-    let layout = CompactLayout::new(4).unwrap();
+/// Rows of `layout` written by llama.cpp (`name`.bin, with its floats in
+/// `name`.f32) de-quantize to llama.cpp's floats bit for bit (and through
+/// the GGUF reader as `gguf`, where it reads the type), and re-pack to the
+/// same bytes.
+fn rows_are_llama_cpp_blocks(layout: CompactLayout, name: &str, gguf: Option<GgmlType>) {
+    let (bytes, want) = (data(&format!("{name}.bin")), floats(&data(&format!("{name}.f32"))));
     let row_bytes = layout.row_bytes(COLS);
-    assert_eq!(bytes.len(), ROWS * row_bytes, "two super-blocks of 144 bytes per row");
+    assert_eq!(bytes.len(), ROWS * row_bytes, "{name}: two super-blocks per row");
     for r in 0..ROWS {
         let row = &bytes[r * row_bytes..(r + 1) * row_bytes];
         let mut ours = vec![0.0f32; COLS];
         qloader_format::compact::dequantize_row(layout, row, COLS, &mut ours);
         let theirs = &want[r * COLS..(r + 1) * COLS];
         for (c, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            assert_eq!(a.to_bits(), b.to_bits(), "row {r} column {c}: {a} vs llama.cpp {b}");
+            assert_eq!(a.to_bits(), b.to_bits(), "{name} row {r} column {c}: {a} vs llama.cpp {b}");
         }
-        // The GGUF reader's Q4_K agrees too.
-        let mut gguf = vec![0.0f32; COLS];
-        dequantize(GgmlType::Q4K, row, &mut gguf).unwrap();
-        assert_eq!(gguf, ours);
-        // Unpacked and packed again: the same bytes.
+        if let Some(ty) = gguf {
+            let mut read = vec![0.0f32; COLS];
+            dequantize(ty, row, &mut read).unwrap();
+            assert_eq!(read, ours, "{name}: the GGUF reader agrees");
+        }
         let mut repacked = vec![0u8; row_bytes];
         let mut at = 0;
         for_each_super_block(layout, row, COLS, |_, _, subs, block| {
@@ -46,31 +48,17 @@ fn int4k_rows_are_llama_cpp_q4_k_blocks() {
             SuperBlock::unpack(layout, block, subs).pack(layout, &mut repacked[at..at + len]);
             at += len;
         });
-        assert_eq!(repacked, row);
+        assert_eq!(repacked, row, "{name}: re-packed");
     }
 }
 
 #[test]
+fn int4k_rows_are_llama_cpp_q4_k_blocks() {
+    rows_are_llama_cpp_blocks(CompactLayout::new(4).unwrap(), "llama-q4_k", Some(GgmlType::Q4K));
+}
+
+#[test]
 fn nl4k_rows_are_llama_cpp_iq4_xs_blocks() {
-    let (bytes, want) = (data("llama-iq4_xs.bin"), floats(&data("llama-iq4_xs.f32")));
-    let layout = CompactLayout::nl4();
-    let row_bytes = layout.row_bytes(COLS);
-    assert_eq!(bytes.len(), ROWS * row_bytes, "two super-blocks of 136 bytes per row");
-    for r in 0..ROWS {
-        let row = &bytes[r * row_bytes..(r + 1) * row_bytes];
-        let mut ours = vec![0.0f32; COLS];
-        qloader_format::compact::dequantize_row(layout, row, COLS, &mut ours);
-        let theirs = &want[r * COLS..(r + 1) * COLS];
-        for (c, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            assert_eq!(a.to_bits(), b.to_bits(), "row {r} column {c}: {a} vs llama.cpp {b}");
-        }
-        let mut repacked = vec![0u8; row_bytes];
-        let mut at = 0;
-        for_each_super_block(layout, row, COLS, |_, _, subs, block| {
-            let len = layout.super_block_bytes(subs);
-            SuperBlock::unpack(layout, block, subs).pack(layout, &mut repacked[at..at + len]);
-            at += len;
-        });
-        assert_eq!(repacked, row);
-    }
+    // (The GGUF reader does not read IQ4_XS yet.)
+    rows_are_llama_cpp_blocks(CompactLayout::nl4(), "llama-iq4_xs", None);
 }
