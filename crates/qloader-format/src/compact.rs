@@ -19,7 +19,7 @@
 //! | 12 (`int4k`, `int3k`) | eight 6-bit scales and eight 6-bit mins, packed as llama.cpp's `Q4_K` packs them; a short super-block's `n` scales then `n` mins, 6 bits each, least significant bit first, in `⌈12n/8⌉` bytes |
 //! | `n` (`int2k`) | one byte per sub-block: scale in the low nibble, min in the high one |
 //! | 6 (`nl4k`) | eight 6-bit scales as llama.cpp's `IQ4_XS` packs them: a little-endian `u16` of their top two bits (scale `s` at bit `2s`), then four bytes of their low nibbles (scale `s` in byte `s/2`, low nibble for even `s`); a short super-block's `n` scales packed tight as above |
-//! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int3k`, `int2k`: each sub-block as a 32-value block of [`crate::grouped`] (12 or 8 bytes); `nl4k`: 16 bytes per sub-block, value `j` in the low nibble of byte `j` and value `16 + j` in its high nibble |
+//! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int3k`, `int2k`, `nl4k`: each sub-block as a 32-value block of [`crate::grouped`] (12, 8 or 16 bytes; `nl4k`'s is `IQ4_XS`'s: value `j` in the low nibble of byte `j`, value `16 + j` in its high nibble) |
 //!
 //! Value `v` of sub-block `s` with code `q` stands for
 //! `(d · sc[s]) · q − dmin · m[s]` in the `int*k` formats and
@@ -172,13 +172,18 @@ impl CompactLayout {
 
     /// Bytes of the codes of `subs` sub-blocks.
     pub fn code_bytes(self, subs: usize) -> usize {
-        if self.is_nonuniform() {
-            subs * BLOCK / 2
-        } else if self.bits == 4 {
+        if self.pairs_sub_blocks() {
             subs.div_ceil(2) * 32
         } else {
             subs * BLOCK * self.bits as usize / 8
         }
+    }
+
+    /// Whether sub-blocks are stored in pairs, `2j` in the low nibbles and
+    /// `2j + 1` in the high ones (`int4k`, as `Q4_K`); otherwise each is a
+    /// 32-value block of [`crate::grouped`].
+    fn pairs_sub_blocks(self) -> bool {
+        self.bits == 4 && !self.is_nonuniform()
     }
 
     /// Bytes of the super-scales (`d`, and `dmin` where there are mins).
@@ -251,22 +256,25 @@ impl SuperBlock {
     pub fn pack(&self, layout: CompactLayout, out: &mut [u8]) {
         let subs = self.subs();
         out[0..2].copy_from_slice(&self.d.to_bits().to_le_bytes());
-        if layout.is_nonuniform() {
-            return self.pack_nonuniform(layout, &mut out[2..]);
+        if !layout.is_nonuniform() {
+            out[2..4].copy_from_slice(&self.dmin.to_bits().to_le_bytes());
         }
-        out[2..4].copy_from_slice(&self.dmin.to_bits().to_le_bytes());
-        let scales_end = 4 + layout.scale_bytes(subs);
-        if layout.bits == 2 {
-            for s in 0..subs {
-                out[4 + s] = (self.scales[s] & 0x0f) | (self.mins[s] << 4);
+        let at = layout.super_scale_bytes();
+        let scales_end = at + layout.scale_bytes(subs);
+        let scales = &mut out[at..scales_end];
+        match (layout.levels, layout.bits, subs) {
+            (Levels::NonUniform, _, SUBS) => pack_scales_iq4_xs(&self.scales, scales),
+            (Levels::NonUniform, _, n) => pack_short_6bit(&self.scales[..n], &[], scales),
+            (_, 2, n) => {
+                for (s, o) in scales.iter_mut().enumerate().take(n) {
+                    *o = (self.scales[s] & 0x0f) | (self.mins[s] << 4);
+                }
             }
-        } else if subs == SUBS {
-            pack_scales_6bit(&self.scales, &self.mins, &mut out[4..16]);
-        } else {
-            pack_short_6bit(&self.scales[..subs], &self.mins[..subs], &mut out[4..scales_end]);
+            (_, _, SUBS) => pack_scales_6bit(&self.scales, &self.mins, scales),
+            (_, _, n) => pack_short_6bit(&self.scales[..n], &self.mins[..n], scales),
         }
         let codes = &mut out[scales_end..scales_end + layout.code_bytes(subs)];
-        if layout.bits == 4 {
+        if layout.pairs_sub_blocks() {
             codes.fill(0);
             for (s, sub) in self.codes.chunks_exact(BLOCK).enumerate() {
                 let pair = &mut codes[(s / 2) * 32..(s / 2) * 32 + 32];
@@ -285,74 +293,30 @@ impl SuperBlock {
         }
     }
 
-    /// `nl4k`'s scales and codes (after `d`) into `out`.
-    fn pack_nonuniform(&self, layout: CompactLayout, out: &mut [u8]) {
-        let subs = self.subs();
-        let scale_bytes = layout.scale_bytes(subs);
-        if subs == SUBS {
-            let high =
-                (0..SUBS).fold(0u16, |h, s| h | (((self.scales[s] >> 4) as u16 & 3) << (2 * s)));
-            out[0..2].copy_from_slice(&high.to_le_bytes());
-            for j in 0..SUBS / 2 {
-                out[2 + j] = (self.scales[2 * j] & 0x0f) | ((self.scales[2 * j + 1] & 0x0f) << 4);
-            }
-        } else {
-            pack_short_6bit(&self.scales[..subs], &[], &mut out[..scale_bytes]);
-        }
-        let codes = &mut out[scale_bytes..scale_bytes + layout.code_bytes(subs)];
-        for (sub, o) in self.codes.chunks_exact(BLOCK).zip(codes.chunks_exact_mut(BLOCK / 2)) {
-            for (j, b) in o.iter_mut().enumerate() {
-                *b = (sub[j] & 0x0f) | (sub[j + BLOCK / 2] << 4);
-            }
-        }
-    }
-
-    /// Reads `nl4k`'s super-block of `subs` sub-blocks (after `d`).
-    fn unpack_nonuniform(layout: CompactLayout, d: f16, bytes: &[u8], subs: usize) -> Self {
-        let mut scales = [0u8; SUBS];
-        let scale_bytes = layout.scale_bytes(subs);
-        if subs == SUBS {
-            let high = u16::from_le_bytes([bytes[0], bytes[1]]);
-            for (s, v) in scales.iter_mut().enumerate() {
-                *v = ((bytes[2 + s / 2] >> (4 * (s % 2))) & 0x0f)
-                    | ((((high >> (2 * s)) & 3) as u8) << 4);
-            }
-        } else {
-            unpack_short_6bit(&bytes[..scale_bytes], &mut scales[..subs], &mut []);
-        }
-        let codes_in = &bytes[scale_bytes..scale_bytes + layout.code_bytes(subs)];
-        let mut codes = vec![0u8; subs * BLOCK];
-        for (sub, packed) in codes.chunks_exact_mut(BLOCK).zip(codes_in.chunks_exact(BLOCK / 2)) {
-            for (j, &b) in packed.iter().enumerate() {
-                sub[j] = b & 0x0f;
-                sub[j + BLOCK / 2] = b >> 4;
-            }
-        }
-        Self { d, dmin: f16::ZERO, scales, mins: [0; SUBS], codes }
-    }
-
     /// Reads a super-block of `subs` sub-blocks from `bytes`.
     pub fn unpack(layout: CompactLayout, bytes: &[u8], subs: usize) -> Self {
-        let d = f16::from_bits(u16::from_le_bytes([bytes[0], bytes[1]]));
-        if layout.is_nonuniform() {
-            return Self::unpack_nonuniform(layout, d, &bytes[2..], subs);
-        }
-        let dmin = f16::from_bits(u16::from_le_bytes([bytes[2], bytes[3]]));
+        let half = |at: usize| f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+        let d = half(0);
+        let dmin = if layout.is_nonuniform() { f16::ZERO } else { half(2) };
         let (mut scales, mut mins) = ([0u8; SUBS], [0u8; SUBS]);
-        let at = 4 + layout.scale_bytes(subs);
-        if layout.bits == 2 {
-            for s in 0..subs {
-                scales[s] = bytes[4 + s] & 0x0f;
-                mins[s] = bytes[4 + s] >> 4;
+        let at = layout.super_scale_bytes();
+        let scales_end = at + layout.scale_bytes(subs);
+        let packed = &bytes[at..scales_end];
+        match (layout.levels, layout.bits, subs) {
+            (Levels::NonUniform, _, SUBS) => scales = unpack_scales_iq4_xs(packed),
+            (Levels::NonUniform, _, n) => unpack_short_6bit(packed, &mut scales[..n], &mut []),
+            (_, 2, n) => {
+                for s in 0..n {
+                    scales[s] = packed[s] & 0x0f;
+                    mins[s] = packed[s] >> 4;
+                }
             }
-        } else if subs == SUBS {
-            (scales, mins) = unpack_scales_6bit(&bytes[4..16]);
-        } else {
-            unpack_short_6bit(&bytes[4..at], &mut scales[..subs], &mut mins[..subs]);
+            (_, _, SUBS) => (scales, mins) = unpack_scales_6bit(packed),
+            (_, _, n) => unpack_short_6bit(packed, &mut scales[..n], &mut mins[..n]),
         }
-        let codes_in = &bytes[at..at + layout.code_bytes(subs)];
+        let codes_in = &bytes[scales_end..scales_end + layout.code_bytes(subs)];
         let mut codes = vec![0u8; subs * BLOCK];
-        if layout.bits == 4 {
+        if layout.pairs_sub_blocks() {
             for (s, sub) in codes.chunks_exact_mut(BLOCK).enumerate() {
                 let pair = &codes_in[(s / 2) * 32..(s / 2) * 32 + 32];
                 let shift = 4 * (s % 2);
@@ -368,6 +332,26 @@ impl SuperBlock {
         }
         Self { d, dmin, scales, mins, codes }
     }
+}
+
+/// Packs eight 6-bit scales into 6 bytes as llama.cpp's `IQ4_XS` does: a
+/// little-endian `u16` of their top two bits (scale `s` at bit `2s`), then
+/// four bytes of low nibbles (scale `s` in byte `s / 2`, the low nibble for
+/// even `s`).
+fn pack_scales_iq4_xs(scales: &[u8; SUBS], out: &mut [u8]) {
+    let high = (0..SUBS).fold(0u16, |h, s| h | (((scales[s] >> 4) as u16 & 3) << (2 * s)));
+    out[0..2].copy_from_slice(&high.to_le_bytes());
+    for j in 0..SUBS / 2 {
+        out[2 + j] = (scales[2 * j] & 0x0f) | ((scales[2 * j + 1] & 0x0f) << 4);
+    }
+}
+
+/// Unpacks [`pack_scales_iq4_xs`].
+fn unpack_scales_iq4_xs(q: &[u8]) -> [u8; SUBS] {
+    let high = u16::from_le_bytes([q[0], q[1]]);
+    std::array::from_fn(|s| {
+        ((q[2 + s / 2] >> (4 * (s % 2))) & 0x0f) | ((((high >> (2 * s)) & 3) as u8) << 4)
+    })
 }
 
 /// Packs eight 6-bit scales and mins into 12 bytes as llama.cpp's `Q4_K`

@@ -576,28 +576,35 @@ pub fn cases() -> Vec<Case> {
             "{path}/tokenizer.json: invalid tokenizer: special token 99 is outside the 8 tokens",
         ),
     ]);
-    let compact = Parts::split(&llama_packed_in("int3k".parse().expect("a format")));
-    cases.push(header_case(
-        "packed/compact-segment-wrong-length",
-        &compact,
-        |p| {
-            let (_, len) = segment(p, "blk.0.attn_q.weight", "codes");
-            set_segment(p, "blk.0.attn_q.weight", "codes", "len", json!(len - 1));
-        },
-        "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 143 \
-         bytes, format int3k with shape [8, 8] needs 144",
-    ));
-    let nonuniform = Parts::split(&llama_packed_in("nl4k".parse().expect("a format")));
-    cases.push(header_case(
-        "packed/nl4k-segment-wrong-length",
-        &nonuniform,
-        |p| {
-            let (_, len) = segment(p, "blk.0.attn_q.weight", "codes");
-            set_segment(p, "blk.0.attn_q.weight", "codes", "len", json!(len + 1));
-        },
-        "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 153 \
-         bytes, format nl4k with shape [8, 8] needs 152",
-    ));
+    // A compact format's codes segment one byte short or long.
+    for (class, format, delta, expected) in [
+        (
+            "packed/compact-segment-wrong-length",
+            "int3k",
+            -1,
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 143 \
+             bytes, format int3k with shape [8, 8] needs 144",
+        ),
+        (
+            "packed/nl4k-segment-wrong-length",
+            "nl4k",
+            1,
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 153 \
+             bytes, format nl4k with shape [8, 8] needs 152",
+        ),
+    ] {
+        let parts = Parts::split(&llama_packed_in(format.parse().expect("a format")));
+        cases.push(header_case(
+            class,
+            &parts,
+            |p| {
+                let (_, len) = segment(p, "blk.0.attn_q.weight", "codes");
+                let len = len.checked_add_signed(delta).expect("a length");
+                set_segment(p, "blk.0.attn_q.weight", "codes", "len", json!(len));
+            },
+            expected,
+        ));
+    }
     let mut inspect = header_case(
         "packed-inspect/tensor-checksum-mismatch",
         p,

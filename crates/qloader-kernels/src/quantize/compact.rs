@@ -37,6 +37,10 @@ use super::{fit_group, DenseMatrix};
 use crate::storage::Storage;
 use crate::tiles::{DecodedRow, TiledMatrix};
 
+/// What `nl4k`'s tiles add to each (signed) level to make it a byte; each
+/// sub-block's tile offset takes it back off.
+const TILE_LEVEL_BIAS: i16 = 128;
+
 /// A `rows × cols` matrix in a compact format.
 #[derive(Debug, Clone)]
 pub struct CompactMatrix {
@@ -195,7 +199,7 @@ impl CompactMatrix {
     pub fn tile_levels(&self) -> Option<[u8; 16]> {
         self.layout
             .is_nonuniform()
-            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + 128) as u8))
+            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + TILE_LEVEL_BIAS) as u8))
     }
 
     /// The matrix in tiles (made on the first call, kept).
@@ -225,7 +229,7 @@ impl CompactMatrix {
                 out.scales.push(scale);
                 out.offsets.push(if self.layout.is_nonuniform() {
                     // Exact: a power of two times an f16.
-                    f16::from_f32(-128.0 * scale.to_f32())
+                    f16::from_f32(-(TILE_LEVEL_BIAS as f32) * scale.to_f32())
                 } else {
                     f16::from_f32(offset)
                 });

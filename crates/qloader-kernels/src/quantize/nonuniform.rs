@@ -26,25 +26,33 @@ const CANDIDATES: i32 = 8;
 /// Steps of the sub-block scales: `−32..=31` times `d`.
 const STEPS: (i32, i32) = (-NL4_SCALE_BIAS, 63 - NL4_SCALE_BIAS);
 
-/// The nearest level's index for `v` in grid units (ties go up): the
-/// levels' midpoints are all multiples of ½, so `⌊2v⌋` decides.
-pub fn nearest_level(v: f32) -> u8 {
-    static TABLE: std::sync::OnceLock<[u8; 512]> = std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        std::array::from_fn(|i| {
-            let v = (i as f32 - 256.0) / 2.0;
-            let mut best = 0;
-            for (k, &l) in NL4_LEVELS.iter().enumerate() {
-                if (v - l as f32).abs() <= (v - NL4_LEVELS[best] as f32).abs() {
-                    best = k;
-                }
+/// For each `⌊2v⌋ + 256` in `0..512`, the nearest level's index (ties go
+/// up): the levels' midpoints are all multiples of ½, so `⌊2v⌋` decides.
+const NEAREST: [u8; 512] = {
+    let mut table = [0u8; 512];
+    let mut i = 0;
+    while i < 512 {
+        // Distances in half units: |2v − 2L| with 2v = i − 256.
+        let h = i as i32 - 256;
+        let mut best = 0;
+        let mut k = 1;
+        while k < 16 {
+            if (h - 2 * NL4_LEVELS[k] as i32).abs() <= (h - 2 * NL4_LEVELS[best] as i32).abs() {
+                best = k;
             }
-            best as u8
-        })
-    });
+            k += 1;
+        }
+        table[i] = best as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The nearest level's index for `v` in grid units (ties go up).
+pub fn nearest_level(v: f32) -> u8 {
     let at = (2.0 * v).floor().clamp(-256.0, 255.0);
     // NaN clamps to NaN, which `as` turns into 0.
-    table[(at as i32 + 256) as usize]
+    NEAREST[(at as i32 + 256) as usize]
 }
 
 /// The code of `v` on a sub-block of `scale` (the nearest level).
