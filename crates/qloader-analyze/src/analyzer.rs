@@ -11,6 +11,7 @@
 //! Memory stays near one block's moments and stored weights plus the
 //! samples' hidden states: both are dropped when their block is done.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -65,6 +66,8 @@ pub struct Analysis {
     pub e2e_metric: Option<E2eMetric>,
     /// The formats where `e2e` is measured.
     pub e2e_formats: Vec<WeightFormat>,
+    /// Samples held out of the fit (see [`held_out_samples`]).
+    pub held_out: usize,
     /// Seconds in the calibration pass, weight errors and proxies.
     pub proxy_seconds: f64,
     /// Seconds in end-to-end runs.
@@ -106,9 +109,36 @@ pub fn analyze_data_free<M: ProbedModel + ?Sized>(
         measures: vec![Measure::WeightMse],
         e2e_metric: None,
         e2e_formats: Vec::new(),
+        held_out: 0,
         proxy_seconds: start.elapsed().as_secs_f64(),
         e2e_seconds: 0.0,
     })
+}
+
+/// One activation site's statistics over the calibration samples.
+struct SiteStats {
+    /// `H` over the samples codes are fitted to.
+    h: Vec<f32>,
+    /// The `imatrix` weights from the same samples.
+    importance: Vec<f32>,
+    /// `H` over the held-out samples, if any are held out.
+    held_out: Option<Vec<f32>>,
+}
+
+/// How many of the first calibration samples are held out of the `H` that
+/// codes are fitted to, and score them instead (the proxy's `H` and the
+/// end-to-end runs). GPTQ minimises `tr(ΔW H ΔWᵀ)` on its own `H`, so the
+/// same `H` would score its codes in-sample: the error it reports shrinks
+/// with how closely the codes fit those rows (most for low bits and wide
+/// inputs), and the planner would trust GPTQ's low-bit formats more than
+/// text it has not seen bears out. Held out: a quarter of the samples, and
+/// at least the end-to-end ones. Other methods fit nothing to `H` beyond
+/// its diagonal and hold nothing out.
+pub(crate) fn held_out_samples(method: QuantMethod, samples: usize, e2e: usize) -> usize {
+    if method != QuantMethod::Gptq || samples < 2 {
+        return 0;
+    }
+    e2e.max(samples / 4).min(samples - 1)
 }
 
 /// Measures every quantizable tensor of `model` in every format of `opts`
@@ -143,6 +173,7 @@ pub fn analyze<M: ProbedModel + ?Sized>(
     let e2e = if opts.e2e_formats.is_empty() { 0 } else { opts.e2e_samples.min(samples.len()) };
     let e2e_formats: Vec<WeightFormat> =
         if e2e == 0 { Vec::new() } else { opts.e2e_formats.clone() };
+    let holdout = held_out_samples(opts.method, samples.len(), e2e);
     let lengths: Vec<usize> = samples.iter().map(Vec::len).collect();
     let total = tensors.len() * (opts.formats.len() + e2e_formats.len());
     // Stage of a tensor: its block, or `layers` for what follows the blocks;
@@ -221,20 +252,26 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         let sites: BTreeSet<(usize, usize)> =
             members.iter().map(|&i| (tensors[i].site, tensors[i].cols)).collect();
         let mut moments = SecondMoments::new(sites.iter().copied());
+        let mut held_out =
+            SecondMoments::new(sites.iter().copied().filter(|_| holdout > 0).collect::<Vec<_>>());
         let mut squares = ColumnSquares::default();
         let e2e_inputs: Vec<Vec<f32>> =
             if members.is_empty() { Vec::new() } else { hidden[..e2e].to_vec() };
         {
+            let fitting = Cell::new(true);
             let mut observe = |what: Observed, x: &[f32], n: usize| {
                 if let Observed::LinearInput(site) = what {
-                    if moments.tracks(site) {
+                    if !fitting.get() {
+                        held_out.add(site, x, n);
+                    } else if moments.tracks(site) {
                         moments.add(site, x, n);
                         squares.add(site, x, n);
                     }
                 }
             };
             let mut probe = Probe::observing(&mut observe);
-            for (h, &n) in hidden.iter_mut().zip(&lengths) {
+            for (k, (h, &n)) in hidden.iter_mut().zip(&lengths).enumerate() {
+                fitting.set(k >= holdout);
                 if stage < layers {
                     model.run_block(stage, h, n, &mut probe)?;
                 } else if !members.is_empty() {
@@ -246,20 +283,26 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         if members.is_empty() {
             continue;
         }
-        // Per site: H, and the imatrix weights from the same rows summed as
-        // `column_importance` sums them (so `pack` gets the same vectors).
-        let h_at: BTreeMap<usize, (Vec<f32>, Vec<f32>)> = sites
+        // Per site: H, the imatrix weights from the same rows summed as
+        // `column_importance` sums them (so `pack` gets the same vectors),
+        // and the held-out H if there is one.
+        let h_at: BTreeMap<usize, SiteStats> = sites
             .iter()
             .filter_map(|&(site, _)| {
                 let importance = weights_from_mean_squares(&squares.mean(site)?);
-                Some((site, (moments.mean(site)?, importance)))
+                let h = moments.mean(site)?;
+                Some((site, SiteStats { h, importance, held_out: held_out.mean(site) }))
             })
             .collect();
-        drop(moments);
+        drop((moments, held_out));
         let (from_ids, from_hidden): (Vec<usize>, Vec<usize>) =
             members.iter().partition(|&&i| Some(i) == tied);
         let stats_of = |list: &[usize], m: usize| match h_at.get(&tensors[list[m]].site) {
-            Some((h, importance)) => InputStats::SecondMoment { h, importance },
+            Some(s) => InputStats::SecondMoment {
+                h: &s.h,
+                importance: &s.importance,
+                proxy_h: s.held_out.as_deref().unwrap_or(&s.h),
+            },
             None => InputStats::None,
         };
         let mut measured = stage_run.measure(
@@ -293,7 +336,24 @@ pub fn analyze<M: ProbedModel + ?Sized>(
         measures,
         e2e_metric: reference.as_ref().map(Reference::metric),
         e2e_formats,
+        held_out: holdout,
         proxy_seconds: proxy_time.as_secs_f64(),
         e2e_seconds: e2e_time.as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_gptq_holds_samples_out() {
+        assert_eq!(held_out_samples(QuantMethod::Gptq, 64, 1), 16);
+        assert_eq!(held_out_samples(QuantMethod::Gptq, 16, 8), 8);
+        // At least one sample is left to fit to.
+        assert_eq!(held_out_samples(QuantMethod::Gptq, 4, 4), 3);
+        assert_eq!(held_out_samples(QuantMethod::Gptq, 1, 1), 0);
+        assert_eq!(held_out_samples(QuantMethod::Imatrix, 64, 1), 0);
+        assert_eq!(held_out_samples(QuantMethod::Rtn, 64, 1), 0);
+    }
 }

@@ -50,10 +50,14 @@ pub(crate) enum InputStats<'a> {
     None,
     /// A linear layer's input statistics.
     SecondMoment {
-        /// `H = E[x xᵀ]`, `cols × cols`.
+        /// `H = E[x xᵀ]`, `cols × cols`, that codes are fitted to (GPTQ).
         h: &'a [f32],
         /// The `imatrix` search weights (see [`crate::importance`]).
         importance: &'a [f32],
+        /// `H` over the rows the proxy scores: `h` itself, or one gathered
+        /// from held-out samples when the codes are fitted to `h` (see
+        /// [`crate::analyzer::held_out_samples`]).
+        proxy_h: &'a [f32],
     },
     /// An embedding table's row (token) frequencies: its "input" is one-hot.
     RowFrequencies(&'a [f32]),
@@ -69,7 +73,7 @@ pub(crate) fn store(
     stats: InputStats<'_>,
     method: QuantMethod,
 ) -> std::result::Result<LinearWeight, GptqError> {
-    let InputStats::SecondMoment { h, importance } = stats else {
+    let InputStats::SecondMoment { h, importance, .. } = stats else {
         return Ok(LinearWeight::quantize_borrowed(w, format));
     };
     Ok(match method {
@@ -108,7 +112,9 @@ pub(crate) fn measure_format(
     };
     let proxy = match stats {
         InputStats::None => None,
-        InputStats::SecondMoment { h, .. } => Some(proxy(&delta, w.rows(), w.cols(), h)),
+        InputStats::SecondMoment { proxy_h, .. } => {
+            Some(proxy(&delta, w.rows(), w.cols(), proxy_h))
+        }
         InputStats::RowFrequencies(f) => Some(lookup_proxy(&delta, w.cols(), f)),
     };
     let entry = FormatEntry {

@@ -131,6 +131,14 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
             c.e2e_samples,
             c.e2e_tokens
         );
+        if c.held_out > 0 {
+            let _ = writeln!(
+                out,
+                "codes fitted to the last {} samples, scored on the first {} (held out)",
+                c.samples - c.held_out,
+                c.held_out
+            );
+        }
     }
     let _ = writeln!(out, "end-to-end measure: {metric}");
     let t = &table.timings;

@@ -8,7 +8,8 @@
 //! {
 //!   "schema": "qloader-sensitivity", "version": 2,
 //!   "model":       { "path", "architecture": "llama" | "bert", "quantizable_params" },
-//!   "calibration": { "data_free", "source", "samples", "tokens", "e2e_samples", "e2e_tokens" },
+//!   "calibration": { "data_free", "source", "samples", "tokens", "e2e_samples", "e2e_tokens",
+//!     "held_out" },
 //!   "measures":    subset of ["weight_mse", "proxy", "e2e", "e2e_estimate"]
 //!                  (which fields below are filled),
 //!   "e2e_formats": ["int2", ...]   (the formats where "e2e" is filled; all of them by default),
@@ -116,6 +117,11 @@ pub struct CalibrationInfo {
     pub e2e_samples: usize,
     /// Tokens in those samples.
     pub e2e_tokens: usize,
+    /// Samples (the first of `samples`) held out of the `H` codes were
+    /// fitted to, that the proxy's `H` comes from instead (GPTQ; 0 for
+    /// the other methods and for tables written before it was recorded).
+    #[serde(default)]
+    pub held_out: usize,
 }
 
 /// One tensor's row.
@@ -368,6 +374,7 @@ pub(crate) mod tests {
                 tokens: 64,
                 e2e_samples: 1,
                 e2e_tokens: 32,
+                held_out: 0,
             },
             method: QuantMethod::Imatrix,
             measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],

@@ -477,9 +477,9 @@ pub struct MethodArgs {
     #[arg(long, value_name = "FILE")]
     pub calib: Option<PathBuf>,
     /// Calibration samples of imatrix and gptq (the first ones of --calib):
-    /// token windows for a decoder (default 16 of 256 tokens, as `analyze`),
-    /// sentences for an encoder (default 128 for imatrix, as `analyze`; 512
-    /// for gptq).
+    /// token windows for a decoder (default 16 of 256 tokens for imatrix, 64
+    /// for gptq), sentences for an encoder (default 128 for imatrix, 512 for
+    /// gptq); as `analyze` takes them.
     #[arg(long, value_name = "N", alias = "calib-sentences")]
     pub calib_samples: Option<usize>,
     /// GPTQ damping added to each Hessian's diagonal, as a fraction of its
@@ -597,8 +597,10 @@ pub struct AnalyzeArgs {
     #[arg(long, value_parser = parse_format, value_delimiter = ',',
           default_value = qloader_analyze::request::DEFAULT_FORMATS)]
     pub formats: Vec<WeightFormat>,
-    /// Calibration samples: token windows for a decoder (default 16),
-    /// sentences for an encoder (default 128).
+    /// Calibration samples: token windows for a decoder (default 16; 64
+    /// with --method gptq), sentences for an encoder (default 128; 512 with
+    /// --method gptq). With gptq a quarter of them (at least the end-to-end
+    /// ones) are held out of the fit and score it.
     #[arg(long)]
     pub samples: Option<usize>,
     /// Tokens per decoder calibration window.

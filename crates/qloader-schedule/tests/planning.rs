@@ -66,6 +66,7 @@ fn table(dir: &Path, n: usize, rows: usize, cols: usize) -> PathBuf {
             tokens: 1,
             e2e_samples: 0,
             e2e_tokens: 0,
+            held_out: 0,
         },
         method: Default::default(),
         measures: vec![Measure::WeightMse, Measure::Proxy],

@@ -8,8 +8,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use qloader_analyze::gptq::{SequentialOptions, DEFAULT_SENTENCES};
-use qloader_analyze::request::{Calibration, DEFAULT_WINDOW};
+use qloader_analyze::gptq::SequentialOptions;
+use qloader_analyze::request::{default_samples, Calibration, DEFAULT_WINDOW};
 use qloader_analyze::Progress;
 use qloader_format::{fixtures, QuantMethod, WeightFormat};
 use qloader_quant::ColumnImportance;
@@ -106,13 +106,11 @@ impl Method {
         let (calibration, importance, seconds) = match self.calibrated.get() {
             Some(done) => done,
             None => {
-                // GPTQ of an encoder defaults to more sentences than the
-                // analysis; the importance vectors come from the same ones.
-                let samples = match (self.samples, self.method, model.is_dir()) {
-                    (None, QuantMethod::Gptq, true) => Some(DEFAULT_SENTENCES),
-                    (given, ..) => given,
-                };
-                let c = Calibration::open(model, &self.calibration, samples, DEFAULT_WINDOW)
+                // GPTQ defaults to more samples than the other methods (as
+                // the analysis does); the importance vectors come from the
+                // same ones.
+                let samples = self.samples.unwrap_or(default_samples(model.is_dir(), self.method));
+                let c = Calibration::open(model, &self.calibration, Some(samples), DEFAULT_WINDOW)
                     .with_context(context)?;
                 let importance = c.importance().with_context(context)?;
                 let seconds = clock.elapsed().as_secs_f64();
