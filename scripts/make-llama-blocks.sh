@@ -13,6 +13,8 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
    "$BUILD/ggml/src/libggml-base.a" -fopenmp -lstdc++ -lm -lpthread -o "$TMP/llama-blocks"
+# GGML_TYPE_Q4_1 = 3.
+"$TMP/llama-blocks" 3 "$OUT/llama-q4_1.bin" "$OUT/llama-q4_1.f32"
 # GGML_TYPE_Q4_K = 12.
 "$TMP/llama-blocks" 12 "$OUT/llama-q4_k.bin" "$OUT/llama-q4_k.f32"
 # GGML_TYPE_IQ4_XS = 23.
