@@ -17,5 +17,7 @@ cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
 "$TMP/llama-blocks" 3 "$OUT/llama-q4_1.bin" "$OUT/llama-q4_1.f32"
 # GGML_TYPE_Q4_K = 12.
 "$TMP/llama-blocks" 12 "$OUT/llama-q4_k.bin" "$OUT/llama-q4_k.f32"
+# GGML_TYPE_IQ4_NL = 20.
+"$TMP/llama-blocks" 20 "$OUT/llama-iq4_nl.bin" "$OUT/llama-iq4_nl.f32"
 # GGML_TYPE_IQ4_XS = 23.
 "$TMP/llama-blocks" 23 "$OUT/llama-iq4_xs.bin" "$OUT/llama-iq4_xs.f32"

@@ -3,7 +3,8 @@
 //! checked in) read by QLoader's layouts that claim the same bytes give the
 //! floats llama.cpp de-quantizes them to, bit for bit, and re-pack to the
 //! same bytes — so a plan's `int4k` and `nl4k` tensors are `Q4_K` and
-//! `IQ4_XS` tensors as they are.
+//! `IQ4_XS` tensors as they are. The GGUF reader's de-quantization of those
+//! types and of `IQ4_NL` is checked against the same files.
 
 use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
 use qloader_format::gguf::{dequantize, GgmlType};
@@ -59,6 +60,18 @@ fn int4k_rows_are_llama_cpp_q4_k_blocks() {
 
 #[test]
 fn nl4k_rows_are_llama_cpp_iq4_xs_blocks() {
-    // (The GGUF reader does not read IQ4_XS yet.)
-    rows_are_llama_cpp_blocks(CompactLayout::nl4(), "llama-iq4_xs", None);
+    rows_are_llama_cpp_blocks(CompactLayout::nl4(), "llama-iq4_xs", Some(GgmlType::Iq4Xs));
+}
+
+/// The GGUF reader's IQ4_NL (32-value blocks of the same grid, one f16 scale
+/// each; no QLoader layout holds it) gives llama.cpp's floats bit for bit.
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq4_nl_blocks() {
+    let (bytes, want) = (data("llama-iq4_nl.bin"), floats(&data("llama-iq4_nl.f32")));
+    assert_eq!(bytes.len(), ROWS * COLS / 32 * 18);
+    let mut read = vec![0.0f32; ROWS * COLS];
+    dequantize(GgmlType::Iq4Nl, &bytes, &mut read).unwrap();
+    for (i, (a, b)) in read.iter().zip(&want).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "value {i}: {a} vs llama.cpp {b}");
+    }
 }

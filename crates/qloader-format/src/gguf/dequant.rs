@@ -6,13 +6,16 @@
 //! operations in the same order), so results match llama.cpp bit for bit.
 //!
 //! Supported: F32, F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K,
-//! Q3_K, Q4_K, Q5_K, Q6_K, Q8_K. The importance-matrix, ternary, FP4 and
-//! integer types are recognised by [`GgmlType`] but not de-quantized.
+//! Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS (the latter is `nl4k`'s
+//! super-block, see [`crate::compact`]). The other importance-matrix,
+//! ternary, FP4 and integer types are recognised by [`GgmlType`] but not
+//! de-quantized.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::{bf16, f16};
 
 use super::types::GgmlType;
+use crate::compact::{dequantize_row, CompactLayout, NL4_LEVELS};
 
 /// Whether [`dequantize`] can convert tensors of type `ty`.
 pub fn can_dequantize(ty: GgmlType) -> bool {
@@ -35,6 +38,8 @@ pub fn can_dequantize(ty: GgmlType) -> bool {
             | T::Q5K
             | T::Q6K
             | T::Q8K
+            | T::Iq4Nl
+            | T::Iq4Xs
     )
 }
 
@@ -87,6 +92,8 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Str
         T::Q5K => each_block(bytes, out, q5_k),
         T::Q6K => each_block(bytes, out, q6_k),
         T::Q8K => each_block(bytes, out, q8_k),
+        T::Iq4Nl => each_block(bytes, out, iq4_nl),
+        T::Iq4Xs => each_block(bytes, out, iq4_xs),
         _ => return Err(format!("type {ty} is recognised but cannot be de-quantized yet")),
     }
     Ok(())
@@ -254,6 +261,23 @@ fn k_scale_min(packed: &[u8], j: usize) -> (f32, f32) {
 /// `32c..32c + 32`, low nibbles for its first 32 elements (sub-block `2c`)
 /// and high nibbles for the next 32 (sub-block `2c + 1`). Value
 /// `d * scale * q - dmin * min`.
+/// IQ4_NL: f16 scale `d`, then 4-bit indices into the fixed non-uniform
+/// grid [`NL4_LEVELS`], nibbles as in Q4_0; value `d · level`.
+fn iq4_nl(b: &[u8; 18], y: &mut [f32; 32]) {
+    let d = half_at(b, 0);
+    let (lo, hi) = y.split_at_mut(16);
+    for ((&q, l), h) in b[2..].iter().zip(lo).zip(hi) {
+        *l = d * f32::from(NL4_LEVELS[usize::from(q & 0x0f)]);
+        *h = d * f32::from(NL4_LEVELS[usize::from(q >> 4)]);
+    }
+}
+
+/// IQ4_XS: the bytes of one `nl4k` super-block of 256 values (f16 `d`,
+/// signed 6-bit sub-block scales, 4-bit indices into [`NL4_LEVELS`]).
+fn iq4_xs(b: &[u8; 136], y: &mut [f32; 256]) {
+    dequantize_row(CompactLayout::nl4(), b, 256, y);
+}
+
 fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
     let (d, dmin) = (half_at(b, 0), half_at(b, 2));
     let packed = &b[4..16];
