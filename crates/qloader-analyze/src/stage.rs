@@ -311,3 +311,36 @@ impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GPTQ measurement fits codes to `h` and scores them over `proxy_h`:
+    /// with the same codes, the proxy follows `proxy_h` alone.
+    #[test]
+    fn the_proxy_is_taken_over_the_held_out_moments() {
+        let (rows, cols) = (4, 64);
+        let w = DenseMatrix::new(
+            rows,
+            cols,
+            (0..rows * cols).map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0).collect(),
+        )
+        .unwrap();
+        let identity: Vec<f32> =
+            (0..cols * cols).map(|i| if i % (cols + 1) == 0 { 1.0 } else { 0.0 }).collect();
+        let tripled: Vec<f32> = identity.iter().map(|v| 3.0 * v).collect();
+        let importance = vec![1.0f32; cols];
+        let format: WeightFormat = "int3".parse().unwrap();
+        let proxy_over = |proxy_h: &[f32]| {
+            let stats = InputStats::SecondMoment { h: &identity, importance: &importance, proxy_h };
+            measure_format(&w, format, stats, QuantMethod::Gptq, false).unwrap().0.proxy.unwrap()
+        };
+        let (plain, held_out) = (proxy_over(&identity), proxy_over(&tripled));
+        assert!(plain > 0.0);
+        assert!(
+            (held_out - 3.0 * plain).abs() <= 1e-9 * plain.abs().max(1.0),
+            "{held_out} vs {plain}"
+        );
+    }
+}
