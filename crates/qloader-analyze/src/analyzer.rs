@@ -8,6 +8,10 @@
 //! tables are measured first, their proxy weighted by token frequency and
 //! their end-to-end runs starting from the token ids (see `stage.rs`).
 //!
+//! With GPTQ, whose codes are fitted to `H` itself, the first samples are
+//! held out of that `H` and the proxy and end-to-end runs score on them
+//! (see [`held_out_samples`]).
+//!
 //! Memory stays near one block's moments and stored weights plus the
 //! samples' hidden states: both are dropped when their block is done.
 

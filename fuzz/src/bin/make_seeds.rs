@@ -32,6 +32,7 @@ fn main() {
 
     let gguf = tiny_gguf();
     put("gguf", "tiny-llama", &gguf);
+    put("gguf", "llama-cpp-blocks", &llama_cpp_blocks_gguf(&root));
     put("gguf_tokenizer", "tiny-llama", &gguf);
 
     for (i, bytes) in tiny_packed().iter().enumerate() {
@@ -136,7 +137,18 @@ fn gguf_string(out: &mut Vec<u8>, s: &str) {
     out.extend(s.as_bytes());
 }
 
+/// A GGUF file of `f32` tensors with made-up values.
 fn gguf_file(kv: &[(&str, Value)], tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
+    let typed: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = tensors
+        .iter()
+        .enumerate()
+        .map(|(i, (name, shape))| (*name, shape.clone(), 0, f32_bytes(&values(shape.iter().product(), i))))
+        .collect();
+    typed_gguf_file(kv, &typed)
+}
+
+/// A GGUF file of tensors given as `(name, shape, GGML type id, data)`.
+fn typed_gguf_file(kv: &[(&str, Value)], tensors: &[(&str, Vec<usize>, u32, Vec<u8>)]) -> Vec<u8> {
     let mut out = b"GGUF".to_vec();
     out.extend(3u32.to_le_bytes());
     out.extend((tensors.len() as u64).to_le_bytes());
@@ -180,19 +192,17 @@ fn gguf_file(kv: &[(&str, Value)], tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
     }
     let mut offset = 0u64;
     let mut blobs = Vec::new();
-    for (i, (name, shape)) in tensors.iter().enumerate() {
+    for (name, shape, ty, bytes) in tensors {
         gguf_string(&mut out, name);
         out.extend((shape.len() as u32).to_le_bytes());
         // GGUF lists dimensions innermost first.
         for d in shape.iter().rev() {
             out.extend((*d as u64).to_le_bytes());
         }
-        out.extend(0u32.to_le_bytes()); // F32
+        out.extend(ty.to_le_bytes());
         out.extend(offset.to_le_bytes());
-        let n: usize = shape.iter().product();
-        let bytes = f32_bytes(&values(n, i));
         offset += (bytes.len() as u64).div_ceil(32) * 32;
-        blobs.push(bytes);
+        blobs.push(bytes.clone());
     }
     while out.len() % 32 != 0 {
         out.push(0);
@@ -252,6 +262,18 @@ fn tiny_gguf() -> Vec<u8> {
         ("output_norm.weight", vec![h]),
     ];
     gguf_file(&kv, &tensors)
+}
+
+/// The blocks llama.cpp wrote for the bit-identity tests (2 × 512 each),
+/// one tensor per quantized type: Q4_1, Q4_K, IQ4_NL, IQ4_XS.
+fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
+    let data = root.join("../crates/qloader-format/tests/data");
+    let tensors: Vec<(&str, Vec<usize>, u32, Vec<u8>)> =
+        [("q4_1", "llama-q4_1.bin", 3), ("q4_k", "llama-q4_k.bin", 12), ("iq4_nl", "llama-iq4_nl.bin", 20), ("iq4_xs", "llama-iq4_xs.bin", 23)]
+            .into_iter()
+            .map(|(name, file, ty)| (name, vec![2, 512], ty, std::fs::read(data.join(file)).expect("llama.cpp blocks")))
+            .collect();
+    typed_gguf_file(&[("general.architecture", Value::Str("llama".into()))], &tensors)
 }
 
 /// Packed models: every format once, with a bert header and blobs; and a
@@ -348,6 +370,7 @@ fn tiny_table() -> SensitivityTable {
             tokens: 64,
             e2e_samples: 1,
             e2e_tokens: 32,
+            held_out: 0,
         },
         method: qloader_format::QuantMethod::Imatrix,
         measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],
