@@ -119,24 +119,26 @@ impl Loaded {
         }
     }
 
-    /// The calibration samples of `text`: `count` (default: the
-    /// analyzer's) windows of `window` tokens for a decoder, the first
-    /// `count` sentences for an encoder.
+    /// The calibration samples of `text` for codes chosen by `method`:
+    /// `count` (default: [`default_samples`]) windows of `window` tokens for
+    /// a decoder, the first `count` sentences for an encoder.
     fn samples(
         &self,
         text: &str,
         source: &Path,
         count: Option<usize>,
+        method: QuantMethod,
         window: usize,
     ) -> Result<Vec<Vec<u32>>> {
+        let encoder = matches!(self, Loaded::Encoder(..));
+        let count = count.unwrap_or(default_samples(encoder, method));
         match self {
             Loaded::Decoder(model, tokenizer) => {
-                let count = count.unwrap_or(DEFAULT_DECODER_SAMPLES);
                 let window = window.min(model.config().context);
                 token_windows(&tokenizer.encode(text)?, window, count)
             }
             Loaded::Encoder(_, tokenizer) => {
-                let found = sentences(text, count.unwrap_or(DEFAULT_ENCODER_SAMPLES));
+                let found = sentences(text, count);
                 if found.is_empty() {
                     return Err(AnalyzeError::Calibration(format!(
                         "{}: no sentences of prose found",
@@ -174,18 +176,19 @@ pub struct Calibration {
 impl Calibration {
     /// The model at `model` (a GGUF file or an encoder directory) and the
     /// samples of the calibration text at `calibration` that [`run`] would
-    /// take for the same `samples` and `window` — so a table analyzed with
-    /// `imatrix` and a model packed with it agree.
+    /// take for the same `samples`, `method` and `window` — so a table and
+    /// a model packed with the same method agree.
     pub fn open(
         model: &Path,
         calibration: &Path,
         samples: Option<usize>,
+        method: QuantMethod,
         window: usize,
     ) -> Result<Self> {
         let loaded = load(model)?;
         let text = std::fs::read_to_string(calibration)
             .map_err(|error| AnalyzeError::Io { path: calibration.to_owned(), error })?;
-        let samples = loaded.samples(&text, calibration, samples, window)?;
+        let samples = loaded.samples(&text, calibration, samples, method, window)?;
         Ok(Self { loaded, samples })
     }
 
@@ -225,7 +228,7 @@ pub fn calibrate(
     window: usize,
 ) -> Result<Calibrated> {
     let start = Instant::now();
-    let c = Calibration::open(model, calibration, samples, window)?;
+    let c = Calibration::open(model, calibration, samples, QuantMethod::Imatrix, window)?;
     Ok(Calibrated {
         importance: c.importance()?,
         samples: c.samples(),
@@ -251,9 +254,7 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
     let samples = if req.data_free {
         Vec::new()
     } else {
-        let encoder = matches!(loaded, Loaded::Encoder(..));
-        let count = req.samples.unwrap_or(default_samples(encoder, req.method));
-        loaded.samples(&text, &req.calibration, Some(count), req.window)?
+        loaded.samples(&text, &req.calibration, req.samples, req.method, req.window)?
     };
     let (model, architecture) = (loaded.model(), loaded.architecture());
     let e2e_default = match loaded {

@@ -260,6 +260,7 @@ impl Packing {
                     &options.model,
                     Path::new(source),
                     Some(info.samples),
+                    method,
                     window,
                 )?;
                 let base = Quantization {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use qloader_analyze::gptq::SequentialOptions;
-use qloader_analyze::request::{default_samples, Calibration, DEFAULT_WINDOW};
+use qloader_analyze::request::{Calibration, DEFAULT_WINDOW};
 use qloader_analyze::Progress;
 use qloader_format::{fixtures, QuantMethod, WeightFormat};
 use qloader_quant::ColumnImportance;
@@ -106,12 +106,16 @@ impl Method {
         let (calibration, importance, seconds) = match self.calibrated.get() {
             Some(done) => done,
             None => {
-                // GPTQ defaults to more samples than the other methods (as
-                // the analysis does); the importance vectors come from the
-                // same ones.
-                let samples = self.samples.unwrap_or(default_samples(model.is_dir(), self.method));
-                let c = Calibration::open(model, &self.calibration, Some(samples), DEFAULT_WINDOW)
-                    .with_context(context)?;
+                // The method's default sample count, as the analysis takes
+                // it; the importance vectors come from the same samples.
+                let c = Calibration::open(
+                    model,
+                    &self.calibration,
+                    self.samples,
+                    self.method,
+                    DEFAULT_WINDOW,
+                )
+                .with_context(context)?;
                 let importance = c.importance().with_context(context)?;
                 let seconds = clock.elapsed().as_secs_f64();
                 self.calibrated.get_or_init(|| (c, importance, seconds))

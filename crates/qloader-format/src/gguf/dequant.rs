@@ -261,6 +261,21 @@ fn k_scale_min(packed: &[u8], j: usize) -> (f32, f32) {
 /// `32c..32c + 32`, low nibbles for its first 32 elements (sub-block `2c`)
 /// and high nibbles for the next 32 (sub-block `2c + 1`). Value
 /// `d * scale * q - dmin * min`.
+fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
+    let (d, dmin) = (half_at(b, 0), half_at(b, 2));
+    let packed = &b[4..16];
+    for (c, (codes, out)) in b[16..].chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
+        let (s0, m0) = k_scale_min(packed, 2 * c);
+        let (s1, m1) = k_scale_min(packed, 2 * c + 1);
+        let (d0, m0, d1, m1) = (d * s0, dmin * m0, d * s1, dmin * m1);
+        let (lo, hi) = out.split_at_mut(32);
+        for ((&q, l), h) in codes.iter().zip(lo).zip(hi) {
+            *l = d0 * f32::from(q & 0x0f) - m0;
+            *h = d1 * f32::from(q >> 4) - m1;
+        }
+    }
+}
+
 /// IQ4_NL: f16 scale `d`, then 4-bit indices into the fixed non-uniform
 /// grid [`NL4_LEVELS`], nibbles as in Q4_0; value `d · level`.
 fn iq4_nl(b: &[u8; 18], y: &mut [f32; 32]) {
@@ -276,21 +291,6 @@ fn iq4_nl(b: &[u8; 18], y: &mut [f32; 32]) {
 /// signed 6-bit sub-block scales, 4-bit indices into [`NL4_LEVELS`]).
 fn iq4_xs(b: &[u8; 136], y: &mut [f32; 256]) {
     dequantize_row(CompactLayout::nl4(), b, 256, y);
-}
-
-fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
-    let (d, dmin) = (half_at(b, 0), half_at(b, 2));
-    let packed = &b[4..16];
-    for (c, (codes, out)) in b[16..].chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
-        let (s0, m0) = k_scale_min(packed, 2 * c);
-        let (s1, m1) = k_scale_min(packed, 2 * c + 1);
-        let (d0, m0, d1, m1) = (d * s0, dmin * m0, d * s1, dmin * m1);
-        let (lo, hi) = out.split_at_mut(32);
-        for ((&q, l), h) in codes.iter().zip(lo).zip(hi) {
-            *l = d0 * f32::from(q & 0x0f) - m0;
-            *h = d1 * f32::from(q >> 4) - m1;
-        }
-    }
 }
 
 /// Q5_K: as Q4_K, with 32 high-bit bytes between the scales and the codes:
