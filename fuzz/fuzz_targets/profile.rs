@@ -3,16 +3,20 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use qloader_format::WeightFormat;
+use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_hw::profile::DeviceProfile;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(profile) = DeviceProfile::from_toml(text) else { return };
-    for name in ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int2g64"] {
+    let names =
+        ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int2g64", "int3k", "nl4k"];
+    for name in names {
         let format: WeightFormat = name.parse().expect("known format");
-        for act in ["f32", "int8"] {
+        for act in [ActivationFormat::F32, ActivationFormat::Int8] {
             if let Some(e) = profile.execution(format, act) {
+                // Whatever the profile says, a conversion never re-quantizes.
+                assert!(qloader_format::fallback::conversion(format, e.runs_as).is_some());
                 let _ = e.kernel.seconds(64, 64, 3);
             }
         }

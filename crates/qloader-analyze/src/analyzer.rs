@@ -103,9 +103,10 @@ pub fn analyze_data_free<M: ProbedModel + ?Sized>(
         progress(Progress { done, total });
     };
     let measured = par_map_with_progress(jobs.clone(), &measure, &mut tick)?;
-    let mut per_tensor: Vec<BTreeMap<String, FormatEntry>> = vec![BTreeMap::new(); tensors.len()];
+    let mut per_tensor: Vec<BTreeMap<WeightFormat, FormatEntry>> =
+        vec![BTreeMap::new(); tensors.len()];
     for ((i, f), e) in jobs.into_iter().zip(measured) {
-        per_tensor[i].insert(f.name(), e);
+        per_tensor[i].insert(f, e);
     }
     let rows = tensors.iter().zip(per_tensor).map(|(t, m)| entry(t, m)).collect();
     Ok(Analysis {

@@ -5,16 +5,18 @@
 //! end-to-end to proxy — its *gain* — measured at a few formats carries to
 //! the others: `estimate = gain × proxy`.
 
+use qloader_format::WeightFormat;
+
 use crate::table::TensorEntry;
 
 /// The tensor's end-to-end-to-proxy ratio over the formats `use_format`
 /// admits where both are measured: `Σ e2e / Σ proxy` (sums weight the
 /// lower-bit formats, whose larger errors are measured more reliably).
 /// `None` when no admitted format has both, or their proxies sum to zero.
-pub fn gain(t: &TensorEntry, use_format: impl Fn(&str) -> bool) -> Option<f64> {
+pub fn gain(t: &TensorEntry, use_format: impl Fn(WeightFormat) -> bool) -> Option<f64> {
     let (mut e2e, mut proxy) = (0.0, 0.0);
-    for (name, entry) in &t.formats {
-        if let (true, Some(e), Some(p)) = (use_format(name), entry.e2e, entry.proxy) {
+    for (&format, entry) in &t.formats {
+        if let (true, Some(e), Some(p)) = (use_format(format), entry.e2e, entry.proxy) {
             e2e += e;
             proxy += p;
         }
@@ -51,6 +53,9 @@ pub fn fill_estimates(tensors: &mut [TensorEntry]) {
 mod tests {
     use super::*;
     use crate::table::FormatEntry;
+    fn f(name: &str) -> WeightFormat {
+        name.parse().unwrap()
+    }
 
     fn tensor(values: &[(&str, f64, Option<f64>)]) -> TensorEntry {
         TensorEntry {
@@ -68,7 +73,7 @@ mod tests {
                         e2e,
                         e2e_estimate: None,
                     };
-                    (f.to_owned(), entry)
+                    (f.parse().unwrap(), entry)
                 })
                 .collect(),
         }
@@ -82,12 +87,12 @@ mod tests {
             tensor(&[("int2", 2.0, Some(2.0)), ("int4", 0.5, None)]),
         ];
         assert_eq!(gain(&ts[0], |_| true), Some(0.5));
-        assert_eq!(gain(&ts[0], |f| f != "int2"), None);
+        assert_eq!(gain(&ts[0], |f| f != "int2".parse().unwrap()), None);
         fill_estimates(&mut ts);
-        assert_eq!(ts[0].formats["int2"].e2e_estimate, Some(2.0));
-        assert_eq!(ts[0].formats["int4"].e2e_estimate, Some(0.5));
-        assert_eq!(ts[2].formats["int4"].e2e_estimate, Some(0.5));
+        assert_eq!(ts[0].formats[&f("int2")].e2e_estimate, Some(2.0));
+        assert_eq!(ts[0].formats[&f("int4")].e2e_estimate, Some(0.5));
+        assert_eq!(ts[2].formats[&f("int4")].e2e_estimate, Some(0.5));
         // No gain of its own: the median of the others (0.5 and 1.0 → 1.0).
-        assert_eq!(ts[1].formats["int4"].e2e_estimate, Some(3.0));
+        assert_eq!(ts[1].formats[&f("int4")].e2e_estimate, Some(3.0));
     }
 }

@@ -300,8 +300,8 @@ pub fn run(req: &AnalyzeRequest, progress: &mut dyn FnMut(Stage)) -> Result<Sens
         method: if req.data_free { QuantMethod::Rtn } else { req.method },
         measures: analysis.measures,
         e2e_metric: analysis.e2e_metric,
-        e2e_formats: analysis.e2e_formats.iter().map(|f| f.name()).collect(),
-        formats: req.formats.iter().map(|f| f.name()).collect(),
+        e2e_formats: analysis.e2e_formats.clone(),
+        formats: req.formats.clone(),
         tensors: analysis.tensors,
         timings: Timings {
             proxy_seconds: analysis.proxy_seconds,

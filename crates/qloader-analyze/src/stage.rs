@@ -33,7 +33,10 @@ pub(crate) fn weight_of<M: ProbedModel + ?Sized>(model: &M, index: usize) -> Res
     })
 }
 
-pub(crate) fn entry(t: &QuantizableTensor, formats: BTreeMap<String, FormatEntry>) -> TensorEntry {
+pub(crate) fn entry(
+    t: &QuantizableTensor,
+    formats: BTreeMap<WeightFormat, FormatEntry>,
+) -> TensorEntry {
     TensorEntry {
         name: t.name.clone(),
         shape: [t.rows, t.cols],
@@ -304,7 +307,7 @@ impl<M: ProbedModel + ?Sized> StageRun<'_, M> {
                     .iter()
                     .zip(&entries)
                     .filter(|((owner, _), _)| *owner == m)
-                    .filter_map(|((_, f), e)| Some((f.name(), e.clone()?)))
+                    .filter_map(|(&(_, f), e)| Some((f, e.clone()?)))
                     .collect();
                 (i, entry(&self.tensors[i], per_format))
             })

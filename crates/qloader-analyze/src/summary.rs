@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use qloader_format::WeightFormat;
 use qloader_models::TensorKind;
 
 use crate::rank::spearman;
@@ -14,7 +15,7 @@ use crate::table::{FormatEntry, Measure, SensitivityTable, TensorEntry};
 /// format, if both are held and have spread.
 pub fn rank_correlation(
     table: &SensitivityTable,
-    format: &str,
+    format: WeightFormat,
     a: Measure,
     b: Measure,
 ) -> Option<f64> {
@@ -24,7 +25,7 @@ pub fn rank_correlation(
 /// How well the proxy, scaled by each tensor's gain measured at the *other*
 /// end-to-end formats (see [`crate::estimate`]), ranks tensors as the
 /// end-to-end measure does at `format`: a held-out check of the estimates.
-pub fn estimate_rank_correlation(table: &SensitivityTable, format: &str) -> Option<f64> {
+pub fn estimate_rank_correlation(table: &SensitivityTable, format: WeightFormat) -> Option<f64> {
     ranked_agreement(table, format, [Measure::Proxy, Measure::E2e], |t, e| {
         let gain = crate::estimate::gain(t, |f| f != format)?;
         Some((gain * e.proxy?, e.e2e?))
@@ -36,7 +37,7 @@ pub fn estimate_rank_correlation(table: &SensitivityTable, format: &str) -> Opti
 /// have spread.
 fn ranked_agreement(
     table: &SensitivityTable,
-    format: &str,
+    format: WeightFormat,
     needs: [Measure; 2],
     pair: impl Fn(&TensorEntry, &FormatEntry) -> Option<(f64, f64)>,
 ) -> Option<f64> {
@@ -44,7 +45,7 @@ fn ranked_agreement(
         return None;
     }
     let (xs, ys): (Vec<f64>, Vec<f64>) =
-        table.tensors.iter().filter_map(|t| pair(t, t.formats.get(format)?)).unzip();
+        table.tensors.iter().filter_map(|t| pair(t, t.formats.get(&format)?)).unzip();
     // A ranking needs values that differ: when most tensors tie (e.g. a
     // format that re-quantizes the source blocks exactly scores 0 almost
     // everywhere), the ties decide the coefficient and it means nothing.
@@ -79,27 +80,28 @@ fn measure_name(m: Measure) -> &'static str {
 
 /// The format the summary ranks tensors at by default: int3 if analyzed,
 /// else the table's last format.
-pub fn default_format(table: &SensitivityTable) -> String {
-    if table.formats.iter().any(|f| f == "int3") {
-        "int3".to_owned()
+pub fn default_format(table: &SensitivityTable) -> WeightFormat {
+    let int3 = WeightFormat::grouped(3, 32);
+    if table.formats.contains(&int3) {
+        int3
     } else {
-        table.formats.last().cloned().unwrap_or_default()
+        table.formats.last().copied().unwrap_or(WeightFormat::F32)
     }
 }
 
-fn value(t: &TensorEntry, format: &str, m: Measure) -> f64 {
-    t.formats.get(format).and_then(|e| e.get(m)).unwrap_or(f64::NAN)
+fn value(t: &TensorEntry, format: WeightFormat, m: Measure) -> f64 {
+    t.formats.get(&format).and_then(|e| e.get(m)).unwrap_or(f64::NAN)
 }
 
 /// The summary as Markdown-ish text; `format` picks the ranking format
 /// (default [`default_format`]) and `top` how many tensors each end lists.
-pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> String {
+pub fn summarize(table: &SensitivityTable, format: Option<WeightFormat>, top: usize) -> String {
     let mut out = String::new();
-    let format = format.map_or_else(|| default_format(table), str::to_owned);
+    let format = format.unwrap_or_else(|| default_format(table));
     let m = table.best_measure();
     // The estimate is the measurement itself where e2e ran at every format.
     let label = if m == Measure::E2eEstimate
-        && table.formats.iter().all(|f| table.has_at(Measure::E2e, f))
+        && table.formats.iter().all(|&f| table.has_at(Measure::E2e, f))
     {
         measure_name(Measure::E2e)
     } else {
@@ -149,8 +151,8 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
     );
 
     let mut ranked: Vec<&TensorEntry> =
-        table.tensors.iter().filter(|t| value(t, &format, m).is_finite()).collect();
-    ranked.sort_by(|a, b| value(b, &format, m).total_cmp(&value(a, &format, m)));
+        table.tensors.iter().filter(|t| value(t, format, m).is_finite()).collect();
+    ranked.sort_by(|a, b| value(b, format, m).total_cmp(&value(a, format, m)));
     let header = "| tensor | kind | bytes | weight MSE | proxy | end-to-end |\n|---|---|---:|---:|---:|---:|";
     let row = |out: &mut String, t: &TensorEntry| {
         let e = &t.formats[&format];
@@ -183,13 +185,14 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
             by_kind.entry(k).or_default().push(t);
         }
     }
-    let _ = writeln!(out, "| kind | tensors | {} |", table.formats.join(" | "));
+    let names: Vec<String> = table.formats.iter().map(|f| f.name()).collect();
+    let _ = writeln!(out, "| kind | tensors | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|---:|{}", "---:|".repeat(table.formats.len()));
     for (kind, ts) in &by_kind {
         let cells: Vec<String> = table
             .formats
             .iter()
-            .map(|f| {
+            .map(|&f| {
                 let mean = ts.iter().map(|t| value(t, f, m)).sum::<f64>() / ts.len() as f64;
                 format!("{mean:.3e}")
             })
@@ -207,7 +210,7 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
         let _ =
             writeln!(out, "| format | proxy | weight MSE | proxy × gain |\n|---|---:|---:|---:|");
         let show = |r: Option<f64>| r.map_or("—".to_owned(), |r| format!("{r:.3}"));
-        for f in &table.e2e_formats {
+        for &f in &table.e2e_formats {
             let r = |a| show(rank_correlation(table, f, a, Measure::E2e));
             let _ = writeln!(
                 out,
@@ -225,6 +228,9 @@ pub fn summarize(table: &SensitivityTable, format: Option<&str>, top: usize) -> 
 mod tests {
     use super::*;
     use crate::table::FormatEntry;
+    fn f(name: &str) -> WeightFormat {
+        name.parse().unwrap()
+    }
 
     #[test]
     fn ranks_and_correlates() {
@@ -246,9 +252,9 @@ mod tests {
             table.tensors.push(t);
         }
         table.validate().unwrap();
-        let r = rank_correlation(&table, "int4", Measure::Proxy, Measure::E2e).unwrap();
+        let r = rank_correlation(&table, f("int4"), Measure::Proxy, Measure::E2e).unwrap();
         assert!((r - 1.0).abs() < 1e-12);
-        let s = summarize(&table, Some("int4"), 2);
+        let s = summarize(&table, Some(f("int4")), 2);
         let most = s.find("## Most").unwrap();
         let least = s.find("## Least").unwrap();
         assert!(
@@ -261,13 +267,13 @@ mod tests {
         assert!(s.contains("| int4 | 1.000 |"), "{s}");
         // Gains are equal at int8 and int4 for each tensor: the held-out
         // estimate ranks exactly.
-        assert_eq!(estimate_rank_correlation(&table, "int4").map(|r| r.round()), Some(1.0));
+        assert_eq!(estimate_rank_correlation(&table, f("int4")).map(|r| r.round()), Some(1.0));
         assert!(s.contains("| 1.000 |\n"), "{s}");
-        assert_eq!(default_format(&table), "int4");
+        assert_eq!(default_format(&table), f("int4"));
         // Mostly ties: no coefficient.
         for t in &mut table.tensors[1..] {
-            t.formats.get_mut("int8").unwrap().e2e = Some(0.0);
+            t.formats.get_mut(&f("int8")).unwrap().e2e = Some(0.0);
         }
-        assert_eq!(rank_correlation(&table, "int8", Measure::Proxy, Measure::E2e), None);
+        assert_eq!(rank_correlation(&table, f("int8"), Measure::Proxy, Measure::E2e), None);
     }
 }

@@ -126,6 +126,7 @@ pub struct CalibrationInfo {
 
 /// One tensor's row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawTensorEntry")]
 pub struct TensorEntry {
     /// Name in the model file.
     pub name: String,
@@ -135,8 +136,41 @@ pub struct TensorEntry {
     pub kind: String,
     /// The block, or `None` outside the blocks.
     pub layer: Option<usize>,
-    /// Measures per format name.
-    pub formats: BTreeMap<String, FormatEntry>,
+    /// Measures per format.
+    pub formats: BTreeMap<WeightFormat, FormatEntry>,
+}
+
+/// A [`TensorEntry`] as read, its formats still names, so that an unknown
+/// one is reported with the tensor's name.
+#[derive(Deserialize)]
+struct RawTensorEntry {
+    name: String,
+    shape: [usize; 2],
+    kind: String,
+    layer: Option<usize>,
+    formats: BTreeMap<String, FormatEntry>,
+}
+
+impl TryFrom<RawTensorEntry> for TensorEntry {
+    type Error = String;
+
+    fn try_from(raw: RawTensorEntry) -> std::result::Result<Self, String> {
+        let mut formats = BTreeMap::new();
+        for (name, entry) in raw.formats {
+            let format: WeightFormat =
+                name.parse().map_err(|e| format!("tensor {}: {e}", raw.name))?;
+            if formats.insert(format, entry).is_some() {
+                return Err(format!("tensor {}: format {format} appears twice", raw.name));
+            }
+        }
+        Ok(TensorEntry {
+            name: raw.name,
+            shape: raw.shape,
+            kind: raw.kind,
+            layer: raw.layer,
+            formats,
+        })
+    }
 }
 
 /// What storing one tensor in one format costs.
@@ -199,9 +233,9 @@ pub struct SensitivityTable {
     /// How `e2e` compares outputs, when measured.
     pub e2e_metric: Option<E2eMetric>,
     /// The formats where `e2e` is measured.
-    pub e2e_formats: Vec<String>,
-    /// Candidate formats, as names.
-    pub formats: Vec<String>,
+    pub e2e_formats: Vec<WeightFormat>,
+    /// Candidate formats.
+    pub formats: Vec<WeightFormat>,
     /// One row per quantizable tensor, in model order.
     pub tensors: Vec<TensorEntry>,
     /// Timings of the analysis.
@@ -216,9 +250,8 @@ impl SensitivityTable {
     }
 
     /// Whether entries at `format` hold `measure`.
-    pub fn has_at(&self, measure: Measure, format: &str) -> bool {
-        self.has(measure)
-            && (measure != Measure::E2e || self.e2e_formats.iter().any(|f| f == format))
+    pub fn has_at(&self, measure: Measure, format: WeightFormat) -> bool {
+        self.has(measure) && (measure != Measure::E2e || self.e2e_formats.contains(&format))
     }
 
     /// The most informative measure held at every entry: the end-to-end
@@ -226,17 +259,12 @@ impl SensitivityTable {
     /// weight MSE.
     pub fn best_measure(&self) -> Measure {
         let everywhere = |m: Measure| {
-            m != Measure::E2e || self.formats.iter().all(|f| self.has_at(Measure::E2e, f))
+            m != Measure::E2e || self.formats.iter().all(|&f| self.has_at(Measure::E2e, f))
         };
         [Measure::E2eEstimate, Measure::E2e, Measure::Proxy]
             .into_iter()
             .find(|&m| self.has(m) && everywhere(m))
             .unwrap_or(Measure::WeightMse)
-    }
-
-    /// The formats, parsed.
-    pub fn weight_formats(&self) -> Vec<WeightFormat> {
-        self.formats.iter().filter_map(|f| f.parse().ok()).collect()
     }
 
     /// Writes the table as pretty JSON to `path`, atomically.
@@ -276,9 +304,6 @@ impl SensitivityTable {
         if self.formats.is_empty() {
             return Err("no formats".into());
         }
-        for f in &self.formats {
-            f.parse::<WeightFormat>().map_err(|e| format!("format {f:?}: {e}"))?;
-        }
         if !self.has(Measure::WeightMse) {
             return Err("measures must include weight_mse".into());
         }
@@ -289,7 +314,7 @@ impl SensitivityTable {
             return Err("e2e_formats must list formats exactly when e2e is measured".into());
         }
         if let Some(f) = self.e2e_formats.iter().find(|f| !self.formats.contains(f)) {
-            return Err(format!("e2e format {f:?} is not one of the table's formats"));
+            return Err(format!("e2e format {f} is not one of the table's formats"));
         }
         let mut names = HashSet::new();
         for t in &self.tensors {
@@ -311,10 +336,10 @@ impl SensitivityTable {
                     t.name, t.shape
                 ));
             }
-            for f in &self.formats {
+            for &f in &self.formats {
                 let e = t
                     .formats
-                    .get(f)
+                    .get(&f)
                     .ok_or_else(|| format!("tensor {}: no entry for {f}", t.name))?;
                 if e.bytes == 0 {
                     return Err(format!("tensor {} at {f}: zero bytes", t.name));
@@ -350,6 +375,9 @@ impl SensitivityTable {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    fn f(name: &str) -> WeightFormat {
+        name.parse().unwrap()
+    }
 
     pub(crate) fn sample() -> SensitivityTable {
         let entry = |bytes, mse: f64| FormatEntry {
@@ -379,15 +407,14 @@ pub(crate) mod tests {
             method: QuantMethod::Imatrix,
             measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],
             e2e_metric: Some(E2eMetric::Kl),
-            e2e_formats: vec!["int8".into(), "int4".into()],
-            formats: vec!["int8".into(), "int4".into()],
+            e2e_formats: vec![f("int8"), f("int4")],
+            formats: vec![f("int8"), f("int4")],
             tensors: vec![TensorEntry {
                 name: "blk.0.attn_q.weight".into(),
                 shape: [2, 4],
                 kind: "attn_q".into(),
                 layer: Some(0),
-                formats: [("int8".into(), entry(16, 0.001)), ("int4".into(), entry(8, 0.02))]
-                    .into(),
+                formats: [(f("int8"), entry(16, 0.001)), (f("int4"), entry(8, 0.02))].into(),
             }],
             timings: Timings {
                 proxy_seconds: 1.0,
@@ -414,29 +441,28 @@ pub(crate) mod tests {
         let cases: Vec<(Breakage, &str)> = vec![
             (Box::new(|t| t.schema = "other".into()), "schema"),
             (Box::new(|t| t.version = 9), "version 9"),
-            (Box::new(|t| t.formats.push("int5".into())), "format \"int5\""),
             (Box::new(|t| t.tensors[0].kind = "conv".into()), "unknown kind"),
             (Box::new(|t| t.tensors.push(t.tensors[0].clone())), "appears twice"),
             (
-                Box::new(|t| t.tensors[0].formats.get_mut("int4").unwrap().proxy = Some(-1.0)),
+                Box::new(|t| t.tensors[0].formats.get_mut(&f("int4")).unwrap().proxy = Some(-1.0)),
                 "proxy is -1, expected a finite number ≥ 0",
             ),
             (
-                Box::new(|t| t.tensors[0].formats.get_mut("int8").unwrap().e2e = None),
+                Box::new(|t| t.tensors[0].formats.get_mut(&f("int8")).unwrap().e2e = None),
                 "e2e is missing",
             ),
             (
                 Box::new(|t| {
-                    t.tensors[0].formats.remove("int4");
+                    t.tensors[0].formats.remove(&f("int4"));
                 }),
                 "no entry for int4",
             ),
             (Box::new(|t| t.e2e_metric = None), "e2e_metric"),
             (Box::new(|t| t.e2e_formats.clear()), "e2e_formats"),
-            (Box::new(|t| t.e2e_formats.push("int2".into())), "e2e format \"int2\""),
+            (Box::new(|t| t.e2e_formats.push(f("int2"))), "e2e format int2 is not"),
             (
                 Box::new(|t| {
-                    t.tensors[0].formats.get_mut("int4").unwrap().e2e_estimate = None;
+                    t.tensors[0].formats.get_mut(&f("int4")).unwrap().e2e_estimate = None;
                 }),
                 "e2e_estimate is missing",
             ),
@@ -450,13 +476,24 @@ pub(crate) mod tests {
         }
         // e2e measured at int4 only: int8 may go without it.
         let mut t = sample();
-        t.e2e_formats = vec!["int4".into()];
-        t.tensors[0].formats.get_mut("int8").unwrap().e2e = None;
+        t.e2e_formats = vec![f("int4")];
+        t.tensors[0].formats.get_mut(&f("int8")).unwrap().e2e = None;
         t.validate().unwrap();
-        assert!(t.has_at(Measure::E2e, "int4") && !t.has_at(Measure::E2e, "int8"));
+        assert!(t.has_at(Measure::E2e, f("int4")) && !t.has_at(Measure::E2e, f("int8")));
         assert_eq!(t.best_measure(), Measure::E2eEstimate);
         let err = SensitivityTable::from_json(b"{\"schema\": 3").unwrap_err();
         assert!(err.contains("line 1"), "{err}");
+        // An unknown format name, in the list or as a tensor's key.
+        let json = serde_json::to_string(&sample()).unwrap();
+        for (from, to) in [("\"int4\"]", "\"int5\"]"), ("\"int4\":{", "\"int4z\":{")] {
+            assert!(json.contains(from), "{json}");
+            let err =
+                SensitivityTable::from_json(json.replacen(from, to, 1).as_bytes()).unwrap_err();
+            assert!(
+                err.contains("unknown weight format `int5") || err.contains("`int4z`"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn table_is_complete_and_ordered_by_bits() {
     assert_eq!(table.calibration.e2e_samples, 3);
     assert!(table.has(Measure::Proxy) && table.has(Measure::E2e));
     for t in &table.tensors {
-        let f = |name: &str| &t.formats[name];
+        let f = |name: &str| &t.formats[&name.parse::<WeightFormat>().unwrap()];
         let want: WeightFormat = "int4".parse().unwrap();
         assert_eq!(
             f("int4").bytes as usize,
@@ -74,10 +74,15 @@ fn table_is_complete_and_ordered_by_bits() {
     }
     // Each tensor's end-to-end/proxy gain measured at int8 and int2 ranks
     // the tensors at int4 much as the end-to-end measure does.
-    let held_out = qloader_analyze::summary::estimate_rank_correlation(&table, "int4").unwrap();
-    let raw =
-        qloader_analyze::summary::rank_correlation(&table, "int4", Measure::Proxy, Measure::E2e)
-            .unwrap();
+    let held_out =
+        qloader_analyze::summary::estimate_rank_correlation(&table, WeightFormat::int4()).unwrap();
+    let raw = qloader_analyze::summary::rank_correlation(
+        &table,
+        WeightFormat::int4(),
+        Measure::Proxy,
+        Measure::E2e,
+    )
+    .unwrap();
     eprintln!("int4 Spearman vs e2e: proxy {raw:.3}, proxy × gain {held_out:.3}");
     assert!(held_out > 0.8 && held_out > raw, "proxy × gain {held_out}, proxy {raw}");
 }
@@ -88,10 +93,10 @@ fn end_to_end_at_some_formats_estimates_the_rest() {
     req.e2e_formats = Some(vec!["int2".parse().unwrap()]);
     let table = run(&req, &mut |_| {}).unwrap();
     table.validate().unwrap();
-    assert_eq!(table.e2e_formats, vec!["int2"]);
+    assert_eq!(table.e2e_formats, vec![WeightFormat::grouped(2, 32)]);
     assert_eq!(table.best_measure(), Measure::E2eEstimate);
     for t in &table.tensors {
-        let f = |name: &str| &t.formats[name];
+        let f = |name: &str| &t.formats[&name.parse::<WeightFormat>().unwrap()];
         assert_eq!(f("int2").e2e_estimate, f("int2").e2e, "{}", t.name);
         assert!(f("int4").e2e.is_none() && f("int8").e2e.is_none(), "{}", t.name);
         let (a, b, c) = (
@@ -128,7 +133,7 @@ fn end_to_end_matches_a_model_with_one_tensor_quantized() {
         }
         let direct = sum / sentences.len() as f64;
         let row = table.tensors.iter().find(|t| t.name == name).unwrap();
-        let analyzed = row.formats["int2"].e2e.unwrap();
+        let analyzed = row.formats[&"int2".parse::<WeightFormat>().unwrap()].e2e.unwrap();
         assert!(
             (analyzed - direct).abs() <= 0.02 * direct,
             "{name}: analyzer {analyzed:.6e}, direct {direct:.6e}"
@@ -144,6 +149,9 @@ fn data_free_holds_weight_error_only() {
     table.validate().unwrap();
     assert!(table.calibration.data_free);
     assert_eq!(table.measures, vec![Measure::WeightMse]);
-    assert!(table.tensors.iter().all(|t| t.formats["int3"].proxy.is_none()
-        && t.formats["int3"].weight_mse > t.formats["int8"].weight_mse));
+    assert!(table.tensors.iter().all(|t| t.formats[&"int3".parse::<WeightFormat>().unwrap()]
+        .proxy
+        .is_none()
+        && t.formats[&"int3".parse::<WeightFormat>().unwrap()].weight_mse
+            > t.formats[&"int8".parse::<WeightFormat>().unwrap()].weight_mse));
 }

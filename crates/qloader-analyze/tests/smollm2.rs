@@ -57,7 +57,7 @@ fn decoder_table_matches_direct_runs() {
                 LlamaModel::from_source(config.clone(), &mut source, &mut |_, _| {}).unwrap();
             let direct = reference.kl_sum(&logits(&model)) / WINDOW as f64;
             let row = table.tensors.iter().find(|t| t.name == name).unwrap();
-            let analyzed = row.formats[&format.name()].e2e.unwrap();
+            let analyzed = row.formats[&format].e2e.unwrap();
             assert!(
                 (analyzed - direct).abs() <= 0.05 * direct,
                 "{name} {format}: analyzer {analyzed:.6e}, direct {direct:.6e}"

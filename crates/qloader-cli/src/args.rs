@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use qloader_format::{fixtures, ActivationFormat, QuantMethod, WeightFormat};
+use qloader_format::{fixtures, ActivationFormat, FormatFamily, QuantMethod, WeightFormat};
 use qloader_runtime::bench;
 
 /// Hardware-aware mixed-precision quantization: measure, plan, pack, run.
@@ -96,7 +96,7 @@ pub struct LoadArgs {
     /// Act as if this device had no kernel for these format families
     /// (comma-separated, e.g. int2,int3): their tensors are converted at load.
     #[arg(long, value_delimiter = ',', value_name = "FAMILIES")]
-    pub disable_kernels: Vec<String>,
+    pub disable_kernels: Vec<FormatFamily>,
     /// Device profile: use only the kernels it lists, and its fallbacks.
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<PathBuf>,
@@ -203,8 +203,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub check_exact: bool,
     /// Activations the kernels take: f32, or int8 (quantized per row).
-    #[arg(long, default_value = "f32", value_parser = ["f32", "int8"])]
-    pub activations: String,
+    #[arg(long, default_value = "f32")]
+    pub activations: ActivationFormat,
     /// Input rows per product the latency is predicted for (1: decoding).
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -632,7 +632,7 @@ pub struct AnalyzeArgs {
     pub summary: Option<PathBuf>,
     /// Format the summary ranks tensors at (default: int3 if analyzed).
     #[arg(long, value_name = "FORMAT")]
-    pub rank_format: Option<String>,
+    pub rank_format: Option<WeightFormat>,
     /// Tensors listed at each end of the ranking.
     #[arg(long, default_value_t = 10)]
     pub top: usize,

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::error::FormatError;
 
 /// The activation side of a product.
@@ -40,8 +42,21 @@ impl FromStr for ActivationFormat {
         match s.trim().to_ascii_lowercase().as_str() {
             "f32" | "fp32" => Ok(ActivationFormat::F32),
             "int8" | "i8" | "a8" => Ok(ActivationFormat::Int8),
-            _ => Err(FormatError::UnknownFormat { name: s.to_owned(), known: "f32, int8" }),
+            _ => Err(FormatError::UnknownActivations { name: s.to_owned() }),
         }
+    }
+}
+
+impl Serialize for ActivationFormat {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ActivationFormat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -55,5 +70,11 @@ mod tests {
             assert_eq!(a.name().parse::<ActivationFormat>().unwrap(), a);
         }
         assert!("int4".parse::<ActivationFormat>().is_err());
+        for a in [ActivationFormat::F32, ActivationFormat::Int8] {
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<ActivationFormat>(&json).unwrap(), a);
+        }
+        let err = serde_json::from_str::<ActivationFormat>("\"bf16\"").unwrap_err().to_string();
+        assert!(err.contains("unknown activation format `bf16` (known: f32, int8)"), "{err}");
     }
 }

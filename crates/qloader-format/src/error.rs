@@ -176,6 +176,20 @@ pub enum FormatError {
         /// The names that are accepted.
         known: &'static str,
     },
+    /// An activation-format name was not recognised.
+    #[error("unknown activation format `{name}` (known: f32, int8)")]
+    UnknownActivations {
+        /// The name that was given.
+        name: String,
+    },
+    /// A format-family name was not recognised.
+    #[error("unknown format family `{name}` (known: {known})")]
+    UnknownFamily {
+        /// The name that was given.
+        name: String,
+        /// The names that are accepted.
+        known: String,
+    },
     /// A quantization-method name was not recognised.
     #[error("unknown quantization method `{name}` (known: rtn, imatrix, gptq)")]
     UnknownMethod {

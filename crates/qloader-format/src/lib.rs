@@ -16,7 +16,9 @@ pub mod atomic_file;
 pub mod bert_config;
 pub mod compact;
 pub mod error;
+pub mod fallback;
 pub mod fixtures;
+pub mod format_family;
 pub mod gguf;
 pub mod grouped;
 pub mod model_dir;
@@ -28,6 +30,7 @@ pub mod weight_format;
 pub use activation_format::ActivationFormat;
 pub use bert_config::BertConfig;
 pub use error::FormatError;
+pub use format_family::FormatFamily;
 pub use gguf::{GgmlType, GgufFile, GgufTensorInfo, MetadataValue};
 pub use model_dir::{ModelDir, PoolingMode};
 pub use packed::{

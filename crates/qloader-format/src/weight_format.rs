@@ -11,8 +11,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::compact::CompactLayout;
 use crate::error::FormatError;
+use crate::format_family::FormatFamily;
 use crate::grouped::GroupedLayout;
 
 /// How one weight matrix is stored.
@@ -64,17 +67,15 @@ impl WeightFormat {
         }
     }
 
-    /// The format's family: its element type regardless of grouping —
-    /// `f32`, `f16`, `int8` (per channel or grouped), `int4`, `int3`, `int2`
-    /// (grouped or compact), `nl4` (codes on the non-uniform grid, whose
-    /// products look each level up). Device profiles name kernels by family.
-    pub fn family(self) -> &'static str {
+    /// The format's family: its element type regardless of grouping (see
+    /// [`FormatFamily`]). Device profiles name kernels by family.
+    pub fn family(self) -> FormatFamily {
         match self {
-            WeightFormat::F32 => "f32",
-            WeightFormat::F16 => "f16",
-            WeightFormat::Int8PerChannel => "int8",
+            WeightFormat::F32 => FormatFamily::F32,
+            WeightFormat::F16 => FormatFamily::F16,
+            WeightFormat::Int8PerChannel => FormatFamily::Int8,
             WeightFormat::Grouped(l) => int_family(l.bits()),
-            WeightFormat::Compact(l) if l.is_nonuniform() => "nl4",
+            WeightFormat::Compact(l) if l.is_nonuniform() => FormatFamily::Nl4,
             WeightFormat::Compact(l) => int_family(l.bits()),
         }
     }
@@ -102,25 +103,15 @@ impl WeightFormat {
     }
 }
 
-/// The format families, as device profiles and the kernel registry name
-/// them (see [`WeightFormat::family`]).
-pub const FAMILIES: [&str; 7] = ["f32", "f16", "int8", "int4", "int3", "int2", "nl4"];
-
-/// Whether `family`'s weights are integer codes, whose products also take
-/// int8 activations (integer dot products); float weights always multiply
-/// in `f32`.
-pub fn takes_int8_activations(family: &str) -> bool {
-    FAMILIES.contains(&family) && !matches!(family, "f32" | "f16")
+/// `formats`' names, comma-separated (for messages).
+pub fn join_names(formats: &[WeightFormat]) -> String {
+    formats.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
 }
 
-/// The family of integer codes of `bits` bits.
-fn int_family(bits: u8) -> &'static str {
-    match bits {
-        8 => "int8",
-        4 => "int4",
-        3 => "int3",
-        _ => "int2",
-    }
+/// The family of integer codes of `bits` bits (the layouts allow 8, 4, 3
+/// and 2).
+fn int_family(bits: u8) -> FormatFamily {
+    FormatFamily::of_int_bits(bits).unwrap_or(FormatFamily::Int2)
 }
 
 impl fmt::Display for WeightFormat {
@@ -156,6 +147,19 @@ impl FromStr for WeightFormat {
     }
 }
 
+impl Serialize for WeightFormat {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for WeightFormat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,12 +180,16 @@ mod tests {
         }
         assert_eq!("int4".parse::<WeightFormat>().unwrap(), WeightFormat::int4());
         assert_eq!("INT3G128".parse::<WeightFormat>().unwrap(), WeightFormat::grouped(3, 128));
-        assert_eq!("INT3K".parse::<WeightFormat>().unwrap().family(), "int3");
-        assert_eq!("NL4K".parse::<WeightFormat>().unwrap().family(), "nl4");
+        assert_eq!("INT3K".parse::<WeightFormat>().unwrap().family(), FormatFamily::Int3);
+        assert_eq!("NL4K".parse::<WeightFormat>().unwrap().family(), FormatFamily::Nl4);
         for f in &all {
-            assert!(FAMILIES.contains(&f.family()), "{f}");
-            assert_eq!(takes_int8_activations(f.family()), f.bits_per_weight() < 16.0, "{f}");
+            assert_eq!(f.family().takes_int8_activations(), f.bits_per_weight() < 16.0, "{f}");
+            let json = serde_json::to_string(f).unwrap();
+            assert_eq!(json, format!("\"{f}\""));
+            assert_eq!(serde_json::from_str::<WeightFormat>(&json).unwrap(), *f);
         }
+        let err = serde_json::from_str::<WeightFormat>("\"int5\"").unwrap_err().to_string();
+        assert!(err.contains("unknown weight format `int5`"), "{err}");
         assert_eq!("nl4k".parse::<WeightFormat>().unwrap().bits_per_weight(), 4.25);
         for bad in [
             "int5", "int4g48", "int", "intg32", "bf17", "int4g", "int8k", "intk", "int4gk", "nl3k",

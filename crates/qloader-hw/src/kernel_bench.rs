@@ -16,7 +16,7 @@
 //! whose bandwidth drifts during the run (a shared VM) does not skew it.
 
 use qloader_format::grouped::GroupedLayout;
-use qloader_format::WeightFormat;
+use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_kernels::{DenseMatrix, GroupedMatrix};
 use qloader_quant::LinearWeight;
 use serde::Serialize;
@@ -82,8 +82,10 @@ pub struct KernelBenchRow {
     pub cols: usize,
     /// Activation rows.
     pub batch: usize,
-    /// Weight format, with `·a8` when activations are quantized to int8.
-    pub format: String,
+    /// Weight format.
+    pub format: WeightFormat,
+    /// How activations enter the product.
+    pub activations: ActivationFormat,
     /// Bytes of the weights in this format.
     pub weight_bytes: usize,
     /// Median seconds per product.
@@ -147,13 +149,17 @@ pub fn run(
                 let t = case.seconds[b];
                 let expanded = batch >= qloader_kernels::matmul::UNPACK_MIN_ROWS && !case.a8;
                 let quantized = case.format != WeightFormat::F32;
-                let name = case.format.name();
                 let side_by_side = case.stream_seconds.as_ref().map(|s| case.bytes as f64 / s[b]);
                 out.push(KernelBenchRow {
                     rows,
                     cols,
                     batch,
-                    format: if case.a8 { format!("{name}·a8") } else { name },
+                    format: case.format,
+                    activations: if case.a8 {
+                        ActivationFormat::Int8
+                    } else {
+                        ActivationFormat::F32
+                    },
                     weight_bytes: case.bytes,
                     seconds: t,
                     weights_per_second: (rows * cols) as f64 / t,
@@ -172,6 +178,16 @@ pub fn run(
         }
     }
     out
+}
+
+impl KernelBenchRow {
+    /// The format's name, with `·a8` when activations are quantized to int8.
+    pub fn label(&self) -> String {
+        match self.activations {
+            ActivationFormat::Int8 => format!("{}·a8", self.format),
+            ActivationFormat::F32 => self.format.name(),
+        }
+    }
 }
 
 /// One format (and activation mode) timed at every batch.
@@ -317,13 +333,14 @@ mod tests {
         assert_eq!(rows.len(), 2 * 5);
         for r in &rows {
             assert!(r.seconds > 0.0 && r.bytes_per_second > 0.0);
-            let a8 = r.format.ends_with("·a8");
+            let a8 = r.activations == ActivationFormat::Int8;
+            let float = r.format == WeightFormat::F32;
             let expected =
-                if a8 { r.format.starts_with("int4") } else { r.batch >= 4 && r.format != "f32" };
-            assert_eq!(r.unpack_overhead.is_some(), expected, "{}", r.format);
-            assert_eq!(r.speedup_vs_int8.is_some(), r.format != "f32" || !a8);
+                if a8 { r.format == WeightFormat::int4() } else { r.batch >= 4 && !float };
+            assert_eq!(r.unpack_overhead.is_some(), expected, "{}", r.label());
+            assert_eq!(r.speedup_vs_int8.is_some(), !float || !a8);
         }
-        let f32_row = rows.iter().find(|r| r.format == "f32").unwrap();
+        let f32_row = rows.iter().find(|r| r.format == WeightFormat::F32).unwrap();
         assert_eq!(f32_row.speedup_vs_f32, 1.0);
         assert_eq!(f32_row.weight_bytes, 16 * 64 * 4);
     }

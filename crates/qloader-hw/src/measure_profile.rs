@@ -72,12 +72,7 @@ pub fn measure_profile(
     let rows = kernel_bench::run(&config, bw, progress);
     let mut kernels: Vec<KernelSpec> = Vec::new();
     for r in &rows {
-        let (format, activations) = match r.format.strip_suffix("·a8") {
-            Some(f) => (f, "int8"),
-            None => (r.format.as_str(), "f32"),
-        };
-        let Ok(format) = format.parse::<WeightFormat>() else { continue };
-        let weights = format.family().to_owned();
+        let (weights, activations) = (r.format.family(), r.activations);
         let macs = (r.rows * r.cols * r.batch) as f64 / r.seconds;
         let at =
             match kernels.iter().position(|k| k.weights == weights && k.activations == activations)
@@ -86,7 +81,7 @@ pub fn measure_profile(
                 None => {
                     kernels.push(KernelSpec {
                         weights,
-                        activations: activations.to_owned(),
+                        activations,
                         isa: info.kernel_tier.to_owned(),
                         batch1_macs_per_second: 0.0,
                         batch8_macs_per_second: 0.0,
@@ -145,13 +140,14 @@ mod tests {
         p.validate().unwrap();
         assert!(steps >= 3);
         let pairs: Vec<(&str, &str)> =
-            p.kernels.iter().map(|k| (k.weights.as_str(), k.activations.as_str())).collect();
+            p.kernels.iter().map(|k| (k.weights.name(), k.activations.name())).collect();
         assert_eq!(
             pairs,
             [("f32", "f32"), ("int8", "f32"), ("int8", "int8"), ("int2", "f32"), ("int2", "int8")]
         );
         assert!(p.measured && p.memory.read_bandwidth_bytes_per_second.unwrap() > 0.0);
-        let e = p.execution("int2g64".parse().unwrap(), "f32").unwrap();
+        let e =
+            p.execution("int2g64".parse().unwrap(), qloader_format::ActivationFormat::F32).unwrap();
         assert!(!e.fallback);
     }
 }

@@ -27,7 +27,7 @@
 //! read_bandwidth_bytes_per_second = 8.0e9   # optional
 //!
 //! [[kernels]]                        # one per (weights, activations) pair
-//! weights = "int8"                   # a format family: f32 f16 int8 int4 int3 int2
+//! weights = "int8"                   # a format family: f32 f16 int8 int4 int3 int2 nl4
 //! activations = "f32"                # f32, or int8 (activations quantized per row)
 //! isa = "generic"
 //! batch1_macs_per_second = 2.0e9     # multiply-adds per second, one input row
@@ -38,15 +38,18 @@
 //! ```
 //!
 //! A format family covers every group size of that bit width (`int4` covers
-//! `int4g64`); `int8` covers per-channel and grouped int8. A format whose
-//! family has neither a kernel nor a fallback cannot run on the device.
+//! `int4g64` and `int4k`); `int8` covers per-channel and grouped int8. A
+//! format whose family has no kernel is converted at load as
+//! [`qloader_format::fallback`] says: along the declared fallbacks, else to
+//! the smallest format it converts to exactly that has a kernel.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use qloader_format::atomic_file::{read_bounded, write_atomic_io, BoundedReadError};
-use qloader_format::WeightFormat;
+use qloader_format::fallback::resolve;
+use qloader_format::{ActivationFormat, FormatFamily, WeightFormat};
 use serde::{Deserialize, Serialize};
 
 /// The `schema` field of every profile.
@@ -55,10 +58,6 @@ pub const SCHEMA: &str = "qloader-profile";
 pub const VERSION: u32 = 1;
 /// Profiles larger than this are refused before they are read.
 pub const MAX_PROFILE_BYTES: u64 = 1 << 20;
-/// The format families a profile may name.
-pub use qloader_format::weight_format::FAMILIES;
-/// The activation formats a kernel may take.
-pub const ACTIVATIONS: [&str; 2] = ["f32", "int8"];
 
 /// A reason a profile cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -118,10 +117,10 @@ pub struct MemoryFacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KernelSpec {
-    /// Weight format family (see [`FAMILIES`]).
-    pub weights: String,
-    /// Activation format (see [`ACTIVATIONS`]).
-    pub activations: String,
+    /// Weight format family.
+    pub weights: FormatFamily,
+    /// Activation format.
+    pub activations: ActivationFormat,
     /// Instruction-set tier of the kernel.
     pub isa: String,
     /// Multiply-adds per second with one input row (GEMV).
@@ -185,62 +184,46 @@ pub struct DeviceProfile {
     /// Family → family it is converted to at load, for families without a
     /// kernel.
     #[serde(default)]
-    pub fallbacks: BTreeMap<String, String>,
-}
-
-/// `format` converted to `target` family: integer codes keep their group
-/// size (int2 g64 → int8 g64) where that format exists, else the family's
-/// default; compact codes stay compact.
-fn convert(format: WeightFormat, target: &str) -> Option<WeightFormat> {
-    if let WeightFormat::Compact(layout) = format {
-        // Compact codes widen within their own layouts (int2k → int4k), or
-        // become floats; never int8 (its scales would round). nl4k's levels
-        // exist in no other layout.
-        return match target {
-            "f32" => Some(WeightFormat::F32),
-            "f16" => Some(WeightFormat::F16),
-            _ if layout.is_nonuniform() || !target.starts_with("int") => None,
-            _ => format!("{target}k").parse().ok(),
-        };
-    }
-    let group = match format {
-        WeightFormat::Grouped(l) => Some(l.group()),
-        _ => None,
-    };
-    match target {
-        "f32" => Some(WeightFormat::F32),
-        "f16" => Some(WeightFormat::F16),
-        _ => {
-            let bits: usize = target.strip_prefix("int")?.parse().ok()?;
-            let grouped = group.and_then(|g| format!("int{bits}g{g}").parse().ok());
-            match grouped {
-                Some(f) => Some(f),
-                None if bits == 8 => Some(WeightFormat::Int8PerChannel),
-                None => format!("int{bits}").parse().ok(),
-            }
-        }
-    }
+    pub fallbacks: BTreeMap<FormatFamily, FormatFamily>,
 }
 
 impl DeviceProfile {
     /// The kernel for `family` weights and `activations`, if the device has
     /// one.
-    pub fn kernel(&self, family: &str, activations: &str) -> Option<&KernelSpec> {
+    pub fn kernel(
+        &self,
+        family: FormatFamily,
+        activations: ActivationFormat,
+    ) -> Option<&KernelSpec> {
         self.kernels.iter().find(|k| k.weights == family && k.activations == activations)
     }
 
-    /// How the device runs `format` with `activations`: natively, through
-    /// its declared fallback chain, or (`None`) not at all.
-    pub fn execution(&self, format: WeightFormat, activations: &str) -> Option<Execution<'_>> {
-        let mut runs_as = format;
-        for step in 0..=FAMILIES.len() {
-            let fam = runs_as.family();
-            if let Some(kernel) = self.kernel(fam, activations) {
-                return Some(Execution { runs_as, fallback: step > 0, kernel });
-            }
-            runs_as = convert(runs_as, self.fallbacks.get(fam)?)?;
-        }
-        None
+    /// The kernel that multiplies `family` weights when products are asked
+    /// for with `activations` (float weights always take `f32`).
+    fn product(&self, family: FormatFamily, activations: ActivationFormat) -> Option<&KernelSpec> {
+        let act = if family.takes_int8_activations() { activations } else { ActivationFormat::F32 };
+        self.kernel(family, act)
+    }
+
+    /// How the device runs `format` with `activations`: natively, converted
+    /// at load (its declared fallbacks first; the rule the loader follows,
+    /// [`qloader_format::fallback`]), or (`None`) not at all.
+    pub fn execution(
+        &self,
+        format: WeightFormat,
+        activations: ActivationFormat,
+    ) -> Option<Execution<'_>> {
+        let resolved = resolve(
+            format,
+            |family| self.product(family, activations).is_some(),
+            |family| self.fallbacks.get(&family).copied(),
+        )?;
+        let kernel = self.product(resolved.runs_as.family(), activations)?;
+        Some(Execution {
+            runs_as: resolved.runs_as,
+            fallback: resolved.conversion.is_some(),
+            kernel,
+        })
     }
 
     /// The size limit for a model on this device, if stated.
@@ -314,13 +297,7 @@ impl DeviceProfile {
         let mut seen = BTreeSet::new();
         for k in &self.kernels {
             let what = format!("kernel {} × {}", k.weights, k.activations);
-            if !FAMILIES.contains(&k.weights.as_str()) {
-                return Err(format!("{what}: unknown weight family (one of {FAMILIES:?})"));
-            }
-            if !ACTIVATIONS.contains(&k.activations.as_str()) {
-                return Err(format!("{what}: unknown activations (one of {ACTIVATIONS:?})"));
-            }
-            if !seen.insert((&k.weights, &k.activations)) {
+            if !seen.insert((k.weights, k.activations)) {
                 return Err(format!("{what} is listed twice"));
             }
             for (field, v) in [
@@ -333,21 +310,16 @@ impl DeviceProfile {
             }
         }
         for (from, to) in &self.fallbacks {
-            for fam in [from, to] {
-                if !FAMILIES.contains(&fam.as_str()) {
-                    return Err(format!("fallback {from} = {to}: unknown family {fam:?}"));
-                }
-            }
-            if self.kernels.iter().any(|k| &k.weights == from) {
+            if self.kernels.iter().any(|k| k.weights == *from) {
                 return Err(format!("fallback for {from}, which has a kernel"));
             }
             // Follow the chain: it must end at a family with a kernel.
             let mut at = to;
             let mut steps = 0;
-            while !self.kernels.iter().any(|k| &k.weights == at) {
+            while !self.kernels.iter().any(|k| k.weights == *at) {
                 steps += 1;
                 match self.fallbacks.get(at) {
-                    Some(next) if steps <= FAMILIES.len() => at = next,
+                    Some(next) if steps <= FormatFamily::ALL.len() => at = next,
                     Some(_) => return Err(format!("fallbacks from {from} go round in a cycle")),
                     None => {
                         return Err(format!(
@@ -364,6 +336,7 @@ impl DeviceProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ActivationFormat::F32;
 
     const EDGE: &str = r#"
 schema = "qloader-profile"
@@ -397,16 +370,16 @@ int3 = "int8"
         let p = DeviceProfile::from_toml(EDGE).unwrap();
         assert_eq!(p.model_bytes(), Some(512 << 20));
         let int4: WeightFormat = "int4g64".parse().unwrap();
-        let e = p.execution(int4, "f32").unwrap();
+        let e = p.execution(int4, F32).unwrap();
         assert_eq!((e.runs_as, e.fallback), (int4, false));
-        let e = p.execution("int2g64".parse().unwrap(), "f32").unwrap();
+        let e = p.execution("int2g64".parse().unwrap(), F32).unwrap();
         assert_eq!(e.runs_as, "int8g64".parse().unwrap());
         assert!(e.fallback);
-        assert_eq!(e.kernel.weights, "int8");
-        let e = p.execution("int3".parse().unwrap(), "f32").unwrap();
+        assert_eq!(e.kernel.weights, FormatFamily::Int8);
+        let e = p.execution("int3".parse().unwrap(), F32).unwrap();
         assert_eq!(e.runs_as.name(), "int8g32");
-        assert!(p.execution(WeightFormat::F16, "f32").is_none());
-        assert!(p.execution(int4, "int8").is_none());
+        assert!(p.execution(WeightFormat::F16, F32).is_none());
+        assert!(p.execution(int4, ActivationFormat::Int8).is_none());
         // Round trip through TOML.
         assert_eq!(DeviceProfile::from_toml(&p.to_toml()).unwrap(), p);
     }
@@ -414,7 +387,7 @@ int3 = "int8"
     #[test]
     fn latency_interpolates_between_batches() {
         let p = DeviceProfile::from_toml(EDGE).unwrap();
-        let k = p.kernel("int8", "f32").unwrap();
+        let k = p.kernel(FormatFamily::Int8, F32).unwrap();
         assert!((k.seconds(100, 10, 1) - 1e-6).abs() < 1e-15);
         assert!((k.seconds(100, 10, 8) - 2e-6).abs() < 1e-15);
         assert!((k.seconds(100, 10, 16) - 4e-6).abs() < 1e-15);
@@ -427,13 +400,16 @@ int3 = "int8"
         let cases = [
             (EDGE.replace("version = 1", "version = 7"), "version 7"),
             (EDGE.replace("\"qloader-profile\"", "\"x\""), "schema"),
-            (EDGE.replace("weights = \"int4\"", "weights = \"int5\""), "unknown weight family"),
+            (
+                EDGE.replace("weights = \"int4\"", "weights = \"int5\""),
+                "unknown format family `int5`",
+            ),
             (
                 EDGE.replace(
                     "activations = \"f32\"\nisa = \"generic\"\nbatch1_macs_per_second = 2.0e9",
                     "activations = \"bf16\"\nisa = \"generic\"\nbatch1_macs_per_second = 2.0e9",
                 ),
-                "unknown activations",
+                "unknown activation format `bf16`",
             ),
             (EDGE.replace("2.0e9", "-1.0"), "batch1_macs_per_second is -1"),
             (EDGE.replace("weights = \"int4\"", "weights = \"int8\""), "listed twice"),

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use qloader_format::WeightFormat;
+use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_hw::DeviceProfile;
 
 fn shipped(name: &str) -> DeviceProfile {
@@ -34,7 +34,7 @@ fn edge_profile_runs_int3_and_int2_as_int4() {
     let p = shipped("edge-arm-512mib.toml");
     assert_eq!(p.model_bytes(), Some(512 << 20));
     for (planned, runs_as) in [("int2", "int4"), ("int3g64", "int4g64"), ("int4", "int4")] {
-        let e = p.execution(format(planned), "f32").unwrap();
+        let e = p.execution(format(planned), ActivationFormat::F32).unwrap();
         assert_eq!(e.runs_as, format(runs_as), "{planned}");
         assert_eq!(e.fallback, planned != runs_as, "{planned}");
     }
@@ -43,8 +43,8 @@ fn edge_profile_runs_int3_and_int2_as_int4() {
 #[test]
 fn int8_only_profile_cannot_run_floats() {
     let p = shipped("int8-only.toml");
-    assert!(p.execution(WeightFormat::F16, "f32").is_none());
-    assert!(p.execution(WeightFormat::F32, "f32").is_none());
-    let e = p.execution(format("int4"), "f32").unwrap();
+    assert!(p.execution(WeightFormat::F16, ActivationFormat::F32).is_none());
+    assert!(p.execution(WeightFormat::F32, ActivationFormat::F32).is_none());
+    let e = p.execution(format("int4"), ActivationFormat::F32).unwrap();
     assert_eq!((e.runs_as, e.fallback), (format("int8g32"), true));
 }

@@ -2,66 +2,25 @@
 //! back to the original `f32` weights: what the loader does, once at load,
 //! for a tensor whose format has no kernel on this device.
 //!
-//! * Grouped codes widen exactly: an int2 or int3 code is also an int4 or
-//!   int8 code, so the codes are re-packed at the wider width and the group
-//!   scales and offsets are kept (same values, same group size). Compact
-//!   codes widen the same way (`int2k` → `int3k` → `int4k`), super-scales
-//!   and sub-block scales kept (a 4-bit scale is also a 6-bit one). `nl4k`
-//!   codes index levels no other format has: they only become floats.
-//! * Any format converts to `f32` exactly (its values are what the kernels
-//!   compute with), and to `f16` with one rounding per value.
+//! Which conversions exist and which one a device takes is decided in
+//! [`qloader_format::fallback`]; this module does them:
 //!
-//! Anything else (narrowing, or changing group size) would re-quantize, and
-//! is refused.
+//! * Grouped codes are re-packed at the wider width, the group scales and
+//!   offsets kept (same values, same group size). Compact codes widen the
+//!   same way (`int2k` → `int3k` → `int4k`), super-scales and sub-block
+//!   scales kept (a 4-bit scale is also a 6-bit one).
+//! * Any format becomes `f32` exactly (its values are what the kernels
+//!   compute with), and `f16` with one rounding per value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
 use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
+pub use qloader_format::fallback::{conversion, Fidelity};
 use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
 use qloader_format::WeightFormat;
 use qloader_kernels::{CompactMatrix, GroupedMatrix, HalfMatrix};
 
 use crate::LinearWeight;
-
-/// How faithful a conversion is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fidelity {
-    /// The converted weight stands for exactly the same values.
-    Exact,
-    /// Each value is rounded once (to `f16`).
-    Rounded,
-}
-
-impl Fidelity {
-    /// `exact` or `rounded`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Fidelity::Exact => "exact",
-            Fidelity::Rounded => "rounded to f16",
-        }
-    }
-}
-
-/// How `from` converts to `to`, or `None` if it would re-quantize.
-pub fn conversion(from: WeightFormat, to: WeightFormat) -> Option<Fidelity> {
-    match (from, to) {
-        _ if from == to => Some(Fidelity::Exact),
-        (_, WeightFormat::F32) => Some(Fidelity::Exact),
-        (WeightFormat::F32, WeightFormat::F16) => Some(Fidelity::Rounded),
-        (_, WeightFormat::F16) => Some(Fidelity::Rounded),
-        (WeightFormat::Grouped(a), WeightFormat::Grouped(b))
-            if a.group() == b.group() && b.bits() >= a.bits() =>
-        {
-            Some(Fidelity::Exact)
-        }
-        (WeightFormat::Compact(a), WeightFormat::Compact(b))
-            if b.bits() >= a.bits() && !a.is_nonuniform() && !b.is_nonuniform() =>
-        {
-            Some(Fidelity::Exact)
-        }
-        _ => None,
-    }
-}
 
 impl LinearWeight {
     /// This weight stored as `to` (see the module documentation), or an error

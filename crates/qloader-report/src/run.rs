@@ -351,18 +351,7 @@ fn configurations(options: &ReportOptions, sources: &Sources) -> Result<Vec<Conf
     let planned = |budget: Budget, label: String, versus: Option<String>| -> Result<Config> {
         let plan =
             make_plan(sources, &PlanOptions { budget: Some(budget), ..PlanOptions::default() })?;
-        let formats = plan
-            .tensors
-            .iter()
-            .map(|t| {
-                Ok((
-                    t.name.clone(),
-                    t.format.parse().map_err(|e: qloader_format::FormatError| {
-                        ReportError::Mismatch(e.to_string())
-                    })?,
-                ))
-            })
-            .collect::<Result<_>>()?;
+        let formats = plan.tensors.iter().map(|t| (t.name.clone(), t.format)).collect();
         Ok(Config { label, kind: RowKind::Mixed, formats, plan: Some(plan), versus })
     };
     let mut configs = Vec::new();
@@ -405,5 +394,5 @@ fn predicted_loss(
     formats: &BTreeMap<String, WeightFormat>,
     measure: Measure,
 ) -> Option<f64> {
-    table.tensors.iter().map(|t| t.formats.get(&formats.get(&t.name)?.name())?.get(measure)).sum()
+    table.tensors.iter().map(|t| t.formats.get(formats.get(&t.name)?)?.get(measure)).sum()
 }

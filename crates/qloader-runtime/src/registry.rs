@@ -5,21 +5,19 @@
 //! or one a device profile lacks), the cheapest format it converts to
 //! exactly or nearly that has one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use qloader_format::weight_format::takes_int8_activations;
-pub use qloader_format::weight_format::FAMILIES;
-use qloader_format::{ActivationFormat, WeightFormat};
+use qloader_format::fallback::{resolve, Fidelity};
+use qloader_format::{ActivationFormat, FormatFamily, WeightFormat};
 use qloader_hw::profile::DeviceProfile;
 use qloader_kernels::{Isa, Kernels};
-use qloader_quant::{conversion, Fidelity};
 
 /// One product the process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KernelKey {
     /// Weight-format family (`int4` covers every int4 group size).
-    pub weights: &'static str,
+    pub weights: FormatFamily,
     /// Activation format the product takes.
     pub activations: ActivationFormat,
     /// The instruction-set tier it is compiled for.
@@ -62,7 +60,7 @@ pub struct NoKernel {
 pub struct KernelRegistry {
     entries: BTreeSet<KernelKey>,
     /// Conversions a device profile prescribes (family → family).
-    fallbacks: Vec<(String, String)>,
+    fallbacks: BTreeMap<FormatFamily, FormatFamily>,
 }
 
 impl KernelRegistry {
@@ -73,108 +71,61 @@ impl KernelRegistry {
         let top = Kernels::detect().isa;
         let mut entries = BTreeSet::new();
         for isa in Isa::ALL.into_iter().filter(|&i| i <= top && i.is_available()) {
-            for weights in FAMILIES {
+            for weights in FormatFamily::ALL {
                 entries.insert(KernelKey { weights, activations: ActivationFormat::F32, isa });
-                if takes_int8_activations(weights) {
+                if weights.takes_int8_activations() {
                     entries.insert(KernelKey { weights, activations: ActivationFormat::Int8, isa });
                 }
             }
         }
-        Self { entries, fallbacks: Vec::new() }
+        Self { entries, fallbacks: BTreeMap::new() }
     }
 
-    /// Removes every product for weights of `family` (`int2`, …), as if the
-    /// device had none. Errors on an unknown family.
-    pub fn disable(&mut self, family: &str) -> Result<(), String> {
-        if !FAMILIES.contains(&family) {
-            return Err(format!(
-                "unknown format family `{family}` (known: {})",
-                FAMILIES.join(", ")
-            ));
-        }
+    /// Removes every product for weights of `family`, as if the device had
+    /// none.
+    pub fn disable(&mut self, family: FormatFamily) {
         self.entries.retain(|k| k.weights != family);
-        Ok(())
     }
 
     /// Keeps only the families `profile` has kernels for, and adopts its
     /// fallbacks.
     pub fn restrict_to(&mut self, profile: &DeviceProfile) {
-        self.entries.retain(|k| profile.kernel(k.weights, k.activations.name()).is_some());
-        self.fallbacks = profile.fallbacks.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+        self.entries.retain(|k| profile.kernel(k.weights, k.activations).is_some());
+        self.fallbacks = profile.fallbacks.clone();
     }
 
     /// The fastest product for `format` with `act` (the highest tier; float
     /// weights take `f32` activations whatever `act` is).
     pub fn best(&self, format: WeightFormat, act: ActivationFormat) -> Option<KernelKey> {
         let family = format.family();
-        let act = if takes_int8_activations(family) { act } else { ActivationFormat::F32 };
+        let act = if family.takes_int8_activations() { act } else { ActivationFormat::F32 };
         self.entries.iter().rev().find(|k| k.weights == family && k.activations == act).copied()
     }
 
     /// How a tensor stored as `format` runs: natively if a product exists,
-    /// else converted — along the profile's fallback for its family if one
-    /// is declared, else to the smallest format it converts to (exactly or
-    /// by one rounding) that has a product.
+    /// else converted at load as [`qloader_format::fallback::resolve`]
+    /// decides (the profile's declared fallbacks first, else the smallest
+    /// format it converts to that has a product) — the rule the planner
+    /// predicts with.
     pub fn choose(
         &self,
         format: WeightFormat,
         act: ActivationFormat,
     ) -> Result<KernelChoice, NoKernel> {
-        if let Some(kernel) = self.best(format, act) {
-            return Ok(KernelChoice { stored: format, runs_as: format, conversion: None, kernel });
-        }
-        let declared = self.fallbacks.iter().find(|(from, _)| from == format.family());
-        let mut targets: Vec<WeightFormat> = match declared {
-            Some((_, to)) if !targets_in_family(format, to).is_empty() => {
-                targets_in_family(format, to)
-            }
-            _ => all_targets(format),
+        let has_kernel = |family: FormatFamily| {
+            let act = if family.takes_int8_activations() { act } else { ActivationFormat::F32 };
+            self.entries.iter().any(|k| k.weights == family && k.activations == act)
         };
-        targets.retain(|&t| conversion(format, t).is_some());
-        targets.sort_by_key(|t| {
-            (t.storage_bytes(64, 128), conversion(format, *t) != Some(Fidelity::Exact))
-        });
-        targets
-            .into_iter()
-            .find_map(|t| {
-                let kernel = self.best(t, act)?;
-                Some(KernelChoice {
-                    stored: format,
-                    runs_as: t,
-                    conversion: conversion(format, t),
-                    kernel,
-                })
-            })
-            .ok_or(NoKernel { format })
+        let resolved = resolve(format, has_kernel, |family| self.fallbacks.get(&family).copied())
+            .ok_or(NoKernel { format })?;
+        let kernel = self.best(resolved.runs_as, act).ok_or(NoKernel { format })?;
+        Ok(KernelChoice {
+            stored: format,
+            runs_as: resolved.runs_as,
+            conversion: resolved.conversion,
+            kernel,
+        })
     }
-}
-
-/// The formats of family `family` that `format` could become: the same
-/// group size for grouped targets, per-channel int8 otherwise.
-fn targets_in_family(format: WeightFormat, family: &str) -> Vec<WeightFormat> {
-    all_targets(format).into_iter().filter(|t| t.family() == family).collect()
-}
-
-/// Every format `format` might convert to.
-fn all_targets(format: WeightFormat) -> Vec<WeightFormat> {
-    let mut out = vec![WeightFormat::F16, WeightFormat::F32];
-    match format {
-        WeightFormat::Grouped(layout) => {
-            for bits in qloader_format::grouped::BITS {
-                out.push(WeightFormat::grouped(bits, layout.group()));
-            }
-        }
-        WeightFormat::Compact(_) => {
-            for bits in qloader_format::compact::BITS {
-                out.extend(
-                    qloader_format::compact::CompactLayout::new(bits).map(WeightFormat::Compact),
-                );
-            }
-        }
-        _ => {}
-    }
-    out.retain(|&t| t != format);
-    out
 }
 
 #[cfg(test)]
@@ -182,6 +133,10 @@ mod tests {
     use super::*;
 
     fn f(name: &str) -> WeightFormat {
+        name.parse().unwrap()
+    }
+
+    fn family(name: &str) -> FormatFamily {
         name.parse().unwrap()
     }
 
@@ -202,32 +157,31 @@ mod tests {
     #[test]
     fn a_disabled_family_widens_exactly_to_the_cheapest_kernel() {
         let mut r = KernelRegistry::detect();
-        r.disable("int2").unwrap();
-        r.disable("int3").unwrap();
+        r.disable(family("int2"));
+        r.disable(family("int3"));
         let c = r.choose(f("int2g64"), ActivationFormat::F32).unwrap();
         assert_eq!((c.runs_as, c.conversion), (f("int4g64"), Some(Fidelity::Exact)));
-        r.disable("int4").unwrap();
+        r.disable(family("int4"));
         let c = r.choose(f("int3"), ActivationFormat::F32).unwrap();
         assert_eq!((c.runs_as, c.conversion), (f("int8g32"), Some(Fidelity::Exact)));
-        r.disable("int8").unwrap();
+        r.disable(family("int8"));
         let c = r.choose(f("int8"), ActivationFormat::F32).unwrap();
         assert_eq!((c.runs_as, c.conversion), (f("f16"), Some(Fidelity::Rounded)));
-        r.disable("f16").unwrap();
+        r.disable(family("f16"));
         let c = r.choose(f("int2"), ActivationFormat::F32).unwrap();
         assert_eq!((c.runs_as, c.conversion), (f("f32"), Some(Fidelity::Exact)));
-        r.disable("f32").unwrap();
+        r.disable(family("f32"));
         assert!(r.choose(f("int2"), ActivationFormat::F32).is_err());
-        assert!(r.disable("int5").is_err());
     }
 
     #[test]
     fn compact_codes_widen_within_compact_layouts() {
         let mut r = KernelRegistry::detect();
-        r.disable("int2").unwrap();
+        r.disable(family("int2"));
         let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();
         assert_eq!((c.runs_as, c.conversion), (f("int3k"), Some(Fidelity::Exact)));
-        r.disable("int3").unwrap();
-        r.disable("int4").unwrap();
+        r.disable(family("int3"));
+        r.disable(family("int4"));
         let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();
         assert_eq!((c.runs_as, c.conversion), (f("f16"), Some(Fidelity::Rounded)));
     }

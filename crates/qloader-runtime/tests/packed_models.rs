@@ -115,7 +115,7 @@ fn every_packed_format_runs_with_its_kernel_disabled() {
         pack_bert(&dir, &|_| format, None, &path).unwrap();
         let native = encoder(open(&path, &LoadOptions::default()).0);
         let mut registry = KernelRegistry::detect();
-        registry.disable(family).unwrap();
+        registry.disable(family.parse().unwrap());
         let options = LoadOptions { registry, ..LoadOptions::default() };
         let (model, log) = open(&path, &options);
         let fallback = encoder(model);
@@ -136,8 +136,8 @@ fn conversions_are_cached_beside_the_model_for_the_next_start() {
     let path = tmp.path().join("m.qlm");
     pack_bert(&dir, &mixed, None, &path).unwrap();
     let mut registry = KernelRegistry::detect();
-    registry.disable("int2").unwrap();
-    registry.disable("int3").unwrap();
+    registry.disable("int2".parse().unwrap());
+    registry.disable("int3".parse().unwrap());
     let options = LoadOptions { registry, fallback_cache: true, ..LoadOptions::default() };
     let cache = qloader_runtime::packed::fallback_cache::cache_path(&path);
     assert_eq!(cache.file_name().unwrap(), "m.qlm.fallback");

@@ -6,7 +6,8 @@
 //! solver's abstract [`Problem`].
 
 use qloader_analyze::{Measure, SensitivityTable};
-use qloader_format::WeightFormat;
+use qloader_format::weight_format::join_names;
+use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_hw::DeviceProfile;
 use qloader_plan::{Choice, Item, Problem};
 
@@ -47,7 +48,7 @@ pub struct CandidateOptions {
     /// The table measure used as loss.
     pub measure: Measure,
     /// Activation format the kernels take (`f32` or `int8`).
-    pub activations: String,
+    pub activations: ActivationFormat,
     /// Input rows per product the latency is predicted for (1: decoding).
     pub batch: usize,
 }
@@ -67,16 +68,16 @@ pub fn candidates(
             options.measure.name()
         )));
     }
-    let formats = table.weight_formats();
+    let formats = table.formats.clone();
     // How the device runs each format: the same for every tensor.
     let runs: Vec<_> =
-        formats.iter().map(|&f| (f, profile.execution(f, &options.activations))).collect();
+        formats.iter().map(|&f| (f, profile.execution(f, options.activations))).collect();
     let mut pin_used = vec![false; pins.len()];
     let mut out = Vec::with_capacity(table.tensors.len());
     for (index, t) in table.tensors.iter().enumerate() {
         let (rows, cols) = (t.shape[0], t.shape[1]);
         let candidate = |format: WeightFormat| -> Option<Candidate> {
-            let entry = t.formats.get(&format.name())?;
+            let entry = t.formats.get(&format)?;
             let loss = entry.get(options.measure)?;
             let run = runs.iter().find(|(f, _)| *f == format)?.1.as_ref()?;
             let bytes = if run.fallback {
@@ -102,7 +103,7 @@ pub fn candidates(
                     return Err(ScheduleError::Options(format!(
                         "pin {}: {format} is not among the table's formats ({})",
                         pins[p],
-                        table.formats.join(", ")
+                        join_names(&table.formats)
                     )));
                 }
                 let c = candidate(format).ok_or_else(|| ScheduleError::Tensor {
@@ -122,7 +123,7 @@ pub fn candidates(
                 tensor: t.name.clone(),
                 reason: format!(
                     "none of the table's formats ({}) runs on device {} with {} activations",
-                    table.formats.join(", "),
+                    join_names(&table.formats),
                     profile.name,
                     options.activations
                 ),

@@ -23,8 +23,8 @@ pub fn render(frontier: &Frontier) -> std::result::Result<String, String> {
         frontier.points.iter().map(|p| (p.bits_per_weight, p.loss)).collect();
     let bounds: Vec<(f64, f64)> =
         frontier.points.iter().map(|p| (p.bits_per_weight, p.bound)).collect();
-    let uniform: Vec<(f64, f64, &str)> =
-        frontier.uniform.iter().map(|u| (u.bits_per_weight, u.loss, u.format.as_str())).collect();
+    let uniform: Vec<(f64, f64, String)> =
+        frontier.uniform.iter().map(|u| (u.bits_per_weight, u.loss, u.format.name())).collect();
     let xs = plans.iter().map(|p| p.0).chain(uniform.iter().map(|u| u.0));
     let ys = plans
         .iter()
@@ -104,10 +104,10 @@ pub fn render(frontier: &Frontier) -> std::result::Result<String, String> {
             .map_err(|x| e(&x))?
             .label("uniform formats")
             .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, red.filled()));
-        for &(x, y, name) in &uniform {
+        for &(x, y, ref name) in &uniform {
             chart
                 .draw_series(std::iter::once(Text::new(
-                    name.to_owned(),
+                    name.clone(),
                     (x, clamp(y) * 1.25),
                     ("sans-serif", 14).into_font().color(&red),
                 )))

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use qloader_format::WeightFormat;
+
 use crate::plan_file::{Plan, PlannedTensor};
 
 fn mib(bytes: u64) -> String {
@@ -92,9 +94,9 @@ pub fn explain(plan: &Plan, top: usize) -> String {
         );
     }
 
-    let mut by_format: BTreeMap<&str, (usize, u64, u64, f64)> = BTreeMap::new();
+    let mut by_format: BTreeMap<WeightFormat, (usize, u64, u64, f64)> = BTreeMap::new();
     for p in &plan.tensors {
-        let e = by_format.entry(p.format.as_str()).or_default();
+        let e = by_format.entry(p.format).or_default();
         e.0 += 1;
         e.1 = e.1.saturating_add((p.shape[0] as u64).saturating_mul(p.shape[1] as u64));
         e.2 += p.bytes;
@@ -106,12 +108,13 @@ pub fn explain(plan: &Plan, top: usize) -> String {
         let _ = writeln!(out, "| {f} | {n} | {w} | {} | {l:.3e} |", mib(*b));
     }
 
-    let formats: Vec<&str> = by_format.keys().copied().collect();
-    let mut by_kind: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    let formats: Vec<WeightFormat> = by_format.keys().copied().collect();
+    let mut by_kind: BTreeMap<&str, BTreeMap<WeightFormat, usize>> = BTreeMap::new();
     for p in &plan.tensors {
-        *by_kind.entry(p.kind.as_str()).or_default().entry(p.format.as_str()).or_default() += 1;
+        *by_kind.entry(p.kind.as_str()).or_default().entry(p.format).or_default() += 1;
     }
-    let _ = writeln!(out, "\n| kind | {} |", formats.join(" | "));
+    let names: Vec<String> = formats.iter().map(|f| f.name()).collect();
+    let _ = writeln!(out, "\n| kind | {} |", names.join(" | "));
     let _ = writeln!(out, "|---|{}", "---:|".repeat(formats.len()));
     for (kind, counts) in &by_kind {
         let cells: Vec<String> = formats
@@ -125,9 +128,9 @@ pub fn explain(plan: &Plan, top: usize) -> String {
     if fallbacks.is_empty() {
         let _ = writeln!(out, "\nno tensor needs a load-time conversion on this device");
     } else {
-        let mut pairs: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        let mut pairs: BTreeMap<(WeightFormat, WeightFormat), usize> = BTreeMap::new();
         for p in &fallbacks {
-            *pairs.entry((p.format.as_str(), p.runs_as.as_str())).or_default() += 1;
+            *pairs.entry((p.format, p.runs_as)).or_default() += 1;
         }
         let list: Vec<String> =
             pairs.iter().map(|((a, b), n)| format!("{n} × {a} → {b}")).collect();

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use qloader_format::atomic_file::{write_atomic_io, write_json_atomic};
+use qloader_format::WeightFormat;
 use qloader_plan::{greedy, pareto, Limits, Solver};
 use serde::{Deserialize, Serialize};
 
@@ -31,14 +32,14 @@ pub struct FrontierRow {
     /// Its predicted product time per token.
     pub latency_ms: f64,
     /// Tensors per format.
-    pub formats: BTreeMap<String, usize>,
+    pub formats: BTreeMap<WeightFormat, usize>,
 }
 
 /// Every tensor in one format.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UniformRow {
     /// The format.
-    pub format: String,
+    pub format: WeightFormat,
     /// Run-time bytes.
     pub bytes: u64,
     /// Bits per weight.
@@ -82,11 +83,7 @@ pub struct Frontier {
 }
 
 /// Every tensor at `format`, where every tensor has it among its candidates.
-fn uniform(
-    cand: &[TensorCandidates],
-    format: qloader_format::WeightFormat,
-    weights: u64,
-) -> Option<UniformRow> {
+fn uniform(cand: &[TensorCandidates], format: WeightFormat, weights: u64) -> Option<UniformRow> {
     let (mut bytes, mut loss, mut latency, mut fallback) = (0u64, 0.0, 0.0, 0);
     for t in cand {
         let c = t.candidates.iter().find(|c| c.format == format)?;
@@ -96,7 +93,7 @@ fn uniform(
         fallback += usize::from(c.fallback);
     }
     Some(UniformRow {
-        format: format.name(),
+        format,
         bytes,
         bits_per_weight: 8.0 * bytes as f64 / weights.max(1) as f64,
         loss,
@@ -119,7 +116,7 @@ pub fn frontier(sources: &Sources, options: &PlanOptions, steps: usize) -> Resul
         .map(|p| {
             let mut formats = BTreeMap::new();
             for (t, &pick) in cand.iter().zip(&p.picks) {
-                *formats.entry(t.candidates[pick].format.name()).or_default() += 1;
+                *formats.entry(t.candidates[pick].format).or_default() += 1;
             }
             FrontierRow {
                 budget_bytes: p.budget,
@@ -139,12 +136,8 @@ pub fn frontier(sources: &Sources, options: &PlanOptions, steps: usize) -> Resul
         unpinned = sources.candidates(&PlanOptions { pins: Vec::new(), ..options.clone() })?;
         &unpinned
     };
-    let mut uniform: Vec<UniformRow> = sources
-        .table
-        .weight_formats()
-        .into_iter()
-        .filter_map(|f| uniform(all, f, weights))
-        .collect();
+    let mut uniform: Vec<UniformRow> =
+        sources.table.formats.iter().filter_map(|&f| uniform(all, f, weights)).collect();
     for u in &mut uniform {
         // Pins may make the uniform format's size infeasible for the mix.
         if let Ok(r) = greedy(&mixed_problem, &Limits::bytes(u.bytes)) {

@@ -36,7 +36,7 @@ use std::path::Path;
 
 use qloader_format::atomic_file::{read_bounded, write_json_atomic, BoundedReadError};
 use qloader_format::packed::MAX_ELEMENTS;
-use qloader_format::{QuantMethod, WeightFormat};
+use qloader_format::{ActivationFormat, QuantMethod, WeightFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, ScheduleError};
@@ -94,7 +94,7 @@ pub struct Constraints {
     /// The table measure used as loss.
     pub measure: qloader_analyze::Measure,
     /// Activation format of the kernels.
-    pub activations: String,
+    pub activations: ActivationFormat,
     /// Input rows per product the latency is predicted for.
     pub batch: usize,
 }
@@ -155,6 +155,7 @@ pub struct ExactCheck {
 
 /// One tensor's decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawPlannedTensor")]
 pub struct PlannedTensor {
     /// Name in the model file.
     pub name: String,
@@ -165,9 +166,9 @@ pub struct PlannedTensor {
     /// `[out, in]`.
     pub shape: [usize; 2],
     /// The format to pack it in.
-    pub format: String,
+    pub format: WeightFormat,
     /// The format the device holds it in.
-    pub runs_as: String,
+    pub runs_as: WeightFormat,
     /// Whether that is a load-time conversion.
     pub fallback: bool,
     /// Whether a pin fixed it.
@@ -178,6 +179,46 @@ pub struct PlannedTensor {
     pub latency_ms: f64,
     /// Predicted loss.
     pub loss: f64,
+}
+
+/// A [`PlannedTensor`] as read, its formats still names, so that an unknown
+/// one is reported with the tensor's name.
+#[derive(Deserialize)]
+struct RawPlannedTensor {
+    name: String,
+    kind: String,
+    layer: Option<usize>,
+    shape: [usize; 2],
+    format: String,
+    runs_as: String,
+    fallback: bool,
+    pinned: bool,
+    bytes: u64,
+    latency_ms: f64,
+    loss: f64,
+}
+
+impl TryFrom<RawPlannedTensor> for PlannedTensor {
+    type Error = String;
+
+    fn try_from(raw: RawPlannedTensor) -> std::result::Result<Self, String> {
+        let parse = |field: &str, name: &str| {
+            name.parse::<WeightFormat>().map_err(|e| format!("tensor {}: {field}: {e}", raw.name))
+        };
+        Ok(PlannedTensor {
+            format: parse("format", &raw.format)?,
+            runs_as: parse("runs_as", &raw.runs_as)?,
+            name: raw.name,
+            kind: raw.kind,
+            layer: raw.layer,
+            shape: raw.shape,
+            fallback: raw.fallback,
+            pinned: raw.pinned,
+            bytes: raw.bytes,
+            latency_ms: raw.latency_ms,
+            loss: raw.loss,
+        })
+    }
 }
 
 /// A plan (see the module documentation).
@@ -246,10 +287,6 @@ impl Plan {
             if !names.insert(t.name.as_str()) {
                 return Err(format!("tensor {} appears twice", t.name));
             }
-            for (field, f) in [("format", &t.format), ("runs_as", &t.runs_as)] {
-                f.parse::<WeightFormat>()
-                    .map_err(|e| format!("tensor {}: {field}: {e}", t.name))?;
-            }
             for (field, v) in [("loss", t.loss), ("latency_ms", t.latency_ms)] {
                 if !(v.is_finite() && v >= 0.0) {
                     return Err(format!(
@@ -293,6 +330,6 @@ impl Plan {
 
     /// The planned format of tensor `name`, if the plan covers it.
     pub fn format_of(&self, name: &str) -> Option<WeightFormat> {
-        self.tensors.iter().find(|t| t.name == name).and_then(|t| t.format.parse().ok())
+        self.tensors.iter().find(|t| t.name == name).map(|t| t.format)
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use qloader_analyze::{Measure, SensitivityTable};
+use qloader_format::ActivationFormat;
 use qloader_hw::DeviceProfile;
 use qloader_plan::{exact, greedy, Gap, Limits, Method};
 use sha2::{Digest, Sha256};
@@ -42,7 +43,7 @@ pub struct PlanOptions {
     /// Also run the exact solver and record the plan's gap to it.
     pub check_exact: bool,
     /// Activation format of the kernels (`f32` or `int8`).
-    pub activations: String,
+    pub activations: ActivationFormat,
     /// Input rows per product for latency (1: decoding).
     pub batch: usize,
     /// Table measure used as loss; `None`: the table's best.
@@ -57,7 +58,7 @@ impl Default for PlanOptions {
             pins: Vec::new(),
             solver: SolverKind::Greedy,
             check_exact: false,
-            activations: "f32".to_owned(),
+            activations: ActivationFormat::F32,
             batch: 1,
             measure: None,
         }
@@ -132,7 +133,7 @@ impl Sources {
     fn candidate_options(&self, options: &PlanOptions) -> CandidateOptions {
         CandidateOptions {
             measure: options.measure.unwrap_or_else(|| self.table.best_measure()),
-            activations: options.activations.clone(),
+            activations: options.activations,
             batch: options.batch,
         }
     }
@@ -216,8 +217,8 @@ pub fn make_plan(sources: &Sources, options: &PlanOptions) -> Result<Plan> {
                 kind: t.kind.clone(),
                 layer: t.layer,
                 shape: t.shape,
-                format: c.format.name(),
-                runs_as: c.runs_as.name(),
+                format: c.format,
+                runs_as: c.runs_as,
                 fallback: c.fallback,
                 pinned: tc.pinned_by.is_some(),
                 bytes: c.bytes,

@@ -9,7 +9,7 @@ use qloader_analyze::table::{
     CalibrationInfo, FormatEntry, ModelInfo, TensorEntry, Timings, SCHEMA, VERSION,
 };
 use qloader_analyze::{Measure, SensitivityTable};
-use qloader_format::WeightFormat;
+use qloader_format::{ActivationFormat, FormatFamily, WeightFormat};
 use qloader_schedule::explain::explain;
 use qloader_schedule::frontier::frontier;
 use qloader_schedule::{chart, make_plan, Budget, Plan, PlanOptions, SolverKind, Sources};
@@ -39,7 +39,7 @@ fn table(dir: &Path, n: usize, rows: usize, cols: usize) -> PathBuf {
                         e2e: None,
                         e2e_estimate: None,
                     };
-                    (f.to_owned(), entry)
+                    (format, entry)
                 })
                 .collect();
             TensorEntry {
@@ -72,7 +72,7 @@ fn table(dir: &Path, n: usize, rows: usize, cols: usize) -> PathBuf {
         measures: vec![Measure::WeightMse, Measure::Proxy],
         e2e_metric: None,
         e2e_formats: Vec::new(),
-        formats: FORMATS.iter().map(|f| f.to_string()).collect(),
+        formats: FORMATS.iter().map(|f| f.parse().unwrap()).collect(),
         tensors,
         timings: Timings { proxy_seconds: 0.0, e2e_seconds: 0.0, total_seconds: 0.0, threads: 1 },
     };
@@ -98,16 +98,20 @@ fn edge_plan_respects_its_memory_and_only_falls_back_where_declared() {
     assert_eq!(plan.constraints.max_bytes, 512 << 20);
     assert!(plan.totals.bytes <= 512 << 20, "{} bytes", plan.totals.bytes);
     for t in &plan.tensors {
-        let planned: WeightFormat = t.format.parse().unwrap();
-        let runs: WeightFormat = t.runs_as.parse().unwrap();
-        let native = sources.profile.kernel(planned.family(), "f32").is_some();
+        let planned = t.format;
+        let runs = t.runs_as;
+        let native = sources.profile.kernel(planned.family(), ActivationFormat::F32).is_some();
         assert_eq!(t.fallback, !native, "{}", t.name);
         if !native {
             // No int3/int2 kernel there: held and costed as int4.
-            assert_eq!(runs.family(), "int4", "{}", t.name);
+            assert_eq!(runs.family(), FormatFamily::Int4, "{}", t.name);
             assert_eq!(t.bytes, runs.storage_bytes(t.shape[0], t.shape[1]) as u64);
         }
-        assert!(sources.profile.kernel(runs.family(), "f32").is_some(), "{}", t.name);
+        assert!(
+            sources.profile.kernel(runs.family(), ActivationFormat::F32).is_some(),
+            "{}",
+            t.name
+        );
     }
     // A smaller budget than the device's applies instead.
     let plan = make_plan(&sources, &options(Some("400MiB"))).unwrap();
@@ -122,8 +126,8 @@ fn int8_only_device_never_gets_floats() {
         Sources::read(&table(dir.path(), 6, 512, 1024), &profile("int8-only.toml")).unwrap();
     let plan = make_plan(&sources, &options(Some("8.5bpw"))).unwrap();
     for t in &plan.tensors {
-        assert!(!["f16", "f32"].contains(&t.format.as_str()), "{}: {}", t.name, t.format);
-        assert_eq!(t.runs_as.parse::<WeightFormat>().unwrap().family(), "int8", "{}", t.name);
+        assert!(t.format.bits_per_weight() < 16.0, "{}: {}", t.name, t.format);
+        assert_eq!(t.runs_as.family(), FormatFamily::Int8, "{}", t.name);
     }
     // Pinning a tensor to f16 there is refused, naming the tensor.
     let mut o = options(Some("8.5bpw"));
@@ -203,9 +207,12 @@ fn plan_files_round_trip_and_are_checked() {
     std::fs::write(&path, serde_json::to_vec(&broken).unwrap()).unwrap();
     let err = Plan::read(&path).unwrap_err().to_string();
     assert!(err.contains("plan.json") && err.contains("add up to"), "{err}");
-    let mut broken = plan.clone();
-    broken.tensors[0].format = "int5".into();
-    assert!(Plan::from_json(&serde_json::to_vec(&broken).unwrap()).unwrap_err().contains("int5"));
+    let json = serde_json::to_string(&plan).unwrap();
+    let format = format!("\"format\":\"{}\"", plan.tensors[0].format);
+    assert!(json.contains(&format), "{json}");
+    let broken = json.replacen(&format, "\"format\":\"int5\"", 1);
+    let err = Plan::from_json(broken.as_bytes()).unwrap_err();
+    assert!(err.contains("unknown weight format `int5`"), "{err}");
 }
 
 #[test]
@@ -219,7 +226,7 @@ fn frontier_is_monotone_and_drawn() {
         assert!(w[0].bytes < w[1].bytes && w[0].loss >= w[1].loss);
     }
     assert!(f.points.iter().all(|p| p.bound <= p.loss * (1.0 + 1e-9)));
-    let names: Vec<&str> = f.uniform.iter().map(|u| u.format.as_str()).collect();
+    let names: Vec<String> = f.uniform.iter().map(|u| u.format.name()).collect();
     assert_eq!(names, FORMATS);
     // int3 and int2 run as int4 there: int4's size, more loss.
     let int4 = &f.uniform[2];

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use qloader_analyze::table::{CalibrationInfo, FormatEntry, ModelInfo, Timings, SCHEMA, VERSION};
 use qloader_analyze::table::TensorEntry;
+use qloader_analyze::table::{CalibrationInfo, FormatEntry, ModelInfo, Timings, SCHEMA, VERSION};
 use qloader_analyze::{Measure, SensitivityTable};
 use qloader_format::{fixtures, PackedMeta, PackedWriter, WeightFormat};
 use qloader_fuzz::join;
@@ -55,7 +55,8 @@ fn main() {
     let table_path = scratch.join("table.json");
     table.write(&table_path).expect("table");
     let sources =
-        qloader_schedule::Sources::read(&table_path, &profiles.join("edge-arm-512mib.toml")).expect("sources");
+        qloader_schedule::Sources::read(&table_path, &profiles.join("edge-arm-512mib.toml"))
+            .expect("sources");
     for budget in ["4.5bpw", "8bpw"] {
         let options = qloader_schedule::PlanOptions {
             budget: Some(budget.parse().expect("budget")),
@@ -116,7 +117,10 @@ fn tiny_bert() -> (String, Vec<u8>) {
     let views: Vec<(String, TensorView<'_>)> = data
         .iter()
         .map(|(name, shape, bytes)| {
-            (name.clone(), TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("view"))
+            (
+                name.clone(),
+                TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).expect("view"),
+            )
         })
         .collect();
     (config, safetensors::serialize(views, None).expect("safetensors"))
@@ -142,7 +146,9 @@ fn gguf_file(kv: &[(&str, Value)], tensors: &[(&str, Vec<usize>)]) -> Vec<u8> {
     let typed: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = tensors
         .iter()
         .enumerate()
-        .map(|(i, (name, shape))| (*name, shape.clone(), 0, f32_bytes(&values(shape.iter().product(), i))))
+        .map(|(i, (name, shape))| {
+            (*name, shape.clone(), 0, f32_bytes(&values(shape.iter().product(), i)))
+        })
         .collect();
     typed_gguf_file(kv, &typed)
 }
@@ -219,10 +225,11 @@ fn typed_gguf_file(kv: &[(&str, Value)], tensors: &[(&str, Vec<usize>, u32, Vec<
 /// and two control tokens) with tied embeddings.
 fn tiny_gguf() -> Vec<u8> {
     let (h, ff, vocab) = (32usize, 64usize, 18usize);
-    let mut tokens: Vec<String> = ["H", "e", "l", "o", "Ġ", "w", "r", "d", "1", "2", "3", "4", "!", "ö", "He", "ll"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut tokens: Vec<String> =
+        ["H", "e", "l", "o", "Ġ", "w", "r", "d", "1", "2", "3", "4", "!", "ö", "He", "ll"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     tokens.push("<|im_start|>".into());
     tokens.push("<|im_end|>".into());
     let mut types = vec![1i32; 16];
@@ -268,11 +275,17 @@ fn tiny_gguf() -> Vec<u8> {
 /// one tensor per quantized type: Q4_1, Q4_K, IQ4_NL, IQ4_XS.
 fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
     let data = root.join("../crates/qloader-format/tests/data");
-    let tensors: Vec<(&str, Vec<usize>, u32, Vec<u8>)> =
-        [("q4_1", "llama-q4_1.bin", 3), ("q4_k", "llama-q4_k.bin", 12), ("iq4_nl", "llama-iq4_nl.bin", 20), ("iq4_xs", "llama-iq4_xs.bin", 23)]
-            .into_iter()
-            .map(|(name, file, ty)| (name, vec![2, 512], ty, std::fs::read(data.join(file)).expect("llama.cpp blocks")))
-            .collect();
+    let tensors: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = [
+        ("q4_1", "llama-q4_1.bin", 3),
+        ("q4_k", "llama-q4_k.bin", 12),
+        ("iq4_nl", "llama-iq4_nl.bin", 20),
+        ("iq4_xs", "llama-iq4_xs.bin", 23),
+    ]
+    .into_iter()
+    .map(|(name, file, ty)| {
+        (name, vec![2, 512], ty, std::fs::read(data.join(file)).expect("llama.cpp blocks"))
+    })
+    .collect();
     typed_gguf_file(&[("general.architecture", Value::Str("llama".into()))], &tensors)
 }
 
@@ -335,7 +348,7 @@ fn tiny_table() -> SensitivityTable {
         .enumerate()
         .map(|(i, kind)| {
             let (rows, cols) = (64 * (i + 1), 128);
-            let formats: BTreeMap<String, FormatEntry> = formats
+            let formats: BTreeMap<WeightFormat, FormatEntry> = formats
                 .iter()
                 .map(|f| {
                     let format: WeightFormat = f.parse().expect("format");
@@ -347,7 +360,7 @@ fn tiny_table() -> SensitivityTable {
                         e2e: Some(loss * 3.0),
                         e2e_estimate: Some(loss * 3.0),
                     };
-                    (f.to_string(), entry)
+                    (format, entry)
                 })
                 .collect();
             TensorEntry {
@@ -362,7 +375,11 @@ fn tiny_table() -> SensitivityTable {
     SensitivityTable {
         schema: SCHEMA.into(),
         version: VERSION,
-        model: ModelInfo { path: "seed".into(), architecture: "llama".into(), quantizable_params: 10 * 64 * 128 },
+        model: ModelInfo {
+            path: "seed".into(),
+            architecture: "llama".into(),
+            quantizable_params: 10 * 64 * 128,
+        },
         calibration: CalibrationInfo {
             data_free: false,
             source: Some("alice.txt".into()),
@@ -375,10 +392,9 @@ fn tiny_table() -> SensitivityTable {
         method: qloader_format::QuantMethod::Imatrix,
         measures: vec![Measure::WeightMse, Measure::Proxy, Measure::E2e, Measure::E2eEstimate],
         e2e_metric: Some(qloader_analyze::E2eMetric::Kl),
-        e2e_formats: formats.iter().map(|f| f.to_string()).collect(),
-        formats: formats.iter().map(|f| f.to_string()).collect(),
+        e2e_formats: formats.iter().map(|f| f.parse().expect("format")).collect(),
+        formats: formats.iter().map(|f| f.parse().expect("format")).collect(),
         tensors,
         timings: Timings { proxy_seconds: 1.0, e2e_seconds: 1.0, total_seconds: 2.0, threads: 1 },
     }
 }
-

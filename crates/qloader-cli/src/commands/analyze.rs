@@ -8,6 +8,7 @@ use qloader_analyze::request::{run as analyze, AnalyzeRequest, Stage};
 use qloader_analyze::summary::summarize;
 use qloader_analyze::SensitivityTable;
 use qloader_format::fixtures;
+use qloader_format::weight_format::join_names;
 
 use crate::args::AnalyzeArgs;
 
@@ -67,11 +68,11 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
 }
 
 fn print_summary(table: &SensitivityTable, args: &AnalyzeArgs) -> Result<()> {
-    if let Some(f) = &args.rank_format {
-        if !table.formats.contains(f) {
-            bail!("format {f} is not in the table (it has {})", table.formats.join(", "));
+    if let Some(f) = args.rank_format {
+        if !table.formats.contains(&f) {
+            bail!("format {f} is not in the table (it has {})", join_names(&table.formats));
         }
     }
-    print!("{}", summarize(table, args.rank_format.as_deref(), args.top));
+    print!("{}", summarize(table, args.rank_format, args.top));
     Ok(())
 }

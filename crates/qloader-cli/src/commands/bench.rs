@@ -124,7 +124,7 @@ fn print_table(threads: usize, bandwidth: f64, rows: &[KernelBenchRow]) {
             r.rows,
             r.cols,
             r.batch,
-            r.format,
+            r.label(),
             human_time(r.seconds),
             r.weights_per_second / 1e9,
             r.bytes_per_second / 1e9,

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use qloader_format::{fixtures, PlanRef, QuantMethod, WeightFormat};
+use qloader_format::{fixtures, PlanRef, QuantMethod};
 use qloader_runtime::packed::{pack_model, quantizable_tensors};
 use qloader_schedule::Plan;
 
@@ -25,10 +25,7 @@ pub fn run(args: PackArgs) -> Result<()> {
         (Some((path, plan)), _) => {
             let mut formats = BTreeMap::new();
             for t in &plan.tensors {
-                let f: WeightFormat = t.format.parse().with_context(|| {
-                    format!("{}: tensor {}: format {:?}", path.display(), t.name, t.format)
-                })?;
-                formats.insert(t.name.clone(), f);
+                formats.insert(t.name.clone(), t.format);
             }
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;

@@ -30,7 +30,7 @@ pub fn run(args: PlanArgs) -> Result<()> {
         pins: args.pins.clone(),
         solver: args.solver.into(),
         check_exact: args.check_exact,
-        activations: args.activations.clone(),
+        activations: args.activations,
         batch: args.batch,
         measure: None,
     };

@@ -163,9 +163,19 @@ pub fn table_cases() -> Vec<Case> {
         table_case(
             "table/unknown-format",
             |t| t["formats"] = json!(["int8", "int5"]),
-            "{path}: not a valid sensitivity table: format \"int5\": unknown weight format \
-             `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, \
-             int3k, int2k, nl4k)",
+            "{path}: not a valid sensitivity table: unknown weight format `int5` (known: f32, \
+             f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, int2k, nl4k) \
+             at line 18 column 3",
+        ),
+        table_case(
+            "table/unknown-tensor-format",
+            |t| {
+                let entry = t["tensors"][0]["formats"]["int8"].clone();
+                t["tensors"][0]["formats"]["int9"] = entry;
+            },
+            "{path}: not a valid sensitivity table: tensor blk.0.attn_q.weight: unknown weight \
+             format `int9` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, \
+             int4k, int3k, int2k, nl4k) at line 64 column 4",
         ),
         table_case(
             "table/measures-without-weight-mse",
@@ -181,8 +191,8 @@ pub fn table_cases() -> Vec<Case> {
         table_case(
             "table/e2e-format-not-listed",
             |t| t["e2e_formats"] = json!(["int8", "int2"]),
-            "{path}: not a valid sensitivity table: e2e format \"int2\" is not one of the \
-             table's formats",
+            "{path}: not a valid sensitivity table: e2e format int2 is not one of the table's \
+             formats",
         ),
         table_case(
             "table/duplicate-tensor",
@@ -304,14 +314,14 @@ pub fn plan_cases() -> Vec<Case> {
             |p| p["tensors"][1]["format"] = json!("int5"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: format: unknown weight format \
              `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, \
-             int3k, int2k, nl4k)",
+             int3k, int2k, nl4k) at line 74 column 3",
         ),
         plan_case(
             "plan/unknown-run-format",
             |p| p["tensors"][1]["runs_as"] = json!("fp8"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: runs_as: unknown weight \
              format `fp8` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, \
-             int4k, int3k, int2k, nl4k)",
+             int4k, int3k, int2k, nl4k) at line 74 column 3",
         ),
         plan_case(
             "plan/unknown-measure",
@@ -487,15 +497,17 @@ pub fn profile_cases() -> Vec<Case> {
             "profile/unknown-weight-family",
             "weights = \"int4\"",
             "weights = \"int5\"",
-            "{path}: not a valid device profile: kernel int5 × f32: unknown weight family (one \
-             of [\"f32\", \"f16\", \"int8\", \"int4\", \"int3\", \"int2\", \"nl4\"])",
+            "{path}: not a valid device profile: TOML parse error at line 23, column 11\n   |\n23 \
+             | weights = \"int5\"\n   |           ^^^^^^\nunknown format family `int5` (known: \
+             f32, f16, int8, int4, int3, int2, nl4)\n",
         ),
         profile_case(
             "profile/unknown-activations",
             "activations = \"f32\"",
             "activations = \"bf16\"",
-            "{path}: not a valid device profile: kernel int8 × bf16: unknown activations (one of \
-             [\"f32\", \"int8\"])",
+            "{path}: not a valid device profile: TOML parse error at line 17, column 15\n   |\n17 \
+             | activations = \"bf16\"\n   |               ^^^^^^\nunknown activation format \
+             `bf16` (known: f32, int8)\n",
         ),
         profile_case(
             "profile/duplicate-kernel",
@@ -519,7 +531,9 @@ pub fn profile_cases() -> Vec<Case> {
             "profile/fallback-unknown-family",
             "int2 = \"int3\"",
             "int1 = \"int3\"",
-            "{path}: not a valid device profile: fallback int1 = int3: unknown family \"int1\"",
+            "{path}: not a valid device profile: TOML parse error at line 30, column 1\n   |\n30 \
+             | int1 = \"int3\"\n   | ^^^^\nunknown format family `int1` (known: f32, f16, int8, \
+             int4, int3, int2, nl4)\n",
         ),
         profile_case(
             "profile/fallback-for-kernel-family",
@@ -531,14 +545,14 @@ pub fn profile_cases() -> Vec<Case> {
             "profile/fallback-to-no-kernel",
             "int3 = \"int8\"",
             "int3 = \"f16\"",
-            "{path}: not a valid device profile: fallback int2 = int3 ends at f16, which has no \
+            "{path}: not a valid device profile: fallback int3 = f16 ends at f16, which has no \
              kernel",
         ),
         profile_case(
             "profile/fallback-cycle",
             "int3 = \"int8\"",
             "int3 = \"int2\"",
-            "{path}: not a valid device profile: fallbacks from int2 go round in a cycle",
+            "{path}: not a valid device profile: fallbacks from int3 go round in a cycle",
         ),
     ]
 }
