@@ -45,6 +45,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Print a packed model's header: model, plan, sizes per format.
     Inspect(InspectArgs),
+    /// Write a packed decoder as a GGUF file llama.cpp loads.
+    Export(ExportArgs),
     /// Load a packed model and embed texts or generate from a prompt; with
     /// --explain, list the kernel each tensor runs with.
     Run(RunArgs),
@@ -85,6 +87,25 @@ pub struct InspectArgs {
     /// Also check every blob and tensor against its checksum.
     #[arg(long)]
     pub verify: bool,
+}
+
+/// Arguments of `qloader export`.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The packed decoder.
+    pub packed: PathBuf,
+    /// The GGUF file to write.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Store tensors whose format has no exact GGUF layout in the nearest
+    /// GGUF type holding at least their precision (Q8_0 for 4 bits or fewer,
+    /// F16 for 8 bits), each said; without it they are refused.
+    #[arg(long)]
+    pub convert: bool,
+    /// The GGUF the model was packed from, for its metadata (architecture,
+    /// tokenizer), when the packed file predates keeping it.
+    #[arg(long, value_name = "GGUF")]
+    pub metadata_from: Option<PathBuf>,
 }
 
 /// How a packed model is loaded.
@@ -447,6 +468,11 @@ pub struct EvalArgs {
     /// Windows of the packed decoder's perplexity.
     #[arg(long, default_value_t = qloader_runtime::perplexity::STANDARD_WINDOWS)]
     pub windows: usize,
+    /// Score a packed decoder as llama.cpp's `llama-perplexity -c 512` does
+    /// (only the second half of each window), to compare with its figure
+    /// for the file `qloader export` writes.
+    #[arg(long)]
+    pub llama_cpp_scoring: bool,
     /// Weight formats to evaluate, comma-separated (names as for `embed`).
     #[arg(long, value_parser = parse_format, value_delimiter = ',', default_value = "f32,int8,int4")]
     pub quant: Vec<WeightFormat>,

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         args::Command::Plan(a) => commands::plan::run(a),
         args::Command::Pack(a) => commands::pack::run(a),
         args::Command::Inspect(a) => commands::inspect::run(a),
+        args::Command::Export(a) => commands::export::run(a),
         args::Command::Run(a) => commands::run::run(a),
         args::Command::Report(a) => commands::report::run(a),
     };

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod convert;
+pub mod gguf_layout;
 pub mod gptq;
 mod importance;
 mod linear_weight;

@@ -11,7 +11,7 @@ use qloader_models::{GgufTokenizer, LlamaModel, ReplacingSource};
 use crate::error::Result;
 use crate::generate::{generate, Generation};
 use crate::packed::Quantization;
-use crate::perplexity::{perplexity, PerplexityReport};
+use crate::perplexity::{perplexity_scored, PerplexityReport, Scoring};
 use crate::sampling::Sampling;
 
 /// A loaded decoder and its tokenizer.
@@ -103,7 +103,20 @@ impl DecoderSession {
         windows: usize,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<PerplexityReport> {
+        self.perplexity_scored(text, window, windows, Scoring::AllPositions, progress)
+    }
+
+    /// [`DecoderSession::perplexity`], scoring the predictions `scoring`
+    /// picks.
+    pub fn perplexity_scored(
+        &self,
+        text: &str,
+        window: usize,
+        windows: usize,
+        scoring: Scoring,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<PerplexityReport> {
         let ids = self.tokenizer.encode(text)?;
-        perplexity(&self.model, &ids, window, windows, progress)
+        perplexity_scored(&self.model, &ids, window, windows, scoring, progress)
     }
 }

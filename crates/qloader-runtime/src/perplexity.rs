@@ -2,6 +2,9 @@
 //! windows of `window` tokens, each run from an empty cache, and every
 //! position after the first of a window is scored by the log-probability the
 //! model gave the true next token. `exp(mean negative log-likelihood)`.
+//! [`Scoring::SecondHalf`] scores as llama.cpp's `llama-perplexity` does —
+//! only the predictions of the second half of each window — so that a GGUF
+//! file's figure there and a packed model's here can be compared.
 
 use std::time::Instant;
 
@@ -34,13 +37,36 @@ pub struct PerplexityReport {
     pub tokens_per_second: f64,
 }
 
-/// Perplexity over the first `windows` whole windows of `tokens`;
-/// `progress(done, total)` hears about each window.
+/// Which predictions of a window are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scoring {
+    /// Every one (of tokens 2 to `window`).
+    #[default]
+    AllPositions,
+    /// Those made with at least half a window of context (of tokens
+    /// `window / 2 + 2` to `window`), as llama.cpp's `llama-perplexity`.
+    SecondHalf,
+}
+
+/// Perplexity over the first `windows` whole windows of `tokens`, every
+/// prediction scored; `progress(done, total)` hears about each window.
 pub fn perplexity(
     model: &LlamaModel,
     tokens: &[u32],
     window: usize,
     windows: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PerplexityReport> {
+    perplexity_scored(model, tokens, window, windows, Scoring::AllPositions, progress)
+}
+
+/// [`perplexity`], scoring the predictions `scoring` picks.
+pub fn perplexity_scored(
+    model: &LlamaModel,
+    tokens: &[u32],
+    window: usize,
+    windows: usize,
+    scoring: Scoring,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PerplexityReport> {
     if window < 2 {
@@ -51,6 +77,10 @@ pub fn perplexity(
         return Err(RuntimeError::EmptyEvaluation("the text is shorter than one window"));
     }
     let vocab = model.config().vocab;
+    let first = match scoring {
+        Scoring::AllPositions => 0,
+        Scoring::SecondHalf => window / 2,
+    };
     let start = Instant::now();
     let (mut nll, mut scored) = (0.0f64, 0usize);
     for w in 0..windows {
@@ -58,7 +88,7 @@ pub fn perplexity(
         let ids = &tokens[w * window..(w + 1) * window];
         let mut cache = model.new_cache(window);
         let logits = model.forward(ids, &mut cache, Logits::All)?;
-        for (row, &next) in logits.chunks_exact(vocab).zip(&ids[1..]) {
+        for (row, &next) in logits.chunks_exact(vocab).zip(&ids[1..]).skip(first) {
             nll -= log_softmax_at(row, next as usize);
             scored += 1;
         }

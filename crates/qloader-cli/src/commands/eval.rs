@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use qloader_format::{fixtures, ActivationFormat, QuantMethod, WeightFormat};
 use qloader_runtime::eval::cosine;
 use qloader_runtime::packed::PackedModel;
+use qloader_runtime::perplexity::Scoring;
 use qloader_runtime::sentences::EVAL_SENTENCES;
 use qloader_runtime::{evaluate_candidates, EncoderSession, EvalCandidate, EvalReport};
 use serde::Serialize;
@@ -116,7 +117,10 @@ fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
                 format!("reading {} (run scripts/fetch-fixtures.sh)", text_path.display())
             })?;
             let window = qloader_runtime::perplexity::STANDARD_WINDOW;
-            let p = session.perplexity(&text, window, args.windows, &mut |_, _| {})?;
+            let scoring =
+                if args.llama_cpp_scoring { Scoring::SecondHalf } else { Scoring::AllPositions };
+            let p =
+                session.perplexity_scored(&text, window, args.windows, scoring, &mut |_, _| {})?;
             println!("model: {}; text: {}", path.display(), text_path.display());
             println!("| weights held | windows | perplexity | mean NLL | time | tokens/s |");
             println!("|---:|---:|---:|---:|---:|---:|");

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_model;
 pub mod embed;
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod inspect;
 pub mod load;

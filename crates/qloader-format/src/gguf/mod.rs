@@ -27,6 +27,7 @@ mod parse;
 mod reader;
 pub mod tensor_info;
 pub mod types;
+pub mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ pub use metadata::MetadataValue;
 pub use parse::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC};
 pub use tensor_info::GgufTensorInfo;
 pub use types::{GgmlType, UnknownGgmlType};
+pub use writer::{write_gguf, GgufTensorOut};
 
 use parse::Parsed;
 

@@ -22,6 +22,9 @@ pub const LLAMA: &str = "llama";
 pub const CONFIG_BLOB: &str = "config.json";
 /// Blob holding the tokenizer.
 pub const TOKENIZER_BLOB: &str = "tokenizer.json";
+/// Blob holding a decoder's source GGUF metadata (architecture, tokenizer,
+/// everything but the tensors) as a tensor-less GGUF file, for `export`.
+pub const GGUF_METADATA_BLOB: &str = "source-metadata.gguf";
 
 /// Pooling of a packed encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,10 +3,11 @@
 //! ([`config`]), the weight source that reads tensors in place and converts
 //! those without a kernel ([`source`]), and opening a file into a ready model
 //! ([`model`]), with the on-disk cache of load-time conversions
-//! ([`fallback_cache`]). The container format itself is `qloader_format::packed`.
+//! ([`fallback_cache`]), and writing a packed decoder as GGUF ([`export`]). The container format itself is `qloader_format::packed`.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod export;
 pub mod fallback_cache;
 pub mod model;
 pub mod pack;

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use qloader_format::gguf::writer::metadata_file_bytes;
 use qloader_format::gguf::GgufFile;
 use qloader_format::{
     ModelDir, PackedMeta, PackedWriter, PlanRef, PoolingMode, QuantMethod, QuantRecord,
@@ -20,7 +21,9 @@ use qloader_models::{
 };
 use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 
-use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
+use super::config::{
+    BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, GGUF_METADATA_BLOB, LLAMA, TOKENIZER_BLOB,
+};
 use crate::error::{Result, RuntimeError};
 
 /// How the quantized tensors' codes are made, beyond their formats.
@@ -148,7 +151,9 @@ pub fn pack_llama_with(
     let packed = LlamaPacked { model: config, tokenizer: settings };
     let meta = meta(LLAMA, header_config(&packed, out)?, plan, record);
     let mut writer = PackedWriter::new(meta);
+    let source_metadata = metadata_file_bytes(file.metadata());
     writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
+    writer.add_blob(GGUF_METADATA_BLOB, &source_metadata);
     let file_bytes = write(writer, &tensors, out)?;
     Ok(PackReport { architecture: LLAMA, summary, file_bytes })
 }

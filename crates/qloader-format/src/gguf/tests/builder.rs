@@ -106,38 +106,7 @@ impl GgufBuilder {
     }
 }
 
-pub(crate) fn put_string(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// Writes a value without its type id (arrays: element type, count, elements).
-pub(crate) fn put_value(out: &mut Vec<u8>, value: &MetadataValue) {
-    use MetadataValue as V;
-    match value {
-        V::U8(v) => out.push(*v),
-        V::I8(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::U16(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::I16(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::U32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::I32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::F32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::F64(v) => out.extend_from_slice(&v.to_le_bytes()),
-        V::Bool(v) => out.push(u8::from(*v)),
-        V::String(s) => put_string(out, s),
-        V::Array(items) => {
-            let elem = items.first().map_or(0, MetadataValue::value_type);
-            assert!(items.iter().all(|i| i.value_type() == elem), "mixed array");
-            out.extend_from_slice(&elem.to_le_bytes());
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for item in items {
-                put_value(out, item);
-            }
-        }
-    }
-}
+pub(crate) use crate::gguf::writer::{put_string, put_value};
 
 /// Little-endian bytes of `values`.
 pub(crate) fn f32_bytes(values: &[f32]) -> Vec<u8> {

@@ -1,0 +1,142 @@
+//! A packed decoder written as a GGUF file that llama.cpp loads: the source
+//! model's metadata (architecture, tokenizer, everything but the tensors,
+//! kept in the packed file at pack time, or taken from the source GGUF for
+//! files packed before that), and every tensor in a GGUF type —
+//! field for field where a layout holds exactly its values, else refused
+//! with the tensor named unless conversion is asked for
+//! ([`qloader_quant::gguf_layout`]).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::path::{Path, PathBuf};
+
+use qloader_format::gguf::writer::read_metadata;
+use qloader_format::gguf::{write_gguf, GgmlType, GgufFile, GgufTensorOut, MetadataValue};
+use qloader_format::{PackedFile, WeightFormat};
+use qloader_models::llama::{HEAD, TOKEN_EMBEDDINGS};
+use qloader_quant::gguf_layout::{converted_gguf, exact_gguf, GgufData};
+use qloader_quant::LinearWeight;
+
+use super::config::{GGUF_METADATA_BLOB, LLAMA};
+use crate::error::{Result, RuntimeError};
+
+/// What `export` is allowed to do.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Convert tensors whose format has no exact GGUF layout (else refuse).
+    pub convert: bool,
+    /// Take the metadata from this GGUF instead of the packed file (for
+    /// files packed before the metadata was kept).
+    pub metadata_from: Option<PathBuf>,
+}
+
+/// How one tensor went into the GGUF file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedTensor {
+    /// Its name in the GGUF file (a tied model's head is written as the
+    /// embedding table).
+    pub name: String,
+    /// Its format in the packed file.
+    pub stored: WeightFormat,
+    /// Its GGUF type.
+    pub ty: GgmlType,
+    /// How: fields moved (possibly after an exact widening), or converted.
+    pub how: Mapping,
+    /// Its bytes in the GGUF file.
+    pub bytes: usize,
+}
+
+/// How a tensor's values reached its GGUF type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// The layout holds the stored fields as they are.
+    Exact,
+    /// The codes were first widened exactly to this format.
+    Widened(WeightFormat),
+    /// Re-quantized or rounded from the de-quantized values.
+    Converted,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone)]
+pub struct ExportReport {
+    /// Every tensor, in file order.
+    pub tensors: Vec<ExportedTensor>,
+    /// The GGUF file's size.
+    pub file_bytes: u64,
+}
+
+/// Writes the packed decoder at `packed` as a GGUF file at `out`.
+pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
+    let file = PackedFile::open(packed)?;
+    let invalid = |reason: String| RuntimeError::InvalidPacked { path: packed.to_owned(), reason };
+    if file.architecture() != LLAMA {
+        return Err(invalid(format!(
+            "only decoders ({LLAMA}) export to GGUF; this is a {} model",
+            file.architecture()
+        )));
+    }
+    let mut metadata = match &options.metadata_from {
+        Some(source) => GgufFile::open(source)?.metadata().to_vec(),
+        None => {
+            file.verify_blob(GGUF_METADATA_BLOB).map_err(|_| {
+                invalid(format!(
+                    "it keeps no source metadata (`{GGUF_METADATA_BLOB}`; packed by an older \
+                     qloader): give the GGUF it was packed from with --metadata-from"
+                ))
+            })?;
+            let blob = file.blob(GGUF_METADATA_BLOB).unwrap_or_default();
+            read_metadata(blob).map_err(|e| invalid(format!("blob `{GGUF_METADATA_BLOB}`: {e}")))?
+        }
+    };
+    tune_metadata(&mut metadata);
+    // A tied model's packed file holds the table once, as the head; GGUF
+    // holds it once as the embedding table (llama.cpp ties the head to it).
+    let tied = file.tensor(TOKEN_EMBEDDINGS).is_none();
+    let mut tensors = Vec::with_capacity(file.tensors().len());
+    let mut report = Vec::with_capacity(file.tensors().len());
+    for view in file.tensors() {
+        let name = view.name();
+        file.verify(name)?;
+        let gguf_name = if tied && name == HEAD { TOKEN_EMBEDDINGS } else { name };
+        let weight = LinearWeight::from_stored_parts(view.rows(), view.cols(), view.parts())
+            .map_err(|e| invalid(format!("tensor `{name}`: {e}")))?;
+        let stored = weight.format();
+        let (data, how) = match exact_gguf(&weight) {
+            Some(g) => {
+                let how = g.widened_to.map_or(Mapping::Exact, Mapping::Widened);
+                (g, how)
+            }
+            None if options.convert => (converted_gguf(&weight), Mapping::Converted),
+            None => {
+                return Err(invalid(format!(
+                    "tensor `{name}`: {stored} ({} × {}) has no GGUF layout holding the same \
+                     values (pass --convert to store it as the nearest GGUF type that holds at \
+                     least its precision)",
+                    view.rows(),
+                    view.cols()
+                )))
+            }
+        };
+        let GgufData { ty, data, .. } = data;
+        let dims = match view.rows() {
+            1 => vec![view.cols() as u64],
+            rows => vec![view.cols() as u64, rows as u64],
+        };
+        let name = gguf_name.to_owned();
+        report.push(ExportedTensor { name: name.clone(), stored, ty, how, bytes: data.len() });
+        tensors.push(GgufTensorOut { name, dims, ty, data });
+    }
+    let file_bytes = write_gguf(out, &metadata, &tensors)?;
+    Ok(ExportReport { tensors: report, file_bytes })
+}
+
+/// The source's metadata made true of the exported file: its file type
+/// (which named the source's tensors' type) is dropped, so that llama.cpp
+/// describes the file from its tensors, and the quantization version of the
+/// block layouts used is stated.
+fn tune_metadata(metadata: &mut Vec<(String, MetadataValue)>) {
+    const FILE_TYPE: &str = "general.file_type";
+    const QUANTIZATION_VERSION: &str = "general.quantization_version";
+    metadata.retain(|(k, _)| k != FILE_TYPE && k != QUANTIZATION_VERSION);
+    metadata.push((QUANTIZATION_VERSION.to_owned(), MetadataValue::U32(2)));
+}
