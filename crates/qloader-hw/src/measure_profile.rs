@@ -106,6 +106,7 @@ pub fn measure_profile(
             rayon::current_num_threads()
         ),
         measured: true,
+        layouts: Default::default(),
         cpu: CpuFacts {
             model: info.model,
             cores: info.cores,

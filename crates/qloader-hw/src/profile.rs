@@ -37,6 +37,10 @@
 //! int2 = "int8"                      # converted to at load (same group scales)
 //! ```
 //!
+//! A top-level `layouts = "gguf"` (default `"any"`) limits plans to formats
+//! stored exactly as a GGUF tensor type, so that `qloader export` writes
+//! them as they are (see [`Layouts`]).
+//!
 //! A format family covers every group size of that bit width (`int4` covers
 //! `int4g64` and `int4k`); `int8` covers per-channel and grouped int8. A
 //! format whose family has no kernel is converted at load as
@@ -49,6 +53,7 @@ use std::path::{Path, PathBuf};
 
 use qloader_format::atomic_file::{read_bounded, write_atomic_io, BoundedReadError};
 use qloader_format::fallback::resolve;
+use qloader_format::gguf::layouts::same_bytes_type;
 use qloader_format::{ActivationFormat, FormatFamily, WeightFormat};
 use serde::{Deserialize, Serialize};
 
@@ -174,6 +179,9 @@ pub struct DeviceProfile {
     /// Whether the kernel speeds were measured on the device.
     #[serde(default)]
     pub measured: bool,
+    /// Which storage layouts a plan for the device may use.
+    #[serde(default, skip_serializing_if = "Layouts::is_any")]
+    pub layouts: Layouts,
     /// The CPU.
     pub cpu: CpuFacts,
     /// The memory.
@@ -185,6 +193,34 @@ pub struct DeviceProfile {
     /// kernel.
     #[serde(default)]
     pub fallbacks: BTreeMap<FormatFamily, FormatFamily>,
+}
+
+/// Which storage layouts a device takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layouts {
+    /// Every format QLoader has.
+    #[default]
+    Any,
+    /// Only formats whose bytes are a GGUF tensor type's for the tensor's
+    /// row length ([`qloader_format::gguf::layouts::same_bytes_type`]): a
+    /// plan for the device exports to GGUF as it is, at the same size.
+    Gguf,
+}
+
+impl Layouts {
+    /// Whether every layout is allowed.
+    pub fn is_any(&self) -> bool {
+        *self == Layouts::Any
+    }
+
+    /// Whether a tensor with rows of `cols` values may be stored as `format`.
+    pub fn allows(self, format: WeightFormat, cols: usize) -> bool {
+        match self {
+            Layouts::Any => true,
+            Layouts::Gguf => same_bytes_type(format, cols).is_some(),
+        }
+    }
 }
 
 impl DeviceProfile {

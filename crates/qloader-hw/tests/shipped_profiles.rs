@@ -26,7 +26,7 @@ fn every_shipped_profile_is_valid() {
             count += 1;
         }
     }
-    assert!(count >= 3, "expected the three shipped profiles, found {count}");
+    assert!(count >= 4, "expected the four shipped profiles, found {count}");
 }
 
 #[test]
@@ -47,4 +47,24 @@ fn int8_only_profile_cannot_run_floats() {
     assert!(p.execution(WeightFormat::F32, ActivationFormat::F32).is_none());
     let e = p.execution(format("int4"), ActivationFormat::F32).unwrap();
     assert_eq!((e.runs_as, e.fallback), (format("int8g32"), true));
+}
+
+#[test]
+fn llama_cpp_profile_allows_only_gguf_layouts() {
+    let p = shipped("llama-cpp.toml");
+    assert_eq!(p.layouts, qloader_hw::profile::Layouts::Gguf);
+    for (name, cols, allowed) in [
+        ("int4", 576, true),
+        ("f16", 576, true),
+        ("int4k", 576, false),
+        ("int4k", 1536, true),
+        ("nl4k", 1536, true),
+        ("int3", 576, false),
+        ("int8", 576, false),
+        ("int4g128", 1536, false),
+    ] {
+        assert_eq!(p.layouts.allows(format(name), cols), allowed, "{name} at {cols}");
+    }
+    // Round trip through TOML keeps the rule.
+    assert_eq!(DeviceProfile::from_toml(&p.to_toml()).unwrap(), p);
 }

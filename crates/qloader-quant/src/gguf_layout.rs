@@ -1,6 +1,7 @@
 //! A weight in one of GGUF's tensor types, for `qloader export`.
 //!
-//! Exact layouts move fields, never re-quantize:
+//! Exact layouts move fields, never re-quantize (which type holds which
+//! format is [`qloader_format::gguf::layouts`]'s rule):
 //!
 //! | stored | GGUF type | condition |
 //! |---|---|---|
@@ -20,9 +21,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
-use qloader_format::compact::{CompactLayout, SUPER};
+use qloader_format::gguf::layouts::exact_type;
 use qloader_format::gguf::GgmlType;
-use qloader_format::grouped::GroupedLayout;
 use qloader_format::WeightFormat;
 
 use crate::LinearWeight;
@@ -42,60 +42,34 @@ pub struct GgufData {
 /// `w` in the GGUF type that holds exactly its values, if one does (see the
 /// module documentation).
 pub fn exact_gguf(w: &LinearWeight) -> Option<GgufData> {
-    let cols = w.in_features();
-    let plain = |ty, data| Some(GgufData { ty, data, widened_to: None });
-    match w {
-        LinearWeight::F32(m) => {
-            plain(GgmlType::F32, m.data().iter().flat_map(|v| v.to_le_bytes()).collect())
+    let (ty, widened_to) = exact_type(w.format(), w.in_features())?;
+    let owned;
+    let w = match widened_to {
+        Some(wider) => {
+            owned = w.convert_to(wider).ok()?;
+            &owned
         }
-        LinearWeight::F16(m) => {
-            plain(GgmlType::F16, m.data().iter().flat_map(|v| v.to_le_bytes()).collect())
-        }
-        LinearWeight::Grouped(m)
-            if m.layout().group() == 32 && cols.is_multiple_of(32) && m.layout().bits() <= 4 =>
-        {
-            let int4 = WeightFormat::Grouped(GroupedLayout::new(4, 32).ok()?);
-            let widened = (m.layout().bits() < 4).then_some(int4);
-            let owned;
-            let m = match widened {
-                Some(f) => {
-                    owned = w.convert_to(f).ok()?;
-                    match &owned {
-                        LinearWeight::Grouped(g) => g,
-                        _ => return None,
-                    }
-                }
-                None => m,
-            };
+        None => w,
+    };
+    let data = match w {
+        LinearWeight::F32(m) => m.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        LinearWeight::F16(m) => m.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
+        // Q4_1 blocks: f16 scale `d`, f16 minimum `m`, the 16 code bytes.
+        LinearWeight::Grouped(m) => {
             let mut data = Vec::with_capacity(m.scales().len() * 20);
-            for ((d, min), codes) in
-                m.scales().iter().zip(m.offsets()).zip(m.codes().chunks_exact(16))
-            {
+            let blocks = m.scales().iter().zip(m.offsets()).zip(m.codes().chunks_exact(16));
+            for ((d, min), codes) in blocks {
                 data.extend_from_slice(&d.to_le_bytes());
                 data.extend_from_slice(&min.to_le_bytes());
                 data.extend_from_slice(codes);
             }
-            Some(GgufData { ty: GgmlType::Q4_1, data, widened_to: widened })
+            data
         }
-        LinearWeight::Compact(m) if cols.is_multiple_of(SUPER) => {
-            if m.layout().is_nonuniform() {
-                return plain(GgmlType::Iq4Xs, m.data().to_vec());
-            }
-            let int4k = WeightFormat::Compact(CompactLayout::new(4).ok()?);
-            if m.layout().bits() == 4 {
-                return plain(GgmlType::Q4K, m.data().to_vec());
-            }
-            match w.convert_to(int4k).ok()? {
-                LinearWeight::Compact(wide) => Some(GgufData {
-                    ty: GgmlType::Q4K,
-                    data: wide.data().to_vec(),
-                    widened_to: Some(int4k),
-                }),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
+        // Q4_K / IQ4_XS super-blocks are the compact layout's own bytes.
+        LinearWeight::Compact(m) => m.data().to_vec(),
+        LinearWeight::Int8(_) => return None,
+    };
+    Some(GgufData { ty, data, widened_to })
 }
 
 /// `w` in the nearest GGUF type that holds at least its precision (see the

@@ -77,6 +77,9 @@ pub fn candidates(
     for (index, t) in table.tensors.iter().enumerate() {
         let (rows, cols) = (t.shape[0], t.shape[1]);
         let candidate = |format: WeightFormat| -> Option<Candidate> {
+            if !profile.layouts.allows(format, cols) {
+                return None;
+            }
             let entry = t.formats.get(&format)?;
             let loss = entry.get(options.measure)?;
             let run = runs.iter().find(|(f, _)| *f == format)?.1.as_ref()?;

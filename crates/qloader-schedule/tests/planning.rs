@@ -9,6 +9,7 @@ use qloader_analyze::table::{
     CalibrationInfo, FormatEntry, ModelInfo, TensorEntry, Timings, SCHEMA, VERSION,
 };
 use qloader_analyze::{Measure, SensitivityTable};
+use qloader_format::gguf::layouts::same_bytes_type;
 use qloader_format::{ActivationFormat, FormatFamily, WeightFormat};
 use qloader_schedule::explain::explain;
 use qloader_schedule::frontier::frontier;
@@ -23,10 +24,15 @@ fn profile(name: &str) -> PathBuf {
 /// A table of `n` tensors of `rows × cols`, losses growing as bits fall
 /// and differing per tensor, written to `dir`.
 fn table(dir: &Path, n: usize, rows: usize, cols: usize) -> PathBuf {
+    table_of(dir, n, rows, cols, &FORMATS)
+}
+
+/// [`table`] with other candidate formats.
+fn table_of(dir: &Path, n: usize, rows: usize, cols: usize, names: &[&str]) -> PathBuf {
     let tensors = (0..n)
         .map(|i| {
             let sensitivity = 1.0 + (i * 7 % 5) as f64 * 3.0;
-            let formats = FORMATS
+            let formats = names
                 .iter()
                 .map(|&f| {
                     let format: WeightFormat = f.parse().unwrap();
@@ -72,7 +78,7 @@ fn table(dir: &Path, n: usize, rows: usize, cols: usize) -> PathBuf {
         measures: vec![Measure::WeightMse, Measure::Proxy],
         e2e_metric: None,
         e2e_formats: Vec::new(),
-        formats: FORMATS.iter().map(|f| f.parse().unwrap()).collect(),
+        formats: names.iter().map(|f| f.parse().unwrap()).collect(),
         tensors,
         timings: Timings { proxy_seconds: 0.0, e2e_seconds: 0.0, total_seconds: 0.0, threads: 1 },
     };
@@ -117,6 +123,30 @@ fn edge_plan_respects_its_memory_and_only_falls_back_where_declared() {
     let plan = make_plan(&sources, &options(Some("400MiB"))).unwrap();
     assert_eq!(plan.constraints.max_bytes, 400 << 20);
     assert!(plan.totals.bytes <= 400 << 20);
+}
+
+#[test]
+fn a_gguf_layout_profile_plans_only_formats_llama_cpp_reads_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["f16", "int8", "int4", "int4g128", "int4k", "nl4k", "int3", "int3k", "int2k"];
+    for cols in [576, 1536] {
+        let path = table_of(dir.path(), 6, 256, cols, &names);
+        let sources = Sources::read(&path, &profile("llama-cpp.toml")).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        let tightest = if cols == 576 { "5.2bpw" } else { "4.4bpw" };
+        for budget in [tightest, "8bpw", "12bpw"] {
+            let plan = make_plan(&sources, &options(Some(budget))).unwrap();
+            for t in &plan.tensors {
+                let ty = same_bytes_type(t.format, cols);
+                assert!(ty.is_some(), "{cols} columns: {} has no GGUF layout", t.format);
+                assert!(!t.fallback, "{}", t.format);
+                seen.insert(t.format.name());
+            }
+        }
+        // 576 columns: only int4 (Q4_1) and f16; 1536: the super-block formats too.
+        assert!(seen.contains("int4") && seen.contains("f16"), "{cols}: {seen:?}");
+        assert_eq!(seen.iter().any(|f| f.ends_with('k')), cols == 1536, "{cols}: {seen:?}");
+    }
 }
 
 #[test]

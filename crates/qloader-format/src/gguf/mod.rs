@@ -22,6 +22,7 @@ use crate::error::{FormatError, Result};
 use crate::safetensors_file::TensorF32;
 
 pub mod dequant;
+pub mod layouts;
 pub mod metadata;
 mod parse;
 mod reader;
