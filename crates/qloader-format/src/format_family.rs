@@ -7,8 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use crate::error::FormatError;
 
 /// A weight format's element type (see the module documentation).
@@ -110,18 +108,7 @@ impl FromStr for FormatFamily {
     }
 }
 
-impl Serialize for FormatFamily {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for FormatFamily {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_name!(FormatFamily);
 
 #[cfg(test)]
 mod tests {

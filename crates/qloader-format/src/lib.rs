@@ -11,6 +11,25 @@
 //! It has no SIMD and no `unsafe` beyond the memory map.
 #![deny(missing_docs)]
 
+/// Implements `Serialize` and `Deserialize` for a type as its name: written
+/// with `Display`, read with `FromStr` (whose error becomes the message).
+macro_rules! serde_as_name {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = <String as serde::Deserialize>::deserialize(deserializer)?;
+                name.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 pub mod activation_format;
 pub mod atomic_file;
 pub mod bert_config;

@@ -11,8 +11,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use crate::compact::CompactLayout;
 use crate::error::FormatError;
 use crate::format_family::FormatFamily;
@@ -147,18 +145,7 @@ impl FromStr for WeightFormat {
     }
 }
 
-impl Serialize for WeightFormat {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for WeightFormat {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+serde_as_name!(WeightFormat);
 
 #[cfg(test)]
 mod tests {
