@@ -1,6 +1,7 @@
 //! A packed model: the container opened (header and layout validated),
 //! every checksum verified, every tensor rebuilt as a weight in place and
-//! multiplied, and the whole model loaded as `qloader run` loads it.
+//! multiplied, the whole model loaded as `qloader run` loads it, and
+//! exported to GGUF (which must then open).
 #![no_main]
 
 use std::sync::Arc;
@@ -10,6 +11,8 @@ use qloader_format::PackedFile;
 use qloader_fuzz::file;
 use qloader_kernels::StableBytes;
 use qloader_quant::LinearWeight;
+use qloader_format::gguf::GgufFile;
+use qloader_runtime::packed::export::{export_gguf, ExportOptions};
 use qloader_runtime::packed::{open_packed, LoadOptions};
 
 fuzz_target!(|data: &[u8]| {
@@ -29,4 +32,10 @@ fuzz_target!(|data: &[u8]| {
     }
     drop(packed);
     let _ = open_packed(&path, &LoadOptions::default(), &mut |_| {});
+    let out = path.with_extension("gguf");
+    let options = ExportOptions { convert: true, ..ExportOptions::default() };
+    if export_gguf(&path, &out, &options).is_ok() {
+        GgufFile::open(&out).expect("an exported file opens");
+    }
+    let _ = std::fs::remove_file(&out);
 });
