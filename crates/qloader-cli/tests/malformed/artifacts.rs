@@ -490,7 +490,7 @@ pub fn profile_cases() -> Vec<Case> {
             "[[ignored]]",
             "{path}: not a valid device profile: TOML parse error at line 15, column 3\n   |\n15 \
              | [[ignored]]\n   |   ^^^^^^^\nunknown field `ignored`, expected one of `schema`, \
-             `version`, `name`, `description`, `measured`, `cpu`, `memory`, `kernels`, \
+             `version`, `name`, `description`, `measured`, `layouts`, `cpu`, `memory`, `kernels`, \
              `fallbacks`\n",
         ),
         profile_case(
