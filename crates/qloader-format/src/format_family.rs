@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::FormatError;
+use crate::ActivationFormat;
 
 /// A weight format's element type (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,6 +83,16 @@ impl FormatFamily {
     /// in `f32`.
     pub fn takes_int8_activations(self) -> bool {
         !matches!(self, FormatFamily::F32 | FormatFamily::F16)
+    }
+
+    /// The activations a product of this family's weights takes when
+    /// `asked` are asked for: `asked` for codes, always `f32` for floats.
+    pub fn product_activations(self, asked: ActivationFormat) -> ActivationFormat {
+        if self.takes_int8_activations() {
+            asked
+        } else {
+            ActivationFormat::F32
+        }
     }
 
     /// The names of every family, comma-separated (for error messages).

@@ -237,8 +237,7 @@ impl DeviceProfile {
     /// The kernel that multiplies `family` weights when products are asked
     /// for with `activations` (float weights always take `f32`).
     fn product(&self, family: FormatFamily, activations: ActivationFormat) -> Option<&KernelSpec> {
-        let act = if family.takes_int8_activations() { activations } else { ActivationFormat::F32 };
-        self.kernel(family, act)
+        self.kernel(family, family.product_activations(activations))
     }
 
     /// How the device runs `format` with `activations`: natively, converted

@@ -25,7 +25,7 @@ use qloader_format::gguf::layouts::exact_type;
 use qloader_format::gguf::GgmlType;
 use qloader_format::WeightFormat;
 
-use crate::LinearWeight;
+use crate::{LinearWeight, StoredParts};
 
 /// One weight's GGUF type and bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,23 +51,22 @@ pub fn exact_gguf(w: &LinearWeight) -> Option<GgufData> {
         }
         None => w,
     };
-    let data = match w {
-        LinearWeight::F32(m) => m.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        LinearWeight::F16(m) => m.data().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        // Q4_1 blocks: f16 scale `d`, f16 minimum `m`, the 16 code bytes.
-        LinearWeight::Grouped(m) => {
-            let mut data = Vec::with_capacity(m.scales().len() * 20);
-            let blocks = m.scales().iter().zip(m.offsets()).zip(m.codes().chunks_exact(16));
-            for ((d, min), codes) in blocks {
-                data.extend_from_slice(&d.to_le_bytes());
-                data.extend_from_slice(&min.to_le_bytes());
+    // The container's segments are GGUF's bytes, but Q4_1 interleaves each
+    // block's f16 scale `d`, f16 minimum `m` and 16 code bytes.
+    let data = match w.stored_parts() {
+        StoredParts::F32 { data } | StoredParts::F16 { data } => data,
+        StoredParts::Compact { codes, .. } => codes,
+        StoredParts::Grouped { codes, scales, offsets, .. } => {
+            let blocks = scales.chunks_exact(2).zip(offsets.chunks_exact(2));
+            let mut data = Vec::with_capacity(codes.len() + scales.len() + offsets.len());
+            for ((d, min), codes) in blocks.zip(codes.chunks_exact(16)) {
+                data.extend_from_slice(d);
+                data.extend_from_slice(min);
                 data.extend_from_slice(codes);
             }
             data
         }
-        // Q4_K / IQ4_XS super-blocks are the compact layout's own bytes.
-        LinearWeight::Compact(m) => m.data().to_vec(),
-        LinearWeight::Int8(_) => return None,
+        StoredParts::Int8PerChannel { .. } => return None,
     };
     Some(GgufData { ty, data, widened_to })
 }

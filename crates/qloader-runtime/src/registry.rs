@@ -97,8 +97,12 @@ impl KernelRegistry {
     /// The fastest product for `format` with `act` (the highest tier; float
     /// weights take `f32` activations whatever `act` is).
     pub fn best(&self, format: WeightFormat, act: ActivationFormat) -> Option<KernelKey> {
-        let family = format.family();
-        let act = if family.takes_int8_activations() { act } else { ActivationFormat::F32 };
+        self.best_for(format.family(), act)
+    }
+
+    /// [`KernelRegistry::best`] for weights of `family`.
+    fn best_for(&self, family: FormatFamily, act: ActivationFormat) -> Option<KernelKey> {
+        let act = family.product_activations(act);
         self.entries.iter().rev().find(|k| k.weights == family && k.activations == act).copied()
     }
 
@@ -112,10 +116,7 @@ impl KernelRegistry {
         format: WeightFormat,
         act: ActivationFormat,
     ) -> Result<KernelChoice, NoKernel> {
-        let has_kernel = |family: FormatFamily| {
-            let act = if family.takes_int8_activations() { act } else { ActivationFormat::F32 };
-            self.entries.iter().any(|k| k.weights == family && k.activations == act)
-        };
+        let has_kernel = |family| self.best_for(family, act).is_some();
         let resolved = resolve(format, has_kernel, |family| self.fallbacks.get(&family).copied())
             .ok_or(NoKernel { format })?;
         let kernel = self.best(resolved.runs_as, act).ok_or(NoKernel { format })?;
