@@ -6,7 +6,9 @@
 //! * Grouped codes widen exactly (an int2 code is also an int4 or int8
 //!   code; the group size and the scales stay). Compact codes widen the same
 //!   way within their layouts (`int2k` → `int4k`); `nl4k` indexes levels no
-//!   other format has and only becomes floats.
+//!   other format has and only becomes floats. llama.cpp's 32-value blocks
+//!   (`q4_0`, `iq4_nl`) become `q8_0` blocks exactly: every level they
+//!   have is an `i8` under the same scale.
 //! * Anything converts to `f32` exactly and to `f16` with one rounding per
 //!   value. Anything else (narrowing, changing the group size) would
 //!   re-quantize and is never done.
@@ -18,6 +20,7 @@
 //! kernel (exact before rounded at equal size).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use crate::block32::BlockLayout;
 use crate::compact::{self, CompactLayout};
 use crate::format_family::FormatFamily;
 use crate::grouped;
@@ -58,6 +61,7 @@ pub fn conversion(from: WeightFormat, to: WeightFormat) -> Option<Fidelity> {
         {
             Some(Fidelity::Exact)
         }
+        (WeightFormat::Block(_), WeightFormat::Block(BlockLayout::Q8_0)) => Some(Fidelity::Exact),
         _ => None,
     }
 }
@@ -78,6 +82,7 @@ pub fn conversion_targets(format: WeightFormat) -> Vec<WeightFormat> {
                 out.extend(CompactLayout::new(bits).map(WeightFormat::Compact));
             }
         }
+        WeightFormat::Block(_) => out.extend(BlockLayout::ALL.map(WeightFormat::Block)),
         _ => {}
     }
     out.retain(|&t| t != format && conversion(format, t).is_some());
@@ -161,6 +166,9 @@ mod tests {
         assert_eq!(conversion(f("nl4k"), f("f16")), Some(Fidelity::Rounded));
         assert_eq!(conversion(f("f16"), f("f32")), Some(Fidelity::Exact));
         assert_eq!(conversion_targets(f("nl4k")), [f("f16"), f("f32")]);
+        assert_eq!(conversion_targets(f("iq4_nl")), [f("f16"), f("f32"), f("q8_0")]);
+        assert_eq!(conversion(f("q8_0"), f("q4_0")), None);
+        assert_eq!(conversion(f("q4_0"), f("int4")), None, "a block is not a grouped format");
         assert_eq!(
             conversion_targets(f("int3g128")),
             [f("f16"), f("f32"), f("int4g128"), f("int8g128")]
@@ -183,6 +191,8 @@ mod tests {
         assert_eq!(runs("int2k", &all_but(&[Int2]), &[]), Some((f("int3k"), exact)));
         assert_eq!(runs("int8", &all_but(&[Int8]), &[]), Some((f("f16"), Some(Fidelity::Rounded))));
         assert_eq!(runs("nl4k", &all_but(&[Nl4, F16]), &[]), Some((f("f32"), exact)));
+        assert_eq!(runs("iq4_nl", &all_but(&[Nl4]), &[]), Some((f("q8_0"), exact)));
+        assert_eq!(runs("q4_0", &all_but(&[Int4]), &[]), Some((f("q8_0"), exact)));
         assert_eq!(runs("int2", &[], &[]), None);
     }
 

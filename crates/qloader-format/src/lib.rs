@@ -33,6 +33,7 @@ macro_rules! serde_as_name {
 pub mod activation_format;
 pub mod atomic_file;
 pub mod bert_config;
+pub mod block32;
 pub mod compact;
 pub mod error;
 pub mod fallback;

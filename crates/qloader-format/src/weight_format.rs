@@ -4,13 +4,15 @@
 //! Names: `f32`, `f16`, `int8` (per output channel, symmetric), and
 //! `int{8,4,3,2}g{32,64,128}` for the grouped formats of
 //! [`crate::grouped`] (`int4`, `int3` and `int2` alone mean groups of 32),
-//! and `int4k`, `int3k`, `int2k`, `nl4k` for the compact formats of
-//! [`crate::compact`].
+//! `int4k`, `int3k`, `int2k`, `nl4k` for the compact formats of
+//! [`crate::compact`], and `q4_0`, `q8_0`, `iq4_nl` for llama.cpp's 32-value
+//! blocks ([`crate::block32`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::block32::BlockLayout;
 use crate::compact::CompactLayout;
 use crate::error::FormatError;
 use crate::format_family::FormatFamily;
@@ -32,10 +34,13 @@ pub enum WeightFormat {
     /// Codes in sub-blocks of 32 whose scales (and mins) are quantized
     /// under `f16` super-scales (see [`crate::compact`]).
     Compact(CompactLayout),
+    /// llama.cpp's 32-value blocks of one `f16` scale and signed codes
+    /// (see [`crate::block32`]).
+    Block(BlockLayout),
 }
 
-const KNOWN: &str =
-    "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, int2k, nl4k";
+const KNOWN: &str = "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, \
+                     int2k, nl4k, q4_0, q8_0, iq4_nl";
 
 impl WeightFormat {
     /// A grouped format; panics on an invalid combination (for constants).
@@ -44,6 +49,19 @@ impl WeightFormat {
             Ok(l) => WeightFormat::Grouped(l),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    /// Every format, grouped ones by bits then group size.
+    pub fn all() -> Vec<Self> {
+        let mut all = vec![WeightFormat::F32, WeightFormat::F16, WeightFormat::Int8PerChannel];
+        for bits in crate::grouped::BITS {
+            for group in crate::grouped::GROUPS {
+                all.extend(GroupedLayout::new(bits, group).map(WeightFormat::Grouped));
+            }
+        }
+        all.extend(CompactLayout::all().map(WeightFormat::Compact));
+        all.extend(BlockLayout::ALL.map(WeightFormat::Block));
+        all
     }
 
     /// Int4 in groups of 32, the default 4-bit format.
@@ -62,6 +80,7 @@ impl WeightFormat {
             }
             WeightFormat::Grouped(l) => format!("int{}g{}", l.bits(), l.group()),
             WeightFormat::Compact(l) => l.name(),
+            WeightFormat::Block(l) => l.name().to_owned(),
         }
     }
 
@@ -75,6 +94,8 @@ impl WeightFormat {
             WeightFormat::Grouped(l) => int_family(l.bits()),
             WeightFormat::Compact(l) if l.is_nonuniform() => FormatFamily::Nl4,
             WeightFormat::Compact(l) => int_family(l.bits()),
+            WeightFormat::Block(l) if l.is_nonuniform() => FormatFamily::Nl4,
+            WeightFormat::Block(l) => int_family(l.bits()),
         }
     }
 
@@ -86,6 +107,7 @@ impl WeightFormat {
             WeightFormat::Int8PerChannel => rows * cols + rows * 4,
             WeightFormat::Grouped(l) => l.storage_bytes(rows, cols),
             WeightFormat::Compact(l) => l.storage_bytes(rows, cols),
+            WeightFormat::Block(l) => l.storage_bytes(rows, cols),
         }
     }
 
@@ -97,6 +119,7 @@ impl WeightFormat {
             WeightFormat::Int8PerChannel => 8.0,
             WeightFormat::Grouped(l) => l.bits() as f64 + 32.0 / l.group() as f64,
             WeightFormat::Compact(l) => l.bits_per_weight(),
+            WeightFormat::Block(l) => l.bits_per_weight(),
         }
     }
 }
@@ -131,6 +154,9 @@ impl FromStr for WeightFormat {
             "nl4k" => return Ok(WeightFormat::Compact(CompactLayout::nl4())),
             _ => {}
         }
+        if let Ok(layout) = BlockLayout::from_name(&lower) {
+            return Ok(WeightFormat::Block(layout));
+        }
         let rest = lower.strip_prefix("int").ok_or_else(unknown)?;
         if let Some(bits) = rest.strip_suffix('k') {
             let bits = bits.parse::<u8>().map_err(|_| unknown())?;
@@ -153,15 +179,8 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        let mut all = vec![WeightFormat::F32, WeightFormat::F16, WeightFormat::Int8PerChannel];
-        for bits in crate::grouped::BITS {
-            for group in crate::grouped::GROUPS {
-                all.push(WeightFormat::grouped(bits, group));
-            }
-        }
-        for layout in CompactLayout::all() {
-            all.push(WeightFormat::Compact(layout));
-        }
+        let all = WeightFormat::all();
+        assert_eq!(all.len(), 22);
         for &f in &all {
             assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f, "{f}");
         }
@@ -178,9 +197,12 @@ mod tests {
         let err = serde_json::from_str::<WeightFormat>("\"int5\"").unwrap_err().to_string();
         assert!(err.contains("unknown weight format `int5`"), "{err}");
         assert_eq!("nl4k".parse::<WeightFormat>().unwrap().bits_per_weight(), 4.25);
+        assert_eq!("Q4_0".parse::<WeightFormat>().unwrap().family(), FormatFamily::Int4);
+        assert_eq!("iq4_nl".parse::<WeightFormat>().unwrap().family(), FormatFamily::Nl4);
+        assert_eq!("q8_0".parse::<WeightFormat>().unwrap().bits_per_weight(), 8.5);
         for bad in [
             "int5", "int4g48", "int", "intg32", "bf17", "int4g", "int8k", "intk", "int4gk", "nl3k",
-            "nl4",
+            "nl4", "q4_1", "q5_0", "iq4_xs",
         ] {
             assert!(bad.parse::<WeightFormat>().is_err(), "{bad}");
         }

@@ -36,5 +36,7 @@ pub mod tiles;
 pub mod x86_64;
 
 pub use dispatch::{Isa, Kernels};
-pub use quantize::{CompactMatrix, DenseMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix};
+pub use quantize::{
+    BlockMatrix, CompactMatrix, DenseMatrix, GroupedMatrix, GroupedRow, HalfMatrix, Int8Matrix,
+};
 pub use storage::{Plain, StableBytes, Storage};

@@ -8,17 +8,19 @@
 //! * Grouped codes are re-packed at the wider width, the group scales and
 //!   offsets kept (same values, same group size). Compact codes widen the
 //!   same way (`int2k` → `int3k` → `int4k`), super-scales and sub-block
-//!   scales kept (a 4-bit scale is also a 6-bit one).
+//!   scales kept (a 4-bit scale is also a 6-bit one). `q4_0` and `iq4_nl`
+//!   blocks become `q8_0` blocks: same scale, each level as an `i8`.
 //! * Any format becomes `f32` exactly (its values are what the kernels
 //!   compute with), and `f16` with one rounding per value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
+use qloader_format::block32::{Block, BlockLayout};
 use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
 pub use qloader_format::fallback::{conversion, Fidelity};
 use qloader_format::grouped::{pack_block, unpack_block, GroupedLayout, BLOCK};
 use qloader_format::WeightFormat;
-use qloader_kernels::{CompactMatrix, GroupedMatrix, HalfMatrix};
+use qloader_kernels::{BlockMatrix, CompactMatrix, GroupedMatrix, HalfMatrix};
 
 use crate::LinearWeight;
 
@@ -39,6 +41,9 @@ impl LinearWeight {
             }
             (LinearWeight::Compact(w), WeightFormat::Compact(layout)) => {
                 LinearWeight::Compact(widen_compact(w, layout)?)
+            }
+            (LinearWeight::Block(w), WeightFormat::Block(layout)) => {
+                LinearWeight::Block(widen_blocks(w, layout)?)
             }
             _ => return Err(format!("no conversion from {from} to {to}")),
         })
@@ -70,6 +75,9 @@ impl LinearWeight {
             }
             LinearWeight::Compact(w) => {
                 qloader_format::compact::dequantize_row(w.layout(), w.row(r), w.cols(), out)
+            }
+            LinearWeight::Block(w) => {
+                qloader_format::block32::dequantize_row(w.layout(), w.row(r), w.cols(), out)
             }
         }
     }
@@ -117,6 +125,22 @@ fn widen_compact(w: &CompactMatrix, layout: CompactLayout) -> Result<CompactMatr
     })
 }
 
+/// `w`'s blocks as `layout`'s (`q8_0`): each code's level re-coded, the
+/// scales unchanged.
+fn widen_blocks(w: &BlockMatrix, layout: BlockLayout) -> Result<BlockMatrix, String> {
+    let from = w.layout();
+    let blocks: Vec<Block> = w
+        .data()
+        .chunks_exact(from.block_bytes())
+        .map(|bytes| {
+            let block = Block::unpack(from, bytes);
+            Block { d: block.d, codes: block.codes.map(|q| layout.code(from.level(q))) }
+        })
+        .collect();
+    BlockMatrix::from_blocks(w.rows(), w.cols(), layout, &blocks)
+        .ok_or_else(|| format!("re-coding {} blocks as {} failed", from.name(), layout.name()))
+}
+
 #[cfg(test)]
 mod tests {
     use qloader_kernels::DenseMatrix;
@@ -144,6 +168,8 @@ mod tests {
             ("int2k", "int3k"),
             ("int2k", "int4k"),
             ("int3k", "int4k"),
+            ("q4_0", "q8_0"),
+            ("iq4_nl", "q8_0"),
         ] {
             let (from, to): (WeightFormat, WeightFormat) =
                 (from.parse().unwrap(), to.parse().unwrap());
@@ -164,7 +190,7 @@ mod tests {
 
     #[test]
     fn float_targets_are_exact_or_rounded_once() {
-        for name in ["int8", "int4", "int2g128", "int3k", "nl4k", "f16", "f32"] {
+        for name in ["int8", "int4", "int2g128", "int3k", "nl4k", "q4_0", "iq4_nl", "f16", "f32"] {
             let f: WeightFormat = name.parse().unwrap();
             let w = LinearWeight::quantize(matrix(4, 70), f);
             assert_eq!(dense(&w.convert_to(WeightFormat::F32).unwrap()), dense(&w), "{name}");
@@ -187,15 +213,21 @@ mod tests {
             assert!(w.convert_to(to.parse().unwrap()).is_err(), "int3k → {to}");
         }
         let w = LinearWeight::quantize(matrix(2, 64), "nl4k".parse().unwrap());
-        for to in ["int4k", "int4", "int8"] {
+        for to in ["int4k", "int4", "int8", "iq4_nl"] {
             assert!(w.convert_to(to.parse().unwrap()).is_err(), "nl4k → {to}");
+        }
+        let w = LinearWeight::quantize(matrix(2, 64), "q8_0".parse().unwrap());
+        for to in ["q4_0", "iq4_nl", "int8", "int8g32"] {
+            assert!(w.convert_to(to.parse().unwrap()).is_err(), "q8_0 → {to}");
         }
     }
 
     #[test]
     fn rows_dequantize_like_the_whole_matrix() {
-        for name in ["f32", "f16", "int8", "int4", "int3g64", "int2g128", "int4k", "int2k", "nl4k"]
-        {
+        for name in [
+            "f32", "f16", "int8", "int4", "int3g64", "int2g128", "int4k", "int2k", "nl4k", "q4_0",
+            "q8_0", "iq4_nl",
+        ] {
             let w = LinearWeight::quantize(matrix(6, 77), name.parse().unwrap());
             let full = w.dequantize();
             let mut row = vec![0.0; 77];

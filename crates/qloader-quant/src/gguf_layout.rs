@@ -55,7 +55,7 @@ pub fn exact_gguf(w: &LinearWeight) -> Option<GgufData> {
     // block's f16 scale `d`, f16 minimum `m` and 16 code bytes.
     let data = match w.stored_parts() {
         StoredParts::F32 { data } | StoredParts::F16 { data } => data,
-        StoredParts::Compact { codes, .. } => codes,
+        StoredParts::Compact { codes, .. } | StoredParts::Block { codes, .. } => codes,
         StoredParts::Grouped { codes, scales, offsets, .. } => {
             let blocks = scales.chunks_exact(2).zip(offsets.chunks_exact(2));
             let mut data = Vec::with_capacity(codes.len() + scales.len() + offsets.len());
@@ -133,6 +133,9 @@ mod tests {
             ("int3k", GgmlType::Q4K, Some("int4k")),
             ("int2k", GgmlType::Q4K, Some("int4k")),
             ("nl4k", GgmlType::Iq4Xs, None),
+            ("q4_0", GgmlType::Q4_0, None),
+            ("q8_0", GgmlType::Q8_0, None),
+            ("iq4_nl", GgmlType::Iq4Nl, None),
         ] {
             let q = LinearWeight::quantize_borrowed(&w, name.parse().unwrap());
             let g = exact_gguf(&q).unwrap_or_else(|| panic!("{name} has an exact layout"));

@@ -38,11 +38,14 @@
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use half::f16;
+use qloader_format::block32::{Block, BlockLayout};
 use qloader_format::compact::{CompactLayout, SuperBlock, SUBS, SUPER};
 use qloader_format::grouped::{GroupedLayout, BLOCK};
 use qloader_format::WeightFormat;
-use qloader_kernels::quantize::{compact_code, fit_group, fit_super_block, group_code};
-use qloader_kernels::{CompactMatrix, DenseMatrix, GroupedMatrix, Int8Matrix};
+use qloader_kernels::quantize::{
+    block_code, compact_code, fit_block, fit_group, fit_super_block, group_code,
+};
+use qloader_kernels::{BlockMatrix, CompactMatrix, DenseMatrix, GroupedMatrix, Int8Matrix};
 
 use crate::LinearWeight;
 
@@ -102,7 +105,7 @@ pub enum GptqError {
         damping: f64,
     },
     /// GPTQ does not choose codes for this format.
-    #[error("GPTQ quantizes to int8, grouped or compact formats, not {0}")]
+    #[error("GPTQ quantizes to int8, grouped, compact or block formats, not {0}")]
     UnsupportedFormat(WeightFormat),
 }
 
@@ -110,7 +113,10 @@ pub enum GptqError {
 pub fn supports(format: WeightFormat) -> bool {
     matches!(
         format,
-        WeightFormat::Int8PerChannel | WeightFormat::Grouped(_) | WeightFormat::Compact(_)
+        WeightFormat::Int8PerChannel
+            | WeightFormat::Grouped(_)
+            | WeightFormat::Compact(_)
+            | WeightFormat::Block(_)
     )
 }
 
@@ -132,6 +138,9 @@ pub fn gptq(
         }
         WeightFormat::Compact(layout) => {
             Ok(LinearWeight::Compact(gptq_compact(w.data(), rows, cols, h, layout, opts)?))
+        }
+        WeightFormat::Block(layout) => {
+            Ok(LinearWeight::Block(gptq_blocks(w.data(), rows, cols, h, layout, opts)?))
         }
         other => Err(GptqError::UnsupportedFormat(other)),
     }
@@ -240,6 +249,45 @@ pub fn gptq_compact(
     problem.run(block, &mut quantizer);
     Ok(CompactMatrix::from_super_blocks(rows, cols, layout, &quantizer.blocks)
         .expect("fitted super-blocks follow the layout"))
+}
+
+/// GPTQ into a block format (`q4_0`, `q8_0`, `iq4_nl`): each block's
+/// scale fitted as the block quantizer fits it — from the updated weights
+/// when the loop reaches its first column (from the original ones with
+/// act-order), weighted by `H_ii` unless [`GptqOptions::weighted_groups`]
+/// is off — and each value then rounded to its nearest level as the loop
+/// reaches it.
+pub fn gptq_blocks(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    h: &[f32],
+    layout: BlockLayout,
+    opts: &GptqOptions,
+) -> Result<BlockMatrix, GptqError> {
+    let mut problem = Problem::new(w, rows, cols, h, opts)?;
+    let importance: Vec<f32> = if opts.weighted_groups {
+        (0..cols).map(|c| problem.diag[c] as f32).collect()
+    } else {
+        vec![1.0; cols]
+    };
+    let placeholder = Block { d: f16::ZERO, codes: [layout.padding_code(); BLOCK] };
+    let mut blocks = vec![placeholder; rows * cols.div_ceil(BLOCK)];
+    if opts.act_order {
+        // Static scales: every block from the original weights.
+        for (i, block) in blocks.iter_mut().enumerate() {
+            let (r, start) = (i / cols.div_ceil(BLOCK), (i % cols.div_ceil(BLOCK)) * BLOCK);
+            let end = (start + BLOCK).min(cols);
+            *block =
+                fit_block(&w[r * cols + start..r * cols + end], &importance[start..end], layout);
+        }
+    }
+    let mut quantizer =
+        BlockColumns { importance, rows, cols, layout, blocks, dynamic: !opts.act_order };
+    // Blocks must not straddle a block of the loop.
+    problem.run(opts.block.max(1).div_ceil(BLOCK) * BLOCK, &mut quantizer);
+    Ok(BlockMatrix::from_blocks(rows, cols, layout, &quantizer.blocks)
+        .expect("fitted blocks follow the layout"))
 }
 
 /// GPTQ into int8 with one symmetric scale per row (fixed from the original
@@ -361,6 +409,44 @@ impl ColumnQuantizer for CompactColumns {
         let q = compact_code(self.layout, v as f32, scale, offset);
         block.codes[k] = q;
         self.layout.value(scale, offset, q) as f64
+    }
+}
+
+/// Block formats: every row's blocks, row-major.
+struct BlockColumns {
+    /// Weight of each (original) column's squared error in a fit.
+    importance: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    layout: BlockLayout,
+    blocks: Vec<Block>,
+    /// Fit each block's scale when the loop reaches its first column.
+    dynamic: bool,
+}
+
+impl ColumnQuantizer for BlockColumns {
+    fn start(&mut self, c: usize, ahead: &[f64]) {
+        if !self.dynamic || !c.is_multiple_of(BLOCK) {
+            return;
+        }
+        let len = BLOCK.min(self.cols - c);
+        let importance = &self.importance[c..c + len];
+        let mut values = [0.0f32; BLOCK];
+        for r in 0..self.rows {
+            for (k, v) in values.iter_mut().enumerate().take(len) {
+                *v = ahead[k * self.rows + r] as f32;
+            }
+            let at = r * self.cols.div_ceil(BLOCK) + c / BLOCK;
+            self.blocks[at] = fit_block(&values[..len], importance, self.layout);
+        }
+    }
+
+    fn quantize(&mut self, c: usize, r: usize, v: f64) -> f64 {
+        let block = &mut self.blocks[r * self.cols.div_ceil(BLOCK) + c / BLOCK];
+        let d = block.d.to_f32();
+        let q = block_code(self.layout, v as f32, d);
+        block.codes[c % BLOCK] = q;
+        (self.layout.level(q) as f32 * d) as f64
     }
 }
 
@@ -614,7 +700,8 @@ mod tests {
         let (rows, cols) = (24, 320);
         let w = random_weight(&mut rng, rows, cols);
         let h = hessian(&mut rng, cols, 600, &[]);
-        for name in ["int4", "int3g64", "int8", "int4k", "int2k", "nl4k"] {
+        for name in ["int4", "int3g64", "int8", "int4k", "int2k", "nl4k", "q4_0", "iq4_nl", "q8_0"]
+        {
             let format: WeightFormat = name.parse().unwrap();
             let rtn = output_error(&w, &LinearWeight::quantize(w.clone(), format), &h);
             for (act_order, weighted_groups) in [(false, false), (false, true), (true, true)] {
@@ -667,7 +754,7 @@ mod tests {
         let (rows, cols) = (10, 100);
         let w = random_weight(&mut rng, rows, cols);
         let h = hessian(&mut rng, cols, 300, &[]);
-        for name in ["int4", "int3g64"] {
+        for name in ["int4", "int3g64", "q4_0", "iq4_nl"] {
             let format: WeightFormat = name.parse().unwrap();
             let q = gptq(&w, &h, format, &GptqOptions::default()).unwrap();
             assert_eq!(q.storage_bytes(), format.storage_bytes(rows, cols));

@@ -11,7 +11,9 @@ use qloader_kernels::matmul::{
 };
 use qloader_kernels::rowwise;
 use qloader_kernels::tiles::{matmul_tiled_a8, matmul_tiled_a8_glu, TiledMatrix};
-use qloader_kernels::{CompactMatrix, DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Kernels};
+use qloader_kernels::{
+    BlockMatrix, CompactMatrix, DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Kernels,
+};
 
 /// The input rows of one or more linear layers (`m × cols`), with their
 /// int8 quantization made once per group size on first need, so that layers
@@ -50,6 +52,8 @@ pub enum LinearWeight {
     Grouped(GroupedMatrix),
     /// Int4/int3/int2 in sub-blocks with quantized scales (`int4k`, …).
     Compact(CompactMatrix),
+    /// llama.cpp's 32-value blocks (`q4_0`, `q8_0`, `iq4_nl`).
+    Block(BlockMatrix),
 }
 
 impl LinearWeight {
@@ -59,7 +63,8 @@ impl LinearWeight {
             WeightFormat::F16
             | WeightFormat::Int8PerChannel
             | WeightFormat::Grouped(_)
-            | WeightFormat::Compact(_) => Self::quantize_borrowed(&w, format),
+            | WeightFormat::Compact(_)
+            | WeightFormat::Block(_) => Self::quantize_borrowed(&w, format),
             _ => LinearWeight::F32(w),
         }
     }
@@ -91,6 +96,9 @@ impl LinearWeight {
             WeightFormat::Compact(layout) => {
                 LinearWeight::Compact(CompactMatrix::quantize(w, layout, importance))
             }
+            WeightFormat::Block(layout) => {
+                LinearWeight::Block(BlockMatrix::quantize(w, layout, importance))
+            }
             _ => LinearWeight::F32(w.clone()),
         }
     }
@@ -103,6 +111,7 @@ impl LinearWeight {
             LinearWeight::Int8(_) => WeightFormat::Int8PerChannel,
             LinearWeight::Grouped(w) => WeightFormat::Grouped(w.layout()),
             LinearWeight::Compact(w) => WeightFormat::Compact(w.layout()),
+            LinearWeight::Block(w) => WeightFormat::Block(w.layout()),
         }
     }
 
@@ -114,6 +123,7 @@ impl LinearWeight {
             LinearWeight::Int8(w) => w.rows(),
             LinearWeight::Grouped(w) => w.rows(),
             LinearWeight::Compact(w) => w.rows(),
+            LinearWeight::Block(w) => w.rows(),
         }
     }
 
@@ -125,6 +135,7 @@ impl LinearWeight {
             LinearWeight::Int8(w) => w.cols(),
             LinearWeight::Grouped(w) => w.cols(),
             LinearWeight::Compact(w) => w.cols(),
+            LinearWeight::Block(w) => w.cols(),
         }
     }
 
@@ -137,6 +148,7 @@ impl LinearWeight {
             LinearWeight::Int8(w) => w.dequantize(),
             LinearWeight::Grouped(w) => w.dequantize(),
             LinearWeight::Compact(w) => w.dequantize(),
+            LinearWeight::Block(w) => w.dequantize(),
         }
     }
 
@@ -152,6 +164,7 @@ impl LinearWeight {
             LinearWeight::Int8(w) => w.dequantize_into(out),
             LinearWeight::Grouped(w) => w.dequantize_into(out),
             LinearWeight::Compact(w) => w.dequantize_into(out),
+            LinearWeight::Block(w) => w.dequantize_into(out),
         }
     }
 
@@ -164,6 +177,7 @@ impl LinearWeight {
             LinearWeight::Int8(w) => w.is_mapped(),
             LinearWeight::Grouped(w) => w.is_mapped(),
             LinearWeight::Compact(w) => w.is_mapped(),
+            LinearWeight::Block(w) => w.is_mapped(),
         }
     }
 
@@ -175,6 +189,7 @@ impl LinearWeight {
             LinearWeight::Int8(w) => w.storage_bytes(),
             LinearWeight::Grouped(w) => w.storage_bytes(),
             LinearWeight::Compact(w) => w.storage_bytes(),
+            LinearWeight::Block(w) => w.storage_bytes(),
         }
     }
 
@@ -186,6 +201,7 @@ impl LinearWeight {
             LinearWeight::Int8(w) => matmul_int8(x, m, w, y),
             LinearWeight::Grouped(w) => matmul_grouped(x, m, w, y),
             LinearWeight::Compact(w) => matmul_tiles(x, m, w.tiles(), y),
+            LinearWeight::Block(w) => matmul_tiles(x, m, w.tiles(), y),
         }
     }
 
@@ -254,6 +270,7 @@ impl LinearWeight {
         match self {
             LinearWeight::Grouped(w) => Some(w.tiles()),
             LinearWeight::Compact(w) => Some(w.tiles()),
+            LinearWeight::Block(w) => Some(w.tiles()),
             _ => None,
         }
     }
@@ -264,7 +281,7 @@ impl LinearWeight {
     /// and a decoder's first prompt does not pay for them.
     pub fn prepare_products(&self) {
         match self {
-            LinearWeight::Grouped(_) | LinearWeight::Compact(_) => {
+            LinearWeight::Grouped(_) | LinearWeight::Compact(_) | LinearWeight::Block(_) => {
                 self.tiles();
             }
             LinearWeight::F16(w) => {
@@ -276,7 +293,13 @@ impl LinearWeight {
 
     /// Whether [`LinearWeight::matmul_a8`] uses int8 activations here.
     pub fn has_a8_kernel(&self) -> bool {
-        matches!(self, LinearWeight::Int8(_) | LinearWeight::Grouped(_) | LinearWeight::Compact(_))
+        matches!(
+            self,
+            LinearWeight::Int8(_)
+                | LinearWeight::Grouped(_)
+                | LinearWeight::Compact(_)
+                | LinearWeight::Block(_)
+        )
     }
 }
 
@@ -289,7 +312,7 @@ mod tests {
         let w = DenseMatrix::new(8, 96, (0..768).map(|i| i as f32 / 100.0).collect()).unwrap();
         for name in [
             "f32", "f16", "int8", "int4", "int3g64", "int2g128", "int8g32", "int4k", "int2k",
-            "nl4k",
+            "nl4k", "q4_0", "q8_0", "iq4_nl",
         ] {
             let f: WeightFormat = name.parse().unwrap();
             let lw = LinearWeight::quantize(w.clone(), f);
@@ -307,7 +330,14 @@ mod tests {
             // half a step is under 0.22. (The compact formats' lowest level
             // is at most 0, so on these all-positive rows theirs start at 0:
             // int2k's 4 levels up to 7.7 are 2.6 apart.)
-            let bound = if matches!(f, WeightFormat::Compact(_)) { 1.3 } else { 0.22 };
+            let bound = if matches!(f, WeightFormat::Compact(_)) {
+                1.3
+            } else if matches!(f, WeightFormat::Block(_)) {
+                // A symmetric 4-bit grid over [−7.7, 7.7]: steps of about 1.
+                0.6
+            } else {
+                0.22
+            };
             assert!(worst < bound, "{f}: {worst}");
         }
     }

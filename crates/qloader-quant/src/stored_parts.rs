@@ -10,7 +10,8 @@ use half::f16;
 use qloader_format::TensorParts;
 
 use qloader_kernels::{
-    CompactMatrix, DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Plain, StableBytes, Storage,
+    BlockMatrix, CompactMatrix, DenseMatrix, GroupedMatrix, HalfMatrix, Int8Matrix, Plain,
+    StableBytes, Storage,
 };
 
 use crate::LinearWeight;
@@ -54,6 +55,13 @@ pub enum StoredParts {
         /// Every row's super-blocks.
         codes: Vec<u8>,
     },
+    /// llama.cpp's 32-value blocks.
+    Block {
+        /// Which blocks.
+        layout: qloader_format::block32::BlockLayout,
+        /// Every row's blocks.
+        codes: Vec<u8>,
+    },
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -94,6 +102,7 @@ impl StoredParts {
             StoredParts::Compact { layout, codes } => {
                 TensorParts::Compact { layout: *layout, codes }
             }
+            StoredParts::Block { layout, codes } => TensorParts::Block { layout: *layout, codes },
         }
     }
 }
@@ -116,6 +125,9 @@ impl LinearWeight {
             },
             LinearWeight::Compact(m) => {
                 StoredParts::Compact { layout: m.layout(), codes: m.data().to_vec() }
+            }
+            LinearWeight::Block(m) => {
+                StoredParts::Block { layout: m.layout(), codes: m.data().to_vec() }
             }
         }
     }
@@ -190,6 +202,11 @@ impl LinearWeight {
                 CompactMatrix::from_parts(rows, cols, layout, storage(codes, owner, <[u8]>::to_vec))
                     .map(LinearWeight::Compact)
                     .ok_or_else(|| bad("super-blocks"))
+            }
+            TensorParts::Block { layout, codes } => {
+                BlockMatrix::from_parts(rows, cols, layout, storage(codes, owner, <[u8]>::to_vec))
+                    .map(LinearWeight::Block)
+                    .ok_or_else(|| bad("blocks"))
             }
             _ => Err(bad("segments of an odd byte count")),
         }

@@ -111,8 +111,7 @@ pub fn evaluate_candidates<S: AsRef<str>>(
     let mut rows = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let format = candidate.format;
-        let integer = matches!(format, WeightFormat::Int8PerChannel | WeightFormat::Grouped(_));
-        let a8 = act == ActivationFormat::Int8 && integer;
+        let a8 = act == ActivationFormat::Int8 && format.family().takes_int8_activations();
         let method = candidate.quantization.method.name().to_owned();
         let (session, embeddings, seconds) = if format == WeightFormat::F32 {
             (None, reference_embeddings.clone(), reference_seconds)

@@ -47,8 +47,10 @@ pub fn describe(model: &LoadedModel) -> String {
     let converted: Vec<_> = model.placements.iter().filter(|p| p.convert_seconds > 0.0).collect();
     let convert_seconds: f64 = converted.iter().map(|p| p.convert_seconds).sum();
     let grouped = model.placements.iter().any(|p| {
-        matches!(p.stored, WeightFormat::Grouped(_))
-            && (p.kernel.is_some() || p.role == PlacementRole::LookUp)
+        matches!(
+            p.stored,
+            WeightFormat::Grouped(_) | WeightFormat::Compact(_) | WeightFormat::Block(_)
+        ) && (p.kernel.is_some() || p.role == PlacementRole::LookUp)
     });
     format!(
         "loaded {} in {:.2} s: {} tensors, {} read in place from the map, {} in memory{}{}",

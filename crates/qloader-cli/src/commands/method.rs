@@ -75,7 +75,10 @@ impl Method {
         match self.method {
             QuantMethod::Rtn => false,
             QuantMethod::Imatrix => {
-                matches!(format, WeightFormat::Grouped(_) | WeightFormat::Compact(_))
+                matches!(
+                    format,
+                    WeightFormat::Grouped(_) | WeightFormat::Compact(_) | WeightFormat::Block(_)
+                )
             }
             QuantMethod::Gptq => qloader_analyze::gptq::supports(format),
         }

@@ -15,7 +15,8 @@
 use half::{bf16, f16};
 
 use super::types::GgmlType;
-use crate::compact::{dequantize_row, CompactLayout, NL4_LEVELS};
+use crate::block32::{self, BlockLayout};
+use crate::compact::{dequantize_row, CompactLayout};
 
 /// Whether [`dequantize`] can convert tensors of type `ty`.
 pub fn can_dequantize(ty: GgmlType) -> bool {
@@ -120,15 +121,10 @@ fn half_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
-/// Q4_0: f16 scale `d`, then 16 bytes of codes; byte `j` holds element `j` in
-/// its low nibble and element `j + 16` in its high nibble; value `(q - 8) * d`.
+/// Q4_0: `q4_0`'s block (f16 scale `d`, 16 bytes of nibbles; value
+/// `(q − 8) · d`, see [`crate::block32`]).
 fn q4_0(b: &[u8; 18], y: &mut [f32; 32]) {
-    let d = half_at(b, 0);
-    let (lo, hi) = y.split_at_mut(16);
-    for ((&q, l), h) in b[2..].iter().zip(lo).zip(hi) {
-        *l = (f32::from(q & 0x0f) - 8.0) * d;
-        *h = (f32::from(q >> 4) - 8.0) * d;
-    }
+    block32::dequantize_row(BlockLayout::Q4_0, b, 32, y);
 }
 
 /// Q4_1: f16 scale `d` and minimum `m`, then codes as in Q4_0; value `q * d + m`.
@@ -174,12 +170,9 @@ fn q5_1(b: &[u8; 24], y: &mut [f32; 32]) {
     }
 }
 
-/// Q8_0: f16 scale `d`, 32 signed bytes; value `q * d`.
+/// Q8_0: `q8_0`'s block (f16 scale `d`, 32 signed bytes; value `q · d`).
 fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
-    let d = half_at(b, 0);
-    for (&q, v) in b[2..].iter().zip(y) {
-        *v = f32::from(q as i8) * d;
-    }
+    block32::dequantize_row(BlockLayout::Q8_0, b, 32, y);
 }
 
 /// Q8_1: f16 scale `d`, an f16 `d * sum(q)` (not needed here), 32 signed
@@ -276,19 +269,14 @@ fn q4_k(b: &[u8; 144], y: &mut [f32; 256]) {
     }
 }
 
-/// IQ4_NL: f16 scale `d`, then 4-bit indices into the fixed non-uniform
-/// grid [`NL4_LEVELS`], nibbles as in Q4_0; value `d · level`.
+/// IQ4_NL: `iq4_nl`'s block (f16 scale `d`, 4-bit indices into the grid
+/// [`NL4_LEVELS`](crate::compact::NL4_LEVELS); value `d · level`).
 fn iq4_nl(b: &[u8; 18], y: &mut [f32; 32]) {
-    let d = half_at(b, 0);
-    let (lo, hi) = y.split_at_mut(16);
-    for ((&q, l), h) in b[2..].iter().zip(lo).zip(hi) {
-        *l = d * f32::from(NL4_LEVELS[usize::from(q & 0x0f)]);
-        *h = d * f32::from(NL4_LEVELS[usize::from(q >> 4)]);
-    }
+    block32::dequantize_row(BlockLayout::Iq4Nl, b, 32, y);
 }
 
 /// IQ4_XS: the bytes of one `nl4k` super-block of 256 values (f16 `d`,
-/// signed 6-bit sub-block scales, 4-bit indices into [`NL4_LEVELS`]).
+/// signed 6-bit sub-block scales, 4-bit indices into [`NL4_LEVELS`](crate::compact::NL4_LEVELS)).
 fn iq4_xs(b: &[u8; 136], y: &mut [f32; 256]) {
     dequantize_row(CompactLayout::nl4(), b, 256, y);
 }

@@ -4,13 +4,16 @@
 //!
 //! * Same bytes: `f32` and `f16`; `int4` with groups of 32 is `Q4_1` block
 //!   for block (rows a multiple of 32); `int4k` is `Q4_K` and `nl4k` is
-//!   `IQ4_XS` super-block for super-block (rows a multiple of 256).
+//!   `IQ4_XS` super-block for super-block (rows a multiple of 256); `q4_0`,
+//!   `q8_0` and `iq4_nl` are their GGUF types block for block (rows a
+//!   multiple of 32).
 //! * Widened first: `int3`/`int2` with groups of 32 become `int4` codes
 //!   exactly (then `Q4_1`), `int3k`/`int2k` become `int4k` (then `Q4_K`) —
 //!   exact, but the file holds the wider format's bytes.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use super::GgmlType;
+use crate::block32::BlockLayout;
 use crate::compact::{CompactLayout, SUPER};
 use crate::grouped::GroupedLayout;
 use crate::WeightFormat;
@@ -30,6 +33,11 @@ pub fn same_bytes_type(format: WeightFormat, cols: usize) -> Option<GgmlType> {
         WeightFormat::Compact(l) if cols.is_multiple_of(SUPER) && l.bits() == 4 => {
             Some(GgmlType::Q4K)
         }
+        WeightFormat::Block(l) if cols.is_multiple_of(32) => Some(match l {
+            BlockLayout::Q4_0 => GgmlType::Q4_0,
+            BlockLayout::Q8_0 => GgmlType::Q8_0,
+            BlockLayout::Iq4Nl => GgmlType::Iq4Nl,
+        }),
         _ => None,
     }
 }
@@ -76,7 +84,9 @@ mod tests {
         assert_eq!(exact_type(f("int3k"), 576), None);
         assert_eq!(exact_type(f("f16"), 7), Some((GgmlType::F16, None)));
         // Where the bytes are the same, the sizes agree.
-        for name in ["f32", "f16", "int4", "int4k", "nl4k"] {
+        assert_eq!(same_bytes_type(f("q4_0"), 576), Some(GgmlType::Q4_0));
+        assert_eq!(same_bytes_type(f("iq4_nl"), 48), None);
+        for name in ["f32", "f16", "int4", "int4k", "nl4k", "q4_0", "q8_0", "iq4_nl"] {
             let ty = same_bytes_type(f(name), 1536).unwrap();
             assert_eq!(
                 f(name).storage_bytes(3, 1536) as u64,

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::block32::BlockLayout;
 use crate::compact::CompactLayout;
 use crate::grouped::GroupedLayout;
 use crate::weight_format::WeightFormat;
@@ -84,6 +85,11 @@ pub fn segment_lengths(
             let row_bytes = layout.row_bytes(usize::try_from(cols).ok()?) as u64;
             vec![(SegmentRole::Codes, rows.checked_mul(row_bytes)?)]
         }
+        WeightFormat::Block(layout) => {
+            let blocks = cols.div_ceil(crate::grouped::BLOCK as u64);
+            let row_bytes = blocks.checked_mul(layout.block_bytes() as u64)?;
+            vec![(SegmentRole::Codes, rows.checked_mul(row_bytes)?)]
+        }
     })
 }
 
@@ -128,6 +134,13 @@ pub enum TensorParts<'a> {
         /// `rows · layout.row_bytes(cols)` bytes of super-blocks, row by row.
         codes: &'a [u8],
     },
+    /// llama.cpp's 32-value blocks ([`crate::block32`]).
+    Block {
+        /// Which blocks.
+        layout: BlockLayout,
+        /// `rows · layout.row_bytes(cols)` bytes of blocks, row by row.
+        codes: &'a [u8],
+    },
 }
 
 impl<'a> TensorParts<'a> {
@@ -139,6 +152,7 @@ impl<'a> TensorParts<'a> {
             TensorParts::Int8PerChannel { .. } => WeightFormat::Int8PerChannel,
             TensorParts::Grouped { layout, .. } => WeightFormat::Grouped(layout),
             TensorParts::Compact { layout, .. } => WeightFormat::Compact(layout),
+            TensorParts::Block { layout, .. } => WeightFormat::Block(layout),
         }
     }
 
@@ -151,7 +165,9 @@ impl<'a> TensorParts<'a> {
             TensorParts::Int8PerChannel { codes, scales } => {
                 vec![(SegmentRole::Codes, codes), (SegmentRole::Scales, scales)]
             }
-            TensorParts::Compact { codes, .. } => vec![(SegmentRole::Codes, codes)],
+            TensorParts::Compact { codes, .. } | TensorParts::Block { codes, .. } => {
+                vec![(SegmentRole::Codes, codes)]
+            }
             TensorParts::Grouped { codes, scales, offsets, .. } => vec![
                 (SegmentRole::Codes, codes),
                 (SegmentRole::Scales, scales),

@@ -266,6 +266,9 @@ impl<'a> TensorView<'a> {
             WeightFormat::Compact(layout) => {
                 TensorParts::Compact { layout, codes: seg(SegmentRole::Codes) }
             }
+            WeightFormat::Block(layout) => {
+                TensorParts::Block { layout, codes: seg(SegmentRole::Codes) }
+            }
         }
     }
 }

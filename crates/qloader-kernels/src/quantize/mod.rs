@@ -3,6 +3,7 @@
 //! in_features`, the layout of a linear layer's weight, so groups and
 //! channels run along the input dimension.
 
+mod block32;
 mod compact;
 mod dense;
 mod f16;
@@ -13,6 +14,7 @@ mod grouped;
 mod int8;
 mod nonuniform;
 
+pub use block32::{block_code, fit_block, BlockMatrix};
 pub use compact::{compact_code, fit_super_block, CompactMatrix};
 pub use dense::DenseMatrix;
 pub use f16::{HalfMatrix, HALF_PANEL_ROWS};

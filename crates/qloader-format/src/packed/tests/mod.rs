@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use super::{segment_lengths, PackedFile, PackedMeta, PackedWriter, PlanRef, TensorParts};
 use super::{ALIGNMENT, PREAMBLE_LEN};
 use crate::error::FormatError;
-use crate::grouped::{BITS, GROUPS};
 use crate::WeightFormat;
 
 /// Deterministic bytes (a 64-bit LCG), different for each seed.
@@ -62,6 +61,7 @@ impl OwnedTensor {
                 TensorParts::Grouped { layout, codes: s(0), scales: s(1), offsets: s(2) }
             }
             WeightFormat::Compact(layout) => TensorParts::Compact { layout, codes: s(0) },
+            WeightFormat::Block(layout) => TensorParts::Block { layout, codes: s(0) },
         }
     }
 }
@@ -92,16 +92,7 @@ impl Model {
 
 /// Every format the crate knows.
 fn all_formats() -> Vec<WeightFormat> {
-    let mut formats = vec![WeightFormat::F32, WeightFormat::F16, WeightFormat::Int8PerChannel];
-    for bits in BITS {
-        for group in GROUPS {
-            formats.push(WeightFormat::grouped(bits, group));
-        }
-    }
-    for bits in crate::compact::BITS {
-        formats.push(WeightFormat::Compact(crate::compact::CompactLayout::new(bits).unwrap()));
-    }
-    formats
+    WeightFormat::all()
 }
 
 fn sample_meta() -> PackedMeta {

@@ -1,0 +1,388 @@
+//! llama.cpp's 32-value block formats (`q4_0`, `q8_0`, `iq4_nl`: one `f16`
+//! scale per 32 values and signed levels; bit layout in
+//! [`qloader_format::block32`]): the quantizer and the matrix.
+//!
+//! Each block's scale is fitted as llama.cpp's importance-matrix
+//! quantizers fit theirs: for candidate scales that put the value of
+//! largest magnitude at or near either end of the grid, every value takes
+//! its nearest level and the scale is re-fitted by least squares
+//! (`Σ w·x·L / Σ w·L²`) and rounded to `f16`; the codes are then re-chosen
+//! for the rounded scale, and the candidate with the least weighted squared
+//! error wins. Weights `w` are the input columns' importance when given.
+//!
+//! Products run on the tile kernels: each block is a 32-value group of the
+//! tiles with `d` as its scale. `q4_0` keeps its 4-bit codes with offset
+//! `−8·d`, `q8_0` its bytes read as `i8 + 128` with offset `−128·d`, and
+//! `iq4_nl` its 4-bit codes with a table of levels (code `q` read as the
+//! byte `NL4_LEVELS[q] + 128`) and offset `−128·d`. Each offset is a power
+//! of two times an `f16`, so the tiles hold the values exactly.
+
+use half::f16;
+use qloader_format::block32::{Block, BlockLayout};
+use qloader_format::compact::NL4_LEVELS;
+use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+use super::nonuniform::nearest_level;
+use super::DenseMatrix;
+use crate::storage::Storage;
+use crate::tiles::{DecodedRow, TiledMatrix};
+
+/// Candidate scales per end of the grid, each side of the end itself.
+const CANDIDATES: i32 = 4;
+
+/// Relative spacing of the candidates' end levels.
+const CANDIDATE_STEP: f32 = 0.025;
+
+/// A `rows × cols` matrix in a block format.
+#[derive(Debug, Clone)]
+pub struct BlockMatrix {
+    rows: usize,
+    cols: usize,
+    layout: BlockLayout,
+    data: Storage<u8>,
+    tiles: OnceLock<TiledMatrix>,
+}
+
+impl PartialEq for BlockMatrix {
+    /// Equal shape, layout and bytes (the tiles are a derived copy).
+    fn eq(&self, other: &Self) -> bool {
+        (self.rows, self.cols, self.layout) == (other.rows, other.cols, other.layout)
+            && self.data == other.data
+    }
+}
+
+impl BlockMatrix {
+    /// Quantizes `w`, each squared error of column `c` weighted by
+    /// `importance[c]` if given (see the module documentation).
+    ///
+    /// # Panics
+    /// If `importance` is given and its length is not `w.cols()`.
+    pub fn quantize(w: &DenseMatrix, layout: BlockLayout, importance: Option<&[f32]>) -> Self {
+        let (rows, cols) = (w.rows(), w.cols());
+        if let Some(imp) = importance {
+            assert_eq!(imp.len(), cols, "one importance per input column");
+        }
+        let row_bytes = layout.row_bytes(cols);
+        let mut data = vec![0u8; rows * row_bytes];
+        let ones = [1.0f32; BLOCK];
+        if rows > 0 && row_bytes > 0 {
+            data.par_chunks_mut(row_bytes).enumerate().for_each(|(r, out)| {
+                let row = w.row(r);
+                for (b, (x, o)) in
+                    row.chunks(BLOCK).zip(out.chunks_exact_mut(layout.block_bytes())).enumerate()
+                {
+                    let wt =
+                        importance.map_or(&ones[..x.len()], |imp| &imp[b * BLOCK..][..x.len()]);
+                    fit_block(x, wt, layout).pack(layout, o);
+                }
+            });
+        }
+        Self { rows, cols, layout, data: data.into(), tiles: OnceLock::new() }
+    }
+
+    /// A matrix over stored bytes (`rows · layout.row_bytes(cols)`); `None`
+    /// if the length disagrees with the shape.
+    pub fn from_parts(
+        rows: usize,
+        cols: usize,
+        layout: BlockLayout,
+        data: impl Into<Storage<u8>>,
+    ) -> Option<Self> {
+        let data = data.into();
+        (rows.checked_mul(layout.row_bytes(cols)) == Some(data.len())).then(|| Self {
+            rows,
+            cols,
+            layout,
+            data,
+            tiles: OnceLock::new(),
+        })
+    }
+
+    /// A matrix from its blocks, row after row (each row's in column
+    /// order): how a quantizer that picks codes itself (GPTQ) stores its
+    /// result. `None` if the blocks do not fit the shape or a code is out of
+    /// range.
+    pub fn from_blocks(
+        rows: usize,
+        cols: usize,
+        layout: BlockLayout,
+        blocks: &[Block],
+    ) -> Option<Self> {
+        let per_row = cols.div_ceil(BLOCK);
+        if blocks.len() != rows.checked_mul(per_row)?
+            || blocks.iter().any(|b| b.codes.iter().any(|&q| q > layout.max_code()))
+        {
+            return None;
+        }
+        let n = layout.block_bytes();
+        let mut data = vec![0u8; blocks.len() * n];
+        for (block, out) in blocks.iter().zip(data.chunks_exact_mut(n)) {
+            block.pack(layout, out);
+        }
+        Self::from_parts(rows, cols, layout, data)
+    }
+
+    /// Rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Which blocks.
+    pub fn layout(&self) -> BlockLayout {
+        self.layout
+    }
+
+    /// Every row's blocks, row after row.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Row `r`'s bytes.
+    pub fn row(&self, r: usize) -> &[u8] {
+        let n = self.layout.row_bytes(self.cols);
+        &self.data[r * n..(r + 1) * n]
+    }
+
+    /// Whether the bytes are a view of a memory-mapped model.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_shared()
+    }
+
+    /// Bytes of storage.
+    pub fn storage_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The exact values (`d · level` in `f32`).
+    pub fn dequantize(&self) -> DenseMatrix {
+        let mut data = vec![0.0f32; self.rows * self.cols];
+        self.dequantize_into(&mut data);
+        DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// [`BlockMatrix::dequantize`] into `out` (`rows × cols`).
+    ///
+    /// # Panics
+    /// If `out` does not hold `rows × cols` values.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.rows * self.cols, "one value per weight");
+        if self.cols > 0 {
+            out.par_chunks_mut(self.cols).enumerate().with_min_len(16).for_each(|(r, out)| {
+                qloader_format::block32::dequantize_row(self.layout, self.row(r), self.cols, out)
+            });
+        }
+    }
+
+    /// The grouped layout the tiles use: the code width in groups of 32.
+    pub fn tile_layout(&self) -> GroupedLayout {
+        GroupedLayout::new(self.layout.bits(), BLOCK).expect("4 and 8 bits exist in groups of 32")
+    }
+
+    /// The byte each code is read as in the tiles, if not the code itself:
+    /// `NL4_LEVELS[q] + 128` for `iq4_nl`.
+    pub fn tile_levels(&self) -> Option<[u8; 16]> {
+        self.layout
+            .is_nonuniform()
+            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + 128) as u8))
+    }
+
+    /// The matrix in tiles (made on the first call, kept).
+    pub fn tiles(&self) -> &TiledMatrix {
+        self.tiles.get_or_init(|| {
+            let layout = self.tile_layout();
+            TiledMatrix::from_decoded_rows(self.rows, self.cols, layout, self.tile_levels(), &|r| {
+                self.decode_row(r, layout)
+            })
+        })
+    }
+
+    /// Row `r` as grouped parts in `layout` (groups of 32).
+    fn decode_row(&self, r: usize, layout: GroupedLayout) -> DecodedRow {
+        let blocks = self.cols.div_ceil(BLOCK);
+        let mut out = DecodedRow {
+            codes: vec![0u8; layout.row_code_bytes(self.cols)],
+            scales: Vec::with_capacity(blocks),
+            offsets: Vec::with_capacity(blocks),
+        };
+        let (n, code_bytes) = (self.layout.block_bytes(), layout.block_bytes());
+        // The level code 0 stands for in the tiles, negated, in units of d.
+        let bias = match self.layout {
+            BlockLayout::Q4_0 => 8.0,
+            BlockLayout::Q8_0 | BlockLayout::Iq4Nl => 128.0,
+        };
+        for (b, bytes) in self.row(r).chunks_exact(n).enumerate() {
+            let block = Block::unpack(self.layout, bytes);
+            out.scales.push(block.d);
+            // Exact: a power of two times an f16.
+            out.offsets.push(f16::from_f32(-bias * block.d.to_f32()));
+            pack_block(layout.bits(), &block.codes, &mut out.codes[b * code_bytes..][..code_bytes]);
+        }
+        out
+    }
+}
+
+/// The code of `v` in a block of scale `d`: its nearest level.
+pub fn block_code(layout: BlockLayout, v: f32, d: f32) -> u8 {
+    let u = if d != 0.0 { v / d } else { 0.0 };
+    // NaN clamps to NaN, which `as` turns into 0 (level 0).
+    match layout {
+        BlockLayout::Q4_0 => (u.round().clamp(-8.0, 7.0) as i16 + 8) as u8,
+        BlockLayout::Q8_0 => (u.round().clamp(-127.0, 127.0) as i16 + 128) as u8,
+        BlockLayout::Iq4Nl => nearest_level(u),
+    }
+}
+
+/// The block of values `x` (at most 32; a short block is padded with the
+/// level nearest 0) fitted with weights `w` (one per value), as
+/// [`BlockMatrix::quantize`] fits each (see the module documentation).
+///
+/// # Panics
+/// If `x` holds more than 32 values or `w` differs from it in length.
+pub fn fit_block(x: &[f32], w: &[f32], layout: BlockLayout) -> Block {
+    assert!(x.len() <= BLOCK && x.len() == w.len(), "at most 32 values, one weight each");
+    let far = x.iter().copied().fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m });
+    let mut best = Block { d: f16::ZERO, codes: [layout.padding_code(); BLOCK] };
+    if far == 0.0 || !far.is_finite() {
+        return best;
+    }
+    let (lo, hi) = {
+        let mut levels = layout.levels().map(|(_, l)| l);
+        let lo = levels.next().unwrap_or_default();
+        (lo, levels.last().unwrap_or_default())
+    };
+    // A symmetric grid needs only one end.
+    let ends: &[i16] = if lo == -hi { &[lo] } else { &[lo, hi] };
+    let mut best_err = f32::INFINITY;
+    for &end in ends {
+        for k in -CANDIDATES..=CANDIDATES {
+            let scale = far / (end as f32 * (1.0 + k as f32 * CANDIDATE_STEP));
+            let (mut xl, mut ll) = (0.0f32, 0.0f32);
+            for (&v, &wt) in x.iter().zip(w) {
+                let l = layout.level(block_code(layout, v, scale)) as f32;
+                xl += wt * v * l;
+                ll += wt * l * l;
+            }
+            let d = f16::from_f32(if ll > 0.0 { xl / ll } else { scale });
+            if !d.is_finite() {
+                continue;
+            }
+            let df = d.to_f32();
+            let mut codes = [layout.padding_code(); BLOCK];
+            let mut err = 0.0f32;
+            for ((&v, &wt), q) in x.iter().zip(w).zip(codes.iter_mut()) {
+                *q = block_code(layout, v, df);
+                let e = layout.level(*q) as f32 * df - v;
+                err += wt * e * e;
+            }
+            if err < best_err {
+                best_err = err;
+                best = Block { d, codes };
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GroupedMatrix;
+
+    fn symmetric_weights(rows: usize, cols: usize, seed: u32) -> DenseMatrix {
+        let mut state = seed;
+        let data = (0..rows * cols)
+            .map(|_| {
+                let mut s = 0.0;
+                for _ in 0..4 {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    s += (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                }
+                s * s * s * 0.05
+            })
+            .collect();
+        DenseMatrix::new(rows, cols, data).unwrap()
+    }
+
+    fn mse(a: &DenseMatrix, b: &DenseMatrix) -> f64 {
+        a.data().iter().zip(b.data()).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>()
+            / a.data().len() as f64
+    }
+
+    #[test]
+    fn every_layout_round_trips_its_bytes_and_sizes() {
+        for layout in BlockLayout::ALL {
+            for cols in [1, 32, 33, 300, 576] {
+                let w = symmetric_weights(5, cols, cols as u32);
+                let q = BlockMatrix::quantize(&w, layout, None);
+                assert_eq!(q.storage_bytes(), layout.storage_bytes(5, cols));
+                let back = BlockMatrix::from_parts(5, cols, layout, q.data().to_vec()).unwrap();
+                assert_eq!(back, q);
+                assert!(BlockMatrix::from_parts(5, cols, layout, vec![0u8; 3]).is_none());
+                let blocks: Vec<Block> = q
+                    .data()
+                    .chunks_exact(layout.block_bytes())
+                    .map(|b| Block::unpack(layout, b))
+                    .collect();
+                assert_eq!(BlockMatrix::from_blocks(5, cols, layout, &blocks).unwrap(), q);
+                assert!(BlockMatrix::from_blocks(4, cols, layout, &blocks).is_none());
+            }
+        }
+    }
+
+    /// The tiles hold the values exactly, and each format is about as close
+    /// as the grouped format of its code width in groups of 32 (which has
+    /// an offset too and costs half a bit more: a symmetric grid of even
+    /// steps spends up to half its levels outside a block's range).
+    #[test]
+    fn tiles_are_exact_and_errors_are_those_of_the_width() {
+        let w = symmetric_weights(16, 576, 7);
+        for layout in BlockLayout::ALL {
+            let q = BlockMatrix::quantize(&w, layout, None);
+            let exact = q.dequantize();
+            assert_eq!(q.tiles().dequantize(), exact, "{}", layout.name());
+            let grouped = GroupedMatrix::quantize(&w, q.tile_layout());
+            let (ours, theirs) = (mse(&exact, &w), mse(&grouped.dequantize(), &w));
+            let bound = if layout.is_nonuniform() { 1.3 } else { 2.0 };
+            assert!(ours < bound * theirs, "{}: {ours} vs g32 {theirs}", layout.name());
+        }
+    }
+
+    #[test]
+    fn values_on_the_grid_come_back_and_zeros_stay_zero() {
+        for layout in BlockLayout::ALL {
+            let levels: Vec<i16> = layout.levels().map(|(_, l)| l).collect();
+            let x: Vec<f32> = (0..32).map(|i| levels[i * 7 % levels.len()] as f32 / 64.0).collect();
+            let block = fit_block(&x, &[1.0; 32], layout);
+            assert_eq!(block.values(layout).to_vec(), x, "{}", layout.name());
+            let zero = fit_block(&[0.0; 32], &[1.0; 32], layout);
+            assert_eq!(zero.values(layout), [0.0; 32]);
+        }
+    }
+
+    #[test]
+    fn importance_lowers_the_weighted_error() {
+        let w = symmetric_weights(8, 256, 3);
+        let importance: Vec<f32> = (0..256).map(|c| if c % 5 == 0 { 50.0 } else { 1.0 }).collect();
+        for layout in [BlockLayout::Q4_0, BlockLayout::Iq4Nl] {
+            let weighted_err = |q: &BlockMatrix| {
+                let d = q.dequantize();
+                d.data()
+                    .iter()
+                    .zip(w.data())
+                    .enumerate()
+                    .map(|(i, (a, b))| importance[i % 256] as f64 * ((a - b) as f64).powi(2))
+                    .sum::<f64>()
+            };
+            let plain = weighted_err(&BlockMatrix::quantize(&w, layout, None));
+            let weighted = weighted_err(&BlockMatrix::quantize(&w, layout, Some(&importance)));
+            assert!(weighted < 0.9 * plain, "{}: {weighted} vs {plain}", layout.name());
+        }
+    }
+}
