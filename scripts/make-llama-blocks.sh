@@ -13,6 +13,10 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
    "$BUILD/ggml/src/libggml-base.a" -fopenmp -lstdc++ -lm -lpthread -o "$TMP/llama-blocks"
+# GGML_TYPE_Q4_0 = 2.
+"$TMP/llama-blocks" 2 "$OUT/llama-q4_0.bin" "$OUT/llama-q4_0.f32"
+# GGML_TYPE_Q8_0 = 8.
+"$TMP/llama-blocks" 8 "$OUT/llama-q8_0.bin" "$OUT/llama-q8_0.f32"
 # GGML_TYPE_Q4_1 = 3.
 "$TMP/llama-blocks" 3 "$OUT/llama-q4_1.bin" "$OUT/llama-q4_1.f32"
 # GGML_TYPE_Q4_K = 12.

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
+use qloader_format::gguf::GgufFile;
 use qloader_format::PackedFile;
 use qloader_fuzz::file;
 use qloader_kernels::StableBytes;
 use qloader_quant::LinearWeight;
-use qloader_format::gguf::GgufFile;
 use qloader_runtime::packed::export::{export_gguf, ExportOptions};
 use qloader_runtime::packed::{open_packed, LoadOptions};
 

@@ -9,10 +9,7 @@ use qloader_hw::profile::DeviceProfile;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(profile) = DeviceProfile::from_toml(text) else { return };
-    let names =
-        ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int2g64", "int3k", "nl4k"];
-    for name in names {
-        let format: WeightFormat = name.parse().expect("known format");
+    for format in WeightFormat::all() {
         for act in [ActivationFormat::F32, ActivationFormat::Int8] {
             if let Some(e) = profile.execution(format, act) {
                 // Whatever the profile says, a conversion never re-quantizes.

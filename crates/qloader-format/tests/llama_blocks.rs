@@ -3,9 +3,11 @@
 //! checked in) read by QLoader's layouts that claim the same bytes give the
 //! floats llama.cpp de-quantizes them to, bit for bit, and re-pack to the
 //! same bytes — so a plan's `int4k` and `nl4k` tensors are `Q4_K` and
-//! `IQ4_XS` tensors as they are. The GGUF reader's de-quantization of those
-//! types and of `IQ4_NL` is checked against the same files.
+//! `IQ4_XS` tensors as they are, and its `q4_0`, `q8_0` and `iq4_nl` ones
+//! llama.cpp's blocks of those names. The GGUF reader's de-quantization of
+//! those types is checked against the same files.
 
+use qloader_format::block32::{Block, BlockLayout};
 use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
 use qloader_format::gguf::{dequantize, GgmlType};
 
@@ -63,15 +65,47 @@ fn nl4k_rows_are_llama_cpp_iq4_xs_blocks() {
     rows_are_llama_cpp_blocks(CompactLayout::nl4(), "llama-iq4_xs", Some(GgmlType::Iq4Xs));
 }
 
-/// The GGUF reader's IQ4_NL (32-value blocks of the same grid, one f16 scale
-/// each; no QLoader layout holds it) gives llama.cpp's floats bit for bit.
-#[test]
-fn the_gguf_reader_reads_llama_cpp_iq4_nl_blocks() {
-    let (bytes, want) = (data("llama-iq4_nl.bin"), floats(&data("llama-iq4_nl.f32")));
-    assert_eq!(bytes.len(), ROWS * COLS / 32 * 18);
-    let mut read = vec![0.0f32; ROWS * COLS];
-    dequantize(GgmlType::Iq4Nl, &bytes, &mut read).unwrap();
-    for (i, (a, b)) in read.iter().zip(&want).enumerate() {
-        assert_eq!(a.to_bits(), b.to_bits(), "value {i}: {a} vs llama.cpp {b}");
+/// Rows of block `layout` written by llama.cpp (`name`.bin, its floats in
+/// `name`.f32) de-quantize to llama.cpp's floats bit for bit, through our
+/// layout and through the GGUF reader as `gguf`, and re-pack to the same
+/// bytes.
+fn rows_are_llama_cpp_32_blocks(layout: BlockLayout, name: &str, gguf: GgmlType) {
+    let (bytes, want) = (data(&format!("{name}.bin")), floats(&data(&format!("{name}.f32"))));
+    let row_bytes = layout.row_bytes(COLS);
+    assert_eq!(bytes.len(), ROWS * row_bytes, "{name}: sixteen blocks per row");
+    for r in 0..ROWS {
+        let row = &bytes[r * row_bytes..(r + 1) * row_bytes];
+        let mut ours = vec![0.0f32; COLS];
+        qloader_format::block32::dequantize_row(layout, row, COLS, &mut ours);
+        let theirs = &want[r * COLS..(r + 1) * COLS];
+        for (c, (a, b)) in ours.iter().zip(theirs).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "{name} row {r} column {c}: {a} vs llama.cpp {b}");
+        }
+        let mut read = vec![0.0f32; COLS];
+        dequantize(gguf, row, &mut read).unwrap();
+        assert_eq!(read, ours, "{name}: the GGUF reader agrees");
+        let mut repacked = vec![0u8; row_bytes];
+        for (block, out) in row
+            .chunks_exact(layout.block_bytes())
+            .zip(repacked.chunks_exact_mut(layout.block_bytes()))
+        {
+            Block::unpack(layout, block).pack(layout, out);
+        }
+        assert_eq!(repacked, row, "{name}: re-packed");
     }
+}
+
+#[test]
+fn q4_0_rows_are_llama_cpp_q4_0_blocks() {
+    rows_are_llama_cpp_32_blocks(BlockLayout::Q4_0, "llama-q4_0", GgmlType::Q4_0);
+}
+
+#[test]
+fn q8_0_rows_are_llama_cpp_q8_0_blocks() {
+    rows_are_llama_cpp_32_blocks(BlockLayout::Q8_0, "llama-q8_0", GgmlType::Q8_0);
+}
+
+#[test]
+fn iq4_nl_rows_are_llama_cpp_iq4_nl_blocks() {
+    rows_are_llama_cpp_32_blocks(BlockLayout::Iq4Nl, "llama-iq4_nl", GgmlType::Iq4Nl);
 }

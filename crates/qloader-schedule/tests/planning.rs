@@ -128,12 +128,15 @@ fn edge_plan_respects_its_memory_and_only_falls_back_where_declared() {
 #[test]
 fn a_gguf_layout_profile_plans_only_formats_llama_cpp_reads_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
-    let names = ["f16", "int8", "int4", "int4g128", "int4k", "nl4k", "int3", "int3k", "int2k"];
+    let names = [
+        "f16", "int8", "q8_0", "int4", "q4_0", "iq4_nl", "int4g128", "int4k", "nl4k", "int3",
+        "int3k", "int2k",
+    ];
     for cols in [576, 1536] {
         let path = table_of(dir.path(), 6, 256, cols, &names);
         let sources = Sources::read(&path, &profile("llama-cpp.toml")).unwrap();
         let mut seen = std::collections::BTreeSet::new();
-        let tightest = if cols == 576 { "5.2bpw" } else { "4.4bpw" };
+        let tightest = if cols == 576 { "4.6bpw" } else { "4.4bpw" };
         for budget in [tightest, "8bpw", "12bpw"] {
             let plan = make_plan(&sources, &options(Some(budget))).unwrap();
             for t in &plan.tensors {
@@ -143,8 +146,10 @@ fn a_gguf_layout_profile_plans_only_formats_llama_cpp_reads_as_they_are() {
                 seen.insert(t.format.name());
             }
         }
-        // 576 columns: only int4 (Q4_1) and f16; 1536: the super-block formats too.
-        assert!(seen.contains("int4") && seen.contains("f16"), "{cols}: {seen:?}");
+        // 576 columns: only 32-blocks (Q8_0, Q4_1, Q4_0, IQ4_NL) and f16; 1536: the
+        // super-block formats too.
+        assert!(seen.contains("f16"), "{cols}: {seen:?}");
+        assert!(seen.iter().any(|f| ["q4_0", "iq4_nl"].contains(&f.as_str())), "{cols}: {seen:?}");
         assert_eq!(seen.iter().any(|f| f.ends_with('k')), cols == 1536, "{cols}: {seen:?}");
     }
 }

@@ -272,11 +272,13 @@ fn tiny_gguf() -> Vec<u8> {
 }
 
 /// The blocks llama.cpp wrote for the bit-identity tests (2 × 512 each),
-/// one tensor per quantized type: Q4_1, Q4_K, IQ4_NL, IQ4_XS.
+/// one tensor per quantized type: Q4_0, Q4_1, Q8_0, Q4_K, IQ4_NL, IQ4_XS.
 fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
     let data = root.join("../crates/qloader-format/tests/data");
     let tensors: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = [
+        ("q4_0", "llama-q4_0.bin", 2),
         ("q4_1", "llama-q4_1.bin", 3),
+        ("q8_0", "llama-q8_0.bin", 8),
         ("q4_k", "llama-q4_k.bin", 12),
         ("iq4_nl", "llama-iq4_nl.bin", 20),
         ("iq4_xs", "llama-iq4_xs.bin", 23),
@@ -292,8 +294,10 @@ fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
 /// Packed models: every format once, with a bert header and blobs; and a
 /// llama header over no tensors.
 fn tiny_packed() -> Vec<Vec<u8>> {
-    let formats =
-        ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64", "int4k", "int2k", "nl4k"];
+    let formats = [
+        "f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64", "int4k", "int2k", "nl4k",
+        "q4_0", "q8_0", "iq4_nl",
+    ];
     let weights: Vec<(String, LinearWeight)> = formats
         .iter()
         .enumerate()

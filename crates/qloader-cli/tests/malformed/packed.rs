@@ -576,7 +576,7 @@ pub fn cases() -> Vec<Case> {
             "{path}/tokenizer.json: invalid tokenizer: special token 99 is outside the 8 tokens",
         ),
     ]);
-    // A compact format's codes segment one byte short or long.
+    // A compact or block format's codes segment one byte short or long.
     for (class, format, delta, expected) in [
         (
             "packed/compact-segment-wrong-length",
@@ -591,6 +591,13 @@ pub fn cases() -> Vec<Case> {
             1,
             "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 153 \
              bytes, format nl4k with shape [8, 8] needs 152",
+        ),
+        (
+            "packed/block-segment-wrong-length",
+            "q8_0",
+            1,
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: segment `codes` is 273 \
+             bytes, format q8_0 with shape [8, 8] needs 272",
         ),
     ] {
         let parts = Parts::split(&llama_packed_in(format.parse().expect("a format")));

@@ -513,22 +513,22 @@ mod tests {
     }
 
     /// Tiles built from compact rows — `nl4k`'s with a table of levels —
-    /// give every tier the plain product with the tiles' own values.
+    /// and from llama.cpp's 32-value blocks give every tier the plain
+    /// product with the tiles' own values.
     #[test]
-    fn compact_tiles_match_reference() {
-        use crate::quantize::CompactMatrix;
+    fn compact_and_block_tiles_match_reference() {
+        use crate::quantize::{BlockMatrix, CompactMatrix};
+        use qloader_format::block32::BlockLayout;
         use qloader_format::compact::CompactLayout;
         let seed: Vec<f32> = (0..83).map(|i| ((i * 29) % 83) as f32 / 41.0 - 1.0).collect();
-        for (m, n, k) in [(1, 16, 256), (3, 17, 576), (9, 33, 300), (40, 20, 64)] {
+        for (m, n, k) in [(1, 16, 256), (3, 17, 576), (9, 33, 300), (40, 20, 64), (2, 5, 100)] {
             let w = matrix(n, k, &seed);
             let x: Vec<f32> =
                 (0..m * k).map(|i| seed[(i * 13) % 83] * (1.0 + (i / k) as f32 * 0.3)).collect();
             let xq = QuantizedActivations::quantize(&x, m, k, 32);
             let xs = dequantize_activations(&xq);
-            for layout in CompactLayout::all() {
-                let c = CompactMatrix::quantize(&w, layout, None);
-                let t = c.tiles();
-                assert_eq!(t.levels().is_some(), layout.is_nonuniform());
+            let check = |name: &str, t: &TiledMatrix, nonuniform: bool| {
+                assert_eq!(t.levels().is_some(), nonuniform, "{name}");
                 let values = t.dequantize();
                 let bound = t.map_weights(|s, l, o| (s * l).abs() + o.abs());
                 let product = |x: &[f32]| -> Vec<f32> {
@@ -541,7 +541,7 @@ mod tests {
                 };
                 let (want_a8, want_f32) = (product(&xs), product(&x));
                 for kern in available() {
-                    let what = format!("{} {} {m}×{n}×{k}", kern.isa, layout.name());
+                    let what = format!("{} {name} {m}×{n}×{k}", kern.isa);
                     let mut y = vec![f32::NAN; m * n];
                     matmul_tiled_a8_with(kern, &xq, t, &mut y);
                     assert_close(&format!("{what} ·a8"), &y, &want_a8, &xs, m, &bound);
@@ -549,6 +549,15 @@ mod tests {
                     matmul_tiled_f32_with(kern, &x, m, t, &mut y);
                     assert_close(&format!("{what} f32"), &y, &want_f32, &x, m, &bound);
                 }
+            };
+            for layout in CompactLayout::all() {
+                let c = CompactMatrix::quantize(&w, layout, None);
+                check(&layout.name(), c.tiles(), layout.is_nonuniform());
+            }
+            for layout in BlockLayout::ALL {
+                let b = BlockMatrix::quantize(&w, layout, None);
+                assert_eq!(b.tiles().dequantize(), b.dequantize(), "{} exactly", layout.name());
+                check(layout.name(), b.tiles(), layout.is_nonuniform());
             }
         }
     }
