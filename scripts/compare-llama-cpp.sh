@@ -14,7 +14,7 @@
 #
 # Prints one line per file: who, type or budget, bytes, perplexity (and ours in our harness).
 # Needs the fixtures (scripts/fetch-fixtures.sh) and llama.cpp (scripts/llama-cpp.sh builds
-# it, several minutes the first time); takes about 15 minutes on 2 cores.
+# it, several minutes the first time); takes about 25 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -28,7 +28,7 @@ calib="$cache/alice/alice.txt"
 cargo build --release -p qloader-cli >&2
 q="$root/target/release/qloader"
 cd "$work"
-types=(Q8_0 Q5_K_M Q4_K_M Q4_K_S Q3_K_M Q4_0 IQ4_XS Q2_K)
+types=(Q8_0 Q5_K_M Q4_K_M Q4_K_S Q3_K_M Q4_0 IQ4_XS Q3_K_S Q2_K IQ3_XXS IQ2_XS)
 
 ppl() {
     "$bin/llama-perplexity" -m "$1" -f "$text" -c 512 --chunks 8 -t "$(nproc)" 2>&1 |
@@ -43,7 +43,7 @@ for ty in "${types[@]}"; do
         "$model" "llama-$ty.gguf" "$ty" >"quantize-$ty.log" 2>&1
     echo "llama.cpp $ty $(stat -c %s "llama-$ty.gguf") $(ppl "llama-$ty.gguf")"
 done
-[ -f table.json ] || "$q" analyze --model "$model" --formats f16,int4,int4k,nl4k \
+[ -f table.json ] || "$q" analyze --model "$model" --formats f16,q8_0,int4,q4_0,iq4_nl,int4k,nl4k \
     --method imatrix -o table.json >analyze.log 2>&1
 for ty in "${types[@]}"; do
     budget=$(( $(stat -c %s "llama-$ty.gguf") - 2 * 1024 * 1024 ))
