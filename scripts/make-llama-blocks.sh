@@ -25,3 +25,10 @@ cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
 "$TMP/llama-blocks" 20 "$OUT/llama-iq4_nl.bin" "$OUT/llama-iq4_nl.f32"
 # GGML_TYPE_IQ4_XS = 23.
 "$TMP/llama-blocks" 23 "$OUT/llama-iq4_xs.bin" "$OUT/llama-iq4_xs.f32"
+# The importance-matrix and ternary types (llama-blocks.c gives the IQ1/IQ2/
+# IQ3 ones an importance matrix): GGML_TYPE_IQ2_XXS = 16, IQ2_XS = 17,
+# IQ3_XXS = 18, IQ1_S = 19, IQ3_S = 21, IQ2_S = 22, IQ1_M = 29, TQ1_0 = 34,
+# TQ2_0 = 35.
+for pair in 16:iq2_xxs 17:iq2_xs 18:iq3_xxs 19:iq1_s 21:iq3_s 22:iq2_s 29:iq1_m 34:tq1_0 35:tq2_0; do
+    "$TMP/llama-blocks" "${pair%%:*}" "$OUT/llama-${pair#*:}.bin" "$OUT/llama-${pair#*:}.f32"
+done

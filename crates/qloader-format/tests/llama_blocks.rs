@@ -5,7 +5,9 @@
 //! same bytes — so a plan's `int4k` and `nl4k` tensors are `Q4_K` and
 //! `IQ4_XS` tensors as they are, and its `q4_0`, `q8_0` and `iq4_nl` ones
 //! llama.cpp's blocks of those names. The GGUF reader's de-quantization of
-//! those types is checked against the same files.
+//! those types is checked against the same files, and so is its
+//! de-quantization of the lattice and ternary types no layout claims
+//! (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0).
 
 use qloader_format::block32::{Block, BlockLayout};
 use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
@@ -108,4 +110,66 @@ fn q8_0_rows_are_llama_cpp_q8_0_blocks() {
 #[test]
 fn iq4_nl_rows_are_llama_cpp_iq4_nl_blocks() {
     rows_are_llama_cpp_32_blocks(BlockLayout::Iq4Nl, "llama-iq4_nl", GgmlType::Iq4Nl);
+}
+
+/// Rows of GGUF type `ty` written by llama.cpp (`name`.bin, its floats in
+/// `name`.f32) de-quantize through the GGUF reader to llama.cpp's floats bit
+/// for bit.
+fn gguf_reads_llama_cpp_blocks(ty: GgmlType, name: &str) {
+    let (bytes, want) = (data(&format!("{name}.bin")), floats(&data(&format!("{name}.f32"))));
+    assert_eq!(bytes.len(), ROWS * ty.row_bytes(COLS as u64).unwrap() as usize, "{name}");
+    assert_eq!(want.len(), ROWS * COLS, "{name}");
+    let mut read = vec![f32::NAN; ROWS * COLS];
+    dequantize(ty, &bytes, &mut read).unwrap();
+    for (i, (a, b)) in read.iter().zip(&want).enumerate() {
+        let (r, c) = (i / COLS, i % COLS);
+        assert_eq!(a.to_bits(), b.to_bits(), "{name} row {r} column {c}: {a} vs llama.cpp {b}");
+    }
+    // Not a trivial pass: the blocks hold values of both signs.
+    assert!(want.iter().any(|&v| v > 0.0) && want.iter().any(|&v| v < 0.0), "{name}");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq2_xxs_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::Iq2Xxs, "llama-iq2_xxs");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq2_xs_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::Iq2Xs, "llama-iq2_xs");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq2_s_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::Iq2S, "llama-iq2_s");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq3_xxs_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::Iq3Xxs, "llama-iq3_xxs");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq3_s_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::Iq3S, "llama-iq3_s");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq1_s_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::Iq1S, "llama-iq1_s");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_iq1_m_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::Iq1M, "llama-iq1_m");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_tq1_0_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::TQ1_0, "llama-tq1_0");
+}
+
+#[test]
+fn the_gguf_reader_reads_llama_cpp_tq2_0_blocks() {
+    gguf_reads_llama_cpp_blocks(GgmlType::TQ2_0, "llama-tq2_0");
 }

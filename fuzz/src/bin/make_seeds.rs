@@ -272,7 +272,9 @@ fn tiny_gguf() -> Vec<u8> {
 }
 
 /// The blocks llama.cpp wrote for the bit-identity tests (2 × 512 each),
-/// one tensor per quantized type: Q4_0, Q4_1, Q8_0, Q4_K, IQ4_NL, IQ4_XS.
+/// one tensor per quantized type: Q4_0, Q4_1, Q8_0, Q4_K, IQ4_NL, IQ4_XS and
+/// the lattice and ternary types IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ3_S,
+/// IQ2_S, IQ1_M, TQ1_0, TQ2_0.
 fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
     let data = root.join("../crates/qloader-format/tests/data");
     let tensors: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = [
@@ -282,6 +284,15 @@ fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
         ("q4_k", "llama-q4_k.bin", 12),
         ("iq4_nl", "llama-iq4_nl.bin", 20),
         ("iq4_xs", "llama-iq4_xs.bin", 23),
+        ("iq2_xxs", "llama-iq2_xxs.bin", 16),
+        ("iq2_xs", "llama-iq2_xs.bin", 17),
+        ("iq3_xxs", "llama-iq3_xxs.bin", 18),
+        ("iq1_s", "llama-iq1_s.bin", 19),
+        ("iq3_s", "llama-iq3_s.bin", 21),
+        ("iq2_s", "llama-iq2_s.bin", 22),
+        ("iq1_m", "llama-iq1_m.bin", 29),
+        ("tq1_0", "llama-tq1_0.bin", 34),
+        ("tq2_0", "llama-tq2_0.bin", 35),
     ]
     .into_iter()
     .map(|(name, file, ty)| {

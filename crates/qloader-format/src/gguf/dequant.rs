@@ -7,13 +7,15 @@
 //!
 //! Supported: F32, F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K,
 //! Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS (the latter is `nl4k`'s
-//! super-block, see [`crate::compact`]). The other importance-matrix,
-//! ternary, FP4 and integer types are recognised by [`GgmlType`] but not
-//! de-quantized.
+//! super-block, see [`crate::compact`]), and the lattice and ternary types
+//! IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0 (in
+//! `gguf/dequant_iq.rs`). The FP4 (MXFP4, NVFP4), Q1_0/Q2_0 and integer
+//! types are recognised by [`GgmlType`] but not de-quantized.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::{bf16, f16};
 
+use super::dequant_iq as iq;
 use super::types::GgmlType;
 use crate::block32::{self, BlockLayout};
 use crate::compact::{dequantize_row, CompactLayout};
@@ -41,6 +43,15 @@ pub fn can_dequantize(ty: GgmlType) -> bool {
             | T::Q8K
             | T::Iq4Nl
             | T::Iq4Xs
+            | T::Iq2Xxs
+            | T::Iq2Xs
+            | T::Iq2S
+            | T::Iq3Xxs
+            | T::Iq3S
+            | T::Iq1S
+            | T::Iq1M
+            | T::TQ1_0
+            | T::TQ2_0
     )
 }
 
@@ -95,6 +106,15 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Str
         T::Q8K => each_block(bytes, out, q8_k),
         T::Iq4Nl => each_block(bytes, out, iq4_nl),
         T::Iq4Xs => each_block(bytes, out, iq4_xs),
+        T::Iq2Xxs => each_block(bytes, out, iq::iq2_xxs),
+        T::Iq2Xs => each_block(bytes, out, iq::iq2_xs),
+        T::Iq2S => each_block(bytes, out, iq::iq2_s),
+        T::Iq3Xxs => each_block(bytes, out, iq::iq3_xxs),
+        T::Iq3S => each_block(bytes, out, iq::iq3_s),
+        T::Iq1S => each_block(bytes, out, iq::iq1_s),
+        T::Iq1M => each_block(bytes, out, iq::iq1_m),
+        T::TQ1_0 => each_block(bytes, out, iq::tq1_0),
+        T::TQ2_0 => each_block(bytes, out, iq::tq2_0),
         _ => return Err(format!("type {ty} is recognised but cannot be de-quantized yet")),
     }
     Ok(())
@@ -117,7 +137,7 @@ fn each_block<const B: usize, const E: usize>(
 }
 
 /// The little-endian f16 at `b[i..i + 2]`, widened.
-fn half_at(b: &[u8], i: usize) -> f32 {
+pub(super) fn half_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 

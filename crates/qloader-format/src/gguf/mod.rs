@@ -22,6 +22,8 @@ use crate::error::{FormatError, Result};
 use crate::safetensors_file::TensorF32;
 
 pub mod dequant;
+mod dequant_iq;
+mod iq_grids;
 pub mod layouts;
 pub mod metadata;
 mod parse;

@@ -22,12 +22,11 @@ use qloader_format::block32::{Block, BlockLayout};
 use qloader_format::compact::NL4_LEVELS;
 use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
 use rayon::prelude::*;
-use std::sync::OnceLock;
 
 use super::nonuniform::nearest_level;
+use super::row_blocks::{RowBlocks, RowLayout};
 use super::DenseMatrix;
-use crate::storage::Storage;
-use crate::tiles::{DecodedRow, TiledMatrix};
+use crate::tiles::DecodedRow;
 
 /// Candidate scales per end of the grid, each side of the end itself.
 const CANDIDATES: i32 = 4;
@@ -36,20 +35,49 @@ const CANDIDATES: i32 = 4;
 const CANDIDATE_STEP: f32 = 0.025;
 
 /// A `rows × cols` matrix in a block format.
-#[derive(Debug, Clone)]
-pub struct BlockMatrix {
-    rows: usize,
-    cols: usize,
-    layout: BlockLayout,
-    data: Storage<u8>,
-    tiles: OnceLock<TiledMatrix>,
-}
+pub type BlockMatrix = RowBlocks<BlockLayout>;
 
-impl PartialEq for BlockMatrix {
-    /// Equal shape, layout and bytes (the tiles are a derived copy).
-    fn eq(&self, other: &Self) -> bool {
-        (self.rows, self.cols, self.layout) == (other.rows, other.cols, other.layout)
-            && self.data == other.data
+impl RowLayout for BlockLayout {
+    fn row_bytes(self, cols: usize) -> usize {
+        BlockLayout::row_bytes(self, cols)
+    }
+
+    fn dequantize_row(self, row: &[u8], cols: usize, out: &mut [f32]) {
+        qloader_format::block32::dequantize_row(self, row, cols, out)
+    }
+
+    /// The code width in groups of 32.
+    fn tile_layout(self) -> GroupedLayout {
+        GroupedLayout::new(self.bits(), BLOCK).expect("4 and 8 bits exist in groups of 32")
+    }
+
+    /// `NL4_LEVELS[q] + 128` for `iq4_nl`.
+    fn tile_levels(self) -> Option<[u8; 16]> {
+        self.is_nonuniform().then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + 128) as u8))
+    }
+
+    fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow {
+        let layout = self.tile_layout();
+        let blocks = cols.div_ceil(BLOCK);
+        let mut out = DecodedRow {
+            codes: vec![0u8; layout.row_code_bytes(cols)],
+            scales: Vec::with_capacity(blocks),
+            offsets: Vec::with_capacity(blocks),
+        };
+        let code_bytes = layout.block_bytes();
+        // The level code 0 stands for in the tiles, negated, in units of d.
+        let bias = match self {
+            BlockLayout::Q4_0 => 8.0,
+            BlockLayout::Q8_0 | BlockLayout::Iq4Nl => 128.0,
+        };
+        for (b, bytes) in row.chunks_exact(self.block_bytes()).enumerate() {
+            let block = Block::unpack(self, bytes);
+            out.scales.push(block.d);
+            // Exact: a power of two times an f16.
+            out.offsets.push(f16::from_f32(-bias * block.d.to_f32()));
+            pack_block(layout.bits(), &block.codes, &mut out.codes[b * code_bytes..][..code_bytes]);
+        }
+        out
     }
 }
 
@@ -79,25 +107,7 @@ impl BlockMatrix {
                 }
             });
         }
-        Self { rows, cols, layout, data: data.into(), tiles: OnceLock::new() }
-    }
-
-    /// A matrix over stored bytes (`rows · layout.row_bytes(cols)`); `None`
-    /// if the length disagrees with the shape.
-    pub fn from_parts(
-        rows: usize,
-        cols: usize,
-        layout: BlockLayout,
-        data: impl Into<Storage<u8>>,
-    ) -> Option<Self> {
-        let data = data.into();
-        (rows.checked_mul(layout.row_bytes(cols)) == Some(data.len())).then(|| Self {
-            rows,
-            cols,
-            layout,
-            data,
-            tiles: OnceLock::new(),
-        })
+        Self::from_parts(rows, cols, layout, data).expect("one row of bytes per row")
     }
 
     /// A matrix from its blocks, row after row (each row's in column
@@ -122,109 +132,6 @@ impl BlockMatrix {
             block.pack(layout, out);
         }
         Self::from_parts(rows, cols, layout, data)
-    }
-
-    /// Rows (output features).
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Columns (input features).
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// Which blocks.
-    pub fn layout(&self) -> BlockLayout {
-        self.layout
-    }
-
-    /// Every row's blocks, row after row.
-    pub fn data(&self) -> &[u8] {
-        &self.data
-    }
-
-    /// Row `r`'s bytes.
-    pub fn row(&self, r: usize) -> &[u8] {
-        let n = self.layout.row_bytes(self.cols);
-        &self.data[r * n..(r + 1) * n]
-    }
-
-    /// Whether the bytes are a view of a memory-mapped model.
-    pub fn is_mapped(&self) -> bool {
-        self.data.is_shared()
-    }
-
-    /// Bytes of storage.
-    pub fn storage_bytes(&self) -> usize {
-        self.data.len()
-    }
-
-    /// The exact values (`d · level` in `f32`).
-    pub fn dequantize(&self) -> DenseMatrix {
-        let mut data = vec![0.0f32; self.rows * self.cols];
-        self.dequantize_into(&mut data);
-        DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
-    }
-
-    /// [`BlockMatrix::dequantize`] into `out` (`rows × cols`).
-    ///
-    /// # Panics
-    /// If `out` does not hold `rows × cols` values.
-    pub fn dequantize_into(&self, out: &mut [f32]) {
-        assert_eq!(out.len(), self.rows * self.cols, "one value per weight");
-        if self.cols > 0 {
-            out.par_chunks_mut(self.cols).enumerate().with_min_len(16).for_each(|(r, out)| {
-                qloader_format::block32::dequantize_row(self.layout, self.row(r), self.cols, out)
-            });
-        }
-    }
-
-    /// The grouped layout the tiles use: the code width in groups of 32.
-    pub fn tile_layout(&self) -> GroupedLayout {
-        GroupedLayout::new(self.layout.bits(), BLOCK).expect("4 and 8 bits exist in groups of 32")
-    }
-
-    /// The byte each code is read as in the tiles, if not the code itself:
-    /// `NL4_LEVELS[q] + 128` for `iq4_nl`.
-    pub fn tile_levels(&self) -> Option<[u8; 16]> {
-        self.layout
-            .is_nonuniform()
-            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + 128) as u8))
-    }
-
-    /// The matrix in tiles (made on the first call, kept).
-    pub fn tiles(&self) -> &TiledMatrix {
-        self.tiles.get_or_init(|| {
-            let layout = self.tile_layout();
-            TiledMatrix::from_decoded_rows(self.rows, self.cols, layout, self.tile_levels(), &|r| {
-                self.decode_row(r, layout)
-            })
-        })
-    }
-
-    /// Row `r` as grouped parts in `layout` (groups of 32).
-    fn decode_row(&self, r: usize, layout: GroupedLayout) -> DecodedRow {
-        let blocks = self.cols.div_ceil(BLOCK);
-        let mut out = DecodedRow {
-            codes: vec![0u8; layout.row_code_bytes(self.cols)],
-            scales: Vec::with_capacity(blocks),
-            offsets: Vec::with_capacity(blocks),
-        };
-        let (n, code_bytes) = (self.layout.block_bytes(), layout.block_bytes());
-        // The level code 0 stands for in the tiles, negated, in units of d.
-        let bias = match self.layout {
-            BlockLayout::Q4_0 => 8.0,
-            BlockLayout::Q8_0 | BlockLayout::Iq4Nl => 128.0,
-        };
-        for (b, bytes) in self.row(r).chunks_exact(n).enumerate() {
-            let block = Block::unpack(self.layout, bytes);
-            out.scales.push(block.d);
-            // Exact: a power of two times an f16.
-            out.offsets.push(f16::from_f32(-bias * block.d.to_f32()));
-            pack_block(layout.bits(), &block.codes, &mut out.codes[b * code_bytes..][..code_bytes]);
-        }
-        out
     }
 }
 

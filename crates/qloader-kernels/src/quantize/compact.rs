@@ -29,33 +29,72 @@ use qloader_format::compact::{
 };
 use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
 use rayon::prelude::*;
-use std::sync::OnceLock;
 
 use super::grid_search::code;
 use super::nonuniform::{fit_nonuniform_super_block, nonuniform_code};
+use super::row_blocks::{RowBlocks, RowLayout};
 use super::{fit_group, DenseMatrix};
-use crate::storage::Storage;
-use crate::tiles::{DecodedRow, TiledMatrix};
+use crate::tiles::DecodedRow;
 
 /// What `nl4k`'s tiles add to each (signed) level to make it a byte; each
 /// sub-block's tile offset takes it back off.
 const TILE_LEVEL_BIAS: i16 = 128;
 
 /// A `rows × cols` matrix in a compact format.
-#[derive(Debug, Clone)]
-pub struct CompactMatrix {
-    rows: usize,
-    cols: usize,
-    layout: CompactLayout,
-    data: Storage<u8>,
-    tiles: OnceLock<TiledMatrix>,
-}
+pub type CompactMatrix = RowBlocks<CompactLayout>;
 
-impl PartialEq for CompactMatrix {
-    /// Equal shape, layout and bytes (the tiles are a derived copy).
-    fn eq(&self, other: &Self) -> bool {
-        (self.rows, self.cols, self.layout) == (other.rows, other.cols, other.layout)
-            && self.data == other.data
+impl RowLayout for CompactLayout {
+    fn row_bytes(self, cols: usize) -> usize {
+        CompactLayout::row_bytes(self, cols)
+    }
+
+    fn dequantize_row(self, row: &[u8], cols: usize, out: &mut [f32]) {
+        qloader_format::compact::dequantize_row(self, row, cols, out)
+    }
+
+    /// The code width in groups of 32.
+    fn tile_layout(self) -> GroupedLayout {
+        GroupedLayout::new(self.bits(), BLOCK).expect("2, 3 and 4 bits exist in groups of 32")
+    }
+
+    /// `NL4_LEVELS[q] + 128` for `nl4k`.
+    fn tile_levels(self) -> Option<[u8; 16]> {
+        self.is_nonuniform()
+            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + TILE_LEVEL_BIAS) as u8))
+    }
+
+    fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow {
+        let layout = self.tile_layout();
+        let groups = cols.div_ceil(BLOCK);
+        let mut out = DecodedRow {
+            codes: vec![0u8; layout.row_code_bytes(cols)],
+            scales: Vec::with_capacity(groups),
+            offsets: Vec::with_capacity(groups),
+        };
+        let block_bytes = layout.block_bytes();
+        for_each_super_block(self, row, cols, |i, _, subs, bytes| {
+            let block = SuperBlock::unpack(self, bytes, subs);
+            for s in 0..subs {
+                let (scale, offset) = block.sub_grid(self, s);
+                let scale = f16::from_f32(scale);
+                out.scales.push(scale);
+                out.offsets.push(if self.is_nonuniform() {
+                    // Exact: a power of two times an f16.
+                    f16::from_f32(-(TILE_LEVEL_BIAS as f32) * scale.to_f32())
+                } else {
+                    f16::from_f32(offset)
+                });
+                let g = i * SUBS + s;
+                let codes: &[u8; BLOCK] =
+                    block.codes[s * BLOCK..(s + 1) * BLOCK].try_into().expect("32 codes");
+                pack_block(
+                    layout.bits(),
+                    codes,
+                    &mut out.codes[g * block_bytes..(g + 1) * block_bytes],
+                );
+            }
+        });
+        out
     }
 }
 
@@ -77,25 +116,7 @@ impl CompactMatrix {
                 quantize_row(w.row(r), importance, layout, out);
             });
         }
-        Self { rows, cols, layout, data: data.into(), tiles: OnceLock::new() }
-    }
-
-    /// A matrix over stored bytes (`rows · layout.row_bytes(cols)`); `None`
-    /// if the length disagrees with the shape.
-    pub fn from_parts(
-        rows: usize,
-        cols: usize,
-        layout: CompactLayout,
-        data: impl Into<Storage<u8>>,
-    ) -> Option<Self> {
-        let data = data.into();
-        (rows.checked_mul(layout.row_bytes(cols)) == Some(data.len())).then(|| Self {
-            rows,
-            cols,
-            layout,
-            data,
-            tiles: OnceLock::new(),
-        })
+        Self::from_parts(rows, cols, layout, data).expect("one row of bytes per row")
     }
 
     /// A matrix from its super-blocks, row after row (each row's in column
@@ -130,120 +151,6 @@ impl CompactMatrix {
             }
         }
         Self::from_parts(rows, cols, layout, data)
-    }
-
-    /// Rows (output features).
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Columns (input features).
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// The code width.
-    pub fn layout(&self) -> CompactLayout {
-        self.layout
-    }
-
-    /// The grouped layout the tiles use: the code width in groups of 32.
-    pub fn tile_layout(&self) -> GroupedLayout {
-        GroupedLayout::new(self.layout.bits(), BLOCK)
-            .expect("2, 3 and 4 bits exist in groups of 32")
-    }
-
-    /// Every row's super-blocks, row after row.
-    pub fn data(&self) -> &[u8] {
-        &self.data
-    }
-
-    /// Row `r`'s bytes.
-    pub fn row(&self, r: usize) -> &[u8] {
-        let n = self.layout.row_bytes(self.cols);
-        &self.data[r * n..(r + 1) * n]
-    }
-
-    /// Whether the bytes are a view of a memory-mapped model.
-    pub fn is_mapped(&self) -> bool {
-        self.data.is_shared()
-    }
-
-    /// Bytes of storage.
-    pub fn storage_bytes(&self) -> usize {
-        self.data.len()
-    }
-
-    /// The exact values (`d · sc · q − dmin · m` in `f32`).
-    pub fn dequantize(&self) -> DenseMatrix {
-        let mut data = vec![0.0f32; self.rows * self.cols];
-        self.dequantize_into(&mut data);
-        DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
-    }
-
-    /// [`CompactMatrix::dequantize`] into `out` (`rows × cols`).
-    ///
-    /// # Panics
-    /// If `out` does not hold `rows × cols` values.
-    pub fn dequantize_into(&self, out: &mut [f32]) {
-        assert_eq!(out.len(), self.rows * self.cols, "one value per weight");
-        if self.cols > 0 {
-            out.par_chunks_mut(self.cols).enumerate().with_min_len(16).for_each(|(r, out)| {
-                qloader_format::compact::dequantize_row(self.layout, self.row(r), self.cols, out)
-            });
-        }
-    }
-
-    /// The byte each code is read as in the tiles, if not the code itself:
-    /// `NL4_LEVELS[q] + 128` for `nl4k`.
-    pub fn tile_levels(&self) -> Option<[u8; 16]> {
-        self.layout
-            .is_nonuniform()
-            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + TILE_LEVEL_BIAS) as u8))
-    }
-
-    /// The matrix in tiles (made on the first call, kept).
-    pub fn tiles(&self) -> &TiledMatrix {
-        self.tiles.get_or_init(|| {
-            let layout = self.tile_layout();
-            TiledMatrix::from_decoded_rows(self.rows, self.cols, layout, self.tile_levels(), &|r| {
-                self.decode_row(r, layout)
-            })
-        })
-    }
-
-    /// Row `r` as grouped parts in `layout` (groups of 32).
-    fn decode_row(&self, r: usize, layout: GroupedLayout) -> DecodedRow {
-        let groups = self.cols.div_ceil(BLOCK);
-        let mut out = DecodedRow {
-            codes: vec![0u8; layout.row_code_bytes(self.cols)],
-            scales: Vec::with_capacity(groups),
-            offsets: Vec::with_capacity(groups),
-        };
-        let block_bytes = layout.block_bytes();
-        for_each_super_block(self.layout, self.row(r), self.cols, |i, _, subs, bytes| {
-            let block = SuperBlock::unpack(self.layout, bytes, subs);
-            for s in 0..subs {
-                let (scale, offset) = block.sub_grid(self.layout, s);
-                let scale = f16::from_f32(scale);
-                out.scales.push(scale);
-                out.offsets.push(if self.layout.is_nonuniform() {
-                    // Exact: a power of two times an f16.
-                    f16::from_f32(-(TILE_LEVEL_BIAS as f32) * scale.to_f32())
-                } else {
-                    f16::from_f32(offset)
-                });
-                let g = i * SUBS + s;
-                let codes: &[u8; BLOCK] =
-                    block.codes[s * BLOCK..(s + 1) * BLOCK].try_into().expect("32 codes");
-                pack_block(
-                    layout.bits(),
-                    codes,
-                    &mut out.codes[g * block_bytes..(g + 1) * block_bytes],
-                );
-            }
-        });
-        out
     }
 }
 

@@ -13,6 +13,7 @@ mod grid_search_x86;
 mod grouped;
 mod int8;
 mod nonuniform;
+mod row_blocks;
 
 pub use block32::{block_code, fit_block, BlockMatrix};
 pub use compact::{compact_code, fit_super_block, CompactMatrix};
@@ -21,5 +22,6 @@ pub use f16::{HalfMatrix, HALF_PANEL_ROWS};
 pub use grouped::{fit_group, group_code, GroupedMatrix, GroupedRow};
 pub use int8::Int8Matrix;
 pub use nonuniform::{nearest_level, nonuniform_code};
+pub use row_blocks::{RowBlocks, RowLayout};
 #[cfg(test)]
 mod grouped_pinned;

@@ -1,7 +1,10 @@
 //! Each de-quantizer against a reference computed here: blocks are encoded
 //! element by element from chosen codes and scales (the inverse of the
 //! layout, stated independently of the decoder), and the expected values are
-//! computed in f64 from the same codes and scales.
+//! computed in f64 from the same codes and scales. The lattice types
+//! (IQ1/IQ2/IQ3) decode through ggml's grids, so they are checked against
+//! llama.cpp's own blocks in `tests/llama_blocks.rs`; here only the grids'
+//! shape and that any bytes de-quantize without a panic.
 
 use half::{bf16, f16};
 
@@ -312,12 +315,91 @@ fn lengths_and_unsupported_types_are_errors() {
     assert!(err.contains("take 1 blocks of 34 bytes, but 33 bytes were given"), "{err}");
     let err = dequantize(GgmlType::Q8_0, &[0; 34], &mut out[..31]).unwrap_err();
     assert!(err.contains("31 elements is not a multiple of the Q8_0 block size 32"), "{err}");
-    let err = dequantize(GgmlType::TQ2_0, &[0; 66], &mut [0f32; 256]).unwrap_err();
-    assert_eq!(err, "type TQ2_0 is recognised but cannot be de-quantized yet");
+    let err = dequantize(GgmlType::MXFP4, &[0; 17], &mut [0f32; 32]).unwrap_err();
+    assert_eq!(err, "type MXFP4 is recognised but cannot be de-quantized yet");
     assert!(dequantize(GgmlType::F32, &[], &mut []).is_ok());
     for ty in GgmlType::ALL {
         let n = ty.block_elements();
         let result = dequantize(ty, &vec![0; ty.block_bytes()], &mut vec![f32::NAN; n]);
         assert_eq!(result.is_ok(), can_dequantize(ty), "{ty}");
+    }
+}
+
+#[test]
+fn tq1_0_and_tq2_0() {
+    let mut rng = Rng(9);
+    // TQ1_0: digit n (most significant first) of a byte holds element
+    // 32n + m (bytes 0..32), 160 + 16n + m (bytes 32..48) or 240 + 4n + m
+    // (the last four bytes, four digits and a zero). A byte holds its digits
+    // as ceil(value * 256 / 243).
+    let (mut bytes, mut want) = (vec![], vec![]);
+    for _ in 0..BLOCKS {
+        let t = rng.codes(256, 3);
+        let pack = |digits: &[u8]| -> u8 {
+            let v = digits.iter().fold(0u16, |v, &t| v * 3 + u16::from(t));
+            (v * 256).div_ceil(243) as u8
+        };
+        let mut qs = vec![];
+        qs.extend((0..32).map(|m| pack(&[0, 1, 2, 3, 4].map(|n| t[32 * n + m]))));
+        qs.extend((0..16).map(|m| pack(&[0, 1, 2, 3, 4].map(|n| t[160 + 16 * n + m]))));
+        qs.extend((0..4).map(|m| pack(&[t[240 + m], t[244 + m], t[248 + m], t[252 + m], 0])));
+        let (d, dv) = rng.half_scale();
+        bytes.extend(qs);
+        bytes.extend(d);
+        want.extend(t.iter().map(|&t| (f64::from(t) - 1.0) * dv));
+    }
+    check(GgmlType::TQ1_0, &bytes, &want);
+
+    // TQ2_0: bits 2l..2l + 2 of byte 32h + m hold element 128h + 32l + m.
+    let (mut bytes, mut want) = (vec![], vec![]);
+    for _ in 0..BLOCKS {
+        let t = rng.codes(256, 4);
+        let mut qs = [0u8; 64];
+        for (e, &c) in t.iter().enumerate() {
+            let (h, l, m) = (e / 128, (e % 128) / 32, e % 32);
+            qs[32 * h + m] |= c << (2 * l);
+        }
+        let (d, dv) = rng.half_scale();
+        bytes.extend(qs);
+        bytes.extend(d);
+        want.extend(t.iter().map(|&t| (f64::from(t) - 1.0) * dv));
+    }
+    check(GgmlType::TQ2_0, &bytes, &want);
+}
+
+#[test]
+fn iq_tables_have_ggml_shape() {
+    use crate::gguf::iq_grids::*;
+    for (i, &s) in KSIGNS_IQ2XS.iter().enumerate() {
+        assert_eq!(usize::from(s & 127), i);
+        assert_eq!(s.count_ones() % 2, 0, "entry {i}: even number of negated elements");
+    }
+    let bytes = |g: &[u64]| g.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+    let distinct = |g: &[u64]| g.iter().collect::<std::collections::HashSet<_>>().len() == g.len();
+    for grid in [&IQ2XXS_GRID[..], &IQ2XS_GRID, &IQ2S_GRID] {
+        assert!(bytes(grid).iter().all(|b| [8, 25, 43].contains(b)) && distinct(grid));
+    }
+    assert!(bytes(&IQ1S_GRID).iter().all(|&b| (-1..=1).contains(&(b as i8))));
+    assert!(distinct(&IQ1S_GRID));
+    let wide = |g: &[u32]| g.iter().map(|&v| u64::from(v)).collect::<Vec<_>>();
+    let (xxs, s) = (wide(&IQ3XXS_GRID), wide(&IQ3S_GRID));
+    assert!(distinct(&xxs) && distinct(&s));
+    let levels = [4, 12, 20, 28, 36, 44, 52, 62];
+    assert!(IQ3XXS_GRID.iter().flat_map(|v| v.to_le_bytes()).all(|b| levels.contains(&b)));
+    assert!(IQ3S_GRID.iter().flat_map(|v| v.to_le_bytes()).all(|b| b % 2 == 1 && b <= 15));
+}
+
+#[test]
+fn any_bytes_of_a_supported_type_dequantize() {
+    let mut rng = Rng(11);
+    for ty in GgmlType::ALL.into_iter().filter(|&t| can_dequantize(t)) {
+        let n = BLOCKS * ty.block_elements();
+        for fill in [None, Some(0xff), Some(0x7c)] {
+            let bytes: Vec<u8> = (0..BLOCKS * ty.block_bytes())
+                .map(|_| fill.unwrap_or_else(|| rng.below(256)))
+                .collect();
+            let mut out = vec![f32::NAN; n];
+            dequantize(ty, &bytes, &mut out).unwrap();
+        }
     }
 }

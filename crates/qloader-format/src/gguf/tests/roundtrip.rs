@@ -176,14 +176,14 @@ fn foreign_tensor_info_gives_empty_bytes() {
 
 #[test]
 fn recognised_but_unsupported_types_are_named() {
-    let b = GgufBuilder::new().tensor("x", &[256], GgmlType::Iq2Xxs, vec![0; 66]);
+    let b = GgufBuilder::new().tensor("x", &[64], GgmlType::MXFP4, vec![0; 34]);
     let file = write_temp(&b.build());
     let g = GgufFile::open(file.path()).unwrap();
-    assert_eq!(g.tensor("x").unwrap().ggml_type, GgmlType::Iq2Xxs);
-    assert_eq!(g.tensor_bytes(g.tensor("x").unwrap()).len(), 66);
+    assert_eq!(g.tensor("x").unwrap().ggml_type, GgmlType::MXFP4);
+    assert_eq!(g.tensor_bytes(g.tensor("x").unwrap()).len(), 34);
     let msg = g.tensor_f32("x").unwrap_err().to_string();
     assert!(
-        msg.contains("tensor `x`: type IQ2_XXS is recognised but cannot be de-quantized yet"),
+        msg.contains("tensor `x`: type MXFP4 is recognised but cannot be de-quantized yet"),
         "{msg}"
     );
 }

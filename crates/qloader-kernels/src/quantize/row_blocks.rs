@@ -1,0 +1,150 @@
+//! A matrix stored as each row's bytes in one layout — the compact formats'
+//! super-blocks and llama.cpp's 32-value blocks — with what every such
+//! format shares: shape, bytes (owned or a view of a mapped model), row
+//! access, de-quantization and the tiles its products run on (made once).
+//! A layout says how long a row is, what its values are and how a row
+//! becomes tile parts ([`RowLayout`]); its quantizer lives with it.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use qloader_format::grouped::GroupedLayout;
+use rayon::prelude::*;
+
+use super::DenseMatrix;
+use crate::storage::Storage;
+use crate::tiles::{DecodedRow, TiledMatrix};
+
+/// A byte layout of rows that a [`RowBlocks`] matrix stores.
+pub trait RowLayout: Copy + PartialEq + fmt::Debug + Send + Sync {
+    /// Bytes of one row of `cols` values.
+    fn row_bytes(self, cols: usize) -> usize;
+    /// De-quantizes `row` (`row_bytes(cols)` bytes) into `out` (`cols`
+    /// values), exactly as the layout defines its values.
+    fn dequantize_row(self, row: &[u8], cols: usize, out: &mut [f32]);
+    /// The grouped layout (groups of 32) whose tiles hold the rows.
+    fn tile_layout(self) -> GroupedLayout;
+    /// The byte each tile code is read as, if not the code itself.
+    fn tile_levels(self) -> Option<[u8; 16]>;
+    /// `row` as grouped parts in [`RowLayout::tile_layout`].
+    fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow;
+}
+
+/// A `rows × cols` matrix whose rows are stored in layout `L`.
+#[derive(Debug, Clone)]
+pub struct RowBlocks<L> {
+    rows: usize,
+    cols: usize,
+    layout: L,
+    data: Storage<u8>,
+    tiles: OnceLock<TiledMatrix>,
+}
+
+impl<L: RowLayout> PartialEq for RowBlocks<L> {
+    /// Equal shape, layout and bytes (the tiles are a derived copy).
+    fn eq(&self, other: &Self) -> bool {
+        (self.rows, self.cols, self.layout) == (other.rows, other.cols, other.layout)
+            && self.data == other.data
+    }
+}
+
+impl<L: RowLayout> RowBlocks<L> {
+    /// A matrix over stored bytes (`rows · layout.row_bytes(cols)`); `None`
+    /// if the length disagrees with the shape.
+    pub fn from_parts(
+        rows: usize,
+        cols: usize,
+        layout: L,
+        data: impl Into<Storage<u8>>,
+    ) -> Option<Self> {
+        let data = data.into();
+        (rows.checked_mul(layout.row_bytes(cols)) == Some(data.len())).then(|| Self {
+            rows,
+            cols,
+            layout,
+            data,
+            tiles: OnceLock::new(),
+        })
+    }
+
+    /// Rows (output features).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns (input features).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> L {
+        self.layout
+    }
+
+    /// Every row's bytes, row after row.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Row `r`'s bytes.
+    pub fn row(&self, r: usize) -> &[u8] {
+        let n = self.layout.row_bytes(self.cols);
+        &self.data[r * n..(r + 1) * n]
+    }
+
+    /// Whether the bytes are a view of a memory-mapped model.
+    pub fn is_mapped(&self) -> bool {
+        self.data.is_shared()
+    }
+
+    /// Bytes of storage.
+    pub fn storage_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The exact values, as the layout defines them.
+    pub fn dequantize(&self) -> DenseMatrix {
+        let mut data = vec![0.0f32; self.rows * self.cols];
+        self.dequantize_into(&mut data);
+        DenseMatrix::new(self.rows, self.cols, data).expect("shape is preserved")
+    }
+
+    /// [`RowBlocks::dequantize`] into `out` (`rows × cols`), rows in
+    /// parallel.
+    ///
+    /// # Panics
+    /// If `out` does not hold `rows × cols` values.
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.rows * self.cols, "one value per weight");
+        if self.cols > 0 {
+            out.par_chunks_mut(self.cols)
+                .enumerate()
+                .with_min_len(16)
+                .for_each(|(r, out)| self.layout.dequantize_row(self.row(r), self.cols, out));
+        }
+    }
+
+    /// The grouped layout the tiles use.
+    pub fn tile_layout(&self) -> GroupedLayout {
+        self.layout.tile_layout()
+    }
+
+    /// The byte each code is read as in the tiles, if not the code itself.
+    pub fn tile_levels(&self) -> Option<[u8; 16]> {
+        self.layout.tile_levels()
+    }
+
+    /// The matrix in tiles (made on the first call, kept).
+    pub fn tiles(&self) -> &TiledMatrix {
+        self.tiles.get_or_init(|| {
+            TiledMatrix::from_decoded_rows(
+                self.rows,
+                self.cols,
+                self.layout.tile_layout(),
+                self.layout.tile_levels(),
+                &|r| self.layout.decode_row(self.row(r), self.cols),
+            )
+        })
+    }
+}
