@@ -19,12 +19,11 @@
 
 use half::f16;
 use qloader_format::block32::{Block, BlockLayout};
-use qloader_format::compact::NL4_LEVELS;
 use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
 use rayon::prelude::*;
 
 use super::nonuniform::nearest_level;
-use super::row_blocks::{RowBlocks, RowLayout};
+use super::row_blocks::{nl4_tile_levels, RowBlocks, RowLayout, NL4_TILE_BIAS};
 use super::DenseMatrix;
 use crate::tiles::DecodedRow;
 
@@ -53,7 +52,7 @@ impl RowLayout for BlockLayout {
 
     /// `NL4_LEVELS[q] + 128` for `iq4_nl`.
     fn tile_levels(self) -> Option<[u8; 16]> {
-        self.is_nonuniform().then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + 128) as u8))
+        self.is_nonuniform().then(nl4_tile_levels)
     }
 
     fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow {
@@ -68,7 +67,7 @@ impl RowLayout for BlockLayout {
         // The level code 0 stands for in the tiles, negated, in units of d.
         let bias = match self {
             BlockLayout::Q4_0 => 8.0,
-            BlockLayout::Q8_0 | BlockLayout::Iq4Nl => 128.0,
+            BlockLayout::Q8_0 | BlockLayout::Iq4Nl => f32::from(NL4_TILE_BIAS),
         };
         for (b, bytes) in row.chunks_exact(self.block_bytes()).enumerate() {
             let block = Block::unpack(self, bytes);

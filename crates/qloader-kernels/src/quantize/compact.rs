@@ -24,21 +24,15 @@
 //! with scale `f16(d · (sc − 32))` and offset `−128 ×` that scale.
 
 use half::f16;
-use qloader_format::compact::{
-    for_each_super_block, CompactLayout, SuperBlock, NL4_LEVELS, SUBS, SUPER,
-};
+use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock, SUBS, SUPER};
 use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
 use rayon::prelude::*;
 
 use super::grid_search::code;
 use super::nonuniform::{fit_nonuniform_super_block, nonuniform_code};
-use super::row_blocks::{RowBlocks, RowLayout};
+use super::row_blocks::{nl4_tile_levels, RowBlocks, RowLayout, NL4_TILE_BIAS};
 use super::{fit_group, DenseMatrix};
 use crate::tiles::DecodedRow;
-
-/// What `nl4k`'s tiles add to each (signed) level to make it a byte; each
-/// sub-block's tile offset takes it back off.
-const TILE_LEVEL_BIAS: i16 = 128;
 
 /// A `rows × cols` matrix in a compact format.
 pub type CompactMatrix = RowBlocks<CompactLayout>;
@@ -59,8 +53,7 @@ impl RowLayout for CompactLayout {
 
     /// `NL4_LEVELS[q] + 128` for `nl4k`.
     fn tile_levels(self) -> Option<[u8; 16]> {
-        self.is_nonuniform()
-            .then(|| std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + TILE_LEVEL_BIAS) as u8))
+        self.is_nonuniform().then(nl4_tile_levels)
     }
 
     fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow {
@@ -80,7 +73,7 @@ impl RowLayout for CompactLayout {
                 out.scales.push(scale);
                 out.offsets.push(if self.is_nonuniform() {
                     // Exact: a power of two times an f16.
-                    f16::from_f32(-(TILE_LEVEL_BIAS as f32) * scale.to_f32())
+                    f16::from_f32(-(NL4_TILE_BIAS as f32) * scale.to_f32())
                 } else {
                     f16::from_f32(offset)
                 });

@@ -8,12 +8,24 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use qloader_format::compact::NL4_LEVELS;
 use qloader_format::grouped::GroupedLayout;
 use rayon::prelude::*;
 
 use super::DenseMatrix;
 use crate::storage::Storage;
 use crate::tiles::{DecodedRow, TiledMatrix};
+
+/// What the tiles add to each level of the non-uniform grid
+/// [`NL4_LEVELS`] (`nl4k`, `iq4_nl`) to make it a byte; each group's tile
+/// offset, `−128 ×` its scale, takes it back off.
+pub const NL4_TILE_BIAS: i16 = 128;
+
+/// The byte the tiles read each code of the non-uniform grid as:
+/// `NL4_LEVELS[q] + 128`.
+pub fn nl4_tile_levels() -> [u8; 16] {
+    std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + NL4_TILE_BIAS) as u8)
+}
 
 /// A byte layout of rows that a [`RowBlocks`] matrix stores.
 pub trait RowLayout: Copy + PartialEq + fmt::Debug + Send + Sync {
