@@ -20,7 +20,6 @@
 use half::f16;
 use qloader_format::block32::{Block, BlockLayout};
 use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
-use rayon::prelude::*;
 
 use super::nonuniform::nearest_level;
 use super::row_blocks::{nl4_tile_levels, RowBlocks, RowLayout, NL4_TILE_BIAS};
@@ -87,26 +86,15 @@ impl BlockMatrix {
     /// # Panics
     /// If `importance` is given and its length is not `w.cols()`.
     pub fn quantize(w: &DenseMatrix, layout: BlockLayout, importance: Option<&[f32]>) -> Self {
-        let (rows, cols) = (w.rows(), w.cols());
-        if let Some(imp) = importance {
-            assert_eq!(imp.len(), cols, "one importance per input column");
-        }
-        let row_bytes = layout.row_bytes(cols);
-        let mut data = vec![0u8; rows * row_bytes];
         let ones = [1.0f32; BLOCK];
-        if rows > 0 && row_bytes > 0 {
-            data.par_chunks_mut(row_bytes).enumerate().for_each(|(r, out)| {
-                let row = w.row(r);
-                for (b, (x, o)) in
-                    row.chunks(BLOCK).zip(out.chunks_exact_mut(layout.block_bytes())).enumerate()
-                {
-                    let wt =
-                        importance.map_or(&ones[..x.len()], |imp| &imp[b * BLOCK..][..x.len()]);
-                    fit_block(x, wt, layout).pack(layout, o);
-                }
-            });
-        }
-        Self::from_parts(rows, cols, layout, data).expect("one row of bytes per row")
+        Self::quantize_rows(w, layout, importance, |row, imp, out| {
+            for (b, (x, o)) in
+                row.chunks(BLOCK).zip(out.chunks_exact_mut(layout.block_bytes())).enumerate()
+            {
+                let wt = imp.map_or(&ones[..x.len()], |imp| &imp[b * BLOCK..][..x.len()]);
+                fit_block(x, wt, layout).pack(layout, o);
+            }
+        })
     }
 
     /// A matrix from its blocks, row after row (each row's in column

@@ -26,7 +26,6 @@
 use half::f16;
 use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock, SUBS, SUPER};
 use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
-use rayon::prelude::*;
 
 use super::grid_search::code;
 use super::nonuniform::{fit_nonuniform_super_block, nonuniform_code};
@@ -98,18 +97,9 @@ impl CompactMatrix {
     /// # Panics
     /// If `importance` is given and its length is not `w.cols()`.
     pub fn quantize(w: &DenseMatrix, layout: CompactLayout, importance: Option<&[f32]>) -> Self {
-        let (rows, cols) = (w.rows(), w.cols());
-        if let Some(imp) = importance {
-            assert_eq!(imp.len(), cols, "one importance per input column");
-        }
-        let row_bytes = layout.row_bytes(cols);
-        let mut data = vec![0u8; rows * row_bytes];
-        if rows > 0 && row_bytes > 0 {
-            data.par_chunks_mut(row_bytes).enumerate().for_each(|(r, out)| {
-                quantize_row(w.row(r), importance, layout, out);
-            });
-        }
-        Self::from_parts(rows, cols, layout, data).expect("one row of bytes per row")
+        Self::quantize_rows(w, layout, importance, |row, imp, out| {
+            quantize_row(row, imp, layout, out)
+        })
     }
 
     /// A matrix from its super-blocks, row after row (each row's in column

@@ -79,6 +79,32 @@ impl<L: RowLayout> RowBlocks<L> {
         })
     }
 
+    /// Quantizes `w` row by row in parallel: `quantize_row(row, importance,
+    /// out)` writes one row's `layout.row_bytes(cols)` bytes, with the
+    /// input columns' importance if given. The layout's quantizers call this.
+    ///
+    /// # Panics
+    /// If `importance` is given and its length is not `w.cols()`.
+    pub fn quantize_rows(
+        w: &DenseMatrix,
+        layout: L,
+        importance: Option<&[f32]>,
+        quantize_row: impl Fn(&[f32], Option<&[f32]>, &mut [u8]) + Sync,
+    ) -> Self {
+        let (rows, cols) = (w.rows(), w.cols());
+        if let Some(imp) = importance {
+            assert_eq!(imp.len(), cols, "one importance per input column");
+        }
+        let row_bytes = layout.row_bytes(cols);
+        let mut data = vec![0u8; rows * row_bytes];
+        if rows > 0 && row_bytes > 0 {
+            data.par_chunks_mut(row_bytes)
+                .enumerate()
+                .for_each(|(r, out)| quantize_row(w.row(r), importance, out));
+        }
+        Self::from_parts(rows, cols, layout, data).expect("one row of bytes per row")
+    }
+
     /// Rows (output features).
     pub fn rows(&self) -> usize {
         self.rows
