@@ -77,7 +77,7 @@ pub fn exact_gguf(w: &LinearWeight) -> Option<GgufData> {
 pub fn converted_gguf(w: &LinearWeight) -> GgufData {
     let values = w.dequantize();
     let data = values.data();
-    if !w.in_features().is_multiple_of(32) || w.format().bits_per_weight() >= 8.0 {
+    if converted_type(w.format(), w.in_features()) == GgmlType::F16 {
         let bytes = data.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
         return GgufData { ty: GgmlType::F16, data: bytes, widened_to: None };
     }
@@ -86,6 +86,17 @@ pub fn converted_gguf(w: &LinearWeight) -> GgufData {
         bytes.extend_from_slice(&q8_0_block(block));
     }
     GgufData { ty: GgmlType::Q8_0, data: bytes, widened_to: None }
+}
+
+/// The GGUF type [`converted_gguf`] writes a `format` weight with rows of
+/// `in_features` in: `F16` for 8-bit formats and rows that do not split
+/// into 32-blocks, else `Q8_0`.
+pub fn converted_type(format: WeightFormat, in_features: usize) -> GgmlType {
+    if !in_features.is_multiple_of(32) || format.bits_per_weight() >= 8.0 {
+        GgmlType::F16
+    } else {
+        GgmlType::Q8_0
+    }
 }
 
 /// One `Q8_0` block as llama.cpp's reference quantizer writes it: `d` =

@@ -40,7 +40,7 @@ pub use metadata::MetadataValue;
 pub use parse::{ALIGNMENT_KEY, DEFAULT_ALIGNMENT, MAGIC};
 pub use tensor_info::GgufTensorInfo;
 pub use types::{GgmlType, UnknownGgmlType};
-pub use writer::{write_gguf, GgufTensorOut};
+pub use writer::{write_gguf, write_gguf_streamed, GgufTensorOut, GgufTensorSpec};
 
 use parse::Parsed;
 

@@ -2,9 +2,12 @@
 //! section, each tensor at the next multiple of the alignment — the layout
 //! [`super::parse`] reads back. The file is written atomically (a temporary
 //! beside the destination, renamed when complete), so a failed export never
-//! leaves a file that looks whole.
+//! leaves a file that looks whole. [`write_gguf_streamed`] asks for each
+//! tensor's bytes only when it writes them, so a whole model never has to
+//! be in memory at once.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::Path;
 
@@ -25,9 +28,27 @@ pub struct GgufTensorOut {
     pub data: Vec<u8>,
 }
 
+/// One tensor's entry in a GGUF file: everything but its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufTensorSpec {
+    /// Its name.
+    pub name: String,
+    /// Dimensions in GGUF order, innermost (the row length) first.
+    pub dims: Vec<u64>,
+    /// Its type.
+    pub ty: GgmlType,
+}
+
 impl GgufTensorOut {
+    /// Its entry, without the bytes.
+    pub fn spec(&self) -> GgufTensorSpec {
+        GgufTensorSpec { name: self.name.clone(), dims: self.dims.clone(), ty: self.ty }
+    }
+}
+
+impl GgufTensorSpec {
     /// The bytes `dims` take in `ty`, or why they cannot be stored in it.
-    fn expected_bytes(&self) -> std::result::Result<u64, String> {
+    pub fn expected_bytes(&self) -> std::result::Result<u64, String> {
         let (&row, rest) = self.dims.split_first().ok_or("no dimensions")?;
         let rows =
             rest.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).ok_or("dimensions overflow")?;
@@ -38,11 +59,29 @@ impl GgufTensorOut {
 /// Writes a GGUF file at `path` holding `metadata` (in order; the alignment
 /// is [`DEFAULT_ALIGNMENT`] unless `general.alignment` says otherwise) and
 /// `tensors`. Returns the file's size. Errors name the file and, for a
-/// tensor whose bytes do not match its shape and type, the tensor.
+/// tensor whose bytes do not match its shape and type, the tensor; nothing
+/// is written then.
 pub fn write_gguf(
     path: &Path,
     metadata: &[(String, MetadataValue)],
     tensors: &[GgufTensorOut],
+) -> Result<u64> {
+    let specs: Vec<GgufTensorSpec> = tensors.iter().map(GgufTensorOut::spec).collect();
+    for (spec, t) in specs.iter().zip(tensors) {
+        check_length(path, spec, t.data.len())?;
+    }
+    write_gguf_streamed(path, metadata, &specs, |i| Ok(Cow::Borrowed(&tensors[i].data)))
+}
+
+/// Writes a GGUF file as [`write_gguf`] does, asking `data(i)` for the bytes
+/// of `tensors[i]` only when they are written, in order, and dropping them
+/// once written. An error from `data`, or bytes of the wrong length (the
+/// tensor named), stops the write and leaves no file.
+pub fn write_gguf_streamed<'a>(
+    path: &Path,
+    metadata: &[(String, MetadataValue)],
+    tensors: &[GgufTensorSpec],
+    mut data: impl FnMut(usize) -> Result<Cow<'a, [u8]>>,
 ) -> Result<u64> {
     let invalid = |reason: String| FormatError::Gguf { path: path.to_owned(), reason };
     let alignment = match metadata.iter().find(|(k, _)| k == ALIGNMENT_KEY) {
@@ -58,32 +97,51 @@ pub fn write_gguf(
             return Err(invalid(format!("metadata `{key}`: an array mixes element types")));
         }
     }
-    for t in tensors {
-        let want = t.expected_bytes().map_err(|e| invalid(format!("tensor `{}`: {e}", t.name)))?;
-        if want != t.data.len() as u64 {
-            return Err(invalid(format!(
-                "tensor `{}`: {} bytes, but {:?} of {} take {want}",
-                t.name,
-                t.data.len(),
-                t.dims,
-                t.ty
-            )));
-        }
-    }
-    let header = header_bytes(metadata, tensors, alignment);
+    let sizes = tensors
+        .iter()
+        .map(|t| t.expected_bytes().map_err(|e| invalid(format!("tensor `{}`: {e}", t.name))))
+        .collect::<Result<Vec<u64>>>()?;
+    let header = header_bytes(metadata, tensors, &sizes, alignment);
     let mut written = header.len() as u64;
-    write_atomic_with(path, |out| {
+    // An error of `data` or of a length, carried through the writer's
+    // io::Result and returned as itself.
+    let mut failure: Option<FormatError> = None;
+    let outcome = write_atomic_with(path, |out| {
         out.write_all(&header)?;
-        for t in tensors {
+        for (i, t) in tensors.iter().enumerate() {
+            let bytes = data(i)
+                .and_then(|bytes| check_length(path, t, bytes.len()).map(|()| bytes))
+                .map_err(|e| {
+                    let message = e.to_string();
+                    failure = Some(e);
+                    std::io::Error::other(message)
+                })?;
             let pad = padding(written, alignment);
             out.write_all(&vec![0u8; pad])?;
-            out.write_all(&t.data)?;
-            written += (pad + t.data.len()) as u64;
+            out.write_all(&bytes)?;
+            written += (pad + bytes.len()) as u64;
         }
         Ok(())
-    })
-    .map_err(|error| FormatError::Io { path: path.to_owned(), error })?;
-    Ok(written)
+    });
+    match (outcome, failure) {
+        (Ok(()), _) => Ok(written),
+        (Err(_), Some(failure)) => Err(failure),
+        (Err(error), None) => Err(FormatError::Io { path: path.to_owned(), error }),
+    }
+}
+
+/// Whether `len` bytes are what `spec`'s dimensions take in its type.
+fn check_length(path: &Path, spec: &GgufTensorSpec, len: usize) -> Result<()> {
+    let invalid = |reason: String| FormatError::Gguf { path: path.to_owned(), reason };
+    let want =
+        spec.expected_bytes().map_err(|e| invalid(format!("tensor `{}`: {e}", spec.name)))?;
+    if want != len as u64 {
+        return Err(invalid(format!(
+            "tensor `{}`: {len} bytes, but {:?} of {} take {want}",
+            spec.name, spec.dims, spec.ty
+        )));
+    }
+    Ok(())
 }
 
 /// Whether every array in `value` holds elements of one type.
@@ -106,7 +164,8 @@ fn padding(at: u64, alignment: usize) -> usize {
 /// alignment (the data section's start).
 fn header_bytes(
     metadata: &[(String, MetadataValue)],
-    tensors: &[GgufTensorOut],
+    tensors: &[GgufTensorSpec],
+    sizes: &[u64],
     alignment: usize,
 ) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
@@ -119,7 +178,7 @@ fn header_bytes(
         put_value(&mut out, value);
     }
     let mut offset = 0u64;
-    for t in tensors {
+    for (t, size) in tensors.iter().zip(sizes) {
         offset += padding(offset, alignment) as u64;
         put_string(&mut out, &t.name);
         out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
@@ -128,7 +187,7 @@ fn header_bytes(
         }
         out.extend_from_slice(&t.ty.id().to_le_bytes());
         out.extend_from_slice(&offset.to_le_bytes());
-        offset += t.data.len() as u64;
+        offset += size;
     }
     let pad = padding(out.len() as u64, alignment);
     out.resize(out.len() + pad, 0);
@@ -172,7 +231,7 @@ pub(crate) fn put_value(out: &mut Vec<u8>, value: &MetadataValue) {
 /// `metadata` as a tensor-less GGUF file's bytes: how a packed model keeps
 /// its source's metadata for a later export ([`read_metadata`] reads it).
 pub fn metadata_file_bytes(metadata: &[(String, MetadataValue)]) -> Vec<u8> {
-    header_bytes(metadata, &[], DEFAULT_ALIGNMENT)
+    header_bytes(metadata, &[], &[], DEFAULT_ALIGNMENT)
 }
 
 /// The metadata of a GGUF file held in `bytes` (validated as
@@ -254,5 +313,48 @@ mod tests {
         let odd = [(ALIGNMENT_KEY.to_owned(), MetadataValue::U32(48))];
         assert!(write_gguf(&path, &odd, &[]).unwrap_err().to_string().contains("power of two"));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn streamed_writes_the_same_file_and_a_failure_midway_leaves_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let tensors: Vec<GgufTensorOut> = (0..3u8)
+            .map(|i| GgufTensorOut {
+                name: format!("t{i}"),
+                dims: vec![32, 1 + i as u64],
+                ty: GgmlType::Q8_0,
+                data: vec![i; 34 * (1 + i as usize)],
+            })
+            .collect();
+        let specs: Vec<GgufTensorSpec> = tensors.iter().map(GgufTensorOut::spec).collect();
+        let whole = dir.path().join("whole.gguf");
+        let streamed = dir.path().join("streamed.gguf");
+        let n = write_gguf(&whole, &metadata(), &tensors).unwrap();
+        let mut asked = Vec::new();
+        let m = write_gguf_streamed(&streamed, &metadata(), &specs, |i| {
+            asked.push(i);
+            Ok(Cow::Owned(tensors[i].data.clone()))
+        })
+        .unwrap();
+        assert_eq!((n, &asked[..]), (m, &[0, 1, 2][..]));
+        assert_eq!(std::fs::read(&whole).unwrap(), std::fs::read(&streamed).unwrap());
+
+        let failed = dir.path().join("failed.gguf");
+        let err = write_gguf_streamed(&failed, &metadata(), &specs, |i| match i {
+            2 => Err(FormatError::Gguf { path: "source".into(), reason: "no third".into() }),
+            _ => Ok(Cow::Borrowed(&tensors[i].data)),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no third"), "{err}");
+        let err = write_gguf_streamed(&failed, &metadata(), &specs, |i| {
+            Ok(Cow::Borrowed(&tensors[i].data[..(if i == 1 { 10 } else { tensors[i].data.len() })]))
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("failed.gguf") && err.contains("tensor `t1`: 10 bytes"), "{err}");
+        let left: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 }

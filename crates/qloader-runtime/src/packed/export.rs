@@ -7,13 +7,17 @@
 //! ([`qloader_quant::gguf_layout`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
+use qloader_format::gguf::layouts::exact_type;
 use qloader_format::gguf::writer::read_metadata;
-use qloader_format::gguf::{write_gguf, GgmlType, GgufFile, GgufTensorOut, MetadataValue};
-use qloader_format::{PackedFile, WeightFormat};
+use qloader_format::gguf::{
+    write_gguf_streamed, GgmlType, GgufFile, GgufTensorSpec, MetadataValue,
+};
+use qloader_format::{FormatError, PackedFile, WeightFormat};
 use qloader_models::llama::{HEAD, TOKEN_EMBEDDINGS};
-use qloader_quant::gguf_layout::{converted_gguf, exact_gguf, GgufData};
+use qloader_quant::gguf_layout::{converted_gguf, converted_type, exact_gguf};
 use qloader_quant::LinearWeight;
 
 use super::config::{GGUF_METADATA_BLOB, LLAMA};
@@ -92,21 +96,17 @@ pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result
     // A tied model's packed file holds the table once, as the head; GGUF
     // holds it once as the embedding table (llama.cpp ties the head to it).
     let tied = file.tensor(TOKEN_EMBEDDINGS).is_none();
-    let mut tensors = Vec::with_capacity(file.tensors().len());
+    // First every tensor's GGUF type (from its format and shape alone), so
+    // that a tensor without a layout is refused before anything is
+    // written; then the file, each tensor's bytes made only when written.
+    let mut specs = Vec::with_capacity(file.tensors().len());
     let mut report = Vec::with_capacity(file.tensors().len());
     for view in file.tensors() {
         let name = view.name();
-        file.verify(name)?;
-        let gguf_name = if tied && name == HEAD { TOKEN_EMBEDDINGS } else { name };
-        let weight = LinearWeight::from_stored_parts(view.rows(), view.cols(), view.parts())
-            .map_err(|e| invalid(format!("tensor `{name}`: {e}")))?;
-        let stored = weight.format();
-        let (data, how) = match exact_gguf(&weight) {
-            Some(g) => {
-                let how = g.widened_to.map_or(Mapping::Exact, Mapping::Widened);
-                (g, how)
-            }
-            None if options.convert => (converted_gguf(&weight), Mapping::Converted),
+        let stored = view.format();
+        let (ty, how) = match exact_type(stored, view.cols()) {
+            Some((ty, widened)) => (ty, widened.map_or(Mapping::Exact, Mapping::Widened)),
+            None if options.convert => (converted_type(stored, view.cols()), Mapping::Converted),
             None => {
                 return Err(invalid(format!(
                     "tensor `{name}`: {stored} ({} × {}) has no GGUF layout holding the same \
@@ -117,16 +117,44 @@ pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result
                 )))
             }
         };
-        let GgufData { ty, data, .. } = data;
+        let gguf_name = if tied && name == HEAD { TOKEN_EMBEDDINGS } else { name };
         let dims = match view.rows() {
             1 => vec![view.cols() as u64],
             rows => vec![view.cols() as u64, rows as u64],
         };
-        let name = gguf_name.to_owned();
-        report.push(ExportedTensor { name: name.clone(), stored, ty, how, bytes: data.len() });
-        tensors.push(GgufTensorOut { name, dims, ty, data });
+        let spec = GgufTensorSpec { name: gguf_name.to_owned(), dims, ty };
+        let bytes = spec.expected_bytes().map_err(|e| invalid(format!("tensor `{name}`: {e}")))?;
+        report.push(ExportedTensor {
+            name: spec.name.clone(),
+            stored,
+            ty,
+            how,
+            bytes: bytes as usize,
+        });
+        specs.push(spec);
     }
-    let file_bytes = write_gguf(out, &metadata, &tensors)?;
+    let views: Vec<_> = file.tensors().collect();
+    let file_bytes = write_gguf_streamed(out, &metadata, &specs, |i| {
+        let view = &views[i];
+        let name = view.name();
+        let gguf = |e: String| FormatError::Gguf { path: packed.to_owned(), reason: e };
+        file.verify(name).map_err(|e| gguf(e.to_string()))?;
+        let weight = LinearWeight::from_stored_parts(view.rows(), view.cols(), view.parts())
+            .map_err(|e| gguf(format!("tensor `{name}`: {e}")))?;
+        let data = match report[i].how {
+            Mapping::Converted => converted_gguf(&weight),
+            _ => exact_gguf(&weight).ok_or_else(|| {
+                gguf(format!("tensor `{name}`: its {} fields do not move into GGUF", view.format()))
+            })?,
+        };
+        if data.ty != specs[i].ty {
+            return Err(gguf(format!(
+                "tensor `{name}`: became {} where {} was planned",
+                data.ty, specs[i].ty
+            )));
+        }
+        Ok(Cow::Owned(data.data))
+    })?;
     Ok(ExportReport { tensors: report, file_bytes })
 }
 
