@@ -186,6 +186,19 @@ pub struct ReportArgs {
     /// Keep every packed model in the output folder.
     #[arg(long)]
     pub keep_packed: bool,
+    /// Also compare with llama.cpp's own files (decoder): an importance
+    /// matrix from the calibration text, the model written by
+    /// `llama-quantize` in each of --llama-cpp-types, each file scored in
+    /// QLoader's harness beside the mixed plan whose packed file is at most
+    /// its size. Needs llama.cpp's tools, built by scripts/llama-cpp.sh.
+    #[arg(long)]
+    pub llama_cpp: bool,
+    /// The llama.cpp types --llama-cpp writes (comma-separated, as
+    /// llama-quantize names them; implies --llama-cpp). Default: Q8_0,
+    /// Q5_K_M, Q4_K_M, Q4_K_S, Q3_K_M, Q4_0, IQ4_XS, Q3_K_S, Q2_K, IQ3_XXS,
+    /// IQ2_XS.
+    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    pub llama_cpp_types: Option<Vec<String>>,
     /// How codes are chosen when the model is analyzed and when every
     /// configuration is packed: rtn, imatrix or gptq (a reused --table's own
     /// method wins). GPTQ runs once per configuration.

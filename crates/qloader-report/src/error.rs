@@ -12,6 +12,9 @@ pub enum ReportError {
     /// Packing, loading or running failed.
     #[error(transparent)]
     Runtime(#[from] qloader_runtime::RuntimeError),
+    /// A file could not be parsed.
+    #[error(transparent)]
+    Format(#[from] qloader_format::FormatError),
     /// A model failed.
     #[error(transparent)]
     Model(#[from] qloader_models::ModelError),

@@ -3,6 +3,8 @@
 //!
 //! * [`recipe`]: llama.cpp's `Q4_K_M` / `Q3_K_M` mixtures in QLoader's
 //!   formats.
+//! * [`llama_files`]: llama.cpp's own files (its importance matrix and
+//!   quantizer), the baselines of `--llama-cpp`.
 //! * [`measure`]: one packed model measured (perplexity and decode speed, or
 //!   cosine and retrieval agreement).
 //! * [`run`]: the whole comparison, from table to measured rows.
@@ -10,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod llama_files;
 pub mod measure;
 pub mod recipe;
 pub mod render;

@@ -17,6 +17,8 @@ use crate::run::{Report, Row, RowKind};
 pub struct Verdict {
     /// The baseline's label.
     pub baseline: String,
+    /// What the baseline is.
+    pub baseline_kind: RowKind,
     /// Its bits per weight.
     pub bits_per_weight: f64,
     /// Its measured degradation.
@@ -48,6 +50,7 @@ pub fn verdicts(report: &Report) -> Vec<Verdict> {
             let base = report.rows.iter().find(|r| &r.label == name)?;
             Some(Verdict {
                 baseline: base.label.clone(),
+                baseline_kind: base.kind,
                 bits_per_weight: base.bits_per_weight,
                 baseline_degradation: base.measured.degradation,
                 mixed_degradation: mixed.measured.degradation,
@@ -71,6 +74,7 @@ pub fn budget_verdicts(report: &Report) -> Vec<(String, f64, Verdict)> {
                 mixed.bits_per_weight,
                 Verdict {
                     baseline: base.label.clone(),
+                    baseline_kind: base.kind,
                     bits_per_weight: base.bits_per_weight,
                     baseline_degradation: base.measured.degradation,
                     mixed_degradation: mixed.measured.degradation,
@@ -175,7 +179,7 @@ pub fn markdown(report: &Report) -> String {
             format!("{:.5}", 1.0 - d)
         }
     };
-    for v in verdicts(report) {
+    for v in verdicts(report).iter().filter(|v| v.baseline_kind != RowKind::LlamaCpp) {
         let _ = writeln!(
             s,
             "| {} | {:.2} | {} | {} | {} |",
@@ -183,9 +187,10 @@ pub fn markdown(report: &Report) -> String {
             v.bits_per_weight,
             show(v.baseline_degradation),
             show(v.mixed_degradation),
-            verdict_text(&v)
+            verdict_text(v)
         );
     }
+    llama_cpp_table(&mut s, report);
     let _ = writeln!(s, "\n## Each budget against the smallest uniform format at least as large\n");
     let _ = writeln!(s, "| mixed plan | bits/weight | measured | uniform | bits/weight | measured | verdict |\n|---|---:|---:|---|---:|---:|---|");
     for (label, bpw, v) in budget_verdicts(report) {
@@ -205,6 +210,61 @@ pub fn markdown(report: &Report) -> String {
         report.rank_correlation.map_or("—".to_owned(), |r| format!("{r:.3}"))
     );
     s
+}
+
+/// The section comparing llama.cpp's own files with the mixed plans whose
+/// packed files are at most their size (nothing without such rows).
+fn llama_cpp_table(s: &mut String, report: &Report) {
+    let pairs: Vec<(&Row, Option<&Row>)> = report
+        .rows
+        .iter()
+        .filter(|r| r.kind == RowKind::LlamaCpp)
+        .map(|file| {
+            (file, report.rows.iter().find(|r| r.versus.as_deref() == Some(file.label.as_str())))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ =
+        writeln!(s, "\n## llama.cpp's own files against the mixed plan of at most their size\n");
+    let _ = writeln!(
+        s,
+        "Each file written by llama.cpp's `llama-quantize` with its importance matrix from the \
+         calibration text, de-quantized by QLoader's GGUF reader and scored in QLoader's harness \
+         as every other row; sizes are whole files (embedding, norms and header included).\n"
+    );
+    let _ = writeln!(s, "| llama.cpp file | file size | bits/weight | perplexity | mixed plan | file size | bits/weight | perplexity | verdict |\n|---|---:|---:|---:|---|---:|---:|---:|---|");
+    let mib = |r: &Row| {
+        r.file_bytes.map_or("—".to_owned(), |b| format!("{:.2} MiB", b as f64 / (1 << 20) as f64))
+    };
+    let ppl = |r: &Row| r.measured.perplexity.map_or("—".to_owned(), |p| format!("{p:.3}"));
+    for (file, mixed) in pairs {
+        let (plan, verdict) = match mixed {
+            Some(m) => {
+                let v = Verdict {
+                    baseline: file.label.clone(),
+                    baseline_kind: file.kind,
+                    bits_per_weight: file.bits_per_weight,
+                    baseline_degradation: file.measured.degradation,
+                    mixed_degradation: m.measured.degradation,
+                };
+                (
+                    format!("{} | {} | {:.2} | {}", m.label, mib(m), m.bits_per_weight, ppl(m)),
+                    verdict_text(&v),
+                )
+            }
+            None => ("no plan that small | — | — | —".to_owned(), "—"),
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {} | {plan} | {verdict} |",
+            file.label,
+            mib(file),
+            file.bits_per_weight,
+            ppl(file),
+        );
+    }
 }
 
 /// The report as one self-contained HTML page.
@@ -326,7 +386,11 @@ pub fn frontier_svg(report: &Report) -> std::result::Result<String, String> {
         for (kind, color, name) in [
             (RowKind::Uniform, RGBColor(214, 39, 40), "uniform formats"),
             (RowKind::Recipe, RGBColor(44, 160, 44), "llama.cpp recipes"),
+            (RowKind::LlamaCpp, RGBColor(255, 127, 14), "llama.cpp's own files"),
         ] {
+            if !quantized.iter().any(|r| r.kind == kind) {
+                continue;
+            }
             let points: Vec<(f64, f64, String)> = quantized
                 .iter()
                 .filter(|r| r.kind == kind)
@@ -342,7 +406,7 @@ pub fn frontier_svg(report: &Report) -> std::result::Result<String, String> {
             for p in &points {
                 chart
                     .draw_series(std::iter::once(Text::new(
-                        p.2.replace("uniform ", ""),
+                        p.2.replace("uniform ", "").replace("llama.cpp ", ""),
                         (p.0 + 0.06, p.1 * 1.06),
                         ("sans-serif", 13).into_font().color(&color),
                     )))
@@ -434,6 +498,7 @@ mod tests {
             label: label.into(),
             kind,
             bytes: (bits * 1000.0) as u64,
+            file_bytes: None,
             bits_per_weight: bits,
             predicted: None,
             measured: Measured {
@@ -483,5 +548,82 @@ mod tests {
             ),
             "{md}"
         );
+    }
+
+    /// With llama.cpp's files: their section pairs each file with the plan
+    /// that names it, at the sizes and perplexities of the rows; and every
+    /// three-decimal figure of every table is some row's measured
+    /// perplexity.
+    #[test]
+    fn llama_cpp_section_and_every_table_figure_name_a_measurement() {
+        let mut file = row("llama.cpp Q4_K_M", RowKind::LlamaCpp, 5.6, 36.1234, None);
+        file.file_bytes = Some(105 << 20);
+        let mut plan =
+            row("mixed ≤ llama.cpp Q4_K_M", RowKind::Mixed, 5.5, 34.9, Some("llama.cpp Q4_K_M"));
+        plan.file_bytes = Some(104 << 20);
+        let mut small = row("llama.cpp IQ2_XS", RowKind::LlamaCpp, 2.3, 45.4031, None);
+        small.file_bytes = Some(80 << 20);
+        let report = Report {
+            model: "m".into(),
+            architecture: "llama".into(),
+            table: "t".into(),
+            profile: "p".into(),
+            profile_toml: String::new(),
+            metric: "perplexity".into(),
+            method: QuantMethod::Imatrix,
+            rows: vec![
+                row("f32 (reference)", RowKind::Reference, 32.0, 34.701, None),
+                row("uniform int4", RowKind::Uniform, 5.0, 35.436, None),
+                row("mixed = uniform int4", RowKind::Mixed, 5.0, 35.436, Some("uniform int4")),
+                row("mixed 4 bpw", RowKind::Mixed, 4.0, 39.811, None),
+                file,
+                plan,
+                small,
+            ],
+            rank_correlation: None,
+            seconds: 1.0,
+        };
+        let md = markdown(&report);
+        let lines: Vec<&str> = md.lines().collect();
+        assert!(
+            lines.contains(
+                &"| llama.cpp Q4_K_M | 105.00 MiB | 5.60 | 36.123 | mixed ≤ llama.cpp Q4_K_M | \
+                  104.00 MiB | 5.50 | 34.900 | mixed better |"
+            ),
+            "{md}"
+        );
+        assert!(
+            lines.contains(
+                &"| llama.cpp IQ2_XS | 80.00 MiB | 2.30 | 45.403 | no plan that small | — | — | — | — |"
+            ),
+            "{md}"
+        );
+        // The llama.cpp pair is in its own section, not among the
+        // equal-size comparisons.
+        let generic = md.split("## Mixed precision against").nth(1).unwrap();
+        let generic = generic.split("## llama.cpp").next().unwrap();
+        assert!(!generic.contains("Q4_K_M"), "{generic}");
+        let measured: Vec<String> = report
+            .rows
+            .iter()
+            .filter_map(|r| r.measured.perplexity)
+            .map(|p| format!("{p:.3}"))
+            .collect();
+        let mut checked = 0;
+        for line in lines.iter().filter(|l| l.starts_with('|')) {
+            for cell in line.trim_matches('|').split('|').map(str::trim) {
+                let three_decimals = cell.split_once('.').is_some_and(|(a, b)| {
+                    !a.is_empty()
+                        && a.chars().all(|c| c.is_ascii_digit())
+                        && b.len() == 3
+                        && b.chars().all(|c| c.is_ascii_digit())
+                });
+                if three_decimals {
+                    assert!(measured.iter().any(|m| m == cell), "{cell} in {line}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 12, "only {checked} figures checked:\n{md}");
     }
 }

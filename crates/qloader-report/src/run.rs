@@ -1,7 +1,9 @@
 //! Making a report: the sensitivity table (reused or measured), a greedy
 //! plan per budget, the uniform formats and the fixed recipes — each packed
 //! and measured end to end — and, beside each uniform format and recipe, the
-//! greedy plan at exactly its size.
+//! greedy plan at exactly its size; with llama.cpp's own files
+//! ([`crate::llama_files`]), beside each the greedy plan whose packed file
+//! is at most that file's size.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use qloader_schedule::{make_plan, Budget, PlanOptions, Sources};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ReportError, Result};
+use crate::llama_files::{self, LlamaCppFile};
 use crate::measure::{measure, Measured, Reference, DECODE_TOKENS, WINDOW};
 use crate::recipe::Recipe;
 
@@ -50,6 +53,9 @@ pub struct ReportOptions {
     /// How codes are chosen when analyzing and packing (a reused table's
     /// own method wins).
     pub method: QuantMethod,
+    /// llama.cpp types to write the model in and compare with (decoders;
+    /// empty: none). Needs llama.cpp's tools (`scripts/llama-cpp.sh`).
+    pub llama_cpp: Vec<String>,
 }
 
 /// What a row is.
@@ -64,6 +70,8 @@ pub enum RowKind {
     Uniform,
     /// A fixed recipe.
     Recipe,
+    /// A file written by llama.cpp, scored in QLoader's harness.
+    LlamaCpp,
 }
 
 /// One configuration, measured.
@@ -75,6 +83,9 @@ pub struct Row {
     pub kind: RowKind,
     /// Bytes of the quantizable tensors.
     pub bytes: u64,
+    /// Bytes of the whole file (packed model or GGUF), where there is one.
+    #[serde(default)]
+    pub file_bytes: Option<u64>,
     /// Their bits per weight.
     pub bits_per_weight: f64,
     /// Summed table loss of the chosen formats (`None` for the reference,
@@ -155,7 +166,6 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
     };
     let sources = Sources::read(&table_path, &options.profile)?;
     let table = &sources.table;
-    let measure_kind = table.best_measure();
 
     let decoder = !options.model.is_dir();
     log("measuring the unquantized model …");
@@ -176,46 +186,48 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
     };
 
     let configs = configurations(options, &sources)?;
-    let method = Packing::for_table(options, table, log)?;
+    let packing = Packing::for_table(options, table, log)?;
+    let measuring = Measuring { options, table, packing: &packing, reference: &reference };
     let mut rows = vec![reference_row];
     for (i, c) in configs.iter().enumerate() {
         log(&format!("[{}/{}] {}: packing and measuring …", i + 1, configs.len(), c.label));
-        let slug: String =
-            c.label.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' }).collect();
-        let packed = options.out_dir.join(format!("{slug}.qlm"));
-        let plan_ref = match &c.plan {
-            Some(plan) => {
-                let path = options.out_dir.join(format!("{slug}.plan.json"));
-                plan.write(&path)?;
-                let bytes = std::fs::read(&path).map_err(io(&path))?;
-                Some(PlanRef { path: path.display().to_string(), sha256: sha256_hex(&bytes) })
-            }
-            None => None,
-        };
-        let quantization = method.quantization(&c.formats)?;
-        let report = pack_model(
-            &options.model,
-            &c.formats,
-            quantization,
-            plan_ref,
-            &packed,
-            &mut |_, _| {},
-        )?;
-        let measured = measure(&packed, &reference, &EVAL_SENTENCES)?;
-        if !options.keep_packed {
-            let _ = std::fs::remove_file(&packed);
+        let packed = measuring.pack(c)?;
+        rows.push(measuring.measure(c, packed)?);
+    }
+    if !options.llama_cpp.is_empty() {
+        if !decoder {
+            return Err(ReportError::Mismatch(
+                "--llama-cpp compares llama.cpp's files of a decoder (a GGUF model); this \
+                 model is an encoder"
+                    .into(),
+            ));
         }
-        let bytes = report.summary.quantized_bytes() as u64;
-        let weights = report.summary.quantized_params() as f64;
-        rows.push(Row {
-            label: c.label.clone(),
-            kind: c.kind,
-            bytes,
-            bits_per_weight: bytes as f64 * 8.0 / weights.max(1.0),
-            predicted: predicted_loss(table, &c.formats, measure_kind),
-            measured,
-            versus: c.versus.clone(),
-        });
+        llama_files::check_types(&options.llama_cpp)?;
+        let files =
+            llama_files::write_files(&options.model, &options.llama_cpp, &options.out_dir, log)?;
+        // What a packed file holds beyond its quantizable tensors (norms,
+        // header), as the packs so far measured it: the first guess of how
+        // many bytes of a file's size a plan may not spend.
+        let mut overhead = rows
+            .iter()
+            .filter_map(|r| Some(r.file_bytes?.saturating_sub(r.bytes)))
+            .max()
+            .unwrap_or(0);
+        for (i, file) in files.iter().enumerate() {
+            log(&format!(
+                "[{}/{}] llama.cpp {}: scoring the file and the plan of its size …",
+                i + 1,
+                files.len(),
+                file.ggml_type
+            ));
+            let row = llama_cpp_row(file, table, &reference)?;
+            let label = row.label.clone();
+            rows.push(row);
+            match measuring.plan_within(file.file_bytes, &mut overhead, &sources, &label, log)? {
+                Some((config, packed)) => rows.push(measuring.measure(&config, packed)?),
+                None => log(&format!("no plan fits in {} bytes", file.file_bytes)),
+            }
+        }
     }
     let (p, m): (Vec<f64>, Vec<f64>) =
         rows.iter().filter_map(|r| Some((r.predicted?, r.measured.degradation))).unzip();
@@ -228,10 +240,158 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
         profile: format!("{} — {}", profile.name, profile.description),
         profile_toml: profile.to_toml(),
         metric,
-        method: method.method,
+        method: packing.method,
         rows,
         rank_correlation,
         seconds: clock.elapsed().as_secs_f64(),
+    })
+}
+
+/// Packs and measures configurations, all the same way.
+struct Measuring<'a> {
+    options: &'a ReportOptions,
+    table: &'a SensitivityTable,
+    packing: &'a Packing,
+    reference: &'a Reference,
+}
+
+/// A configuration packed: where, and the packer's report.
+struct Packed {
+    path: PathBuf,
+    report: qloader_runtime::packed::PackReport,
+}
+
+impl Measuring<'_> {
+    /// Packs `c` into the output folder (its plan written beside it).
+    fn pack(&self, c: &Config) -> Result<Packed> {
+        let out_dir = &self.options.out_dir;
+        let slug: String =
+            c.label.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' }).collect();
+        let path = out_dir.join(format!("{slug}.qlm"));
+        let plan_ref = match &c.plan {
+            Some(plan) => {
+                let plan_path = out_dir.join(format!("{slug}.plan.json"));
+                plan.write(&plan_path)?;
+                let bytes = std::fs::read(&plan_path)
+                    .map_err(|error| ReportError::Io { path: plan_path.clone(), error })?;
+                Some(PlanRef { path: plan_path.display().to_string(), sha256: sha256_hex(&bytes) })
+            }
+            None => None,
+        };
+        let quantization = self.packing.quantization(&c.formats)?;
+        let report = pack_model(
+            &self.options.model,
+            &c.formats,
+            quantization,
+            plan_ref,
+            &path,
+            &mut |_, _| {},
+        )?;
+        Ok(Packed { path, report })
+    }
+
+    /// Measures a packed configuration (and removes the file unless kept).
+    fn measure(&self, c: &Config, packed: Packed) -> Result<Row> {
+        let measured = measure(&packed.path, self.reference, &EVAL_SENTENCES)?;
+        if !self.options.keep_packed {
+            let _ = std::fs::remove_file(&packed.path);
+        }
+        let summary = &packed.report.summary;
+        let bytes = summary.quantized_bytes() as u64;
+        let weights = summary.quantized_params() as f64;
+        Ok(Row {
+            label: c.label.clone(),
+            kind: c.kind,
+            bytes,
+            file_bytes: Some(packed.report.file_bytes),
+            bits_per_weight: bytes as f64 * 8.0 / weights.max(1.0),
+            predicted: predicted_loss(self.table, &c.formats, self.table.best_measure()),
+            measured,
+            versus: c.versus.clone(),
+        })
+    }
+
+    /// The greedy plan whose packed file is at most `limit` bytes, packed:
+    /// planned for `limit` less the `overhead` a file adds to its
+    /// quantizable tensors, and re-planned with the excess taken off while
+    /// the file comes out larger (`overhead` learns from each try). `None`
+    /// when no plan is that small.
+    fn plan_within(
+        &self,
+        limit: u64,
+        overhead: &mut u64,
+        sources: &Sources,
+        versus: &str,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Option<(Config, Packed)>> {
+        const TRIES: usize = 4;
+        let mut budget = limit.saturating_sub(*overhead);
+        for _ in 0..TRIES {
+            let options =
+                PlanOptions { budget: Some(Budget::Bytes(budget)), ..PlanOptions::default() };
+            let plan = match make_plan(sources, &options) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    log(&format!("no plan for {budget} bytes: {e}"));
+                    return Ok(None);
+                }
+            };
+            let config = Config {
+                label: format!("mixed ≤ {versus}"),
+                kind: RowKind::Mixed,
+                formats: plan.tensors.iter().map(|t| (t.name.clone(), t.format)).collect(),
+                plan: Some(plan),
+                versus: Some(versus.to_owned()),
+            };
+            let packed = self.pack(&config)?;
+            let file_bytes = packed.report.file_bytes;
+            let quantized = packed.report.summary.quantized_bytes() as u64;
+            *overhead = (*overhead).max(file_bytes.saturating_sub(quantized));
+            if file_bytes <= limit {
+                return Ok(Some((config, packed)));
+            }
+            let _ = std::fs::remove_file(&packed.path);
+            let excess = file_bytes - limit;
+            budget = budget.saturating_sub(excess + excess / 8 + 4096);
+        }
+        log(&format!("no packed file within {limit} bytes after {TRIES} plans"));
+        Ok(None)
+    }
+}
+
+/// A llama.cpp file's row: scored in QLoader's harness (its tensors
+/// de-quantized by QLoader's GGUF reader, f32 activations, as the
+/// reference), sized by the bytes of the tensors the table quantizes.
+fn llama_cpp_row(
+    file: &LlamaCppFile,
+    table: &SensitivityTable,
+    reference: &Reference,
+) -> Result<Row> {
+    let Reference::Text { text, windows } = reference else {
+        return Err(ReportError::Mismatch("llama.cpp files are compared on decoders only".into()));
+    };
+    let session =
+        DecoderSession::open(&file.path, WeightFormat::F32, ActivationFormat::F32, &mut |_, _| {})?;
+    let p = session.perplexity(text, WINDOW, *windows, &mut |_, _| {})?;
+    let bytes =
+        llama_files::tensor_bytes(&file.path, table.tensors.iter().map(|t| t.name.as_str()))?;
+    let weights: f64 = table.tensors.iter().map(|t| (t.shape[0] * t.shape[1]) as f64).sum();
+    Ok(Row {
+        label: format!("llama.cpp {}", file.ggml_type),
+        kind: RowKind::LlamaCpp,
+        bytes,
+        file_bytes: Some(file.file_bytes),
+        bits_per_weight: bytes as f64 * 8.0 / weights.max(1.0),
+        predicted: None,
+        measured: Measured {
+            perplexity: Some(p.perplexity),
+            mean_cosine: None,
+            retrieval_agreement: None,
+            degradation: p.mean_nll,
+            speed: 0.0,
+            load_seconds: 0.0,
+        },
+        versus: None,
     })
 }
 
@@ -304,6 +464,7 @@ fn reference(options: &ReportOptions, decoder: bool) -> Result<(Reference, Row)>
         label: "f32 (reference)".to_owned(),
         kind: RowKind::Reference,
         bytes: 0,
+        file_bytes: None,
         bits_per_weight: 32.0,
         predicted: None,
         measured,

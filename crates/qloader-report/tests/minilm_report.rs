@@ -48,6 +48,7 @@ fn a_small_minilm_report() {
         out_dir: dir.path().join("report"),
         keep_packed: false,
         method: QuantMethod::Imatrix,
+        llama_cpp: Vec::new(),
     };
     let report = make_report(&options, &mut |_| {}).unwrap();
     // A reused table's method wins: a data-free table's is round to nearest.

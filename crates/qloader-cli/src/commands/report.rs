@@ -5,7 +5,7 @@
 use anyhow::{bail, Context, Result};
 use qloader_format::fixtures;
 use qloader_hw::{measure_profile, ProfileMeasurement};
-use qloader_report::render;
+use qloader_report::{llama_files, render};
 use qloader_report::{make_report, ReportOptions};
 
 use crate::args::ReportArgs;
@@ -50,6 +50,11 @@ pub fn run(args: ReportArgs) -> Result<()> {
         out_dir: args.output.clone(),
         keep_packed: args.keep_packed,
         method: args.method,
+        llama_cpp: match (&args.llama_cpp_types, args.llama_cpp) {
+            (Some(types), _) => types.clone(),
+            (None, true) => llama_files::DEFAULT_TYPES.map(String::from).to_vec(),
+            (None, false) => Vec::new(),
+        },
     };
     let report = make_report(&options, &mut |line| eprintln!("{line}"))
         .with_context(|| format!("reporting on {}", options.model.display()))?;

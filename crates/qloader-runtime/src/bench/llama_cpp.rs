@@ -1,7 +1,8 @@
 //! llama.cpp's tools on this machine: finding the build `scripts/llama-cpp.sh`
 //! made for this CPU in the cache (or a directory given), running a tool with
-//! its output captured, and the GGUF llama.cpp is compared on — by default a
-//! Q4_0 made once from the SmolLM2 fixture with `llama-quantize`.
+//! its output captured, llama.cpp's importance matrix and quantizer, and the
+//! GGUF llama.cpp is compared on — by default a Q4_0 made once from the
+//! SmolLM2 fixture with `llama-quantize`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +13,8 @@ use crate::error::{Result, RuntimeError};
 pub const LLAMA_BENCH: &str = "llama-bench";
 /// The quantizer.
 pub const LLAMA_QUANTIZE: &str = "llama-quantize";
+/// The importance-matrix tool.
+pub const LLAMA_IMATRIX: &str = "llama-imatrix";
 /// The default comparison model's file name, in the cache's `llama-cpp`
 /// folder.
 pub const COMPARISON_MODEL: &str = "smollm2-q4_0.gguf";
@@ -153,9 +156,7 @@ pub(crate) fn run_tool(command: &mut Command, what: &str) -> Result<Vec<u8>> {
 
 /// The default comparison model: [`COMPARISON_MODEL`] in the cache's
 /// `llama-cpp` folder, made from `source` (the SmolLM2 fixture) with
-/// `llama-quantize --allow-requantize … Q4_0` the first time — written under
-/// a temporary name and renamed, so an interrupted run leaves no partial
-/// model behind.
+/// `llama-quantize --allow-requantize … Q4_0` the first time.
 pub fn comparison_model(tools: &LlamaCppTools, cache: &Path, source: &Path) -> Result<PathBuf> {
     let dir = root(cache);
     let target = dir.join(COMPARISON_MODEL);
@@ -169,17 +170,73 @@ pub fn comparison_model(tools: &LlamaCppTools, cache: &Path, source: &Path) -> R
             source.display()
         )));
     }
-    let io = |e: std::io::Error| RuntimeError::LlamaCpp(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let temporary = dir.join(format!(".{COMPARISON_MODEL}.{}.tmp", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| RuntimeError::LlamaCpp(format!("{}: {e}", dir.display())))?;
+    quantize(tools, source, None, COMPARISON_TYPE, &target)?;
+    Ok(target)
+}
+
+/// Writes `target` with llama.cpp's `llama-quantize --allow-requantize`:
+/// `source` in llama.cpp type `ggml_type` (`Q4_K_M`, `IQ2_XS`, …), with the
+/// importance matrix `imatrix` if given. The file is written under a
+/// temporary name and renamed, so an interrupted run leaves no partial
+/// model behind.
+pub fn quantize(
+    tools: &LlamaCppTools,
+    source: &Path,
+    imatrix: Option<&Path>,
+    ggml_type: &str,
+    target: &Path,
+) -> Result<()> {
     let mut command = Command::new(tools.tool(LLAMA_QUANTIZE));
-    command.arg("--allow-requantize").arg(source).arg(&temporary).arg(COMPARISON_TYPE);
-    let made = run_tool(&mut command, LLAMA_QUANTIZE)
-        .and_then(|_| std::fs::rename(&temporary, &target).map_err(io));
+    command.arg("--allow-requantize");
+    if let Some(imatrix) = imatrix {
+        command.arg("--imatrix").arg(imatrix);
+    }
+    write_via_temporary(target, |temporary| {
+        command.arg(source).arg(temporary).arg(ggml_type);
+        run_tool(&mut command, &format!("{LLAMA_QUANTIZE} {ggml_type}")).map(drop)
+    })
+}
+
+/// Writes `target` with llama.cpp's `llama-imatrix`: the importance matrix
+/// of `model` over `chunks` windows of `context` tokens of `text`.
+pub fn importance_matrix(
+    tools: &LlamaCppTools,
+    model: &Path,
+    text: &Path,
+    context: usize,
+    chunks: usize,
+    target: &Path,
+) -> Result<()> {
+    write_via_temporary(target, |temporary| {
+        let mut command = Command::new(tools.tool(LLAMA_IMATRIX));
+        command
+            .arg("-m")
+            .arg(model)
+            .arg("-f")
+            .arg(text)
+            .args(["-c", &context.to_string(), "--chunks", &chunks.to_string()])
+            .arg("-o")
+            .arg(temporary);
+        run_tool(&mut command, LLAMA_IMATRIX).map(drop)
+    })
+}
+
+/// Runs `make` on a temporary path beside `target` and renames it to
+/// `target` once `make` succeeded and the file exists; removes it otherwise.
+fn write_via_temporary(target: &Path, make: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = target.file_name().map_or_else(|| "out".into(), |n| n.to_string_lossy());
+    let temporary = target.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let made = make(&temporary).and_then(|()| {
+        std::fs::rename(&temporary, target).map_err(|e| {
+            RuntimeError::LlamaCpp(format!("{} (written by llama.cpp): {e}", temporary.display()))
+        })
+    });
     if made.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
-    made.map(|()| target)
+    made
 }
 
 #[cfg(test)]
