@@ -15,6 +15,8 @@ cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
    "$BUILD/ggml/src/libggml-base.a" -fopenmp -lstdc++ -lm -lpthread -o "$TMP/llama-blocks"
 # GGML_TYPE_Q4_0 = 2.
 "$TMP/llama-blocks" 2 "$OUT/llama-q4_0.bin" "$OUT/llama-q4_0.f32"
+# GGML_TYPE_Q5_0 = 6.
+"$TMP/llama-blocks" 6 "$OUT/llama-q5_0.bin" "$OUT/llama-q5_0.f32"
 # GGML_TYPE_Q8_0 = 8.
 "$TMP/llama-blocks" 8 "$OUT/llama-q8_0.bin" "$OUT/llama-q8_0.f32"
 # GGML_TYPE_Q4_1 = 3.

@@ -1,4 +1,4 @@
-//! Bit layout of the 32-value block formats `q4_0`, `q8_0` and `iq4_nl`:
+//! Bit layout of the 32-value block formats `q4_0`, `q5_0`, `q8_0` and `iq4_nl`:
 //! llama.cpp's blocks of the same names, byte for byte. Each block of 32
 //! values is one `f16` scale `d` followed by its codes, with no offset and
 //! no min, so a value is `d` times a signed level:
@@ -6,19 +6,20 @@
 //! | format | bytes per block | codes | level of code `q` | bits/weight |
 //! |---|---:|---|---|---:|
 //! | `q4_0` | 2 + 16 | value `j` in the low nibble of byte `j`, value `16 + j` in its high nibble | `q − 8` (−8 … 7) | 4.5 |
+//! | `q5_0` | 2 + 4 + 16 | a little-endian `u32` whose bit `j` is value `j`'s fifth bit, then the low four bits as `q4_0`'s nibbles | `q − 16` (−16 … 15) | 5.5 |
 //! | `q8_0` | 2 + 32 | byte `j` is value `j` as an `i8` | the `i8` itself (the quantizer uses −127 … 127) | 8.5 |
 //! | `iq4_nl` | 2 + 16 | nibbles as `q4_0` | [`NL4_LEVELS`]`[q]` (−127 … 113, denser near zero) | 4.5 |
 //!
 //! A value is `d · level` computed in `f32` (`d` widened from `f16`), as
 //! llama.cpp de-quantizes. A row of `cols` values is `⌈cols / 32⌉` blocks;
 //! the last block of a row whose width is not a multiple of 32 is padded
-//! with values of level 0 (`q4_0`'s code 8, `iq4_nl`'s nearest level, 1,
+//! with values of level 0 (`q4_0`'s code 8, `q5_0`'s 16, `iq4_nl`'s nearest level, 1,
 //! code 8, with the padding never read back). On widths that are
 //! multiples of 32 a row is exactly a row of the GGUF type, so a tensor in
 //! one of these formats exports to GGUF as a copy of its bytes.
 //!
 //! Codes are handed out unsigned (`0 ..= max_code`): `q4_0` and `iq4_nl`'s
-//! nibbles, and `q8_0`'s bytes read as `i8 + 128` (see [`BlockLayout::code`]).
+//! nibbles, `q5_0`'s five bits, and `q8_0`'s bytes read as `i8 + 128` (see [`BlockLayout::code`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
@@ -32,6 +33,8 @@ use crate::grouped::BLOCK;
 pub enum BlockLayout {
     /// llama.cpp's `Q4_0`: 4-bit codes, levels `q − 8`.
     Q4_0,
+    /// llama.cpp's `Q5_0`: 5-bit codes, levels `q − 16`.
+    Q5_0,
     /// llama.cpp's `Q8_0`: signed 8-bit codes.
     Q8_0,
     /// llama.cpp's `IQ4_NL`: 4-bit codes indexing [`NL4_LEVELS`].
@@ -39,13 +42,14 @@ pub enum BlockLayout {
 }
 
 /// The names [`BlockLayout::from_name`] accepts.
-pub const NAMES: &str = "q4_0, q8_0, iq4_nl";
+pub const NAMES: &str = "q4_0, q5_0, q8_0, iq4_nl";
 
 impl BlockLayout {
     /// Every block layout.
-    pub const ALL: [Self; 3] = [Self::Q4_0, Self::Q8_0, Self::Iq4Nl];
+    pub const ALL: [Self; 4] = [Self::Q4_0, Self::Q5_0, Self::Q8_0, Self::Iq4Nl];
 
-    /// The layout named `name` (`q4_0`, `q8_0` or `iq4_nl`, lower case).
+    /// The layout named `name` (`q4_0`, `q5_0`, `q8_0` or `iq4_nl`, lower
+    /// case).
     pub fn from_name(name: &str) -> Result<Self, FormatError> {
         Self::ALL
             .into_iter()
@@ -57,6 +61,7 @@ impl BlockLayout {
     pub fn name(self) -> &'static str {
         match self {
             Self::Q4_0 => "q4_0",
+            Self::Q5_0 => "q5_0",
             Self::Q8_0 => "q8_0",
             Self::Iq4Nl => "iq4_nl",
         }
@@ -66,7 +71,18 @@ impl BlockLayout {
     pub fn bits(self) -> u8 {
         match self {
             Self::Q4_0 | Self::Iq4Nl => 4,
+            Self::Q5_0 => 5,
             Self::Q8_0 => 8,
+        }
+    }
+
+    /// Bits per code in the tiles its products run on: its own, except
+    /// `q5_0`'s, which the tiles hold as bytes (there are no 5-bit tiles),
+    /// so it runs where 8-bit kernels do.
+    pub fn tile_bits(self) -> u8 {
+        match self {
+            Self::Q5_0 => 8,
+            _ => self.bits(),
         }
     }
 
@@ -84,6 +100,7 @@ impl BlockLayout {
     pub fn level(self, q: u8) -> i16 {
         match self {
             Self::Q4_0 => (q & 0x0f) as i16 - 8,
+            Self::Q5_0 => (q & 0x1f) as i16 - 16,
             Self::Q8_0 => q as i16 - 128,
             Self::Iq4Nl => NL4_LEVELS[(q & 0x0f) as usize] as i16,
         }
@@ -101,6 +118,7 @@ impl BlockLayout {
     pub fn code(self, level: i16) -> u8 {
         match self {
             Self::Q4_0 => (level + 8) as u8,
+            Self::Q5_0 => (level + 16) as u8,
             Self::Q8_0 => (level + 128) as u8,
             Self::Iq4Nl => {
                 NL4_LEVELS.iter().position(|&l| l as i16 == level).unwrap_or_default() as u8
@@ -112,6 +130,7 @@ impl BlockLayout {
     pub fn padding_code(self) -> u8 {
         match self {
             Self::Q4_0 => 8,
+            Self::Q5_0 => 16,
             Self::Q8_0 => 128,
             Self::Iq4Nl => 8,
         }
@@ -159,6 +178,13 @@ impl Block {
                     *q = (b as i8 as i16 + 128) as u8;
                 }
             }
+            5 => {
+                let high = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+                for (j, q) in codes.iter_mut().enumerate() {
+                    let nibble = data[4 + j % (BLOCK / 2)] >> (4 * (j / (BLOCK / 2))) & 0x0f;
+                    *q = nibble | (((high >> j) & 1) as u8) << 4;
+                }
+            }
             _ => {
                 for j in 0..BLOCK / 2 {
                     codes[j] = data[j] & 0x0f;
@@ -177,6 +203,18 @@ impl Block {
             8 => {
                 for (b, &q) in data.iter_mut().zip(&self.codes) {
                     *b = (q as i16 - 128) as i8 as u8;
+                }
+            }
+            5 => {
+                let high = self
+                    .codes
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |h, (j, &q)| h | (u32::from(q >> 4 & 1) << j));
+                data[..4].copy_from_slice(&high.to_le_bytes());
+                let (lo, hi) = self.codes.split_at(BLOCK / 2);
+                for ((b, &l), &h) in data[4..].iter_mut().zip(lo).zip(hi) {
+                    *b = (l & 0x0f) | (h << 4);
                 }
             }
             _ => {
@@ -227,6 +265,9 @@ mod tests {
         assert_eq!(BlockLayout::Iq4Nl.bits_per_weight(), 4.5);
         assert_eq!(BlockLayout::Q8_0.bits_per_weight(), 8.5);
         assert_eq!(BlockLayout::Q8_0.levels().next(), Some((1, -127)));
+        assert_eq!(BlockLayout::Q5_0.block_bytes(), 22);
+        let levels: Vec<i16> = BlockLayout::Q5_0.levels().map(|(_, l)| l).collect();
+        assert_eq!((levels.len(), levels[0], levels[31]), (32, -16, 15));
     }
 
     #[test]
@@ -252,5 +293,14 @@ mod tests {
         Block { d: f16::from_f32(2.0), codes }.pack(BlockLayout::Q4_0, &mut stored[..18]);
         dequantize_row(BlockLayout::Q4_0, &stored, 40, &mut row);
         assert_eq!((row[0], row[1], row[16], row[39]), (-10.0, -16.0, 4.0, 0.0));
+        // q5_0: value j's fifth bit is bit j of the u32 after d.
+        let mut codes = [16u8; BLOCK];
+        codes[1] = 0x13;
+        codes[17] = 0x0a;
+        let mut bytes = [0u8; 22];
+        Block { d: f16::ONE, codes }.pack(BlockLayout::Q5_0, &mut bytes);
+        let high = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
+        assert_eq!(high, !(1u32 << 17), "{high:#x}");
+        assert_eq!(bytes[7], 0xa3);
     }
 }

@@ -61,7 +61,14 @@ pub fn conversion(from: WeightFormat, to: WeightFormat) -> Option<Fidelity> {
         {
             Some(Fidelity::Exact)
         }
-        (WeightFormat::Block(_), WeightFormat::Block(BlockLayout::Q8_0)) => Some(Fidelity::Exact),
+        // Same scale, a wider grid of integer levels: q4_0 → q5_0 → q8_0;
+        // iq4_nl's levels (−127 … 113) fit q8_0's alone.
+        (WeightFormat::Block(a), WeightFormat::Block(b))
+            if b == BlockLayout::Q8_0
+                || (!a.is_nonuniform() && !b.is_nonuniform() && b.bits() >= a.bits()) =>
+        {
+            Some(Fidelity::Exact)
+        }
         _ => None,
     }
 }
@@ -192,7 +199,9 @@ mod tests {
         assert_eq!(runs("int8", &all_but(&[Int8]), &[]), Some((f("f16"), Some(Fidelity::Rounded))));
         assert_eq!(runs("nl4k", &all_but(&[Nl4, F16]), &[]), Some((f("f32"), exact)));
         assert_eq!(runs("iq4_nl", &all_but(&[Nl4]), &[]), Some((f("q8_0"), exact)));
-        assert_eq!(runs("q4_0", &all_but(&[Int4]), &[]), Some((f("q8_0"), exact)));
+        // q5_0 runs on the 8-bit kernels, and is smaller than q8_0.
+        assert_eq!(runs("q4_0", &all_but(&[Int4]), &[]), Some((f("q5_0"), exact)));
+        assert_eq!(runs("q5_0", &all_but(&[Int8]), &[]), Some((f("f16"), Some(Fidelity::Rounded))));
         assert_eq!(runs("int2", &[], &[]), None);
     }
 

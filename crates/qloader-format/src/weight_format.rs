@@ -40,7 +40,7 @@ pub enum WeightFormat {
 }
 
 const KNOWN: &str = "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, \
-                     int2k, nl4k, q4_0, q8_0, iq4_nl";
+                     int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl";
 
 impl WeightFormat {
     /// A grouped format; panics on an invalid combination (for constants).
@@ -95,7 +95,7 @@ impl WeightFormat {
             WeightFormat::Compact(l) if l.is_nonuniform() => FormatFamily::Nl4,
             WeightFormat::Compact(l) => int_family(l.bits()),
             WeightFormat::Block(l) if l.is_nonuniform() => FormatFamily::Nl4,
-            WeightFormat::Block(l) => int_family(l.bits()),
+            WeightFormat::Block(l) => int_family(l.tile_bits()),
         }
     }
 
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn names_round_trip() {
         let all = WeightFormat::all();
-        assert_eq!(all.len(), 22);
+        assert_eq!(all.len(), 23);
         for &f in &all {
             assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f, "{f}");
         }
@@ -188,6 +188,7 @@ mod tests {
         assert_eq!("INT3G128".parse::<WeightFormat>().unwrap(), WeightFormat::grouped(3, 128));
         assert_eq!("INT3K".parse::<WeightFormat>().unwrap().family(), FormatFamily::Int3);
         assert_eq!("NL4K".parse::<WeightFormat>().unwrap().family(), FormatFamily::Nl4);
+        assert_eq!("q5_0".parse::<WeightFormat>().unwrap().family(), FormatFamily::Int8);
         for f in &all {
             assert_eq!(f.family().takes_int8_activations(), f.bits_per_weight() < 16.0, "{f}");
             let json = serde_json::to_string(f).unwrap();
@@ -202,7 +203,7 @@ mod tests {
         assert_eq!("q8_0".parse::<WeightFormat>().unwrap().bits_per_weight(), 8.5);
         for bad in [
             "int5", "int4g48", "int", "intg32", "bf17", "int4g", "int8k", "intk", "int4gk", "nl3k",
-            "nl4", "q4_1", "q5_0", "iq4_xs",
+            "nl4", "q4_1", "q5_1", "iq4_xs",
         ] {
             assert!(bad.parse::<WeightFormat>().is_err(), "{bad}");
         }

@@ -103,6 +103,11 @@ fn q4_0_rows_are_llama_cpp_q4_0_blocks() {
 }
 
 #[test]
+fn q5_0_rows_are_llama_cpp_q5_0_blocks() {
+    rows_are_llama_cpp_32_blocks(BlockLayout::Q5_0, "llama-q5_0", GgmlType::Q5_0);
+}
+
+#[test]
 fn q8_0_rows_are_llama_cpp_q8_0_blocks() {
     rows_are_llama_cpp_32_blocks(BlockLayout::Q8_0, "llama-q8_0", GgmlType::Q8_0);
 }

@@ -8,8 +8,9 @@
 //! * Grouped codes are re-packed at the wider width, the group scales and
 //!   offsets kept (same values, same group size). Compact codes widen the
 //!   same way (`int2k` → `int3k` → `int4k`), super-scales and sub-block
-//!   scales kept (a 4-bit scale is also a 6-bit one). `q4_0` and `iq4_nl`
-//!   blocks become `q8_0` blocks: same scale, each level as an `i8`.
+//!   scales kept (a 4-bit scale is also a 6-bit one). `q4_0`, `q5_0` and
+//!   `iq4_nl` blocks become `q8_0` blocks, and `q4_0` blocks `q5_0` ones:
+//!   same scale, each level re-coded.
 //! * Any format becomes `f32` exactly (its values are what the kernels
 //!   compute with), and `f16` with one rounding per value.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -125,7 +126,7 @@ fn widen_compact(w: &CompactMatrix, layout: CompactLayout) -> Result<CompactMatr
     })
 }
 
-/// `w`'s blocks as `layout`'s (`q8_0`): each code's level re-coded, the
+/// `w`'s blocks as `layout`'s (a wider grid): each code's level re-coded, the
 /// scales unchanged.
 fn widen_blocks(w: &BlockMatrix, layout: BlockLayout) -> Result<BlockMatrix, String> {
     let from = w.layout();
@@ -169,6 +170,8 @@ mod tests {
             ("int2k", "int4k"),
             ("int3k", "int4k"),
             ("q4_0", "q8_0"),
+            ("q4_0", "q5_0"),
+            ("q5_0", "q8_0"),
             ("iq4_nl", "q8_0"),
         ] {
             let (from, to): (WeightFormat, WeightFormat) =
@@ -190,7 +193,9 @@ mod tests {
 
     #[test]
     fn float_targets_are_exact_or_rounded_once() {
-        for name in ["int8", "int4", "int2g128", "int3k", "nl4k", "q4_0", "iq4_nl", "f16", "f32"] {
+        for name in
+            ["int8", "int4", "int2g128", "int3k", "nl4k", "q4_0", "q5_0", "iq4_nl", "f16", "f32"]
+        {
             let f: WeightFormat = name.parse().unwrap();
             let w = LinearWeight::quantize(matrix(4, 70), f);
             assert_eq!(dense(&w.convert_to(WeightFormat::F32).unwrap()), dense(&w), "{name}");
@@ -217,8 +222,12 @@ mod tests {
             assert!(w.convert_to(to.parse().unwrap()).is_err(), "nl4k → {to}");
         }
         let w = LinearWeight::quantize(matrix(2, 64), "q8_0".parse().unwrap());
-        for to in ["q4_0", "iq4_nl", "int8", "int8g32"] {
+        for to in ["q4_0", "q5_0", "iq4_nl", "int8", "int8g32"] {
             assert!(w.convert_to(to.parse().unwrap()).is_err(), "q8_0 → {to}");
+        }
+        let w = LinearWeight::quantize(matrix(2, 64), "q5_0".parse().unwrap());
+        for to in ["q4_0", "iq4_nl"] {
+            assert!(w.convert_to(to.parse().unwrap()).is_err(), "q5_0 → {to}");
         }
     }
 
@@ -226,7 +235,7 @@ mod tests {
     fn rows_dequantize_like_the_whole_matrix() {
         for name in [
             "f32", "f16", "int8", "int4", "int3g64", "int2g128", "int4k", "int2k", "nl4k", "q4_0",
-            "q8_0", "iq4_nl",
+            "q5_0", "q8_0", "iq4_nl",
         ] {
             let w = LinearWeight::quantize(matrix(6, 77), name.parse().unwrap());
             let full = w.dequantize();

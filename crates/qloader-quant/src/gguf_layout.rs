@@ -11,6 +11,7 @@
 //! | `int4k` | `Q4_K` | row length a multiple of 256 |
 //! | `int3k`, `int2k` | `Q4_K`, codes widened exactly | the same |
 //! | `nl4k` | `IQ4_XS` | the same |
+//! | `q4_0`, `q5_0`, `q8_0`, `iq4_nl` | the type of that name | row length a multiple of 32 |
 //!
 //! Everything else has no GGUF layout holding the same values; converted
 //! (asked for), a format of 4 bits or fewer is re-quantized to `Q8_0` from
@@ -145,6 +146,7 @@ mod tests {
             ("int2k", GgmlType::Q4K, Some("int4k")),
             ("nl4k", GgmlType::Iq4Xs, None),
             ("q4_0", GgmlType::Q4_0, None),
+            ("q5_0", GgmlType::Q5_0, None),
             ("q8_0", GgmlType::Q8_0, None),
             ("iq4_nl", GgmlType::Iq4Nl, None),
         ] {

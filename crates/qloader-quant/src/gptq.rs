@@ -251,7 +251,7 @@ pub fn gptq_compact(
         .expect("fitted super-blocks follow the layout"))
 }
 
-/// GPTQ into a block format (`q4_0`, `q8_0`, `iq4_nl`): each block's
+/// GPTQ into a block format (`q4_0`, `q5_0`, `q8_0`, `iq4_nl`): each block's
 /// scale fitted as the block quantizer fits it — from the updated weights
 /// when the loop reaches its first column (from the original ones with
 /// act-order), weighted by `H_ii` unless [`GptqOptions::weighted_groups`]
@@ -700,7 +700,8 @@ mod tests {
         let (rows, cols) = (24, 320);
         let w = random_weight(&mut rng, rows, cols);
         let h = hessian(&mut rng, cols, 600, &[]);
-        for name in ["int4", "int3g64", "int8", "int4k", "int2k", "nl4k", "q4_0", "iq4_nl", "q8_0"]
+        for name in
+            ["int4", "int3g64", "int8", "int4k", "int2k", "nl4k", "q4_0", "q5_0", "iq4_nl", "q8_0"]
         {
             let format: WeightFormat = name.parse().unwrap();
             let rtn = output_error(&w, &LinearWeight::quantize(w.clone(), format), &h);
@@ -754,7 +755,7 @@ mod tests {
         let (rows, cols) = (10, 100);
         let w = random_weight(&mut rng, rows, cols);
         let h = hessian(&mut rng, cols, 300, &[]);
-        for name in ["int4", "int3g64", "q4_0", "iq4_nl"] {
+        for name in ["int4", "int3g64", "q4_0", "q5_0", "iq4_nl"] {
             let format: WeightFormat = name.parse().unwrap();
             let q = gptq(&w, &h, format, &GptqOptions::default()).unwrap();
             assert_eq!(q.storage_bytes(), format.storage_bytes(rows, cols));

@@ -29,7 +29,7 @@ fn exportable(name: &str) -> WeightFormat {
     let pick = if name.contains("ffn_down") {
         ["int4k", "int3k", "nl4k", "int2k"][n % 4]
     } else {
-        ["int4", "int3", "f16", "int2", "q4_0", "q8_0", "iq4_nl"][n % 7]
+        ["int4", "int3", "f16", "int2", "q4_0", "q5_0", "q8_0", "iq4_nl"][n % 8]
     };
     pick.parse().unwrap()
 }
@@ -89,6 +89,7 @@ fn an_exported_plan_reads_back_as_the_packed_weights() {
         ("nl4k", GgmlType::Iq4Xs),
         ("q4_0", GgmlType::Q4_0),
         ("q8_0", GgmlType::Q8_0),
+        ("q5_0", GgmlType::Q5_0),
         ("iq4_nl", GgmlType::Iq4Nl),
     ] {
         assert!(

@@ -164,17 +164,10 @@ fn five_bit_pair(q: u8, high: u32, j: usize) -> (u8, u8) {
     ((q & 0x0f) | bit(j), (q >> 4) | bit(j + 16))
 }
 
-/// Q5_0: f16 scale `d`, a little-endian u32 of fifth bits, 16 bytes of
-/// nibbles (laid out as in Q4_0); value `(q - 16) * d`.
+/// Q5_0: `q5_0`'s block (f16 scale `d`, a little-endian u32 of fifth
+/// bits, 16 bytes of nibbles laid out as in Q4_0; value `(q − 16) · d`).
 fn q5_0(b: &[u8; 22], y: &mut [f32; 32]) {
-    let d = half_at(b, 0);
-    let high = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-    let (lo, hi) = y.split_at_mut(16);
-    for (j, ((&q, l), h)) in b[6..].iter().zip(lo).zip(hi).enumerate() {
-        let (a, c) = five_bit_pair(q, high, j);
-        *l = (f32::from(a) - 16.0) * d;
-        *h = (f32::from(c) - 16.0) * d;
-    }
+    block32::dequantize_row(BlockLayout::Q5_0, b, 32, y);
 }
 
 /// Q5_1: f16 scale `d` and minimum `m`, fifth bits and nibbles as in Q5_0;

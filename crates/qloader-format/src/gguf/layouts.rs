@@ -35,6 +35,7 @@ pub fn same_bytes_type(format: WeightFormat, cols: usize) -> Option<GgmlType> {
         }
         WeightFormat::Block(l) if cols.is_multiple_of(32) => Some(match l {
             BlockLayout::Q4_0 => GgmlType::Q4_0,
+            BlockLayout::Q5_0 => GgmlType::Q5_0,
             BlockLayout::Q8_0 => GgmlType::Q8_0,
             BlockLayout::Iq4Nl => GgmlType::Iq4Nl,
         }),

@@ -1,4 +1,4 @@
-//! llama.cpp's 32-value block formats (`q4_0`, `q8_0`, `iq4_nl`: one `f16`
+//! llama.cpp's 32-value block formats (`q4_0`, `q5_0`, `q8_0`, `iq4_nl`: one `f16`
 //! scale per 32 values and signed levels; bit layout in
 //! [`qloader_format::block32`]): the quantizer and the matrix.
 //!
@@ -12,7 +12,8 @@
 //!
 //! Products run on the tile kernels: each block is a 32-value group of the
 //! tiles with `d` as its scale. `q4_0` keeps its 4-bit codes with offset
-//! `−8·d`, `q8_0` its bytes read as `i8 + 128` with offset `−128·d`, and
+//! `−8·d`, `q5_0` its 5-bit codes as bytes (8-bit tiles) with offset
+//! `−16·d`, `q8_0` its bytes read as `i8 + 128` with offset `−128·d`, and
 //! `iq4_nl` its 4-bit codes with a table of levels (code `q` read as the
 //! byte `NL4_LEVELS[q] + 128`) and offset `−128·d`. Each offset is a power
 //! of two times an `f16`, so the tiles hold the values exactly.
@@ -44,9 +45,9 @@ impl RowLayout for BlockLayout {
         qloader_format::block32::dequantize_row(self, row, cols, out)
     }
 
-    /// The code width in groups of 32.
+    /// The tiles' code width in groups of 32.
     fn tile_layout(self) -> GroupedLayout {
-        GroupedLayout::new(self.bits(), BLOCK).expect("4 and 8 bits exist in groups of 32")
+        GroupedLayout::new(self.tile_bits(), BLOCK).expect("4 and 8 bits exist in groups of 32")
     }
 
     /// `NL4_LEVELS[q] + 128` for `iq4_nl`.
@@ -66,6 +67,7 @@ impl RowLayout for BlockLayout {
         // The level code 0 stands for in the tiles, negated, in units of d.
         let bias = match self {
             BlockLayout::Q4_0 => 8.0,
+            BlockLayout::Q5_0 => 16.0,
             BlockLayout::Q8_0 | BlockLayout::Iq4Nl => f32::from(NL4_TILE_BIAS),
         };
         for (b, bytes) in row.chunks_exact(self.block_bytes()).enumerate() {
@@ -128,6 +130,7 @@ pub fn block_code(layout: BlockLayout, v: f32, d: f32) -> u8 {
     // NaN clamps to NaN, which `as` turns into 0 (level 0).
     match layout {
         BlockLayout::Q4_0 => (u.round().clamp(-8.0, 7.0) as i16 + 8) as u8,
+        BlockLayout::Q5_0 => (u.round().clamp(-16.0, 15.0) as i16 + 16) as u8,
         BlockLayout::Q8_0 => (u.round().clamp(-127.0, 127.0) as i16 + 128) as u8,
         BlockLayout::Iq4Nl => nearest_level(u),
     }
@@ -241,9 +244,15 @@ mod tests {
             let q = BlockMatrix::quantize(&w, layout, None);
             let exact = q.dequantize();
             assert_eq!(q.tiles().dequantize(), exact, "{}", layout.name());
-            let grouped = GroupedMatrix::quantize(&w, q.tile_layout());
+            // Against the grouped format of its width (q5_0, which has none,
+            // against 4 bits with a min: a quarter of the error or less).
+            let (bits, bound) = match layout {
+                BlockLayout::Q5_0 => (4, 0.5),
+                l if l.is_nonuniform() => (l.bits(), 1.3),
+                l => (l.bits(), 2.0),
+            };
+            let grouped = GroupedMatrix::quantize(&w, GroupedLayout::new(bits, BLOCK).unwrap());
             let (ours, theirs) = (mse(&exact, &w), mse(&grouped.dequantize(), &w));
-            let bound = if layout.is_nonuniform() { 1.3 } else { 2.0 };
             assert!(ours < bound * theirs, "{}: {ours} vs g32 {theirs}", layout.name());
         }
     }
@@ -264,7 +273,7 @@ mod tests {
     fn importance_lowers_the_weighted_error() {
         let w = symmetric_weights(8, 256, 3);
         let importance: Vec<f32> = (0..256).map(|c| if c % 5 == 0 { 50.0 } else { 1.0 }).collect();
-        for layout in [BlockLayout::Q4_0, BlockLayout::Iq4Nl] {
+        for layout in [BlockLayout::Q4_0, BlockLayout::Q5_0, BlockLayout::Iq4Nl] {
             let weighted_err = |q: &BlockMatrix| {
                 let d = q.dequantize();
                 d.data()
