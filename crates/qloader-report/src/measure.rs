@@ -8,6 +8,7 @@ use std::path::Path;
 use qloader_format::ActivationFormat;
 use qloader_runtime::eval::cosine;
 use qloader_runtime::packed::{default_activations, open_packed, LoadOptions, PackedModel};
+use qloader_runtime::perplexity::PerplexityReport;
 use qloader_runtime::{generate, Sampling};
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,21 @@ pub struct Measured {
     pub speed: f64,
     /// Seconds to load the packed file.
     pub load_seconds: f64,
+}
+
+impl Measured {
+    /// A decoder's perplexity alone (no speed, no load time): what the
+    /// reference and llama.cpp's files, run from their source files, get.
+    pub fn perplexity_only(p: &PerplexityReport) -> Self {
+        Self {
+            perplexity: Some(p.perplexity),
+            mean_cosine: None,
+            retrieval_agreement: None,
+            degradation: p.mean_nll,
+            speed: 0.0,
+            load_seconds: 0.0,
+        }
+    }
 }
 
 /// Measures the packed model at `path` against `reference`; `sentences`

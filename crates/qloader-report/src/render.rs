@@ -513,11 +513,8 @@ mod tests {
         }
     }
 
-    /// The equal-size tables print each row's measured perplexity, the
-    /// same figure as the main table (not scaled by the reference's).
-    #[test]
-    fn comparison_tables_show_the_measured_perplexities() {
-        let report = Report {
+    fn decoder_report(rows: Vec<Row>) -> Report {
+        Report {
             model: "m".into(),
             architecture: "llama".into(),
             table: "t".into(),
@@ -525,15 +522,22 @@ mod tests {
             profile_toml: String::new(),
             metric: "perplexity".into(),
             method: QuantMethod::Imatrix,
-            rows: vec![
-                row("f32 (reference)", RowKind::Reference, 32.0, 34.701, None),
-                row("uniform int3", RowKind::Uniform, 4.0, 136.847, None),
-                row("mixed = uniform int3", RowKind::Mixed, 4.0, 56.712, Some("uniform int3")),
-                row("mixed 3.5 bpw", RowKind::Mixed, 3.5, 123.022, None),
-            ],
+            rows,
             rank_correlation: None,
             seconds: 1.0,
-        };
+        }
+    }
+
+    /// The equal-size tables print each row's measured perplexity, the
+    /// same figure as the main table (not scaled by the reference's).
+    #[test]
+    fn comparison_tables_show_the_measured_perplexities() {
+        let report = decoder_report(vec![
+            row("f32 (reference)", RowKind::Reference, 32.0, 34.701, None),
+            row("uniform int3", RowKind::Uniform, 4.0, 136.847, None),
+            row("mixed = uniform int3", RowKind::Mixed, 4.0, 56.712, Some("uniform int3")),
+            row("mixed 3.5 bpw", RowKind::Mixed, 3.5, 123.022, None),
+        ]);
         let md = markdown(&report);
         let (main, comparisons) = md.split_once("## Mixed precision against").unwrap();
         assert!(main.contains("| uniform int3 | 4.00 | 0.00 MiB | 136.847 |"), "{main}");
@@ -563,26 +567,15 @@ mod tests {
         plan.file_bytes = Some(104 << 20);
         let mut small = row("llama.cpp IQ2_XS", RowKind::LlamaCpp, 2.3, 45.4031, None);
         small.file_bytes = Some(80 << 20);
-        let report = Report {
-            model: "m".into(),
-            architecture: "llama".into(),
-            table: "t".into(),
-            profile: "p".into(),
-            profile_toml: String::new(),
-            metric: "perplexity".into(),
-            method: QuantMethod::Imatrix,
-            rows: vec![
-                row("f32 (reference)", RowKind::Reference, 32.0, 34.701, None),
-                row("uniform int4", RowKind::Uniform, 5.0, 35.436, None),
-                row("mixed = uniform int4", RowKind::Mixed, 5.0, 35.436, Some("uniform int4")),
-                row("mixed 4 bpw", RowKind::Mixed, 4.0, 39.811, None),
-                file,
-                plan,
-                small,
-            ],
-            rank_correlation: None,
-            seconds: 1.0,
-        };
+        let report = decoder_report(vec![
+            row("f32 (reference)", RowKind::Reference, 32.0, 34.701, None),
+            row("uniform int4", RowKind::Uniform, 5.0, 35.436, None),
+            row("mixed = uniform int4", RowKind::Mixed, 5.0, 35.436, Some("uniform int4")),
+            row("mixed 4 bpw", RowKind::Mixed, 4.0, 39.811, None),
+            file,
+            plan,
+            small,
+        ]);
         let md = markdown(&report);
         let lines: Vec<&str> = md.lines().collect();
         assert!(

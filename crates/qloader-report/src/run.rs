@@ -383,14 +383,7 @@ fn llama_cpp_row(
         file_bytes: Some(file.file_bytes),
         bits_per_weight: bytes as f64 * 8.0 / weights.max(1.0),
         predicted: None,
-        measured: Measured {
-            perplexity: Some(p.perplexity),
-            mean_cosine: None,
-            retrieval_agreement: None,
-            degradation: p.mean_nll,
-            speed: 0.0,
-            load_seconds: 0.0,
-        },
+        measured: Measured::perplexity_only(&p),
         versus: None,
     })
 }
@@ -481,14 +474,7 @@ fn reference(options: &ReportOptions, decoder: bool) -> Result<(Reference, Row)>
             &mut |_, _| {},
         )?;
         let p = session.perplexity(&text, WINDOW, options.windows, &mut |_, _| {})?;
-        let measured = Measured {
-            perplexity: Some(p.perplexity),
-            mean_cosine: None,
-            retrieval_agreement: None,
-            degradation: p.mean_nll,
-            speed: 0.0,
-            load_seconds: 0.0,
-        };
+        let measured = Measured::perplexity_only(&p);
         Ok((Reference::Text { text, windows: options.windows }, row(measured)))
     } else {
         let session =
