@@ -215,6 +215,17 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
 ) {
     let mut acc = [_mm256_setzero_ps(); R];
     let mut p = data.as_ptr();
+    // The int8 activation rows (codes, group scales, scaled group sums),
+    // looked up once rather than per block.
+    let a8_rows: [(&[i8], &[f32], &[f32]); R] = match x {
+        Source::A8(x) => std::array::from_fn(|r| x.row(first + r)),
+        Source::F32(_) => [(&[][..], &[][..], &[][..]); R],
+    };
+    if matches!(x, Source::A8(_)) {
+        for (codes, _, _) in &a8_rows {
+            assert!(codes.len() >= blocks * BLOCK);
+        }
+    }
     for g in 0..groups {
         if h == 0 {
             // The lines of the group, the usual distances ahead (the second
@@ -234,7 +245,7 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
         let first_block = g * PER_GROUP;
         let last_block = (first_block + PER_GROUP).min(blocks);
         match x {
-            Source::A8(x) => {
+            Source::A8(_) => {
                 let mut isum = [_mm256_setzero_si256(); R];
                 for b in first_block..last_block {
                     // SAFETY: as above.
@@ -243,10 +254,9 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                     // SAFETY: as above.
                     p = unsafe { p.add(block_bytes(BITS)) };
                     for r in 0..R {
-                        let codes = x.row(first + r).0;
-                        assert!(codes.len() >= blocks * BLOCK);
-                        // SAFETY: block b < blocks lies within the row.
-                        let a = unsafe { codes.as_ptr().add(b * BLOCK) } as *const i32;
+                        // SAFETY: block b < blocks lies within the row
+                        // (checked above).
+                        let a = unsafe { a8_rows[r].0.as_ptr().add(b * BLOCK) } as *const i32;
                         // SAFETY: as above (level bytes take the 8-bit way).
                         let dot = unsafe {
                             if lut.is_some() {
@@ -259,7 +269,7 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                     }
                 }
                 for r in 0..R {
-                    let (_, scales, sums) = x.row(first + r);
+                    let (_, scales, sums) = a8_rows[r];
                     let s = _mm256_mul_ps(ws, _mm256_set1_ps(scales[g]));
                     acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), s, acc[r]);
                     acc[r] = _mm256_fmadd_ps(wo, _mm256_set1_ps(sums[g]), acc[r]);
