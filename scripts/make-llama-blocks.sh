@@ -23,6 +23,8 @@ cc -O2 -I"$SRC/ggml/include" scripts/llama-blocks.c \
 "$TMP/llama-blocks" 3 "$OUT/llama-q4_1.bin" "$OUT/llama-q4_1.f32"
 # GGML_TYPE_Q4_K = 12.
 "$TMP/llama-blocks" 12 "$OUT/llama-q4_k.bin" "$OUT/llama-q4_k.f32"
+# GGML_TYPE_Q5_K = 13.
+"$TMP/llama-blocks" 13 "$OUT/llama-q5_k.bin" "$OUT/llama-q5_k.f32"
 # GGML_TYPE_IQ4_NL = 20.
 "$TMP/llama-blocks" 20 "$OUT/llama-iq4_nl.bin" "$OUT/llama-iq4_nl.f32"
 # GGML_TYPE_IQ4_XS = 23.

@@ -1,9 +1,10 @@
-//! Bit layout of the compact grouped formats `int4k`, `int3k`, `int2k` and
-//! `nl4k`: codes in sub-blocks of 32 values whose scales (and mins) are
-//! themselves quantized (to 6 or 4 bits) under `f16` super-scales per
-//! super-block of 256 values, as llama.cpp's k-quants do. The `int*k`
-//! formats cost 4.5, 3.5 and 2.375 bits per weight where the grouped formats
-//! with one `f16` scale and offset per 32 values cost 5, 4 and 3. `nl4k`
+//! Bit layout of the compact grouped formats `int5k`, `int4k`, `int3k`,
+//! `int2k` and `nl4k`: codes in sub-blocks of 32 values whose scales (and
+//! mins) are themselves quantized (to 6 or 4 bits) under `f16` super-scales
+//! per super-block of 256 values, as llama.cpp's k-quants do. The `int*k`
+//! formats cost 5.5, 4.5, 3.5 and 2.375 bits per weight where the grouped
+//! formats with one `f16` scale and offset per 32 values cost 6, 5, 4 and 3
+//! (there is no 5-bit grouped format; `q5_0`, symmetric, costs 5.5). `nl4k`
 //! (4.25 bits) has no mins: its 4-bit codes index a fixed non-uniform grid
 //! of 16 levels ([`NL4_LEVELS`], denser near zero, where most weights are)
 //! under one signed scale per sub-block.
@@ -16,20 +17,20 @@
 //! |---|---|
 //! | 2 | `d`, `f16`: the scale of the sub-block scales |
 //! | 2 | `dmin`, `f16`: the scale of the sub-block mins (not in `nl4k`) |
-//! | 12 (`int4k`, `int3k`) | eight 6-bit scales and eight 6-bit mins, packed as llama.cpp's `Q4_K` packs them; a short super-block's `n` scales then `n` mins, 6 bits each, least significant bit first, in `⌈12n/8⌉` bytes |
+//! | 12 (`int5k`, `int4k`, `int3k`) | eight 6-bit scales and eight 6-bit mins, packed as llama.cpp's `Q4_K` packs them; a short super-block's `n` scales then `n` mins, 6 bits each, least significant bit first, in `⌈12n/8⌉` bytes |
 //! | `n` (`int2k`) | one byte per sub-block: scale in the low nibble, min in the high one |
 //! | 6 (`nl4k`) | eight 6-bit scales as llama.cpp's `IQ4_XS` packs them: a little-endian `u16` of their top two bits (scale `s` at bit `2s`), then four bytes of their low nibbles (scale `s` in byte `s/2`, low nibble for even `s`); a short super-block's `n` scales packed tight as above |
-//! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int3k`, `int2k`, `nl4k`: each sub-block as a 32-value block of [`crate::grouped`] (12, 8 or 16 bytes; `nl4k`'s is `IQ4_XS`'s: value `j` in the low nibble of byte `j`, value `16 + j` in its high nibble) |
+//! | codes | `int4k`: pairs of sub-blocks in 32 bytes, sub-block `2j` in the low nibbles and `2j + 1` in the high ones (`Q4_K`'s order; `⌈n/2⌉ · 32` bytes); `int5k`: first the fifth bits, then the low four bits as `int4k`'s — in a full super-block 32 bytes, bit `s` of byte `l` the fifth bit of sub-block `s`'s value `l` (`Q5_K`'s `qh`), in a short one 4 bytes per sub-block, value `l` of sub-block `s` at bit `l % 8` of byte `4s + l / 8`; `int3k`, `int2k`, `nl4k`: each sub-block as a 32-value block of [`crate::grouped`] (12, 8 or 16 bytes; `nl4k`'s is `IQ4_XS`'s: value `j` in the low nibble of byte `j`, value `16 + j` in its high nibble) |
 //!
 //! Value `v` of sub-block `s` with code `q` stands for
 //! `(d · sc[s]) · q − dmin · m[s]` in the `int*k` formats and
 //! `(d · (sc[s] − 32)) · NL4_LEVELS[q]` in `nl4k`, computed in `f32` in that
 //! order. Missing sub-blocks of a short super-block have scale and min 0.
 //!
-//! On rows whose width is a multiple of 256, `int4k` is byte for byte
-//! llama.cpp's `Q4_K` (block `block_q4_K`) and `nl4k` its `IQ4_XS` (block
-//! `block_iq4_xs`), so a row is a run of those blocks and de-quantizes to
-//! the same floats.
+//! On rows whose width is a multiple of 256, `int5k` and `int4k` are byte
+//! for byte llama.cpp's `Q5_K` and `Q4_K` (blocks `block_q5_K`,
+//! `block_q4_K`) and `nl4k` its `IQ4_XS` (block `block_iq4_xs`), so a row
+//! is a run of those blocks and de-quantizes to the same floats.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
@@ -44,7 +45,7 @@ pub const SUPER: usize = 256;
 pub const SUBS: usize = SUPER / BLOCK;
 
 /// Code widths of the compact formats with uniform levels (`int*k`).
-pub const BITS: [u8; 3] = [2, 3, 4];
+pub const BITS: [u8; 4] = [2, 3, 4, 5];
 
 /// The levels of `nl4k`'s 4-bit codes (llama.cpp's `IQ4_NL`/`IQ4_XS` grid),
 /// in units of the sub-block scale.
@@ -80,9 +81,15 @@ impl CompactLayout {
         } else {
             Err(FormatError::UnknownFormat {
                 name: format!("int{bits}k"),
-                known: "int4k, int3k, int2k, nl4k",
+                known: "int5k, int4k, int3k, int2k, nl4k",
             })
         }
+    }
+
+    /// `int5k`: 5-bit codes (llama.cpp's `Q5_K` on rows of a multiple of
+    /// 256 values).
+    pub const fn int5() -> Self {
+        Self { bits: 5, levels: Levels::Uniform }
     }
 
     /// `nl4k`: 4-bit codes on the non-uniform grid [`NL4_LEVELS`].
@@ -91,16 +98,17 @@ impl CompactLayout {
     }
 
     /// Every compact layout.
-    pub fn all() -> [Self; 4] {
+    pub fn all() -> [Self; 5] {
         [
             Self { bits: 2, levels: Levels::Uniform },
             Self { bits: 3, levels: Levels::Uniform },
             Self { bits: 4, levels: Levels::Uniform },
+            Self::int5(),
             Self::nl4(),
         ]
     }
 
-    /// The format's name: `int4k`, `int3k`, `int2k` or `nl4k`.
+    /// The format's name: `int5k`, `int4k`, `int3k`, `int2k` or `nl4k`.
     pub fn name(self) -> String {
         match self.levels {
             Levels::Uniform => format!("int{}k", self.bits),
@@ -117,6 +125,16 @@ impl CompactLayout {
     /// Bits per code.
     pub fn bits(self) -> u8 {
         self.bits
+    }
+
+    /// Bits per code in the tiles products run on: the code width, but 8
+    /// for `int5k` (there are no 5-bit tiles; its codes fit 8-bit ones).
+    pub fn tile_bits(self) -> u8 {
+        if self.bits == 5 {
+            8
+        } else {
+            self.bits
+        }
     }
 
     /// Largest code.
@@ -173,17 +191,28 @@ impl CompactLayout {
     /// Bytes of the codes of `subs` sub-blocks.
     pub fn code_bytes(self, subs: usize) -> usize {
         if self.pairs_sub_blocks() {
-            subs.div_ceil(2) * 32
+            self.fifth_bit_bytes(subs) + subs.div_ceil(2) * 32
         } else {
             subs * BLOCK * self.bits as usize / 8
         }
     }
 
-    /// Whether sub-blocks are stored in pairs, `2j` in the low nibbles and
-    /// `2j + 1` in the high ones (`int4k`, as `Q4_K`); otherwise each is a
-    /// 32-value block of [`crate::grouped`].
+    /// Whether the low four bits of sub-blocks are stored in pairs, `2j` in
+    /// the low nibbles and `2j + 1` in the high ones (`int4k` and `int5k`,
+    /// as `Q4_K` and `Q5_K`); otherwise each is a 32-value block of
+    /// [`crate::grouped`].
     fn pairs_sub_blocks(self) -> bool {
-        self.bits == 4 && !self.is_nonuniform()
+        self.bits >= 4 && !self.is_nonuniform()
+    }
+
+    /// Bytes of the fifth bits of `subs` sub-blocks' codes (`int5k`): 32 in
+    /// a full super-block (`Q5_K`'s `qh`), 4 per sub-block in a short one.
+    fn fifth_bit_bytes(self, subs: usize) -> usize {
+        match (self.bits, subs) {
+            (5, SUBS) => 32,
+            (5, n) => 4 * n,
+            _ => 0,
+        }
     }
 
     /// Bytes of the super-scales (`d`, and `dmin` where there are mins).
@@ -276,6 +305,10 @@ impl SuperBlock {
         let codes = &mut out[scales_end..scales_end + layout.code_bytes(subs)];
         if layout.pairs_sub_blocks() {
             codes.fill(0);
+            let (fifth, codes) = codes.split_at_mut(layout.fifth_bit_bytes(subs));
+            if !fifth.is_empty() {
+                pack_fifth_bits(&self.codes, subs, fifth);
+            }
             for (s, sub) in self.codes.chunks_exact(BLOCK).enumerate() {
                 let pair = &mut codes[(s / 2) * 32..(s / 2) * 32 + 32];
                 let shift = 4 * (s % 2);
@@ -317,12 +350,16 @@ impl SuperBlock {
         let codes_in = &bytes[scales_end..scales_end + layout.code_bytes(subs)];
         let mut codes = vec![0u8; subs * BLOCK];
         if layout.pairs_sub_blocks() {
+            let (fifth, codes_in) = codes_in.split_at(layout.fifth_bit_bytes(subs));
             for (s, sub) in codes.chunks_exact_mut(BLOCK).enumerate() {
                 let pair = &codes_in[(s / 2) * 32..(s / 2) * 32 + 32];
                 let shift = 4 * (s % 2);
                 for (q, &b) in sub.iter_mut().zip(pair) {
                     *q = (b >> shift) & 0x0f;
                 }
+            }
+            if !fifth.is_empty() {
+                unpack_fifth_bits(fifth, subs, &mut codes);
             }
         } else {
             let bytes = BLOCK * layout.bits as usize / 8;
@@ -331,6 +368,33 @@ impl SuperBlock {
             }
         }
         Self { d, dmin, scales, mins, codes }
+    }
+}
+
+/// Where the fifth bit of sub-block `s`'s value `l` lies in the fifth-bit
+/// bytes of a super-block of `subs` sub-blocks: (byte, bit).
+fn fifth_bit_at(subs: usize, s: usize, l: usize) -> (usize, usize) {
+    if subs == SUBS {
+        (l, s)
+    } else {
+        (4 * s + l / 8, l % 8)
+    }
+}
+
+/// Writes the fifth bits of `codes` (`subs` sub-blocks) into `out` (zeroed,
+/// `int5k`'s fifth-bit bytes).
+fn pack_fifth_bits(codes: &[u8], subs: usize, out: &mut [u8]) {
+    for (i, &q) in codes.iter().enumerate() {
+        let (byte, bit) = fifth_bit_at(subs, i / BLOCK, i % BLOCK);
+        out[byte] |= ((q >> 4) & 1) << bit;
+    }
+}
+
+/// Adds the fifth bits in `bytes` to `codes` (`subs` sub-blocks).
+fn unpack_fifth_bits(bytes: &[u8], subs: usize, codes: &mut [u8]) {
+    for (i, q) in codes.iter_mut().enumerate() {
+        let (byte, bit) = fifth_bit_at(subs, i / BLOCK, i % BLOCK);
+        *q |= ((bytes[byte] >> bit) & 1) << 4;
     }
 }
 
@@ -453,8 +517,14 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_table() {
-        let [i2, i3, i4] = BITS.map(|b| CompactLayout::new(b).unwrap());
+        let [i2, i3, i4, i5] = BITS.map(|b| CompactLayout::new(b).unwrap());
         assert_eq!(i4.super_block_bytes(SUBS), 144, "Q4_K's block_q4_K");
+        assert_eq!(i5.super_block_bytes(SUBS), 176, "Q5_K's block_q5_K");
+        assert_eq!(i5.bits_per_weight(), 5.5);
+        // 576 wide: a short super-block of 2 sub-blocks with 4 + 4 bytes of
+        // fifth bits and one pair of nibbles.
+        assert_eq!(i5.row_bytes(576), 2 * 176 + 4 + 3 + 8 + 32);
+        assert_eq!(i5.super_block_bytes(3), 4 + 5 + 12 + 64);
         assert_eq!(
             (i4.bits_per_weight(), i3.bits_per_weight(), i2.bits_per_weight()),
             (4.5, 3.5, 2.375)
@@ -468,7 +538,7 @@ mod tests {
         assert_eq!(i4.row_bytes(33), 4 + 3 + 32);
         assert_eq!(i3.super_block_bytes(7), 4 + 11 + 7 * 12);
         assert_eq!(i3.storage_bytes(3, 256), 3 * 112);
-        assert!(CompactLayout::new(5).is_err() && CompactLayout::new(8).is_err());
+        assert!(CompactLayout::new(6).is_err() && CompactLayout::new(8).is_err());
         // nl4k: IQ4_XS's 136-byte block; 576 wide: 2 · 136 + 2 + 2 + 32.
         let nl4 = CompactLayout::nl4();
         assert_eq!((nl4.super_block_bytes(SUBS), nl4.bits_per_weight()), (136, 4.25));

@@ -217,9 +217,14 @@ mod tests {
             runs("nl4k", &[Int4, F16], &[(Nl4, Int4)]),
             Some((f("f16"), Some(Fidelity::Rounded)))
         );
-        // A compact format never becomes grouped int8 (its scales would round).
+        // A compact format never becomes grouped int8 (its scales would
+        // round) but widens exactly to int5k, which runs on int8 kernels.
         assert_eq!(
             runs("int2k", &[Int8, F32], &[(Int2, Int8)]),
+            Some((f("int5k"), Some(Fidelity::Exact)))
+        );
+        assert_eq!(
+            runs("nl4k", &[Int8, F32], &[(Nl4, Int8)]),
             Some((f("f32"), Some(Fidelity::Exact)))
         );
     }

@@ -4,7 +4,7 @@
 //! Names: `f32`, `f16`, `int8` (per output channel, symmetric), and
 //! `int{8,4,3,2}g{32,64,128}` for the grouped formats of
 //! [`crate::grouped`] (`int4`, `int3` and `int2` alone mean groups of 32),
-//! `int4k`, `int3k`, `int2k`, `nl4k` for the compact formats of
+//! `int5k`, `int4k`, `int3k`, `int2k`, `nl4k` for the compact formats of
 //! [`crate::compact`], and `q4_0`, `q8_0`, `iq4_nl` for llama.cpp's 32-value
 //! blocks ([`crate::block32`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -39,8 +39,8 @@ pub enum WeightFormat {
     Block(BlockLayout),
 }
 
-const KNOWN: &str = "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, \
-                     int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl";
+const KNOWN: &str = "f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int5k, int4k, \
+                     int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl";
 
 impl WeightFormat {
     /// A grouped format; panics on an invalid combination (for constants).
@@ -93,7 +93,7 @@ impl WeightFormat {
             WeightFormat::Int8PerChannel => FormatFamily::Int8,
             WeightFormat::Grouped(l) => int_family(l.bits()),
             WeightFormat::Compact(l) if l.is_nonuniform() => FormatFamily::Nl4,
-            WeightFormat::Compact(l) => int_family(l.bits()),
+            WeightFormat::Compact(l) => int_family(l.tile_bits()),
             WeightFormat::Block(l) if l.is_nonuniform() => FormatFamily::Nl4,
             WeightFormat::Block(l) => int_family(l.tile_bits()),
         }
@@ -180,7 +180,7 @@ mod tests {
     #[test]
     fn names_round_trip() {
         let all = WeightFormat::all();
-        assert_eq!(all.len(), 23);
+        assert_eq!(all.len(), 24);
         for &f in &all {
             assert_eq!(f.name().parse::<WeightFormat>().unwrap(), f, "{f}");
         }
@@ -188,6 +188,7 @@ mod tests {
         assert_eq!("INT3G128".parse::<WeightFormat>().unwrap(), WeightFormat::grouped(3, 128));
         assert_eq!("INT3K".parse::<WeightFormat>().unwrap().family(), FormatFamily::Int3);
         assert_eq!("NL4K".parse::<WeightFormat>().unwrap().family(), FormatFamily::Nl4);
+        assert_eq!("int5k".parse::<WeightFormat>().unwrap().family(), FormatFamily::Int8);
         assert_eq!("q5_0".parse::<WeightFormat>().unwrap().family(), FormatFamily::Int8);
         for f in &all {
             assert_eq!(f.family().takes_int8_activations(), f.bits_per_weight() < 16.0, "{f}");

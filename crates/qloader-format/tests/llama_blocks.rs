@@ -2,8 +2,8 @@
 //! (`scripts/make-llama-blocks.sh` runs `ggml_quantize_chunk`, the files are
 //! checked in) read by QLoader's layouts that claim the same bytes give the
 //! floats llama.cpp de-quantizes them to, bit for bit, and re-pack to the
-//! same bytes — so a plan's `int4k` and `nl4k` tensors are `Q4_K` and
-//! `IQ4_XS` tensors as they are, and its `q4_0`, `q8_0` and `iq4_nl` ones
+//! same bytes — so a plan's `int5k`, `int4k` and `nl4k` tensors are
+//! `Q5_K`, `Q4_K` and `IQ4_XS` tensors as they are, and its `q4_0`, `q8_0` and `iq4_nl` ones
 //! llama.cpp's blocks of those names. The GGUF reader's de-quantization of
 //! those types is checked against the same files, and so is its
 //! de-quantization of the lattice and ternary types no layout claims
@@ -60,6 +60,11 @@ fn rows_are_llama_cpp_blocks(layout: CompactLayout, name: &str, gguf: Option<Ggm
 #[test]
 fn int4k_rows_are_llama_cpp_q4_k_blocks() {
     rows_are_llama_cpp_blocks(CompactLayout::new(4).unwrap(), "llama-q4_k", Some(GgmlType::Q4K));
+}
+
+#[test]
+fn int5k_rows_are_llama_cpp_q5_k_blocks() {
+    rows_are_llama_cpp_blocks(CompactLayout::int5(), "llama-q5_k", Some(GgmlType::Q5K));
 }
 
 #[test]

@@ -65,13 +65,15 @@ fn llama_cpp_profile_allows_only_gguf_layouts() {
         ("q4_0", 576, true),
         ("q8_0", 576, true),
         ("q5_0", 576, true),
+        ("int5k", 1536, true),
+        ("int5k", 576, false),
         ("iq4_nl", 576, true),
         ("q4_0", 100, false),
     ] {
         assert_eq!(p.layouts.allows(format(name), cols), allowed, "{name} at {cols}");
     }
     // Each of them runs natively there (int8 activations where integer).
-    for name in ["q4_0", "q5_0", "q8_0", "iq4_nl", "int4", "int4k", "nl4k"] {
+    for name in ["q4_0", "q5_0", "q8_0", "iq4_nl", "int4", "int4k", "int5k", "nl4k"] {
         let f = format(name);
         assert!(p.kernel(f.family(), ActivationFormat::Int8).is_some(), "{name}");
     }

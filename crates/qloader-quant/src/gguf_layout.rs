@@ -9,6 +9,7 @@
 //! | `int4` (groups of 32) | `Q4_1` | row length a multiple of 32 |
 //! | `int3`, `int2` (groups of 32) | `Q4_1`, codes widened exactly | the same |
 //! | `int4k` | `Q4_K` | row length a multiple of 256 |
+//! | `int5k` | `Q5_K` | the same |
 //! | `int3k`, `int2k` | `Q4_K`, codes widened exactly | the same |
 //! | `nl4k` | `IQ4_XS` | the same |
 //! | `q4_0`, `q5_0`, `q8_0`, `iq4_nl` | the type of that name | row length a multiple of 32 |
@@ -145,6 +146,7 @@ mod tests {
             ("int3k", GgmlType::Q4K, Some("int4k")),
             ("int2k", GgmlType::Q4K, Some("int4k")),
             ("nl4k", GgmlType::Iq4Xs, None),
+            ("int5k", GgmlType::Q5K, None),
             ("q4_0", GgmlType::Q4_0, None),
             ("q5_0", GgmlType::Q5_0, None),
             ("q8_0", GgmlType::Q8_0, None),

@@ -239,9 +239,9 @@ mod tests {
         DenseMatrix::new(rows, cols, data).unwrap()
     }
 
-    const FORMATS: [&str; 12] = [
+    const FORMATS: [&str; 13] = [
         "f32", "f16", "int8", "int8g64", "int4", "int4g128", "int3", "int3g64", "int2", "int4k",
-        "int2k", "nl4k",
+        "int5k", "int2k", "nl4k",
     ];
 
     #[test]

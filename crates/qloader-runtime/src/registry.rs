@@ -144,9 +144,10 @@ mod tests {
     #[test]
     fn every_format_runs_natively_when_nothing_is_disabled() {
         let r = KernelRegistry::detect();
-        for name in
-            ["f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int4k", "int2k", "nl4k"]
-        {
+        for name in [
+            "f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2", "int4k", "int5k", "int2k",
+            "nl4k",
+        ] {
             let c = r.choose(f(name), ActivationFormat::Int8).unwrap();
             assert_eq!((c.runs_as, c.conversion), (f(name), None), "{name}");
             assert_eq!(c.kernel.isa, Kernels::detect().isa, "{name}: the tier the products use");
@@ -183,6 +184,10 @@ mod tests {
         assert_eq!((c.runs_as, c.conversion), (f("int3k"), Some(Fidelity::Exact)));
         r.disable(family("int3"));
         r.disable(family("int4"));
+        let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();
+        assert_eq!(c.runs_as, f("int5k"), "the 8-bit tiles run int5k");
+        assert_eq!(c.conversion, Some(Fidelity::Exact));
+        r.disable(family("int8"));
         let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();
         assert_eq!((c.runs_as, c.conversion), (f("f16"), Some(Fidelity::Rounded)));
     }

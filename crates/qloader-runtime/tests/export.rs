@@ -27,7 +27,7 @@ fn smollm2() -> Option<std::path::PathBuf> {
 fn exportable(name: &str) -> WeightFormat {
     let n = name.bytes().map(usize::from).sum::<usize>();
     let pick = if name.contains("ffn_down") {
-        ["int4k", "int3k", "nl4k", "int2k"][n % 4]
+        ["int4k", "int3k", "nl4k", "int2k", "int5k"][n % 5]
     } else {
         ["int4", "int3", "f16", "int2", "q4_0", "q5_0", "q8_0", "iq4_nl"][n % 8]
     };
@@ -87,6 +87,7 @@ fn an_exported_plan_reads_back_as_the_packed_weights() {
         ("int4k", GgmlType::Q4K),
         ("int2k", GgmlType::Q4K),
         ("nl4k", GgmlType::Iq4Xs),
+        ("int5k", GgmlType::Q5K),
         ("q4_0", GgmlType::Q4_0),
         ("q8_0", GgmlType::Q8_0),
         ("q5_0", GgmlType::Q5_0),

@@ -129,8 +129,8 @@ fn edge_plan_respects_its_memory_and_only_falls_back_where_declared() {
 fn a_gguf_layout_profile_plans_only_formats_llama_cpp_reads_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
     let names = [
-        "f16", "int8", "q8_0", "q5_0", "int4", "q4_0", "iq4_nl", "int4g128", "int4k", "nl4k",
-        "int3", "int3k", "int2k",
+        "f16", "int8", "q8_0", "q5_0", "int5k", "int4", "q4_0", "iq4_nl", "int4g128", "int4k",
+        "nl4k", "int3", "int3k", "int2k",
     ];
     for cols in [576, 1536] {
         let path = table_of(dir.path(), 6, 256, cols, &names);

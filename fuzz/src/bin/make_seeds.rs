@@ -272,7 +272,7 @@ fn tiny_gguf() -> Vec<u8> {
 }
 
 /// The blocks llama.cpp wrote for the bit-identity tests (2 × 512 each),
-/// one tensor per quantized type: Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, IQ4_NL, IQ4_XS and
+/// one tensor per quantized type: Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, IQ4_NL, IQ4_XS and
 /// the lattice and ternary types IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S, IQ3_S,
 /// IQ2_S, IQ1_M, TQ1_0, TQ2_0.
 fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
@@ -283,6 +283,7 @@ fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
         ("q5_0", "llama-q5_0.bin", 6),
         ("q8_0", "llama-q8_0.bin", 8),
         ("q4_k", "llama-q4_k.bin", 12),
+        ("q5_k", "llama-q5_k.bin", 13),
         ("iq4_nl", "llama-iq4_nl.bin", 20),
         ("iq4_xs", "llama-iq4_xs.bin", 23),
         ("iq2_xxs", "llama-iq2_xxs.bin", 16),
@@ -308,7 +309,7 @@ fn llama_cpp_blocks_gguf(root: &std::path::Path) -> Vec<u8> {
 fn tiny_packed() -> Vec<Vec<u8>> {
     let formats = [
         "f32", "f16", "int8", "int8g64", "int4", "int3g128", "int2g64", "int4k", "int2k", "nl4k",
-        "q4_0", "q5_0", "q8_0", "iq4_nl",
+        "q4_0", "q5_0", "q8_0", "iq4_nl", "int5k",
     ];
     let weights: Vec<(String, LinearWeight)> = formats
         .iter()

@@ -164,7 +164,7 @@ pub fn table_cases() -> Vec<Case> {
             "table/unknown-format",
             |t| t["formats"] = json!(["int8", "int5"]),
             "{path}: not a valid sensitivity table: unknown weight format `int5` (known: f32, \
-             f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl) \
+             f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int5k, int4k, int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl) \
              at line 18 column 3",
         ),
         table_case(
@@ -175,7 +175,7 @@ pub fn table_cases() -> Vec<Case> {
             },
             "{path}: not a valid sensitivity table: tensor blk.0.attn_q.weight: unknown weight \
              format `int9` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, \
-             int4k, int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl) at line 64 column 4",
+             int5k, int4k, int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl) at line 64 column 4",
         ),
         table_case(
             "table/measures-without-weight-mse",
@@ -313,7 +313,7 @@ pub fn plan_cases() -> Vec<Case> {
             "plan/unknown-format",
             |p| p["tensors"][1]["format"] = json!("int5"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: format: unknown weight format \
-             `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int4k, \
+             `int5` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, int5k, int4k, \
              int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl) at line 74 column 3",
         ),
         plan_case(
@@ -321,7 +321,7 @@ pub fn plan_cases() -> Vec<Case> {
             |p| p["tensors"][1]["runs_as"] = json!("fp8"),
             "{path}: not a valid plan: tensor blk.0.attn_k.weight: runs_as: unknown weight \
              format `fp8` (known: f32, f16, int8, int4, int3, int2, int{8,4,3,2}g{32,64,128}, \
-             int4k, int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl) at line 74 column 3",
+             int5k, int4k, int3k, int2k, nl4k, q4_0, q5_0, q8_0, iq4_nl) at line 74 column 3",
         ),
         plan_case(
             "plan/unknown-measure",

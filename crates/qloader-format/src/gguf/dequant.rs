@@ -6,8 +6,8 @@
 //! operations in the same order), so results match llama.cpp bit for bit.
 //!
 //! Supported: F32, F16, BF16, F64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1, Q2_K,
-//! Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS (the latter is `nl4k`'s
-//! super-block, see [`crate::compact`]), and the lattice and ternary types
+//! Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS (Q5_K and IQ4_XS are
+//! `int5k`'s and `nl4k`'s super-blocks, see [`crate::compact`]), and the lattice and ternary types
 //! IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M, TQ1_0, TQ2_0 (in
 //! `gguf/dequant_iq.rs`). The FP4 (MXFP4, NVFP4), Q1_0/Q2_0 and integer
 //! types are recognised by [`GgmlType`] but not de-quantized.
@@ -294,24 +294,10 @@ fn iq4_xs(b: &[u8; 136], y: &mut [f32; 256]) {
     dequantize_row(CompactLayout::nl4(), b, 256, y);
 }
 
-/// Q5_K: as Q4_K, with 32 high-bit bytes between the scales and the codes:
-/// in chunk `c`, bit `2c` of byte `l` is the fifth bit of the low-nibble
-/// element `l` and bit `2c + 1` that of the high-nibble element `l`.
+/// Q5_K: the bytes of one `int5k` super-block of 256 values (as Q4_K,
+/// with 32 bytes of fifth bits between the scales and the codes).
 fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
-    let (d, dmin) = (half_at(b, 0), half_at(b, 2));
-    let (packed, high) = (&b[4..16], &b[16..48]);
-    for (c, (codes, out)) in b[48..].chunks_exact(32).zip(y.chunks_exact_mut(64)).enumerate() {
-        let (s0, m0) = k_scale_min(packed, 2 * c);
-        let (s1, m1) = k_scale_min(packed, 2 * c + 1);
-        let (d0, m0, d1, m1) = (d * s0, dmin * m0, d * s1, dmin * m1);
-        let (lo, hi) = out.split_at_mut(32);
-        for (((&q, &h), l), u) in codes.iter().zip(high).zip(lo).zip(hi) {
-            let q_lo = (q & 0x0f) | (((h >> (2 * c)) & 1) << 4);
-            let q_hi = (q >> 4) | (((h >> (2 * c + 1)) & 1) << 4);
-            *l = d0 * f32::from(q_lo) - m0;
-            *u = d1 * f32::from(q_hi) - m1;
-        }
-    }
+    dequantize_row(CompactLayout::int5(), b, 256, y);
 }
 
 /// Q6_K: 128 low-nibble bytes, 64 high-bit bytes, 16 signed scales (one per

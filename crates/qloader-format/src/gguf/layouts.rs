@@ -9,7 +9,8 @@
 //!   multiple of 32).
 //! * Widened first: `int3`/`int2` with groups of 32 become `int4` codes
 //!   exactly (then `Q4_1`), `int3k`/`int2k` become `int4k` (then `Q4_K`) —
-//!   exact, but the file holds the wider format's bytes.
+//!   exact, but the file holds the wider format's bytes. `int5k` is `Q5_K`
+//!   super-block for super-block (rows a multiple of 256).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use super::GgmlType;
@@ -32,6 +33,9 @@ pub fn same_bytes_type(format: WeightFormat, cols: usize) -> Option<GgmlType> {
         }
         WeightFormat::Compact(l) if cols.is_multiple_of(SUPER) && l.bits() == 4 => {
             Some(GgmlType::Q4K)
+        }
+        WeightFormat::Compact(l) if cols.is_multiple_of(SUPER) && l.bits() == 5 => {
+            Some(GgmlType::Q5K)
         }
         WeightFormat::Block(l) if cols.is_multiple_of(32) => Some(match l {
             BlockLayout::Q4_0 => GgmlType::Q4_0,
@@ -75,6 +79,8 @@ mod tests {
         assert_eq!(same_bytes_type(f("int4"), 48), None);
         assert_eq!(same_bytes_type(f("int4k"), 1536), Some(GgmlType::Q4K));
         assert_eq!(same_bytes_type(f("int4k"), 576), None);
+        assert_eq!(same_bytes_type(f("int5k"), 768), Some(GgmlType::Q5K));
+        assert_eq!(same_bytes_type(f("int5k"), 576), None);
         assert_eq!(same_bytes_type(f("nl4k"), 512), Some(GgmlType::Iq4Xs));
         assert_eq!(same_bytes_type(f("int3"), 576), None, "widening is not the same bytes");
         for name in ["int8", "int8g32", "int4g64", "int3g128"] {

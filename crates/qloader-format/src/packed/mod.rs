@@ -70,7 +70,7 @@
 //!   | `f16` | `data`: `rows·cols·2`, `f16` row-major |
 //!   | `int8` (per channel) | `codes`: `rows·cols`, `i8` row-major; `scales`: `rows·4`, one `f32` per row |
 //!   | grouped `int{8,4,3,2}g{32,64,128}` | `codes`: `rows·row_code_bytes(cols)` ([`crate::grouped`] layout); `scales`: `rows·groups·2`, `f16`; `offsets`: `rows·groups·2`, `f16`; `groups = ceil(cols / group)`, row-major |
-//!   | compact `int4k`, `int3k`, `int2k`, `nl4k` | `codes`: `rows·row_bytes(cols)`, each row its super-blocks ([`crate::compact`] layout) |
+//!   | compact `int5k`, `int4k`, `int3k`, `int2k`, `nl4k` | `codes`: `rows·row_bytes(cols)`, each row its super-blocks ([`crate::compact`] layout) |
 //!   | blocks `q4_0`, `q8_0`, `iq4_nl` | `codes`: `rows·⌈cols/32⌉·block_bytes`, each row its blocks ([`crate::block32`] layout) |
 //!
 //!   `crc32` is the CRC-32 (IEEE, as zlib computes it) of the tensor's

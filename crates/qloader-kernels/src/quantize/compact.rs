@@ -47,7 +47,8 @@ impl RowLayout for CompactLayout {
 
     /// The code width in groups of 32.
     fn tile_layout(self) -> GroupedLayout {
-        GroupedLayout::new(self.bits(), BLOCK).expect("2, 3 and 4 bits exist in groups of 32")
+        GroupedLayout::new(self.tile_bits(), BLOCK)
+            .expect("2, 3, 4 and 8 bits exist in groups of 32")
     }
 
     /// `NL4_LEVELS[q] + 128` for `nl4k`.
@@ -293,23 +294,25 @@ mod tests {
     }
 
     /// Each compact format is about as close as the grouped format of the
-    /// same width in groups of 32 (which costs 0.5–0.625 bits more), and
-    /// its tiles hold its values to f16 precision.
+    /// same width in groups of 32 (which costs 0.5–0.625 bits more; int5k,
+    /// which has none, has at most 0.4 × the error of int4 in groups of 32
+    /// for half a bit more), and its tiles hold its values to f16 precision.
     #[test]
     fn close_to_the_grouped_format_and_tiles_agree() {
         let w = weights(16, 576, 7);
         for layout in CompactLayout::all() {
-            let bits = layout.bits();
+            let bits = layout.bits().min(4);
             let q = CompactMatrix::quantize(&w, layout, None);
             let exact = q.dequantize();
             let grouped = GroupedMatrix::quantize(&w, GroupedLayout::new(bits, 32).unwrap());
             let (compact_err, grouped_err) = (mse(&exact, &w), mse(&grouped.dequantize(), &w));
             let name = layout.name();
+            let bound = if layout.bits() == 5 { 0.4 } else { 1.3 };
             // (These weights lean positive: nl4k's symmetric grid is tested
             // on symmetric ones below.)
             if !layout.is_nonuniform() {
                 assert!(
-                    compact_err < 1.3 * grouped_err,
+                    compact_err < bound * grouped_err,
                     "{name} {compact_err} vs g32 {grouped_err}"
                 );
             }

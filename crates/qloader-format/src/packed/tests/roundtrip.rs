@@ -48,9 +48,9 @@ fn every_format_round_trips() {
         file.verify(&t.name).unwrap();
     }
     file.verify_all().unwrap();
-    // 3 f32/f16/int8 + 12 grouped + 4 compact + 4 block formats at 3×70,
+    // 3 f32/f16/int8 + 12 grouped + 5 compact + 4 block formats at 3×70,
     // and six others.
-    assert_eq!(model.tensors.len(), 3 + 12 + 4 + 4 + 6);
+    assert_eq!(model.tensors.len(), 3 + 12 + 5 + 4 + 6);
 }
 
 #[test]
