@@ -8,7 +8,10 @@
 //! * int8 activations: `maddubs` (unsigned codes × signed activations) into
 //!   16-bit sums — with codes of at most 4 bits the eight column quads of a
 //!   block cannot overflow them (8·2·15·127 < 2¹⁵) — widened by `madd` once
-//!   per block; 8-bit codes are split into nibbles (`16·high + low`).
+//!   per block; 8-bit codes are split into nibbles (`16·high + low`),
+//!   unless the tiles say every code is below 32 (`int5k`, `q5_0`): then
+//!   four column quads fit 16 bits (4·2·31·128 < 2¹⁵) and a block takes
+//!   eight `maddubs` and two `madd`s instead of sixteen and two.
 //! * `f32` activations: each code byte converted once and multiplied into
 //!   every activation row with one FMA.
 //!
@@ -102,11 +105,12 @@ pub unsafe fn avx2_panel_a8(
     let shape = check_panel_a8(x, w, panel, &rows, out);
     let data = w.panel(panel);
     let lut = level_table(w);
+    let narrow = w.codes_below_32();
     // SAFETY: same features; shapes checked above.
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, true>(
             &Source::A8(x),
-            (data, lut),
+            (data, lut, narrow),
             shape,
             rows.clone(),
             out
@@ -133,7 +137,7 @@ pub unsafe fn avx2_panel_f32(
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, false>(
             &Source::F32(x),
-            (data, lut),
+            (data, lut, false),
             shape,
             rows.clone(),
             out
@@ -177,7 +181,7 @@ enum Source<'a> {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
     x: &Source<'_>,
-    data: (&[u8], Option<__m256i>),
+    data: (&[u8], Option<__m256i>, bool),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -209,7 +213,7 @@ unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
 unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: usize>(
     x: &Source<'_>,
     (first, out_row, h): (usize, usize, usize),
-    (data, lut): (&[u8], Option<__m256i>),
+    (data, lut, narrow): (&[u8], Option<__m256i>, bool),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
@@ -261,6 +265,8 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                         let dot = unsafe {
                             if lut.is_some() {
                                 block_dot::<8>(&wv, a)
+                            } else if BITS == 8 && narrow {
+                                block_dot_below_32(&wv, a)
                             } else {
                                 block_dot::<BITS>(&wv, a)
                             }
@@ -314,6 +320,27 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
         // SAFETY: `o` is 8 values.
         unsafe { _mm256_storeu_ps(o.as_mut_ptr(), acc[r]) };
     }
+}
+
+/// [`block_dot`] for 8-bit codes that are all below 32: each `maddubs`
+/// pair sum is at most 2·31·128, so four of them add up in 16 bits.
+///
+/// # Safety
+/// The CPU must support AVX2; `a` must point at 32 readable codes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn block_dot_below_32(wv: &[__m256i; 8], a: *const i32) -> __m256i {
+    let ones = _mm256_set1_epi16(1);
+    // SAFETY: the caller guarantees the 32 codes (eight quads).
+    let quad = |t: usize| _mm256_set1_epi32(unsafe { a.add(t).read_unaligned() });
+    let half = |first: usize| {
+        let mut sum = _mm256_maddubs_epi16(wv[first], quad(first));
+        for t in first + 1..first + 4 {
+            sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(wv[t], quad(t)));
+        }
+        _mm256_madd_epi16(sum, ones)
+    };
+    _mm256_add_epi32(half(0), half(4))
 }
 
 /// `Σ_t` of the eight column quads of one block half with the activation
