@@ -334,9 +334,9 @@ unsafe fn block_dot_below_32(wv: &[__m256i; 8], a: *const i32) -> __m256i {
     // SAFETY: the caller guarantees the 32 codes (eight quads).
     let quad = |t: usize| _mm256_set1_epi32(unsafe { a.add(t).read_unaligned() });
     let half = |first: usize| {
-        let mut sum = _mm256_maddubs_epi16(wv[first], quad(first));
-        for t in first + 1..first + 4 {
-            sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(wv[t], quad(t)));
+        let mut sum = _mm256_setzero_si256();
+        for (t, &v) in wv.iter().enumerate().skip(first).take(4) {
+            sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(v, quad(t)));
         }
         _mm256_madd_epi16(sum, ones)
     };
