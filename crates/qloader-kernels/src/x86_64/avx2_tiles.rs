@@ -231,10 +231,16 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
         }
     }
     for g in 0..groups {
+        let group_bytes = GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS);
         if h == 0 {
             // The lines of the group, the usual distances ahead (the second
             // half finds them in cache).
-            super::prefetch_codes(p, 0, GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS));
+            super::prefetch_codes(p, 0, group_bytes);
+        } else {
+            // The same lines of the next panel (in memory right after this
+            // one, usually the next one multiplied): memory keeps streaming
+            // while the second half computes from cache.
+            super::prefetch_to_l2(p.wrapping_add(data.len()), group_bytes);
         }
         // SAFETY: the panel holds this group's header and blocks (checked
         // shape): 16 scales, then 16 offsets, half `h` being 8 of each.

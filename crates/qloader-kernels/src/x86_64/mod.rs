@@ -38,3 +38,13 @@ fn prefetch_codes(codes: *const u8, from: usize, len: usize) {
         line += 64;
     }
 }
+
+/// Asks for the lines of `bytes[..len]` into L2 (a hint: never faults, so
+/// `bytes` may lie past the matrix).
+#[inline]
+#[target_feature(enable = "sse")]
+fn prefetch_to_l2(bytes: *const u8, len: usize) {
+    for line in (0..len).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T1>(bytes.wrapping_add(line) as *const i8);
+    }
+}
