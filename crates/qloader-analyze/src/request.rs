@@ -19,7 +19,7 @@ use crate::table::{CalibrationInfo, ModelInfo, SensitivityTable, Timings, SCHEMA
 use qloader_quant::ColumnImportance;
 
 /// Default candidate formats.
-pub const DEFAULT_FORMATS: &str = "f16,int8,q5_0,int4,int4k,nl4k,int3,int3k,int2,int2k";
+pub const DEFAULT_FORMATS: &str = "f16,int8,int5k,q5_0,int4,int4k,nl4k,int3,int3k,int2,int2k";
 /// Default tokens per decoder calibration window.
 pub const DEFAULT_WINDOW: usize = 256;
 /// Default decoder calibration windows for the proxy pass…

@@ -15,9 +15,9 @@
 //! | `q4_0`, `q5_0`, `q8_0`, `iq4_nl` | the type of that name | row length a multiple of 32 |
 //!
 //! Everything else has no GGUF layout holding the same values; converted
-//! (asked for), a format of 4 bits or fewer is re-quantized to `Q8_0` from
-//! its own de-quantized values (a grid about 16 times finer than its own, so
-//! the added error is a small fraction of the format's), an 8-bit one is
+//! (asked for), a format of fewer than 8 bits is re-quantized to `Q8_0`
+//! from its own de-quantized values (a grid 8 to 64 times finer than its
+//! own, so the added error is a small fraction of the format's), an 8-bit one is
 //! stored as `F16` (`Q8_0` would add about as much error as it has), and so
 //! is anything whose rows do not split into 32-blocks.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

@@ -27,7 +27,7 @@ use crate::recipe::Recipe;
 /// The formats a report's analysis covers: those the plans choose from, the
 /// uniform baselines, and the recipes' formats.
 pub const REPORT_FORMATS: &str =
-    "f16,int8,q5_0,int4,int4g64,int4g128,int4k,nl4k,int3,int3g64,int3g128,int3k,int2,int2g128,int2k";
+    "f16,int8,int5k,q5_0,int4,int4g64,int4g128,int4k,nl4k,int3,int3g64,int3g128,int3k,int2,int2g128,int2k";
 
 /// What to report on.
 #[derive(Debug, Clone)]
