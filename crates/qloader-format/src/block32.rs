@@ -76,14 +76,10 @@ impl BlockLayout {
         }
     }
 
-    /// Bits per code in the tiles its products run on: its own, except
-    /// `q5_0`'s, which the tiles hold as bytes (there are no 5-bit tiles),
-    /// so it runs where 8-bit kernels do.
+    /// Bits per code in the tiles its products run on (`iq4_nl`'s 4-bit
+    /// indices; every other layout's own width).
     pub fn tile_bits(self) -> u8 {
-        match self {
-            Self::Q5_0 => 8,
-            _ => self.bits(),
-        }
+        self.bits()
     }
 
     /// Whether codes index the non-uniform grid [`NL4_LEVELS`].

@@ -127,16 +127,6 @@ impl CompactLayout {
         self.bits
     }
 
-    /// Bits per code in the tiles products run on: the code width, but 8
-    /// for `int5k` (there are no 5-bit tiles; its codes fit 8-bit ones).
-    pub fn tile_bits(self) -> u8 {
-        if self.bits == 5 {
-            8
-        } else {
-            self.bits
-        }
-    }
-
     /// Largest code.
     pub fn max_code(self) -> u8 {
         ((1u16 << self.bits) - 1) as u8

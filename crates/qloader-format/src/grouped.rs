@@ -14,6 +14,11 @@
 //!   | 4 | 16 | byte `r % 16`, low nibble if `r < 16` else high nibble |
 //!   | 2 | 8 | byte `r % 8`, bits `2·(r / 8)` and up |
 //!   | 3 | 12 | low two bits as the 2-bit layout in bytes 0..8; high bit is bit `r` of the little-endian `u32` in bytes 8..12 |
+//!   | 5 | 20 | low four bits as the 4-bit layout in bytes 0..16; high bit is bit `r` of the little-endian `u32` in bytes 16..20 |
+//!
+//!   5-bit codes are not a format of their own ([`GroupedLayout::new`]
+//!   refuses them): [`GroupedLayout::five_bit_tiles`] is the layout the
+//!   5-bit formats (`int5k`, `q5_0`) run on.
 //!
 //! * **scales** and **offsets**, `f16`, one per group, row-major
 //!   (`ceil(cols / group)` per row). Value `r` of a group stands for
@@ -51,6 +56,12 @@ impl GroupedLayout {
                 known: "int8/int4/int3/int2 with groups g32, g64, g128",
             })
         }
+    }
+
+    /// 5-bit codes in groups of 32: not a storage format, the grouped form
+    /// in which the 5-bit formats (`int5k`, `q5_0`) are multiplied.
+    pub const fn five_bit_tiles() -> Self {
+        Self { bits: 5, group: BLOCK }
     }
 
     /// Bits per code.
@@ -105,13 +116,20 @@ pub fn pack_block(bits: u8, codes: &[u8; BLOCK], out: &mut [u8]) {
             }
         }
         2 => pack_2bit(codes, &mut out[..8]),
-        3 => {
-            pack_2bit(codes, &mut out[..8]);
+        3 | 5 => {
+            let low = bits as usize * 4 - 4;
+            if bits == 3 {
+                pack_2bit(codes, &mut out[..low]);
+            } else {
+                for i in 0..16 {
+                    out[i] = (codes[i] & 0x0f) | ((codes[i + 16] & 0x0f) << 4);
+                }
+            }
             let mut high = 0u32;
             for (r, &c) in codes.iter().enumerate() {
-                high |= (((c >> 2) & 1) as u32) << r;
+                high |= (((c >> (bits - 1)) & 1) as u32) << r;
             }
-            out[8..12].copy_from_slice(&high.to_le_bytes());
+            out[low..low + 4].copy_from_slice(&high.to_le_bytes());
         }
         _ => unreachable!("bits validated by GroupedLayout"),
     }
@@ -129,11 +147,24 @@ pub fn unpack_block(bits: u8, packed: &[u8]) -> [u8; BLOCK] {
             }
         }
         2 => unpack_2bit(&packed[..8], &mut codes),
-        3 => {
-            unpack_2bit(&packed[..8], &mut codes);
-            let high = u32::from_le_bytes([packed[8], packed[9], packed[10], packed[11]]);
+        3 | 5 => {
+            let low = bits as usize * 4 - 4;
+            if bits == 3 {
+                unpack_2bit(&packed[..low], &mut codes);
+            } else {
+                for i in 0..16 {
+                    codes[i] = packed[i] & 0x0f;
+                    codes[i + 16] = packed[i] >> 4;
+                }
+            }
+            let high = u32::from_le_bytes([
+                packed[low],
+                packed[low + 1],
+                packed[low + 2],
+                packed[low + 3],
+            ]);
             for (r, c) in codes.iter_mut().enumerate() {
-                *c |= (((high >> r) & 1) as u8) << 2;
+                *c |= (((high >> r) & 1) as u8) << (bits - 1);
             }
         }
         _ => unreachable!("bits validated by GroupedLayout"),
@@ -164,8 +195,9 @@ mod tests {
 
     #[test]
     fn pack_unpack_identity_for_every_width() {
-        for bits in BITS {
-            let layout = GroupedLayout::new(bits, 32).unwrap();
+        for bits in BITS.into_iter().chain([5]) {
+            let layout = GroupedLayout::new(bits, 32).unwrap_or(GroupedLayout::five_bit_tiles());
+            assert_eq!(layout.bits(), bits);
             let mut codes = [0u8; BLOCK];
             for (r, c) in codes.iter_mut().enumerate() {
                 *c = ((r * 7 + 3) % (layout.max_code() as usize + 1)) as u8;
@@ -193,6 +225,13 @@ mod tests {
         assert_eq!(p[1], 0b10 << 2, "int3: value 9 → byte 1, bits 2..4");
         assert_eq!(p[7] >> 6, 0b11, "int3: value 31 → byte 7, bits 6..8");
         assert_eq!(p[11] >> 7, 1, "int3: high bit of value 31 → bit 31");
+
+        let mut codes = [0u8; BLOCK];
+        codes[17] = 0b1_0110;
+        let mut p = [0u8; 20];
+        pack_block(5, &codes, &mut p);
+        assert_eq!(p[1], 0x60, "5 bits: value 17's low bits in the high nibble of byte 1");
+        assert_eq!(p[18], 0b10, "5 bits: its fifth bit is bit 17 of the u32 at 16");
     }
 
     #[test]

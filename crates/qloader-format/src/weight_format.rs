@@ -93,7 +93,7 @@ impl WeightFormat {
             WeightFormat::Int8PerChannel => FormatFamily::Int8,
             WeightFormat::Grouped(l) => int_family(l.bits()),
             WeightFormat::Compact(l) if l.is_nonuniform() => FormatFamily::Nl4,
-            WeightFormat::Compact(l) => int_family(l.tile_bits()),
+            WeightFormat::Compact(l) => int_family(l.bits()),
             WeightFormat::Block(l) if l.is_nonuniform() => FormatFamily::Nl4,
             WeightFormat::Block(l) => int_family(l.tile_bits()),
         }
@@ -129,10 +129,14 @@ pub fn join_names(formats: &[WeightFormat]) -> String {
     formats.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
 }
 
-/// The family of integer codes of `bits` bits (the layouts allow 8, 4, 3
-/// and 2).
+/// The family of integer codes of `bits` bits (the layouts allow 8, 5, 4,
+/// 3 and 2). 5-bit codes (`int5k`, `q5_0`) are int8's: every kernel tier
+/// that multiplies 8-bit tiles multiplies their 5-bit ones.
 fn int_family(bits: u8) -> FormatFamily {
-    FormatFamily::of_int_bits(bits).unwrap_or(FormatFamily::Int2)
+    match bits {
+        5 => FormatFamily::Int8,
+        _ => FormatFamily::of_int_bits(bits).unwrap_or(FormatFamily::Int2),
+    }
 }
 
 impl fmt::Display for WeightFormat {

@@ -43,7 +43,7 @@
 //!
 //! A format family covers every group size of that bit width (`int4` covers
 //! `int4g64` and `int4k`); `int8` covers per-channel and grouped int8 and
-//! the formats that run on 8-bit tiles (`int5k`, `q5_0`, `q8_0`). A
+//! the 5- and 8-bit block formats (`int5k`, `q5_0`, `q8_0`). A
 //! format whose family has no kernel is converted at load as
 //! [`qloader_format::fallback`] says: along the declared fallbacks, else to
 //! the smallest format it converts to exactly that has a kernel.

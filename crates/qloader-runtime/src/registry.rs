@@ -185,7 +185,7 @@ mod tests {
         r.disable(family("int3"));
         r.disable(family("int4"));
         let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();
-        assert_eq!(c.runs_as, f("int5k"), "the 8-bit tiles run int5k");
+        assert_eq!(c.runs_as, f("int5k"), "int8 kernels run int5k");
         assert_eq!(c.conversion, Some(Fidelity::Exact));
         r.disable(family("int8"));
         let c = r.choose(f("int2k"), ActivationFormat::Int8).unwrap();

@@ -12,7 +12,7 @@
 //!
 //! Products run on the tile kernels: each block is a 32-value group of the
 //! tiles with `d` as its scale. `q4_0` keeps its 4-bit codes with offset
-//! `−8·d`, `q5_0` its 5-bit codes as bytes (8-bit tiles) with offset
+//! `−8·d`, `q5_0` its 5-bit codes (5-bit tiles) with offset
 //! `−16·d`, `q8_0` its bytes read as `i8 + 128` with offset `−128·d`, and
 //! `iq4_nl` its 4-bit codes with a table of levels (code `q` read as the
 //! byte `NL4_LEVELS[q] + 128`) and offset `−128·d`. Each offset is a power
@@ -47,7 +47,7 @@ impl RowLayout for BlockLayout {
 
     /// The tiles' code width in groups of 32.
     fn tile_layout(self) -> GroupedLayout {
-        GroupedLayout::new(self.tile_bits(), BLOCK).expect("4 and 8 bits exist in groups of 32")
+        super::row_blocks::tile_layout_of(self.tile_bits())
     }
 
     /// `NL4_LEVELS[q] + 128` for `iq4_nl`.

@@ -47,8 +47,7 @@ impl RowLayout for CompactLayout {
 
     /// The code width in groups of 32.
     fn tile_layout(self) -> GroupedLayout {
-        GroupedLayout::new(self.tile_bits(), BLOCK)
-            .expect("2, 3, 4 and 8 bits exist in groups of 32")
+        super::row_blocks::tile_layout_of(self.bits())
     }
 
     /// `NL4_LEVELS[q] + 128` for `nl4k`.

@@ -27,6 +27,18 @@ pub fn nl4_tile_levels() -> [u8; 16] {
     std::array::from_fn(|q| (NL4_LEVELS[q] as i16 + NL4_TILE_BIAS) as u8)
 }
 
+/// The tiles' grouped layout for codes of `bits` bits in groups of 32 (the
+/// 5-bit one is not a storage format of its own).
+///
+/// # Panics
+/// If `bits` is not 2, 3, 4, 5 or 8.
+pub fn tile_layout_of(bits: u8) -> GroupedLayout {
+    match bits {
+        5 => GroupedLayout::five_bit_tiles(),
+        _ => GroupedLayout::new(bits, 32).expect("2, 3, 4 and 8 bits exist in groups of 32"),
+    }
+}
+
 /// A byte layout of rows that a [`RowBlocks`] matrix stores.
 pub trait RowLayout: Copy + PartialEq + fmt::Debug + Send + Sync {
     /// Bytes of one row of `cols` values.

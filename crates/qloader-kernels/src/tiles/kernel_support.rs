@@ -83,6 +83,7 @@ macro_rules! with_tile_layout {
             2 => per_group_of!(2),
             3 => per_group_of!(3),
             4 => per_group_of!(4),
+            5 => per_group_of!(5),
             _ => per_group_of!(8),
         }
     }};

@@ -20,6 +20,7 @@
 //! | 4 | 256 | chunk `t / 2`: low nibbles for even `t`, high nibbles for odd `t` |
 //! | 2 | 128 | chunk `t / 4`, bits `2·(t % 4)` and up of each byte |
 //! | 3 | 192 | low two bits as the 2-bit layout (128 bytes); then eight little-endian `u64` masks, mask `t` bit `4l + i` = high bit of row `l`'s column `4t + i` |
+//! | 5 | 320 | low four bits as the 4-bit layout (256 bytes); then eight masks of the fifth bits, as the 3-bit layout's |
 //!
 //! Every section is a multiple of 64 bytes, so with a 64-byte-aligned start
 //! every load is aligned. Rows past the matrix's last (in the last panel) and
@@ -61,14 +62,17 @@ pub fn write_block(bits: u8, codes: &BlockCodes, out: &mut [u8]) {
                 }
             }
         }
-        4 => {
+        4 | 5 => {
             for j in 0..4 {
                 for (l, row) in codes.iter().enumerate() {
                     for i in 0..4 {
                         out[j * 64 + 4 * l + i] =
-                            (row[8 * j + i] & 0x0f) | (row[8 * j + 4 + i] << 4);
+                            (row[8 * j + i] & 0x0f) | ((row[8 * j + 4 + i] & 0x0f) << 4);
                     }
                 }
+            }
+            if bits == 5 {
+                write_high_masks(codes, 4, &mut out[256..]);
             }
         }
         2 | 3 => {
@@ -82,19 +86,31 @@ pub fn write_block(bits: u8, codes: &BlockCodes, out: &mut [u8]) {
                 }
             }
             if bits == 3 {
-                for t in 0..8 {
-                    let mut mask = 0u64;
-                    for (l, row) in codes.iter().enumerate() {
-                        for i in 0..4 {
-                            mask |= (((row[4 * t + i] >> 2) & 1) as u64) << (4 * l + i);
-                        }
-                    }
-                    out[128 + 8 * t..136 + 8 * t].copy_from_slice(&mask.to_le_bytes());
-                }
+                write_high_masks(codes, 2, &mut out[128..]);
             }
         }
         _ => unreachable!("bits validated by GroupedLayout"),
     }
+}
+
+/// Writes the eight masks of bit `bit` of every code (mask `t` bit `4l + i`
+/// = that bit of row `l`'s column `4t + i`) into `out` (64 bytes).
+fn write_high_masks(codes: &BlockCodes, bit: u8, out: &mut [u8]) {
+    for t in 0..8 {
+        let mut mask = 0u64;
+        for (l, row) in codes.iter().enumerate() {
+            for i in 0..4 {
+                mask |= (((row[4 * t + i] >> bit) & 1) as u64) << (4 * l + i);
+            }
+        }
+        out[8 * t..8 * t + 8].copy_from_slice(&mask.to_le_bytes());
+    }
+}
+
+/// Bit `4l + i` of the mask of column quad `t` in `masks` (64 bytes).
+fn high_bit(masks: &[u8], t: usize, l: usize, i: usize) -> u8 {
+    let mask = u64::from_le_bytes(masks[8 * t..8 * t + 8].try_into().expect("eight bytes"));
+    ((mask >> (4 * l + i)) & 1) as u8
 }
 
 /// Reads back what [`write_block`] wrote.
@@ -104,20 +120,14 @@ pub fn read_block(bits: u8, data: &[u8]) -> BlockCodes {
     for (l, row) in codes.iter_mut().enumerate() {
         for (c, code) in row.iter_mut().enumerate() {
             let (t, i) = (c / 4, c % 4);
+            let nibble = || (data[(t / 2) * 64 + 4 * l + i] >> (4 * (t % 2))) & 0x0f;
+            let pair = || (data[(t / 4) * 64 + 4 * l + i] >> (2 * (t % 4))) & 3;
             *code = match bits {
                 8 => data[t * 64 + 4 * l + i],
-                4 => (data[(t / 2) * 64 + 4 * l + i] >> (4 * (t % 2))) & 0x0f,
-                _ => {
-                    let low = (data[(t / 4) * 64 + 4 * l + i] >> (2 * (t % 4))) & 3;
-                    if bits == 3 {
-                        let mask = u64::from_le_bytes(
-                            data[128 + 8 * t..136 + 8 * t].try_into().expect("eight bytes"),
-                        );
-                        low | ((((mask >> (4 * l + i)) & 1) as u8) << 2)
-                    } else {
-                        low
-                    }
-                }
+                4 => nibble(),
+                5 => nibble() | (high_bit(&data[256..], t, l, i) << 4),
+                3 => pair() | (high_bit(&data[128..], t, l, i) << 2),
+                _ => pair(),
             };
         }
     }
@@ -177,7 +187,7 @@ mod tests {
 
     #[test]
     fn blocks_round_trip_for_every_width() {
-        for bits in [2u8, 3, 4, 8] {
+        for bits in [2u8, 3, 4, 5, 8] {
             let max = (1u16 << bits) - 1;
             let mut codes = [[0u8; BLOCK]; PANEL_ROWS];
             for (l, row) in codes.iter_mut().enumerate() {

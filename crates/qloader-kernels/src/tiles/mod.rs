@@ -78,11 +78,6 @@ pub struct DecodedRow {
     pub offsets: Vec<half::f16>,
 }
 
-/// Whether every byte of `codes` (8-bit codes, one per byte) is below 32.
-fn below_32(codes: &[u8]) -> bool {
-    codes.iter().all(|&c| c < 32)
-}
-
 /// A grouped matrix in tiles.
 #[derive(Clone)]
 pub struct TiledMatrix {
@@ -90,10 +85,6 @@ pub struct TiledMatrix {
     cols: usize,
     layout: GroupedLayout,
     levels: Option<[u8; 16]>,
-    /// Whether the codes are 8 bits wide but all below 32 (`int5k`,
-    /// `q5_0`): products may then add more of their integer products in
-    /// 16 bits before widening.
-    narrow: bool,
     panel_bytes: usize,
     data: AlignedBytes,
 }
@@ -111,26 +102,18 @@ impl TiledMatrix {
         let bytes = panel_bytes(layout, cols);
         let panels = rows.div_ceil(PANEL_ROWS);
         let mut data = AlignedBytes::zeroed(panels * bytes);
-        let mut narrow = layout.bits() == 8;
         if bytes > 0 {
-            narrow &= data
-                .bytes_mut()
-                .par_chunks_mut(bytes)
-                .enumerate()
-                .map(|(p, out)| {
-                    let rows: Vec<_> = (p * PANEL_ROWS..((p + 1) * PANEL_ROWS).min(rows))
-                        .map(|r| {
-                            let row = w.row(r);
-                            (row.codes, row.scales, row.offsets)
-                        })
-                        .collect();
-                    let narrow = rows.iter().all(|(codes, _, _)| below_32(codes));
-                    write_panel(&PanelSource { layout, cols, rows }, out);
-                    narrow
-                })
-                .reduce(|| true, |a, b| a && b);
+            data.bytes_mut().par_chunks_mut(bytes).enumerate().for_each(|(p, out)| {
+                let rows = (p * PANEL_ROWS..((p + 1) * PANEL_ROWS).min(rows))
+                    .map(|r| {
+                        let row = w.row(r);
+                        (row.codes, row.scales, row.offsets)
+                    })
+                    .collect();
+                write_panel(&PanelSource { layout, cols, rows }, out);
+            });
         }
-        Self { rows, cols, layout, levels: None, narrow, panel_bytes: bytes, data }
+        Self { rows, cols, layout, levels: None, panel_bytes: bytes, data }
     }
 
     /// The tiles of a `rows × cols` matrix in `layout` whose row `r`
@@ -153,32 +136,16 @@ impl TiledMatrix {
         let bytes = panel_bytes(layout, cols);
         let panels = rows.div_ceil(PANEL_ROWS);
         let mut data = AlignedBytes::zeroed(panels * bytes);
-        let mut narrow = layout.bits() == 8 && levels.is_none();
         if bytes > 0 {
-            narrow &= data
-                .bytes_mut()
-                .par_chunks_mut(bytes)
-                .enumerate()
-                .map(|(p, out)| {
-                    let decoded: Vec<DecodedRow> =
-                        (p * PANEL_ROWS..((p + 1) * PANEL_ROWS).min(rows)).map(decode).collect();
-                    let narrow = decoded.iter().all(|d| below_32(&d.codes));
-                    let rows = decoded
-                        .iter()
-                        .map(|d| (&d.codes[..], &d.scales[..], &d.offsets[..]))
-                        .collect();
-                    write_panel(&PanelSource { layout, cols, rows }, out);
-                    narrow
-                })
-                .reduce(|| true, |a, b| a && b);
+            data.bytes_mut().par_chunks_mut(bytes).enumerate().for_each(|(p, out)| {
+                let decoded: Vec<DecodedRow> =
+                    (p * PANEL_ROWS..((p + 1) * PANEL_ROWS).min(rows)).map(decode).collect();
+                let rows =
+                    decoded.iter().map(|d| (&d.codes[..], &d.scales[..], &d.offsets[..])).collect();
+                write_panel(&PanelSource { layout, cols, rows }, out);
+            });
         }
-        Self { rows, cols, layout, levels, narrow, panel_bytes: bytes, data }
-    }
-
-    /// Whether the codes are 8 bits wide, read as themselves, and all
-    /// below 32 (as `int5k`'s and `q5_0`'s are).
-    pub fn codes_below_32(&self) -> bool {
-        self.narrow
+        Self { rows, cols, layout, levels, panel_bytes: bytes, data }
     }
 
     /// The byte each 4-bit code is read as, if not the code itself.
@@ -547,8 +514,8 @@ mod tests {
 
     /// Tiles built from compact rows — `nl4k`'s with a table of levels —
     /// and from llama.cpp's 32-value blocks give every tier the plain
-    /// product with the tiles' own values; `int5k`'s and `q5_0`'s 8-bit
-    /// tiles know their codes are below 32 (the AVX2 products' short path).
+    /// product with the tiles' own values; `int5k` and `q5_0` run on 5-bit
+    /// tiles.
     #[test]
     fn compact_and_block_tiles_match_reference() {
         use crate::quantize::{BlockMatrix, CompactMatrix};
@@ -563,7 +530,8 @@ mod tests {
             let xs = dequantize_activations(&xq);
             let check = |name: &str, t: &TiledMatrix, nonuniform: bool| {
                 assert_eq!(t.levels().is_some(), nonuniform, "{name}");
-                assert_eq!(t.codes_below_32(), ["int5k", "q5_0"].contains(&name), "{name}");
+                let five = ["int5k", "q5_0"].contains(&name);
+                assert_eq!(t.layout().bits() == 5, five, "{name}");
                 let values = t.dequantize();
                 let bound = t.map_weights(|s, l, o| (s * l).abs() + o.abs());
                 let product = |x: &[f32]| -> Vec<f32> {

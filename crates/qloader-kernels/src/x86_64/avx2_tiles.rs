@@ -8,10 +8,9 @@
 //! * int8 activations: `maddubs` (unsigned codes × signed activations) into
 //!   16-bit sums — with codes of at most 4 bits the eight column quads of a
 //!   block cannot overflow them (8·2·15·127 < 2¹⁵) — widened by `madd` once
-//!   per block; 8-bit codes are split into nibbles (`16·high + low`),
-//!   unless the tiles say every code is below 32 (`int5k`, `q5_0`): then
-//!   four column quads fit 16 bits (4·2·31·128 < 2¹⁵) and a block takes
-//!   eight `maddubs` and two `madd`s instead of sixteen and two.
+//!   per block; 5-bit codes (`int5k`, `q5_0`) widen after four column quads
+//!   (4·2·31·128 < 2¹⁵); 8-bit codes are split into nibbles
+//!   (`16·high + low`).
 //! * `f32` activations: each code byte converted once and multiplied into
 //!   every activation row with one FMA.
 //!
@@ -48,13 +47,17 @@ unsafe fn unpack_half<const BITS: u8>(p: *const u8, h: usize) -> [__m256i; 8] {
     let load = |j: usize| unsafe { _mm256_loadu_si256(p.add(64 * j + 32 * h) as *const __m256i) };
     match BITS {
         8 => std::array::from_fn(load),
-        4 => {
+        4 | 5 => {
             let m = _mm256_set1_epi8(0x0f);
             let mut out = [_mm256_setzero_si256(); 8];
             for j in 0..4 {
                 let v = load(j);
                 out[2 * j] = _mm256_and_si256(v, m);
                 out[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m);
+            }
+            if BITS == 5 {
+                // SAFETY: the block's eight masks follow its nibbles.
+                unsafe { or_high_bits(&mut out, p.add(256), h, 16) };
             }
             out
         }
@@ -69,24 +72,36 @@ unsafe fn unpack_half<const BITS: u8>(p: *const u8, h: usize) -> [__m256i; 8] {
                 out[4 * j + 3] = _mm256_and_si256(_mm256_srli_epi16::<6>(v), m);
             }
             if BITS == 3 {
-                // Mask t, bits 32h..32h+32: byte b of the half gets bit b.
-                let masks = p.wrapping_add(128) as *const u64;
-                let spread_index = _mm256_setr_epi8(
-                    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, //
-                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
-                );
-                let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-                let four = _mm256_set1_epi8(4);
-                for (t, v) in out.iter_mut().enumerate() {
-                    // SAFETY: the block's eight masks follow its low planes.
-                    let word = (unsafe { masks.add(t).read_unaligned() } >> (32 * h)) as u32;
-                    let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(word as i32), spread_index);
-                    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-                    *v = _mm256_or_si256(*v, _mm256_and_si256(set, four));
-                }
+                // SAFETY: the block's eight masks follow its low planes.
+                unsafe { or_high_bits(&mut out, p.add(128), h, 4) };
             }
             out
         }
+    }
+}
+
+/// Adds `value` to each code of half `h` whose bit is set in the eight
+/// `u64` masks at `masks` (mask `t` for column quad `t`; bits `32h..32h + 32`
+/// are the half's, byte `b` of the vector getting bit `b`).
+///
+/// # Safety
+/// The CPU must support AVX2; the 64 bytes at `masks` must be readable.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn or_high_bits(out: &mut [__m256i; 8], masks: *const u8, h: usize, value: i8) {
+    let masks = masks as *const u64;
+    let spread_index = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, //
+        2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let value = _mm256_set1_epi8(value);
+    for (t, v) in out.iter_mut().enumerate() {
+        // SAFETY: the caller guarantees the eight masks.
+        let word = (unsafe { masks.add(t).read_unaligned() } >> (32 * h)) as u32;
+        let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(word as i32), spread_index);
+        let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+        *v = _mm256_or_si256(*v, _mm256_and_si256(set, value));
     }
 }
 
@@ -105,12 +120,11 @@ pub unsafe fn avx2_panel_a8(
     let shape = check_panel_a8(x, w, panel, &rows, out);
     let data = w.panel(panel);
     let lut = level_table(w);
-    let narrow = w.codes_below_32();
     // SAFETY: same features; shapes checked above.
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, true>(
             &Source::A8(x),
-            (data, lut, narrow),
+            (data, lut),
             shape,
             rows.clone(),
             out
@@ -137,7 +151,7 @@ pub unsafe fn avx2_panel_f32(
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, false>(
             &Source::F32(x),
-            (data, lut, false),
+            (data, lut),
             shape,
             rows.clone(),
             out
@@ -181,7 +195,7 @@ enum Source<'a> {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
     x: &Source<'_>,
-    data: (&[u8], Option<__m256i>, bool),
+    data: (&[u8], Option<__m256i>),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -213,7 +227,7 @@ unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
 unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: usize>(
     x: &Source<'_>,
     (first, out_row, h): (usize, usize, usize),
-    (data, lut, narrow): (&[u8], Option<__m256i>, bool),
+    (data, lut): (&[u8], Option<__m256i>),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
@@ -271,8 +285,6 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                         let dot = unsafe {
                             if lut.is_some() {
                                 block_dot::<8>(&wv, a)
-                            } else if BITS == 8 && narrow {
-                                block_dot_below_32(&wv, a)
                             } else {
                                 block_dot::<BITS>(&wv, a)
                             }
@@ -328,27 +340,6 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
     }
 }
 
-/// [`block_dot`] for 8-bit codes that are all below 32: each `maddubs`
-/// pair sum is at most 2·31·128, so four of them add up in 16 bits.
-///
-/// # Safety
-/// The CPU must support AVX2; `a` must point at 32 readable codes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn block_dot_below_32(wv: &[__m256i; 8], a: *const i32) -> __m256i {
-    let ones = _mm256_set1_epi16(1);
-    // SAFETY: the caller guarantees the 32 codes (eight quads).
-    let quad = |t: usize| _mm256_set1_epi32(unsafe { a.add(t).read_unaligned() });
-    let half = |first: usize| {
-        let mut sum = _mm256_setzero_si256();
-        for (t, &v) in wv.iter().enumerate().skip(first).take(4) {
-            sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(v, quad(t)));
-        }
-        _mm256_madd_epi16(sum, ones)
-    };
-    _mm256_add_epi32(half(0), half(4))
-}
-
 /// `Σ_t` of the eight column quads of one block half with the activation
 /// row at `a` (32 codes): per lane (weight row), the block's integer dot.
 ///
@@ -374,6 +365,16 @@ unsafe fn block_dot<const BITS: u8>(wv: &[__m256i; 8], a: *const i32) -> __m256i
         let lo = _mm256_madd_epi16(lo, ones);
         let hi = _mm256_madd_epi16(hi, ones);
         _mm256_add_epi32(lo, _mm256_slli_epi32::<4>(hi))
+    } else if BITS == 5 {
+        // Each `maddubs` pair sum is at most 2·31·128: four add up in 16 bits.
+        let half = |first: usize| {
+            let mut sum = _mm256_setzero_si256();
+            for (t, &v) in wv.iter().enumerate().skip(first).take(4) {
+                sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(v, quad(t)));
+            }
+            _mm256_madd_epi16(sum, ones)
+        };
+        _mm256_add_epi32(half(0), half(4))
     } else {
         let mut sum = _mm256_setzero_si256();
         for (t, &v) in wv.iter().enumerate() {

@@ -27,10 +27,15 @@ const MR: usize = 12;
 pub(crate) static AVX512_EXPANDED: ExpandedGemm =
     ExpandedGemm { nr: NR, mr: MR, handles, expand, micro };
 
-/// Every weight but int8 rows of more than `i32::MAX` values: the int8
-/// expansion gathers by a 32-bit element offset.
+/// Every weight but int8 rows of more than `i32::MAX` values (the int8
+/// expansion gathers by a 32-bit element offset) and 5-bit tiles (whose
+/// products are the AVX2 tier's).
 fn handles(w: PanelWeights<'_>) -> bool {
-    !matches!(w, PanelWeights::Int8(_)) || w.rows().saturating_mul(w.cols()) <= i32::MAX as usize
+    match w {
+        PanelWeights::Int8(_) => w.rows().saturating_mul(w.cols()) <= i32::MAX as usize,
+        PanelWeights::Tiles(t) => t.layout().bits() != 5,
+        PanelWeights::Half(_) => true,
+    }
 }
 
 // SAFETY (both wrappers): they are only reachable through the AVX-512 VNNI

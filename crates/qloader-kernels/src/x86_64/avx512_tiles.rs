@@ -14,6 +14,9 @@
 //!
 //! Tiles with a table of levels have each 4-bit code replaced by its level
 //! byte (`vpshufb`) right after unpacking.
+//!
+//! 5-bit tiles (`int5k`, `q5_0`) are multiplied by the AVX2 kernels
+//! (`avx2_tiles`), which these hand them to.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -147,6 +150,10 @@ pub unsafe fn avx512_panel_a8(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
+    if w.layout().bits() == 5 {
+        // SAFETY: AVX-512 here implies the AVX2 tier's features.
+        return unsafe { super::avx2_tiles::avx2_panel_a8(x, w, panel, rows, out) };
+    }
     let shape = check_panel_a8(x, w, panel, &rows, out);
     let data = w.panel(panel);
     // SAFETY: same features; shapes checked above.
@@ -266,6 +273,10 @@ pub unsafe fn avx512_panel_f32(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
+    if w.layout().bits() == 5 {
+        // SAFETY: AVX-512 here implies the AVX2 tier's features.
+        return unsafe { super::avx2_tiles::avx2_panel_f32(x, w, panel, rows, out) };
+    }
     let shape = check_panel_f32(x, w, panel, &rows, out);
     let data = w.panel(panel);
     // SAFETY: same features; shapes checked above.
