@@ -20,7 +20,7 @@
 //! | 4 | 256 | chunk `t / 2`: low nibbles for even `t`, high nibbles for odd `t` |
 //! | 2 | 128 | chunk `t / 4`, bits `2·(t % 4)` and up of each byte |
 //! | 3 | 192 | low two bits as the 2-bit layout (128 bytes); then eight little-endian `u64` masks, mask `t` bit `4l + i` = high bit of row `l`'s column `4t + i` |
-//! | 5 | 320 | low four bits as the 4-bit layout (256 bytes); then eight masks of the fifth bits, as the 3-bit layout's |
+//! | 5 | 320 | low four bits as the 4-bit layout (256 bytes); then 64 bytes of fifth bits: bit `t` of byte `4l + i` = fifth bit of row `l`'s column `4t + i` |
 //!
 //! Every section is a multiple of 64 bytes, so with a 64-byte-aligned start
 //! every load is aligned. Rows past the matrix's last (in the last panel) and
@@ -72,7 +72,13 @@ pub fn write_block(bits: u8, codes: &BlockCodes, out: &mut [u8]) {
                 }
             }
             if bits == 5 {
-                write_high_masks(codes, 4, &mut out[256..]);
+                let plane = &mut out[256..320];
+                plane.fill(0);
+                for (l, row) in codes.iter().enumerate() {
+                    for (c, &q) in row.iter().enumerate() {
+                        plane[4 * l + c % 4] |= ((q >> 4) & 1) << (c / 4);
+                    }
+                }
             }
         }
         2 | 3 => {
@@ -125,7 +131,7 @@ pub fn read_block(bits: u8, data: &[u8]) -> BlockCodes {
             *code = match bits {
                 8 => data[t * 64 + 4 * l + i],
                 4 => nibble(),
-                5 => nibble() | (high_bit(&data[256..], t, l, i) << 4),
+                5 => nibble() | (((data[256 + 4 * l + i] >> t) & 1) << 4),
                 3 => pair() | (high_bit(&data[128..], t, l, i) << 2),
                 _ => pair(),
             };
@@ -214,5 +220,11 @@ mod tests {
         write_block(3, &codes, &mut data);
         assert_eq!(data[64 + 8 + 3], 0b11 << 6);
         assert_eq!(u64::from_le_bytes(data[128 + 56..].try_into().unwrap()), 1 << 11);
+        let mut codes = [[0u8; BLOCK]; PANEL_ROWS];
+        codes[3][22] = 0b1_0110; // t = 5, lane 3, byte 2: high nibble of chunk 2; plane byte 14 bit 5
+        let mut data = vec![0u8; block_bytes(5)];
+        write_block(5, &codes, &mut data);
+        assert_eq!(data[2 * 64 + 12 + 2], 0x60);
+        assert_eq!(data[256 + 14], 1 << 5);
     }
 }

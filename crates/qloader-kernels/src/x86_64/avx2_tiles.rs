@@ -56,8 +56,23 @@ unsafe fn unpack_half<const BITS: u8>(p: *const u8, h: usize) -> [__m256i; 8] {
                 out[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(v), m);
             }
             if BITS == 5 {
-                // SAFETY: the block's eight masks follow its nibbles.
-                unsafe { or_high_bits(&mut out, p.add(256), h, 16) };
+                // Fifth bits: bit t of each byte of the half's 32 bytes
+                // after the nibbles, moved to bit 4 within its byte.
+                let plane = load(4);
+                let bit4 = _mm256_set1_epi8(0x10);
+                let at_bit4 = [
+                    _mm256_slli_epi16::<4>(plane),
+                    _mm256_slli_epi16::<3>(plane),
+                    _mm256_slli_epi16::<2>(plane),
+                    _mm256_slli_epi16::<1>(plane),
+                    plane,
+                    _mm256_srli_epi16::<1>(plane),
+                    _mm256_srli_epi16::<2>(plane),
+                    _mm256_srli_epi16::<3>(plane),
+                ];
+                for (v, high) in out.iter_mut().zip(at_bit4) {
+                    *v = _mm256_or_si256(*v, _mm256_and_si256(high, bit4));
+                }
             }
             out
         }
