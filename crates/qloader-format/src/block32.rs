@@ -76,12 +76,6 @@ impl BlockLayout {
         }
     }
 
-    /// Bits per code in the tiles its products run on (`iq4_nl`'s 4-bit
-    /// indices; every other layout's own width).
-    pub fn tile_bits(self) -> u8 {
-        self.bits()
-    }
-
     /// Whether codes index the non-uniform grid [`NL4_LEVELS`].
     pub fn is_nonuniform(self) -> bool {
         self == Self::Iq4Nl

@@ -95,7 +95,7 @@ impl WeightFormat {
             WeightFormat::Compact(l) if l.is_nonuniform() => FormatFamily::Nl4,
             WeightFormat::Compact(l) => int_family(l.bits()),
             WeightFormat::Block(l) if l.is_nonuniform() => FormatFamily::Nl4,
-            WeightFormat::Block(l) => int_family(l.tile_bits()),
+            WeightFormat::Block(l) => int_family(l.bits()),
         }
     }
 

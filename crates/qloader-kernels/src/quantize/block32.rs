@@ -47,7 +47,7 @@ impl RowLayout for BlockLayout {
 
     /// The tiles' code width in groups of 32.
     fn tile_layout(self) -> GroupedLayout {
-        super::row_blocks::tile_layout_of(self.tile_bits())
+        super::row_blocks::tile_layout_of(self.bits())
     }
 
     /// `NL4_LEVELS[q] + 128` for `iq4_nl`.

@@ -92,31 +92,19 @@ pub fn write_block(bits: u8, codes: &BlockCodes, out: &mut [u8]) {
                 }
             }
             if bits == 3 {
-                write_high_masks(codes, 2, &mut out[128..]);
+                for t in 0..8 {
+                    let mut mask = 0u64;
+                    for (l, row) in codes.iter().enumerate() {
+                        for i in 0..4 {
+                            mask |= (((row[4 * t + i] >> 2) & 1) as u64) << (4 * l + i);
+                        }
+                    }
+                    out[128 + 8 * t..136 + 8 * t].copy_from_slice(&mask.to_le_bytes());
+                }
             }
         }
         _ => unreachable!("bits validated by GroupedLayout"),
     }
-}
-
-/// Writes the eight masks of bit `bit` of every code (mask `t` bit `4l + i`
-/// = that bit of row `l`'s column `4t + i`) into `out` (64 bytes).
-fn write_high_masks(codes: &BlockCodes, bit: u8, out: &mut [u8]) {
-    for t in 0..8 {
-        let mut mask = 0u64;
-        for (l, row) in codes.iter().enumerate() {
-            for i in 0..4 {
-                mask |= (((row[4 * t + i] >> bit) & 1) as u64) << (4 * l + i);
-            }
-        }
-        out[8 * t..8 * t + 8].copy_from_slice(&mask.to_le_bytes());
-    }
-}
-
-/// Bit `4l + i` of the mask of column quad `t` in `masks` (64 bytes).
-fn high_bit(masks: &[u8], t: usize, l: usize, i: usize) -> u8 {
-    let mask = u64::from_le_bytes(masks[8 * t..8 * t + 8].try_into().expect("eight bytes"));
-    ((mask >> (4 * l + i)) & 1) as u8
 }
 
 /// Reads back what [`write_block`] wrote.
@@ -132,7 +120,12 @@ pub fn read_block(bits: u8, data: &[u8]) -> BlockCodes {
                 8 => data[t * 64 + 4 * l + i],
                 4 => nibble(),
                 5 => nibble() | (((data[256 + 4 * l + i] >> t) & 1) << 4),
-                3 => pair() | (high_bit(&data[128..], t, l, i) << 2),
+                3 => {
+                    let mask = u64::from_le_bytes(
+                        data[128 + 8 * t..136 + 8 * t].try_into().expect("eight bytes"),
+                    );
+                    pair() | ((((mask >> (4 * l + i)) & 1) as u8) << 2)
+                }
                 _ => pair(),
             };
         }

@@ -87,36 +87,24 @@ unsafe fn unpack_half<const BITS: u8>(p: *const u8, h: usize) -> [__m256i; 8] {
                 out[4 * j + 3] = _mm256_and_si256(_mm256_srli_epi16::<6>(v), m);
             }
             if BITS == 3 {
-                // SAFETY: the block's eight masks follow its low planes.
-                unsafe { or_high_bits(&mut out, p.add(128), h, 4) };
+                // Mask t, bits 32h..32h+32: byte b of the half gets bit b.
+                let masks = p.wrapping_add(128) as *const u64;
+                let spread_index = _mm256_setr_epi8(
+                    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, //
+                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+                );
+                let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+                let four = _mm256_set1_epi8(4);
+                for (t, v) in out.iter_mut().enumerate() {
+                    // SAFETY: the block's eight masks follow its low planes.
+                    let word = (unsafe { masks.add(t).read_unaligned() } >> (32 * h)) as u32;
+                    let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(word as i32), spread_index);
+                    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+                    *v = _mm256_or_si256(*v, _mm256_and_si256(set, four));
+                }
             }
             out
         }
-    }
-}
-
-/// Adds `value` to each code of half `h` whose bit is set in the eight
-/// `u64` masks at `masks` (mask `t` for column quad `t`; bits `32h..32h + 32`
-/// are the half's, byte `b` of the vector getting bit `b`).
-///
-/// # Safety
-/// The CPU must support AVX2; the 64 bytes at `masks` must be readable.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn or_high_bits(out: &mut [__m256i; 8], masks: *const u8, h: usize, value: i8) {
-    let masks = masks as *const u64;
-    let spread_index = _mm256_setr_epi8(
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, //
-        2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
-    );
-    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let value = _mm256_set1_epi8(value);
-    for (t, v) in out.iter_mut().enumerate() {
-        // SAFETY: the caller guarantees the eight masks.
-        let word = (unsafe { masks.add(t).read_unaligned() } >> (32 * h)) as u32;
-        let spread = _mm256_shuffle_epi8(_mm256_set1_epi32(word as i32), spread_index);
-        let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-        *v = _mm256_or_si256(*v, _mm256_and_si256(set, value));
     }
 }
 
