@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use qloader_format::gguf::GgufFile;
 use qloader_format::{ModelDir, QuantMethod, WeightFormat};
+use qloader_models::family::Kind;
+use qloader_models::llama::DecoderCheckpoint;
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, ProbedModel, SentenceTokenizer};
 
 use crate::analyzer::{analyze, analyze_data_free, Analysis, AnalyzeOptions, Progress};
@@ -91,16 +92,22 @@ enum Loaded {
 }
 
 fn load(path: &Path) -> Result<Loaded> {
-    if path.is_dir() {
-        let dir = ModelDir::open(path).map_err(qloader_models::ModelError::from)?;
-        let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
-        let model = BertEncoder::load(&dir, &|_| WeightFormat::F32)?;
-        Ok(Loaded::Encoder(model, tokenizer))
-    } else {
-        let file = GgufFile::open(path).map_err(qloader_models::ModelError::from)?;
-        let tokenizer = GgufTokenizer::from_gguf(&file)?;
-        let model = LlamaModel::from_gguf(&file, &|_| WeightFormat::F32, &mut |_, _| {})?;
-        Ok(Loaded::Decoder(model, tokenizer))
+    match qloader_models::family::detect(path)?.kind {
+        Kind::Encoder => {
+            let dir = ModelDir::open(path).map_err(qloader_models::ModelError::from)?;
+            let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
+            let model = BertEncoder::load(&dir, &|_| WeightFormat::F32)?;
+            Ok(Loaded::Encoder(model, tokenizer))
+        }
+        Kind::Decoder => {
+            let checkpoint = DecoderCheckpoint::open(path)?;
+            let tokenizer = checkpoint.tokenizer()?;
+            let f32 = |_: &str| WeightFormat::F32;
+            let mut source = checkpoint.source(&f32, None);
+            let config = checkpoint.config().clone();
+            let model = LlamaModel::from_source(config, source.as_mut(), &mut |_, _| {})?;
+            Ok(Loaded::Decoder(model, tokenizer))
+        }
     }
 }
 
@@ -112,9 +119,10 @@ impl Loaded {
         }
     }
 
-    fn architecture(&self) -> &'static str {
+    /// The model's family, as the registry names it.
+    fn architecture(&self) -> &str {
         match self {
-            Loaded::Decoder(..) => "llama",
+            Loaded::Decoder(m, _) => &m.config().family,
             Loaded::Encoder(..) => "bert",
         }
     }

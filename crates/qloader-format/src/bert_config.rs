@@ -26,7 +26,13 @@ pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
 /// The text of the configuration file at `path`, read with the
 /// [`MAX_CONFIG_BYTES`] limit.
 pub(crate) fn read_config_text(path: &Path) -> Result<String> {
-    let bytes = read_bounded(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+    read_text_bounded(path, MAX_CONFIG_BYTES)
+}
+
+/// The UTF-8 text of the file at `path`, refused if it holds more than
+/// `max` bytes.
+pub(crate) fn read_text_bounded(path: &Path, max: u64) -> Result<String> {
+    let bytes = read_bounded(path, max).map_err(|e| match e {
         BoundedReadError::Io(error) => FormatError::Io { path: path.to_owned(), error },
         BoundedReadError::TooLarge { max } => FormatError::TooLarge { path: path.to_owned(), max },
     })?;

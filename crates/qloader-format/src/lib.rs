@@ -41,6 +41,7 @@ pub mod fixtures;
 pub mod format_family;
 pub mod gguf;
 pub mod grouped;
+pub mod hf_checkpoint;
 pub mod model_dir;
 pub mod packed;
 pub mod quant_method;
@@ -52,6 +53,7 @@ pub use bert_config::BertConfig;
 pub use error::FormatError;
 pub use format_family::FormatFamily;
 pub use gguf::{GgmlType, GgufFile, GgufTensorInfo, MetadataValue};
+pub use hf_checkpoint::HfWeights;
 pub use model_dir::{ModelDir, PoolingMode};
 pub use packed::{
     PackedFile, PackedMeta, PackedWriter, PlanRef, QuantRecord, SegmentRole, TensorParts,

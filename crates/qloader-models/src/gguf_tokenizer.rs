@@ -142,6 +142,52 @@ impl GgufTokenizer {
         Ok(Self { inner, bos, eos, add_bos, chatml })
     }
 
+    /// The tokenizer of the Hugging Face checkpoint directory `root`: its
+    /// `tokenizer.json`, the BOS/EOS ids of `generation_config.json` (else
+    /// `config.json`), and from `tokenizer_config.json`, if there, whether
+    /// BOS goes first and the chat template.
+    pub fn from_hf_dir(root: &std::path::Path) -> Result<Self> {
+        let path = root.join("tokenizer.json");
+        if !path.is_file() {
+            return Err(FormatError::MissingFile { path, what: "the tokenizer" }.into());
+        }
+        let json = qloader_format::hf_checkpoint::read_text(&path)?;
+        let side = |name: &str| -> Result<Option<serde_json::Value>> {
+            let p = root.join(name);
+            if !p.is_file() {
+                return Ok(None);
+            }
+            let text = qloader_format::hf_checkpoint::read_text(&p)?;
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|error| FormatError::Json { path: p, error }.into())
+        };
+        let (generation, config) = (side("generation_config.json")?, side("config.json")?);
+        let tokenizer_config = side("tokenizer_config.json")?;
+        let id = |key: &str| -> Option<u32> {
+            [&generation, &config].into_iter().flatten().find_map(|v| {
+                let v = v.get(key)?;
+                // Some models list several end tokens; the first is the one
+                // generation stops on here.
+                let v = v.as_array().and_then(|a| a.first()).unwrap_or(v);
+                u32::try_from(v.as_u64()?).ok()
+            })
+        };
+        let add_bos = tokenizer_config
+            .as_ref()
+            .and_then(|c| c.get("add_bos_token"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let chatml = tokenizer_config
+            .as_ref()
+            .and_then(|c| c.get("chat_template"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|t| t.contains("<|im_start|>"));
+        let settings =
+            TokenizerSettings { bos: id("bos_token_id"), eos: id("eos_token_id"), add_bos, chatml };
+        Self::from_json(&path, json.as_bytes(), settings)
+    }
+
     /// The tokenizer as `tokenizer.json` text and its settings, to be rebuilt
     /// with [`GgufTokenizer::from_json`].
     pub fn to_json(&self) -> Result<(String, TokenizerSettings)> {

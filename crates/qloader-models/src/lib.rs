@@ -7,9 +7,12 @@
 //!   given.
 //! * [`tokenizer`]: the `tokenizer.json` of a model, configured for
 //!   single-sentence encoding.
-//! * [`llama`]: the Llama-family decoder read from GGUF (RMSNorm, RoPE,
-//!   grouped-query attention with a KV cache, SwiGLU), its linear layers in
-//!   any QLoader weight format.
+//! * [`family`]: the registry of model families, looked up by the
+//!   architecture a file names.
+//! * [`llama`]: the Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) read
+//!   from GGUF or a Hugging Face checkpoint (RMSNorm, RoPE, grouped-query
+//!   attention with a KV cache, SwiGLU), its linear layers in any QLoader
+//!   weight format.
 //! * [`gguf_tokenizer`]: the byte-level BPE tokenizer a GGUF file carries.
 //! * [`source`]: where a model's tensors come from while it is built (an
 //!   original checkpoint quantized per tensor, or a packed model).
@@ -21,6 +24,7 @@
 
 pub mod bert;
 pub mod error;
+pub mod family;
 pub mod gguf_tokenizer;
 pub mod llama;
 pub mod ops;

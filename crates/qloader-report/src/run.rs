@@ -167,7 +167,7 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
     let sources = Sources::read(&table_path, &options.profile)?;
     let table = &sources.table;
 
-    let decoder = !options.model.is_dir();
+    let decoder = table.model.architecture != "bert";
     log("measuring the unquantized model …");
     let (reference, reference_row) = reference(options, decoder)?;
     let metric = if decoder {

@@ -1,11 +1,11 @@
-//! A decoder model ready to use: the GGUF file's Llama-family model with
-//! every quantizable tensor in one chosen format, and its tokenizer.
+//! A decoder model ready to use: a Llama-family model (from a GGUF file or a
+//! Hugging Face checkpoint directory) with every quantizable tensor in one
+//! chosen format, and its tokenizer.
 
 use std::path::Path;
 
-use qloader_format::gguf::GgufFile;
 use qloader_format::{ActivationFormat, WeightFormat};
-use qloader_models::llama::{GgufSource, LlamaConfig};
+use qloader_models::llama::DecoderCheckpoint;
 use qloader_models::{GgufTokenizer, LlamaModel, ReplacingSource};
 
 use crate::error::Result;
@@ -23,7 +23,8 @@ pub struct DecoderSession {
 }
 
 impl DecoderSession {
-    /// Opens the GGUF file at `path` with every quantizable tensor stored in
+    /// Opens the decoder at `path` (a GGUF file or a Hugging Face checkpoint
+    /// directory) with every quantizable tensor stored in
     /// `format` and linear-layer activations in `act`; `progress(done, total)`
     /// hears about the blocks as they load.
     pub fn open(
@@ -32,13 +33,7 @@ impl DecoderSession {
         act: ActivationFormat,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        let file = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&file)?;
-        // Before any weight is read: every token needs an embedding row.
-        tokenizer.check_vocab(path, LlamaConfig::from_gguf(&file)?.vocab)?;
-        let model = LlamaModel::from_gguf(&file, &|_| format, progress)?.with_activations(act);
-        model.prepare_products();
-        Ok(Self { model, tokenizer })
+        Self::open_quantized(path, format, act, Quantization::default(), progress)
     }
 
     /// Like [`DecoderSession::open`], with the codes made as `quantization`
@@ -51,16 +46,13 @@ impl DecoderSession {
         quantization: Quantization,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        let file = GgufFile::open(path)?;
-        let tokenizer = GgufTokenizer::from_gguf(&file)?;
-        let config = LlamaConfig::from_gguf(&file)?;
-        tokenizer.check_vocab(path, config.vocab)?;
+        let checkpoint = DecoderCheckpoint::open(path)?;
+        // Before any weight is read: every token needs an embedding row.
+        let tokenizer = checkpoint.tokenizer()?;
         let choose = |_: &str| format;
-        let mut checkpoint = GgufSource::new(&file, &choose);
-        if let Some(importance) = &quantization.importance {
-            checkpoint = checkpoint.with_importance(importance);
-        }
-        let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
+        let mut tensors = checkpoint.source(&choose, quantization.importance.as_ref());
+        let mut source = ReplacingSource::new(tensors.as_mut(), quantization.replacements);
+        let config = checkpoint.config().clone();
         let model = LlamaModel::from_source(config, &mut source, progress)?.with_activations(act);
         model.prepare_products();
         Ok(Self { model, tokenizer })

@@ -116,7 +116,10 @@ fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
             let text = std::fs::read_to_string(&text_path).with_context(|| {
                 format!("reading {} (run scripts/fetch-fixtures.sh)", text_path.display())
             })?;
-            let window = qloader_runtime::perplexity::STANDARD_WINDOW;
+            // The standard window, or the whole context of a model trained
+            // for fewer positions.
+            let context = session.model.config().context;
+            let window = qloader_runtime::perplexity::STANDARD_WINDOW.min(context);
             let scoring =
                 if args.llama_cpp_scoring { Scoring::SecondHalf } else { Scoring::AllPositions };
             let p =

@@ -124,7 +124,9 @@ impl Method {
                 self.calibrated.get_or_init(|| (c, importance, seconds))
             }
         };
-        let unit = if model.is_dir() { "sentences" } else { "windows" };
+        let encoder = qloader_models::family::detect(model)
+            .is_ok_and(|f| f.kind == qloader_models::family::Kind::Encoder);
+        let unit = if encoder { "sentences" } else { "windows" };
         let used = format!(
             "{} calibration {unit} ({} tokens) of {}",
             calibration.samples(),

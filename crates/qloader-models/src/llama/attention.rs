@@ -1,6 +1,7 @@
 //! Causal grouped-query attention over the KV cache: each of `heads` query
 //! heads attends with key/value head `head / (heads / kv_heads)` to every
-//! position up to its own. One new token takes dot products per position;
+//! position up to its own (or, with a sliding window of `w`, to the last `w`
+//! of them). One new token takes dot products per position;
 //! a run of new tokens (prefill, perplexity windows) takes two GEMMs per
 //! head, `S = Q·Kᵀ` and `O = softmax(S)·V`. Heads (and single tokens' heads)
 //! are spread over the thread team.
@@ -19,9 +20,16 @@ pub(crate) struct AttentionShape {
     pub kv_heads: usize,
     /// Width of one head.
     pub head_dim: usize,
+    /// Positions a token sees, itself included; `None`: all before it.
+    pub window: Option<usize>,
 }
 
 impl AttentionShape {
+    /// The first position a token at `pos` sees.
+    fn first_seen(&self, pos: usize) -> usize {
+        self.window.map_or(0, |w| (pos + 1).saturating_sub(w))
+    }
+
     fn width(&self) -> usize {
         self.heads * self.head_dim
     }
@@ -72,9 +80,13 @@ fn per_token(
     // `out`'s order.
     team::for_each_item_mut(&mut out[..n * s.width()], group * d, |item, o| {
         let (t, kv) = (item / s.kv_heads, item % s.kv_heads);
-        let visible = start + t + 1;
-        let view = |data| HeadView { data, stride: d, offset: 0, d };
-        let (k, v) = (view(keys.head(kv)), view(values.head(kv)));
+        let first = s.first_seen(start + t);
+        let visible = start + t + 1 - first;
+        let (k, v) = (&keys.head(kv)[first * d..], &values.head(kv)[first * d..]);
+        let (k, v) = (
+            HeadView { data: k, stride: d, offset: 0, d },
+            HeadView { data: v, stride: d, offset: 0, d },
+        );
         let qs = &q[item * group * d..(item + 1) * group * d];
         // One scores buffer per thread, kept between tokens (no allocation
         // per token once it has grown to the context length).
@@ -95,8 +107,9 @@ thread_local! {
 const QUERY_BLOCK: usize = 64;
 
 /// Per head (spread over the team), per block of query rows: `S =
-/// Q·Kᵀ/√d` over the positions the block's last row sees, causal mask, row
-/// softmax, `O = S·V`.
+/// Q·Kᵀ/√d` over the positions the block's rows see (from the first row's
+/// first to the last row's own), causal and window mask, row softmax, `O =
+/// S·V`.
 fn batched(
     s: &AttentionShape,
     q: &[f32],
@@ -117,18 +130,21 @@ fn batched(
         let mut scores = vec![0.0f32; QUERY_BLOCK.min(n) * (start + n)];
         for r0 in (0..n).step_by(QUERY_BLOCK) {
             let rows = QUERY_BLOCK.min(n - r0);
-            let seen = start + r0 + rows;
+            let lo = s.first_seen(start + r0);
+            let seen = start + r0 + rows - lo;
             let qb = Strided { data: &q[r0 * width + head * d..], rows, cols: d, stride: width };
-            let kb = Strided { data: kh, rows: seen, cols: d, stride: d };
+            let kb = Strided { data: &kh[lo * d..], rows: seen, cols: d, stride: d };
             let sb = &mut scores[..rows * seen];
             gemm_strided(qb, kb, true, sb, seen);
             for (t, row) in sb.chunks_exact_mut(seen).enumerate() {
-                let visible = start + r0 + t + 1;
-                softmax(&mut row[..visible], scale);
-                row[visible..].fill(0.0);
+                let pos = start + r0 + t;
+                let (first, end) = (s.first_seen(pos) - lo, pos + 1 - lo);
+                softmax(&mut row[first..end], scale);
+                row[..first].fill(0.0);
+                row[end..].fill(0.0);
             }
             let sv = Strided { data: sb, rows, cols: seen, stride: seen };
-            let vb = Strided { data: vh, rows: seen, cols: d, stride: d };
+            let vb = Strided { data: &vh[lo * d..], rows: seen, cols: d, stride: d };
             gemm_strided(sv, vb, false, &mut o[r0 * d..(r0 + rows) * d], d);
         }
     });
@@ -163,6 +179,7 @@ mod tests {
             for head in 0..s.heads {
                 let kv = head / group;
                 let visible = start + t + 1;
+                let first = s.first_seen(start + t);
                 let scores: Vec<f64> = (0..visible)
                     .map(|p| {
                         (0..d)
@@ -174,10 +191,13 @@ mod tests {
                             / (d as f64).sqrt()
                     })
                     .collect();
+                let seen = |p: usize| p >= first;
                 let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let z: f64 = scores.iter().map(|x| (x - max).exp()).sum();
+                let z: f64 =
+                    (0..visible).filter(|&p| seen(p)).map(|p| (scores[p] - max).exp()).sum();
                 for c in 0..d {
                     let o: f64 = (0..visible)
+                        .filter(|&p| seen(p))
                         .map(|p| {
                             (scores[p] - max).exp() / z * v[p * s.kv_width() + kv * d + c] as f64
                         })
@@ -192,8 +212,10 @@ mod tests {
     #[test]
     fn batched_and_per_token_equal_plain_attention() {
         let shapes = [
-            AttentionShape { heads: 6, kv_heads: 2, head_dim: 8 },
-            AttentionShape { heads: 9, kv_heads: 3, head_dim: 64 },
+            AttentionShape { heads: 6, kv_heads: 2, head_dim: 8, window: None },
+            AttentionShape { heads: 9, kv_heads: 3, head_dim: 64, window: None },
+            AttentionShape { heads: 6, kv_heads: 2, head_dim: 8, window: Some(5) },
+            AttentionShape { heads: 4, kv_heads: 4, head_dim: 16, window: Some(70) },
         ];
         for (s, n, start) in shapes.iter().flat_map(|s| {
             [(1, 0), (3, 7), (9, 0), (10, 0), (12, 5), (40, 3), (70, 2)].map(|(n, st)| (s, n, st))

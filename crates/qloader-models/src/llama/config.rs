@@ -1,6 +1,10 @@
-//! The hyper-parameters of a Llama-family decoder, read from a GGUF file's
-//! metadata (`{arch}.block_count`, `{arch}.embedding_length`, …) and checked
-//! for consistency and sane bounds before any weight is read.
+//! The hyper-parameters of a Llama-family decoder (Llama, Mistral, Qwen2,
+//! Qwen3: which of them, the [`crate::family`] registry decides), read from a
+//! GGUF file's metadata (`{arch}.block_count`, `{arch}.embedding_length`, …)
+//! and checked for consistency and sane bounds before any weight is read.
+//! What a model has beyond Llama's block (q/k/v biases, per-head q/k norms, a
+//! sliding attention window) is read from the file — its tensors and keys —
+//! never inferred from the architecture's name.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use qloader_format::gguf::GgufFile;
@@ -8,8 +12,19 @@ use qloader_format::FormatError;
 
 use crate::error::Result;
 
-/// Architectures whose GGUF layout this decoder implements.
-pub const ARCHITECTURES: [&str; 1] = ["llama"];
+/// How rotary embeddings pair the dimensions of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RopeStyle {
+    /// Adjacent pairs `(x[2i], x[2i+1])`: GGUF `llama` tensors, whose q and k
+    /// rows the converter permuted for it.
+    #[default]
+    Interleaved,
+    /// The two halves `(x[i], x[i + d/2])`: Hugging Face checkpoints, and
+    /// GGUF files of architectures converted without that permutation
+    /// (`qwen2`, `qwen3`).
+    Halves,
+}
 
 /// Shape of a Llama-family decoder.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -35,6 +50,27 @@ pub struct LlamaConfig {
     pub norm_eps: f32,
     /// RoPE base frequency.
     pub rope_base: f32,
+    /// The model family, as the [`crate::family`] registry names it.
+    #[serde(default = "default_family")]
+    pub family: String,
+    /// How RoPE pairs a head's dimensions.
+    #[serde(default)]
+    pub rope_style: RopeStyle,
+    /// Whether the q, k and v projections add a bias (Qwen2).
+    #[serde(default)]
+    pub qkv_bias: bool,
+    /// Whether each query and key head is RMS-normalised (with its own
+    /// `head_dim` scales) before RoPE (Qwen3).
+    #[serde(default)]
+    pub qk_norm: bool,
+    /// Positions a token attends to, itself included (Mistral's sliding
+    /// window); `None`: every earlier position.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+}
+
+fn default_family() -> String {
+    "llama".to_owned()
 }
 
 /// Bounds that keep a hostile header from asking for absurd buffers.
@@ -47,14 +83,16 @@ impl LlamaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
         let bad = |reason: String| FormatError::Gguf { path: file.path().to_owned(), reason };
         let arch = file.get_str("general.architecture")?;
-        if !ARCHITECTURES.contains(&arch) {
-            return Err(bad(format!(
-                "architecture `{arch}` is not supported (supported: {})",
-                ARCHITECTURES.join(", ")
-            ))
-            .into());
-        }
+        let family = crate::family::from_gguf_architecture(arch)
+            .filter(|f| f.kind == crate::family::Kind::Decoder)
+            .ok_or_else(|| bad(crate::family::unsupported(&format!("architecture `{arch}`"))))?;
         let key = |k: &str| format!("{arch}.{k}");
+        let optional_usize = |k: &str| -> Result<Option<usize>> {
+            Ok(match file.get(&key(k)) {
+                Some(_) => Some(file.get_usize(&key(k))?),
+                None => None,
+            })
+        };
         let layers = file.get_usize(&key("block_count"))?;
         let hidden = file.get_usize(&key("embedding_length"))?;
         let ffn = file.get_usize(&key("feed_forward_length"))?;
@@ -70,7 +108,24 @@ impl LlamaConfig {
             None => 10_000.0,
         };
         let vocab = file.tensor("token_embd.weight")?.shape().first().copied().unwrap_or(0);
-        let head_dim = hidden / heads.max(1);
+        let head_dim = match optional_usize("attention.key_length")? {
+            Some(d) => d,
+            None if heads > 0 && !hidden.is_multiple_of(heads) => {
+                return Err(bad(format!(
+                    "`{}` = {hidden} is not a multiple of `{}` = {heads}",
+                    key("embedding_length"),
+                    key("attention.head_count")
+                ))
+                .into());
+            }
+            None => hidden / heads.max(1),
+        };
+        if let Some(v) = optional_usize("attention.value_length")?.filter(|&v| v != head_dim) {
+            return Err(bad(format!(
+                "value heads of {v} dimensions differ from key heads of {head_dim}"
+            ))
+            .into());
+        }
         if file.get(&key("rope.dimension_count")).is_some() {
             let dims = file.get_usize(&key("rope.dimension_count"))?;
             if dims != head_dim {
@@ -91,6 +146,11 @@ impl LlamaConfig {
             context,
             norm_eps,
             rope_base,
+            family: family.name.to_owned(),
+            rope_style: family.gguf_rope,
+            qkv_bias: file.tensors().iter().any(|t| t.name == "blk.0.attn_q.bias"),
+            qk_norm: file.tensors().iter().any(|t| t.name == "blk.0.attn_q_norm.weight"),
+            sliding_window: optional_usize("attention.sliding_window")?,
         };
         let label = |field: &'static str| match field {
             "layers" => format!("`{}`", key("block_count")),
@@ -102,7 +162,8 @@ impl LlamaConfig {
             "vocab" => "the vocabulary (rows of `token_embd.weight`)".to_owned(),
             "norm_eps" => format!("`{}`", key("attention.layer_norm_rms_epsilon")),
             "rope_base" => format!("`{}`", key("rope.freq_base")),
-            "head_dim" => "the head width".to_owned(),
+            "head_dim" => format!("the head width (`{}`)", key("attention.key_length")),
+            "sliding_window" => format!("`{}`", key("attention.sliding_window")),
             other => other.to_owned(),
         };
         config.check(&label).map_err(bad)?;
@@ -132,14 +193,7 @@ impl LlamaConfig {
         range("kv_heads", self.kv_heads, self.heads)?;
         range("context", self.context, 1 << 24)?;
         range("vocab", self.vocab, 1 << 22)?;
-        let (hidden, heads, kv_heads) = (self.hidden, self.heads, self.kv_heads);
-        if !hidden.is_multiple_of(heads) {
-            return Err(format!(
-                "{} = {hidden} is not a multiple of {} = {heads}",
-                label("hidden"),
-                label("heads")
-            ));
-        }
+        let (heads, kv_heads) = (self.heads, self.kv_heads);
         if !heads.is_multiple_of(kv_heads) {
             return Err(format!(
                 "{} = {heads} is not a multiple of {} = {kv_heads}",
@@ -147,15 +201,18 @@ impl LlamaConfig {
                 label("kv_heads")
             ));
         }
-        if self.head_dim != hidden / heads {
+        range("head_dim", self.head_dim, 4096)?;
+        if self.heads * self.head_dim > 4 * MAX_WIDTH {
             return Err(format!(
-                "{} = {} is not {} / {} = {}",
-                label("head_dim"),
-                self.head_dim,
-                label("hidden"),
+                "{} × {} = {} query dimensions is above {}",
                 label("heads"),
-                hidden / heads
+                label("head_dim"),
+                self.heads * self.head_dim,
+                4 * MAX_WIDTH
             ));
+        }
+        if let Some(window) = self.sliding_window {
+            range("sliding_window", window, 1 << 24)?;
         }
         if !self.head_dim.is_multiple_of(2) {
             return Err(format!(
@@ -178,5 +235,12 @@ impl LlamaConfig {
     /// Width of the key and value projections.
     pub fn kv_width(&self) -> usize {
         self.kv_heads * self.head_dim
+    }
+
+    /// Width of the query projection and of the attention output (the
+    /// hidden width unless the file sets the head width apart, as Qwen3's
+    /// do).
+    pub fn q_width(&self) -> usize {
+        self.heads * self.head_dim
     }
 }

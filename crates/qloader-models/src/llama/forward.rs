@@ -3,15 +3,19 @@
 //! ```text
 //! x = embed[ids]
 //! per block:  h = RMSNorm(x)·γ₁
-//!             q, k, v = h·Wq, h·Wk, h·Wv;  RoPE(q, k) at each token's position
-//!             x += Wo · softmax(q·kᵀ/√d, causal) · v      (GQA: heads/kv_heads queries per key head)
+//!             q, k, v = h·Wq (+ bq), h·Wk (+ bk), h·Wv (+ bv)
+//!             (q, k per head: RMSNorm·γq, ·γk)
+//!             RoPE(q, k) at each token's position
+//!             x += Wo · softmax(q·kᵀ/√d, causal, window) · v  (GQA: heads/kv_heads queries per key head)
 //!             h = RMSNorm(x)·γ₂
 //!             x += Wdown · (SiLU(h·Wgate) ⊙ h·Wup)
 //! logits = RMSNorm(x)·γ · Wheadᵀ
 //! ```
 //!
 //! (Touvron et al. 2023, LLaMA §2.2: pre-normalisation with RMSNorm, SwiGLU,
-//! rotary embeddings; Ainslie et al. 2023: grouped-query attention.)
+//! rotary embeddings; Ainslie et al. 2023: grouped-query attention.) The
+//! parenthesised steps are there when the configuration says so: q/k/v
+//! biases (Qwen2), per-head q/k norms (Qwen3), a sliding window (Mistral).
 
 use rayon::prelude::*;
 use std::path::Path;
@@ -77,6 +81,18 @@ impl LlamaModel {
     ) -> Result<Self> {
         let file = GgufFile::open(path)?;
         Self::from_gguf(&file, choose, progress)
+    }
+
+    /// Loads the decoder at `path`: a GGUF file, or a Hugging Face
+    /// checkpoint directory (see [`super::hf`]).
+    pub fn open(
+        path: &Path,
+        choose: &dyn Fn(&str) -> WeightFormat,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let checkpoint = super::DecoderCheckpoint::open(path)?;
+        let mut source = checkpoint.source(choose, None);
+        Self::from_source(checkpoint.config().clone(), source.as_mut(), progress)
     }
 
     /// Like [`LlamaModel::load`] on a file already open.
@@ -236,7 +252,7 @@ impl LlamaModel {
         }
         let mut probe = Probe::none();
         let mut scratch = std::mem::take(&mut cache.scratch);
-        scratch.rope.fill(start, n, &self.rope_inv_freq);
+        scratch.rope.fill(start, n, &self.rope_inv_freq, c.rope_style);
         for (layer, block) in self.weights.blocks.iter().enumerate() {
             self.block(layer, block, &mut x, n, start, cache, &mut probe, &mut scratch);
         }
@@ -278,7 +294,7 @@ impl LlamaModel {
         s: &mut Scratch,
     ) {
         let c = &self.config;
-        let (hidden, kv_width, d) = (c.hidden, c.kv_width(), c.head_dim);
+        let (hidden, q_width, kv_width, d) = (c.hidden, c.q_width(), c.kv_width(), c.head_dim);
         let act = self.activations;
         let first = layer * LINEARS_PER_BLOCK;
         let site = layer * SITES_PER_BLOCK;
@@ -288,13 +304,22 @@ impl LlamaModel {
         h.copy_from_slice(x);
         rowwise::rms_norm(h, &b.attn_norm, c.norm_eps);
         probe.observe(Observed::LinearInput(site), h, n);
-        let (q, k, v) = (sized(q, n * hidden), sized(k, n * kv_width), sized(v, n * kv_width));
+        let (q, k, v) = (sized(q, n * q_width), sized(k, n * kv_width), sized(v, n * kv_width));
         let input = LinearInput::new(h, n);
         probe.weight(first, &b.q).matmul_input(act, &input, q);
         probe.weight(first + 1, &b.k).matmul_input(act, &input, k);
         probe.weight(first + 2, &b.v).matmul_input(act, &input, v);
+        if let Some([bq, bk, bv]) = &b.qkv_bias {
+            ops::add_bias(q, bq);
+            ops::add_bias(k, bk);
+            ops::add_bias(v, bv);
+        }
+        if let Some([gq, gk]) = &b.qk_norm {
+            rowwise::rms_norm(q, gq, c.norm_eps);
+            rowwise::rms_norm(k, gk, c.norm_eps);
+        }
         for (t, (qt, kt)) in
-            q.chunks_exact_mut(hidden).zip(k.chunks_exact_mut(kv_width)).enumerate()
+            q.chunks_exact_mut(q_width).zip(k.chunks_exact_mut(kv_width)).enumerate()
         {
             for head in qt.chunks_exact_mut(d).chain(kt.chunks_exact_mut(d)) {
                 rope.rotate(head, t);
@@ -302,8 +327,13 @@ impl LlamaModel {
         }
         cache.append(layer, k, v);
         let (keys, values) = cache.layer(layer);
-        let shape = AttentionShape { heads: c.heads, kv_heads: c.kv_heads, head_dim: d };
-        let attended = sized(attended, n * hidden);
+        let shape = AttentionShape {
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+            head_dim: d,
+            window: c.sliding_window,
+        };
+        let attended = sized(attended, n * q_width);
         causal_attention(&shape, q, keys, values, n, start, attended);
         probe.observe(Observed::LinearInput(site + 1), attended, n);
         let o = sized(proj, n * hidden);
@@ -368,7 +398,7 @@ impl ProbedModel for LlamaModel {
         let mut cache = KvCache::new(c.layers, c.kv_heads, c.head_dim, n);
         probe.observe(Observed::BlockInput(layer), h, n);
         let mut scratch = Scratch::default();
-        scratch.rope.fill(0, n, &self.rope_inv_freq);
+        scratch.rope.fill(0, n, &self.rope_inv_freq, c.rope_style);
         self.block(layer, block, h, n, 0, &mut cache, probe, &mut scratch);
         Ok(())
     }

@@ -4,6 +4,8 @@
 //! sequence, so decoding token after token reuses them instead of
 //! allocating.
 
+use super::config::RopeStyle;
+
 /// Buffers reused across forward passes of one sequence.
 #[derive(Default)]
 pub(crate) struct Scratch {
@@ -32,6 +34,7 @@ pub(crate) fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// applied.
 #[derive(Default)]
 pub(crate) struct RopeTable {
+    style: RopeStyle,
     pairs: usize,
     cos: Vec<f64>,
     sin: Vec<f64>,
@@ -39,8 +42,9 @@ pub(crate) struct RopeTable {
 
 impl RopeTable {
     /// Fills the table for positions `start..start + n` with `inv_freq`
-    /// (`base^(−2i/d)` per pair `i`).
-    pub fn fill(&mut self, start: usize, n: usize, inv_freq: &[f64]) {
+    /// (`base^(−2i/d)` per pair `i`), for heads paired as `style` says.
+    pub fn fill(&mut self, start: usize, n: usize, inv_freq: &[f64], style: RopeStyle) {
+        self.style = style;
         self.pairs = inv_freq.len();
         self.cos.clear();
         self.sin.clear();
@@ -53,14 +57,30 @@ impl RopeTable {
         }
     }
 
-    /// Rotates adjacent pairs `(x[2i], x[2i+1])` of one head vector of the
-    /// pass's token `t` (the pairing GGUF's Llama tensors are stored for).
+    /// Rotates the pairs of one head vector of the pass's token `t`: pair
+    /// `i` is `(x[2i], x[2i+1])` ([`RopeStyle::Interleaved`]) or `(x[i],
+    /// x[i + d/2])` ([`RopeStyle::Halves`]).
     pub fn rotate(&self, x: &mut [f32], t: usize) {
         let (cos, sin) = (&self.cos[t * self.pairs..], &self.sin[t * self.pairs..]);
-        for ((pair, &c), &s) in x.chunks_exact_mut(2).zip(cos).zip(sin) {
-            let (a, b) = (pair[0] as f64, pair[1] as f64);
-            pair[0] = (a * c - b * s) as f32;
-            pair[1] = (a * s + b * c) as f32;
+        let turn = |a: &mut f32, b: &mut f32, c: f64, s: f64| {
+            let (x0, x1) = (*a as f64, *b as f64);
+            *a = (x0 * c - x1 * s) as f32;
+            *b = (x0 * s + x1 * c) as f32;
+        };
+        match self.style {
+            RopeStyle::Interleaved => {
+                for ((pair, &c), &s) in x.chunks_exact_mut(2).zip(cos).zip(sin) {
+                    if let [a, b] = pair {
+                        turn(a, b, c, s);
+                    }
+                }
+            }
+            RopeStyle::Halves => {
+                let (lo, hi) = x.split_at_mut(x.len() / 2);
+                for (((a, b), &c), &s) in lo.iter_mut().zip(hi).zip(cos).zip(sin) {
+                    turn(a, b, c, s);
+                }
+            }
         }
     }
 }

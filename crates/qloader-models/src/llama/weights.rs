@@ -20,10 +20,10 @@ pub(crate) const LINEARS_PER_BLOCK: usize = 7;
 /// `(out, in)` features.
 pub(crate) fn block_linears(c: &LlamaConfig) -> [(&'static str, usize, usize); LINEARS_PER_BLOCK] {
     [
-        ("attn_q", c.hidden, c.hidden),
+        ("attn_q", c.q_width(), c.hidden),
         ("attn_k", c.kv_width(), c.hidden),
         ("attn_v", c.kv_width(), c.hidden),
-        ("attn_output", c.hidden, c.hidden),
+        ("attn_output", c.hidden, c.q_width()),
         ("ffn_gate", c.ffn, c.hidden),
         ("ffn_up", c.ffn, c.hidden),
         ("ffn_down", c.hidden, c.ffn),
@@ -50,6 +50,11 @@ pub const TOKEN_EMBEDDINGS: &str = "token_embd.weight";
 /// One decoder block.
 pub(crate) struct Block {
     pub attn_norm: Vec<f32>,
+    /// Biases of the q, k and v projections (models with `qkv_bias`).
+    pub qkv_bias: Option<[Vec<f32>; 3]>,
+    /// Per-head RMSNorm scales of the queries and keys (models with
+    /// `qk_norm`).
+    pub qk_norm: Option<[Vec<f32>; 2]>,
     pub q: LinearWeight,
     pub k: LinearWeight,
     pub v: LinearWeight,
@@ -65,7 +70,7 @@ pub(crate) struct LlamaWeights {
     /// `vocab × hidden`, for the embedding look-up; `None` when the
     /// embeddings are tied to the head, which then serves the look-up (in
     /// whatever format the head is stored).
-    pub embeddings: Option<LinearWeight>,
+    pub embeddings: Option<Box<LinearWeight>>,
     pub blocks: Vec<Block>,
     pub output_norm: Vec<f32>,
     pub head: LinearWeight,
@@ -159,7 +164,7 @@ impl LlamaWeights {
         let embeddings = if tied {
             None
         } else {
-            Some(src.weight(TOKEN_EMBEDDINGS, vocab, hidden, WeightRole::Table)?)
+            Some(Box::new(src.weight(TOKEN_EMBEDDINGS, vocab, hidden, WeightRole::Table)?))
         };
         let mut blocks = Vec::with_capacity(config.layers);
         for l in 0..config.layers {
@@ -168,8 +173,29 @@ impl LlamaWeights {
             let [q, k, v, o, gate, up, down] = block_linears(config)
                 .map(|(n, out, inp)| src.weight(&name(n), out, inp, WeightRole::Linear));
             let (q, k, v, o, gate, up, down) = (q?, k?, v?, o?, gate?, up?, down?);
+            let bias = |src: &mut dyn WeightSource, n: &str, width: usize| {
+                src.values(&format!("blk.{l}.{n}.bias"), &[width])
+            };
+            let qkv_bias = match config.qkv_bias {
+                true => Some([
+                    bias(src, "attn_q", config.q_width())?,
+                    bias(src, "attn_k", config.kv_width())?,
+                    bias(src, "attn_v", config.kv_width())?,
+                ]),
+                false => None,
+            };
+            let d = config.head_dim;
+            let qk_norm = match config.qk_norm {
+                true => Some([
+                    src.values(&name("attn_q_norm"), &[d])?,
+                    src.values(&name("attn_k_norm"), &[d])?,
+                ]),
+                false => None,
+            };
             blocks.push(Block {
                 attn_norm: src.values(&name("attn_norm"), &[hidden])?,
+                qkv_bias,
+                qk_norm,
                 ffn_norm: src.values(&name("ffn_norm"), &[hidden])?,
                 q,
                 k,

@@ -9,16 +9,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use qloader_format::gguf::writer::metadata_file_bytes;
-use qloader_format::gguf::GgufFile;
 use qloader_format::{
     ModelDir, PackedMeta, PackedWriter, PlanRef, PoolingMode, QuantMethod, QuantRecord,
     WeightFormat,
 };
 use qloader_models::bert::SafetensorsSource;
-use qloader_models::llama::{GgufSource, LlamaConfig};
-use qloader_models::{
-    BertEncoder, GgufTokenizer, LlamaModel, RecordedTensor, RecordingSource, ReplacingSource,
-};
+use qloader_models::family::{detect, Kind};
+use qloader_models::llama::DecoderCheckpoint;
+use qloader_models::{BertEncoder, LlamaModel, RecordedTensor, RecordingSource, ReplacingSource};
 use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 
 use super::config::{
@@ -134,15 +132,12 @@ pub fn pack_llama_with(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
-    let file = GgufFile::open(path)?;
-    let config = LlamaConfig::from_gguf(&file)?;
-    let (tokenizer_json, settings) = GgufTokenizer::from_gguf(&file)?.to_json()?;
+    let checkpoint = DecoderCheckpoint::open(path)?;
+    let config = checkpoint.config().clone();
+    let (tokenizer_json, settings) = checkpoint.tokenizer()?.to_json()?;
     let record = quantization.record();
-    let mut checkpoint = GgufSource::new(&file, choose);
-    if let Some(importance) = &quantization.importance {
-        checkpoint = checkpoint.with_importance(importance);
-    }
-    let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
+    let mut tensors = checkpoint.source(choose, quantization.importance.as_ref());
+    let mut source = ReplacingSource::new(tensors.as_mut(), quantization.replacements);
     let mut recording = RecordingSource::new(&mut source);
     let model = LlamaModel::from_source(config.clone(), &mut recording, progress)?;
     let summary = model.summary().clone();
@@ -151,9 +146,12 @@ pub fn pack_llama_with(
     let packed = LlamaPacked { model: config, tokenizer: settings };
     let meta = meta(LLAMA, header_config(&packed, out)?, plan, record);
     let mut writer = PackedWriter::new(meta);
-    let source_metadata = metadata_file_bytes(file.metadata());
     writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
-    writer.add_blob(GGUF_METADATA_BLOB, &source_metadata);
+    // A GGUF source's metadata, kept for `qloader export`.
+    let source_metadata = checkpoint.gguf().map(|file| metadata_file_bytes(file.metadata()));
+    if let Some(bytes) = &source_metadata {
+        writer.add_blob(GGUF_METADATA_BLOB, bytes);
+    }
     let file_bytes = write(writer, &tensors, out)?;
     Ok(PackReport { architecture: LLAMA, summary, file_bytes })
 }
@@ -161,14 +159,14 @@ pub fn pack_llama_with(
 /// The quantizable tensors of the model at `model` (a GGUF file, or a
 /// sentence-transformers directory), by name.
 pub fn quantizable_tensors(model: &Path) -> Result<Vec<String>> {
-    if model.is_dir() {
+    if detect(model)?.kind == Kind::Encoder {
         let dir = ModelDir::open(model)?;
         let mut names = qloader_models::bert::tensor_names(&dir.config);
         names.push(qloader_models::bert::WORD_EMBEDDINGS.to_owned());
         Ok(names)
     } else {
-        let file = GgufFile::open(model)?;
-        Ok(qloader_models::llama::tensor_names(&LlamaConfig::from_gguf(&file)?))
+        let checkpoint = DecoderCheckpoint::open(model)?;
+        Ok(qloader_models::llama::tensor_names(checkpoint.config()))
     }
 }
 
@@ -206,7 +204,7 @@ pub fn pack_model(
         )));
     }
     let choose = |name: &str| formats.get(name).copied().unwrap_or(WeightFormat::F32);
-    if model.is_dir() {
+    if detect(model)?.kind == Kind::Encoder {
         pack_bert_with(&ModelDir::open(model)?, &choose, quantization, plan, out)
     } else {
         pack_llama_with(model, &choose, quantization, plan, out, progress)

@@ -1,0 +1,197 @@
+//! The registry of model families: which architectures QLoader runs, how a
+//! file names each (GGUF `general.architecture`, Hugging Face
+//! `config.json` `architectures`), and what kind of model it is. A model is
+//! opened by looking its architecture up here, never by the shape of its
+//! path; an architecture not listed gets an error that lists those that are.
+//!
+//! What a model of a family has (biases, norms, windows) is read from its
+//! file by the family's reader; the registry only says which reader.
+
+use std::path::Path;
+
+use qloader_format::gguf::GgufFile;
+use qloader_format::hf_checkpoint::read_config_json;
+use qloader_format::FormatError;
+
+use crate::error::Result;
+use crate::llama::config::RopeStyle;
+
+/// What a family's models do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A causal language model: logits for the next token.
+    Decoder,
+    /// A sentence encoder: one embedding per text.
+    Encoder,
+}
+
+/// One model family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    /// Its name in QLoader (packed headers, messages).
+    pub name: &'static str,
+    /// Decoder or encoder.
+    pub kind: Kind,
+    /// GGUF `general.architecture` values it reads.
+    pub gguf: &'static [&'static str],
+    /// Hugging Face `config.json` `architectures` entries it reads.
+    pub hf: &'static [&'static str],
+    /// How the family's GGUF tensors pair dimensions for RoPE (decoders).
+    pub gguf_rope: RopeStyle,
+}
+
+/// Every family QLoader runs.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "llama",
+        kind: Kind::Decoder,
+        gguf: &["llama"],
+        hf: &["LlamaForCausalLM"],
+        gguf_rope: RopeStyle::Interleaved,
+    },
+    Family {
+        name: "mistral",
+        kind: Kind::Decoder,
+        // llama.cpp converts Mistral models as `llama`; the window, if any,
+        // is then in `llama.attention.sliding_window`.
+        gguf: &[],
+        hf: &["MistralForCausalLM"],
+        gguf_rope: RopeStyle::Interleaved,
+    },
+    Family {
+        name: "qwen2",
+        kind: Kind::Decoder,
+        gguf: &["qwen2"],
+        hf: &["Qwen2ForCausalLM"],
+        gguf_rope: RopeStyle::Halves,
+    },
+    Family {
+        name: "qwen3",
+        kind: Kind::Decoder,
+        gguf: &["qwen3"],
+        hf: &["Qwen3ForCausalLM"],
+        gguf_rope: RopeStyle::Halves,
+    },
+    Family {
+        name: "bert",
+        kind: Kind::Encoder,
+        gguf: &[],
+        hf: &["BertModel", "BertForMaskedLM", "BertForPreTraining"],
+        gguf_rope: RopeStyle::Interleaved,
+    },
+];
+
+/// The family that reads GGUF files of architecture `arch`.
+pub fn from_gguf_architecture(arch: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.gguf.contains(&arch))
+}
+
+/// The family that reads a Hugging Face checkpoint whose `config.json`
+/// lists `architectures` (the first one QLoader knows).
+pub fn from_hf_architectures<'a>(
+    architectures: impl IntoIterator<Item = &'a str>,
+) -> Option<&'static Family> {
+    architectures.into_iter().find_map(|a| FAMILIES.iter().find(|f| f.hf.contains(&a)))
+}
+
+/// The family called `name`.
+pub fn by_name(name: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.name == name)
+}
+
+/// The family of the model at `path`: a directory's by its `config.json`
+/// (`architectures`, else `model_type`), a file's by its GGUF
+/// `general.architecture`. An architecture no family reads is an error that
+/// lists those that exist.
+pub fn detect(path: &Path) -> Result<&'static Family> {
+    if path.is_dir() {
+        let json = read_config_json(path)?;
+        let names: Vec<&str> = json
+            .get("architectures")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        let model_type = json.get("model_type").and_then(serde_json::Value::as_str);
+        let found = from_hf_architectures(names.iter().copied())
+            .or_else(|| names.is_empty().then(|| model_type.and_then(by_name)).flatten());
+        let what = match (names.as_slice(), model_type) {
+            ([], None) => "a config.json naming no architecture".to_owned(),
+            ([], Some(t)) => format!("model type `{t}`"),
+            (names, _) => format!("architecture `{}`", names.join("`, `")),
+        };
+        return found.ok_or_else(|| {
+            FormatError::ConfigField {
+                path: path.join("config.json"),
+                field: "architectures",
+                reason: unsupported(&what),
+            }
+            .into()
+        });
+    }
+    let file = GgufFile::open(path)?;
+    let arch = file.get_str("general.architecture")?;
+    from_gguf_architecture(arch).ok_or_else(|| {
+        FormatError::Gguf {
+            path: path.to_owned(),
+            reason: unsupported(&format!("architecture `{arch}`")),
+        }
+        .into()
+    })
+}
+
+/// "`what` is not supported", followed by every family and the names its
+/// inputs give it.
+pub fn unsupported(what: &str) -> String {
+    format!("{what} is not supported (supported: {})", supported())
+}
+
+/// Every family and the names its inputs give it, for messages and
+/// `--help`: `llama (GGUF llama; Hugging Face LlamaForCausalLM), …`.
+pub fn supported() -> String {
+    FAMILIES
+        .iter()
+        .map(|f| {
+            let mut names = Vec::new();
+            if !f.gguf.is_empty() {
+                names.push(format!("GGUF {}", f.gguf.join(", ")));
+            }
+            if !f.hf.is_empty() {
+                names.push(format!("Hugging Face {}", f.hf.join(", ")));
+            }
+            format!("{} ({})", f.name, names.join("; "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_belongs_to_one_family() {
+        let (mut names, mut gguf, mut hf) = Default::default();
+        let once = |seen: &mut std::collections::HashSet<&str>, name| {
+            assert!(seen.insert(name), "`{name}` names two families");
+        };
+        for f in FAMILIES {
+            once(&mut names, f.name);
+            f.gguf.iter().for_each(|n| once(&mut gguf, n));
+            f.hf.iter().for_each(|n| once(&mut hf, n));
+        }
+    }
+
+    #[test]
+    fn look_ups_find_the_family_or_nothing() {
+        assert_eq!(from_gguf_architecture("qwen3").map(|f| f.name), Some("qwen3"));
+        assert_eq!(from_gguf_architecture("llama").map(|f| f.name), Some("llama"));
+        assert!(from_gguf_architecture("gpt2").is_none());
+        let mistral = from_hf_architectures(["Foo", "MistralForCausalLM"]);
+        assert_eq!(mistral.map(|f| f.name), Some("mistral"));
+        assert!(from_hf_architectures(["GPT2LMHeadModel"]).is_none());
+        assert_eq!(by_name("bert").map(|f| f.kind), Some(Kind::Encoder));
+        let msg = unsupported("architecture `gpt2`");
+        assert!(msg.starts_with("architecture `gpt2` is not supported (supported: llama (GGUF"));
+        assert!(msg.contains("qwen2 (GGUF qwen2; Hugging Face Qwen2ForCausalLM)"), "{msg}");
+    }
+}
