@@ -133,6 +133,7 @@ fn classes_are_unique_and_every_one_is_written() {
     let expected_kinds = [
         "gguf",
         "gguf-tokenizer",
+        "hf-decoder",
         "model-dir",
         "packed",
         "packed-inspect",

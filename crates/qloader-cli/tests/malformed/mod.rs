@@ -10,6 +10,7 @@
 pub mod artifacts;
 pub mod bert;
 pub mod gguf;
+pub mod hf_decoder;
 pub mod packed;
 
 use std::path::Path;
@@ -39,9 +40,9 @@ pub enum Open {
     /// directory, its tokenizer and every weight, as `qloader embed` does),
     /// then one sentence embedded.
     ModelDir,
-    /// A GGUF decoder: `DecoderSession::open` (the GGUF reader, the
-    /// tokenizer from its metadata, the configuration and every weight, as
-    /// `qloader generate` does).
+    /// A decoder, GGUF file or Hugging Face checkpoint directory:
+    /// `DecoderSession::open` (the reader, the tokenizer, the configuration
+    /// and every weight, as `qloader generate` does).
     Gguf,
     /// A packed model: `open_packed` with checksums verified (as `qloader
     /// run` does).
@@ -97,6 +98,7 @@ pub fn all_cases() -> Vec<Case> {
     let mut cases = bert::cases();
     cases.extend(gguf::cases());
     cases.extend(gguf::tokenizer_cases());
+    cases.extend(hf_decoder::cases());
     cases.extend(packed::cases());
     cases.extend(artifacts::table_cases());
     cases.extend(artifacts::plan_cases());
@@ -174,7 +176,7 @@ pub fn valid_inputs() -> Vec<Case> {
     let bert_packed = packed::bert_packed();
     let reassembled = packed::Parts::split(&bert_packed).assemble();
     let pretty = |v: &serde_json::Value| serde_json::to_vec_pretty(v).expect("JSON");
-    vec![
+    let mut valid = vec![
         model_dir,
         ok("valid/gguf", "model.gguf", gguf::Gguf::tiny().build(), Open::Gguf),
         ok("valid/packed-bert", "model.qlm", bert_packed.clone(), Open::Packed),
@@ -184,5 +186,7 @@ pub fn valid_inputs() -> Vec<Case> {
         ok("valid/table", "table.json", pretty(&artifacts::table()), Open::Table),
         ok("valid/plan", "plan.json", pretty(&artifacts::plan()), Open::Plan),
         ok("valid/profile", "profile.toml", artifacts::PROFILE.as_bytes().to_vec(), Open::Profile),
-    ]
+    ];
+    valid.extend(hf_decoder::valid());
+    valid
 }

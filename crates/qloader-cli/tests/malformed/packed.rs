@@ -556,8 +556,8 @@ pub fn cases() -> Vec<Case> {
         header_case(
             "packed/llama-config-invalid",
             l,
-            |p| p.header["config"]["model"]["heads"] = json!(3),
-            "{path}: header config: hidden = 8 is not a multiple of heads = 3",
+            |p| p.header["config"]["model"]["kv_heads"] = json!(3),
+            "{path}: header config: kv_heads = 3 is outside 1..=2",
         ),
         header_case(
             "packed/llama-config-missing-field",
