@@ -87,7 +87,39 @@ FAMILIES = {
     "qwen3": ("Qwen3Config", "Qwen3ForCausalLM",
               dict(rope_theta=1000000.0, head_dim=16, tie_word_embeddings=True),
               torch.bfloat16, "qwen3", True),
+    # Gemma 2: GeGLU, norms after each sub-layer, embeddings scaled by
+    # sqrt(hidden), local (even) and global layers, soft-capped scores and
+    # logits, an attention scale of its own.
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM",
+               dict(rope_theta=10000.0, head_dim=16, query_pre_attn_scalar=24,
+                    sliding_window=5, attn_logit_softcapping=2.0,
+                    final_logit_softcapping=12.0, hidden_activation="gelu_pytorch_tanh",
+                    tie_word_embeddings=True),
+               torch.float32, "gemma2", False),
+    # Gemma 3: as Gemma 2 without soft-capping, with q/k norms, five local
+    # layers to one global (as llama.cpp fixes for GGUF), the local layers'
+    # RoPE base 10 000 and linear RoPE scaling on the global ones.
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM",
+               dict(num_hidden_layers=6, head_dim=16, query_pre_attn_scalar=24,
+                    sliding_window=5, hidden_activation="gelu_pytorch_tanh",
+                    rope_parameters={
+                        "full_attention": {"rope_type": "linear", "factor": 8.0,
+                                           "rope_theta": 1000000.0},
+                        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                    },
+                    tie_word_embeddings=True),
+               torch.bfloat16, "gemma3", False),
+    # Phi-3: q, k, v fused in one matrix, the gate and up projections in
+    # another, and a sliding window.
+    "phi3": ("Phi3Config", "Phi3ForCausalLM",
+             dict(rope_theta=10000.0, sliding_window=5, tie_word_embeddings=False,
+                  pad_token_id=0),
+             torch.float16, "phi3", False),
 }
+
+# What GGUF files of these architectures store differently from the
+# checkpoint (as llama.cpp's converter writes them).
+GEMMA = ("gemma2", "gemma3")
 
 
 def train_tokenizer():
@@ -153,15 +185,24 @@ GGUF_NAMES = {
     "self_attn.k_proj": "attn_k",
     "self_attn.v_proj": "attn_v",
     "self_attn.o_proj": "attn_output",
+    "self_attn.qkv_proj": "attn_qkv",
     "self_attn.q_norm": "attn_q_norm",
     "self_attn.k_norm": "attn_k_norm",
     "mlp.gate_proj": "ffn_gate",
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
+    "mlp.gate_up_proj": "ffn_up",
+}
+
+GEMMA_NORMS = {
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "post_attention_norm",
+    "pre_feedforward_layernorm": "ffn_norm",
+    "post_feedforward_layernorm": "post_ffw_norm",
 }
 
 
-def gguf_name(name):
+def gguf_name(name, arch):
     if name == "model.embed_tokens.weight":
         return "token_embd.weight"
     if name == "model.norm.weight":
@@ -170,7 +211,8 @@ def gguf_name(name):
         return "output.weight"
     _, _, layer, rest = name.split(".", 3)
     part, kind = rest.rsplit(".", 1)
-    return f"blk.{layer}.{GGUF_NAMES[part]}.{kind}"
+    names = dict(GGUF_NAMES, **GEMMA_NORMS) if arch in GEMMA else GGUF_NAMES
+    return f"blk.{layer}.{names[part]}.{kind}"
 
 
 def write_gguf(path, arch, config, state, tok, family):
@@ -183,8 +225,22 @@ def write_gguf(path, arch, config, state, tok, family):
     w.add_head_count(config.num_attention_heads)
     w.add_head_count_kv(config.num_key_value_heads)
     w.add_layer_norm_rms_eps(config.rms_norm_eps)
-    theta = config.rope_parameters["rope_theta"]
-    w.add_rope_freq_base(theta)
+    rope = config.rope_parameters
+    rope = rope.get("full_attention", rope)
+    w.add_rope_freq_base(rope["rope_theta"])
+    if rope.get("rope_type") == "linear":
+        w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        w.add_rope_scaling_factor(rope["factor"])
+    if arch == "phi3":
+        w.add_rope_dimension_count(config.hidden_size // config.num_attention_heads)
+    if getattr(config, "attn_logit_softcapping", None):
+        w.add_attn_logit_softcapping(config.attn_logit_softcapping)
+    if getattr(config, "final_logit_softcapping", None):
+        w.add_final_logit_softcapping(config.final_logit_softcapping)
+    if getattr(config, "query_pre_attn_scalar", None):
+        # llama.cpp infers Gemma's attention scale from the model's size; the
+        # reader takes `{arch}.attention.scale` where a file gives it.
+        w.add_attention_scale(config.query_pre_attn_scalar ** -0.5)
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     if head_dim != config.hidden_size // config.num_attention_heads:
         w.add_key_length(head_dim)
@@ -204,11 +260,15 @@ def write_gguf(path, arch, config, state, tok, family):
     w.add_eos_token_id(0)
     for name, t in state.items():
         a = t.to(torch.float32).numpy()
+        if arch in GEMMA and name.endswith("norm.weight"):
+            # Gemma's checkpoints store RMSNorm scales minus one; GGUF the
+            # scales themselves.
+            a = a + 1.0
         if arch == "llama" and name.endswith("self_attn.q_proj.weight"):
             a = permute_for_gguf(a, config.num_attention_heads)
         if arch == "llama" and name.endswith("self_attn.k_proj.weight"):
             a = permute_for_gguf(a, config.num_key_value_heads)
-        w.add_tensor(gguf_name(name), np.ascontiguousarray(a))
+        w.add_tensor(gguf_name(name, arch), np.ascontiguousarray(a))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -220,7 +280,7 @@ def main():
     prompt = tok.encode(TEXT[:120]).ids[:PROMPT_LEN]
     assert len(prompt) == PROMPT_LEN
     for family, (cfg_name, model_name, extra, dtype, arch, sharded) in FAMILIES.items():
-        cfg = getattr(transformers, cfg_name)(**COMMON, **extra)
+        cfg = getattr(transformers, cfg_name)(**dict(COMMON, **extra))
         best = None
         for seed in range(200):
             model = getattr(transformers, model_name)(cfg).eval()

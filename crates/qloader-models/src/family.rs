@@ -14,7 +14,7 @@ use qloader_format::hf_checkpoint::read_config_json;
 use qloader_format::FormatError;
 
 use crate::error::Result;
-use crate::llama::config::RopeStyle;
+use crate::llama::config::{GateActivation, RopeStyle};
 
 /// What a family's models do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Kind {
 }
 
 /// One model family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Family {
     /// Its name in QLoader (packed headers, messages).
     pub name: &'static str,
@@ -38,6 +38,47 @@ pub struct Family {
     pub hf: &'static [&'static str],
     /// How the family's GGUF tensors pair dimensions for RoPE (decoders).
     pub gguf_rope: RopeStyle,
+    /// What the family's architecture fixes and its files do not record.
+    pub traits: Traits,
+}
+
+/// What an architecture fixes and its files do not record (its reference
+/// implementation hard-codes it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Traits {
+    /// Hugging Face checkpoints store RMSNorm scales as `γ − 1` (Gemma).
+    pub norm_minus_one: bool,
+    /// Token embeddings are multiplied by √hidden (Gemma).
+    pub embed_scaled: bool,
+    /// The feed-forward gate is GELU (tanh approximation) instead of SiLU.
+    pub gelu_gate: bool,
+    /// Where a file gives a sliding window but not which layers use it:
+    /// every `n`-th layer is global, the others local (Gemma 2: 2, Gemma
+    /// 3: 6).
+    pub local_pattern: Option<usize>,
+    /// RoPE base of the local layers where a GGUF file does not record it
+    /// (Gemma 3: 10 000).
+    pub gguf_local_rope_base: Option<f32>,
+}
+
+/// The traits of a Llama-like family: none.
+const PLAIN: Traits = Traits {
+    norm_minus_one: false,
+    embed_scaled: false,
+    gelu_gate: false,
+    local_pattern: None,
+    gguf_local_rope_base: None,
+};
+
+/// Gemma's traits; `local_pattern` differs between versions.
+const fn gemma(local_pattern: usize, gguf_local_rope_base: Option<f32>) -> Traits {
+    Traits {
+        norm_minus_one: true,
+        embed_scaled: true,
+        gelu_gate: true,
+        local_pattern: Some(local_pattern),
+        gguf_local_rope_base,
+    }
 }
 
 /// Every family QLoader runs.
@@ -48,6 +89,7 @@ pub const FAMILIES: &[Family] = &[
         gguf: &["llama"],
         hf: &["LlamaForCausalLM"],
         gguf_rope: RopeStyle::Interleaved,
+        traits: PLAIN,
     },
     Family {
         name: "mistral",
@@ -57,6 +99,7 @@ pub const FAMILIES: &[Family] = &[
         gguf: &[],
         hf: &["MistralForCausalLM"],
         gguf_rope: RopeStyle::Interleaved,
+        traits: PLAIN,
     },
     Family {
         name: "qwen2",
@@ -64,6 +107,7 @@ pub const FAMILIES: &[Family] = &[
         gguf: &["qwen2"],
         hf: &["Qwen2ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
+        traits: PLAIN,
     },
     Family {
         name: "qwen3",
@@ -71,6 +115,31 @@ pub const FAMILIES: &[Family] = &[
         gguf: &["qwen3"],
         hf: &["Qwen3ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
+        traits: PLAIN,
+    },
+    Family {
+        name: "gemma2",
+        kind: Kind::Decoder,
+        gguf: &["gemma2"],
+        hf: &["Gemma2ForCausalLM"],
+        gguf_rope: RopeStyle::Halves,
+        traits: gemma(2, None),
+    },
+    Family {
+        name: "gemma3",
+        kind: Kind::Decoder,
+        gguf: &["gemma3"],
+        hf: &["Gemma3ForCausalLM"],
+        gguf_rope: RopeStyle::Halves,
+        traits: gemma(6, Some(10_000.0)),
+    },
+    Family {
+        name: "phi3",
+        kind: Kind::Decoder,
+        gguf: &["phi3"],
+        hf: &["Phi3ForCausalLM"],
+        gguf_rope: RopeStyle::Halves,
+        traits: PLAIN,
     },
     Family {
         name: "bert",
@@ -78,8 +147,20 @@ pub const FAMILIES: &[Family] = &[
         gguf: &[],
         hf: &["BertModel", "BertForMaskedLM", "BertForPreTraining"],
         gguf_rope: RopeStyle::Interleaved,
+        traits: PLAIN,
     },
 ];
+
+impl Family {
+    /// The feed-forward gate's activation.
+    pub fn activation(&self) -> GateActivation {
+        if self.traits.gelu_gate {
+            GateActivation::GeluTanh
+        } else {
+            GateActivation::Silu
+        }
+    }
+}
 
 /// The family that reads GGUF files of architecture `arch`.
 pub fn from_gguf_architecture(arch: &str) -> Option<&'static Family> {

@@ -10,6 +10,25 @@ pub fn add_bias(x: &mut [f32], bias: &[f32]) {
     }
 }
 
+/// `x ← cap · tanh(x / cap)`: soft-capping (Gemma 2's attention scores and
+/// logits).
+pub fn soft_cap(x: &mut [f32], cap: f32) {
+    for v in x {
+        *v = cap * (*v / cap).tanh();
+    }
+}
+
+/// GeGLU's gating, in place: `gate = GELU(gate) · up`, with GELU's tanh
+/// approximation `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+pub fn gelu_tanh_mul(gate: &mut [f32], up: &[f32]) {
+    debug_assert_eq!(gate.len(), up.len());
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)).tanh()) * u;
+    }
+}
+
 /// `x += y`, element-wise.
 pub fn add_in_place(x: &mut [f32], y: &[f32]) {
     debug_assert_eq!(x.len(), y.len());

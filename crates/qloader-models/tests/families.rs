@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use qloader_format::gguf::GgufFile;
 use qloader_format::WeightFormat;
-use qloader_models::llama::{HfDecoder, LlamaModel, Logits, RopeStyle};
+use qloader_models::llama::{GateActivation, HfDecoder, LlamaModel, Logits, RopeStyle};
 use qloader_models::GgufTokenizer;
 use serde::Deserialize;
 
@@ -32,7 +32,7 @@ struct Tokenized {
 /// summed in another order (logits of O(10)).
 const MAX_LOGIT_ERROR: f32 = 5e-4;
 
-const FAMILIES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
+const FAMILIES: [&str; 7] = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
 
 fn dir(family: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/families").join(family)
@@ -105,11 +105,30 @@ fn features_are_read_from_the_files() {
         for (input, model) in models(family) {
             let c = model.config();
             let what = format!("{family} from {input}");
+            let gemma = family.starts_with("gemma");
             assert_eq!(c.qkv_bias, family == "qwen2", "{what}");
-            assert_eq!(c.qk_norm, family == "qwen3", "{what}");
-            assert_eq!(c.sliding_window, (family == "mistral").then_some(5), "{what}");
-            assert_eq!(c.q_width(), if family == "qwen3" { 64 } else { 32 }, "{what}");
-            let halves = input == "safetensors" || family.starts_with("qwen");
+            assert_eq!(c.qk_norm, matches!(family, "qwen3" | "gemma3"), "{what}");
+            let windowed = matches!(family, "mistral" | "gemma2" | "gemma3" | "phi3");
+            assert_eq!(c.sliding_window, windowed.then_some(5), "{what}");
+            let local: Option<Vec<bool>> = match family {
+                "gemma2" => Some(vec![true, false]),
+                "gemma3" => Some(vec![true, true, true, true, true, false]),
+                _ => None,
+            };
+            assert_eq!(c.local_layers, local, "{what}");
+            assert_eq!(c.rope_local_base, (family == "gemma3").then_some(10_000.0), "{what}");
+            assert_eq!(c.rope_scale, (family == "gemma3").then_some(8.0), "{what}");
+            let q_width = if matches!(family, "qwen3" | "gemma2" | "gemma3") { 64 } else { 32 };
+            assert_eq!(c.q_width(), q_width, "{what}");
+            assert_eq!(c.post_norms, gemma, "{what}");
+            assert_eq!(c.embed_scale, gemma.then(|| 32f32.sqrt()), "{what}");
+            let activation = if gemma { GateActivation::GeluTanh } else { GateActivation::Silu };
+            assert_eq!(c.activation, activation, "{what}");
+            let scale = c.attn_scale.map(|s| (s - (1.0 / 24f64.sqrt()) as f32).abs() < 1e-7);
+            assert_eq!(scale, gemma.then_some(true), "{what}: {:?}", c.attn_scale);
+            assert_eq!(c.attn_softcap, (family == "gemma2").then_some(2.0), "{what}");
+            assert_eq!(c.final_softcap, (family == "gemma2").then_some(12.0), "{what}");
+            let halves = input == "safetensors" || !matches!(family, "llama" | "mistral");
             let style = if halves { RopeStyle::Halves } else { RopeStyle::Interleaved };
             assert_eq!(c.rope_style, style, "{what}");
             // llama.cpp writes Mistral as `llama`.

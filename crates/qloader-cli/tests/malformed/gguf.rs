@@ -471,11 +471,10 @@ pub fn cases() -> Vec<Case> {
         case(
             "gguf/unsupported-architecture",
             Gguf::tiny().set(Kv::str("general.architecture", "gpt2")).build(),
-            "{path}: invalid GGUF file: architecture `gpt2` is not supported (supported: llama \
-             (GGUF llama; Hugging Face LlamaForCausalLM), mistral (Hugging Face \
-             MistralForCausalLM), qwen2 (GGUF qwen2; Hugging Face Qwen2ForCausalLM), qwen3 (GGUF \
-             qwen3; Hugging Face Qwen3ForCausalLM), bert (Hugging Face BertModel, \
-             BertForMaskedLM, BertForPreTraining))",
+            &format!(
+                "{{path}}: invalid GGUF file: architecture `gpt2` is not supported (supported: {})",
+                qloader_models::family::supported()
+            ),
         ),
         case(
             "gguf/config-key-missing",

@@ -140,11 +140,11 @@ pub fn cases() -> Vec<Case> {
             "hf-decoder/unsupported-architecture",
             "\"Qwen2ForCausalLM\"",
             "\"GPT2LMHeadModel\"",
-            "{path}/config.json: field `architectures`: architecture `GPT2LMHeadModel` is not \
-             supported (supported: llama (GGUF llama; Hugging Face LlamaForCausalLM), mistral \
-             (Hugging Face MistralForCausalLM), qwen2 (GGUF qwen2; Hugging Face \
-             Qwen2ForCausalLM), qwen3 (GGUF qwen3; Hugging Face Qwen3ForCausalLM), bert \
-             (Hugging Face BertModel, BertForMaskedLM, BertForPreTraining))",
+            &format!(
+                "{{path}}/config.json: field `architectures`: architecture `GPT2LMHeadModel` is \
+                 not supported (supported: {})",
+                qloader_models::family::supported()
+            ),
         ),
         config_with(
             "hf-decoder/encoder-architecture",

@@ -11,6 +11,7 @@ use qloader_kernels::gemm::{gemm_strided, Strided, GEMM_MIN_ROWS};
 use qloader_kernels::{rowwise, team};
 
 use super::kv_cache::HeadMajor;
+use crate::ops::soft_cap;
 
 /// Shapes of one attention call.
 pub(crate) struct AttentionShape {
@@ -22,6 +23,10 @@ pub(crate) struct AttentionShape {
     pub head_dim: usize,
     /// Positions a token sees, itself included; `None`: all before it.
     pub window: Option<usize>,
+    /// Factor on the scores (usually `1/√head_dim`).
+    pub scale: f32,
+    /// Scores soft-capped at this, `cap·tanh(s/cap)`, before the softmax.
+    pub softcap: Option<f32>,
 }
 
 impl AttentionShape {
@@ -53,7 +58,9 @@ pub(crate) fn causal_attention(
     start: usize,
     out: &mut [f32],
 ) {
-    if n >= GEMM_MIN_ROWS {
+    // The per-token kernel has no soft-capping: capped scores take the
+    // GEMM path, which writes every score out.
+    if n >= GEMM_MIN_ROWS || s.softcap.is_some() {
         batched(s, q, keys, values, n, start, out)
     } else {
         per_token(s, q, keys, values, n, start, out)
@@ -75,7 +82,7 @@ fn per_token(
 ) {
     let d = s.head_dim;
     let group = s.heads / s.kv_heads;
-    let scale = 1.0 / (d as f32).sqrt();
+    let scale = s.scale;
     // Items are (token, key/value head) pairs: `group·d` outputs each, in
     // `out`'s order.
     team::for_each_item_mut(&mut out[..n * s.width()], group * d, |item, o| {
@@ -121,7 +128,6 @@ fn batched(
 ) {
     let (width, d) = (s.width(), s.head_dim);
     let group = s.heads / s.kv_heads;
-    let scale = 1.0 / (d as f32).sqrt();
     let softmax = rowwise::ops().scaled_softmax;
     // Head-major results (`heads × n × d`), spread into `out` at the end.
     let mut by_head = vec![0.0f32; s.heads * n * d];
@@ -139,7 +145,15 @@ fn batched(
             for (t, row) in sb.chunks_exact_mut(seen).enumerate() {
                 let pos = start + r0 + t;
                 let (first, end) = (s.first_seen(pos) - lo, pos + 1 - lo);
-                softmax(&mut row[first..end], scale);
+                let seen = &mut row[first..end];
+                match s.softcap {
+                    Some(cap) => {
+                        seen.iter_mut().for_each(|v| *v *= s.scale);
+                        soft_cap(seen, cap);
+                        softmax(seen, 1.0);
+                    }
+                    None => softmax(seen, s.scale),
+                }
                 row[..first].fill(0.0);
                 row[end..].fill(0.0);
             }
@@ -188,8 +202,9 @@ mod tests {
                                     * k[p * s.kv_width() + kv * d + c] as f64
                             })
                             .sum::<f64>()
-                            / (d as f64).sqrt()
+                            * s.scale as f64
                     })
+                    .map(|x| s.softcap.map_or(x, |c| c as f64 * (x / c as f64).tanh()))
                     .collect();
                 let seen = |p: usize| p >= first;
                 let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -209,13 +224,25 @@ mod tests {
         out
     }
 
+    fn shape(
+        heads: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        window: Option<usize>,
+        softcap: Option<f32>,
+    ) -> AttentionShape {
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        AttentionShape { heads, kv_heads, head_dim, window, scale, softcap }
+    }
+
     #[test]
     fn batched_and_per_token_equal_plain_attention() {
         let shapes = [
-            AttentionShape { heads: 6, kv_heads: 2, head_dim: 8, window: None },
-            AttentionShape { heads: 9, kv_heads: 3, head_dim: 64, window: None },
-            AttentionShape { heads: 6, kv_heads: 2, head_dim: 8, window: Some(5) },
-            AttentionShape { heads: 4, kv_heads: 4, head_dim: 16, window: Some(70) },
+            shape(6, 2, 8, None, None),
+            shape(9, 3, 64, None, None),
+            shape(6, 2, 8, Some(5), None),
+            shape(4, 4, 16, Some(70), None),
+            shape(4, 2, 16, Some(9), Some(1.5)),
         ];
         for (s, n, start) in shapes.iter().flat_map(|s| {
             [(1, 0), (3, 7), (9, 0), (10, 0), (12, 5), (40, 3), (70, 2)].map(|(n, st)| (s, n, st))
@@ -235,7 +262,9 @@ mod tests {
             batched(s, &q, kc, vc, n, start, &mut a);
             let mut b = vec![f32::NAN; n * s.width()];
             per_token(s, &q, kc, vc, n, start, &mut b);
-            for (what, got) in [("batched", &a), ("per token", &b)] {
+            // Capped scores never take the per-token kernel.
+            let checked = if s.softcap.is_some() { 1 } else { 2 };
+            for (what, got) in [("batched", &a), ("per token", &b)].into_iter().take(checked) {
                 let worst =
                     got.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
                 assert!(worst < 1e-5, "{what}: n {n} start {start}: {worst}");

@@ -67,6 +67,46 @@ pub struct LlamaConfig {
     /// window); `None`: every earlier position.
     #[serde(default)]
     pub sliding_window: Option<usize>,
+    /// Which layers are local, i.e. use `sliding_window` (Gemma 2 and 3
+    /// alternate); `None`: all of them.
+    #[serde(default)]
+    pub local_layers: Option<Vec<bool>>,
+    /// RoPE base of the local layers, where it differs (Gemma 3).
+    #[serde(default)]
+    pub rope_local_base: Option<f32>,
+    /// Linear RoPE scaling of the global layers: positions divided by this.
+    #[serde(default)]
+    pub rope_scale: Option<f32>,
+    /// The feed-forward gate's activation.
+    #[serde(default)]
+    pub activation: GateActivation,
+    /// Factor on the token embeddings (Gemma: √hidden).
+    #[serde(default)]
+    pub embed_scale: Option<f32>,
+    /// Whether the attention output and the feed-forward output are each
+    /// RMS-normalised before they join the residual stream (Gemma 2 and 3).
+    #[serde(default)]
+    pub post_norms: bool,
+    /// Factor on the attention scores; `None`: `1/√head_dim`.
+    #[serde(default)]
+    pub attn_scale: Option<f32>,
+    /// Attention scores soft-capped: `cap·tanh(s/cap)` (Gemma 2).
+    #[serde(default)]
+    pub attn_softcap: Option<f32>,
+    /// Output logits soft-capped the same way (Gemma 2).
+    #[serde(default)]
+    pub final_softcap: Option<f32>,
+}
+
+/// The activation of the feed-forward gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateActivation {
+    /// SwiGLU: `SiLU(gate) · up` (Llama, Mistral, Qwen, Phi-3).
+    #[default]
+    Silu,
+    /// GeGLU with GELU's tanh approximation (Gemma).
+    GeluTanh,
 }
 
 fn default_family() -> String {
@@ -135,6 +175,29 @@ impl LlamaConfig {
                 .into());
             }
         }
+        let optional_f32 = |k: &str| -> Result<Option<f32>> {
+            Ok(match file.get(&key(k)) {
+                Some(_) => Some(file.get_f32(&key(k))?),
+                None => None,
+            })
+        };
+        let rope_scale = match file.get(&key("rope.scaling.type")) {
+            None => None,
+            Some(_) => match file.get_str(&key("rope.scaling.type"))? {
+                "none" => None,
+                "linear" => optional_f32("rope.scaling.factor")?,
+                other => return Err(bad(format!("RoPE scaling `{other}` is not supported")).into()),
+            },
+        };
+        let has = |name: &str| file.tensors().iter().any(|t| t.name == name);
+        let sliding_window = optional_usize("attention.sliding_window")?;
+        let traits = &family.traits;
+        // GGUF files record a window but not which layers use it: the
+        // architecture fixes that (as llama.cpp does).
+        let local_layers = traits
+            .local_pattern
+            .filter(|_| sliding_window.is_some())
+            .map(|n| (0..layers).map(|l| l % n < n - 1).collect());
         let config = Self {
             layers,
             hidden,
@@ -148,9 +211,18 @@ impl LlamaConfig {
             rope_base,
             family: family.name.to_owned(),
             rope_style: family.gguf_rope,
-            qkv_bias: file.tensors().iter().any(|t| t.name == "blk.0.attn_q.bias"),
-            qk_norm: file.tensors().iter().any(|t| t.name == "blk.0.attn_q_norm.weight"),
-            sliding_window: optional_usize("attention.sliding_window")?,
+            qkv_bias: has("blk.0.attn_q.bias"),
+            qk_norm: has("blk.0.attn_q_norm.weight"),
+            sliding_window,
+            rope_local_base: traits.gguf_local_rope_base.filter(|_| local_layers.is_some()),
+            local_layers,
+            rope_scale,
+            activation: family.activation(),
+            embed_scale: traits.embed_scaled.then(|| (hidden as f32).sqrt()),
+            post_norms: has("blk.0.post_attention_norm.weight"),
+            attn_scale: optional_f32("attention.scale")?,
+            attn_softcap: optional_f32("attn_logit_softcapping")?,
+            final_softcap: optional_f32("final_logit_softcapping")?,
         };
         let label = |field: &'static str| match field {
             "layers" => format!("`{}`", key("block_count")),
@@ -164,6 +236,10 @@ impl LlamaConfig {
             "rope_base" => format!("`{}`", key("rope.freq_base")),
             "head_dim" => format!("the head width (`{}`)", key("attention.key_length")),
             "sliding_window" => format!("`{}`", key("attention.sliding_window")),
+            "rope_scale" => format!("`{}`", key("rope.scaling.factor")),
+            "attn_scale" => format!("`{}`", key("attention.scale")),
+            "attn_softcap" => format!("`{}`", key("attn_logit_softcapping")),
+            "final_softcap" => format!("`{}`", key("final_logit_softcapping")),
             other => other.to_owned(),
         };
         config.check(&label).map_err(bad)?;
@@ -214,6 +290,26 @@ impl LlamaConfig {
         if let Some(window) = self.sliding_window {
             range("sliding_window", window, 1 << 24)?;
         }
+        if let Some(local) = self.local_layers.as_ref().filter(|l| l.len() != self.layers) {
+            return Err(format!(
+                "{} names {} layers of {}",
+                label("local_layers"),
+                local.len(),
+                self.layers
+            ));
+        }
+        let positive = |field: &'static str, v: Option<f32>| match v {
+            Some(x) if !(x > 0.0 && x.is_finite()) => {
+                Err(format!("{} = {x} is not a finite positive number", label(field)))
+            }
+            _ => Ok(()),
+        };
+        positive("rope_local_base", self.rope_local_base)?;
+        positive("rope_scale", self.rope_scale)?;
+        positive("embed_scale", self.embed_scale)?;
+        positive("attn_scale", self.attn_scale)?;
+        positive("attn_softcap", self.attn_softcap)?;
+        positive("final_softcap", self.final_softcap)?;
         if !self.head_dim.is_multiple_of(2) {
             return Err(format!(
                 "{} = {} is odd (RoPE rotates pairs)",
@@ -230,6 +326,18 @@ impl LlamaConfig {
             return Err(format!("{} = {base} is not a finite number above 1", label("rope_base")));
         }
         Ok(())
+    }
+
+    /// The sliding window of layer `layer`, if it has one.
+    pub fn window_of(&self, layer: usize) -> Option<usize> {
+        let local = self.local_layers.as_ref().is_none_or(|l| l.get(layer) == Some(&true));
+        self.sliding_window.filter(|_| local)
+    }
+
+    /// Whether layer `layer` is local: it has a window and, if the model sets
+    /// one, the local RoPE base.
+    pub fn is_local(&self, layer: usize) -> bool {
+        self.local_layers.as_ref().is_some_and(|l| l.get(layer) == Some(&true))
     }
 
     /// Width of the key and value projections.

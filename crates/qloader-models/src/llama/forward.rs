@@ -26,9 +26,14 @@ use qloader_kernels::rowwise;
 use qloader_quant::{LinearInput, LinearWeight, QuantSummary};
 
 use super::attention::{causal_attention, AttentionShape};
-use super::config::LlamaConfig;
+use super::config::{GateActivation, LlamaConfig};
 use super::kv_cache::KvCache;
 use super::scratch::{rope_inv_freq, sized, Scratch};
+
+/// The local layers' RoPE frequencies (never scaled).
+fn rope_inv_freq_of(base: f32, d: usize) -> Vec<f64> {
+    rope_inv_freq(base, d, None)
+}
 use super::weights::{block_linears, Block, GgufSource, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
 use crate::error::{ModelError, Result};
 use crate::ops;
@@ -66,8 +71,10 @@ pub struct LlamaModel {
     weights: LlamaWeights,
     summary: QuantSummary,
     activations: ActivationFormat,
-    /// `rope_base^(−2i/d)` per pair of a head.
+    /// `rope_base^(−2i/d)` per pair of a head (global layers).
     rope_inv_freq: Vec<f64>,
+    /// The same with the local layers' base, for models that set one.
+    rope_local_inv_freq: Option<Vec<f64>>,
 }
 
 impl LlamaModel {
@@ -114,8 +121,17 @@ impl LlamaModel {
     ) -> Result<Self> {
         let weights = LlamaWeights::load(source, &config, progress)?;
         let summary = source.summary().clone();
-        let rope_inv_freq = rope_inv_freq(config.rope_base, config.head_dim);
-        Ok(Self { config, weights, summary, activations: ActivationFormat::F32, rope_inv_freq })
+        let d = config.head_dim;
+        let rope_inv_freq = rope_inv_freq(config.rope_base, d, config.rope_scale);
+        let rope_local_inv_freq = config.rope_local_base.map(|base| rope_inv_freq_of(base, d));
+        Ok(Self {
+            config,
+            weights,
+            summary,
+            activations: ActivationFormat::F32,
+            rope_inv_freq,
+            rope_local_inv_freq,
+        })
     }
 
     /// Uses `act` for the activations of every linear layer.
@@ -226,6 +242,9 @@ impl LlamaModel {
             }
             table.dequantize_row(row, out);
         }
+        if let Some(scale) = c.embed_scale {
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
         Ok(x)
     }
 
@@ -252,7 +271,7 @@ impl LlamaModel {
         }
         let mut probe = Probe::none();
         let mut scratch = std::mem::take(&mut cache.scratch);
-        scratch.rope.fill(start, n, &self.rope_inv_freq, c.rope_style);
+        self.fill_rope(&mut scratch, start, n);
         for (layer, block) in self.weights.blocks.iter().enumerate() {
             self.block(layer, block, &mut x, n, start, cache, &mut probe, &mut scratch);
         }
@@ -264,6 +283,15 @@ impl LlamaModel {
         Ok(self.head(h, rows, &mut probe))
     }
 
+    /// Fills the rotary tables of `s` for positions `start..start + n`.
+    fn fill_rope(&self, s: &mut Scratch, start: usize, n: usize) {
+        let style = self.config.rope_style;
+        s.rope.fill(start, n, &self.rope_inv_freq, style);
+        if let Some(local) = &self.rope_local_inv_freq {
+            s.rope_local.fill(start, n, local, style);
+        }
+    }
+
     /// Final norm and head over `rows` hidden states.
     fn head(&self, mut h: Vec<f32>, rows: usize, probe: &mut Probe<'_>) -> Vec<f32> {
         let c = &self.config;
@@ -272,6 +300,9 @@ impl LlamaModel {
         let mut logits = vec![0.0f32; rows * c.vocab];
         let head = probe.weight(c.layers * LINEARS_PER_BLOCK, &self.weights.head);
         self.linear(head, &h, rows, &mut logits);
+        if let Some(cap) = c.final_softcap {
+            ops::soft_cap(&mut logits, cap);
+        }
         logits
     }
 
@@ -298,7 +329,9 @@ impl LlamaModel {
         let act = self.activations;
         let first = layer * LINEARS_PER_BLOCK;
         let site = layer * SITES_PER_BLOCK;
-        let Scratch { h, q, k, v, attended, proj, gate, up, rope } = s;
+        let Scratch { h, q, k, v, attended, proj, gate, up, rope, rope_local } = s;
+        let rope =
+            if c.is_local(layer) && self.rope_local_inv_freq.is_some() { rope_local } else { rope };
 
         let h = sized(h, n * hidden);
         h.copy_from_slice(x);
@@ -331,13 +364,18 @@ impl LlamaModel {
             heads: c.heads,
             kv_heads: c.kv_heads,
             head_dim: d,
-            window: c.sliding_window,
+            window: c.window_of(layer),
+            scale: c.attn_scale.unwrap_or(1.0 / (d as f32).sqrt()),
+            softcap: c.attn_softcap,
         };
         let attended = sized(attended, n * q_width);
         causal_attention(&shape, q, keys, values, n, start, attended);
         probe.observe(Observed::LinearInput(site + 1), attended, n);
         let o = sized(proj, n * hidden);
         self.linear(probe.weight(first + 3, &b.o), attended, n, o);
+        if let Some([post_attention, _]) = &b.post_norms {
+            rowwise::rms_norm(o, post_attention, c.norm_eps);
+        }
         ops::add_in_place(x, o);
 
         h.copy_from_slice(x);
@@ -346,10 +384,21 @@ impl LlamaModel {
         let gate = sized(gate, n * c.ffn);
         let input = LinearInput::new(h, n);
         let (wg, wu) = (probe.weight(first + 4, &b.gate), probe.weight(first + 5, &b.up));
-        wg.glu_input(wu, act, &input, gate, up);
+        match c.activation {
+            GateActivation::Silu => wg.glu_input(wu, act, &input, gate, up),
+            GateActivation::GeluTanh => {
+                let up = sized(up, n * c.ffn);
+                wg.matmul_input(act, &input, gate);
+                wu.matmul_input(act, &input, up);
+                ops::gelu_tanh_mul(gate, up);
+            }
+        }
         probe.observe(Observed::LinearInput(site + 3), gate, n);
         let down = sized(proj, n * hidden);
         self.linear(probe.weight(first + 6, &b.down), gate, n, down);
+        if let Some([_, post_ffw]) = &b.post_norms {
+            rowwise::rms_norm(down, post_ffw, c.norm_eps);
+        }
         ops::add_in_place(x, down);
     }
 }
@@ -398,7 +447,7 @@ impl ProbedModel for LlamaModel {
         let mut cache = KvCache::new(c.layers, c.kv_heads, c.head_dim, n);
         probe.observe(Observed::BlockInput(layer), h, n);
         let mut scratch = Scratch::default();
-        scratch.rope.fill(0, n, &self.rope_inv_freq, c.rope_style);
+        self.fill_rope(&mut scratch, 0, n);
         self.block(layer, block, h, n, 0, &mut cache, probe, &mut scratch);
         Ok(())
     }

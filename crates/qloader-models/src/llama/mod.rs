@@ -13,7 +13,7 @@ mod scratch;
 pub mod weights;
 
 pub use checkpoint::DecoderCheckpoint;
-pub use config::{LlamaConfig, RopeStyle};
+pub use config::{GateActivation, LlamaConfig, RopeStyle};
 pub use forward::{LlamaModel, Logits};
 pub use hf::{HfDecoder, HfSource};
 pub use kv_cache::KvCache;

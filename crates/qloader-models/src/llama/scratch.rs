@@ -18,6 +18,9 @@ pub(crate) struct Scratch {
     pub gate: Vec<f32>,
     pub up: Vec<f32>,
     pub rope: RopeTable,
+    /// The local layers' table, for models whose local layers have their
+    /// own RoPE base.
+    pub rope_local: RopeTable,
 }
 
 /// `len` values of `buf`, grown (never shrunk) as needed; contents are
@@ -85,7 +88,9 @@ impl RopeTable {
     }
 }
 
-/// `base^(−2i/d)` for each of the `d/2` pairs of a head.
-pub(crate) fn rope_inv_freq(base: f32, d: usize) -> Vec<f64> {
-    (0..d / 2).map(|i| (base as f64).powf(-2.0 * i as f64 / d as f64)).collect()
+/// `base^(−2i/d) / scale` for each of the `d/2` pairs of a head (`scale`:
+/// linear RoPE scaling, positions divided by it).
+pub(crate) fn rope_inv_freq(base: f32, d: usize, scale: Option<f32>) -> Vec<f64> {
+    let scale = scale.map_or(1.0, f64::from);
+    (0..d / 2).map(|i| (base as f64).powf(-2.0 * i as f64 / d as f64) / scale).collect()
 }

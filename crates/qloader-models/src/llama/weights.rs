@@ -30,6 +30,31 @@ pub(crate) fn block_linears(c: &LlamaConfig) -> [(&'static str, usize, usize); L
     ]
 }
 
+/// Where block tensor `name` sits in a checkpoint that fuses q, k and v
+/// (`attn_qkv`) or the gate and up projections (`ffn_gate_up`) into one
+/// matrix (Phi-3): the fused tensor's name, the part's first row, and the
+/// fused tensor's rows.
+pub(crate) fn fused_part(name: &str, c: &LlamaConfig) -> Option<(String, usize, usize)> {
+    let rest = name.strip_prefix("blk.")?.strip_suffix(".weight")?;
+    let (layer, part) = rest.split_once('.')?;
+    let (q, kv, ffn) = (c.q_width(), c.kv_width(), c.ffn);
+    let (fused, first, total) = match part {
+        "attn_q" => ("attn_qkv", 0, q + 2 * kv),
+        "attn_k" => ("attn_qkv", q, q + 2 * kv),
+        "attn_v" => ("attn_qkv", q + kv, q + 2 * kv),
+        "ffn_gate" => ("ffn_gate_up", 0, 2 * ffn),
+        "ffn_up" => ("ffn_gate_up", ffn, 2 * ffn),
+        _ => return None,
+    };
+    Some((format!("blk.{layer}.{fused}.weight"), first, total))
+}
+
+/// Rows `first..first + rows` of the row-major matrix `data` of `cols`
+/// columns.
+pub(crate) fn rows_of(data: &[f32], cols: usize, first: usize, rows: usize) -> Vec<f32> {
+    data[first * cols..(first + rows) * cols].to_vec()
+}
+
 /// Name of the language-model head as a quantizable tensor (with tied
 /// embeddings it is a copy of `token_embd.weight`).
 pub const HEAD: &str = "output.weight";
@@ -55,6 +80,9 @@ pub(crate) struct Block {
     /// Per-head RMSNorm scales of the queries and keys (models with
     /// `qk_norm`).
     pub qk_norm: Option<[Vec<f32>; 2]>,
+    /// RMSNorm scales of the attention output and of the feed-forward
+    /// output (models with `post_norms`).
+    pub post_norms: Option<[Vec<f32>; 2]>,
     pub q: LinearWeight,
     pub k: LinearWeight,
     pub v: LinearWeight,
@@ -117,6 +145,18 @@ impl<'a> GgufSource<'a> {
     }
 }
 
+impl GgufSource<'_> {
+    /// Whether `name` is a Phi-3 file's `ffn_up`, which holds the gate and
+    /// the up projection (`2·rows` rows) where a caller asks for `rows`.
+    fn is_fused_gate_up(&self, name: &str, rows: usize) -> Result<bool> {
+        if !name.ends_with(".ffn_up.weight") {
+            return Ok(false);
+        }
+        let gate = name.replace(".ffn_up.", ".ffn_gate.");
+        Ok(!self.contains(&gate) && self.file.tensor(name)?.shape().first() == Some(&(2 * rows)))
+    }
+}
+
 impl WeightSource for GgufSource<'_> {
     fn contains(&self, name: &str) -> bool {
         self.file.tensors().iter().any(|t| t.name == name)
@@ -136,7 +176,20 @@ impl WeightSource for GgufSource<'_> {
         role: WeightRole,
     ) -> Result<LinearWeight> {
         let stored = if name == HEAD && !self.contains(HEAD) { TOKEN_EMBEDDINGS } else { name };
-        let data = self.f32(stored, &[rows, cols])?;
+        let fused = match self.contains(stored) && !self.is_fused_gate_up(stored, rows)? {
+            true => None,
+            false => fused_part(stored, &LlamaConfig::from_gguf(self.file)?),
+        };
+        let (stored, data) = match fused {
+            // GGUF names Phi-3's fused gate and up projections `ffn_up`.
+            Some((fused, first, total)) => {
+                let fused = fused.replace("ffn_gate_up", "ffn_up");
+                let all = self.f32(&fused, &[total, cols])?;
+                (fused, rows_of(&all, cols, first, rows))
+            }
+            None => (stored.to_owned(), self.f32(stored, &[rows, cols])?),
+        };
+        let stored = stored.as_str();
         let importance = self.importance.and_then(|m| m.get(name));
         let format = (self.choose)(name);
         let w = store((self.file.path(), stored), data, (rows, cols), format, role, importance)?;
@@ -192,10 +245,18 @@ impl LlamaWeights {
                 ]),
                 false => None,
             };
+            let post_norms = match config.post_norms {
+                true => Some([
+                    src.values(&name("post_attention_norm"), &[hidden])?,
+                    src.values(&name("post_ffw_norm"), &[hidden])?,
+                ]),
+                false => None,
+            };
             blocks.push(Block {
                 attn_norm: src.values(&name("attn_norm"), &[hidden])?,
                 qkv_bias,
                 qk_norm,
+                post_norms,
                 ffn_norm: src.values(&name("ffn_norm"), &[hidden])?,
                 q,
                 k,
