@@ -14,7 +14,7 @@ seconds="${1:-30}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(model_dir gguf gguf_tokenizer packed sensitivity_table plan profile)
+    targets=(model_dir hf_decoder gguf gguf_tokenizer packed sensitivity_table plan profile)
 fi
 
 export RUSTC_BOOTSTRAP=1

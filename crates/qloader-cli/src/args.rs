@@ -23,7 +23,7 @@ pub enum Command {
     Embed(EmbedArgs),
     /// Compare quantized embeddings with f32 on the built-in sentence set.
     Eval(EvalArgs),
-    /// Generate text with a decoder model (GGUF), greedy or sampled.
+    /// Generate text with a decoder model (GGUF or Hugging Face checkpoint), greedy or sampled.
     Generate(GenerateArgs),
     /// Perplexity of a decoder model on a text, per weight format.
     Perplexity(PerplexityArgs),
@@ -58,8 +58,11 @@ pub enum Command {
 /// Arguments of `qloader pack`.
 #[derive(Args)]
 pub struct PackArgs {
-    /// A GGUF file (Llama-family decoder) or a sentence-transformers model
-    /// directory (BERT encoder). Default: the SmolLM2-135M-Instruct fixture.
+    /// A decoder (GGUF file, or Hugging Face checkpoint directory with
+    /// config.json, safetensors weights and tokenizer.json: Llama, Mistral,
+    /// Qwen2, Qwen3, Gemma 2, Gemma 3, Phi-3) or a sentence-transformers
+    /// model directory (BERT encoder); the family comes from the file's
+    /// architecture. Default: the SmolLM2-135M-Instruct fixture.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Plan (from `qloader plan`) giving every quantizable tensor's format.
@@ -159,8 +162,11 @@ pub struct RunArgs {
 /// Arguments of `qloader report`.
 #[derive(Args)]
 pub struct ReportArgs {
-    /// A GGUF file (Llama-family decoder) or a sentence-transformers model
-    /// directory (BERT encoder). Default: the SmolLM2-135M-Instruct fixture.
+    /// A decoder (GGUF file, or Hugging Face checkpoint directory with
+    /// config.json, safetensors weights and tokenizer.json: Llama, Mistral,
+    /// Qwen2, Qwen3, Gemma 2, Gemma 3, Phi-3) or a sentence-transformers
+    /// model directory (BERT encoder); the family comes from the file's
+    /// architecture. Default: the SmolLM2-135M-Instruct fixture.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// A sensitivity table to reuse (from `qloader analyze` with the
@@ -539,9 +545,10 @@ fn parse_method(s: &str) -> Result<QuantMethod, String> {
 /// Where the decoder model is.
 #[derive(Args)]
 pub struct DecoderArg {
-    /// GGUF file of a Llama-family model.
+    /// A decoder: GGUF file or Hugging Face checkpoint directory (Llama,
+    /// Mistral, Qwen2, Qwen3, Gemma 2, Gemma 3, Phi-3).
     /// Default: the SmolLM2-135M-Instruct fixture fetched by scripts/fetch-fixtures.sh.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 }
 
@@ -622,9 +629,11 @@ pub struct PerplexityArgs {
 /// Arguments of `qloader analyze`.
 #[derive(Args)]
 pub struct AnalyzeArgs {
-    /// A GGUF file (Llama-family decoder) or a model directory with
-    /// config.json, model.safetensors and tokenizer.json (BERT encoder).
-    /// Default: the SmolLM2-135M-Instruct fixture.
+    /// A decoder (GGUF file, or Hugging Face checkpoint directory with
+    /// config.json, safetensors weights and tokenizer.json: Llama, Mistral,
+    /// Qwen2, Qwen3, Gemma 2, Gemma 3, Phi-3) or a sentence-transformers
+    /// model directory (BERT encoder); the family comes from the file's
+    /// architecture. Default: the SmolLM2-135M-Instruct fixture.
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Calibration text (plain prose). Default: "Alice's Adventures in

@@ -32,8 +32,66 @@ pub struct TokenizerSettings {
     pub eos: Option<u32>,
     /// Whether encoding puts BOS first.
     pub add_bos: bool,
-    /// Whether the chat template is ChatML.
+    /// Whether the chat template is ChatML (files written before
+    /// [`TokenizerSettings::chat`] existed say only this).
     pub chatml: bool,
+    /// The turn format of the model's chat template, where QLoader knows it.
+    #[serde(default)]
+    pub chat: Option<ChatFormat>,
+}
+
+/// The turn formats of the chat templates QLoader applies, recognised by
+/// the markers a template writes (never by the model's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatFormat {
+    /// `<|im_start|>user … <|im_end|>` (Qwen, SmolLM).
+    ChatMl,
+    /// `<start_of_turn>user … <end_of_turn>` (Gemma).
+    Gemma,
+    /// `<|start_header_id|>user<|end_header_id|> … <|eot_id|>` (Llama 3).
+    Llama3,
+    /// `[INST] … [/INST]` (Mistral, Llama 2).
+    Inst,
+    /// `<|user|> … <|end|>` (Phi-3).
+    Phi3,
+}
+
+impl ChatFormat {
+    /// The format of the chat template `template` (Jinja text), if it is one
+    /// QLoader knows.
+    pub fn of_template(template: &str) -> Option<Self> {
+        let has = |marker: &str| template.contains(marker);
+        if has("<|im_start|>") {
+            Some(Self::ChatMl)
+        } else if has("<start_of_turn>") {
+            Some(Self::Gemma)
+        } else if has("<|start_header_id|>") {
+            Some(Self::Llama3)
+        } else if has("[INST]") {
+            Some(Self::Inst)
+        } else if has("<|user|>") && has("<|assistant|>") {
+            Some(Self::Phi3)
+        } else {
+            None
+        }
+    }
+
+    /// `user` as a single-turn prompt that asks for the assistant's answer.
+    pub fn prompt(self, user: &str) -> String {
+        match self {
+            Self::ChatMl => format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"),
+            Self::Gemma => {
+                format!("<start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n")
+            }
+            Self::Llama3 => format!(
+                "<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>\
+                 <|start_header_id|>assistant<|end_header_id|>\n\n"
+            ),
+            Self::Inst => format!("[INST] {user} [/INST]"),
+            Self::Phi3 => format!("<|user|>\n{user}<|end|>\n<|assistant|>\n"),
+        }
+    }
 }
 
 /// A decoder model's tokenizer.
@@ -42,7 +100,7 @@ pub struct GgufTokenizer {
     bos: Option<u32>,
     eos: Option<u32>,
     add_bos: bool,
-    chatml: bool,
+    chat: Option<ChatFormat>,
 }
 
 impl GgufTokenizer {
@@ -135,11 +193,11 @@ impl GgufTokenizer {
             file.get("tokenizer.ggml.add_bos_token"),
             Some(qloader_format::gguf::MetadataValue::Bool(true))
         ) && bos.is_some();
-        let chatml = file
+        let chat = file
             .get("tokenizer.chat_template")
             .and_then(|_| file.get_str("tokenizer.chat_template").ok())
-            .is_some_and(|t| t.contains("<|im_start|>"));
-        Ok(Self { inner, bos, eos, add_bos, chatml })
+            .and_then(ChatFormat::of_template);
+        Ok(Self { inner, bos, eos, add_bos, chat })
     }
 
     /// The tokenizer of the Hugging Face checkpoint directory `root`: its
@@ -178,13 +236,18 @@ impl GgufTokenizer {
             .and_then(|c| c.get("add_bos_token"))
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
-        let chatml = tokenizer_config
+        let chat = tokenizer_config
             .as_ref()
             .and_then(|c| c.get("chat_template"))
             .and_then(serde_json::Value::as_str)
-            .is_some_and(|t| t.contains("<|im_start|>"));
-        let settings =
-            TokenizerSettings { bos: id("bos_token_id"), eos: id("eos_token_id"), add_bos, chatml };
+            .and_then(ChatFormat::of_template);
+        let settings = TokenizerSettings {
+            bos: id("bos_token_id"),
+            eos: id("eos_token_id"),
+            add_bos,
+            chatml: chat == Some(ChatFormat::ChatMl),
+            chat,
+        };
         Self::from_json(&path, json.as_bytes(), settings)
     }
 
@@ -199,7 +262,8 @@ impl GgufTokenizer {
             bos: self.bos,
             eos: self.eos,
             add_bos: self.add_bos,
-            chatml: self.chatml,
+            chatml: self.chat == Some(ChatFormat::ChatMl),
+            chat: self.chat,
         };
         Ok((json, settings))
     }
@@ -219,8 +283,9 @@ impl GgufTokenizer {
                 return Err(bad(format!("special token {id} is outside the {vocab} tokens")));
             }
         }
-        let TokenizerSettings { bos, eos, add_bos, chatml } = settings;
-        Ok(Self { inner, bos, eos, add_bos: add_bos && bos.is_some(), chatml })
+        let TokenizerSettings { bos, eos, add_bos, chatml, chat } = settings;
+        let chat = chat.or(chatml.then_some(ChatFormat::ChatMl));
+        Ok(Self { inner, bos, eos, add_bos: add_bos && bos.is_some(), chat })
     }
 
     /// Token ids of `text` (control tokens written in the text are matched
@@ -263,13 +328,13 @@ impl GgufTokenizer {
         check_vocab(origin, &self.inner, rows)
     }
 
-    /// `user` as a single-turn chat prompt when the model's chat template is
-    /// ChatML (`<|im_start|>role\n…<|im_end|>`), else unchanged.
+    /// `user` as a single-turn chat prompt in the turn format of the model's
+    /// chat template ([`ChatFormat`]), or unchanged if QLoader does not know
+    /// that format.
     pub fn chat_prompt(&self, user: &str) -> String {
-        if self.chatml {
-            format!("<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
-        } else {
-            user.to_owned()
+        match self.chat {
+            Some(format) => format.prompt(user),
+            None => user.to_owned(),
         }
     }
 }
@@ -293,5 +358,37 @@ pub(crate) fn check_vocab(
             })
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_formats_are_recognised_by_their_markers() {
+        let cases = [
+            ("{% for m in messages %}<|im_start|>{{ m.role }}", Some(ChatFormat::ChatMl)),
+            ("{{ bos_token }}<start_of_turn>{{ role }}\n", Some(ChatFormat::Gemma)),
+            ("<|start_header_id|>{{ m.role }}<|end_header_id|>", Some(ChatFormat::Llama3)),
+            ("{{ bos_token }}[INST] {{ m.content }} [/INST]", Some(ChatFormat::Inst)),
+            ("<|user|>\n{{ m.content }}<|end|>\n<|assistant|>\n", Some(ChatFormat::Phi3)),
+            ("{{ messages }}", None),
+        ];
+        for (template, format) in cases {
+            assert_eq!(ChatFormat::of_template(template), format, "{template}");
+        }
+        assert_eq!(
+            ChatFormat::Gemma.prompt("Hi"),
+            "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+        );
+        assert_eq!(ChatFormat::Inst.prompt("Hi"), "[INST] Hi [/INST]");
+    }
+
+    #[test]
+    fn settings_written_before_chat_formats_still_read() {
+        let old = r#"{"bos":1,"eos":2,"add_bos":false,"chatml":true}"#;
+        let s: TokenizerSettings = serde_json::from_str(old).unwrap();
+        assert_eq!((s.chatml, s.chat), (true, None));
     }
 }

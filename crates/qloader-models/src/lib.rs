@@ -34,7 +34,7 @@ pub mod tokenizer;
 
 pub use bert::BertEncoder;
 pub use error::ModelError;
-pub use gguf_tokenizer::{GgufTokenizer, TokenizerSettings};
+pub use gguf_tokenizer::{ChatFormat, GgufTokenizer, TokenizerSettings};
 pub use llama::LlamaModel;
 pub use probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
 pub use source::{RecordedTensor, RecordingSource, ReplacingSource, WeightRole, WeightSource};

@@ -1,5 +1,6 @@
 //! Writes the seed corpora into `fuzz/corpus/<target>/`: small valid files
 //! made here (a tiny BERT checkpoint, a tiny Llama GGUF with a tokenizer,
+//! the tiny decoder checkpoints of the family goldens,
 //! packed models in every format, a table and a plan) and the project's
 //! real inputs where they are small (the shipped device profiles, MiniLM's
 //! `config.json` when the fixture is fetched).
@@ -28,6 +29,22 @@ fn main() {
     put("model_dir", "tiny-bert", &join(config.as_bytes(), &weights));
     if let Ok(real) = std::fs::read(fixtures::minilm_dir().join("config.json")) {
         put("model_dir", "minilm-config", &join(&real, &weights));
+    }
+
+    // The tiny decoders of the family goldens: single file and sharded.
+    let families = root.join("../crates/qloader-models/tests/data/families");
+    for family in ["llama", "qwen2", "gemma2", "gemma3", "phi3"] {
+        let dir = families.join(family).join("hf");
+        let config = std::fs::read(dir.join("config.json")).expect("family config");
+        let weights = std::fs::read(dir.join("model.safetensors")).expect("family weights");
+        put("hf_decoder", &format!("{family}-single"), &join(&config, &join(&[], &weights)));
+        let names: Vec<String> = qloader_format::SafetensorsFile::open(&dir.join("model.safetensors"))
+            .expect("family weights")
+            .tensor_names();
+        let map: BTreeMap<String, &str> =
+            names.into_iter().map(|n| (n, "model-00001-of-00001.safetensors")).collect();
+        let index = serde_json::to_vec(&serde_json::json!({ "weight_map": map })).expect("index");
+        put("hf_decoder", &format!("{family}-sharded"), &join(&config, &join(&index, &weights)));
     }
 
     let gguf = tiny_gguf();

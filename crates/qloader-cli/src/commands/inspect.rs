@@ -16,7 +16,15 @@ pub fn run(args: InspectArgs) -> Result<()> {
         .with_context(|| format!("opening {}", args.packed.display()))?;
     println!("file: {} ({})", file.path().display(), human_bytes(file.file_len()));
     println!("written by: {}", file.created_by());
-    println!("architecture: {}", file.architecture());
+    // A decoder's header names its family (Llama, Qwen, Gemma, …); files
+    // packed before families existed are Llama.
+    let family = file.config()["model"]["family"].as_str();
+    match (file.architecture(), family) {
+        ("llama", family) => {
+            println!("architecture: llama (decoder family {})", family.unwrap_or("llama"))
+        }
+        (architecture, _) => println!("architecture: {architecture}"),
+    }
     match file.plan() {
         Some(plan) => println!("plan: {} (sha256 {})", plan.path, plan.sha256),
         None => println!("plan: none recorded (packed with one format)"),
