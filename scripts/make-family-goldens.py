@@ -56,8 +56,20 @@ AWKWARD = [
     "  two leading spaces and\ttabs\n\nnewlines",
     "numbers 1234567 and 3.14159",
     "naïve café — “quotes” ☃ 日本語",
-    "<|endoftext|>Alice<|endoftext|>",
     "",
+]
+# Byte-level BPE only: its special token matched in the text.
+SPECIAL = ["<|endoftext|>Alice<|endoftext|>"]
+
+# More texts for SentencePiece: its word boundaries and byte fallback
+# (special tokens in text are left out: the sentencepiece library does not
+# match them, llama.cpp does).
+SPM_TEXTS = [
+    "Alice said: Oh dear!  Oh dear!   I shall be late!",
+    " a",
+    "x",
+    "Rabbit-hole, 42 daisies… and 🐇",
+    "THE WHITE RABBIT",
 ]
 
 COMMON = dict(
@@ -275,7 +287,69 @@ def write_gguf(path, arch, config, state, tok, family):
     w.close()
 
 
+def write_sentencepiece(out):
+    """A SentencePiece BPE model trained on TEXT with byte fallback (as
+    Llama 2's and Gemma's are), stored as llama.cpp stores one in GGUF
+    metadata (`tokenizer.ggml.model = "llama"`: pieces, scores, types), with
+    and without the leading space, and the ids the sentencepiece library
+    gives for the awkward texts."""
+    import io
+    import sentencepiece as spm
+
+    golden = {"generator": f"sentencepiece {spm.__version__}", "cases": []}
+    os.makedirs(out, exist_ok=True)
+    for prefix in (True, False):
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(TEXT.splitlines()), model_writer=model, model_type="bpe",
+            vocab_size=400, byte_fallback=True, character_coverage=1.0,
+            normalization_rule_name="identity", remove_extra_whitespaces=False,
+            split_digits=True, add_dummy_prefix=prefix, unk_id=0, bos_id=1, eos_id=2,
+            pad_id=-1, minloglevel=2,
+        )
+        proto = model.getvalue()
+        sp = spm.SentencePieceProcessor(model_proto=proto)
+        name = "sentencepiece.gguf" if prefix else "sentencepiece-no-prefix.gguf"
+        w = gguf.GGUFWriter(os.path.join(out, name), "llama")
+        pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+        types = []
+        for i in range(sp.get_piece_size()):
+            if sp.is_unknown(i):
+                types.append(2)
+            elif sp.is_control(i):
+                types.append(3)
+            elif sp.is_byte(i):
+                types.append(6)
+            elif sp.is_unused(i):
+                types.append(5)
+            else:
+                types.append(1)
+        w.add_tokenizer_model("llama")
+        w.add_token_list(pieces)
+        w.add_token_scores([sp.get_score(i) for i in range(sp.get_piece_size())])
+        w.add_token_types(types)
+        w.add_bos_token_id(sp.bos_id())
+        w.add_eos_token_id(sp.eos_id())
+        w.add_unk_token_id(sp.unk_id())
+        if not prefix:
+            w.add_add_space_prefix(False)
+            w.add_add_bos_token(False)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        bos = [sp.bos_id()] if prefix else []
+        golden["cases"].append({
+            "file": name,
+            "texts": [{"text": t, "ids": bos + sp.encode(t)} for t in AWKWARD + SPM_TEXTS],
+        })
+    with open(os.path.join(out, "golden.json"), "w") as f:
+        json.dump(golden, f, ensure_ascii=False, indent=1)
+    print(f"sentencepiece: {sp.get_piece_size()} pieces")
+
+
 def main():
+    write_sentencepiece(os.path.join(OUT, "sentencepiece"))
     tok = train_tokenizer()
     prompt = tok.encode(TEXT[:120]).ids[:PROMPT_LEN]
     assert len(prompt) == PROMPT_LEN
@@ -318,7 +392,7 @@ def main():
             "ids": prompt,
             "logits": logits.tolist(),
             "greedy": greedy,
-            "tokenizer": [{"text": t, "ids": tok.encode(t).ids} for t in AWKWARD],
+            "tokenizer": [{"text": t, "ids": tok.encode(t).ids} for t in AWKWARD + SPECIAL],
         }
         with open(os.path.join(out, "golden.json"), "w") as f:
             json.dump(golden, f)

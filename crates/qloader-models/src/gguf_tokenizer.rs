@@ -16,6 +16,8 @@ use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{ModelError, Result};
 
+/// GGUF token type of the unknown token.
+const TOKEN_TYPE_UNKNOWN: i32 = 2;
 /// GGUF token type of control tokens (`<|im_start|>`, `<|endoftext|>`, …).
 const TOKEN_TYPE_CONTROL: i32 = 3;
 /// GGUF token type of user-defined tokens (also matched whole).
@@ -103,18 +105,58 @@ pub struct GgufTokenizer {
     chat: Option<ChatFormat>,
 }
 
+/// The byte-level BPE tokenizer of `file` (`tokenizer.ggml.model =
+/// "gpt2"`): `tokens` and the file's merges, the pre-tokenizer its
+/// `tokenizer.ggml.pre` names.
+fn byte_level_bpe(file: &GgufFile, tokens: &[&str]) -> Result<Tokenizer> {
+    let bad = |reason: String| ModelError::Tokenizer { path: file.path().to_owned(), reason };
+    let merges = file.get_str_array("tokenizer.ggml.merges")?;
+    let vocab: Vocab = (0u32..).zip(tokens).map(|(i, t)| (t.to_string(), i)).collect();
+    let merges = merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .ok_or_else(|| bad(format!("merge #{i} `{m}` is not two tokens")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| bad(format!("cannot build BPE: {e}")))?;
+    let mut inner = Tokenizer::new(bpe);
+    let byte_level = ByteLevel::new(false, true, true);
+    let pre = match file.get("tokenizer.ggml.pre").map(|_| file.get_str("tokenizer.ggml.pre")) {
+        // SmolLM's pre-tokenizer splits digits one by one before the
+        // GPT-2 byte-level split.
+        Some(Ok("smollm")) => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            PreTokenizerWrapper::ByteLevel(byte_level),
+        ])),
+        Some(Ok("gpt2" | "default")) | None => PreTokenizerWrapper::ByteLevel(byte_level),
+        Some(Ok(other)) => {
+            return Err(bad(format!("pre-tokenizer `{other}` is not supported")));
+        }
+        Some(Err(e)) => return Err(e.into()),
+    };
+    inner.with_pre_tokenizer(Some(pre));
+    inner.with_decoder(Some(ByteLevelDecoder::default()));
+    Ok(inner)
+}
+
 impl GgufTokenizer {
     /// Builds the tokenizer stored in `file`.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
         let bad = |reason: String| ModelError::Tokenizer { path: file.path().to_owned(), reason };
         let model = file.get_str("tokenizer.ggml.model")?;
-        if model != "gpt2" {
+        if model != "gpt2" && model != "llama" {
             return Err(bad(format!(
-                "tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`)"
+                "tokenizer model `{model}` is not supported (supported: byte-level BPE `gpt2`, \
+                 SentencePiece `llama`)"
             )));
         }
         let tokens = file.get_str_array("tokenizer.ggml.tokens")?;
-        let merges = file.get_str_array("tokenizer.ggml.merges")?;
         let types = match file.get("tokenizer.ggml.token_type") {
             Some(_) => file.get_i32_array("tokenizer.ggml.token_type")?,
             None => vec![1; tokens.len()],
@@ -125,43 +167,24 @@ impl GgufTokenizer {
         if u32::try_from(tokens.len()).is_err() {
             return Err(bad(format!("{} tokens do not fit 32-bit token ids", tokens.len())));
         }
-        let vocab: Vocab = (0u32..).zip(&tokens).map(|(i, t)| (t.to_string(), i)).collect();
-        if vocab.len() != tokens.len() {
-            let mut seen = std::collections::HashSet::new();
-            if let Some((i, t)) = tokens.iter().enumerate().find(|(_, t)| !seen.insert(**t)) {
-                return Err(bad(format!("token #{i} `{t}` appears twice in the vocabulary")));
-            }
+        let mut seen = std::collections::HashSet::with_capacity(tokens.len());
+        if let Some((i, t)) = tokens.iter().enumerate().find(|(_, t)| !seen.insert(**t)) {
+            return Err(bad(format!("token #{i} `{t}` appears twice in the vocabulary")));
         }
-        let merges = merges
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                    .ok_or_else(|| bad(format!("merge #{i} `{m}` is not two tokens")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(|e| bad(format!("cannot build BPE: {e}")))?;
-        let mut inner = Tokenizer::new(bpe);
-        let byte_level = ByteLevel::new(false, true, true);
-        let pre = match file.get("tokenizer.ggml.pre").map(|_| file.get_str("tokenizer.ggml.pre")) {
-            // SmolLM's pre-tokenizer splits digits one by one before the
-            // GPT-2 byte-level split.
-            Some(Ok("smollm")) => PreTokenizerWrapper::Sequence(Sequence::new(vec![
-                PreTokenizerWrapper::Digits(Digits::new(true)),
-                PreTokenizerWrapper::ByteLevel(byte_level),
-            ])),
-            Some(Ok("gpt2" | "default")) | None => PreTokenizerWrapper::ByteLevel(byte_level),
-            Some(Ok(other)) => {
-                return Err(bad(format!("pre-tokenizer `{other}` is not supported")));
+        let mut inner = match model {
+            "gpt2" => byte_level_bpe(file, &tokens)?,
+            _ => {
+                let scores = file.get_f32_array("tokenizer.ggml.scores")?;
+                let unknown = types.iter().position(|&t| t == TOKEN_TYPE_UNKNOWN);
+                let add_space_prefix = !matches!(
+                    file.get("tokenizer.ggml.add_space_prefix"),
+                    Some(qloader_format::gguf::MetadataValue::Bool(false))
+                );
+                let unknown = unknown.map(|i| tokens[i]);
+                crate::spm_tokenizer::build(&tokens, &scores, &types, unknown, add_space_prefix)
+                    .map_err(bad)?
             }
-            Some(Err(e)) => return Err(e.into()),
         };
-        inner.with_pre_tokenizer(Some(pre));
-        inner.with_decoder(Some(ByteLevelDecoder::default()));
         let special: Vec<AddedToken> = tokens
             .iter()
             .zip(&types)
@@ -189,10 +212,11 @@ impl GgufTokenizer {
         };
         let bos = id("tokenizer.ggml.bos_token_id")?;
         let eos = id("tokenizer.ggml.eos_token_id")?;
-        let add_bos = matches!(
-            file.get("tokenizer.ggml.add_bos_token"),
-            Some(qloader_format::gguf::MetadataValue::Bool(true))
-        ) && bos.is_some();
+        // SentencePiece models put BOS first unless the file says not to.
+        let add_bos = match file.get("tokenizer.ggml.add_bos_token") {
+            Some(qloader_format::gguf::MetadataValue::Bool(b)) => *b,
+            _ => model == "llama",
+        } && bos.is_some();
         let chat = file
             .get("tokenizer.chat_template")
             .and_then(|_| file.get_str("tokenizer.chat_template").ok())

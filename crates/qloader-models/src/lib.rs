@@ -13,7 +13,9 @@
 //!   from GGUF or a Hugging Face checkpoint (RMSNorm, RoPE, grouped-query
 //!   attention with a KV cache, SwiGLU), its linear layers in any QLoader
 //!   weight format.
-//! * [`gguf_tokenizer`]: the byte-level BPE tokenizer a GGUF file carries.
+//! * [`gguf_tokenizer`]: the tokenizer a GGUF file carries (byte-level BPE,
+//!   or SentencePiece BPE rebuilt from its pieces and scores), or a decoder
+//!   checkpoint's `tokenizer.json`, and the chat turn formats.
 //! * [`source`]: where a model's tensors come from while it is built (an
 //!   original checkpoint quantized per tensor, or a packed model).
 //! * [`ops`]: the element-wise pieces of a transformer block.
@@ -30,6 +32,7 @@ pub mod llama;
 pub mod ops;
 pub mod probe;
 pub mod source;
+mod spm_tokenizer;
 pub mod tokenizer;
 
 pub use bert::BertEncoder;

@@ -158,3 +158,35 @@ fn both_tokenizers_give_the_reference_ids() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct SentencePieceGolden {
+    cases: Vec<SentencePieceCase>,
+}
+
+#[derive(Deserialize)]
+struct SentencePieceCase {
+    file: String,
+    texts: Vec<Tokenized>,
+}
+
+#[test]
+fn sentencepiece_tokenizers_in_gguf_give_the_sentencepiece_ids() {
+    let dir = dir("sentencepiece");
+    let text = std::fs::read_to_string(dir.join("golden.json")).unwrap();
+    let golden: SentencePieceGolden = serde_json::from_str(&text).unwrap();
+    assert_eq!(golden.cases.len(), 2, "with and without the leading space");
+    for case in golden.cases {
+        let file = GgufFile::open(&dir.join(&case.file)).unwrap();
+        let tokenizer = GgufTokenizer::from_gguf(&file).unwrap();
+        for t in &case.texts {
+            let ids = tokenizer.encode(&t.text).unwrap();
+            assert_eq!(ids, t.ids, "{}: {:?}", case.file, t.text);
+            // Decoding gives the text back (BOS is a control token and is
+            // dropped).
+            let body: Vec<u32> = ids.iter().copied().filter(|&id| id != 1).collect();
+            let back = tokenizer.decode(&body).unwrap();
+            assert_eq!(back, t.text, "{}: decoding {:?}", case.file, t.text);
+        }
+    }
+}

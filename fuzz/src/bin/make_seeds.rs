@@ -47,6 +47,11 @@ fn main() {
         put("hf_decoder", &format!("{family}-sharded"), &join(&config, &join(&index, &weights)));
     }
 
+    for name in ["sentencepiece.gguf", "sentencepiece-no-prefix.gguf"] {
+        let path = families.join("sentencepiece").join(name);
+        put("gguf_tokenizer", name, &std::fs::read(path).expect("SentencePiece GGUF"));
+    }
+
     let gguf = tiny_gguf();
     put("gguf", "tiny-llama", &gguf);
     put("gguf", "llama-cpp-blocks", &llama_cpp_blocks_gguf(&root));

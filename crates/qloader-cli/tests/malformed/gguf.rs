@@ -153,6 +153,13 @@ impl Gguf {
         self
     }
 
+    /// Adds the entry `kv` (whose key must be new).
+    pub fn add(mut self, kv: Kv) -> Self {
+        assert!(self.kvs.iter().all(|k| k.key != kv.key), "key {} exists", kv.key);
+        self.kvs.push(kv);
+        self
+    }
+
     /// Removes the entry `key` (which must exist).
     pub fn remove(mut self, key: &str) -> Self {
         let i = self.kv_index(key);
@@ -577,9 +584,24 @@ pub fn tokenizer_cases() -> Vec<Case> {
         ),
         tok(
             "gguf-tokenizer/unsupported-model",
+            Gguf::tiny().set(Kv::str("tokenizer.ggml.model", "bert")),
+            "{path}: invalid tokenizer: tokenizer model `bert` is not supported (supported: \
+             byte-level BPE `gpt2`, SentencePiece `llama`)",
+        ),
+        tok(
+            "gguf-tokenizer/sentencepiece-scores-miscounted",
+            Gguf::tiny().set(Kv::str("tokenizer.ggml.model", "llama")).add(Kv::array(
+                "tokenizer.ggml.scores",
+                ty::F32,
+                3,
+                [0.0f32, -1.0, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )),
+            "{path}: invalid tokenizer: 3 scores for 8 tokens",
+        ),
+        tok(
+            "gguf-tokenizer/sentencepiece-without-scores",
             Gguf::tiny().set(Kv::str("tokenizer.ggml.model", "llama")),
-            "{path}: invalid tokenizer: tokenizer model `llama` is not supported (only \
-             byte-level BPE, `gpt2`)",
+            "{path}: invalid GGUF file: metadata key `tokenizer.ggml.scores` is missing",
         ),
         tok(
             "gguf-tokenizer/unsupported-pre-tokenizer",
