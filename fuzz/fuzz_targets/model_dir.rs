@@ -4,7 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use qloader_format::{ModelDir, WeightFormat};
+use qloader_format::WeightFormat;
+use qloader_models::bert::ModelDir;
 use qloader_fuzz::{file, scratch, split};
 use qloader_models::BertEncoder;
 

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use qloader_format::{ModelDir, QuantMethod, WeightFormat};
+use qloader_format::{QuantMethod, WeightFormat};
+use qloader_models::bert::ModelDir;
 use qloader_models::family::Kind;
 use qloader_models::llama::DecoderCheckpoint;
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, ProbedModel, SentenceTokenizer};

@@ -6,7 +6,8 @@
 
 use qloader_analyze::request::{run, AnalyzeRequest};
 use qloader_analyze::{calibration, divergence, Measure, SensitivityTable};
-use qloader_format::{fixtures, ModelDir, QuantMethod, WeightFormat};
+use qloader_format::{fixtures, QuantMethod, WeightFormat};
+use qloader_models::bert::ModelDir;
 use qloader_models::{BertEncoder, SentenceTokenizer};
 
 fn request(formats: &[&str]) -> AnalyzeRequest {

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::bert_config::{read_config_text, read_text_bounded};
 use crate::error::{FormatError, Result};
 use crate::safetensors_file::{SafetensorsFile, TensorF32};
+use crate::side_file::{read_config_text, read_text_bounded};
 
 /// The single-file checkpoint's name.
 pub const SINGLE_FILE: &str = "model.safetensors";

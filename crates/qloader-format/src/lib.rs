@@ -32,7 +32,6 @@ macro_rules! serde_as_name {
 
 pub mod activation_format;
 pub mod atomic_file;
-pub mod bert_config;
 pub mod block32;
 pub mod compact;
 pub mod error;
@@ -42,19 +41,17 @@ pub mod format_family;
 pub mod gguf;
 pub mod grouped;
 pub mod hf_checkpoint;
-pub mod model_dir;
 pub mod packed;
 pub mod quant_method;
 pub mod safetensors_file;
+pub mod side_file;
 pub mod weight_format;
 
 pub use activation_format::ActivationFormat;
-pub use bert_config::BertConfig;
 pub use error::FormatError;
 pub use format_family::FormatFamily;
 pub use gguf::{GgmlType, GgufFile, GgufTensorInfo, MetadataValue};
 pub use hf_checkpoint::HfWeights;
-pub use model_dir::{ModelDir, PoolingMode};
 pub use packed::{
     PackedFile, PackedMeta, PackedWriter, PlanRef, QuantRecord, SegmentRole, TensorParts,
     TensorView,

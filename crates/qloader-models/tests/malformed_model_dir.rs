@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
+use qloader_format::{ActivationFormat, WeightFormat};
+use qloader_models::bert::ModelDir;
 use qloader_models::{BertEncoder, SentenceTokenizer};
 use safetensors::tensor::{Dtype, TensorView};
 

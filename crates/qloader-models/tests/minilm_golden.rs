@@ -2,7 +2,8 @@
 //! implementation (sentence-transformers 6.2 / transformers 5.23 / torch 2.15,
 //! `scripts/make-goldens.py`) from the same fixture files.
 
-use qloader_format::{fixtures, ModelDir, WeightFormat};
+use qloader_format::{fixtures, WeightFormat};
+use qloader_models::bert::ModelDir;
 use qloader_models::{BertEncoder, SentenceTokenizer};
 use serde::Deserialize;
 

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
+use qloader_format::{ActivationFormat, WeightFormat};
+use qloader_models::bert::ModelDir;
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use qloader_format::{ActivationFormat, ModelDir, WeightFormat};
+use qloader_format::{ActivationFormat, WeightFormat};
+use qloader_models::bert::ModelDir;
 use qloader_models::bert::{linear_layers_in, SafetensorsSource};
 use qloader_models::{BertEncoder, ReplacingSource, SentenceTokenizer};
 use qloader_quant::{LinearWeight, QuantSummary};

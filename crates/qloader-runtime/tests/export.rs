@@ -147,7 +147,7 @@ fn an_encoder_or_a_file_without_metadata_is_a_clear_error() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let qlm = tmp.path().join("e.qlm");
-    let dir = qloader_format::ModelDir::open(&minilm).unwrap();
+    let dir = qloader_models::bert::ModelDir::open(&minilm).unwrap();
     qloader_runtime::packed::pack_bert(&dir, &|_| WeightFormat::int4(), None, &qlm).unwrap();
     let err = export_gguf(&qlm, &tmp.path().join("e.gguf"), &ExportOptions::default())
         .unwrap_err()

@@ -6,7 +6,8 @@
 
 use std::path::Path;
 
-use qloader_format::{fixtures, ActivationFormat, ModelDir, WeightFormat};
+use qloader_format::{fixtures, ActivationFormat, WeightFormat};
+use qloader_models::bert::ModelDir;
 use qloader_models::llama::Logits;
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
 use qloader_runtime::packed::{

@@ -3,7 +3,8 @@
 //! through `PackedWriter`), then broken in the preamble, the header, the
 //! layout, the data or the configuration the header carries.
 
-use qloader_format::{ModelDir, PlanRef, WeightFormat};
+use qloader_format::{PlanRef, WeightFormat};
+use qloader_models::bert::ModelDir;
 use qloader_runtime::packed::{pack_bert, pack_llama};
 use serde_json::{json, Value};
 

@@ -11,7 +11,8 @@
 //! (Devlin et al. 2019, BERT §3; pooling and normalisation as in
 //! sentence-transformers' `Pooling` and `Normalize` modules.)
 
-use qloader_format::{ActivationFormat, BertConfig, ModelDir, PoolingMode, WeightFormat};
+use crate::bert::{BertConfig, ModelDir, PoolingMode};
+use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_quant::{LinearWeight, QuantSummary};
 
 use super::weights::{BertWeights, Block, Linear, LinearKind, SafetensorsSource};

@@ -5,7 +5,8 @@
 //! caller chooses for it by name).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use qloader_format::{BertConfig, SafetensorsFile, WeightFormat};
+use crate::bert::BertConfig;
+use qloader_format::{SafetensorsFile, WeightFormat};
 use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 
 use crate::error::Result;

@@ -7,7 +7,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use qloader_format::{BertConfig, FormatError, PackedFile, PoolingMode};
+use qloader_format::{FormatError, PackedFile};
+use qloader_models::bert::{BertConfig, PoolingMode};
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
 
 use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};

@@ -9,11 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use qloader_format::gguf::writer::metadata_file_bytes;
-use qloader_format::{
-    ModelDir, PackedMeta, PackedWriter, PlanRef, PoolingMode, QuantMethod, QuantRecord,
-    WeightFormat,
-};
+use qloader_format::{PackedMeta, PackedWriter, PlanRef, QuantMethod, QuantRecord, WeightFormat};
 use qloader_models::bert::SafetensorsSource;
+use qloader_models::bert::{ModelDir, PoolingMode};
 use qloader_models::family::{detect, Kind};
 use qloader_models::llama::DecoderCheckpoint;
 use qloader_models::{BertEncoder, LlamaModel, RecordedTensor, RecordingSource, ReplacingSource};

@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::bert_config::{read_config_text, BertConfig};
-use crate::error::{FormatError, Result};
-use crate::safetensors_file::SafetensorsFile;
+use qloader_format::side_file::read_config_text;
+use qloader_format::{FormatError, SafetensorsFile};
+
+use super::config::BertConfig;
+
+/// Results of reading a model directory.
+type Result<T, E = FormatError> = std::result::Result<T, E>;
 
 /// How token states are pooled into one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::atomic_file::{read_bounded, BoundedReadError};
-use crate::error::{FormatError, Result};
+use qloader_format::side_file::read_config_text;
+use qloader_format::FormatError;
+
+/// Results of reading a model directory.
+type Result<T, E = FormatError> = std::result::Result<T, E>;
 
 /// Upper bounds on configuration values. They are far above any BERT-family
 /// model in use and only exist so a corrupt file cannot ask for absurd sizes.
@@ -16,31 +19,6 @@ const MAX_HIDDEN: usize = 1 << 16;
 const MAX_LAYERS: usize = 1 << 10;
 const MAX_VOCAB: usize = 1 << 24;
 const MAX_POSITIONS: usize = 1 << 17;
-
-/// Largest `config.json` (or other JSON side file of a model directory)
-/// that is read: far above any real one (a few kilobytes, a few hundred
-/// with label maps), so that a wrong path cannot make the reader allocate
-/// without bound.
-pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
-
-/// The text of the configuration file at `path`, read with the
-/// [`MAX_CONFIG_BYTES`] limit.
-pub(crate) fn read_config_text(path: &Path) -> Result<String> {
-    read_text_bounded(path, MAX_CONFIG_BYTES)
-}
-
-/// The UTF-8 text of the file at `path`, refused if it holds more than
-/// `max` bytes.
-pub(crate) fn read_text_bounded(path: &Path, max: u64) -> Result<String> {
-    let bytes = read_bounded(path, max).map_err(|e| match e {
-        BoundedReadError::Io(error) => FormatError::Io { path: path.to_owned(), error },
-        BoundedReadError::TooLarge { max } => FormatError::TooLarge { path: path.to_owned(), max },
-    })?;
-    String::from_utf8(bytes).map_err(|e| FormatError::Io {
-        path: path.to_owned(),
-        error: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
-    })
-}
 
 /// The subset of a Hugging Face BERT `config.json` that the encoder uses.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
