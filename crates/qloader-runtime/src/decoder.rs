@@ -109,6 +109,9 @@ impl DecoderSession {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<PerplexityReport> {
         let ids = self.tokenizer.encode(text)?;
+        // A model trained for fewer positions is scored on windows of its
+        // whole context (the report says which window it used).
+        let window = window.min(self.model.config().context);
         perplexity_scored(&self.model, &ids, window, windows, scoring, progress)
     }
 }

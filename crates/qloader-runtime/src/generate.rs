@@ -51,6 +51,10 @@ pub fn generate(
     sampling: Sampling,
     on_token: &mut dyn FnMut(u32),
 ) -> Result<Generation> {
+    // Generation ends where the model's context does: every token but the
+    // last is fed back.
+    let room = (model.config().context + 1).saturating_sub(prompt_ids.len());
+    let max_tokens = max_tokens.min(room);
     let mut cache = model.new_cache(prompt_ids.len() + max_tokens);
     let mut sampler = Sampler::new(sampling);
     let mut tokens = Vec::new();
