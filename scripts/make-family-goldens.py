@@ -37,7 +37,7 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else "crates/qloader-models/tests/data/fa
 MIN_MARGIN = 0.02
 PROMPT_LEN = 12
 GREEDY = 16
-VOCAB = 300
+VOCAB = 400
 
 # Public-domain prose (Lewis Carroll) to train the byte-level BPE on.
 TEXT = """Alice was beginning to get very tired of sitting by her sister on the bank,
@@ -49,13 +49,18 @@ stupid), whether the pleasure of making a daisy-chain would be worth the trouble
 getting up and picking the daisies, when suddenly a White Rabbit with pink eyes ran
 close by her. There was nothing so very remarkable in that; nor did Alice think it
 so very much out of the way to hear the Rabbit say to itself, Oh dear! Oh dear! I
-shall be late! 1865, 42 and 3.14159 were the numbers."""
+shall be late! 1865, 42 and 3.14159 were the numbers.
+In 1865, 1866 and 1867 there were 123 456 789 rabbits; 12345 and 67890 more, 1234 in all.
+
+
+    DON'T, I'LL, you're, they've (and) [so] {on}... 2024-12-07 12:34"""
 
 AWKWARD = [
     "Hello, world!",
     "  two leading spaces and\ttabs\n\nnewlines",
-    "numbers 1234567 and 3.14159",
+    "numbers 1234567 and 3.14159, 1865-1867: 123456789",
     "naïve café — “quotes” ☃ 日本語",
+    "I'm sure you'll see she'd DON'T   end   \n\n  indented",
     "",
 ]
 # Byte-level BPE only: its special token matched in the text.
@@ -149,6 +154,31 @@ def train_tokenizer():
     return tok
 
 
+# The pre-tokenizer splits of Llama 3 (`tokenizer.ggml.pre = "llama-bpe"`)
+# and Qwen2 (`"qwen2"`), as their tokenizer.json files write them.
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
+                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
+               r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# family: (GGUF `tokenizer.ggml.pre`, split pattern); the others keep GPT-2's.
+PRE = {"llama": ("llama-bpe", LLAMA3_SPLIT), "qwen2": ("qwen2", QWEN2_SPLIT),
+       "qwen3": ("qwen2", QWEN2_SPLIT)}
+
+
+def family_tokenizer(tok, family):
+    """The tokenizer with the family's pre-tokenizer, and its GGUF name."""
+    if family not in PRE:
+        return tok, "default"
+    from tokenizers import Regex
+    name, pattern = PRE[family]
+    out = Tokenizer.from_str(tok.to_str())
+    out.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    return out, name
+
+
 def randomise(model, seed):
     torch.manual_seed(seed)
     with torch.no_grad():
@@ -227,7 +257,7 @@ def gguf_name(name, arch):
     return f"blk.{layer}.{names[part]}.{kind}"
 
 
-def write_gguf(path, arch, config, state, tok, family):
+def write_gguf(path, arch, config, state, tok, family, pre):
     w = gguf.GGUFWriter(path, arch)
     w.add_name(f"tiny-{family}")
     w.add_block_count(config.num_hidden_layers)
@@ -264,7 +294,7 @@ def write_gguf(path, arch, config, state, tok, family):
     merges = json.loads(tok.to_str())["model"]["merges"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
+    w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     w.add_token_types([3 if t == "<|endoftext|>" else 1 for t in tokens])
     w.add_token_merges(merges)
@@ -379,11 +409,12 @@ def main():
         model.to(dtype).save_pretrained(
             hf, safe_serialization=True, max_shard_size="40KB" if sharded else "50GB"
         )
-        tok.save(os.path.join(hf, "tokenizer.json"))
+        ftok, pre = family_tokenizer(tok, family)
+        ftok.save(os.path.join(hf, "tokenizer.json"))
         state = {k: v for k, v in model.state_dict().items()}
         if cfg.tie_word_embeddings:
             state.pop("lm_head.weight", None)
-        write_gguf(os.path.join(out, "model.gguf"), arch, cfg, state, tok, family)
+        write_gguf(os.path.join(out, "model.gguf"), arch, cfg, state, ftok, family, pre)
         golden = {
             "family": family,
             "generator": f"transformers {transformers.__version__}, torch {torch.__version__}",
@@ -392,7 +423,8 @@ def main():
             "ids": prompt,
             "logits": logits.tolist(),
             "greedy": greedy,
-            "tokenizer": [{"text": t, "ids": tok.encode(t).ids} for t in AWKWARD + SPECIAL],
+            "pre_tokenizer": pre,
+            "tokenizer": [{"text": t, "ids": ftok.encode(t).ids} for t in AWKWARD + SPECIAL],
         }
         with open(os.path.join(out, "golden.json"), "w") as f:
             json.dump(golden, f)

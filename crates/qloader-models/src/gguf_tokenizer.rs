@@ -11,10 +11,20 @@ use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::SplitDelimiterBehavior::Isolated;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::error::{ModelError, Result};
+
+/// Llama 3's pre-tokenizer split (`tokenizer.ggml.pre = "llama-bpe"`):
+/// contractions, letters with one leading non-letter, up to three digits,
+/// punctuation runs, newlines, spaces.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// Qwen2's: Llama 3's with one digit at a time.
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GGUF token type of the unknown token.
 const TOKEN_TYPE_UNKNOWN: i32 = 2;
@@ -135,6 +145,17 @@ fn byte_level_bpe(file: &GgufFile, tokens: &[&str]) -> Result<Tokenizer> {
             PreTokenizerWrapper::ByteLevel(byte_level),
         ])),
         Some(Ok("gpt2" | "default")) | None => PreTokenizerWrapper::ByteLevel(byte_level),
+        // Llama 3's and Qwen2's splits: a regular expression, then the byte
+        // map without GPT-2's own split.
+        Some(Ok(name @ ("llama-bpe" | "llama3" | "qwen2"))) => {
+            let pattern = if name == "qwen2" { QWEN2_SPLIT } else { LLAMA3_SPLIT };
+            let split = Split::new(SplitPattern::Regex(pattern.to_owned()), Isolated, false)
+                .map_err(|e| bad(format!("pre-tokenizer `{name}`: {e}")))?;
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![
+                PreTokenizerWrapper::Split(split),
+                PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, false)),
+            ]))
+        }
         Some(Ok(other)) => {
             return Err(bad(format!("pre-tokenizer `{other}` is not supported")));
         }
