@@ -10,6 +10,15 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`qloader inspect … |
+    // head`) ends the program quietly, as other command-line tools do,
+    // instead of a panic on the failed write.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any
+    // thread is started; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = args::Cli::parse();
     let result = match cli.command {
         args::Command::Embed(a) => commands::embed::run(a),
