@@ -82,7 +82,8 @@ pub struct PackArgs {
 /// Arguments of `qloader inspect`.
 #[derive(Args)]
 pub struct InspectArgs {
-    /// The packed model.
+    /// The packed model; or an original model (GGUF file, model directory),
+    /// to see which family QLoader reads it as and its configuration.
     pub packed: PathBuf,
     /// List every tensor (name, shape, format, bytes).
     #[arg(long)]

@@ -150,3 +150,30 @@ fn analyze_plan_pack_and_run_every_family_from_both_inputs() {
         }
     }
 }
+
+#[test]
+fn inspect_names_the_family_of_an_original_model_or_lists_the_families() {
+    for family in FAMILIES {
+        for (input, model) in inputs(family) {
+            let out = qloader(&["inspect", model.to_str().unwrap()]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            // llama.cpp writes Mistral as `llama`.
+            let want = if input == "gguf" && family == "mistral" { "llama" } else { family };
+            assert!(text.contains(&format!("family: {want} (decoder)")), "{family}: {text}");
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("config.json"), r#"{"architectures":["GPT2LMHeadModel"]}"#)
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_qloader"))
+        .args(["inspect", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("architecture `GPT2LMHeadModel` is not supported (supported: llama (GGUF"),
+        "{err}"
+    );
+    assert!(err.contains("phi3 (GGUF phi3; Hugging Face Phi3ForCausalLM)"), "{err}");
+}

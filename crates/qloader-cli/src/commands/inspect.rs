@@ -1,17 +1,27 @@
 //! `qloader inspect`: a packed model's header readably — what model, which
 //! plan, how many bytes in each format — optionally every tensor, and
-//! optionally a full checksum pass.
+//! optionally a full checksum pass. Given an original model instead (a GGUF
+//! file or a model directory), the family QLoader reads it as and its
+//! configuration, or which families exist if none reads it.
 
+use std::io::Read;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use qloader_format::PackedFile;
+use qloader_models::bert::ModelDir;
+use qloader_models::family::{self, Kind};
+use qloader_models::llama::DecoderCheckpoint;
 
 use crate::args::InspectArgs;
 use crate::output::{human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: InspectArgs) -> Result<()> {
+    if is_original_model(&args.packed) {
+        return inspect_model(&args.packed);
+    }
     let file = PackedFile::open(&args.packed)
         .with_context(|| format!("opening {}", args.packed.display()))?;
     println!("file: {} ({})", file.path().display(), human_bytes(file.file_len()));
@@ -73,6 +83,48 @@ pub fn run(args: InspectArgs) -> Result<()> {
             file.tensors().len(),
             clock.elapsed().as_secs_f64()
         );
+    }
+    Ok(())
+}
+
+/// Whether `path` is an original model (a directory, or a GGUF file) rather
+/// than a packed one.
+fn is_original_model(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    path.is_dir()
+        || std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok_and(|()| &magic == b"GGUF")
+}
+
+/// Prints the family QLoader reads the model at `path` as, and its
+/// configuration.
+fn inspect_model(path: &Path) -> Result<()> {
+    let family = family::detect(path).with_context(|| format!("inspecting {}", path.display()))?;
+    let input = if path.is_dir() { "model directory" } else { "GGUF file" };
+    println!("model: {} ({input})", path.display());
+    match family.kind {
+        Kind::Decoder => {
+            let checkpoint = DecoderCheckpoint::open(path)?;
+            let config = checkpoint.config();
+            println!("family: {} (decoder)", family.name);
+            println!("config: {}", serde_json::to_string(config).unwrap_or_default());
+            let names = qloader_models::llama::tensor_names(config);
+            println!(
+                "quantizable tensors: {} (every block's linear layers and the head)",
+                names.len()
+            );
+        }
+        Kind::Encoder => {
+            let dir = ModelDir::open(path)?;
+            println!("family: {} (encoder)", family.name);
+            println!("config: {:?}", dir.config);
+            let names = qloader_models::bert::tensor_names(&dir.config);
+            println!(
+                "quantizable tensors: {} (the linear layers and the word embeddings)",
+                names.len() + 1
+            );
+        }
     }
     Ok(())
 }
