@@ -607,10 +607,10 @@ pub fn tokenizer_cases() -> Vec<Case> {
             "gguf-tokenizer/unsupported-pre-tokenizer",
             {
                 let mut g = Gguf::tiny();
-                g.kvs.push(Kv::str("tokenizer.ggml.pre", "qwen2"));
+                g.kvs.push(Kv::str("tokenizer.ggml.pre", "deepseek-llm"));
                 g
             },
-            "{path}: invalid tokenizer: pre-tokenizer `qwen2` is not supported",
+            "{path}: invalid tokenizer: pre-tokenizer `deepseek-llm` is not supported",
         ),
         tok(
             "gguf-tokenizer/types-length-mismatch",
