@@ -59,6 +59,11 @@ pub struct Traits {
     /// RoPE base of the local layers where a GGUF file does not record it
     /// (Gemma 3: 10 000).
     pub gguf_local_rope_base: Option<f32>,
+    /// GGUF files record no attention scale; llama.cpp scales the scores of
+    /// models with this many layers (Gemma's 27B) by `1/√(hidden/heads)`
+    /// and all others by `1/√head_dim`, as their `query_pre_attn_scalar`s
+    /// are.
+    pub gguf_wide_scale_layers: Option<usize>,
 }
 
 /// The traits of a Llama-like family: none.
@@ -68,16 +73,22 @@ const PLAIN: Traits = Traits {
     gelu_gate: false,
     local_pattern: None,
     gguf_local_rope_base: None,
+    gguf_wide_scale_layers: None,
 };
 
 /// Gemma's traits; `local_pattern` differs between versions.
-const fn gemma(local_pattern: usize, gguf_local_rope_base: Option<f32>) -> Traits {
+const fn gemma(
+    local_pattern: usize,
+    gguf_local_rope_base: Option<f32>,
+    gguf_wide_scale_layers: usize,
+) -> Traits {
     Traits {
         norm_minus_one: true,
         embed_scaled: true,
         gelu_gate: true,
         local_pattern: Some(local_pattern),
         gguf_local_rope_base,
+        gguf_wide_scale_layers: Some(gguf_wide_scale_layers),
     }
 }
 
@@ -123,7 +134,7 @@ pub const FAMILIES: &[Family] = &[
         gguf: &["gemma2"],
         hf: &["Gemma2ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
-        traits: gemma(2, None),
+        traits: gemma(2, None, 46),
     },
     Family {
         name: "gemma3",
@@ -131,7 +142,7 @@ pub const FAMILIES: &[Family] = &[
         gguf: &["gemma3"],
         hf: &["Gemma3ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
-        traits: gemma(6, Some(10_000.0)),
+        traits: gemma(6, Some(10_000.0), 62),
     },
     Family {
         name: "phi3",
@@ -150,6 +161,16 @@ pub const FAMILIES: &[Family] = &[
         traits: PLAIN,
     },
 ];
+
+impl Traits {
+    /// The attention scale of a GGUF file of this family that records none:
+    /// `None` (the default `1/√head_dim`) unless the model is one whose
+    /// scale llama.cpp derives from its size.
+    pub fn gguf_attention_scale(&self, layers: usize, hidden: usize, heads: usize) -> Option<f32> {
+        (self.gguf_wide_scale_layers == Some(layers) && heads > 0)
+            .then(|| 1.0 / ((hidden / heads) as f32).sqrt())
+    }
+}
 
 impl Family {
     /// The feed-forward gate's activation.
@@ -260,6 +281,18 @@ mod tests {
             f.gguf.iter().for_each(|n| once(&mut gguf, n));
             f.hf.iter().for_each(|n| once(&mut hf, n));
         }
+    }
+
+    #[test]
+    fn gemma_27b_gguf_files_scale_attention_by_the_width_per_head() {
+        let gemma2 = by_name("gemma2").unwrap().traits;
+        // Gemma 2 27B: 46 layers, hidden 4608, 32 heads of 128: 1/√144.
+        assert_eq!(gemma2.gguf_attention_scale(46, 4608, 32), Some(1.0 / 12.0));
+        // Gemma 2 9B (42 layers) keeps 1/√head_dim.
+        assert_eq!(gemma2.gguf_attention_scale(42, 3584, 16), None);
+        let gemma3 = by_name("gemma3").unwrap().traits;
+        assert_eq!(gemma3.gguf_attention_scale(62, 5376, 32), Some(1.0 / 168f32.sqrt()));
+        assert_eq!(by_name("llama").unwrap().traits.gguf_attention_scale(46, 4608, 32), None);
     }
 
     #[test]

@@ -220,7 +220,10 @@ impl LlamaConfig {
             activation: family.activation(),
             embed_scale: traits.embed_scaled.then(|| (hidden as f32).sqrt()),
             post_norms: has("blk.0.post_attention_norm.weight"),
-            attn_scale: optional_f32("attention.scale")?,
+            attn_scale: match optional_f32("attention.scale")? {
+                Some(scale) => Some(scale),
+                None => traits.gguf_attention_scale(layers, hidden, heads),
+            },
             attn_softcap: optional_f32("attn_logit_softcapping")?,
             final_softcap: optional_f32("final_logit_softcapping")?,
         };
