@@ -4,7 +4,6 @@
 //! file or a model directory), the family QLoader reads it as and its
 //! configuration, or which families exist if none reads it.
 
-use std::io::Read;
 use std::path::Path;
 use std::time::Instant;
 
@@ -90,11 +89,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
 /// Whether `path` is an original model (a directory, or a GGUF file) rather
 /// than a packed one.
 fn is_original_model(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    path.is_dir()
-        || std::fs::File::open(path)
-            .and_then(|mut f| f.read_exact(&mut magic))
-            .is_ok_and(|()| &magic == b"GGUF")
+    path.is_dir() || super::bench_model::is_gguf(path).unwrap_or(false)
 }
 
 /// Prints the family QLoader reads the model at `path` as, and its

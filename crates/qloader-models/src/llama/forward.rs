@@ -29,11 +29,6 @@ use super::attention::{causal_attention, AttentionShape};
 use super::config::{GateActivation, LlamaConfig};
 use super::kv_cache::KvCache;
 use super::scratch::{rope_inv_freq, sized, Scratch};
-
-/// The local layers' RoPE frequencies (never scaled).
-fn rope_inv_freq_of(base: f32, d: usize) -> Vec<f64> {
-    rope_inv_freq(base, d, None)
-}
 use super::weights::{block_linears, Block, GgufSource, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
 use crate::error::{ModelError, Result};
 use crate::ops;
@@ -122,8 +117,9 @@ impl LlamaModel {
         let weights = LlamaWeights::load(source, &config, progress)?;
         let summary = source.summary().clone();
         let d = config.head_dim;
+        // Local layers' frequencies are never scaled.
+        let rope_local_inv_freq = config.rope_local_base.map(|base| rope_inv_freq(base, d, None));
         let rope_inv_freq = rope_inv_freq(config.rope_base, d, config.rope_scale);
-        let rope_local_inv_freq = config.rope_local_base.map(|base| rope_inv_freq_of(base, d));
         Ok(Self {
             config,
             weights,

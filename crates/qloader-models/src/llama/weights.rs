@@ -113,12 +113,27 @@ pub struct GgufSource<'a> {
     choose: &'a dyn Fn(&str) -> WeightFormat,
     importance: Option<&'a ColumnImportance>,
     summary: QuantSummary,
+    /// The file's configuration, read once, the first time a fused tensor
+    /// (Phi-3) must be cut.
+    config: std::cell::OnceCell<LlamaConfig>,
 }
 
 impl<'a> GgufSource<'a> {
     /// Reads `file`, storing quantizable tensors as `choose` says.
     pub fn new(file: &'a GgufFile, choose: &'a dyn Fn(&str) -> WeightFormat) -> Self {
-        Self { file, choose, importance: None, summary: QuantSummary::default() }
+        let (importance, summary, config) = (None, QuantSummary::default(), Default::default());
+        Self { file, choose, importance, summary, config }
+    }
+
+    /// The file's configuration (read at the first call).
+    fn config(&self) -> Result<&LlamaConfig> {
+        match self.config.get() {
+            Some(c) => Ok(c),
+            None => {
+                let c = LlamaConfig::from_gguf(self.file)?;
+                Ok(self.config.get_or_init(|| c))
+            }
+        }
     }
 
     /// Weighs the grid search of each tensor `importance` names by its
@@ -178,7 +193,7 @@ impl WeightSource for GgufSource<'_> {
         let stored = if name == HEAD && !self.contains(HEAD) { TOKEN_EMBEDDINGS } else { name };
         let fused = match self.contains(stored) && !self.is_fused_gate_up(stored, rows)? {
             true => None,
-            false => fused_part(stored, &LlamaConfig::from_gguf(self.file)?),
+            false => fused_part(stored, self.config()?),
         };
         let (stored, data) = match fused {
             // GGUF names Phi-3's fused gate and up projections `ffn_up`.

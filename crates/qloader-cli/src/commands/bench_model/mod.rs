@@ -235,7 +235,7 @@ impl LlamaCppReport {
 }
 
 /// Whether `path` starts with GGUF's magic (else it is taken as packed).
-fn is_gguf(path: &Path) -> Result<bool> {
+pub(crate) fn is_gguf(path: &Path) -> Result<bool> {
     let mut magic = [0u8; 4];
     let mut file =
         std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
