@@ -207,28 +207,7 @@ pub fn by_name(name: &str) -> Option<&'static Family> {
 /// lists those that exist.
 pub fn detect(path: &Path) -> Result<&'static Family> {
     if path.is_dir() {
-        let json = read_config_json(path)?;
-        let names: Vec<&str> = json
-            .get("architectures")
-            .and_then(serde_json::Value::as_array)
-            .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
-            .unwrap_or_default();
-        let model_type = json.get("model_type").and_then(serde_json::Value::as_str);
-        let found = from_hf_architectures(names.iter().copied())
-            .or_else(|| names.is_empty().then(|| model_type.and_then(by_name)).flatten());
-        let what = match (names.as_slice(), model_type) {
-            ([], None) => "a config.json naming no architecture".to_owned(),
-            ([], Some(t)) => format!("model type `{t}`"),
-            (names, _) => format!("architecture `{}`", names.join("`, `")),
-        };
-        return found.ok_or_else(|| {
-            FormatError::ConfigField {
-                path: path.join("config.json"),
-                field: "architectures",
-                reason: unsupported(&what),
-            }
-            .into()
-        });
+        return of_config(path, &read_config_json(path)?);
     }
     let file = GgufFile::open(path)?;
     let arch = file.get_str("general.architecture")?;
@@ -236,6 +215,32 @@ pub fn detect(path: &Path) -> Result<&'static Family> {
         FormatError::Gguf {
             path: path.to_owned(),
             reason: unsupported(&format!("architecture `{arch}`")),
+        }
+        .into()
+    })
+}
+
+/// The family of the model directory `dir` whose `config.json` is `json`
+/// (`architectures`, else `model_type`).
+pub fn of_config(dir: &Path, json: &serde_json::Value) -> Result<&'static Family> {
+    let names: Vec<&str> = json
+        .get("architectures")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    let model_type = json.get("model_type").and_then(serde_json::Value::as_str);
+    let found = from_hf_architectures(names.iter().copied())
+        .or_else(|| names.is_empty().then(|| model_type.and_then(by_name)).flatten());
+    let what = match (names.as_slice(), model_type) {
+        ([], None) => "a config.json naming no architecture".to_owned(),
+        ([], Some(t)) => format!("model type `{t}`"),
+        (names, _) => format!("architecture `{}`", names.join("`, `")),
+    };
+    found.ok_or_else(|| {
+        FormatError::ConfigField {
+            path: dir.join("config.json"),
+            field: "architectures",
+            reason: unsupported(&what),
         }
         .into()
     })

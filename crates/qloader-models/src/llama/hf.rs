@@ -72,7 +72,8 @@ pub struct HfDecoder {
 impl HfDecoder {
     /// Opens the checkpoint directory `root` (config.json and the weights).
     pub fn open(root: &Path) -> Result<Self> {
-        let family = family::detect(root)?;
+        let json = read_config_json(root)?;
+        let family = family::of_config(root, &json)?;
         let config_path = root.join("config.json");
         if family.kind != Kind::Decoder {
             return Err(FormatError::ConfigField {
@@ -82,7 +83,6 @@ impl HfDecoder {
             }
             .into());
         }
-        let json = read_config_json(root)?;
         let weights = HfWeights::open(root)?;
         let (config, tied) = read_config(&config_path, &json, family, &weights)?;
         Ok(Self { family, config, tied, weights })
