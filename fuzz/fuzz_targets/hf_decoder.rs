@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use qloader_format::WeightFormat;
 use qloader_fuzz::{file, scratch, split};
-use qloader_models::llama::{DecoderCheckpoint, LlamaModel};
+use qloader_models::decoder;
 
 /// The shard the seeds' indexes name.
 const SHARD: &str = "model-00001-of-00001.safetensors";
@@ -28,9 +28,9 @@ fuzz_target!(|data: &[u8]| {
         file(SHARD, weights);
     }
     let _ = qloader_models::family::detect(scratch());
-    if let Ok(checkpoint) = DecoderCheckpoint::open(scratch()) {
+    if let Ok(checkpoint) = decoder::open_checkpoint(scratch()) {
         let _ = checkpoint.tokenizer();
     }
-    let _ = LlamaModel::open(scratch(), &|_| WeightFormat::F32, &mut |_, _| {});
-    let _ = LlamaModel::open(scratch(), &|_| WeightFormat::int4(), &mut |_, _| {});
+    let _ = decoder::open(scratch(), &|_| WeightFormat::F32, &mut |_, _| {});
+    let _ = decoder::open(scratch(), &|_| WeightFormat::int4(), &mut |_, _| {});
 });

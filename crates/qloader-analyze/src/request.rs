@@ -1,5 +1,5 @@
-//! Analyzing a model on disk: opens it (a GGUF file is a Llama-family
-//! decoder, a directory a BERT sentence encoder), turns the calibration text
+//! Analyzing a model on disk: opens it as the family its architecture names
+//! (a decoder of any design, or a BERT sentence encoder), turns the calibration text
 //! into samples with the model's own tokenizer, runs the analysis and
 //! assembles the [`SensitivityTable`].
 
@@ -9,8 +9,7 @@ use std::time::Instant;
 use qloader_format::{QuantMethod, WeightFormat};
 use qloader_models::bert::ModelDir;
 use qloader_models::family::Kind;
-use qloader_models::llama::DecoderCheckpoint;
-use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, ProbedModel, SentenceTokenizer};
+use qloader_models::{BertEncoder, Decoder, GgufTokenizer, ProbedModel, SentenceTokenizer};
 
 use crate::analyzer::{analyze, analyze_data_free, Analysis, AnalyzeOptions, Progress};
 use crate::calibration::{sentences, token_windows};
@@ -88,25 +87,23 @@ pub enum Stage {
 }
 
 enum Loaded {
-    Decoder(LlamaModel, GgufTokenizer),
-    Encoder(BertEncoder, SentenceTokenizer),
+    Decoder(Box<dyn Decoder>, GgufTokenizer),
+    Encoder(Box<BertEncoder>, SentenceTokenizer),
 }
 
 fn load(path: &Path) -> Result<Loaded> {
-    match qloader_models::family::detect(path)?.kind {
+    let family = qloader_models::family::detect(path)?;
+    match family.kind {
         Kind::Encoder => {
             let dir = ModelDir::open(path).map_err(qloader_models::ModelError::from)?;
             let tokenizer = SentenceTokenizer::from_file(&dir.tokenizer_path, dir.max_seq_length)?;
             let model = BertEncoder::load(&dir, &|_| WeightFormat::F32)?;
-            Ok(Loaded::Encoder(model, tokenizer))
+            Ok(Loaded::Encoder(Box::new(model), tokenizer))
         }
-        Kind::Decoder => {
-            let checkpoint = DecoderCheckpoint::open(path)?;
+        Kind::Decoder(design) => {
+            let checkpoint = design.open_checkpoint(family, path)?;
             let tokenizer = checkpoint.tokenizer()?;
-            let f32 = |_: &str| WeightFormat::F32;
-            let mut source = checkpoint.source(&f32, None);
-            let config = checkpoint.config().clone();
-            let model = LlamaModel::from_source(config, source.as_mut(), &mut |_, _| {})?;
+            let model = checkpoint.build(&|_| WeightFormat::F32, &mut |_, _| {})?;
             Ok(Loaded::Decoder(model, tokenizer))
         }
     }
@@ -115,15 +112,15 @@ fn load(path: &Path) -> Result<Loaded> {
 impl Loaded {
     fn model(&self) -> &dyn ProbedModel {
         match self {
-            Loaded::Decoder(m, _) => m,
-            Loaded::Encoder(m, _) => m,
+            Loaded::Decoder(m, _) => m.as_ref(),
+            Loaded::Encoder(m, _) => m.as_ref(),
         }
     }
 
     /// The model's family, as the registry names it.
     fn architecture(&self) -> &str {
         match self {
-            Loaded::Decoder(m, _) => &m.config().family,
+            Loaded::Decoder(m, _) => m.config().family(),
             Loaded::Encoder(..) => "bert",
         }
     }
@@ -143,7 +140,7 @@ impl Loaded {
         let count = count.unwrap_or(default_samples(encoder, method));
         match self {
             Loaded::Decoder(model, tokenizer) => {
-                let window = window.min(model.config().context);
+                let window = window.min(model.config().context());
                 token_windows(&tokenizer.encode(text)?, window, count)
             }
             Loaded::Encoder(_, tokenizer) => {

@@ -13,16 +13,36 @@ use qloader_format::gguf::GgufFile;
 use qloader_format::hf_checkpoint::read_config_json;
 use qloader_format::FormatError;
 
+use crate::decoder::DecoderDesign;
 use crate::error::Result;
 use crate::llama::config::{GateActivation, RopeStyle};
+use crate::llama::LLAMA_DESIGN;
 
 /// What a family's models do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Kind {
-    /// A causal language model: logits for the next token.
-    Decoder,
+    /// A causal language model (logits for the next token), built by this
+    /// design.
+    Decoder(&'static dyn DecoderDesign),
     /// A sentence encoder: one embedding per text.
     Encoder,
+}
+
+impl Kind {
+    /// Whether it is a decoder (of any design).
+    pub fn is_decoder(&self) -> bool {
+        matches!(self, Kind::Decoder(_))
+    }
+}
+
+impl PartialEq for Kind {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Kind::Decoder(a), Kind::Decoder(b)) => a.name() == b.name(),
+            (Kind::Encoder, Kind::Encoder) => true,
+            _ => false,
+        }
+    }
 }
 
 /// One model family.
@@ -92,11 +112,14 @@ const fn gemma(
     }
 }
 
+/// The families the shared Llama-like decoder builds.
+const LLAMA_LIKE: Kind = Kind::Decoder(&LLAMA_DESIGN);
+
 /// Every family QLoader runs.
 pub const FAMILIES: &[Family] = &[
     Family {
         name: "llama",
-        kind: Kind::Decoder,
+        kind: LLAMA_LIKE,
         gguf: &["llama"],
         hf: &["LlamaForCausalLM"],
         gguf_rope: RopeStyle::Interleaved,
@@ -104,7 +127,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "mistral",
-        kind: Kind::Decoder,
+        kind: LLAMA_LIKE,
         // llama.cpp converts Mistral models as `llama`; the window, if any,
         // is then in `llama.attention.sliding_window`.
         gguf: &[],
@@ -114,7 +137,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "qwen2",
-        kind: Kind::Decoder,
+        kind: LLAMA_LIKE,
         gguf: &["qwen2"],
         hf: &["Qwen2ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
@@ -122,7 +145,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "qwen3",
-        kind: Kind::Decoder,
+        kind: LLAMA_LIKE,
         gguf: &["qwen3"],
         hf: &["Qwen3ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
@@ -130,7 +153,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "gemma2",
-        kind: Kind::Decoder,
+        kind: LLAMA_LIKE,
         gguf: &["gemma2"],
         hf: &["Gemma2ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
@@ -138,7 +161,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "gemma3",
-        kind: Kind::Decoder,
+        kind: LLAMA_LIKE,
         gguf: &["gemma3"],
         hf: &["Gemma3ForCausalLM"],
         gguf_rope: RopeStyle::Halves,
@@ -146,7 +169,7 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         name: "phi3",
-        kind: Kind::Decoder,
+        kind: LLAMA_LIKE,
         gguf: &["phi3"],
         hf: &["Phi3ForCausalLM"],
         gguf_rope: RopeStyle::Halves,

@@ -7,6 +7,9 @@
 //!   given.
 //! * [`tokenizer`]: the `tokenizer.json` of a model, configured for
 //!   single-sentence encoding.
+//! * [`decoder`]: what every decoder design gives (checkpoint, configuration,
+//!   forward pass with a KV cache), through which sessions, packing and
+//!   analysis use any family.
 //! * [`family`]: the registry of model families, looked up by the
 //!   architecture a file names.
 //! * [`llama`]: the Llama-family decoder (Llama, Mistral, Qwen2, Qwen3) read
@@ -25,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod decoder;
 pub mod error;
 pub mod family;
 pub mod gguf_tokenizer;
@@ -36,6 +40,7 @@ mod spm_tokenizer;
 pub mod tokenizer;
 
 pub use bert::BertEncoder;
+pub use decoder::{Decoder, DecoderCheckpoint, DecoderConfig, DecoderDesign};
 pub use error::ModelError;
 pub use gguf_tokenizer::{ChatFormat, GgufTokenizer, TokenizerSettings};
 pub use llama::LlamaModel;

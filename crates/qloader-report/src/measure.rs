@@ -82,11 +82,11 @@ pub fn measure(path: &Path, reference: &Reference, sentences: &[&str]) -> Result
     match (loaded.model, reference) {
         (PackedModel::Decoder(mut session), Reference::Text { text, windows }) => {
             let p = session.perplexity(text, WINDOW, *windows, &mut |_, _| {})?;
-            session.model = session.model.with_activations(default_activations(true));
+            session.model.set_activations(default_activations(true));
             let ids = session.tokenizer.encode(DECODE_PROMPT)?;
             let greedy = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, seed: 0 };
             let g = generate(
-                &session.model,
+                session.model.as_ref(),
                 &session.tokenizer,
                 &ids,
                 DECODE_TOKENS,

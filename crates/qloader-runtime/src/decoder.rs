@@ -1,12 +1,11 @@
-//! A decoder model ready to use: a Llama-family model (from a GGUF file or a
-//! Hugging Face checkpoint directory) with every quantizable tensor in one
-//! chosen format, and its tokenizer.
+//! A decoder model ready to use: a decoder of any supported family (from a
+//! GGUF file or a Hugging Face checkpoint directory) with every quantizable
+//! tensor in one chosen format, and its tokenizer.
 
 use std::path::Path;
 
 use qloader_format::{ActivationFormat, WeightFormat};
-use qloader_models::llama::DecoderCheckpoint;
-use qloader_models::{GgufTokenizer, LlamaModel, ReplacingSource};
+use qloader_models::{decoder, Decoder, GgufTokenizer, ReplacingSource};
 
 use crate::error::Result;
 use crate::generate::{generate, Generation};
@@ -17,7 +16,7 @@ use crate::sampling::Sampling;
 /// A loaded decoder and its tokenizer.
 pub struct DecoderSession {
     /// The model.
-    pub model: LlamaModel,
+    pub model: Box<dyn Decoder>,
     /// Its tokenizer.
     pub tokenizer: GgufTokenizer,
 }
@@ -46,14 +45,14 @@ impl DecoderSession {
         quantization: Quantization,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        let checkpoint = DecoderCheckpoint::open(path)?;
+        let checkpoint = decoder::open_checkpoint(path)?;
         // Before any weight is read: every token needs an embedding row.
         let tokenizer = checkpoint.tokenizer()?;
         let choose = |_: &str| format;
         let mut tensors = checkpoint.source(&choose, quantization.importance.as_ref());
         let mut source = ReplacingSource::new(tensors.as_mut(), quantization.replacements);
-        let config = checkpoint.config().clone();
-        let model = LlamaModel::from_source(config, &mut source, progress)?.with_activations(act);
+        let mut model = checkpoint.config().build(&mut source, progress)?;
+        model.set_activations(act);
         model.prepare_products();
         Ok(Self { model, tokenizer })
     }
@@ -84,7 +83,7 @@ impl DecoderSession {
                 }
             }
         };
-        generate(&self.model, tokenizer, &ids, max_tokens, sampling, &mut on_token)
+        generate(self.model.as_ref(), tokenizer, &ids, max_tokens, sampling, &mut on_token)
     }
 
     /// Perplexity of `text` over `windows` windows of `window` tokens.
@@ -111,7 +110,7 @@ impl DecoderSession {
         let ids = self.tokenizer.encode(text)?;
         // A model trained for fewer positions is scored on windows of its
         // whole context (the report says which window it used).
-        let window = window.min(self.model.config().context);
-        perplexity_scored(&self.model, &ids, window, windows, scoring, progress)
+        let window = window.min(self.model.config().context());
+        perplexity_scored(self.model.as_ref(), &ids, window, windows, scoring, progress)
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use qloader_models::llama::{LlamaModel, Logits};
+use qloader_models::decoder::{Decoder, Logits};
 use qloader_models::GgufTokenizer;
 use serde::Serialize;
 
@@ -44,7 +44,7 @@ impl Generation {
 /// Generates up to `max_tokens` after `prompt_ids`; `on_token` hears each
 /// new token as it is chosen (for streaming).
 pub fn generate(
-    model: &LlamaModel,
+    model: &dyn Decoder,
     tokenizer: &GgufTokenizer,
     prompt_ids: &[u32],
     max_tokens: usize,
@@ -53,7 +53,7 @@ pub fn generate(
 ) -> Result<Generation> {
     // Generation ends where the model's context does: every token but the
     // last is fed back.
-    let room = (model.config().context + 1).saturating_sub(prompt_ids.len());
+    let room = (model.config().context() + 1).saturating_sub(prompt_ids.len());
     let max_tokens = max_tokens.min(room);
     let mut cache = model.new_cache(prompt_ids.len() + max_tokens);
     let mut sampler = Sampler::new(sampling);

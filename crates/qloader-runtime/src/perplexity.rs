@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use qloader_models::llama::{LlamaModel, Logits};
+use qloader_models::decoder::{Decoder, Logits};
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
@@ -51,7 +51,7 @@ pub enum Scoring {
 /// Perplexity over the first `windows` whole windows of `tokens`, every
 /// prediction scored; `progress(done, total)` hears about each window.
 pub fn perplexity(
-    model: &LlamaModel,
+    model: &dyn Decoder,
     tokens: &[u32],
     window: usize,
     windows: usize,
@@ -62,7 +62,7 @@ pub fn perplexity(
 
 /// [`perplexity`], scoring the predictions `scoring` picks.
 pub fn perplexity_scored(
-    model: &LlamaModel,
+    model: &dyn Decoder,
     tokens: &[u32],
     window: usize,
     windows: usize,
@@ -76,7 +76,7 @@ pub fn perplexity_scored(
     if windows == 0 {
         return Err(RuntimeError::EmptyEvaluation("the text is shorter than one window"));
     }
-    let vocab = model.config().vocab;
+    let vocab = model.config().vocab();
     let first = match scoring {
         Scoring::AllPositions => 0,
         Scoring::SecondHalf => window / 2,

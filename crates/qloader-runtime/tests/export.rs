@@ -10,7 +10,7 @@ use qloader_format::gguf::{GgmlType, GgufFile};
 use qloader_format::{fixtures, PackedFile, WeightFormat};
 use qloader_quant::LinearWeight;
 use qloader_runtime::packed::export::{export_gguf, ExportOptions, Mapping};
-use qloader_runtime::packed::pack_llama;
+use qloader_runtime::packed::pack_decoder;
 
 fn smollm2() -> Option<std::path::PathBuf> {
     let gguf = fixtures::smollm2_gguf();
@@ -44,7 +44,7 @@ fn an_exported_plan_reads_back_as_the_packed_weights() {
     let Some(gguf) = smollm2() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let (qlm, out) = (tmp.path().join("m.qlm"), tmp.path().join("m.gguf"));
-    pack_llama(&gguf, &exportable, None, &qlm, &mut |_, _| {}).unwrap();
+    pack_decoder(&gguf, &exportable, None, &qlm, &mut |_, _| {}).unwrap();
     let report = export_gguf(&qlm, &out, &ExportOptions::default()).unwrap();
     assert_eq!(report.file_bytes, std::fs::metadata(&out).unwrap().len());
     let packed = PackedFile::open(&qlm).unwrap();
@@ -116,7 +116,7 @@ fn formats_without_a_gguf_layout_are_refused_or_converted() {
         };
         pick.parse().unwrap()
     };
-    pack_llama(&gguf, &plan, None, &qlm, &mut |_, _| {}).unwrap();
+    pack_decoder(&gguf, &plan, None, &qlm, &mut |_, _| {}).unwrap();
     let err = export_gguf(&qlm, &out, &ExportOptions::default()).unwrap_err().to_string();
     assert!(
         err.contains("m.qlm") && err.contains("tensor `blk.0.attn_q.weight`: int4k (576 × 576)"),

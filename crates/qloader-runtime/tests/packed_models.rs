@@ -8,10 +8,10 @@ use std::path::Path;
 
 use qloader_format::{fixtures, ActivationFormat, WeightFormat};
 use qloader_models::bert::ModelDir;
-use qloader_models::llama::Logits;
-use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
+use qloader_models::decoder::{Decoder, Logits};
+use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, Probe, SentenceTokenizer};
 use qloader_runtime::packed::{
-    open_packed, pack_bert, pack_llama, LoadOptions, PackedEncoder, PackedModel,
+    open_packed, pack_bert, pack_decoder, LoadOptions, PackedEncoder, PackedModel,
 };
 use qloader_runtime::registry::KernelRegistry;
 
@@ -181,7 +181,7 @@ fn packed_smollm2_equals_the_in_memory_model_of_the_same_plan() {
         let n = name.bytes().map(usize::from).sum::<usize>();
         ["int8", "int4g32", "f16", "int8g32"][n % 4].parse::<WeightFormat>().unwrap()
     };
-    pack_llama(&gguf, &plan, None, &path, &mut |_, _| {}).unwrap();
+    pack_decoder(&gguf, &plan, None, &path, &mut |_, _| {}).unwrap();
     // A packed decoder runs with int8 activations unless told otherwise.
     let memory = LlamaModel::load(&gguf, &plan, &mut |_, _| {})
         .unwrap()
@@ -197,8 +197,8 @@ fn packed_smollm2_equals_the_in_memory_model_of_the_same_plan() {
     assert_eq!(session.tokenizer.encode(text).unwrap(), ids, "the packed tokenizer agrees");
     assert_eq!(session.tokenizer.decode(&ids).unwrap(), tokenizer.decode(&ids).unwrap());
     assert_eq!(session.tokenizer.eos(), tokenizer.eos());
-    let logits = |m: &LlamaModel| m.forward(&ids, &mut m.new_cache(64), Logits::All).unwrap();
-    assert_eq!(logits(&session.model), logits(&memory));
+    let logits = |m: &dyn Decoder| m.forward(&ids, &mut m.new_cache(64), Logits::All).unwrap();
+    assert_eq!(logits(session.model.as_ref()), logits(&memory));
 }
 
 #[test]
@@ -274,7 +274,7 @@ fn a_missing_tensor_is_named() {
 /// embedding table, and the look-up reads the replacement's values.
 #[test]
 fn a_replaced_tied_head_stays_tied() {
-    use qloader_runtime::packed::{pack_llama_with, Quantization};
+    use qloader_runtime::packed::{pack_decoder_with, Quantization};
     let gguf = fixtures::smollm2_gguf();
     if !present(&gguf) {
         return;
@@ -295,12 +295,14 @@ fn a_replaced_tied_head_stays_tied() {
     let plan = |name: &str| {
         if name == "output.weight" { "int4g32" } else { "int8" }.parse::<WeightFormat>().unwrap()
     };
-    let report = pack_llama_with(&gguf, &plan, quantization, None, &path, &mut |_, _| {}).unwrap();
+    let report =
+        pack_decoder_with(&gguf, &plan, quantization, None, &path, &mut |_, _| {}).unwrap();
     let names: Vec<&str> = report.summary.tensors.iter().map(|t| t.name.as_str()).collect();
     assert!(names.contains(&"output.weight") && !names.contains(&"token_embd.weight"), "{names:?}");
     let (model, _) = open(&path, &LoadOptions::default());
     let PackedModel::Decoder(session) = model else { panic!("expected a decoder") };
     let mut want = vec![0.0f32; hidden];
     head.dequantize_row(7, &mut want);
-    assert_eq!(session.model.embed(&[7]).unwrap(), want, "the look-up reads the replaced head");
+    let looked_up = session.model.block_input(&[7], &mut Probe::none()).unwrap();
+    assert_eq!(looked_up, want, "the look-up reads the replaced head");
 }

@@ -118,7 +118,7 @@ fn run_packed(path: &Path, args: EvalArgs) -> Result<()> {
             })?;
             // The standard window, or the whole context of a model trained
             // for fewer positions.
-            let context = session.model.config().context;
+            let context = session.model.config().context();
             let window = qloader_runtime::perplexity::STANDARD_WINDOW.min(context);
             let scoring =
                 if args.llama_cpp_scoring { Scoring::SecondHalf } else { Scoring::AllPositions };

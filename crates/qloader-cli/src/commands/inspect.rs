@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use qloader_format::PackedFile;
 use qloader_models::bert::ModelDir;
 use qloader_models::family::{self, Kind};
-use qloader_models::llama::DecoderCheckpoint;
 
 use crate::args::InspectArgs;
 use crate::output::{human_bytes, print_format_table};
@@ -99,12 +98,12 @@ fn inspect_model(path: &Path) -> Result<()> {
     let input = if path.is_dir() { "model directory" } else { "GGUF file" };
     println!("model: {} ({input})", path.display());
     match family.kind {
-        Kind::Decoder => {
-            let checkpoint = DecoderCheckpoint::open(path)?;
+        Kind::Decoder(design) => {
+            let checkpoint = design.open_checkpoint(family, path)?;
             let config = checkpoint.config();
             println!("family: {} (decoder)", family.name);
-            println!("config: {}", serde_json::to_string(config).unwrap_or_default());
-            let names = qloader_models::llama::tensor_names(config);
+            println!("config: {}", config.to_json());
+            let names = config.tensor_names();
             println!(
                 "quantizable tensors: {} (every block's linear layers and the head)",
                 names.len()

@@ -1,11 +1,11 @@
 //! Packed models: the tiny BERT of [`super::bert`] and the tiny decoder of
-//! [`super::gguf`] packed by the real packer (`pack_bert`, `pack_llama`,
+//! [`super::gguf`] packed by the real packer (`pack_bert`, `pack_decoder`,
 //! through `PackedWriter`), then broken in the preamble, the header, the
 //! layout, the data or the configuration the header carries.
 
 use qloader_format::{PlanRef, WeightFormat};
 use qloader_models::bert::ModelDir;
-use qloader_runtime::packed::{pack_bert, pack_llama};
+use qloader_runtime::packed::{pack_bert, pack_decoder};
 use serde_json::{json, Value};
 
 use super::{bert, gguf, Case, Open};
@@ -56,7 +56,7 @@ fn llama_packed_in(format: WeightFormat) -> Vec<u8> {
     let path = scratch.path().join("model.gguf");
     std::fs::write(&path, gguf::Gguf::tiny().build()).expect("writing the tiny decoder");
     let out = scratch.path().join("model.qlm");
-    pack_llama(&path, &|_| format, None, &out, &mut |_, _| {}).expect("packing the tiny decoder");
+    pack_decoder(&path, &|_| format, None, &out, &mut |_, _| {}).expect("packing the tiny decoder");
     std::fs::read(&out).expect("reading the packed decoder")
 }
 

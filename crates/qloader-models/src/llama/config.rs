@@ -124,7 +124,7 @@ impl LlamaConfig {
         let bad = |reason: String| FormatError::Gguf { path: file.path().to_owned(), reason };
         let arch = file.get_str("general.architecture")?;
         let family = crate::family::from_gguf_architecture(arch)
-            .filter(|f| f.kind == crate::family::Kind::Decoder)
+            .filter(|f| f.kind.is_decoder())
             .ok_or_else(|| bad(crate::family::unsupported(&format!("architecture `{arch}`"))))?;
         let key = |k: &str| format!("{arch}.{k}");
         let optional_usize = |k: &str| -> Result<Option<usize>> {

@@ -30,6 +30,7 @@ use super::config::{GateActivation, LlamaConfig};
 use super::kv_cache::KvCache;
 use super::scratch::{rope_inv_freq, sized, Scratch};
 use super::weights::{block_linears, Block, GgufSource, LlamaWeights, HEAD, LINEARS_PER_BLOCK};
+pub use crate::decoder::Logits;
 use crate::error::{ModelError, Result};
 use crate::ops;
 use crate::probe::{ModelOutput, Observed, Probe, ProbedModel, QuantizableTensor, TensorKind};
@@ -50,15 +51,6 @@ const BLOCK_ROLES: [(TensorKind, usize); LINEARS_PER_BLOCK] = [
     (TensorKind::MlpUp, 2),
     (TensorKind::MlpDown, 3),
 ];
-
-/// Which positions' logits a forward pass returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// Every new token's (for perplexity).
-    All,
-    /// Only the last new token's (for generation).
-    Last,
-}
 
 /// A loaded Llama-family decoder.
 pub struct LlamaModel {
@@ -92,9 +84,9 @@ impl LlamaModel {
         choose: &dyn Fn(&str) -> WeightFormat,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
-        let checkpoint = super::DecoderCheckpoint::open(path)?;
-        let mut source = checkpoint.source(choose, None);
-        Self::from_source(checkpoint.config().clone(), source.as_mut(), progress)
+        let checkpoint = super::LlamaCheckpoint::open(path)?;
+        let mut source = crate::decoder::DecoderCheckpoint::source(&checkpoint, choose, None);
+        Self::from_source(checkpoint.llama_config().clone(), source.as_mut(), progress)
     }
 
     /// Like [`LlamaModel::load`] on a file already open.
@@ -134,6 +126,11 @@ impl LlamaModel {
     pub fn with_activations(mut self, act: ActivationFormat) -> Self {
         self.activations = act;
         self
+    }
+
+    /// Uses `act` for the activations of every linear layer from now on.
+    pub fn set_activations(&mut self, act: ActivationFormat) {
+        self.activations = act;
     }
 
     /// The activations of every linear layer.

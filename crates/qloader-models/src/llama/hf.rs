@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::config::{GateActivation, LlamaConfig, RopeStyle};
 use super::weights::{fused_part, rows_of, HEAD, TOKEN_EMBEDDINGS};
 use crate::error::Result;
-use crate::family::{self, Family, Kind};
+use crate::family::{self, Family};
 use crate::source::{record_values, record_weight, store, WeightRole, WeightSource};
 
 /// The checkpoint's name of the decoder tensor `name` (GGUF naming), or
@@ -75,7 +75,7 @@ impl HfDecoder {
         let json = read_config_json(root)?;
         let family = family::of_config(root, &json)?;
         let config_path = root.join("config.json");
-        if family.kind != Kind::Decoder {
+        if !family.kind.is_decoder() {
             return Err(FormatError::ConfigField {
                 path: config_path,
                 field: "architectures",

@@ -15,7 +15,7 @@ pub mod tokens;
 
 use std::time::Instant;
 
-use qloader_models::llama::{LlamaModel, Logits};
+use qloader_models::decoder::{Decoder, Logits};
 use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
@@ -218,13 +218,13 @@ pub struct TestResult {
 /// token ids from `tokens` (at least [`ModelBenchConfig::tokens_needed`]);
 /// `progress` hears about each test before it runs.
 pub fn run_model_bench(
-    model: &LlamaModel,
+    model: &dyn Decoder,
     tokens: &[u32],
     config: &ModelBenchConfig,
     threads: usize,
     progress: &mut dyn FnMut(&BenchTest),
 ) -> Result<Vec<TestResult>> {
-    config.validate(model.config().context)?;
+    config.validate(model.config().context())?;
     if tokens.len() < config.tokens_needed() {
         return Err(RuntimeError::InvalidBench(format!(
             "{} token ids given; the tests read {}",
@@ -247,7 +247,7 @@ pub fn run_model_bench(
 
 /// Seconds of each timed run of `test` (the warm-up runs left out).
 fn time_test(
-    model: &LlamaModel,
+    model: &dyn Decoder,
     tokens: &[u32],
     test: &BenchTest,
     config: &ModelBenchConfig,

@@ -5,18 +5,21 @@
 //! * `bert`: `{"pooling": "mean" | "cls", "normalize": bool,
 //!   "max_seq_length": n}`, with blobs `config.json` (the checkpoint's, as
 //!   it was) and `tokenizer.json`.
-//! * `llama`: `{"model": {layers, hidden, ffn, heads, kv_heads, head_dim,
-//!   vocab, context, norm_eps, rope_base}, "tokenizer": {bos, eos, add_bos,
-//!   chatml}}`, with blob `tokenizer.json` (the GGUF tokenizer, serialized).
+//! * a decoder design's name (`llama`): `{"model": …, "tokenizer": {bos,
+//!   eos, add_bos, chat, …}}`, where `model` is what the design's
+//!   [`DecoderConfig::to_json`](qloader_models::DecoderConfig::to_json)
+//!   writes (for `llama`: layers, hidden, ffn, heads, kv_heads, head_dim,
+//!   vocab, context, norm_eps, rope_base, family and the family's
+//!   features), with blob `tokenizer.json` (the tokenizer, serialized).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use qloader_models::llama::LlamaConfig;
 use qloader_models::TokenizerSettings;
 use serde::{Deserialize, Serialize};
 
 /// Architecture name of BERT sentence encoders.
 pub const BERT: &str = "bert";
-/// Architecture name of Llama-family decoders.
+/// Architecture name of the Llama-like decoders (the only design `export`
+/// writes as GGUF).
 pub const LLAMA: &str = "llama";
 /// Blob holding a checkpoint's `config.json`.
 pub const CONFIG_BLOB: &str = "config.json";
@@ -48,12 +51,12 @@ pub struct BertPacked {
     pub max_seq_length: usize,
 }
 
-/// `config` of a packed Llama decoder.
+/// `config` of a packed decoder, whatever its design.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LlamaPacked {
-    /// The decoder's shape.
-    pub model: LlamaConfig,
+pub struct DecoderPacked {
+    /// The decoder's shape, as its design writes and reads it.
+    pub model: serde_json::Value,
     /// The tokenizer's special tokens and template.
     pub tokenizer: TokenizerSettings,
 }

@@ -15,7 +15,7 @@ pub mod source;
 
 pub use model::{open_packed, LoadedModel, PackedEncoder, PackedModel};
 pub use pack::{
-    pack_bert, pack_bert_with, pack_llama, pack_llama_with, pack_model, quantizable_tensors,
+    pack_bert, pack_bert_with, pack_decoder, pack_decoder_with, pack_model, quantizable_tensors,
     PackReport, Quantization,
 };
 pub use source::{default_activations, LoadOptions, PackedSource, Placement, PlacementRole};

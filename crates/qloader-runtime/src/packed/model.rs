@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use qloader_format::{FormatError, PackedFile};
 use qloader_models::bert::{BertConfig, PoolingMode};
-use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, SentenceTokenizer};
+use qloader_models::{decoder, BertEncoder, GgufTokenizer, SentenceTokenizer};
 
-use super::config::{BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, LLAMA, TOKENIZER_BLOB};
+use super::config::{BertPacked, DecoderPacked, Pooling, BERT, CONFIG_BLOB, TOKENIZER_BLOB};
 use super::fallback_cache::{cache_path, FallbackCache};
 use super::source::{default_activations, LoadOptions, PackedSource, Placement};
 use crate::decoder::DecoderSession;
@@ -22,7 +22,7 @@ pub struct PackedEncoder {
     /// The tokenizer.
     pub tokenizer: SentenceTokenizer,
     /// The encoder.
-    pub encoder: BertEncoder,
+    pub encoder: Box<BertEncoder>,
 }
 
 impl PackedEncoder {
@@ -73,8 +73,8 @@ pub fn open_packed(
             FormatError::MissingBlob { path: path.to_owned(), blob: name.to_owned() }.into()
         })
     };
-    let decoder = file.architecture() == LLAMA;
-    let act = options.activations.unwrap_or_else(|| default_activations(decoder));
+    let design = decoder::design(file.architecture());
+    let act = options.activations.unwrap_or_else(|| default_activations(design.is_some()));
     let options = &LoadOptions { activations: Some(act), ..options.clone() };
     let cache_file = cache_path(path);
     let cache = if options.fallback_cache {
@@ -114,30 +114,38 @@ pub fn open_packed(
                 PackedSource::new(&file, options, on_conversion).with_cache(cache.as_ref());
             let encoder = BertEncoder::from_source(config, pooling, packed.normalize, &mut source)?
                 .with_activations(act);
-            (PackedModel::Encoder(PackedEncoder { tokenizer, encoder }), source.finish())
+            (
+                PackedModel::Encoder(PackedEncoder { tokenizer, encoder: Box::new(encoder) }),
+                source.finish(),
+            )
         }
-        LLAMA => {
-            let packed: LlamaPacked = serde_json::from_value(file.config().clone())
+        arch => {
+            let design = design.ok_or_else(|| {
+                let known: Vec<&str> =
+                    std::iter::once(BERT).chain(decoder::designs().map(|d| d.name())).collect();
+                invalid(format!(
+                    "architecture `{arch}` is not one this build runs ({})",
+                    known.join(", ")
+                ))
+            })?;
+            let packed: DecoderPacked = serde_json::from_value(file.config().clone())
                 .map_err(|e| invalid(format!("header config: {e}")))?;
-            packed.model.validate().map_err(|r| invalid(format!("header config: {r}")))?;
+            let config = design
+                .read_header(&packed.model)
+                .map_err(|r| invalid(format!("header config: {r}")))?;
             let tokenizer_origin = path.join(TOKENIZER_BLOB);
             let tokenizer = GgufTokenizer::from_json(
                 &tokenizer_origin,
                 blob(TOKENIZER_BLOB)?,
                 packed.tokenizer,
             )?;
-            tokenizer.check_vocab(&tokenizer_origin, packed.model.vocab)?;
+            tokenizer.check_vocab(&tokenizer_origin, config.vocab())?;
             let mut source =
                 PackedSource::new(&file, options, on_conversion).with_cache(cache.as_ref());
-            let model = LlamaModel::from_source(packed.model, &mut source, &mut |_, _| {})?
-                .with_activations(act);
+            let mut model = config.build(&mut source, &mut |_, _| {})?;
+            model.set_activations(act);
             model.prepare_products();
             (PackedModel::Decoder(DecoderSession { model, tokenizer }), source.finish())
-        }
-        other => {
-            return Err(invalid(format!(
-                "architecture `{other}` is not one this build runs ({BERT}, {LLAMA})"
-            )))
         }
     };
     let load_seconds = clock.elapsed().as_secs_f64();

@@ -13,12 +13,11 @@ use qloader_format::{PackedMeta, PackedWriter, PlanRef, QuantMethod, QuantRecord
 use qloader_models::bert::SafetensorsSource;
 use qloader_models::bert::{ModelDir, PoolingMode};
 use qloader_models::family::{detect, Kind};
-use qloader_models::llama::DecoderCheckpoint;
-use qloader_models::{BertEncoder, LlamaModel, RecordedTensor, RecordingSource, ReplacingSource};
+use qloader_models::{decoder, BertEncoder, RecordedTensor, RecordingSource, ReplacingSource};
 use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 
 use super::config::{
-    BertPacked, LlamaPacked, Pooling, BERT, CONFIG_BLOB, GGUF_METADATA_BLOB, LLAMA, TOKENIZER_BLOB,
+    BertPacked, DecoderPacked, Pooling, BERT, CONFIG_BLOB, GGUF_METADATA_BLOB, TOKENIZER_BLOB,
 };
 use crate::error::{Result, RuntimeError};
 
@@ -108,21 +107,22 @@ pub fn pack_bert_with(
     Ok(PackReport { architecture: BERT, summary, file_bytes })
 }
 
-/// Packs the Llama-family decoder in the GGUF file at `path`, storing each
-/// quantizable tensor as `choose(name)` says, into `out`; `progress(done,
-/// total)` hears about the blocks.
-pub fn pack_llama(
+/// Packs the decoder at `path` (a GGUF file or a Hugging Face checkpoint
+/// directory, of any supported family), storing each quantizable tensor as
+/// `choose(name)` says, into `out`; `progress(done, total)` hears about the
+/// blocks.
+pub fn pack_decoder(
     path: &Path,
     choose: &dyn Fn(&str) -> WeightFormat,
     plan: Option<PlanRef>,
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
-    pack_llama_with(path, choose, Quantization::default(), plan, out, progress)
+    pack_decoder_with(path, choose, Quantization::default(), plan, out, progress)
 }
 
-/// [`pack_llama`], with the codes made as `quantization` says.
-pub fn pack_llama_with(
+/// [`pack_decoder`], with the codes made as `quantization` says.
+pub fn pack_decoder_with(
     path: &Path,
     choose: &dyn Fn(&str) -> WeightFormat,
     quantization: Quantization,
@@ -130,19 +130,20 @@ pub fn pack_llama_with(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
-    let checkpoint = DecoderCheckpoint::open(path)?;
-    let config = checkpoint.config().clone();
+    let checkpoint = decoder::open_checkpoint(path)?;
+    let config = checkpoint.config();
     let (tokenizer_json, settings) = checkpoint.tokenizer()?.to_json()?;
     let record = quantization.record();
     let mut tensors = checkpoint.source(choose, quantization.importance.as_ref());
     let mut source = ReplacingSource::new(tensors.as_mut(), quantization.replacements);
     let mut recording = RecordingSource::new(&mut source);
-    let model = LlamaModel::from_source(config.clone(), &mut recording, progress)?;
+    let model = config.build(&mut recording, progress)?;
     let summary = model.summary().clone();
     drop(model);
     let tensors = recording.into_recorded();
-    let packed = LlamaPacked { model: config, tokenizer: settings };
-    let meta = meta(LLAMA, header_config(&packed, out)?, plan, record);
+    let architecture = config.design().name();
+    let packed = DecoderPacked { model: config.to_json(), tokenizer: settings };
+    let meta = meta(architecture, header_config(&packed, out)?, plan, record);
     let mut writer = PackedWriter::new(meta);
     writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
     // A GGUF source's metadata, kept for `qloader export`.
@@ -151,7 +152,7 @@ pub fn pack_llama_with(
         writer.add_blob(GGUF_METADATA_BLOB, bytes);
     }
     let file_bytes = write(writer, &tensors, out)?;
-    Ok(PackReport { architecture: LLAMA, summary, file_bytes })
+    Ok(PackReport { architecture, summary, file_bytes })
 }
 
 /// The quantizable tensors of the model at `model` (a GGUF file, or a
@@ -163,8 +164,7 @@ pub fn quantizable_tensors(model: &Path) -> Result<Vec<String>> {
         names.push(qloader_models::bert::WORD_EMBEDDINGS.to_owned());
         Ok(names)
     } else {
-        let checkpoint = DecoderCheckpoint::open(model)?;
-        Ok(qloader_models::llama::tensor_names(checkpoint.config()))
+        Ok(decoder::open_checkpoint(model)?.config().tensor_names())
     }
 }
 
@@ -205,7 +205,7 @@ pub fn pack_model(
     if detect(model)?.kind == Kind::Encoder {
         pack_bert_with(&ModelDir::open(model)?, &choose, quantization, plan, out)
     } else {
-        pack_llama_with(model, &choose, quantization, plan, out, progress)
+        pack_decoder_with(model, &choose, quantization, plan, out, progress)
     }
 }
 

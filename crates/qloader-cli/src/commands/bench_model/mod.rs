@@ -109,7 +109,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
     };
     let tokens = bench_tokens(
         &session.tokenizer,
-        session.model.config().vocab,
+        session.model.config().vocab(),
         &fixtures::botchan_text(),
         config.tokens_needed(),
     )?;
@@ -212,7 +212,7 @@ fn measure_ours(
             eprintln!("[{}] {}…", count(threads, "thread"), test.name());
         }
     };
-    run_model_bench(&session.model, ids, config, threads, &mut progress)
+    run_model_bench(session.model.as_ref(), ids, config, threads, &mut progress)
         .with_context(|| format!("timing {}", path.display()))
 }
 
