@@ -332,8 +332,9 @@ pub enum BenchCommand {
 /// Arguments of `qloader bench model`.
 #[derive(Args)]
 pub struct BenchModelArgs {
-    /// A packed decoder (.qlm, from `qloader pack`) or a GGUF file.
-    #[arg(value_name = "MODEL.qlm|FILE.gguf")]
+    /// A packed decoder (.qlm, from `qloader pack`), a GGUF file or a
+    /// Hugging Face checkpoint directory.
+    #[arg(value_name = "MODEL.qlm|FILE.gguf|DIR")]
     pub model: PathBuf,
     #[command(flatten)]
     pub load: LoadArgs,
@@ -360,8 +361,9 @@ pub struct BenchModelArgs {
     /// weight group [default: int8, as `run` decodes].
     #[arg(long, value_parser = parse_act, default_value = "int8")]
     pub act: ActivationFormat,
-    /// For a GGUF input: the format every quantizable tensor is stored in
-    /// (names as for `embed`; default f32, as `generate`).
+    /// For an original model (GGUF file or checkpoint directory): the format
+    /// every quantizable tensor is stored in (names as for `embed`; default
+    /// f32, as `generate`).
     #[arg(long, value_parser = parse_format)]
     pub quant: Option<WeightFormat>,
     /// Also write the results as JSON to this file.

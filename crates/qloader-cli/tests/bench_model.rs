@@ -43,6 +43,27 @@ fn positive_median(result: &serde_json::Value) -> f64 {
 }
 
 #[test]
+fn bench_model_of_a_checkpoint_directory_times_it_quantized_at_load() {
+    let hf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../qloader-models/tests/data/families/gemma2/hf");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let mut args = vec!["bench", "model", hf.to_str().unwrap(), "--quant", "int4"];
+    args.extend(TINY);
+    args.extend(["--json", json.to_str().unwrap()]);
+    let o = qloader(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("weights: every quantizable tensor int4"), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!((v["input"].as_str(), v["quant"].as_str()), (Some("checkpoint-dir"), Some("int4")));
+    let weights = std::fs::metadata(hf.join("model.safetensors")).unwrap().len();
+    assert!(v["model"]["bytes"].as_u64().unwrap() > weights, "the directory's files counted");
+    assert_eq!(v["results"].as_array().unwrap().len(), 3);
+    v["results"].as_array().unwrap().iter().for_each(|r| _ = positive_median(r));
+}
+
+#[test]
 fn bench_model_of_a_gguf_writes_well_formed_json() {
     let gguf = fixtures::smollm2_gguf();
     if !present(&gguf) {
@@ -110,7 +131,7 @@ fn bench_model_and_eval_of_a_packed_decoder() {
     // A packed model's formats are fixed.
     let o = qloader(&["bench", "model", packed_s, "--quant", "int8"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("--quant applies to a GGUF input"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--quant applies to an original model"), "{}", stderr(&o));
 
     // eval of the packed decoder: tokens/s beside the time, and in its JSON.
     let eval_json = dir.path().join("eval.json");

@@ -34,9 +34,24 @@ struct FileInfo {
 }
 
 impl FileInfo {
+    /// The size of the file at `path`, or of the files directly in the
+    /// directory at `path` (a checkpoint's weights, configuration and
+    /// tokenizer).
     fn of(path: &Path) -> Result<Self> {
-        let bytes =
-            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+        let reading = || format!("reading {}", path.display());
+        let meta = std::fs::metadata(path).with_context(reading)?;
+        let bytes = if meta.is_dir() {
+            let mut total = 0;
+            for entry in std::fs::read_dir(path).with_context(reading)? {
+                let meta = entry.with_context(reading)?.metadata().with_context(reading)?;
+                if meta.is_file() {
+                    total += meta.len();
+                }
+            }
+            total
+        } else {
+            meta.len()
+        };
         Ok(Self { path: path.to_owned(), bytes })
     }
 
@@ -62,7 +77,7 @@ struct LlamaCppReport {
 struct ModelBenchReport {
     cpu: cpu::CpuInfo,
     model: FileInfo,
-    /// `packed` or `gguf`.
+    /// `packed`, `gguf` or `checkpoint-dir`.
     input: &'static str,
     /// The format of every quantizable tensor (GGUF input).
     quant: Option<String>,
@@ -79,11 +94,20 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
     let config = config(&args)?;
     let info = cpu::detect();
     let threads = thread_counts(&args.threads, info.cores)?;
-    let gguf = is_gguf(&args.model)?;
-    if !gguf && args.quant.is_some() {
-        bail!("--quant applies to a GGUF input; {} is packed", args.model.display());
+    let input = if args.model.is_dir() {
+        "checkpoint-dir"
+    } else if is_gguf(&args.model)? {
+        "gguf"
+    } else {
+        "packed"
+    };
+    if input == "packed" && args.quant.is_some() {
+        bail!(
+            "--quant applies to an original model (GGUF file or checkpoint directory); {} is packed",
+            args.model.display()
+        );
     }
-    let quant = gguf.then(|| args.quant.unwrap_or(WeightFormat::F32));
+    let quant = (input != "packed").then(|| args.quant.unwrap_or(WeightFormat::F32));
     // Found (or made) before anything is loaded or timed.
     let mut llama_cpp = if args.llama_cpp { Some(llama_cpp_setup(&args)?) } else { None };
     let model_file = FileInfo::of(&args.model)?;
@@ -163,7 +187,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         let report = ModelBenchReport {
             cpu: info,
             model: model_file,
-            input: if gguf { "gguf" } else { "packed" },
+            input,
             quant: quant.map(|f| f.to_string()),
             activations: args.act.to_string(),
             tokens: tokens.source,
