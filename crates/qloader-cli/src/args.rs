@@ -106,8 +106,9 @@ pub struct ExportArgs {
     /// F16 for 8 bits), each said; without it they are refused.
     #[arg(long)]
     pub convert: bool,
-    /// The GGUF the model was packed from, for its metadata (architecture,
-    /// tokenizer), when the packed file predates keeping it.
+    /// A GGUF of the same model, for its metadata (architecture,
+    /// tokenizer), when the packed file keeps none: packed from a Hugging
+    /// Face checkpoint directory, or before the metadata was kept.
     #[arg(long, value_name = "GGUF")]
     pub metadata_from: Option<PathBuf>,
 }

@@ -159,3 +159,59 @@ fn an_encoder_or_a_file_without_metadata_is_a_clear_error() {
         .to_string();
     assert!(err.contains("/nonexistent/m.qlm"), "{err}");
 }
+
+/// A tiny family model's two inputs (checked in beside the goldens).
+fn family_inputs(family: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../qloader-models/tests/data/families")
+        .join(family);
+    (dir.join("hf"), dir.join("model.gguf"))
+}
+
+#[test]
+fn a_model_packed_from_a_checkpoint_directory_exports_as_from_its_gguf() {
+    // llama and mistral are stored as GGUF `llama`, whose q/k rows pair
+    // adjacent dimensions for RoPE: the export reorders them. The others
+    // keep the checkpoint's order; Gemma's norms are stored as scales.
+    for family in ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"] {
+        let (hf, gguf) = family_inputs(family);
+        let tmp = tempfile::tempdir().unwrap();
+        let f32 = |_: &str| WeightFormat::F32;
+        let mut exported = Vec::new();
+        for (input, metadata_from) in [(&hf, Some(gguf.clone())), (&gguf, None)] {
+            let qlm = tmp.path().join(format!("{}.qlm", exported.len()));
+            let out = tmp.path().join(format!("{}.gguf", exported.len()));
+            pack_decoder(input, &f32, None, &qlm, &mut |_, _| {}).unwrap();
+            let options = ExportOptions { metadata_from, ..ExportOptions::default() };
+            export_gguf(&qlm, &out, &options).unwrap();
+            exported.push(GgufFile::open(&out).unwrap());
+        }
+        let [from_hf, from_gguf] = &exported[..] else { unreachable!() };
+        let names = |f: &GgufFile| -> Vec<String> {
+            let mut n: Vec<String> = f.tensors().iter().map(|t| t.name.clone()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(from_hf), names(from_gguf), "{family}");
+        for name in names(from_gguf) {
+            let (a, b) = (from_hf.tensor_f32(&name).unwrap(), from_gguf.tensor_f32(&name).unwrap());
+            assert_eq!(a.shape, b.shape, "{family} {name}");
+            assert!(
+                a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{family}: {name} differs between the two inputs' exports"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_model_packed_from_a_checkpoint_directory_needs_gguf_metadata_to_export() {
+    let (hf, _) = family_inputs("qwen3");
+    let tmp = tempfile::tempdir().unwrap();
+    let (qlm, out) = (tmp.path().join("m.qlm"), tmp.path().join("m.gguf"));
+    pack_decoder(&hf, &|_| WeightFormat::F32, None, &qlm, &mut |_, _| {}).unwrap();
+    let err = export_gguf(&qlm, &out, &ExportOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("packed from a Hugging Face checkpoint directory"), "{err}");
+    assert!(err.contains("--metadata-from"), "{err}");
+    assert!(!out.exists(), "nothing written");
+}

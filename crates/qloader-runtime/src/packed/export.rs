@@ -4,7 +4,10 @@
 //! files packed before that), and every tensor in a GGUF type —
 //! field for field where a layout holds exactly its values, else refused
 //! with the tensor named unless conversion is asked for
-//! ([`qloader_quant::gguf_layout`]).
+//! ([`qloader_quant::gguf_layout`]). A model packed from a Hugging Face
+//! checkpoint keeps its q/k rows in that checkpoint's RoPE pairing (halves);
+//! where the family's GGUF architecture pairs adjacent dimensions (`llama`),
+//! those rows are reordered as llama.cpp's converter reorders them.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::borrow::Cow;
@@ -16,11 +19,13 @@ use qloader_format::gguf::{
     write_gguf_streamed, GgmlType, GgufFile, GgufTensorSpec, MetadataValue,
 };
 use qloader_format::{FormatError, PackedFile, WeightFormat};
-use qloader_models::llama::{HEAD, TOKEN_EMBEDDINGS};
+use qloader_models::family;
+use qloader_models::llama::{LlamaConfig, RopeStyle, HEAD, TOKEN_EMBEDDINGS};
 use qloader_quant::gguf_layout::{converted_gguf, converted_type, exact_gguf};
 use qloader_quant::LinearWeight;
+use serde::Deserialize;
 
-use super::config::{GGUF_METADATA_BLOB, LLAMA};
+use super::config::{DecoderPacked, GGUF_METADATA_BLOB, LLAMA};
 use crate::error::{Result, RuntimeError};
 
 /// What `export` is allowed to do.
@@ -84,8 +89,10 @@ pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result
         None => {
             file.verify_blob(GGUF_METADATA_BLOB).map_err(|_| {
                 invalid(format!(
-                    "it keeps no source metadata (`{GGUF_METADATA_BLOB}`; packed by an older \
-                     qloader): give the GGUF it was packed from with --metadata-from"
+                    "it keeps no source GGUF metadata (`{GGUF_METADATA_BLOB}`): it was packed \
+                     from a Hugging Face checkpoint directory, whose configuration and \
+                     tokenizer this export cannot yet write as GGUF, or by an older qloader; \
+                     give a GGUF of the same model with --metadata-from"
                 ))
             })?;
             let blob = file.blob(GGUF_METADATA_BLOB).unwrap_or_default();
@@ -93,6 +100,7 @@ pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result
         }
     };
     tune_metadata(&mut metadata);
+    let reorder = rope_reordering(&file).map_err(|r| invalid(format!("header config: {r}")))?;
     // A tied model's packed file holds the table once, as the head; GGUF
     // holds it once as the embedding table (llama.cpp ties the head to it).
     let tied = file.tensor(TOKEN_EMBEDDINGS).is_none();
@@ -153,9 +161,73 @@ pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result
                 data.ty, specs[i].ty
             )));
         }
-        Ok(Cow::Owned(data.data))
+        Ok(Cow::Owned(match reorder.heads_of(name) {
+            Some(heads) => halves_to_interleaved(&data.data, view.rows(), heads)
+                .map_err(|r| gguf(format!("tensor `{name}`: {r}")))?,
+            None => data.data,
+        }))
     })?;
     Ok(ExportReport { tensors: report, file_bytes })
+}
+
+/// Which q/k tensors change RoPE pairing on the way to GGUF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RopeReordering {
+    /// Query and key/value heads, where the rows are reordered.
+    heads: Option<(usize, usize)>,
+}
+
+impl RopeReordering {
+    /// The heads of tensor `name` if its rows (or, for a bias, values) are
+    /// reordered.
+    fn heads_of(&self, name: &str) -> Option<usize> {
+        let (q, kv) = self.heads?;
+        let role = name.strip_prefix("blk.")?.split_once('.')?.1;
+        match role {
+            "attn_q.weight" | "attn_q.bias" => Some(q),
+            "attn_k.weight" | "attn_k.bias" => Some(kv),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the packed decoder's RoPE pairing differs from its family's in
+/// GGUF (a Hugging Face checkpoint of a family GGUF stores as `llama`).
+fn rope_reordering(file: &PackedFile) -> std::result::Result<RopeReordering, String> {
+    let packed = DecoderPacked::deserialize(file.config()).map_err(|e| e.to_string())?;
+    let config = LlamaConfig::deserialize(&packed.model).map_err(|e| e.to_string())?;
+    config.validate()?;
+    let gguf_rope = family::by_name(&config.family)
+        .map(|f| f.gguf_rope)
+        .ok_or_else(|| family::unsupported(&format!("family `{}`", config.family)))?;
+    let differs = config.rope_style == RopeStyle::Halves && gguf_rope == RopeStyle::Interleaved;
+    Ok(RopeReordering { heads: differs.then_some((config.heads, config.kv_heads)) })
+}
+
+/// `data` (`rows` rows of equal bytes; a vector is one row of 4-byte
+/// values) with each of `heads` heads' rows reordered from RoPE over halves
+/// to RoPE over adjacent pairs: the head's row `2i + j` is its row
+/// `j·d/2 + i` (`d` its rows, `j` 0 or 1).
+fn halves_to_interleaved(
+    data: &[u8],
+    rows: usize,
+    heads: usize,
+) -> std::result::Result<Vec<u8>, String> {
+    let (rows, unit) = if rows == 1 { (data.len() / 4, 4) } else { (rows, data.len() / rows) };
+    let d = rows / heads.max(1);
+    if rows * unit != data.len() || d * heads != rows || d % 2 != 0 {
+        return Err(format!(
+            "{} bytes in {rows} rows do not split into {heads} heads of an even width",
+            data.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(data.len());
+    for r in 0..rows {
+        let (head, k) = (r / d, r % d);
+        let from = head * d + (k % 2) * (d / 2) + k / 2;
+        out.extend_from_slice(&data[from * unit..(from + 1) * unit]);
+    }
+    Ok(out)
 }
 
 /// The source's metadata made true of the exported file: its file type
@@ -167,4 +239,37 @@ fn tune_metadata(metadata: &mut Vec<(String, MetadataValue)>) {
     const QUANTIZATION_VERSION: &str = "general.quantization_version";
     metadata.retain(|(k, _)| k != FILE_TYPE && k != QUANTIZATION_VERSION);
     metadata.push((QUANTIZATION_VERSION.to_owned(), MetadataValue::U32(2)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_move_from_halves_to_adjacent_pairs_per_head() {
+        // Two heads of 4 rows of 2 bytes: head rows [a0 a1 b0 b1] (a: first
+        // half, b: second) become [a0 b0 a1 b1].
+        let rows: Vec<u8> = (0..8u8).flat_map(|r| [r, 100 + r]).collect();
+        let out = halves_to_interleaved(&rows, 8, 2).unwrap();
+        let order: Vec<u8> = out.chunks(2).map(|r| r[0]).collect();
+        assert_eq!(order, [0, 2, 1, 3, 4, 6, 5, 7]);
+        assert!(out.chunks(2).all(|r| r[1] == 100 + r[0]), "rows move whole");
+        // A bias is one row of f32 values, reordered the same way.
+        let bias: Vec<u8> = (0..4u8).flat_map(|v| [v, 0, 0, 0]).collect();
+        let out = halves_to_interleaved(&bias, 1, 1).unwrap();
+        assert_eq!(out.chunks(4).map(|v| v[0]).collect::<Vec<_>>(), [0, 2, 1, 3]);
+        assert!(halves_to_interleaved(&rows, 8, 3).is_err(), "8 rows are not 3 heads");
+        assert!(halves_to_interleaved(&rows[..12], 6, 2).is_err(), "heads of 3 rows are odd");
+    }
+
+    #[test]
+    fn only_query_and_key_tensors_are_reordered() {
+        let r = RopeReordering { heads: Some((8, 2)) };
+        assert_eq!(r.heads_of("blk.3.attn_q.weight"), Some(8));
+        assert_eq!(r.heads_of("blk.3.attn_k.bias"), Some(2));
+        assert_eq!(r.heads_of("blk.3.attn_v.weight"), None);
+        assert_eq!(r.heads_of("blk.3.attn_q_norm.weight"), None);
+        assert_eq!(r.heads_of("output.weight"), None);
+        assert_eq!(RopeReordering { heads: None }.heads_of("blk.0.attn_q.weight"), None);
+    }
 }
