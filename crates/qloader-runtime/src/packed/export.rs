@@ -215,7 +215,7 @@ fn halves_to_interleaved(
 ) -> std::result::Result<Vec<u8>, String> {
     let (rows, unit) = if rows == 1 { (data.len() / 4, 4) } else { (rows, data.len() / rows) };
     let d = rows / heads.max(1);
-    if rows * unit != data.len() || d * heads != rows || d % 2 != 0 {
+    if rows * unit != data.len() || d * heads != rows || !d.is_multiple_of(2) {
         return Err(format!(
             "{} bytes in {rows} rows do not split into {heads} heads of an even width",
             data.len()
