@@ -9,23 +9,28 @@
 //! cargo run --release -p qloader-runtime --example nested_codes -- FIT WIDTHS [WINDOWS]
 //! # e.g. grid fitted for 3 bits, variants of 3, 4 and 8 bits, 8 windows of 512:
 //! cargo run --release -p qloader-runtime --example nested_codes -- 3 3,4,8 8
+//! # the grid of the direct 3-bit format's own search:
+//! cargo run --release -p qloader-runtime --example nested_codes -- direct3 3,4,8 8
 //! ```
 //!
 //! A group's grid covers `[lo, hi)` in `2^k` equal bins, each value at its
-//! bin's centre. `lo` and `hi` are searched around the group's minimum and
-//! maximum: from 9 % beyond them to 9 % inside, in steps of 1.5 % of the
-//! range, for the least squared error at the FIT width. They are kept in
-//! f32; a file would store them as f16. Needs the fixtures
-//! (`scripts/fetch-fixtures.sh`).
+//! bin's centre. With FIT a width, `lo` and `hi` are searched around the
+//! group's minimum and maximum: from 9 % beyond them to 9 % inside, in steps
+//! of 1.5 % of the range, for the least squared error at that width, and
+//! kept in f32. With FIT `directK`, the grid is the one the direct `intKg32`
+//! quantizer stores (scale `d`, offset `a`, both f16): `[a − d/2, a +
+//! (2^K − ½)·d)`, whose K-bit variant is that format's weight exactly. Needs
+//! the fixtures (`scripts/fetch-fixtures.sh`).
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
+use half::f16;
 use qloader_format::gguf::GgufFile;
 use qloader_format::{fixtures, ActivationFormat, WeightFormat};
 use qloader_kernels::DenseMatrix;
 use qloader_models::decoder;
-use qloader_quant::LinearWeight;
+use qloader_quant::{LinearWeight, StoredParts};
 use qloader_runtime::packed::Quantization;
 use qloader_runtime::DecoderSession;
 use rayon::prelude::*;
@@ -76,10 +81,46 @@ fn nested(weights: &[f32], cols: usize, fit: u32, k: u32) -> Vec<f32> {
     out
 }
 
+/// `rows × cols` weights as their nested `k`-bit variant of the grids the
+/// direct `fit`-bit quantizer stores.
+fn nested_on_direct_grids(
+    weights: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    fit: u32,
+    k: u32,
+) -> Result<Vec<f32>> {
+    let format: WeightFormat = format!("int{fit}g{GROUP}").parse()?;
+    let matrix = DenseMatrix::new(rows, cols, weights.clone()).context("tensor shape")?;
+    let StoredParts::Grouped { scales, offsets, .. } =
+        LinearWeight::quantize(matrix, format).stored_parts()
+    else {
+        bail!("{format} is not a grouped format");
+    };
+    let halves = |bytes: &[u8]| -> Vec<f32> {
+        bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+    };
+    let (scales, offsets) = (halves(&scales), halves(&offsets));
+    let groups = cols.div_ceil(GROUP);
+    let mut out = vec![0.0; weights.len()];
+    for (r, (row, out)) in weights.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
+        for (g, (group, out)) in row.chunks(GROUP).zip(out.chunks_mut(GROUP)).enumerate() {
+            let (d, a) = (scales[r * groups + g], offsets[r * groups + g]);
+            let (lo, hi) = (a - d / 2.0, a + ((1u32 << fit) as f32 - 0.5) * d);
+            group.iter().zip(out).for_each(|(&x, y)| *y = on_grid(x, lo, hi, k));
+        }
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [fit, widths, rest @ ..] = args.as_slice() else {
         bail!("usage: nested_codes FIT WIDTHS [WINDOWS], e.g. nested_codes 3 3,4,8 8");
+    };
+    let (direct, fit) = match fit.strip_prefix("direct") {
+        Some(width) => (true, width),
+        None => (false, fit.as_str()),
     };
     let fit: u32 = fit.parse().context("FIT")?;
     let widths: Vec<u32> =
@@ -110,8 +151,12 @@ fn main() -> Result<()> {
                 if file.tensor(name).is_ok() { name.as_str() } else { "token_embd.weight" };
             let t = file.tensor_f32(stored)?;
             let (rows, cols) = (t.shape[0], t.shape[1]);
-            let values = DenseMatrix::new(rows, cols, nested(&t.data, cols, fit, k))
-                .context("tensor shape")?;
+            let values = if direct {
+                nested_on_direct_grids(t.data, rows, cols, fit, k)?
+            } else {
+                nested(&t.data, cols, fit, k)
+            };
+            let values = DenseMatrix::new(rows, cols, values).context("tensor shape")?;
             replacements.insert(name.clone(), LinearWeight::quantize(values, WeightFormat::F32));
         }
         let nested = perplexity(WeightFormat::F32, replacements)?;
