@@ -1,11 +1,13 @@
 //! The registry of model families: which architectures QLoader runs, how a
 //! file names each (GGUF `general.architecture`, Hugging Face
-//! `config.json` `architectures`), and what kind of model it is. A model is
+//! `config.json` `architectures`), and what kind of model it is: an encoder,
+//! or a decoder built by a [`DecoderDesign`]. A model is
 //! opened by looking its architecture up here, never by the shape of its
 //! path; an architecture not listed gets an error that lists those that are.
 //!
 //! What a model of a family has (biases, norms, windows) is read from its
-//! file by the family's reader; the registry only says which reader.
+//! file by the family's design; the registry only says which design, and
+//! what the architecture fixes that its files do not record.
 
 use std::path::Path;
 
