@@ -11,6 +11,8 @@
 //! cargo run --release -p qloader-runtime --example nested_codes -- 3 3,4,8 8
 //! # the grid of the direct 3-bit format's own search:
 //! cargo run --release -p qloader-runtime --example nested_codes -- direct3 3,4,8 8
+//! # per group, the blend of the direct 3- and 4-bit grids best for both:
+//! cargo run --release -p qloader-runtime --example nested_codes -- joint3-4 3,4 8
 //! ```
 //!
 //! A group's grid covers `[lo, hi)` in `2^k` equal bins, each value at its
@@ -19,8 +21,11 @@
 //! of 1.5 % of the range, for the least squared error at that width, and
 //! kept in f32. With FIT `directK`, the grid is the one the direct `intKg32`
 //! quantizer stores (scale `d`, offset `a`, both f16): `[a − d/2, a +
-//! (2^K − ½)·d)`, whose K-bit variant is that format's weight exactly. Needs
-//! the fixtures (`scripts/fetch-fixtures.sh`).
+//! (2^K − ½)·d)`, whose K-bit variant is that format's weight exactly. With
+//! FIT `jointL-H`, each group's frame is one of nine blends (in eighths) of
+//! its direct L- and H-bit frames: the one whose larger relative error
+//! (each width's error over its direct frame's) is least. Needs the fixtures
+//! (`scripts/fetch-fixtures.sh`).
 
 use std::collections::BTreeMap;
 
@@ -81,17 +86,12 @@ fn nested(weights: &[f32], cols: usize, fit: u32, k: u32) -> Vec<f32> {
     out
 }
 
-/// `rows × cols` weights as their nested `k`-bit variant of the grids the
-/// direct `fit`-bit quantizer stores.
-fn nested_on_direct_grids(
-    weights: Vec<f32>,
-    rows: usize,
-    cols: usize,
-    fit: u32,
-    k: u32,
-) -> Result<Vec<f32>> {
-    let format: WeightFormat = format!("int{fit}g{GROUP}").parse()?;
-    let matrix = DenseMatrix::new(rows, cols, weights.clone()).context("tensor shape")?;
+/// The grids the direct `bits`-bit quantizer stores for `rows × cols`
+/// weights, one per row and group, as nested frames `[lo, hi)`: scale `d`,
+/// offset `a` (both f16) give `[a − d/2, a + (2^bits − ½)·d)`.
+fn direct_frames(weights: &[f32], rows: usize, cols: usize, bits: u32) -> Result<Vec<(f32, f32)>> {
+    let format: WeightFormat = format!("int{bits}g{GROUP}").parse()?;
+    let matrix = DenseMatrix::new(rows, cols, weights.to_vec()).context("tensor shape")?;
     let StoredParts::Grouped { scales, offsets, .. } =
         LinearWeight::quantize(matrix, format).stored_parts()
     else {
@@ -100,17 +100,108 @@ fn nested_on_direct_grids(
     let halves = |bytes: &[u8]| -> Vec<f32> {
         bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
     };
-    let (scales, offsets) = (halves(&scales), halves(&offsets));
+    let levels = (1u32 << bits) as f32;
+    Ok(halves(&scales)
+        .into_iter()
+        .zip(halves(&offsets))
+        .map(|(d, a)| (a - d / 2.0, a + (levels - 0.5) * d))
+        .collect())
+}
+
+/// Squared error of `group` on the `k`-bit grid of `frame`.
+fn frame_error(group: &[f32], (lo, hi): (f32, f32), k: u32) -> f64 {
+    group.iter().map(|&x| f64::from(x - on_grid(x, lo, hi, k)).powi(2)).sum()
+}
+
+/// `rows × cols` weights as their nested `k`-bit variant, each group's frame
+/// chosen by `choose(group index, group)`.
+fn nested_on_frames(
+    weights: &[f32],
+    cols: usize,
+    k: u32,
+    choose: impl Fn(usize, &[f32]) -> (f32, f32),
+) -> Vec<f32> {
     let groups = cols.div_ceil(GROUP);
     let mut out = vec![0.0; weights.len()];
     for (r, (row, out)) in weights.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
         for (g, (group, out)) in row.chunks(GROUP).zip(out.chunks_mut(GROUP)).enumerate() {
-            let (d, a) = (scales[r * groups + g], offsets[r * groups + g]);
-            let (lo, hi) = (a - d / 2.0, a + ((1u32 << fit) as f32 - 0.5) * d);
+            let (lo, hi) = choose(r * groups + g, group);
             group.iter().zip(out).for_each(|(&x, y)| *y = on_grid(x, lo, hi, k));
         }
     }
-    Ok(out)
+    out
+}
+
+/// The frame between the direct `low`- and `high`-bit frames (blended in
+/// eighths) whose larger relative error (each width's error over its own
+/// direct frame's) is least.
+fn joint_frame(group: &[f32], low: (u32, (f32, f32)), high: (u32, (f32, f32))) -> (f32, f32) {
+    let floor = |e: f64| e.max(1e-30);
+    let best_low = floor(frame_error(group, low.1, low.0));
+    let best_high = floor(frame_error(group, high.1, high.0));
+    (0..=8)
+        .map(|t| {
+            let t = t as f32 / 8.0;
+            let frame =
+                (low.1 .0 + t * (high.1 .0 - low.1 .0), low.1 .1 + t * (high.1 .1 - low.1 .1));
+            let cost = (frame_error(group, frame, low.0) / best_low)
+                .max(frame_error(group, frame, high.0) / best_high);
+            (cost, frame)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or(low.1, |(_, frame)| frame)
+}
+
+/// How each group's grid is fitted.
+#[derive(Clone, Copy)]
+enum Fit {
+    /// The simple search at this width.
+    Search(u32),
+    /// The direct quantizer's grid at this width.
+    Direct(u32),
+    /// Between the direct grids of these two widths.
+    Joint(u32, u32),
+}
+
+impl Fit {
+    fn parse(text: &str) -> Result<Self> {
+        Ok(if let Some(w) = text.strip_prefix("direct") {
+            Fit::Direct(w.parse()?)
+        } else if let Some(ws) = text.strip_prefix("joint") {
+            let (low, high) = ws.split_once('-').context("jointL-H")?;
+            Fit::Joint(low.parse()?, high.parse()?)
+        } else {
+            Fit::Search(text.parse()?)
+        })
+    }
+
+    fn label(self) -> String {
+        match self {
+            Fit::Search(w) => w.to_string(),
+            Fit::Direct(w) => format!("direct {w}"),
+            Fit::Joint(l, h) => format!("joint {l} and {h}"),
+        }
+    }
+
+    /// `rows × cols` weights as their nested `k`-bit variant.
+    fn nested(self, weights: &[f32], rows: usize, cols: usize, k: u32) -> Result<Vec<f32>> {
+        Ok(match self {
+            Fit::Search(fit) => nested(weights, cols, fit, k),
+            Fit::Direct(fit) => {
+                let frames = direct_frames(weights, rows, cols, fit)?;
+                nested_on_frames(weights, cols, k, |i, _| frames[i])
+            }
+            Fit::Joint(low, high) => {
+                let (lows, highs) = (
+                    direct_frames(weights, rows, cols, low)?,
+                    direct_frames(weights, rows, cols, high)?,
+                );
+                nested_on_frames(weights, cols, k, |i, group| {
+                    joint_frame(group, (low, lows[i]), (high, highs[i]))
+                })
+            }
+        })
+    }
 }
 
 fn main() -> Result<()> {
@@ -118,11 +209,7 @@ fn main() -> Result<()> {
     let [fit, widths, rest @ ..] = args.as_slice() else {
         bail!("usage: nested_codes FIT WIDTHS [WINDOWS], e.g. nested_codes 3 3,4,8 8");
     };
-    let (direct, fit) = match fit.strip_prefix("direct") {
-        Some(width) => (true, width),
-        None => (false, fit.as_str()),
-    };
-    let fit: u32 = fit.parse().context("FIT")?;
+    let fit = Fit::parse(fit).context("FIT: a width, directK or jointL-H")?;
     let widths: Vec<u32> =
         widths.split(',').map(str::parse).collect::<Result<_, _>>().context("WIDTHS")?;
     let windows: usize = rest.first().map_or(Ok(8), |w| w.parse()).context("WINDOWS")?;
@@ -151,18 +238,15 @@ fn main() -> Result<()> {
                 if file.tensor(name).is_ok() { name.as_str() } else { "token_embd.weight" };
             let t = file.tensor_f32(stored)?;
             let (rows, cols) = (t.shape[0], t.shape[1]);
-            let values = if direct {
-                nested_on_direct_grids(t.data, rows, cols, fit, k)?
-            } else {
-                nested(&t.data, cols, fit, k)
-            };
+            let values = fit.nested(&t.data, rows, cols, k)?;
             let values = DenseMatrix::new(rows, cols, values).context("tensor shape")?;
             replacements.insert(name.clone(), LinearWeight::quantize(values, WeightFormat::F32));
         }
         let nested = perplexity(WeightFormat::F32, replacements)?;
         let direct: WeightFormat = format!("int{k}g{GROUP}").parse()?;
         println!(
-            "| {k} | {fit} | {nested:.3} | {:.3} | {direct} |",
+            "| {k} | {} | {nested:.3} | {:.3} | {direct} |",
+            fit.label(),
             perplexity(direct, BTreeMap::new())?
         );
     }
