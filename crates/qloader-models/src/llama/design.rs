@@ -48,9 +48,17 @@ impl DecoderDesign for LlamaDesign {
         &self,
         config: &serde_json::Value,
     ) -> std::result::Result<Box<dyn DecoderConfig>, String> {
-        let config = LlamaConfig::deserialize(config).map_err(|e| e.to_string())?;
+        Ok(Box::new(LlamaConfig::from_header(config)?))
+    }
+}
+
+impl LlamaConfig {
+    /// The configuration a packed header recorded
+    /// ([`DecoderConfig::to_json`]), validated, or why it is not one.
+    pub fn from_header(config: &serde_json::Value) -> std::result::Result<Self, String> {
+        let config = Self::deserialize(config).map_err(|e| e.to_string())?;
         config.validate()?;
-        Ok(Box::new(config))
+        Ok(config)
     }
 }
 

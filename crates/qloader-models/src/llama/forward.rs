@@ -84,8 +84,9 @@ impl LlamaModel {
         choose: &dyn Fn(&str) -> WeightFormat,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
+        use crate::decoder::DecoderCheckpoint as _;
         let checkpoint = super::LlamaCheckpoint::open(path)?;
-        let mut source = crate::decoder::DecoderCheckpoint::source(&checkpoint, choose, None);
+        let mut source = checkpoint.source(choose, None);
         Self::from_source(checkpoint.llama_config().clone(), source.as_mut(), progress)
     }
 

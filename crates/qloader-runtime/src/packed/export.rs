@@ -195,8 +195,7 @@ impl RopeReordering {
 /// GGUF (a Hugging Face checkpoint of a family GGUF stores as `llama`).
 fn rope_reordering(file: &PackedFile) -> std::result::Result<RopeReordering, String> {
     let packed = DecoderPacked::deserialize(file.config()).map_err(|e| e.to_string())?;
-    let config = LlamaConfig::deserialize(&packed.model).map_err(|e| e.to_string())?;
-    config.validate()?;
+    let config = LlamaConfig::from_header(&packed.model)?;
     let gguf_rope = family::by_name(&config.family)
         .map(|f| f.gguf_rope)
         .ok_or_else(|| family::unsupported(&format!("family `{}`", config.family)))?;

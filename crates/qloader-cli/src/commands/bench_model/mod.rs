@@ -72,13 +72,37 @@ struct LlamaCppReport {
     comparisons: Vec<Comparison>,
 }
 
+/// What kind of model `bench model` was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Input {
+    /// A packed model: its formats are fixed.
+    Packed,
+    /// A GGUF file, quantized at load.
+    Gguf,
+    /// A Hugging Face checkpoint directory, quantized at load.
+    CheckpointDir,
+}
+
+impl Input {
+    /// The kind of model at `path`.
+    fn of(path: &Path) -> Result<Self> {
+        Ok(if path.is_dir() {
+            Input::CheckpointDir
+        } else if is_gguf(path)? {
+            Input::Gguf
+        } else {
+            Input::Packed
+        })
+    }
+}
+
 /// Everything `--json` writes.
 #[derive(Serialize)]
 struct ModelBenchReport {
     cpu: cpu::CpuInfo,
     model: FileInfo,
-    /// `packed`, `gguf` or `checkpoint-dir`.
-    input: &'static str,
+    input: Input,
     /// The format of every quantizable tensor (GGUF input).
     quant: Option<String>,
     activations: String,
@@ -94,20 +118,14 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
     let config = config(&args)?;
     let info = cpu::detect();
     let threads = thread_counts(&args.threads, info.cores)?;
-    let input = if args.model.is_dir() {
-        "checkpoint-dir"
-    } else if is_gguf(&args.model)? {
-        "gguf"
-    } else {
-        "packed"
-    };
-    if input == "packed" && args.quant.is_some() {
+    let input = Input::of(&args.model)?;
+    if input == Input::Packed && args.quant.is_some() {
         bail!(
             "--quant applies to an original model (GGUF file or checkpoint directory); {} is packed",
             args.model.display()
         );
     }
-    let quant = (input != "packed").then(|| args.quant.unwrap_or(WeightFormat::F32));
+    let quant = (input != Input::Packed).then(|| args.quant.unwrap_or(WeightFormat::F32));
     // Found (or made) before anything is loaded or timed.
     let mut llama_cpp = if args.llama_cpp { Some(llama_cpp_setup(&args)?) } else { None };
     let model_file = FileInfo::of(&args.model)?;
