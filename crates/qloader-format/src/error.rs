@@ -135,13 +135,13 @@ pub enum FormatError {
         reason: String,
     },
     /// A packed model has a format version this build does not read.
-    #[error("{path}: packed model version {found}, this build reads version {supported}")]
+    #[error("{path}: packed model version {found}, this build reads versions 1 to {supported}")]
     PackedVersion {
         /// The file.
         path: PathBuf,
         /// The version in the file's preamble.
         found: u32,
-        /// The version this build reads.
+        /// The newest version this build reads (it reads every one from 1).
         supported: u32,
     },
     /// The bytes of a tensor or blob do not match the CRC-32 in the header.

@@ -53,8 +53,8 @@ pub use format_family::FormatFamily;
 pub use gguf::{GgmlType, GgufFile, GgufTensorInfo, MetadataValue};
 pub use hf_checkpoint::HfWeights;
 pub use packed::{
-    PackedFile, PackedMeta, PackedWriter, PlanRef, QuantRecord, SegmentRole, TensorParts,
-    TensorView,
+    PackedFile, PackedMeta, PackedPlan, PackedWriter, PlanRef, PlanView, QuantRecord, SegmentRole,
+    TensorParts, TensorView,
 };
 pub use quant_method::QuantMethod;
 pub use safetensors_file::SafetensorsFile;

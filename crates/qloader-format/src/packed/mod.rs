@@ -107,15 +107,16 @@ mod writer;
 mod tests;
 
 pub use layout::{segment_lengths, SegmentRole, TensorParts};
-pub use reader::{PackedFile, TensorView};
+pub use reader::{PackedFile, PlanView, TensorView};
 pub use schema::{PlanRef, QuantRecord};
-pub use writer::{PackedMeta, PackedWriter};
+pub use writer::{PackedMeta, PackedPlan, PackedWriter};
 
 /// The first eight bytes of every packed model.
 pub const MAGIC: [u8; 8] = *b"QLMODEL\0";
 
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The newest format version this build writes and reads (it reads every
+/// version from 1; it writes version 1 for a file with one plan).
+pub const VERSION: u32 = 2;
 
 /// The value of the `schema` field of the header.
 pub const SCHEMA: &str = "qloader-packed";

@@ -12,16 +12,22 @@ use memmap2::Mmap;
 
 use super::layout::{SegmentRole, TensorParts};
 use super::schema::{PlanRef, QuantRecord};
-use super::validate::{parse_file, ValidHeader, ValidTensor};
+use super::validate::{parse_file, ValidHeader, ValidPlan, ValidTensor, ValidVariant};
 use crate::error::{FormatError, Result};
 use crate::weight_format::WeightFormat;
 
 /// A packed model, memory-mapped, whose header and layout have been validated.
+///
+/// A version 2 file holds several plans, each a choice of one variant per
+/// tensor; the tensor accessors show the *selected* plan's variants (the
+/// first plan until [`PackedFile::select_plan`] picks another). A version 1
+/// file has one plan.
 pub struct PackedFile {
     path: PathBuf,
     map: Arc<Mmap>,
     data_start: usize,
     header: ValidHeader,
+    selected: usize,
 }
 
 impl PackedFile {
@@ -43,7 +49,37 @@ impl PackedFile {
             map: Arc::new(map),
             data_start: parsed.data_start,
             header: parsed.header,
+            selected: 0,
         })
+    }
+
+    /// The format version of the file (1 or 2).
+    pub fn version(&self) -> u32 {
+        self.header.version
+    }
+
+    /// Every plan, in header order (one, unnamed, for a version 1 file).
+    pub fn plans(&self) -> impl ExactSizeIterator<Item = PlanView<'_>> + '_ {
+        (0..self.header.plans.len()).map(move |i| self.plan_view(i))
+    }
+
+    /// The plan whose tensors the accessors show.
+    pub fn selected_plan(&self) -> PlanView<'_> {
+        self.plan_view(self.selected)
+    }
+
+    /// Makes plan `index` (in header order) the one whose tensors the
+    /// accessors show; `None` (and no change) if there is no such plan.
+    pub fn select_plan(&mut self, index: usize) -> Option<PlanView<'_>> {
+        if index >= self.header.plans.len() {
+            return None;
+        }
+        self.selected = index;
+        Some(self.plan_view(index))
+    }
+
+    fn plan_view(&self, index: usize) -> PlanView<'_> {
+        PlanView { file: self, index, plan: &self.header.plans[index] }
     }
 
     /// The memory map itself, for weights that read their segments in place
@@ -78,9 +114,10 @@ impl PackedFile {
         &self.header.config
     }
 
-    /// The plan the weights were quantized by, if the writer recorded one.
+    /// The plan file the selected plan's weights were quantized by, if the
+    /// writer recorded one.
     pub fn plan(&self) -> Option<&PlanRef> {
-        self.header.plan.as_ref()
+        self.selected_plan().plan_ref()
     }
 
     /// How the codes were chosen, if the writer recorded it.
@@ -88,15 +125,25 @@ impl PackedFile {
         self.header.quantization.as_ref()
     }
 
-    /// All tensors, in header order.
+    /// All tensors, in header order, each in the selected plan's variant.
     pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
-        self.header.tensors.iter().map(move |t| self.view(t))
+        self.selected_plan().tensors()
     }
 
-    /// The tensor called `name`, if the file has one.
+    /// The tensor called `name` in the selected plan's variant, if the file
+    /// has one.
     pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
-        let t = self.header.tensor_index.get(name).and_then(|&i| self.header.tensors.get(i))?;
-        Some(self.view(t))
+        let i = *self.header.tensor_index.get(name)?;
+        Some(self.view(i, self.header.plans[self.selected].variants[i]))
+    }
+
+    /// Every variant of every tensor, in header order: what the file holds.
+    pub fn all_variants(&self) -> impl Iterator<Item = TensorView<'_>> + '_ {
+        self.header
+            .tensors
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, t)| (0..t.variants.len()).map(move |v| self.view(i, v)))
     }
 
     /// Names of all blobs, in header order.
@@ -131,13 +178,14 @@ impl PackedFile {
         self.check_crc("blob", &b.name, b.crc32, actual)
     }
 
-    /// Checks every blob and tensor against its CRC-32; the first mismatch
-    /// (blobs first, then tensors in header order) is the error.
+    /// Checks every blob and every variant of every tensor (all plans)
+    /// against its CRC-32; the first mismatch (blobs first, then tensors in
+    /// header order) is the error.
     pub fn verify_all(&self) -> Result<()> {
         for b in &self.header.blobs {
             self.verify_blob(&b.name)?;
         }
-        for t in self.tensors() {
+        for t in self.all_variants() {
             self.check_tensor(&t)?;
         }
         Ok(())
@@ -170,8 +218,68 @@ impl PackedFile {
         self.map.get(self.data_start..).unwrap_or_default()
     }
 
-    fn view<'a>(&'a self, tensor: &'a ValidTensor) -> TensorView<'a> {
-        TensorView { tensor, data: self.data() }
+    /// Variant `variant` of tensor `tensor` (both indices valid).
+    fn view(&self, tensor: usize, variant: usize) -> TensorView<'_> {
+        let tensor = &self.header.tensors[tensor];
+        TensorView { tensor, variant: &tensor.variants[variant], data: self.data() }
+    }
+}
+
+/// One plan of a [`PackedFile`]: its name, size, predicted loss and the
+/// variant it loads for each tensor.
+#[derive(Clone, Copy)]
+pub struct PlanView<'a> {
+    file: &'a PackedFile,
+    index: usize,
+    plan: &'a ValidPlan,
+}
+
+impl<'a> PlanView<'a> {
+    /// Its position among the file's plans.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Its name (empty for a version 1 file's one plan).
+    pub fn name(&self) -> &'a str {
+        &self.plan.name
+    }
+
+    /// Bits per weight of its quantizable tensors, as the writer recorded
+    /// (`None` in a version 1 file).
+    pub fn bits_per_weight(&self) -> Option<f64> {
+        self.plan.bits_per_weight
+    }
+
+    /// Bytes of the variants it loads (all tensors).
+    pub fn bytes(&self) -> u64 {
+        self.plan.bytes
+    }
+
+    /// The loss its plan predicted, if recorded.
+    pub fn predicted_loss(&self) -> Option<f64> {
+        self.plan.predicted_loss
+    }
+
+    /// The plan file it was packed from, if recorded.
+    pub fn plan_ref(&self) -> Option<&'a PlanRef> {
+        self.plan.plan.as_ref()
+    }
+
+    /// Every tensor in the variant this plan loads, in header order.
+    pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'a>> + 'a {
+        let (file, plan) = (self.file, self.plan);
+        plan.variants.iter().enumerate().map(move |(t, &v)| file.view(t, v))
+    }
+}
+
+impl fmt::Debug for PlanView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanView")
+            .field("index", &self.index)
+            .field("name", &self.plan.name)
+            .field("bytes", &self.plan.bytes)
+            .finish()
     }
 }
 
@@ -181,6 +289,7 @@ impl fmt::Debug for PackedFile {
             .field("path", &self.path)
             .field("architecture", &self.header.architecture)
             .field("tensors", &self.header.tensors.len())
+            .field("plans", &self.header.plans.len())
             .field("blobs", &self.header.blobs.len())
             .field("file_len", &self.map.len())
             .finish()
@@ -193,6 +302,7 @@ impl fmt::Debug for PackedFile {
 #[derive(Clone, Copy)]
 pub struct TensorView<'a> {
     tensor: &'a ValidTensor,
+    variant: &'a ValidVariant,
     /// The file's data section.
     data: &'a [u8],
 }
@@ -220,18 +330,24 @@ impl<'a> TensorView<'a> {
 
     /// The format the tensor is stored in.
     pub fn format(&self) -> WeightFormat {
-        self.tensor.format
+        self.variant.format
     }
 
     /// The CRC-32 the header records for the tensor's segments.
     pub fn crc32(&self) -> u32 {
-        self.tensor.crc32
+        self.variant.crc32
+    }
+
+    /// How many variants the file holds of this tensor (1 in a version 1
+    /// file).
+    pub fn variant_count(&self) -> usize {
+        self.tensor.variants.len()
     }
 
     /// The segments in header order, each with its role.
     pub fn segments(&self) -> impl ExactSizeIterator<Item = (SegmentRole, &'a [u8])> + 'a {
         let data = self.data;
-        self.tensor
+        self.variant
             .segments
             .iter()
             .map(move |(role, range)| (*role, data.get(range.clone()).unwrap_or_default()))
@@ -250,7 +366,7 @@ impl<'a> TensorView<'a> {
     /// The segments by format.
     pub fn parts(&self) -> TensorParts<'a> {
         let seg = |role| self.segment(role).unwrap_or_default();
-        match self.tensor.format {
+        match self.variant.format {
             WeightFormat::F32 => TensorParts::F32 { data: seg(SegmentRole::Data) },
             WeightFormat::F16 => TensorParts::F16 { data: seg(SegmentRole::Data) },
             WeightFormat::Int8PerChannel => TensorParts::Int8PerChannel {
@@ -280,7 +396,7 @@ impl fmt::Debug for TensorView<'_> {
         f.debug_struct("TensorView")
             .field("name", &self.tensor.name)
             .field("shape", &self.shape())
-            .field("format", &self.tensor.format)
+            .field("format", &self.variant.format)
             .field("segments", &segments)
             .finish()
     }

@@ -27,7 +27,7 @@ pub struct QuantRecord {
     pub calibration: Option<String>,
 }
 
-/// The whole header.
+/// The whole header of a version 1 file: one stored form per tensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHeader {
@@ -73,4 +73,63 @@ pub(crate) struct RawSegment {
     pub role: String,
     pub offset: u64,
     pub len: u64,
+}
+
+/// The whole header of a version 2 file: each tensor has one or more
+/// variants (stored forms), and each plan picks one variant per tensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaderV2 {
+    pub schema: String,
+    pub version: u32,
+    pub created_by: String,
+    pub architecture: String,
+    pub config: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantRecord>,
+    pub blobs: Vec<RawBlob>,
+    pub tensors: Vec<RawTensorV2>,
+    pub plans: Vec<RawPlan>,
+}
+
+/// One tensor of a version 2 file: its shape and its variants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTensorV2 {
+    pub name: String,
+    pub shape: Vec<u64>,
+    pub variants: Vec<RawVariant>,
+}
+
+/// One stored form of a tensor: a format, its segments and their CRC-32.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVariant {
+    pub format: String,
+    pub segments: Vec<RawSegment>,
+    pub crc32: u32,
+}
+
+/// One plan of a version 2 file: a name, what it costs and is predicted to
+/// lose, and the index of the variant it loads for every tensor (in the
+/// order of `tensors`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlan {
+    pub name: String,
+    pub bits_per_weight: f64,
+    pub bytes: u64,
+    pub predicted_loss: Option<f64>,
+    pub plan: Option<PlanRef>,
+    pub variants: Vec<u64>,
+}
+
+impl From<RawTensor> for RawTensorV2 {
+    fn from(t: RawTensor) -> Self {
+        RawTensorV2 {
+            name: t.name,
+            shape: t.shape,
+            variants: vec![RawVariant { format: t.format, segments: t.segments, crc32: t.crc32 }],
+        }
+    }
 }

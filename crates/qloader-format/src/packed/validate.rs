@@ -10,7 +10,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use super::layout::{align_up, segment_lengths, SegmentRole};
-use super::schema::{PlanRef, QuantRecord, RawHeader, RawTensor};
+use super::schema::{
+    PlanRef, QuantRecord, RawHeader, RawHeaderV2, RawPlan, RawTensorV2, RawVariant,
+};
 use super::{ALIGNMENT, MAGIC, MAX_ELEMENTS, MAX_HEADER_LEN, PREAMBLE_LEN, SCHEMA, VERSION};
 use crate::error::FormatError;
 use crate::weight_format::WeightFormat;
@@ -23,12 +25,12 @@ pub(crate) enum Problem {
     File(String),
     /// Something about one tensor.
     Tensor { tensor: String, reason: String },
-    /// The preamble's version is not [`VERSION`].
+    /// The preamble's version is not one this build reads (1 to [`VERSION`]).
     Version(u32),
 }
 
 impl Problem {
-    fn tensor(tensor: &str, reason: String) -> Self {
+    pub(crate) fn tensor(tensor: &str, reason: String) -> Self {
         Problem::Tensor { tensor: tensor.to_owned(), reason }
     }
 
@@ -56,28 +58,51 @@ pub(crate) struct ValidBlob {
     pub crc32: u32,
 }
 
-/// A tensor whose shape, format and segments have been checked.
+/// A tensor whose shape and variants have been checked.
 #[derive(Debug, Clone)]
 pub(crate) struct ValidTensor {
     pub name: String,
     pub rows: usize,
     pub cols: usize,
+    /// At least one; formats distinct.
+    pub variants: Vec<ValidVariant>,
+}
+
+/// One stored form of a tensor whose format and segments have been checked.
+#[derive(Debug, Clone)]
+pub(crate) struct ValidVariant {
     pub format: WeightFormat,
     /// Roles in the format's order, ranges relative to the data section start.
     pub segments: Vec<(SegmentRole, Range<usize>)>,
     pub crc32: u32,
 }
 
+/// A plan whose choice of variants has been checked.
+#[derive(Debug, Clone)]
+pub(crate) struct ValidPlan {
+    /// Empty for the one implicit plan of a version 1 file.
+    pub name: String,
+    pub bits_per_weight: Option<f64>,
+    /// Bytes of the variants it loads, all tensors.
+    pub bytes: u64,
+    pub predicted_loss: Option<f64>,
+    pub plan: Option<PlanRef>,
+    /// Per tensor (header order), the index of the variant it loads.
+    pub variants: Vec<usize>,
+}
+
 /// A header that has been checked against the data section it describes.
 #[derive(Debug, Clone)]
 pub(crate) struct ValidHeader {
+    pub version: u32,
     pub created_by: String,
     pub architecture: String,
     pub config: serde_json::Value,
-    pub plan: Option<PlanRef>,
     pub quantization: Option<QuantRecord>,
     pub blobs: Vec<ValidBlob>,
     pub tensors: Vec<ValidTensor>,
+    /// At least one.
+    pub plans: Vec<ValidPlan>,
     pub blob_index: HashMap<String, usize>,
     pub tensor_index: HashMap<String, usize>,
 }
@@ -116,13 +141,13 @@ pub(crate) fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Problem> {
         u32::from_le_bytes(b)
     };
     let version = u32_at(8);
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(Problem::Version(version));
     }
     let flags = u32_at(12);
     if flags != 0 {
         return Err(Problem::File(format!(
-            "flags {flags:#x} are not defined in version {VERSION} (expected 0)"
+            "flags {flags:#x} are not defined in version {version} (expected 0)"
         )));
     }
     let mut h = [0u8; 8];
@@ -160,9 +185,17 @@ pub(crate) fn parse_file(bytes: &[u8]) -> Result<ParsedFile, Problem> {
     }
     let text = std::str::from_utf8(json)
         .map_err(|e| Problem::File(format!("header is not UTF-8: {e}")))?;
-    let raw: RawHeader = serde_json::from_str(text)
-        .map_err(|e| Problem::File(format!("header is not a valid packed-model header: {e}")))?;
-    let header = validate_header(&raw, (file_len - data_start) as u64)?;
+    let not_valid = |e: serde_json::Error| {
+        Problem::File(format!("header is not a valid packed-model header: {e}"))
+    };
+    let data_len = (file_len - data_start) as u64;
+    let header = if version == 1 {
+        let raw: RawHeader = serde_json::from_str(text).map_err(not_valid)?;
+        validate_header(&raw, data_len)?
+    } else {
+        let raw: RawHeaderV2 = serde_json::from_str(text).map_err(not_valid)?;
+        validate_header_v2(&raw, version, data_len)?
+    };
     Ok(ParsedFile { header, data_start })
 }
 
@@ -173,22 +206,50 @@ struct Span {
     owner: String,
 }
 
-/// Checks a header against a data section of `data_len` bytes: everything
-/// but the checksums.
+/// Checks a version 1 header against a data section of `data_len` bytes:
+/// everything but the checksums. Its tensors become single variants, loaded
+/// by one implicit plan.
 pub(crate) fn validate_header(raw: &RawHeader, data_len: u64) -> Result<ValidHeader, Problem> {
-    if raw.schema != SCHEMA {
-        return Err(Problem::File(format!(
-            "header schema is `{}`, expected `{SCHEMA}`",
-            raw.schema
-        )));
-    }
-    if raw.version != VERSION {
-        return Err(Problem::File(format!(
-            "header says version {} but the preamble says version {VERSION}",
-            raw.version
-        )));
-    }
-    if let Some(plan) = &raw.plan {
+    let as_v2 = RawHeaderV2 {
+        schema: raw.schema.clone(),
+        version: raw.version,
+        created_by: raw.created_by.clone(),
+        architecture: raw.architecture.clone(),
+        config: raw.config.clone(),
+        quantization: raw.quantization.clone(),
+        blobs: raw.blobs.clone(),
+        tensors: raw.tensors.iter().cloned().map(RawTensorV2::from).collect(),
+        plans: Vec::new(),
+    };
+    let mut header = validate_common(&as_v2, 1, data_len)?;
+    check_plan_ref(raw.plan.as_ref())?;
+    let bytes = header.tensors.iter().map(|t| t.variants[0].byte_len() as u64).sum();
+    header.plans = vec![ValidPlan {
+        name: String::new(),
+        bits_per_weight: None,
+        bytes,
+        predicted_loss: None,
+        plan: raw.plan.clone(),
+        variants: vec![0; header.tensors.len()],
+    }];
+    Ok(header)
+}
+
+/// Checks a version 2 header (preamble version `version`) against a data
+/// section of `data_len` bytes: everything but the checksums.
+pub(crate) fn validate_header_v2(
+    raw: &RawHeaderV2,
+    version: u32,
+    data_len: u64,
+) -> Result<ValidHeader, Problem> {
+    let mut header = validate_common(raw, version, data_len)?;
+    header.plans = validate_plans(&raw.plans, &header.tensors)?;
+    Ok(header)
+}
+
+/// The plan reference's digest is 64 lowercase hexadecimal digits.
+fn check_plan_ref(plan: Option<&PlanRef>) -> Result<(), Problem> {
+    if let Some(plan) = plan {
         let is_hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
         if plan.sha256.len() != 64 || !plan.sha256.chars().all(is_hex) {
             return Err(Problem::File(format!(
@@ -196,6 +257,24 @@ pub(crate) fn validate_header(raw: &RawHeader, data_len: u64) -> Result<ValidHea
                 plan.sha256
             )));
         }
+    }
+    Ok(())
+}
+
+/// Everything both versions share: schema, blobs, tensors and their
+/// variants, and the layout of the data section. The plans are left empty.
+fn validate_common(raw: &RawHeaderV2, version: u32, data_len: u64) -> Result<ValidHeader, Problem> {
+    if raw.schema != SCHEMA {
+        return Err(Problem::File(format!(
+            "header schema is `{}`, expected `{SCHEMA}`",
+            raw.schema
+        )));
+    }
+    if raw.version != version {
+        return Err(Problem::File(format!(
+            "header says version {} but the preamble says version {version}",
+            raw.version
+        )));
     }
 
     let mut spans = Vec::new();
@@ -224,13 +303,17 @@ pub(crate) fn validate_header(raw: &RawHeader, data_len: u64) -> Result<ValidHea
         if tensor_index.insert(t.name.clone(), tensors.len()).is_some() {
             return Err(Problem::tensor(&t.name, "two tensors have this name".to_owned()));
         }
-        let valid = validate_tensor(t, data_len).map_err(|r| Problem::tensor(&t.name, r))?;
-        for (role, range) in &valid.segments {
-            spans.push(Span {
-                start: range.start as u64,
-                end: range.end as u64,
-                owner: format!("tensor `{}` segment `{role}`", t.name),
-            });
+        let valid =
+            validate_tensor(t, version, data_len).map_err(|r| Problem::tensor(&t.name, r))?;
+        for (i, variant) in valid.variants.iter().enumerate() {
+            for (role, range) in &variant.segments {
+                let owner = if version == 1 {
+                    format!("tensor `{}` segment `{role}`", t.name)
+                } else {
+                    format!("tensor `{}` variant {i} ({}) segment `{role}`", t.name, variant.format)
+                };
+                spans.push(Span { start: range.start as u64, end: range.end as u64, owner });
+            }
         }
         tensors.push(valid);
     }
@@ -263,22 +346,108 @@ pub(crate) fn validate_header(raw: &RawHeader, data_len: u64) -> Result<ValidHea
     }
 
     Ok(ValidHeader {
+        version,
         created_by: raw.created_by.clone(),
         architecture: raw.architecture.clone(),
         config: raw.config.clone(),
-        plan: raw.plan.clone(),
         quantization: raw.quantization.clone(),
         blobs,
         tensors,
+        plans: Vec::new(),
         blob_index,
         tensor_index,
     })
 }
 
-/// Checks one tensor's format, shape and segments; the reason on failure.
-fn validate_tensor(t: &RawTensor, data_len: u64) -> Result<ValidTensor, String> {
-    let format: WeightFormat =
-        t.format.parse().map_err(|_| format!("unknown format `{}`", t.format))?;
+/// Checks a version 2 file's plans against its (checked) tensors: at least
+/// one, names non-empty and distinct, one variant index per tensor and in
+/// range, bytes equal to what the picked variants hold, every variant in
+/// some plan.
+fn validate_plans(raw: &[RawPlan], tensors: &[ValidTensor]) -> Result<Vec<ValidPlan>, Problem> {
+    if raw.is_empty() {
+        return Err(Problem::File(
+            "the header lists no plans (version 2 needs at least one)".into(),
+        ));
+    }
+    let mut plans: Vec<ValidPlan> = Vec::with_capacity(raw.len());
+    for p in raw {
+        let what = format!("plan `{}`", p.name);
+        if p.name.is_empty() {
+            return Err(Problem::File("a plan has an empty name".to_owned()));
+        }
+        if plans.iter().any(|q| q.name == p.name) {
+            return Err(Problem::File(format!("two plans are named `{}`", p.name)));
+        }
+        check_plan_ref(p.plan.as_ref())?;
+        if !p.bits_per_weight.is_finite() || p.bits_per_weight <= 0.0 {
+            return Err(Problem::File(format!(
+                "{what}: bits_per_weight {} is not a positive number",
+                p.bits_per_weight
+            )));
+        }
+        if p.predicted_loss.is_some_and(|l| !l.is_finite()) {
+            return Err(Problem::File(format!("{what}: predicted_loss is not a finite number")));
+        }
+        if p.variants.len() != tensors.len() {
+            return Err(Problem::File(format!(
+                "{what} picks {} variants for {} tensors (one per tensor, in header order)",
+                p.variants.len(),
+                tensors.len()
+            )));
+        }
+        let mut variants = Vec::with_capacity(tensors.len());
+        let mut bytes = 0u64;
+        for (&v, t) in p.variants.iter().zip(tensors) {
+            let found = usize::try_from(v).ok().and_then(|i| t.variants.get(i).map(|var| (i, var)));
+            let Some((i, variant)) = found else {
+                return Err(Problem::tensor(
+                    &t.name,
+                    format!(
+                        "{what} picks variant {v}, but the tensor has {} (numbered from 0)",
+                        t.variants.len()
+                    ),
+                ));
+            };
+            bytes += variant.byte_len() as u64;
+            variants.push(i);
+        }
+        if bytes != p.bytes {
+            return Err(Problem::File(format!(
+                "{what} says it loads {} bytes but the variants it picks hold {bytes}",
+                p.bytes
+            )));
+        }
+        plans.push(ValidPlan {
+            name: p.name.clone(),
+            bits_per_weight: Some(p.bits_per_weight),
+            bytes,
+            predicted_loss: p.predicted_loss,
+            plan: p.plan.clone(),
+            variants,
+        });
+    }
+    for (ti, t) in tensors.iter().enumerate() {
+        for (vi, v) in t.variants.iter().enumerate() {
+            if !plans.iter().any(|p| p.variants[ti] == vi) {
+                return Err(Problem::tensor(
+                    &t.name,
+                    format!("variant {vi} ({}) is in no plan", v.format),
+                ));
+            }
+        }
+    }
+    Ok(plans)
+}
+
+impl ValidVariant {
+    /// Bytes of all its segments.
+    pub(crate) fn byte_len(&self) -> usize {
+        self.segments.iter().map(|(_, r)| r.len()).sum()
+    }
+}
+
+/// Checks one tensor's shape and variants; the reason on failure.
+fn validate_tensor(t: &RawTensorV2, version: u32, data_len: u64) -> Result<ValidTensor, String> {
     let &[rows, cols] = t.shape.as_slice() else {
         return Err(format!(
             "shape {:?} has {} dimensions, expected 2 ([rows, cols])",
@@ -302,6 +471,37 @@ fn validate_tensor(t: &RawTensor, data_len: u64) -> Result<ValidTensor, String> 
         usize::try_from(rows).map_err(|_| too_big())?,
         usize::try_from(cols).map_err(|_| too_big())?,
     );
+    if t.variants.is_empty() {
+        return Err("has no variants".to_owned());
+    }
+    let mut variants: Vec<ValidVariant> = Vec::with_capacity(t.variants.len().min(64));
+    for (i, v) in t.variants.iter().enumerate() {
+        let valid = validate_variant(v, rows, cols, data_len).map_err(|r| {
+            if version == 1 {
+                r
+            } else {
+                format!("variant {i}: {r}")
+            }
+        })?;
+        if variants.iter().any(|w| w.format == valid.format) {
+            return Err(format!("two variants are in format {}", valid.format));
+        }
+        variants.push(valid);
+    }
+    Ok(ValidTensor { name: t.name.clone(), rows: rows_usize, cols: cols_usize, variants })
+}
+
+/// Checks one variant's format and segments for a `rows × cols` tensor
+/// (dimensions already checked); the reason on failure.
+fn validate_variant(
+    t: &RawVariant,
+    rows: u64,
+    cols: u64,
+    data_len: u64,
+) -> Result<ValidVariant, String> {
+    let too_big = || format!("shape [{rows}, {cols}] does not fit this platform's address space");
+    let format: WeightFormat =
+        t.format.parse().map_err(|_| format!("unknown format `{}`", t.format))?;
     let expected = segment_lengths(format, rows, cols).ok_or_else(too_big)?;
     let expected_roles: Vec<&str> = expected.iter().map(|(r, _)| r.name()).collect();
     let expected_roles = expected_roles.join(", ");
@@ -342,14 +542,7 @@ fn validate_tensor(t: &RawTensor, data_len: u64) -> Result<ValidTensor, String> 
             place(seg.offset, seg.len, data_len).map_err(|r| format!("segment `{role}`: {r}"))?;
         segments.push((role, range));
     }
-    Ok(ValidTensor {
-        name: t.name.clone(),
-        rows: rows_usize,
-        cols: cols_usize,
-        format,
-        segments,
-        crc32: t.crc32,
-    })
+    Ok(ValidVariant { format, segments, crc32: t.crc32 })
 }
 
 /// Checks that `offset..offset + len` is aligned and inside a data section of

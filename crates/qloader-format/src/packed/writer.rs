@@ -4,15 +4,20 @@
 //! The model is never assembled in memory; only the header is.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::Path;
 
 use super::layout::{align_up, TensorParts};
-use super::schema::{PlanRef, QuantRecord, RawBlob, RawHeader, RawSegment, RawTensor};
-use super::validate::{validate_header, Problem};
+use super::schema::{
+    PlanRef, QuantRecord, RawBlob, RawHeader, RawHeaderV2, RawPlan, RawSegment, RawTensor,
+    RawTensorV2, RawVariant,
+};
+use super::validate::{validate_header, validate_header_v2, Problem};
 use super::{MAGIC, MAX_HEADER_LEN, PREAMBLE_LEN, SCHEMA, VERSION};
 use crate::atomic_file::write_atomic_with;
 use crate::error::{FormatError, Result};
+use crate::weight_format::WeightFormat;
 
 /// The header fields of a packed model other than its blobs and tensors.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,14 +34,40 @@ pub struct PackedMeta {
     pub quantization: Option<QuantRecord>,
 }
 
+/// One plan of a multi-plan (version 2) file, as given to the writer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PackedPlan {
+    /// Its name, unique in the file (e.g. `"4bpw"`).
+    pub name: String,
+    /// Bits per weight of its quantizable tensors.
+    pub bits_per_weight: f64,
+    /// The loss its plan predicted, if known.
+    pub predicted_loss: Option<f64>,
+    /// The plan file it came from, if any.
+    pub plan: Option<PlanRef>,
+    /// The format it loads for each tensor with more than one variant
+    /// (others may be left out: their one variant is loaded).
+    pub formats: BTreeMap<String, WeightFormat>,
+}
+
 struct PendingTensor<'a> {
     name: String,
     rows: usize,
     cols: usize,
-    parts: TensorParts<'a>,
+    variants: Vec<TensorParts<'a>>,
+}
+
+/// A header of either version.
+enum AnyHeader {
+    V1(RawHeader),
+    V2(RawHeaderV2),
 }
 
 /// Builds a packed model from borrowed bytes and writes it atomically.
+///
+/// A model with one variant per tensor and no plans is written as version
+/// 1; one with plans ([`PackedWriter::add_plan`]) as version 2, each tensor
+/// with every variant added for it ([`PackedWriter::add_variant`]).
 ///
 /// Inputs are checked when [`PackedWriter::write`] runs (so that errors can
 /// name the target file): names unique and non-empty, shapes non-zero and
@@ -47,12 +78,13 @@ pub struct PackedWriter<'a> {
     meta: PackedMeta,
     blobs: Vec<(String, &'a [u8])>,
     tensors: Vec<PendingTensor<'a>>,
+    plans: Vec<PackedPlan>,
 }
 
 impl<'a> PackedWriter<'a> {
     /// A writer with no blobs and no tensors.
     pub fn new(meta: PackedMeta) -> Self {
-        Self { meta, blobs: Vec::new(), tensors: Vec::new() }
+        Self { meta, blobs: Vec::new(), tensors: Vec::new(), plans: Vec::new() }
     }
 
     /// Adds an opaque blob (e.g. `config.json`, `tokenizer.json`).
@@ -69,7 +101,35 @@ impl<'a> PackedWriter<'a> {
         cols: usize,
         parts: TensorParts<'a>,
     ) -> &mut Self {
-        self.tensors.push(PendingTensor { name: name.into(), rows, cols, parts });
+        self.tensors.push(PendingTensor { name: name.into(), rows, cols, variants: vec![parts] });
+        self
+    }
+
+    /// Adds `parts` as a variant of the tensor `name`: to the tensor added
+    /// last under that name, or as a new tensor if there is none. (Shapes
+    /// must agree; a second variant in the same format is refused when
+    /// writing.)
+    pub fn add_variant(
+        &mut self,
+        name: impl Into<String>,
+        rows: usize,
+        cols: usize,
+        parts: TensorParts<'a>,
+    ) -> &mut Self {
+        let name = name.into();
+        let same = |t: &&mut PendingTensor<'a>| t.name == name && (t.rows, t.cols) == (rows, cols);
+        match self.tensors.iter_mut().rev().find(same) {
+            Some(t) => t.variants.push(parts),
+            // Another shape under the same name is a second tensor of that
+            // name, refused when writing.
+            None => self.tensors.push(PendingTensor { name, rows, cols, variants: vec![parts] }),
+        }
+        self
+    }
+
+    /// Adds a plan: the file is then written as version 2.
+    pub fn add_plan(&mut self, plan: PackedPlan) -> &mut Self {
+        self.plans.push(plan);
         self
     }
 
@@ -79,22 +139,40 @@ impl<'a> PackedWriter<'a> {
     /// the file's length in bytes.
     pub fn write(&self, path: &Path) -> Result<u64> {
         let (mut header, pieces, data_len) = self.layout().map_err(|p| p.at(path))?;
-        validate_header(&header, data_len).map_err(|p| p.at(path))?;
-
-        // Checksums, now that the input is known to be well-formed.
-        for (raw, (_, bytes)) in header.blobs.iter_mut().zip(&self.blobs) {
-            raw.crc32 = crc32fast::hash(bytes);
-        }
-        for (raw, t) in header.tensors.iter_mut().zip(&self.tensors) {
+        let crc = |parts: &TensorParts<'_>| {
             let mut hasher = crc32fast::Hasher::new();
-            for (_, bytes) in t.parts.segments() {
+            for (_, bytes) in parts.segments() {
                 hasher.update(bytes);
             }
-            raw.crc32 = hasher.finalize();
-        }
-
-        let json = serde_json::to_vec(&header)
-            .map_err(|e| Problem::File(format!("header cannot be serialized: {e}")).at(path))?;
+            hasher.finalize()
+        };
+        // Checksums once the input is known to be well-formed.
+        let (version, json) = match &mut header {
+            AnyHeader::V1(header) => {
+                validate_header(header, data_len).map_err(|p| p.at(path))?;
+                for (raw, (_, bytes)) in header.blobs.iter_mut().zip(&self.blobs) {
+                    raw.crc32 = crc32fast::hash(bytes);
+                }
+                for (raw, t) in header.tensors.iter_mut().zip(&self.tensors) {
+                    raw.crc32 = t.variants.first().map_or(0, crc);
+                }
+                (1, serde_json::to_vec(header))
+            }
+            AnyHeader::V2(header) => {
+                validate_header_v2(header, VERSION, data_len).map_err(|p| p.at(path))?;
+                for (raw, (_, bytes)) in header.blobs.iter_mut().zip(&self.blobs) {
+                    raw.crc32 = crc32fast::hash(bytes);
+                }
+                for (raw, t) in header.tensors.iter_mut().zip(&self.tensors) {
+                    for (v, parts) in raw.variants.iter_mut().zip(&t.variants) {
+                        v.crc32 = crc(parts);
+                    }
+                }
+                (VERSION, serde_json::to_vec(header))
+            }
+        };
+        let json =
+            json.map_err(|e| Problem::File(format!("header cannot be serialized: {e}")).at(path))?;
         let json_len = json.len() as u64;
         if json_len > MAX_HEADER_LEN {
             return Err(Problem::File(format!(
@@ -110,7 +188,7 @@ impl<'a> PackedWriter<'a> {
 
         let mut preamble = [0u8; PREAMBLE_LEN];
         preamble[..8].copy_from_slice(&MAGIC);
-        preamble[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        preamble[8..12].copy_from_slice(&version.to_le_bytes());
         preamble[12..16].copy_from_slice(&0u32.to_le_bytes());
         preamble[16..24].copy_from_slice(&json_len.to_le_bytes());
 
@@ -124,7 +202,7 @@ impl<'a> PackedWriter<'a> {
     /// The header (checksums still zero), the byte strings to write with their
     /// offsets in the data section, in order, and the data section's length.
     #[allow(clippy::type_complexity)]
-    fn layout(&self) -> Result<(RawHeader, Vec<(u64, &'a [u8])>, u64), Problem> {
+    fn layout(&self) -> Result<(AnyHeader, Vec<(u64, &'a [u8])>, u64), Problem> {
         let overflow = || Problem::File("data section size overflows".to_owned());
         let mut pieces = Vec::new();
         let mut cursor = 0u64;
@@ -145,32 +223,116 @@ impl<'a> PackedWriter<'a> {
         }
         let mut tensors = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
-            let mut segments = Vec::new();
-            for (role, bytes) in t.parts.segments() {
-                let (offset, len) = place(bytes)?;
-                segments.push(RawSegment { role: role.name().to_owned(), offset, len });
+            let mut variants = Vec::with_capacity(t.variants.len());
+            for parts in &t.variants {
+                let mut segments = Vec::new();
+                for (role, bytes) in parts.segments() {
+                    let (offset, len) = place(bytes)?;
+                    segments.push(RawSegment { role: role.name().to_owned(), offset, len });
+                }
+                variants.push(RawVariant { format: parts.format().name(), segments, crc32: 0 });
             }
-            tensors.push(RawTensor {
+            tensors.push(RawTensorV2 {
                 name: t.name.clone(),
                 shape: vec![t.rows as u64, t.cols as u64],
-                format: t.parts.format().name(),
-                segments,
-                crc32: 0,
+                variants,
             });
         }
-        let header = RawHeader {
-            schema: SCHEMA.to_owned(),
-            version: VERSION,
-            created_by: self.meta.created_by.clone(),
-            architecture: self.meta.architecture.clone(),
-            config: self.meta.config.clone(),
-            plan: self.meta.plan.clone(),
-            quantization: self.meta.quantization.clone(),
-            blobs,
-            tensors,
+        let single = self.tensors.iter().all(|t| t.variants.len() == 1);
+        let header = if self.plans.is_empty() && single {
+            AnyHeader::V1(RawHeader {
+                schema: SCHEMA.to_owned(),
+                version: 1,
+                created_by: self.meta.created_by.clone(),
+                architecture: self.meta.architecture.clone(),
+                config: self.meta.config.clone(),
+                plan: self.meta.plan.clone(),
+                quantization: self.meta.quantization.clone(),
+                blobs,
+                tensors: tensors.into_iter().filter_map(single_variant).collect(),
+            })
+        } else {
+            let plans =
+                self.plans.iter().map(|p| self.raw_plan(p, &tensors)).collect::<Result<_, _>>()?;
+            AnyHeader::V2(RawHeaderV2 {
+                schema: SCHEMA.to_owned(),
+                version: VERSION,
+                created_by: self.meta.created_by.clone(),
+                architecture: self.meta.architecture.clone(),
+                config: self.meta.config.clone(),
+                quantization: self.meta.quantization.clone(),
+                blobs,
+                tensors,
+                plans,
+            })
         };
         Ok((header, pieces, end))
     }
+
+    /// `plan` as the header lists it: the variant it picks for each tensor
+    /// and the bytes they hold.
+    fn raw_plan(&self, plan: &PackedPlan, tensors: &[RawTensorV2]) -> Result<RawPlan, Problem> {
+        let mut variants = Vec::with_capacity(tensors.len());
+        let mut bytes = 0u64;
+        for (pending, raw) in self.tensors.iter().zip(tensors) {
+            let index = match plan.formats.get(&pending.name) {
+                Some(format) => {
+                    pending.variants.iter().position(|p| p.format() == *format).ok_or_else(
+                        || {
+                            Problem::tensor(
+                                &pending.name,
+                                format!(
+                                    "plan `{}` loads it as {format}, a variant it does not have",
+                                    plan.name
+                                ),
+                            )
+                        },
+                    )?
+                }
+                None if pending.variants.len() == 1 => 0,
+                None => {
+                    return Err(Problem::tensor(
+                        &pending.name,
+                        format!(
+                            "plan `{}` gives no format for it, and it has {} variants",
+                            plan.name,
+                            pending.variants.len()
+                        ),
+                    ))
+                }
+            };
+            bytes += raw.variants[index].segments.iter().map(|s| s.len).sum::<u64>();
+            variants.push(index as u64);
+        }
+        if let Some(name) =
+            plan.formats.keys().find(|n| !self.tensors.iter().any(|t| &t.name == *n))
+        {
+            return Err(Problem::File(format!(
+                "plan `{}` names tensor `{name}`, which the model does not have",
+                plan.name
+            )));
+        }
+        Ok(RawPlan {
+            name: plan.name.clone(),
+            bits_per_weight: plan.bits_per_weight,
+            bytes,
+            predicted_loss: plan.predicted_loss,
+            plan: plan.plan.clone(),
+            variants,
+        })
+    }
+}
+
+/// A version 2 tensor with one variant as a version 1 tensor.
+fn single_variant(t: RawTensorV2) -> Option<RawTensor> {
+    let v = t.variants.into_iter().next()?;
+    Some(RawTensor {
+        name: t.name,
+        shape: t.shape,
+        format: v.format,
+        segments: v.segments,
+        crc32: v.crc32,
+    })
 }
 
 /// Streams the file's bytes into `out`.

@@ -171,10 +171,10 @@ fn another_version_is_rejected_clearly() {
     patch(&path, 8, &7u32.to_le_bytes());
     let err = open_err(&path);
     assert!(
-        matches!(err, FormatError::PackedVersion { found: 7, supported: 1, .. }),
+        matches!(err, FormatError::PackedVersion { found: 7, supported: 2, .. }),
         "unexpected error {err}"
     );
-    assert!(err.to_string().contains("version 7, this build reads version 1"), "{err}");
+    assert!(err.to_string().contains("version 7, this build reads versions 1 to 2"), "{err}");
 }
 
 #[test]
@@ -536,8 +536,10 @@ proptest! {
         if let Ok(parsed) = parse_file(&bytes) {
             let data = &bytes[parsed.data_start..];
             for t in &parsed.header.tensors {
-                for (_, range) in &t.segments {
-                    prop_assert!(data.get(range.clone()).is_some());
+                for v in &t.variants {
+                    for (_, range) in &v.segments {
+                        prop_assert!(data.get(range.clone()).is_some());
+                    }
                 }
             }
         }

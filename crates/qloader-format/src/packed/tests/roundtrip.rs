@@ -7,7 +7,7 @@ use super::{all_formats, sample_model, small_model, split, write_in_temp, Model,
 use crate::error::FormatError;
 use crate::packed::{
     segment_lengths, PackedFile, PackedMeta, SegmentRole, TensorParts, ALIGNMENT, MAGIC,
-    PREAMBLE_LEN, VERSION,
+    PREAMBLE_LEN,
 };
 use crate::WeightFormat;
 
@@ -114,7 +114,8 @@ fn file_layout_is_as_documented() {
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes[..8], MAGIC);
     assert_eq!(&bytes[..8], b"QLMODEL\0");
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), VERSION);
+    // One variant per tensor and no plans: version 1.
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
     assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), 0);
     let (header_len, header, data_start) = split(&bytes);
     assert!(bytes[PREAMBLE_LEN + header_len..data_start].iter().all(|&b| b == 0));
