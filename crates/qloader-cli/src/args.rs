@@ -66,11 +66,29 @@ pub struct PackArgs {
     #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
     /// Plan (from `qloader plan`) giving every quantizable tensor's format.
-    #[arg(long, value_name = "PLAN", required_unless_present = "quant")]
+    #[arg(long, value_name = "PLAN", required_unless_present_any = ["quant", "plans", "budgets"])]
     pub plan: Option<PathBuf>,
     /// Instead of a plan, store every quantizable tensor in this format.
-    #[arg(long, value_parser = parse_format, conflicts_with = "plan")]
+    #[arg(long, value_parser = parse_format, conflicts_with_all = ["plan", "plans", "budgets"])]
     pub quant: Option<WeightFormat>,
+    /// Several plans in one file (comma-separated plan files): each tensor
+    /// keeps every format the plans give it, stored once; the loader picks a
+    /// plan by memory (`--memory`) or name (`--plan`). Plans are named
+    /// after their files.
+    #[arg(long, value_delimiter = ',', value_name = "PLANS", conflicts_with_all = ["plan", "budgets"])]
+    pub plans: Vec<PathBuf>,
+    /// Several plans in one file, made here from --table and --profile, one
+    /// per budget (comma-separated, e.g. 3.5bpw,4bpw,5bpw,8bpw or 64MiB);
+    /// each plan is named by its budget.
+    #[arg(long, value_delimiter = ',', value_name = "BUDGETS", conflicts_with = "plan",
+          requires_all = ["table", "profile"])]
+    pub budgets: Vec<String>,
+    /// Sensitivity table the --budgets plans are made from.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Option<PathBuf>,
+    /// Device profile the --budgets plans are made for.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<PathBuf>,
     /// The packed model to write.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -130,6 +148,15 @@ pub struct LoadArgs {
     /// from there at the next start.
     #[arg(long)]
     pub fallback_cache: bool,
+    /// For a file holding several plans (`qloader pack --budgets`): load the
+    /// best plan whose tensors take at most this much memory at run time
+    /// (e.g. 64MiB, 1.5GB). Default: the memory the system has available.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, conflicts_with = "plan")]
+    pub memory: Option<u64>,
+    /// For a file holding several plans: load the plan with this name
+    /// (`qloader inspect` lists them).
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
 }
 
 /// Arguments of `qloader run`.

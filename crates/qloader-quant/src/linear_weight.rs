@@ -291,6 +291,27 @@ impl LinearWeight {
         }
     }
 
+    /// Bytes a `rows × cols` weight stored in `format` holds once its
+    /// products are prepared ([`LinearWeight::prepare_products`]): the
+    /// tiles of the grouped, compact and block formats and the panels of
+    /// `f16`, which the products read instead of the stored bytes; the
+    /// stored bytes for `f32` and `int8`, which they read in place.
+    pub fn prepared_bytes(format: WeightFormat, rows: usize, cols: usize) -> usize {
+        use qloader_kernels::quantize::RowLayout;
+        use qloader_kernels::tiles::layout::{panel_bytes, PANEL_ROWS};
+        let tiles = |layout| rows.div_ceil(PANEL_ROWS) * panel_bytes(layout, cols);
+        match format {
+            WeightFormat::Grouped(l) => tiles(l),
+            WeightFormat::Compact(l) => tiles(l.tile_layout()),
+            WeightFormat::Block(l) => tiles(l.tile_layout()),
+            WeightFormat::F16 => {
+                let half = qloader_kernels::quantize::HALF_PANEL_ROWS;
+                rows.div_ceil(half) * half * cols * 2
+            }
+            other => other.storage_bytes(rows, cols),
+        }
+    }
+
     /// Whether [`LinearWeight::matmul_a8`] uses int8 activations here.
     pub fn has_a8_kernel(&self) -> bool {
         matches!(

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use qloader_format::{ActivationFormat, WeightFormat};
 use qloader_hw::profile::DeviceProfile;
-use qloader_runtime::packed::{open_packed, LoadOptions, LoadedModel, PlacementRole};
+use qloader_runtime::packed::{open_packed, LoadOptions, LoadedModel, PlacementRole, PlanChoice};
 use qloader_runtime::registry::KernelRegistry;
 
 use crate::args::LoadArgs;
@@ -30,6 +30,11 @@ pub fn options(args: &LoadArgs, activations: Option<ActivationFormat>) -> Result
         activations,
         registry,
         fallback_cache: args.fallback_cache,
+        plan: match (&args.plan, args.memory) {
+            (Some(name), _) => PlanChoice::Named(name.clone()),
+            (None, Some(bytes)) => PlanChoice::Memory(bytes),
+            (None, None) => PlanChoice::Available,
+        },
     })
 }
 
@@ -40,8 +45,14 @@ pub fn open(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
         .with_context(|| format!("loading {}", path.display()))
 }
 
-/// One line about the load: time, bytes mapped and owned, conversions.
+/// One line about the load: time, bytes mapped and owned, conversions; for
+/// a file of several plans, a line before it on the plan chosen.
 pub fn describe(model: &LoadedModel) -> String {
+    let plan = if model.plan.candidates.len() > 1 {
+        format!("plan {}\n", model.plan)
+    } else {
+        String::new()
+    };
     let mapped: usize = model.placements.iter().filter(|p| p.mapped).map(|p| p.bytes).sum();
     let owned: usize = model.placements.iter().filter(|p| !p.mapped).map(|p| p.bytes).sum();
     let converted: Vec<_> = model.placements.iter().filter(|p| p.convert_seconds > 0.0).collect();
@@ -53,7 +64,7 @@ pub fn describe(model: &LoadedModel) -> String {
         ) && (p.kernel.is_some() || p.role == PlacementRole::LookUp)
     });
     format!(
-        "loaded {} in {:.2} s: {} tensors, {} read in place from the map, {} in memory{}{}",
+        "{plan}loaded {} in {:.2} s: {} tensors, {} read in place from the map, {} in memory{}{}",
         model.file.path().display(),
         model.load_seconds,
         model.placements.len(),
@@ -72,8 +83,33 @@ pub fn describe(model: &LoadedModel) -> String {
     )
 }
 
-/// Prints how every tensor runs, then a count per kernel.
+/// Prints the file's plans (for a file of several), how every tensor runs,
+/// then a count per kernel.
 pub fn explain(model: &LoadedModel) {
+    if model.plan.candidates.len() > 1 {
+        println!(
+            "| plan | bits/weight | read from the file | kept at run time | predicted loss | |"
+        );
+        println!("|---|---:|---:|---:|---:|---|");
+        for (i, c) in model.plan.candidates.iter().enumerate() {
+            let mark = if i == model.plan.index {
+                "loaded"
+            } else if model.plan.limit.is_some_and(|l| c.run_bytes > l) {
+                "does not fit"
+            } else {
+                ""
+            };
+            println!(
+                "| {} | {} | {} | {} | {} | {mark} |",
+                c.name,
+                c.bits_per_weight.map_or("—".to_owned(), |b| format!("{b:.3}")),
+                human_bytes(c.stored_bytes as usize),
+                human_bytes(c.run_bytes as usize),
+                c.predicted_loss.map_or("—".to_owned(), |l| format!("{l:.4}")),
+            );
+        }
+        println!();
+    }
     println!("| tensor | shape | stored | runs as | kernel | bytes | where |");
     println!("|---|---|---|---|---|---:|---|");
     let mut per_kernel: BTreeMap<String, (usize, usize)> = BTreeMap::new();

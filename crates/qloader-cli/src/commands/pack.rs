@@ -1,4 +1,6 @@
-//! `qloader pack`: a model and a plan (or one format) into a packed model.
+//! `qloader pack`: a model and a plan (or one format) into a packed model;
+//! or several plans (files, or budgets planned here) into one file that the
+//! loader picks a plan from.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -6,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use qloader_format::{fixtures, PlanRef, QuantMethod};
-use qloader_runtime::packed::{pack_model, quantizable_tensors};
-use qloader_schedule::Plan;
+use qloader_runtime::packed::{pack_model, pack_model_plans, quantizable_tensors, PlanToPack};
+use qloader_schedule::{make_plan, Budget, Plan, PlanOptions, Sources};
 
 use crate::args::PackArgs;
 use crate::commands::method::Method;
@@ -15,6 +17,9 @@ use crate::output::{human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: PackArgs) -> Result<()> {
+    if !args.plans.is_empty() || !args.budgets.is_empty() {
+        return run_plans(args);
+    }
     let model = args.model.clone().unwrap_or_else(fixtures::smollm2_gguf);
     let plan = args.plan.as_deref().map(|path| Ok::<_, anyhow::Error>((path, Plan::read(path)?)));
     let plan = plan.transpose()?;
@@ -22,16 +27,7 @@ pub fn run(args: PackArgs) -> Result<()> {
     let planned_method = plan.as_ref().map_or(QuantMethod::Rtn, |(_, p)| p.inputs.method);
     let method = Method::from_args(&args.method, planned_method)?;
     let (formats, plan_ref) = match (&plan, args.quant) {
-        (Some((path, plan)), _) => {
-            let mut formats = BTreeMap::new();
-            for t in &plan.tensors {
-                formats.insert(t.name.clone(), t.format);
-            }
-            let bytes =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let sha256 = qloader_schedule::planner::sha256_hex(&bytes);
-            (formats, Some(PlanRef { path: path.display().to_string(), sha256 }))
-        }
+        (Some((path, plan)), _) => (plan_formats(plan), Some(plan_ref(path)?)),
         (None, Some(format)) => {
             let names = quantizable_tensors(&model)
                 .with_context(|| format!("reading {}", model.display()))?;
@@ -69,6 +65,115 @@ pub fn run(args: PackArgs) -> Result<()> {
         human_bytes(report.summary.quantized_bytes()),
         report.summary.quantized_bits_per_weight(),
         human_bytes(report.file_bytes as usize),
+        seconds
+    );
+    if let Some(line) = calibration {
+        println!("{}: {line}", method.method);
+    }
+    Ok(())
+}
+
+/// A plan's format per tensor.
+fn plan_formats(plan: &Plan) -> BTreeMap<String, qloader_format::WeightFormat> {
+    plan.tensors.iter().map(|t| (t.name.clone(), t.format)).collect()
+}
+
+/// The header's record of the plan file at `path`.
+fn plan_ref(path: &std::path::Path) -> Result<PlanRef> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let sha256 = qloader_schedule::planner::sha256_hex(&bytes);
+    Ok(PlanRef { path: path.display().to_string(), sha256 })
+}
+
+/// `--plans` or `--budgets`: several plans into one file.
+fn run_plans(args: PackArgs) -> Result<()> {
+    let model = args.model.clone().unwrap_or_else(fixtures::smollm2_gguf);
+    // (name, plan, plan file if any), smallest first as given.
+    let mut plans: Vec<(String, Plan, Option<PlanRef>)> = Vec::new();
+    for path in &args.plans {
+        let name = path
+            .file_stem()
+            .map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned());
+        plans.push((name, Plan::read(path)?, Some(plan_ref(path)?)));
+    }
+    if !args.budgets.is_empty() {
+        let (Some(table), Some(profile)) = (&args.table, &args.profile) else {
+            anyhow::bail!("--budgets needs --table and --profile");
+        };
+        let sources = Sources::read(table, profile)?;
+        for text in &args.budgets {
+            let budget: Budget =
+                text.parse().map_err(|e| anyhow::anyhow!("--budgets: `{text}`: {e}"))?;
+            let options = PlanOptions { budget: Some(budget), ..PlanOptions::default() };
+            let plan = make_plan(&sources, &options)
+                .with_context(|| format!("planning for the budget {text}"))?;
+            plans.push((text.clone(), plan, None));
+        }
+    }
+    if let Some((name, _, _)) =
+        plans.iter().enumerate().find_map(|(i, p)| plans[..i].iter().find(|q| q.0 == p.0))
+    {
+        anyhow::bail!("two plans are named `{name}`: give plan files distinct names");
+    }
+    let planned_method = plans.first().map_or(QuantMethod::Rtn, |(_, p, _)| p.inputs.method);
+    let method = Method::from_args(&args.method, planned_method)?;
+    let verbose = std::io::stderr().is_terminal();
+    let clock = Instant::now();
+    let mut to_pack = Vec::with_capacity(plans.len());
+    let mut calibration = None;
+    for (name, plan, plan_ref) in plans {
+        let formats = plan_formats(&plan);
+        let (quantization, line) =
+            method.quantization(&model, &name, &|n| formats.get(n).copied())?;
+        calibration = calibration.or(line);
+        to_pack.push(PlanToPack {
+            name,
+            formats,
+            quantization,
+            predicted_loss: Some(plan.totals.loss),
+            plan: plan_ref,
+        });
+    }
+    let mut progress = |plan: &str, done: usize, total: usize| {
+        if verbose && done < total {
+            eprint!("\rplan {plan}: quantizing block {}/{total}", done + 1);
+        } else if verbose {
+            eprintln!();
+        }
+    };
+    let report = pack_model_plans(&model, to_pack, &args.output, &mut progress)
+        .with_context(|| format!("packing {} into {}", model.display(), args.output.display()))?;
+    let seconds = clock.elapsed().as_secs_f64();
+    println!(
+        "packed {} ({}) into {}: {} plans",
+        model.display(),
+        report.architecture,
+        args.output.display(),
+        report.plans.len()
+    );
+    println!();
+    println!("| plan | bits/weight (quantizable) | bytes it loads | formats |");
+    println!("|---|---:|---:|---|");
+    let mut largest = 0u64;
+    for (name, summary, bytes) in &report.plans {
+        largest = largest.max(*bytes);
+        let mut per_format: BTreeMap<String, usize> = BTreeMap::new();
+        for t in summary.tensors.iter().filter(|t| t.quantizable) {
+            *per_format.entry(t.format.to_string()).or_default() += 1;
+        }
+        let formats: Vec<String> = per_format.iter().map(|(f, n)| format!("{n} {f}")).collect();
+        println!(
+            "| {name} | {:.3} | {} | {} |",
+            summary.quantized_bits_per_weight(),
+            human_bytes(*bytes as usize),
+            formats.join(", ")
+        );
+    }
+    println!();
+    println!(
+        "file {} ({:.3}× the largest plan's bytes); {:.1} s",
+        human_bytes(report.file_bytes as usize),
+        report.file_bytes as f64 / largest.max(1) as f64,
         seconds
     );
     if let Some(line) = calibration {

@@ -81,6 +81,36 @@
 //! The writer lays out blobs first, then tensors in the order given, each
 //! tensor's segments in the order above, each at the next multiple of 64.
 //!
+//! # File format, version 2: several plans in one file
+//!
+//! The preamble is version 1's with version 2. The header differs in three
+//! places:
+//!
+//! * each tensor lists `variants` instead of `format`, `segments` and
+//!   `crc32`: one or more stored forms, each `{ "format", "segments",
+//!   "crc32" }` with version 1's rules, no two in the same format;
+//! * there is no top-level `plan`;
+//! * `plans` (at least one) says what can be loaded:
+//!
+//! ```json
+//! "plans": [
+//!   { "name": "4bpw", "bits_per_weight": 4.0, "bytes": 70254592,
+//!     "predicted_loss": 0.213, "plan": { "path": "p4.json", "sha256": "…" },
+//!     "variants": [0, 1, 0] }
+//! ]
+//! ```
+//!
+//! `variants` has one index per tensor, in the order of `tensors`: the
+//! variant that plan loads. `bytes` is exactly the sum of those variants'
+//! segment lengths. Names are non-empty and distinct; `bits_per_weight` is
+//! positive; `predicted_loss` and `plan` may be `null`. Every variant is
+//! loaded by at least one plan. Segments of all variants follow version 1's
+//! placement rules (aligned, in bounds, no overlap, the file ends where the
+//! last one ends). A reader shows one plan's variants at a time
+//! ([`PackedFile::select_plan`]), so loading a plan touches only its bytes.
+//!
+//! A file with one variant per tensor and no plans is written as version 1.
+//!
 //! # Guarantees
 //!
 //! [`PackedFile::open`] validates all of the above before it hands out any

@@ -178,6 +178,36 @@ impl PackedFile {
         self.check_crc("blob", &b.name, b.crc32, actual)
     }
 
+    /// Lets the kernel drop this process's pages of tensor `name` (the
+    /// selected plan's variant): for a tensor the model copied (tiles,
+    /// values), so that the copy is all it keeps resident. Reading the
+    /// tensor again re-reads the same bytes from the file. Does nothing for
+    /// an unknown name; an `madvise` failure is returned (the map stays
+    /// valid either way).
+    pub fn release(&self, name: &str) -> std::io::Result<()> {
+        let Some(view) = self.tensor(name) else { return Ok(()) };
+        let base = self.map.as_ptr() as usize;
+        for (_, bytes) in view.segments() {
+            if bytes.is_empty() {
+                continue;
+            }
+            let offset = bytes.as_ptr() as usize - base;
+            // SAFETY: the map is a read-only shared mapping of the file that
+            // this process never writes, so after MADV_DONTNEED every page
+            // reads back from the file with the bytes it had: slices
+            // borrowed from the map see no change. (A file changed by
+            // another process is outside the contract of `open`.)
+            unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    offset,
+                    bytes.len(),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks every blob and every variant of every tensor (all plans)
     /// against its CRC-32; the first mismatch (blobs first, then tensors in
     /// header order) is the error.

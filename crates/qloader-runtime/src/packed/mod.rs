@@ -11,11 +11,13 @@ pub mod export;
 pub mod fallback_cache;
 pub mod model;
 pub mod pack;
+mod plan_choice;
 pub mod source;
 
 pub use model::{open_packed, LoadedModel, PackedEncoder, PackedModel};
 pub use pack::{
-    pack_bert, pack_bert_with, pack_decoder, pack_decoder_with, pack_model, quantizable_tensors,
-    PackReport, Quantization,
+    pack_bert, pack_bert_with, pack_decoder, pack_decoder_with, pack_model, pack_model_plans,
+    quantizable_tensors, MultiPackReport, PackReport, PlanToPack, Quantization,
 };
+pub use plan_choice::{choose_plan, PlanCandidate, PlanChoice, PlanSelection};
 pub use source::{default_activations, LoadOptions, PackedSource, Placement, PlacementRole};

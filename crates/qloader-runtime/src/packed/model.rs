@@ -13,6 +13,7 @@ use qloader_models::{decoder, BertEncoder, GgufTokenizer, SentenceTokenizer};
 
 use super::config::{BertPacked, DecoderPacked, Pooling, BERT, CONFIG_BLOB, TOKENIZER_BLOB};
 use super::fallback_cache::{cache_path, FallbackCache};
+use super::plan_choice::{choose_plan, PlanSelection};
 use super::source::{default_activations, LoadOptions, PackedSource, Placement};
 use crate::decoder::DecoderSession;
 use crate::error::{Result, RuntimeError};
@@ -49,6 +50,8 @@ pub struct LoadedModel {
     pub file: PackedFile,
     /// Every tensor the model took, in load order.
     pub placements: Vec<Placement>,
+    /// The plan loaded, and why.
+    pub plan: PlanSelection,
     /// Seconds from opening the file to a ready model.
     pub load_seconds: f64,
 }
@@ -63,7 +66,13 @@ pub fn open_packed(
     on_conversion: &mut dyn FnMut(&str),
 ) -> Result<LoadedModel> {
     let clock = Instant::now();
-    let file = PackedFile::open(path)?;
+    let mut file = PackedFile::open(path)?;
+    let design = decoder::design(file.architecture());
+    let act = options.activations.unwrap_or_else(|| default_activations(design.is_some()));
+    let options = &LoadOptions { activations: Some(act), ..options.clone() };
+    let plan = choose_plan(&file, &options.plan, &options.registry, act)?;
+    file.select_plan(plan.index);
+    let file = file;
     let invalid = |reason: String| RuntimeError::InvalidPacked { path: path.to_owned(), reason };
     let blob = |name: &str| -> Result<&[u8]> {
         if options.verify {
@@ -73,9 +82,6 @@ pub fn open_packed(
             FormatError::MissingBlob { path: path.to_owned(), blob: name.to_owned() }.into()
         })
     };
-    let design = decoder::design(file.architecture());
-    let act = options.activations.unwrap_or_else(|| default_activations(design.is_some()));
-    let options = &LoadOptions { activations: Some(act), ..options.clone() };
     let cache_file = cache_path(path);
     let cache = if options.fallback_cache {
         FallbackCache::open(&cache_file, options.verify).unwrap_or_else(|reason| {
@@ -162,5 +168,5 @@ pub fn open_packed(
             Err(e) => on_conversion(&format!("could not write the fallback cache: {e}")),
         }
     }
-    Ok(LoadedModel { model, file, placements, load_seconds })
+    Ok(LoadedModel { model, file, placements, plan, load_seconds })
 }

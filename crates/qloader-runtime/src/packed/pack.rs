@@ -3,13 +3,19 @@
 //! [`RecordingSource`], exactly as an in-memory quantized model would be, and
 //! every tensor it asked for is written, with what the loader needs besides
 //! (configuration, tokenizer). The file is written atomically.
+//!
+//! Several plans go into one file ([`pack_model_plans`]): the model is built
+//! once per plan, and every distinct (tensor, format) pair it asked for is
+//! stored once, as a variant that each plan using it names.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use qloader_format::gguf::writer::metadata_file_bytes;
-use qloader_format::{PackedMeta, PackedWriter, PlanRef, QuantMethod, QuantRecord, WeightFormat};
+use qloader_format::{
+    PackedMeta, PackedPlan, PackedWriter, PlanRef, QuantMethod, QuantRecord, WeightFormat,
+};
 use qloader_models::bert::SafetensorsSource;
 use qloader_models::bert::{ModelDir, PoolingMode};
 use qloader_models::family::{detect, Kind};
@@ -72,39 +78,9 @@ pub fn pack_bert_with(
     plan: Option<PlanRef>,
     out: &Path,
 ) -> Result<PackReport> {
-    let weights = dir.open_weights()?;
     let record = quantization.record();
-    let mut checkpoint = SafetensorsSource::new(&weights, choose);
-    if let Some(importance) = &quantization.importance {
-        checkpoint = checkpoint.with_importance(importance);
-    }
-    let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
-    let mut recording = RecordingSource::new(&mut source);
-    let model =
-        BertEncoder::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut recording)?;
-    let summary = model.summary().clone();
-    drop(model);
-    let tensors = recording.into_recorded();
-    let read = |path: &Path| {
-        std::fs::read(path).map_err(|error| {
-            RuntimeError::from(qloader_format::FormatError::Io { path: path.to_owned(), error })
-        })
-    };
-    let config_json = read(&dir.root.join("config.json"))?;
-    let tokenizer_json = read(&dir.tokenizer_path)?;
-    let config = BertPacked {
-        pooling: match dir.pooling {
-            PoolingMode::Mean => Pooling::Mean,
-            PoolingMode::Cls => Pooling::Cls,
-        },
-        normalize: dir.normalize,
-        max_seq_length: dir.max_seq_length,
-    };
-    let meta = meta(BERT, header_config(&config, out)?, plan, record);
-    let mut writer = PackedWriter::new(meta);
-    writer.add_blob(CONFIG_BLOB, &config_json).add_blob(TOKENIZER_BLOB, &tokenizer_json);
-    let file_bytes = write(writer, &tensors, out)?;
-    Ok(PackReport { architecture: BERT, summary, file_bytes })
+    let recorded = record_bert(dir, choose, quantization, out)?;
+    write_single(recorded, plan, record, out)
 }
 
 /// Packs the decoder at `path` (a GGUF file or a Hugging Face checkpoint
@@ -130,10 +106,75 @@ pub fn pack_decoder_with(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
+    let record = quantization.record();
+    let recorded = record_decoder(path, choose, quantization, out, progress)?;
+    write_single(recorded, plan, record, out)
+}
+
+/// A model built once through a [`RecordingSource`]: what a packed file of
+/// it holds.
+struct Recorded {
+    architecture: &'static str,
+    /// The header's `config`.
+    config: serde_json::Value,
+    blobs: Vec<(&'static str, Vec<u8>)>,
+    tensors: Vec<RecordedTensor>,
+    summary: QuantSummary,
+}
+
+fn record_bert(
+    dir: &ModelDir,
+    choose: &dyn Fn(&str) -> WeightFormat,
+    quantization: Quantization,
+    out: &Path,
+) -> Result<Recorded> {
+    let weights = dir.open_weights()?;
+    let mut checkpoint = SafetensorsSource::new(&weights, choose);
+    if let Some(importance) = &quantization.importance {
+        checkpoint = checkpoint.with_importance(importance);
+    }
+    let mut source = ReplacingSource::new(&mut checkpoint, quantization.replacements);
+    let mut recording = RecordingSource::new(&mut source);
+    let model =
+        BertEncoder::from_source(dir.config.clone(), dir.pooling, dir.normalize, &mut recording)?;
+    let summary = model.summary().clone();
+    drop(model);
+    let tensors = recording.into_recorded();
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|error| {
+            RuntimeError::from(qloader_format::FormatError::Io { path: path.to_owned(), error })
+        })
+    };
+    let config = BertPacked {
+        pooling: match dir.pooling {
+            PoolingMode::Mean => Pooling::Mean,
+            PoolingMode::Cls => Pooling::Cls,
+        },
+        normalize: dir.normalize,
+        max_seq_length: dir.max_seq_length,
+    };
+    Ok(Recorded {
+        architecture: BERT,
+        config: header_config(&config, out)?,
+        blobs: vec![
+            (CONFIG_BLOB, read(&dir.root.join("config.json"))?),
+            (TOKENIZER_BLOB, read(&dir.tokenizer_path)?),
+        ],
+        tensors,
+        summary,
+    })
+}
+
+fn record_decoder(
+    path: &Path,
+    choose: &dyn Fn(&str) -> WeightFormat,
+    quantization: Quantization,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Recorded> {
     let checkpoint = decoder::open_checkpoint(path)?;
     let config = checkpoint.config();
     let (tokenizer_json, settings) = checkpoint.tokenizer()?.to_json()?;
-    let record = quantization.record();
     let mut tensors = checkpoint.source(choose, quantization.importance.as_ref());
     let mut source = ReplacingSource::new(tensors.as_mut(), quantization.replacements);
     let mut recording = RecordingSource::new(&mut source);
@@ -141,18 +182,38 @@ pub fn pack_decoder_with(
     let summary = model.summary().clone();
     drop(model);
     let tensors = recording.into_recorded();
-    let architecture = config.design().name();
     let packed = DecoderPacked { model: config.to_json(), tokenizer: settings };
-    let meta = meta(architecture, header_config(&packed, out)?, plan, record);
-    let mut writer = PackedWriter::new(meta);
-    writer.add_blob(TOKENIZER_BLOB, tokenizer_json.as_bytes());
+    let mut blobs = vec![(TOKENIZER_BLOB, tokenizer_json.into_bytes())];
     // A GGUF source's metadata, kept for `qloader export`.
-    let source_metadata = checkpoint.gguf().map(|file| metadata_file_bytes(file.metadata()));
-    if let Some(bytes) = &source_metadata {
-        writer.add_blob(GGUF_METADATA_BLOB, bytes);
+    if let Some(file) = checkpoint.gguf() {
+        blobs.push((GGUF_METADATA_BLOB, metadata_file_bytes(file.metadata())));
     }
-    let file_bytes = write(writer, &tensors, out)?;
-    Ok(PackReport { architecture, summary, file_bytes })
+    Ok(Recorded {
+        architecture: config.design().name(),
+        config: header_config(&packed, out)?,
+        blobs,
+        tensors,
+        summary,
+    })
+}
+
+/// Writes one recorded model as a version 1 file.
+fn write_single(
+    recorded: Recorded,
+    plan: Option<PlanRef>,
+    record: QuantRecord,
+    out: &Path,
+) -> Result<PackReport> {
+    let meta = meta(recorded.architecture, recorded.config.clone(), plan, record);
+    let mut writer = PackedWriter::new(meta);
+    for (name, bytes) in &recorded.blobs {
+        writer.add_blob(*name, bytes);
+    }
+    for t in &recorded.tensors {
+        writer.add_tensor(t.name.clone(), t.shape[0], t.shape[1], t.parts.as_tensor_parts());
+    }
+    let file_bytes = writer.write(out)?;
+    Ok(PackReport { architecture: recorded.architecture, summary: recorded.summary, file_bytes })
 }
 
 /// The quantizable tensors of the model at `model` (a GGUF file, or a
@@ -182,6 +243,23 @@ pub fn pack_model(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
+    let encoder = check_formats(model, formats, &quantization)?;
+    let choose = |name: &str| formats.get(name).copied().unwrap_or(WeightFormat::F32);
+    if encoder {
+        pack_bert_with(&ModelDir::open(model)?, &choose, quantization, plan, out)
+    } else {
+        pack_decoder_with(model, &choose, quantization, plan, out, progress)
+    }
+}
+
+/// Checks that `formats` names exactly the quantizable tensors of `model`
+/// and that `quantization`'s replacements have their planned formats;
+/// whether the model is an encoder.
+fn check_formats(
+    model: &Path,
+    formats: &BTreeMap<String, WeightFormat>,
+    quantization: &Quantization,
+) -> Result<bool> {
     let names = quantizable_tensors(model)?;
     let mismatch = |reason: String| RuntimeError::PlanMismatch { model: model.to_owned(), reason };
     if let Some(missing) = names.iter().find(|n| !formats.contains_key(*n)) {
@@ -201,12 +279,135 @@ pub fn pack_model(
             formats.get(name).map_or_else(|| "format".to_owned(), |f| f.to_string())
         )));
     }
-    let choose = |name: &str| formats.get(name).copied().unwrap_or(WeightFormat::F32);
-    if detect(model)?.kind == Kind::Encoder {
-        pack_bert_with(&ModelDir::open(model)?, &choose, quantization, plan, out)
-    } else {
-        pack_decoder_with(model, &choose, quantization, plan, out, progress)
+    Ok(detect(model)?.kind == Kind::Encoder)
+}
+
+/// One plan to store in a multi-plan file.
+#[derive(Debug, Clone)]
+pub struct PlanToPack {
+    /// Its name in the file (e.g. `4bpw`).
+    pub name: String,
+    /// The format of every quantizable tensor.
+    pub formats: BTreeMap<String, WeightFormat>,
+    /// How its codes are made.
+    pub quantization: Quantization,
+    /// The loss its plan predicted, if any.
+    pub predicted_loss: Option<f64>,
+    /// The plan file, if any.
+    pub plan: Option<PlanRef>,
+}
+
+/// What packing several plans wrote.
+#[derive(Debug, Clone)]
+pub struct MultiPackReport {
+    /// The architecture packed.
+    pub architecture: &'static str,
+    /// Per plan (in the order given): its name, its tensors as stored, and
+    /// the bytes it loads (all tensors).
+    pub plans: Vec<(String, QuantSummary, u64)>,
+    /// Bytes of the distinct variants stored (all tensors).
+    pub stored_bytes: u64,
+    /// Length of the file.
+    pub file_bytes: u64,
+}
+
+/// Packs the model at `model` once per plan into one file at `out`: each
+/// distinct (tensor, format) pair is stored once, as a variant, and each
+/// plan records which variant of every tensor it loads. A variant's codes
+/// are those of the first plan (in the order given) that uses its format.
+/// One plan gives a version 1 file, as [`pack_model`] does.
+pub fn pack_model_plans(
+    model: &Path,
+    plans: Vec<PlanToPack>,
+    out: &Path,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<MultiPackReport> {
+    let Some(first) = plans.first() else {
+        return Err(RuntimeError::PlanMismatch {
+            model: model.to_owned(),
+            reason: "no plan to pack".to_owned(),
+        });
+    };
+    let record = first.quantization.record();
+    let mut encoder = false;
+    for p in &plans {
+        encoder = check_formats(model, &p.formats, &p.quantization)?;
     }
+    let dir = if encoder { Some(ModelDir::open(model)?) } else { None };
+    let mut recorded: Vec<Recorded> = Vec::with_capacity(plans.len());
+    let mut specs = Vec::with_capacity(plans.len());
+    for p in plans {
+        let choose = |name: &str| p.formats.get(name).copied().unwrap_or(WeightFormat::F32);
+        let mut one = match &dir {
+            Some(dir) => record_bert(dir, &choose, p.quantization, out)?,
+            None => record_decoder(model, &choose, p.quantization, out, &mut |done, total| {
+                progress(&p.name, done, total)
+            })?,
+        };
+        // Keep only the variants no earlier plan recorded.
+        one.tensors.retain(|t| {
+            !recorded.iter().any(|r| {
+                r.tensors.iter().any(|u| {
+                    u.name == t.name
+                        && u.parts.as_tensor_parts().format() == t.parts.as_tensor_parts().format()
+                })
+            })
+        });
+        let bits = one.summary.quantized_bits_per_weight();
+        specs.push((
+            PackedPlan {
+                name: p.name,
+                bits_per_weight: bits,
+                predicted_loss: p.predicted_loss,
+                plan: p.plan,
+                formats: BTreeMap::new(),
+            },
+            one.summary.clone(),
+        ));
+        recorded.push(one);
+    }
+    // Every plan names the format of every tensor it asked for.
+    let formats_of = |summary: &QuantSummary| -> BTreeMap<String, WeightFormat> {
+        summary.tensors.iter().map(|t| (t.name.clone(), t.format)).collect()
+    };
+    let base = &recorded[0];
+    let mut writer = PackedWriter::new(meta(base.architecture, base.config.clone(), None, record));
+    for (name, bytes) in &base.blobs {
+        writer.add_blob(*name, bytes);
+    }
+    // Tensors in the first plan's order, each with its variants in plan order.
+    let mut stored_bytes = 0u64;
+    for t in &base.tensors {
+        for r in &recorded {
+            for v in r.tensors.iter().filter(|v| v.name == t.name) {
+                stored_bytes += v.parts.as_tensor_parts().byte_len() as u64;
+                writer.add_variant(
+                    v.name.clone(),
+                    v.shape[0],
+                    v.shape[1],
+                    v.parts.as_tensor_parts(),
+                );
+            }
+        }
+    }
+    let mut report_plans = Vec::with_capacity(specs.len());
+    for (mut spec, summary) in specs {
+        spec.formats = formats_of(&summary);
+        report_plans.push((spec.name.clone(), summary, 0));
+        writer.add_plan(spec);
+    }
+    let file_bytes = writer.write(out)?;
+    // Each plan's bytes as the file records them.
+    let file = qloader_format::PackedFile::open(out)?;
+    for ((_, _, bytes), plan) in report_plans.iter_mut().zip(file.plans()) {
+        *bytes = plan.bytes();
+    }
+    Ok(MultiPackReport {
+        architecture: base.architecture,
+        plans: report_plans,
+        stored_bytes,
+        file_bytes,
+    })
 }
 
 /// `config` as the header's JSON value.
@@ -230,15 +431,4 @@ fn meta(
         plan,
         quantization: Some(quantization),
     }
-}
-
-fn write<'a>(
-    mut writer: PackedWriter<'a>,
-    tensors: &'a [RecordedTensor],
-    out: &Path,
-) -> Result<u64> {
-    for t in tensors {
-        writer.add_tensor(t.name.clone(), t.shape[0], t.shape[1], t.parts.as_tensor_parts());
-    }
-    Ok(writer.write(out)?)
 }

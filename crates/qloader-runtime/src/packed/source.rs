@@ -16,6 +16,7 @@ use qloader_models::{ModelError, WeightRole, WeightSource};
 use qloader_quant::{f32_values, LinearWeight, QuantSummary};
 
 use super::fallback_cache::{CacheContents, FallbackCache};
+use super::plan_choice::PlanChoice;
 use crate::registry::{KernelChoice, KernelRegistry};
 
 /// How a packed model is loaded.
@@ -31,6 +32,8 @@ pub struct LoadOptions {
     /// Keep the tensors converted at load in a cache file beside the model,
     /// and use it at the next start.
     pub fallback_cache: bool,
+    /// Which plan of a multi-plan file to load.
+    pub plan: PlanChoice,
 }
 
 /// The activations a model runs with unless told otherwise: int8 for a
@@ -53,6 +56,7 @@ impl Default for LoadOptions {
             activations: None,
             registry: KernelRegistry::detect(),
             fallback_cache: false,
+            plan: PlanChoice::default(),
         }
     }
 }
@@ -150,6 +154,12 @@ impl<'a> PackedSource<'a> {
         (self.placements, self.to_cache.filter(|_| write))
     }
 
+    /// Drops this process's pages of tensor `name` (it keeps a copy). A
+    /// failure only costs memory, so it is ignored.
+    fn release(&self, name: &str) {
+        let _ = self.file.release(name);
+    }
+
     fn error(&self, tensor: &str, reason: String) -> ModelError {
         ModelError::Source { path: self.file.path().to_owned(), tensor: tensor.to_owned(), reason }
     }
@@ -197,6 +207,7 @@ impl WeightSource for PackedSource<'_> {
         };
         // The container checked that the segment holds rows × cols values.
         let values = f32_values(data);
+        self.release(name);
         let len = values.len();
         record_values(&mut self.summary, name, len);
         self.placements.push(Placement {
@@ -265,6 +276,14 @@ impl WeightSource for PackedSource<'_> {
         } else {
             (stored, None, 0.0)
         };
+        if role == WeightRole::Linear {
+            // The products read the prepared copy (tiles, panels) from now
+            // on: make it now and let the stored pages go.
+            weight.prepare_products();
+            if weight.is_mapped() && weight.tiles().is_some() {
+                self.release(name);
+            }
+        }
         record_weight(&mut self.summary, name, &weight, role);
         self.placements.push(Placement {
             name: name.to_owned(),
