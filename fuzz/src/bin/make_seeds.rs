@@ -374,8 +374,32 @@ fn tiny_packed() -> Vec<Vec<u8>> {
     });
     llama.write(&path).expect("packed");
     let second = std::fs::read(&path).expect("packed");
+    // Two plans over the first four tensors: each variant stored once.
+    let mut multi = PackedWriter::new(PackedMeta {
+        created_by: "seed".into(),
+        architecture: "bert".into(),
+        config: serde_json::json!({"pooling": "mean", "normalize": true, "max_seq_length": 8}),
+        plan: None,
+        quantization: None,
+    });
+    multi.add_blob("config.json", bert_config.as_bytes());
+    for p in parts.iter().take(4) {
+        multi.add_variant("t", 3, 70, p.as_tensor_parts());
+    }
+    for (i, (name, _)) in weights.iter().take(4).enumerate() {
+        let format: WeightFormat = name.trim_start_matches("t.").parse().expect("format");
+        multi.add_plan(qloader_format::PackedPlan {
+            name: format!("plan{i}"),
+            bits_per_weight: format.bits_per_weight(),
+            predicted_loss: Some(1.0 / (i + 1) as f64),
+            plan: None,
+            formats: [("t".to_owned(), format)].into_iter().collect(),
+        });
+    }
+    multi.write(&path).expect("packed");
+    let third = std::fs::read(&path).expect("packed");
     let _ = std::fs::remove_dir_all(&dir);
-    vec![first, second]
+    vec![first, second, third]
 }
 
 /// A table of four tensors in five formats.

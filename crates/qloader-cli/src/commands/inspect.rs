@@ -1,5 +1,6 @@
 //! `qloader inspect`: a packed model's header readably — what model, which
-//! plan, how many bytes in each format — optionally every tensor, and
+//! plan (or plans, in a multi-plan file), how many bytes in each format —
+//! optionally every tensor, and
 //! optionally a full checksum pass. Given an original model instead (a GGUF
 //! file or a model directory), the family QLoader reads it as and its
 //! configuration, or which families exist if none reads it.
@@ -33,7 +34,9 @@ pub fn run(args: InspectArgs) -> Result<()> {
         }
         (architecture, _) => println!("architecture: {architecture}"),
     }
+    let multi = file.plans().len() > 1;
     match file.plan() {
+        _ if multi => println!("plans: {} (format version {})", file.plans().len(), file.version()),
         Some(plan) => println!("plan: {} (sha256 {})", plan.path, plan.sha256),
         None => println!("plan: none recorded (packed with one format)"),
     }
@@ -52,22 +55,37 @@ pub fn run(args: InspectArgs) -> Result<()> {
     println!("blobs: {}", blobs.join(", "));
     println!();
 
+    if multi {
+        print_plans(&file);
+        println!();
+        println!("what the file holds, every variant of every tensor:");
+        println!();
+    }
     print_format_table(
-        file.tensors().map(|t| (t.format().to_string(), t.rows() * t.cols(), t.byte_len())),
+        file.all_variants().map(|t| (t.format().to_string(), t.rows() * t.cols(), t.byte_len())),
     );
     if args.tensors {
         println!();
-        println!("| tensor | shape | format | bytes | crc32 |");
-        println!("|---|---|---|---:|---|");
-        for t in file.tensors() {
+        println!(
+            "| tensor | shape | format | bytes | crc32 |{}",
+            if multi { " plans |" } else { "" }
+        );
+        println!("|---|---|---|---:|---|{}", if multi { "---|" } else { "" });
+        for t in file.all_variants() {
+            let plans: Vec<&str> = file
+                .plans()
+                .filter(|p| p.tensors().any(|u| u.name() == t.name() && u.format() == t.format()))
+                .map(|p| p.name())
+                .collect();
             println!(
-                "| {} | {}×{} | {} | {} | {:08x} |",
+                "| {} | {}×{} | {} | {} | {:08x} |{}",
                 t.name(),
                 t.rows(),
                 t.cols(),
                 t.format(),
                 human_bytes(t.byte_len()),
-                t.crc32()
+                t.crc32(),
+                if multi { format!(" {} |", plans.join(", ")) } else { String::new() }
             );
         }
     }
@@ -76,13 +94,43 @@ pub fn run(args: InspectArgs) -> Result<()> {
         file.verify_all()?;
         println!();
         println!(
-            "checksums: all {} blobs and {} tensors match ({:.2} s)",
+            "checksums: all {} blobs and {} tensor variants match ({:.2} s)",
             file.blob_names().len(),
-            file.tensors().len(),
+            file.all_variants().count(),
             clock.elapsed().as_secs_f64()
         );
     }
     Ok(())
+}
+
+/// The plans of a multi-plan file: what each loads and what it predicted.
+fn print_plans(file: &PackedFile) {
+    let largest = file.plans().map(|p| p.bytes()).max().unwrap_or(0).max(1);
+    println!();
+    println!("| plan | bits/weight | bytes it loads | predicted loss | formats | plan file |");
+    println!("|---|---:|---:|---:|---|---|");
+    for p in file.plans() {
+        let mut per_format: std::collections::BTreeMap<String, usize> = Default::default();
+        for t in p.tensors().filter(|t| t.variant_count() > 1 || t.rows() > 1) {
+            *per_format.entry(t.format().to_string()).or_default() += 1;
+        }
+        let formats: Vec<String> = per_format.iter().map(|(f, n)| format!("{n} {f}")).collect();
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            p.name(),
+            p.bits_per_weight().map_or("—".to_owned(), |b| format!("{b:.3}")),
+            human_bytes(p.bytes() as usize),
+            p.predicted_loss().map_or("—".to_owned(), |l| format!("{l:.4}")),
+            formats.join(", "),
+            p.plan_ref().map_or("—".to_owned(), |r| r.path.clone()),
+        );
+    }
+    println!();
+    println!(
+        "file {} = {:.3}× the largest plan's bytes",
+        human_bytes(file.file_len()),
+        file.file_len() as f64 / largest as f64
+    );
 }
 
 /// Whether `path` is an original model (a directory, or a GGUF file) rather

@@ -5,7 +5,9 @@
 
 use qloader_format::{PlanRef, WeightFormat};
 use qloader_models::bert::ModelDir;
-use qloader_runtime::packed::{pack_bert, pack_decoder};
+use qloader_runtime::packed::{
+    pack_bert, pack_decoder, pack_model_plans, quantizable_tensors, PlanToPack, Quantization,
+};
 use serde_json::{json, Value};
 
 use super::{bert, gguf, Case, Open};
@@ -60,9 +62,31 @@ fn llama_packed_in(format: WeightFormat) -> Vec<u8> {
     std::fs::read(&out).expect("reading the packed decoder")
 }
 
-/// A packed file taken apart: its header as JSON and its data section.
+/// The tiny decoder packed with two plans: `small` (every quantizable
+/// tensor int4) and `big` (int8), in one version 2 file.
+fn llama_two_plans() -> Vec<u8> {
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let path = scratch.path().join("model.gguf");
+    std::fs::write(&path, gguf::Gguf::tiny().build()).expect("writing the tiny decoder");
+    let names = quantizable_tensors(&path).expect("the tiny decoder's tensors");
+    let plan = |name: &str, format: &str, loss: f64| PlanToPack {
+        name: name.to_owned(),
+        formats: names.iter().map(|n| (n.clone(), format.parse().expect("a format"))).collect(),
+        quantization: Quantization::default(),
+        predicted_loss: Some(loss),
+        plan: None,
+    };
+    let out = scratch.path().join("model.qlm");
+    let plans = vec![plan("small", "int4", 0.5), plan("big", "int8", 0.1)];
+    pack_model_plans(&path, plans, &out, &mut |_, _, _| {}).expect("packing two plans");
+    std::fs::read(&out).expect("reading the packed decoder")
+}
+
+/// A packed file taken apart: its version, its header as JSON and its data
+/// section.
 #[derive(Clone)]
 pub struct Parts {
+    pub version: u32,
     pub header: Value,
     pub data: Vec<u8>,
 }
@@ -73,13 +97,20 @@ impl Parts {
         let len = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
         let header = serde_json::from_slice(&bytes[PREAMBLE..PREAMBLE + len]).expect("header");
         let data_start = (PREAMBLE + len).next_multiple_of(64);
-        Self { header, data: bytes[data_start..].to_vec() }
+        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        Self { version, header, data: bytes[data_start..].to_vec() }
     }
 
-    /// The file: preamble, `json`, zero padding to 64, the data section.
+    /// The version 1 file: preamble, `json`, zero padding to 64, the data
+    /// section.
     pub fn assemble_json(json: &[u8], data: &[u8]) -> Vec<u8> {
+        Self::assemble_version(1, json, data)
+    }
+
+    /// [`Parts::assemble_json`] with `version` in the preamble.
+    fn assemble_version(version: u32, json: &[u8], data: &[u8]) -> Vec<u8> {
         let mut out = b"QLMODEL\0".to_vec();
-        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&version.to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&(json.len() as u64).to_le_bytes());
         out.extend_from_slice(json);
@@ -92,7 +123,7 @@ impl Parts {
     /// reader does not depend on their order).
     pub fn assemble(&self) -> Vec<u8> {
         let json = serde_json::to_vec(&self.header).expect("JSON");
-        Self::assemble_json(&json, &self.data)
+        Self::assemble_version(self.version, &json, &self.data)
     }
 
     /// The header entry of tensor `name`.
@@ -190,8 +221,8 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "packed/unsupported-version",
-            patched(&good, 8, &2u32.to_le_bytes()),
-            "{path}: packed model version 2, this build reads version 1",
+            patched(&good, 8, &3u32.to_le_bytes()),
+            "{path}: packed model version 3, this build reads versions 1 to 2",
         ),
         case(
             "packed/unknown-flags",
@@ -613,6 +644,7 @@ pub fn cases() -> Vec<Case> {
             expected,
         ));
     }
+    cases.extend(two_plan_cases());
     let mut inspect = header_case(
         "packed-inspect/tensor-checksum-mismatch",
         p,
@@ -628,4 +660,84 @@ pub fn cases() -> Vec<Case> {
     inspect.open = Open::PackedInspect;
     cases.push(inspect);
     cases
+}
+
+/// The classes of a version 2 file's plans and variants, each breaking the
+/// tiny decoder's two-plan file in one way.
+fn two_plan_cases() -> Vec<Case> {
+    let mut parts = Parts::split(&llama_two_plans());
+    parts.header["created_by"] = json!("qloader");
+    let q = "blk.0.attn_q.weight";
+    let at = parts.header["tensors"]
+        .as_array()
+        .expect("tensors")
+        .iter()
+        .position(|t| t["name"] == q)
+        .expect("the tensor");
+    let p = &parts;
+    vec![
+        header_case(
+            "packed/plan-picks-a-missing-variant",
+            p,
+            |p| p.header["plans"][1]["variants"][at] = json!(5),
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: plan `big` picks \
+             variant 5, but the tensor has 2 (numbered from 0)",
+        ),
+        header_case(
+            "packed/variant-in-no-plan",
+            p,
+            |p| {
+                let small = p.header["plans"][0].clone();
+                p.header["plans"] = json!([small]);
+            },
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1 (int8) is in \
+             no plan",
+        ),
+        header_case(
+            "packed/plan-bytes-disagree",
+            p,
+            |p| p.header["plans"][0]["bytes"] = json!(1),
+            "{path}: invalid packed model: plan `small` says it loads 1 bytes but the variants it \
+             picks hold 1536",
+        ),
+        header_case(
+            "packed/no-plans",
+            p,
+            |p| p.header["plans"] = json!([]),
+            "{path}: invalid packed model: the header lists no plans (version 2 needs at least \
+             one)",
+        ),
+        header_case(
+            "packed/plans-with-one-name",
+            p,
+            |p| p.header["plans"][1]["name"] = json!("small"),
+            "{path}: invalid packed model: two plans are named `small`",
+        ),
+        header_case(
+            "packed/plan-without-a-variant-per-tensor",
+            p,
+            |p| {
+                p.header["plans"][1]["variants"].as_array_mut().expect("variants").pop();
+            },
+            "{path}: invalid packed model: plan `big` picks 10 variants for 11 tensors (one per \
+             tensor, in header order)",
+        ),
+        header_case(
+            "packed/two-variants-in-one-format",
+            p,
+            |p| {
+                let first = p.header["tensors"][at]["variants"][0].clone();
+                p.header["tensors"][at]["variants"][1] = first;
+            },
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: two variants are in \
+             format int4",
+        ),
+        header_case(
+            "packed/version-1-tensor-in-version-2",
+            p,
+            |p| p.header["tensors"][at]["format"] = json!("int4"),
+            "{path}: invalid packed model: header is not a valid packed-model header: unknown \
+             field `format`, expected one of `name`, `shape`, `variants` at line 1 column 1057",
+        ),
+    ]
 }
