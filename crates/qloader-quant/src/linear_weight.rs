@@ -291,11 +291,11 @@ impl LinearWeight {
         }
     }
 
-    /// Bytes a `rows × cols` weight stored in `format` holds once its
+    /// Bytes a `rows × cols` weight stored in `format` needs once its
     /// products are prepared ([`LinearWeight::prepare_products`]): the
-    /// tiles of the grouped, compact and block formats and the panels of
-    /// `f16`, which the products read instead of the stored bytes; the
-    /// stored bytes for `f32` and `int8`, which they read in place.
+    /// tiles of the grouped, compact and block formats (the products read
+    /// only them); the stored rows and their panels for `f16` (the products
+    /// read both); the stored bytes for `f32` and `int8`, read in place.
     pub fn prepared_bytes(format: WeightFormat, rows: usize, cols: usize) -> usize {
         use qloader_kernels::quantize::RowLayout;
         use qloader_kernels::tiles::layout::{panel_bytes, PANEL_ROWS};
@@ -306,7 +306,7 @@ impl LinearWeight {
             WeightFormat::Block(l) => tiles(l.tile_layout()),
             WeightFormat::F16 => {
                 let half = qloader_kernels::quantize::HALF_PANEL_ROWS;
-                rows.div_ceil(half) * half * cols * 2
+                rows.div_ceil(half) * half * cols * 2 + format.storage_bytes(rows, cols)
             }
             other => other.storage_bytes(rows, cols),
         }

@@ -10,6 +10,7 @@ use qloader_format::{fixtures, ActivationFormat, WeightFormat};
 use qloader_models::bert::ModelDir;
 use qloader_models::decoder::{Decoder, Logits};
 use qloader_models::{BertEncoder, GgufTokenizer, LlamaModel, Probe, SentenceTokenizer};
+use qloader_quant::LinearWeight;
 use qloader_runtime::packed::{
     open_packed, pack_bert, pack_decoder, LoadOptions, PackedEncoder, PackedModel,
 };
@@ -87,7 +88,14 @@ fn packed_minilm_equals_the_in_memory_model_of_the_same_plan() {
         let loaded = open_packed(&path, &options, &mut |l| log.push(l.to_owned())).unwrap();
         assert!(log.is_empty(), "nothing converted: {log:?}");
         let weights = loaded.placements.iter().filter(|p| p.kernel.is_some());
-        assert!(weights.clone().count() == 36 && weights.clone().all(|p| p.mapped));
+        assert_eq!(weights.clone().count(), 36);
+        for p in weights {
+            // Tiled weights keep only their tiles; the others are read in place.
+            let tiled = matches!(p.stored, WeightFormat::Grouped(_));
+            assert_eq!(p.mapped, !tiled, "{}", p.name);
+            let [rows, cols] = p.shape;
+            assert_eq!(p.bytes, LinearWeight::prepared_bytes(p.stored, rows, cols), "{}", p.name);
+        }
         let packed = encoder(loaded.model);
         for s in SENTENCES {
             let expected = memory.embed_ids(&tok.encode(s).unwrap()).unwrap();

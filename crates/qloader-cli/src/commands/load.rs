@@ -76,7 +76,7 @@ pub fn describe(model: &LoadedModel) -> String {
             format!("; {} converted at load in {:.2} s", converted.len(), convert_seconds)
         },
         if grouped {
-            "; grouped weights re-laid into 16-row tiles (an owned copy of about their size)"
+            "; weights multiplied in 16-row tiles keep only the tiles (their mapped pages let go)"
         } else {
             ""
         }

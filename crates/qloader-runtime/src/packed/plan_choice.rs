@@ -70,7 +70,7 @@ impl fmt::Display for PlanSelection {
 /// The bytes the loaded model keeps for `plan`'s tensors with `registry`'s
 /// kernels and `act` activations: the prepared form of each weight (tiles,
 /// panels, or the stored bytes read in place), in the format it runs as
-/// where this device converts it. An estimate: a tensor that is only looked
+/// where this device converts it (with the converted copy). An estimate: a tensor that is only looked
 /// up (an untied embedding table) is counted as its tiles, a little more
 /// than the stored rows it reads.
 pub fn run_bytes(plan: &PlanView<'_>, registry: &KernelRegistry, act: ActivationFormat) -> u64 {
@@ -83,7 +83,11 @@ pub fn run_bytes(plan: &PlanView<'_>, registry: &KernelRegistry, act: Activation
                 return t.byte_len() as u64;
             }
             let runs_as = registry.choose(format, act).map_or(format, |c| c.runs_as);
-            LinearWeight::prepared_bytes(runs_as, rows, cols) as u64
+            let prepared = LinearWeight::prepared_bytes(runs_as, rows, cols);
+            let stored = runs_as.storage_bytes(rows, cols);
+            // A converted weight keeps its owned copy beside its tiles.
+            let copy = if runs_as != format && prepared != stored { stored } else { 0 };
+            (prepared + copy) as u64
         })
         .sum()
 }

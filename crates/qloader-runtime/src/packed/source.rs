@@ -74,7 +74,9 @@ pub struct Placement {
     pub role: PlacementRole,
     /// The kernel choice, for weights the model multiplies by.
     pub kernel: Option<KernelChoice>,
-    /// Bytes held at run time (the stored bytes, or the converted ones).
+    /// Bytes held at run time: the tiles of a weight multiplied in tiles
+    /// (its stored pages are let go), a converted weight's copy and tiles,
+    /// or the stored bytes read in place.
     pub bytes: usize,
     /// Whether those bytes are read in place from the map (else owned).
     pub mapped: bool,
@@ -276,12 +278,20 @@ impl WeightSource for PackedSource<'_> {
         } else {
             (stored, None, 0.0)
         };
+        // What the model keeps of it: a weight the products read in tiles
+        // keeps only the tiles (its stored pages are let go), a converted
+        // one its owned copy and tiles, others what their products read.
+        let (mut bytes, mut mapped) = (weight.storage_bytes(), weight.is_mapped());
         if role == WeightRole::Linear {
-            // The products read the prepared copy (tiles, panels) from now
-            // on: make it now and let the stored pages go.
             weight.prepare_products();
-            if weight.is_mapped() && weight.tiles().is_some() {
+            let tiles = weight.tiles().map(|t| t.storage_bytes());
+            if tiles.is_some() || !mapped {
                 self.release(name);
+            }
+            match (tiles, mapped) {
+                (Some(tiles), true) => (bytes, mapped) = (tiles, false),
+                (Some(tiles), false) => bytes += tiles,
+                (None, _) => bytes = LinearWeight::prepared_bytes(weight.format(), rows, cols),
             }
         }
         record_weight(&mut self.summary, name, &weight, role);
@@ -295,8 +305,8 @@ impl WeightSource for PackedSource<'_> {
                 PlacementRole::LookUp
             },
             kernel,
-            bytes: weight.storage_bytes(),
-            mapped: weight.is_mapped(),
+            bytes,
+            mapped,
             convert_seconds: seconds,
         });
         Ok(weight)
