@@ -481,3 +481,75 @@ fn pack_with_gptq_beats_round_to_nearest() {
     assert!(out.contains("| int4 | 37 |"), "36 linear weights and the embeddings: {out}");
     assert!(gptq >= 0.987 && gptq > rtn + 0.005, "gptq {gptq}, rtn {rtn}");
 }
+
+#[test]
+fn one_file_of_several_plans_loads_the_plan_that_fits() {
+    if !fixture_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("t.json");
+    let model = fixtures::minilm_dir();
+    let model = model.to_str().unwrap();
+    let args = ["analyze", "--model", model, "--formats", "int8,int4,int3", "--samples", "4"];
+    let o = qloader(&[&args[..], &["--e2e-samples", "2", "-o", table.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles/x86-avx2-2core.toml");
+    let packed = dir.path().join("multi.qlm");
+    let packed_s = packed.to_str().unwrap();
+    let table_s = table.to_str().unwrap();
+    let o = qloader(&[
+        "pack",
+        "--model",
+        model,
+        "--budgets",
+        "4.2bpw,9bpw",
+        "--table",
+        table_s,
+        "--profile",
+        profile,
+        "-o",
+        packed_s,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(": 2 plans") && out.contains("| 4.2bpw |") && out.contains("| 9bpw |"));
+
+    let o = qloader(&["inspect", packed_s, "--verify"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("plans: 2 (format version 2)"), "{out}");
+    assert!(out.contains("| 4.2bpw |") && out.contains("tensor variants match"), "{out}");
+
+    // The smaller plan under a limit between the two, the larger without one.
+    let run =
+        |extra: &[&str]| qloader(&[&["run", packed_s, "--explain"], extra, &["Hi."]].concat());
+    let o = run(&["--plan", "9bpw"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let kept = |out: &str, plan: &str| -> f64 {
+        let row = out.lines().find(|l| l.starts_with(&format!("| {plan} |"))).unwrap();
+        let cell = row.split('|').nth(4).unwrap().trim();
+        let (value, unit) = cell.split_once(' ').unwrap();
+        value.parse::<f64>().unwrap() * if unit == "MiB" { 1024.0 * 1024.0 } else { 1024.0 }
+    };
+    let (small, large) = (kept(&out, "4.2bpw"), kept(&out, "9bpw"));
+    assert!(small < large, "{out}");
+    let between = format!("{}KiB", ((small + large) / 2.0 / 1024.0) as u64);
+    let o = run(&["--memory", &between]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(err.contains("chose plan `4.2bpw` ("), "{err}");
+    assert!(err.contains("lowest predicted loss of the 1 of 2 plans within"), "{err}");
+    assert!(out.lines().any(|l| l.starts_with("| 4.2bpw |") && l.ends_with("loaded |")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("| 9bpw |") && l.ends_with("does not fit |")));
+    let o = run(&["--memory", "1KiB"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("no plan fits in 0.00 MiB (--memory); the smallest, plan `4.2bpw`"),
+        "{err}"
+    );
+    let o = run(&["--plan", "nope"]);
+    assert!(stderr(&o).contains("has no plan `nope` (its plans: `4.2bpw`, `9bpw`)"));
+}

@@ -49,7 +49,7 @@ pub fn open(path: &Path, options: &LoadOptions) -> Result<LoadedModel> {
 /// a file of several plans, a line before it on the plan chosen.
 pub fn describe(model: &LoadedModel) -> String {
     let plan = if model.plan.candidates.len() > 1 {
-        format!("plan {}\n", model.plan)
+        format!("chose {}\n", model.plan)
     } else {
         String::new()
     };
