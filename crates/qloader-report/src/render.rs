@@ -209,7 +209,35 @@ pub fn markdown(report: &Report) -> String {
         "\nPredicted (summed per-tensor sensitivity) against measured degradation, Spearman rank correlation across the quantized rows: {}.",
         report.rank_correlation.map_or("—".to_owned(), |r| format!("{r:.3}"))
     );
+    one_file_table(&mut s, report);
     s
+}
+
+/// The budgets' plans in one file beside their own files (nothing without
+/// it).
+fn one_file_table(s: &mut String, report: &Report) {
+    let Some(one) = &report.one_file else { return };
+    let mib = |b: u64| format!("{:.2} MiB", b as f64 / (1 << 20) as f64);
+    let _ = writeln!(s, "\n## Every budget in one file\n");
+    let _ = writeln!(
+        s,
+        "The plans above packed into one file (`qloader pack --budgets`), each (tensor, format) \
+         stored once; the loader picks a plan by memory (`--memory`) or name (`--plan`).\n"
+    );
+    let _ =
+        writeln!(s, "| plan | bytes it loads from the one file | its own file |\n|---|---:|---:|");
+    for (label, loads, own) in &one.plans {
+        let _ = writeln!(s, "| {label} | {} | {} |", mib(*loads), mib(*own));
+    }
+    let largest = one.plans.iter().map(|p| p.2).max().unwrap_or(0).max(1);
+    let all: u64 = one.plans.iter().map(|p| p.2).sum();
+    let _ = writeln!(
+        s,
+        "\nOne file: {} = {:.3}× the largest plan's own file ({:.3}× all of them together).",
+        mib(one.file_bytes),
+        one.file_bytes as f64 / largest as f64,
+        one.file_bytes as f64 / all.max(1) as f64
+    );
 }
 
 /// The section comparing llama.cpp's own files with the mixed plans whose
@@ -524,8 +552,26 @@ mod tests {
             method: QuantMethod::Imatrix,
             rows,
             rank_correlation: None,
+            one_file: None,
             seconds: 1.0,
         }
+    }
+
+    #[test]
+    fn the_one_file_section_compares_with_the_plans_own_files() {
+        let mut report = decoder_report(Vec::new());
+        assert!(!markdown(&report).contains("Every budget in one file"));
+        let mib = 1u64 << 20;
+        report.one_file = Some(crate::run::OneFile {
+            file_bytes: 30 * mib,
+            plans: vec![
+                ("mixed 4 bpw".into(), 10 * mib, 11 * mib),
+                ("mixed 8 bpw".into(), 20 * mib, 21 * mib),
+            ],
+        });
+        let md = markdown(&report);
+        assert!(md.contains("| mixed 4 bpw | 10.00 MiB | 11.00 MiB |"), "{md}");
+        assert!(md.contains("One file: 30.00 MiB = 1.429× the largest plan's own file (0.938×"));
     }
 
     /// The equal-size tables print each row's measured perplexity, the

@@ -12,7 +12,7 @@ use qloader_analyze::gptq::SequentialOptions;
 use qloader_analyze::request::{run as analyze, AnalyzeRequest, Calibration};
 use qloader_analyze::{Measure, SensitivityTable};
 use qloader_format::{fixtures, ActivationFormat, PlanRef, QuantMethod, WeightFormat};
-use qloader_runtime::packed::{pack_model, Quantization};
+use qloader_runtime::packed::{pack_model, pack_model_plans, PlanToPack, Quantization};
 use qloader_runtime::sentences::EVAL_SENTENCES;
 use qloader_runtime::{DecoderSession, EncoderSession};
 use qloader_schedule::planner::sha256_hex;
@@ -120,8 +120,22 @@ pub struct Report {
     /// Spearman rank correlation of predicted and measured degradation
     /// across the quantized rows.
     pub rank_correlation: Option<f64>,
+    /// The budgets' plans packed into one file, beside their own files
+    /// (with two budgets or more).
+    #[serde(default)]
+    pub one_file: Option<OneFile>,
     /// Seconds the whole report took.
     pub seconds: f64,
+}
+
+/// Every budget's plan in one packed file (`qloader pack --budgets`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OneFile {
+    /// Length of the file.
+    pub file_bytes: u64,
+    /// Per plan: its row's label, the bytes it loads from the one file,
+    /// and the length of its own file.
+    pub plans: Vec<(String, u64, u64)>,
 }
 
 /// A configuration before it is measured.
@@ -194,6 +208,14 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
         let packed = measuring.pack(c)?;
         rows.push(measuring.measure(c, packed)?);
     }
+    let budgets: Vec<&Config> =
+        configs.iter().filter(|c| c.kind == RowKind::Mixed && c.versus.is_none()).collect();
+    let one_file = if budgets.len() >= 2 {
+        log(&format!("packing the {} budgets' plans into one file …", budgets.len()));
+        Some(measuring.pack_together(&budgets, &rows)?)
+    } else {
+        None
+    };
     if !options.llama_cpp.is_empty() {
         if !decoder {
             return Err(ReportError::Mismatch(
@@ -243,6 +265,7 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
         method: packing.method,
         rows,
         rank_correlation,
+        one_file,
         seconds: clock.elapsed().as_secs_f64(),
     })
 }
@@ -288,6 +311,37 @@ impl Measuring<'_> {
             &mut |_, _| {},
         )?;
         Ok(Packed { path, report })
+    }
+
+    /// Packs the plans of `configs` into one file (kept with the others
+    /// when they are kept), beside the files `rows` measured.
+    fn pack_together(&self, configs: &[&Config], rows: &[Row]) -> Result<OneFile> {
+        let path = self.options.out_dir.join("every-budget.qlm");
+        let mut plans = Vec::with_capacity(configs.len());
+        for c in configs {
+            plans.push(PlanToPack {
+                name: c.label.clone(),
+                formats: c.formats.clone(),
+                quantization: self.packing.quantization(&c.formats)?,
+                predicted_loss: c.plan.as_ref().map(|p| p.totals.loss),
+                plan: None,
+            });
+        }
+        let report = pack_model_plans(&self.options.model, plans, &path, &mut |_, _, _| {})?;
+        if !self.options.keep_packed {
+            let _ = std::fs::remove_file(&path);
+        }
+        let own = |label: &str| {
+            rows.iter().find(|r| r.label == label).and_then(|r| r.file_bytes).unwrap_or(0)
+        };
+        Ok(OneFile {
+            file_bytes: report.file_bytes,
+            plans: report
+                .plans
+                .iter()
+                .map(|(name, _, bytes)| (name.clone(), *bytes, own(name)))
+                .collect(),
+        })
     }
 
     /// Measures a packed configuration (and removes the file unless kept).
