@@ -178,14 +178,35 @@ impl PackedFile {
         self.check_crc("blob", &b.name, b.crc32, actual)
     }
 
-    /// Lets the kernel drop this process's pages of tensor `name` (the
-    /// selected plan's variant): for a tensor the model copied (tiles,
+    /// Lets the kernel drop this process's pages of tensor `name` (every
+    /// variant: those of other plans are mapped only when the kernel maps
+    /// pages around the ones read): for a tensor the model copied (tiles,
     /// values), so that the copy is all it keeps resident. Reading the
     /// tensor again re-reads the same bytes from the file. Does nothing for
     /// an unknown name; an `madvise` failure is returned (the map stays
     /// valid either way).
     pub fn release(&self, name: &str) -> std::io::Result<()> {
-        let Some(view) = self.tensor(name) else { return Ok(()) };
+        let Some(&t) = self.header.tensor_index.get(name) else { return Ok(()) };
+        for v in 0..self.header.tensors[t].variants.len() {
+            self.release_view(&self.view(t, v))?;
+        }
+        Ok(())
+    }
+
+    /// Lets the kernel drop this process's pages of every variant the
+    /// selected plan does not load: those the kernel mapped around the
+    /// pages that were read (fault-around), which a plan never uses.
+    pub fn release_other_variants(&self) -> std::io::Result<()> {
+        let plan = &self.header.plans[self.selected];
+        for (t, tensor) in self.header.tensors.iter().enumerate() {
+            for v in (0..tensor.variants.len()).filter(|&v| v != plan.variants[t]) {
+                self.release_view(&self.view(t, v))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn release_view(&self, view: &TensorView<'_>) -> std::io::Result<()> {
         let base = self.map.as_ptr() as usize;
         for (_, bytes) in view.segments() {
             if bytes.is_empty() {

@@ -154,6 +154,8 @@ pub fn open_packed(
             (PackedModel::Decoder(DecoderSession { model, tokenizer }), source.finish())
         }
     };
+    // Pages of other plans' variants mapped around those read: not needed.
+    let _ = file.release_other_variants();
     let load_seconds = clock.elapsed().as_secs_f64();
     if let Some(contents) = to_cache {
         // The model is ready; a cache that cannot be written only costs the
