@@ -129,6 +129,10 @@ pub struct ExportArgs {
     /// Face checkpoint directory, or before the metadata was kept.
     #[arg(long, value_name = "GGUF")]
     pub metadata_from: Option<PathBuf>,
+    /// The plan to export, for a file holding several (`qloader inspect`
+    /// lists them).
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
 }
 
 /// How a packed model is loaded.

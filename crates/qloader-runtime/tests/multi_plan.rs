@@ -9,6 +9,7 @@ use std::path::Path;
 
 use qloader_format::{fixtures, ActivationFormat, PackedFile, WeightFormat};
 use qloader_models::decoder::Logits;
+use qloader_runtime::packed::export::{export_gguf, ExportOptions};
 use qloader_runtime::packed::{
     choose_plan, open_packed, pack_model, pack_model_plans, quantizable_tensors, LoadOptions,
     PackedModel, PlanChoice, PlanToPack, Quantization,
@@ -133,4 +134,14 @@ fn a_multi_plan_file_serves_each_plan_as_its_own_file_would() {
     let (selection, _) = load(&multi, PlanChoice::Memory(run[0]));
     assert_eq!(selection.chosen().name, "small");
     assert_eq!(selection.chosen().run_bytes, run[0]);
+
+    // Export takes one plan, named.
+    let out = tmp.path().join("small.gguf");
+    let err = export_gguf(&multi, &out, &ExportOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("holds 3 plans (`small`, `mixed`, `large`): choose"), "{err}");
+    let options = ExportOptions { plan: Some("small".into()), ..ExportOptions::default() };
+    let report = export_gguf(&multi, &out, &options).unwrap();
+    let gguf = qloader_format::gguf::GgufFile::open(&out).unwrap();
+    assert_eq!(gguf.tensors().len(), report.tensors.len());
+    assert!(report.tensors.iter().all(|t| t.stored != WeightFormat::Int8PerChannel));
 }

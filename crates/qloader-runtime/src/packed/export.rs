@@ -36,6 +36,8 @@ pub struct ExportOptions {
     /// Take the metadata from this GGUF instead of the packed file (for
     /// files packed before the metadata was kept).
     pub metadata_from: Option<PathBuf>,
+    /// The plan to export from a file of several (required there).
+    pub plan: Option<String>,
 }
 
 /// How one tensor went into the GGUF file.
@@ -76,8 +78,26 @@ pub struct ExportReport {
 
 /// Writes the packed decoder at `packed` as a GGUF file at `out`.
 pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
-    let file = PackedFile::open(packed)?;
+    let mut file = PackedFile::open(packed)?;
     let invalid = |reason: String| RuntimeError::InvalidPacked { path: packed.to_owned(), reason };
+    let names: Vec<String> = file.plans().map(|p| format!("`{}`", p.name())).collect();
+    match &options.plan {
+        Some(name) => {
+            let index = file.plans().position(|p| p.name() == name).ok_or_else(|| {
+                invalid(format!("has no plan `{name}` (its plans: {})", names.join(", ")))
+            })?;
+            file.select_plan(index);
+        }
+        None if names.len() > 1 => {
+            return Err(invalid(format!(
+                "holds {} plans ({}): choose the one to export with --plan",
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        None => {}
+    }
+    let file = file;
     if file.architecture() != LLAMA {
         return Err(invalid(format!(
             "only decoders ({LLAMA}) export to GGUF; this is a {} model",
