@@ -12,11 +12,8 @@ use crate::output::human_bytes;
 
 /// Runs the subcommand.
 pub fn run(args: ExportArgs) -> Result<()> {
-    let options = ExportOptions {
-        convert: args.convert,
-        metadata_from: args.metadata_from,
-        plan: args.plan,
-    };
+    let options =
+        ExportOptions { convert: args.convert, metadata_from: args.metadata_from, plan: args.plan };
     let report = export_gguf(&args.packed, &args.output, &options)
         .with_context(|| format!("exporting {}", args.packed.display()))?;
     // (stored format, GGUF type, how) → (tensors, bytes)
