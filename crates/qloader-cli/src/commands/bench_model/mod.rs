@@ -128,7 +128,8 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
     let quant = (input != Input::Packed).then(|| args.quant.unwrap_or(WeightFormat::F32));
     // Found (or made) before anything is loaded or timed.
     let mut llama_cpp = if args.llama_cpp { Some(llama_cpp_setup(&args)?) } else { None };
-    let model_file = FileInfo::of(&args.model)?;
+    let mut model_file = FileInfo::of(&args.model)?;
+    let mut plan_note = String::new();
     // A packed decoder's weights are mapped from its file: keep both.
     let (owned, loaded);
     let session = match quant {
@@ -139,6 +140,11 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
         }
         None => {
             loaded = open_packed(&args)?;
+            if loaded.plan.candidates.len() > 1 {
+                // Of a file of several plans, the bytes the chosen one reads.
+                model_file.bytes = loaded.plan.chosen().stored_bytes;
+                plan_note = format!(", plan `{}` of the file", loaded.plan.chosen().name);
+            }
             match &loaded.model {
                 PackedModel::Decoder(session) => session,
                 PackedModel::Encoder(_) => bail!(
@@ -157,7 +163,7 @@ pub fn run(args: BenchModelArgs) -> Result<()> {
     )?;
 
     print_cpu(&info);
-    println!("model: {} ({:.1} MiB)", model_file.path.display(), model_file.mib());
+    println!("model: {} ({:.1} MiB{plan_note})", model_file.path.display(), model_file.mib());
     if let Some(format) = quant {
         println!("weights: every quantizable tensor {format} (quantized at load)");
     }
