@@ -13,6 +13,8 @@
 //! cargo run --release -p qloader-runtime --example nested_codes -- direct3 3,4,8 8
 //! # per group, the blend of the direct 3- and 4-bit grids best for both:
 //! cargo run --release -p qloader-runtime --example nested_codes -- joint3-4 3,4 8
+//! # the compact chain: int3k's codes and sub-block grids, refined by bit planes:
+//! cargo run --release -p qloader-runtime --example nested_codes -- chain3k 3,4,5,8 8
 //! ```
 //!
 //! A group's grid covers `[lo, hi)` in `2^k` equal bins, each value at its
@@ -24,14 +26,21 @@
 //! (2^K − ½)·d)`, whose K-bit variant is that format's weight exactly. With
 //! FIT `jointL-H`, each group's frame is one of nine blends (in eighths) of
 //! its direct L- and H-bit frames: the one whose larger relative error
-//! (each width's error over its direct frame's) is least. Needs the fixtures
-//! (`scripts/fetch-fixtures.sh`).
+//! (each width's error over its direct frame's) is least. With FIT `chainLk`
+//! the base is the compact format `intLk` (round to nearest): a k-bit
+//! variant keeps each weight's L-bit code and splits that code's bin (its
+//! sub-block's scale wide, centred on the level) into `2^(k−L)` equal
+//! parts, the value at the centre of the part holding the weight; it is
+//! compared with the compact format of k bits (`int4k`, `int5k`) or `q8_0`.
+//! Needs the fixtures (`scripts/fetch-fixtures.sh`).
 
 use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use half::f16;
+use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
 use qloader_format::gguf::GgufFile;
+use qloader_format::grouped::BLOCK;
 use qloader_format::{fixtures, ActivationFormat, WeightFormat};
 use qloader_kernels::DenseMatrix;
 use qloader_models::decoder;
@@ -161,12 +170,57 @@ enum Fit {
     Direct(u32),
     /// Between the direct grids of these two widths.
     Joint(u32, u32),
+    /// Refining the compact format of this width.
+    Chain(u32),
+}
+
+/// `rows × cols` weights as the `k`-bit refinement of their `int{base}k`
+/// codes (see the module documentation).
+fn chained(weights: &[f32], rows: usize, cols: usize, base: u32, k: u32) -> Result<Vec<f32>> {
+    let layout = CompactLayout::new(base as u8)?;
+    let dense = DenseMatrix::new(rows, cols, weights.to_vec()).context("tensor shape")?;
+    let StoredParts::Compact { codes, .. } =
+        LinearWeight::quantize(dense, WeightFormat::Compact(layout)).stored_parts()
+    else {
+        bail!("int{base}k is stored as a compact format");
+    };
+    let row_bytes = layout.row_bytes(cols);
+    let parts = 1u32 << (k - base);
+    let mut out = vec![0.0f32; rows * cols];
+    out.par_chunks_mut(cols).enumerate().for_each(|(r, out)| {
+        let row = &codes[r * row_bytes..(r + 1) * row_bytes];
+        for_each_super_block(layout, row, cols, |_, start, subs, bytes| {
+            let block = SuperBlock::unpack(layout, bytes, subs);
+            for s in 0..subs {
+                let (scale, offset) = block.sub_grid(layout, s);
+                for l in 0..BLOCK {
+                    let c = start + s * BLOCK + l;
+                    if c >= cols {
+                        continue;
+                    }
+                    let q = block.codes[s * BLOCK + l] as f32;
+                    let low = scale * q + offset - scale / 2.0;
+                    let step = scale / parts as f32;
+                    out[c] = if step > 0.0 {
+                        let w = weights[r * cols + c];
+                        let j = ((w - low) / step).floor().clamp(0.0, (parts - 1) as f32);
+                        low + (j + 0.5) * step
+                    } else {
+                        offset
+                    };
+                }
+            }
+        });
+    });
+    Ok(out)
 }
 
 impl Fit {
     fn parse(text: &str) -> Result<Self> {
         Ok(if let Some(w) = text.strip_prefix("direct") {
             Fit::Direct(w.parse()?)
+        } else if let Some(w) = text.strip_prefix("chain").and_then(|w| w.strip_suffix('k')) {
+            Fit::Chain(w.parse()?)
         } else if let Some(ws) = text.strip_prefix("joint") {
             let (low, high) = ws.split_once('-').context("jointL-H")?;
             Fit::Joint(low.parse()?, high.parse()?)
@@ -180,6 +234,7 @@ impl Fit {
             Fit::Search(w) => w.to_string(),
             Fit::Direct(w) => format!("direct {w}"),
             Fit::Joint(l, h) => format!("joint {l} and {h}"),
+            Fit::Chain(w) => format!("int{w}k's grids"),
         }
     }
 
@@ -187,6 +242,7 @@ impl Fit {
     fn nested(self, weights: &[f32], rows: usize, cols: usize, k: u32) -> Result<Vec<f32>> {
         Ok(match self {
             Fit::Search(fit) => nested(weights, cols, fit, k),
+            Fit::Chain(base) => chained(weights, rows, cols, base, k)?,
             Fit::Direct(fit) => {
                 let frames = direct_frames(weights, rows, cols, fit)?;
                 nested_on_frames(weights, cols, k, |i, _| frames[i])
@@ -243,7 +299,11 @@ fn main() -> Result<()> {
             replacements.insert(name.clone(), LinearWeight::quantize(values, WeightFormat::F32));
         }
         let nested = perplexity(WeightFormat::F32, replacements)?;
-        let direct: WeightFormat = format!("int{k}g{GROUP}").parse()?;
+        let direct: WeightFormat = match (fit, k) {
+            (Fit::Chain(_), 8) => "q8_0".parse()?,
+            (Fit::Chain(_), _) => format!("int{k}k").parse()?,
+            _ => format!("int{k}g{GROUP}").parse()?,
+        };
         println!(
             "| {k} | {} | {nested:.3} | {:.3} | {direct} |",
             fit.label(),
