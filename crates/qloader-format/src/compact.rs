@@ -487,6 +487,20 @@ pub fn for_each_super_block(
 /// `IQ4_XS` de-quantize `int4k` and `nl4k` rows whose width is a multiple
 /// of 256).
 pub fn dequantize_row(layout: CompactLayout, row: &[u8], cols: usize, out: &mut [f32]) {
+    for_each_code(layout, row, cols, |c, scale, offset, q| {
+        out[c] = layout.value(scale, offset, q);
+    });
+}
+
+/// Calls `each(column, scale, offset, code)` for each of the `cols` values
+/// of a row stored in `row`: its code and its sub-block's grid
+/// ([`SuperBlock::sub_grid`]).
+pub fn for_each_code(
+    layout: CompactLayout,
+    row: &[u8],
+    cols: usize,
+    mut each: impl FnMut(usize, f32, f32, u8),
+) {
     for_each_super_block(layout, row, cols, |_, start, subs, bytes| {
         let block = SuperBlock::unpack(layout, bytes, subs);
         for s in 0..subs {
@@ -494,7 +508,7 @@ pub fn dequantize_row(layout: CompactLayout, row: &[u8], cols: usize, out: &mut 
             for l in 0..BLOCK {
                 let c = start + s * BLOCK + l;
                 if c < cols {
-                    out[c] = layout.value(scale, offset, block.codes[s * BLOCK + l]);
+                    each(c, scale, offset, block.codes[s * BLOCK + l]);
                 }
             }
         }

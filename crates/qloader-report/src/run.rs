@@ -5,6 +5,7 @@
 //! ([`crate::llama_files`]), beside each the greedy plan whose packed file
 //! is at most that file's size.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -201,15 +202,20 @@ pub fn make_report(options: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result
 
     let configs = configurations(options, &sources)?;
     let packing = Packing::for_table(options, table, log)?;
-    let measuring = Measuring { options, table, packing: &packing, reference: &reference };
+    let measuring = Measuring {
+        options,
+        table,
+        packing: &packing,
+        reference: &reference,
+        budget_codes: RefCell::default(),
+    };
     let mut rows = vec![reference_row];
     for (i, c) in configs.iter().enumerate() {
         log(&format!("[{}/{}] {}: packing and measuring …", i + 1, configs.len(), c.label));
         let packed = measuring.pack(c)?;
         rows.push(measuring.measure(c, packed)?);
     }
-    let budgets: Vec<&Config> =
-        configs.iter().filter(|c| c.kind == RowKind::Mixed && c.versus.is_none()).collect();
+    let budgets: Vec<&Config> = configs.iter().filter(|c| is_budget(c)).collect();
     let one_file = if budgets.len() >= 2 {
         log(&format!("packing the {} budgets' plans into one file …", budgets.len()));
         Some(measuring.pack_together(&budgets, &rows)?)
@@ -276,6 +282,9 @@ struct Measuring<'a> {
     table: &'a SensitivityTable,
     packing: &'a Packing,
     reference: &'a Reference,
+    /// The budgets' quantizations as packed (GPTQ's codes among them), kept
+    /// for packing the budgets into one file without fitting them again.
+    budget_codes: RefCell<BTreeMap<String, Quantization>>,
 }
 
 /// A configuration packed: where, and the packer's report.
@@ -302,6 +311,10 @@ impl Measuring<'_> {
             None => None,
         };
         let quantization = self.packing.quantization(&c.formats)?;
+        // Kept only where the budgets will be packed together.
+        if is_budget(c) && self.options.budgets.len() >= 2 {
+            self.budget_codes.borrow_mut().insert(c.label.clone(), quantization.clone());
+        }
         let report = pack_model(
             &self.options.model,
             &c.formats,
@@ -319,10 +332,15 @@ impl Measuring<'_> {
         let path = self.options.out_dir.join("every-budget.qlm");
         let mut plans = Vec::with_capacity(configs.len());
         for c in configs {
+            let kept = self.budget_codes.borrow_mut().remove(&c.label);
+            let quantization = match kept {
+                Some(q) => q,
+                None => self.packing.quantization(&c.formats)?,
+            };
             plans.push(PlanToPack {
                 name: c.label.clone(),
                 formats: c.formats.clone(),
-                quantization: self.packing.quantization(&c.formats)?,
+                quantization,
                 predicted_loss: c.plan.as_ref().map(|p| p.totals.loss),
                 plan: None,
             });
@@ -503,6 +521,12 @@ impl Packing {
         }
         Ok(q)
     }
+}
+
+/// Whether `c` is one of the budgets' plans (not a plan made at another
+/// row's size).
+fn is_budget(c: &Config) -> bool {
+    c.kind == RowKind::Mixed && c.versus.is_none()
 }
 
 /// The evaluation reference and the unquantized model's row.

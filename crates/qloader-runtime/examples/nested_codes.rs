@@ -38,9 +38,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use half::f16;
-use qloader_format::compact::{for_each_super_block, CompactLayout, SuperBlock};
+use qloader_format::compact::{for_each_code, CompactLayout};
 use qloader_format::gguf::GgufFile;
-use qloader_format::grouped::BLOCK;
 use qloader_format::{fixtures, ActivationFormat, WeightFormat};
 use qloader_kernels::DenseMatrix;
 use qloader_models::decoder;
@@ -189,27 +188,15 @@ fn chained(weights: &[f32], rows: usize, cols: usize, base: u32, k: u32) -> Resu
     let mut out = vec![0.0f32; rows * cols];
     out.par_chunks_mut(cols).enumerate().for_each(|(r, out)| {
         let row = &codes[r * row_bytes..(r + 1) * row_bytes];
-        for_each_super_block(layout, row, cols, |_, start, subs, bytes| {
-            let block = SuperBlock::unpack(layout, bytes, subs);
-            for s in 0..subs {
-                let (scale, offset) = block.sub_grid(layout, s);
-                for l in 0..BLOCK {
-                    let c = start + s * BLOCK + l;
-                    if c >= cols {
-                        continue;
-                    }
-                    let q = block.codes[s * BLOCK + l] as f32;
-                    let low = scale * q + offset - scale / 2.0;
-                    let step = scale / parts as f32;
-                    out[c] = if step > 0.0 {
-                        let w = weights[r * cols + c];
-                        let j = ((w - low) / step).floor().clamp(0.0, (parts - 1) as f32);
-                        low + (j + 0.5) * step
-                    } else {
-                        offset
-                    };
-                }
-            }
+        for_each_code(layout, row, cols, |c, scale, offset, q| {
+            let low = scale * q as f32 + offset - scale / 2.0;
+            let step = scale / parts as f32;
+            out[c] = if step > 0.0 {
+                let j = ((weights[r * cols + c] - low) / step).floor();
+                low + (j.clamp(0.0, (parts - 1) as f32) + 0.5) * step
+            } else {
+                offset
+            };
         });
     });
     Ok(out)

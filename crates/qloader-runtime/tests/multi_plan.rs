@@ -66,6 +66,8 @@ fn a_multi_plan_file_serves_each_plan_as_its_own_file_would() {
     assert_eq!(file.version(), 2);
     file.verify_all().unwrap();
     let bytes: Vec<u64> = report.plans.iter().map(|(_, _, b)| *b).collect();
+    let in_file: Vec<u64> = file.plans().map(|p| p.bytes()).collect();
+    assert_eq!(bytes, in_file, "the report's bytes per plan are the file's");
     assert!(bytes[0] < bytes[1] && bytes[1] < bytes[2], "{bytes:?}");
     let shared: u64 = file
         .tensors()

@@ -14,7 +14,7 @@ use qloader_models::bert::ModelDir;
 use qloader_models::family::{self, Kind};
 
 use crate::args::InspectArgs;
-use crate::output::{human_bytes, print_format_table};
+use crate::output::{format_counts, human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: InspectArgs) -> Result<()> {
@@ -110,18 +110,16 @@ fn print_plans(file: &PackedFile) {
     println!("| plan | bits/weight | bytes it loads | predicted loss | formats | plan file |");
     println!("|---|---:|---:|---:|---|---|");
     for p in file.plans() {
-        let mut per_format: std::collections::BTreeMap<String, usize> = Default::default();
-        for t in p.tensors().filter(|t| t.variant_count() > 1 || t.rows() > 1) {
-            *per_format.entry(t.format().to_string()).or_default() += 1;
-        }
-        let formats: Vec<String> = per_format.iter().map(|(f, n)| format!("{n} {f}")).collect();
+        let formats = format_counts(
+            p.tensors().filter(|t| t.variant_count() > 1 || t.rows() > 1).map(|t| t.format()),
+        );
         println!(
             "| {} | {} | {} | {} | {} | {} |",
             p.name(),
             p.bits_per_weight().map_or("—".to_owned(), |b| format!("{b:.3}")),
             human_bytes(p.bytes() as usize),
             p.predicted_loss().map_or("—".to_owned(), |l| format!("{l:.4}")),
-            formats.join(", "),
+            formats,
             p.plan_ref().map_or("—".to_owned(), |r| r.path.clone()),
         );
     }

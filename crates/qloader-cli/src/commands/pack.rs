@@ -13,7 +13,7 @@ use qloader_schedule::{make_plan, Budget, Plan, PlanOptions, Sources};
 
 use crate::args::PackArgs;
 use crate::commands::method::Method;
-use crate::output::{human_bytes, print_format_table};
+use crate::output::{format_counts, human_bytes, print_format_table};
 
 /// Runs the subcommand.
 pub fn run(args: PackArgs) -> Result<()> {
@@ -157,16 +157,13 @@ fn run_plans(args: PackArgs) -> Result<()> {
     let mut largest = 0u64;
     for (name, summary, bytes) in &report.plans {
         largest = largest.max(*bytes);
-        let mut per_format: BTreeMap<String, usize> = BTreeMap::new();
-        for t in summary.tensors.iter().filter(|t| t.quantizable) {
-            *per_format.entry(t.format.to_string()).or_default() += 1;
-        }
-        let formats: Vec<String> = per_format.iter().map(|(f, n)| format!("{n} {f}")).collect();
+        let formats =
+            format_counts(summary.tensors.iter().filter(|t| t.quantizable).map(|t| t.format));
         println!(
             "| {name} | {:.3} | {} | {} |",
             summary.quantized_bits_per_weight(),
             human_bytes(*bytes as usize),
-            formats.join(", ")
+            formats
         );
     }
     println!();

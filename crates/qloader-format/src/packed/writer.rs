@@ -57,12 +57,6 @@ struct PendingTensor<'a> {
     variants: Vec<TensorParts<'a>>,
 }
 
-/// A header of either version.
-enum AnyHeader {
-    V1(RawHeader),
-    V2(RawHeaderV2),
-}
-
 /// Builds a packed model from borrowed bytes and writes it atomically.
 ///
 /// A model with one variant per tensor and no plans is written as version
@@ -139,37 +133,31 @@ impl<'a> PackedWriter<'a> {
     /// the file's length in bytes.
     pub fn write(&self, path: &Path) -> Result<u64> {
         let (mut header, pieces, data_len) = self.layout().map_err(|p| p.at(path))?;
-        let crc = |parts: &TensorParts<'_>| {
-            let mut hasher = crc32fast::Hasher::new();
-            for (_, bytes) in parts.segments() {
-                hasher.update(bytes);
+        // One variant per tensor and no plans: version 1.
+        let v1 = self.plans.is_empty() && header.tensors.iter().all(|t| t.variants.len() == 1);
+        if v1 {
+            validate_header(&self.as_v1(header.clone()), data_len).map(|_| ())
+        } else {
+            validate_header_v2(&header, VERSION, data_len).map(|_| ())
+        }
+        .map_err(|p| p.at(path))?;
+        // Checksums, now that the input is known to be well-formed.
+        for (raw, (_, bytes)) in header.blobs.iter_mut().zip(&self.blobs) {
+            raw.crc32 = crc32fast::hash(bytes);
+        }
+        for (raw, t) in header.tensors.iter_mut().zip(&self.tensors) {
+            for (v, parts) in raw.variants.iter_mut().zip(&t.variants) {
+                let mut hasher = crc32fast::Hasher::new();
+                for (_, bytes) in parts.segments() {
+                    hasher.update(bytes);
+                }
+                v.crc32 = hasher.finalize();
             }
-            hasher.finalize()
-        };
-        // Checksums once the input is known to be well-formed.
-        let (version, json) = match &mut header {
-            AnyHeader::V1(header) => {
-                validate_header(header, data_len).map_err(|p| p.at(path))?;
-                for (raw, (_, bytes)) in header.blobs.iter_mut().zip(&self.blobs) {
-                    raw.crc32 = crc32fast::hash(bytes);
-                }
-                for (raw, t) in header.tensors.iter_mut().zip(&self.tensors) {
-                    raw.crc32 = t.variants.first().map_or(0, crc);
-                }
-                (1, serde_json::to_vec(header))
-            }
-            AnyHeader::V2(header) => {
-                validate_header_v2(header, VERSION, data_len).map_err(|p| p.at(path))?;
-                for (raw, (_, bytes)) in header.blobs.iter_mut().zip(&self.blobs) {
-                    raw.crc32 = crc32fast::hash(bytes);
-                }
-                for (raw, t) in header.tensors.iter_mut().zip(&self.tensors) {
-                    for (v, parts) in raw.variants.iter_mut().zip(&t.variants) {
-                        v.crc32 = crc(parts);
-                    }
-                }
-                (VERSION, serde_json::to_vec(header))
-            }
+        }
+        let (version, json) = if v1 {
+            (1, serde_json::to_vec(&self.as_v1(header)))
+        } else {
+            (VERSION, serde_json::to_vec(&header))
         };
         let json =
             json.map_err(|e| Problem::File(format!("header cannot be serialized: {e}")).at(path))?;
@@ -199,10 +187,11 @@ impl<'a> PackedWriter<'a> {
         Ok(file_len)
     }
 
-    /// The header (checksums still zero), the byte strings to write with their
-    /// offsets in the data section, in order, and the data section's length.
+    /// The header in version 2's shape (checksums still zero), the byte
+    /// strings to write with their offsets in the data section, in order, and
+    /// the data section's length.
     #[allow(clippy::type_complexity)]
-    fn layout(&self) -> Result<(AnyHeader, Vec<(u64, &'a [u8])>, u64), Problem> {
+    fn layout(&self) -> Result<(RawHeaderV2, Vec<(u64, &'a [u8])>, u64), Problem> {
         let overflow = || Problem::File("data section size overflows".to_owned());
         let mut pieces = Vec::new();
         let mut cursor = 0u64;
@@ -238,35 +227,36 @@ impl<'a> PackedWriter<'a> {
                 variants,
             });
         }
-        let single = self.tensors.iter().all(|t| t.variants.len() == 1);
-        let header = if self.plans.is_empty() && single {
-            AnyHeader::V1(RawHeader {
-                schema: SCHEMA.to_owned(),
-                version: 1,
-                created_by: self.meta.created_by.clone(),
-                architecture: self.meta.architecture.clone(),
-                config: self.meta.config.clone(),
-                plan: self.meta.plan.clone(),
-                quantization: self.meta.quantization.clone(),
-                blobs,
-                tensors: tensors.into_iter().filter_map(single_variant).collect(),
-            })
-        } else {
-            let plans =
-                self.plans.iter().map(|p| self.raw_plan(p, &tensors)).collect::<Result<_, _>>()?;
-            AnyHeader::V2(RawHeaderV2 {
-                schema: SCHEMA.to_owned(),
-                version: VERSION,
-                created_by: self.meta.created_by.clone(),
-                architecture: self.meta.architecture.clone(),
-                config: self.meta.config.clone(),
-                quantization: self.meta.quantization.clone(),
-                blobs,
-                tensors,
-                plans,
-            })
+        let plans =
+            self.plans.iter().map(|p| self.raw_plan(p, &tensors)).collect::<Result<_, _>>()?;
+        let header = RawHeaderV2 {
+            schema: SCHEMA.to_owned(),
+            version: VERSION,
+            created_by: self.meta.created_by.clone(),
+            architecture: self.meta.architecture.clone(),
+            config: self.meta.config.clone(),
+            quantization: self.meta.quantization.clone(),
+            blobs,
+            tensors,
+            plans,
         };
         Ok((header, pieces, end))
+    }
+
+    /// `header` (one variant per tensor, no plans) as version 1 writes it,
+    /// with the meta's plan reference.
+    fn as_v1(&self, header: RawHeaderV2) -> RawHeader {
+        RawHeader {
+            schema: header.schema,
+            version: 1,
+            created_by: header.created_by,
+            architecture: header.architecture,
+            config: header.config,
+            plan: self.meta.plan.clone(),
+            quantization: header.quantization,
+            blobs: header.blobs,
+            tensors: header.tensors.into_iter().filter_map(single_variant).collect(),
+        }
     }
 
     /// `plan` as the header lists it: the variant it picks for each tensor

@@ -26,6 +26,7 @@ use qloader_quant::LinearWeight;
 use serde::Deserialize;
 
 use super::config::{DecoderPacked, GGUF_METADATA_BLOB, LLAMA};
+use super::plan_choice::plan_named;
 use crate::error::{Result, RuntimeError};
 
 /// What `export` is allowed to do.
@@ -80,15 +81,12 @@ pub struct ExportReport {
 pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
     let mut file = PackedFile::open(packed)?;
     let invalid = |reason: String| RuntimeError::InvalidPacked { path: packed.to_owned(), reason };
-    let names: Vec<String> = file.plans().map(|p| format!("`{}`", p.name())).collect();
     match &options.plan {
         Some(name) => {
-            let index = file.plans().position(|p| p.name() == name).ok_or_else(|| {
-                invalid(format!("has no plan `{name}` (its plans: {})", names.join(", ")))
-            })?;
-            file.select_plan(index);
+            file.select_plan(plan_named(&file, name)?);
         }
-        None if names.len() > 1 => {
+        None if file.plans().len() > 1 => {
+            let names: Vec<String> = file.plans().map(|p| format!("`{}`", p.name())).collect();
             return Err(invalid(format!(
                 "holds {} plans ({}): choose the one to export with --plan",
                 names.len(),

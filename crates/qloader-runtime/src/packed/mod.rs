@@ -19,5 +19,5 @@ pub use pack::{
     pack_bert, pack_bert_with, pack_decoder, pack_decoder_with, pack_model, pack_model_plans,
     quantizable_tensors, MultiPackReport, PackReport, PlanToPack, Quantization,
 };
-pub use plan_choice::{choose_plan, PlanCandidate, PlanChoice, PlanSelection};
+pub use plan_choice::{choose_plan, plan_named, PlanCandidate, PlanChoice, PlanSelection};
 pub use source::{default_activations, LoadOptions, PackedSource, Placement, PlacementRole};

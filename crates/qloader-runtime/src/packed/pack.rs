@@ -9,7 +9,7 @@
 //! stored once, as a variant that each plan using it names.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use qloader_format::gguf::writer::metadata_file_bytes;
@@ -219,13 +219,29 @@ fn write_single(
 /// The quantizable tensors of the model at `model` (a GGUF file, or a
 /// sentence-transformers directory), by name.
 pub fn quantizable_tensors(model: &Path) -> Result<Vec<String>> {
-    if detect(model)?.kind == Kind::Encoder {
-        let dir = ModelDir::open(model)?;
-        let mut names = qloader_models::bert::tensor_names(&dir.config);
-        names.push(qloader_models::bert::WORD_EMBEDDINGS.to_owned());
-        Ok(names)
-    } else {
-        Ok(decoder::open_checkpoint(model)?.config().tensor_names())
+    Ok(model_tensors(model)?.names)
+}
+
+/// What packing checks a plan against: the model's quantizable tensors and
+/// whether it is an encoder, from one look at its family.
+struct ModelTensors {
+    names: Vec<String>,
+    encoder: bool,
+}
+
+fn model_tensors(model: &Path) -> Result<ModelTensors> {
+    let family = detect(model)?;
+    match family.kind {
+        Kind::Encoder => {
+            let dir = ModelDir::open(model)?;
+            let mut names = qloader_models::bert::tensor_names(&dir.config);
+            names.push(qloader_models::bert::WORD_EMBEDDINGS.to_owned());
+            Ok(ModelTensors { names, encoder: true })
+        }
+        Kind::Decoder(design) => {
+            let names = design.open_checkpoint(family, model)?.config().tensor_names();
+            Ok(ModelTensors { names, encoder: false })
+        }
     }
 }
 
@@ -243,9 +259,10 @@ pub fn pack_model(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PackReport> {
-    let encoder = check_formats(model, formats, &quantization)?;
+    let tensors = model_tensors(model)?;
+    check_formats(model, &tensors.names, formats, &quantization)?;
     let choose = |name: &str| formats.get(name).copied().unwrap_or(WeightFormat::F32);
-    if encoder {
+    if tensors.encoder {
         pack_bert_with(&ModelDir::open(model)?, &choose, quantization, plan, out)
     } else {
         pack_decoder_with(model, &choose, quantization, plan, out, progress)
@@ -253,19 +270,19 @@ pub fn pack_model(
 }
 
 /// Checks that `formats` names exactly the quantizable tensors of `model`
-/// and that `quantization`'s replacements have their planned formats;
-/// whether the model is an encoder.
+/// (`names`) and that `quantization`'s replacements have their planned
+/// formats.
 fn check_formats(
     model: &Path,
+    names: &[String],
     formats: &BTreeMap<String, WeightFormat>,
     quantization: &Quantization,
-) -> Result<bool> {
-    let names = quantizable_tensors(model)?;
+) -> Result<()> {
     let mismatch = |reason: String| RuntimeError::PlanMismatch { model: model.to_owned(), reason };
     if let Some(missing) = names.iter().find(|n| !formats.contains_key(*n)) {
         return Err(mismatch(format!("the plan has no format for tensor `{missing}`")));
     }
-    if let Some(extra) = formats.keys().find(|n| !names.contains(n)) {
+    if let Some(extra) = formats.keys().find(|n| !names.contains(*n)) {
         return Err(mismatch(format!(
             "the plan names tensor `{extra}`, which the model does not have"
         )));
@@ -279,7 +296,7 @@ fn check_formats(
             formats.get(name).map_or_else(|| "format".to_owned(), |f| f.to_string())
         )));
     }
-    Ok(detect(model)?.kind == Kind::Encoder)
+    Ok(())
 }
 
 /// One plan to store in a multi-plan file.
@@ -329,11 +346,13 @@ pub fn pack_model_plans(
         });
     };
     let record = first.quantization.record();
-    let mut encoder = false;
+    let tensors = model_tensors(model)?;
     for p in &plans {
-        encoder = check_formats(model, &p.formats, &p.quantization)?;
+        check_formats(model, &tensors.names, &p.formats, &p.quantization)?;
     }
-    let dir = if encoder { Some(ModelDir::open(model)?) } else { None };
+    let dir = if tensors.encoder { Some(ModelDir::open(model)?) } else { None };
+    // Each plan's build keeps only the variants no earlier plan recorded.
+    let mut stored: HashSet<(String, WeightFormat)> = HashSet::new();
     let mut recorded: Vec<Recorded> = Vec::with_capacity(plans.len());
     let mut specs = Vec::with_capacity(plans.len());
     for p in plans {
@@ -344,64 +363,42 @@ pub fn pack_model_plans(
                 progress(&p.name, done, total)
             })?,
         };
-        // Keep only the variants no earlier plan recorded.
-        one.tensors.retain(|t| {
-            !recorded.iter().any(|r| {
-                r.tensors.iter().any(|u| {
-                    u.name == t.name
-                        && u.parts.as_tensor_parts().format() == t.parts.as_tensor_parts().format()
-                })
-            })
-        });
-        let bits = one.summary.quantized_bits_per_weight();
-        specs.push((
-            PackedPlan {
-                name: p.name,
-                bits_per_weight: bits,
-                predicted_loss: p.predicted_loss,
-                plan: p.plan,
-                formats: BTreeMap::new(),
-            },
-            one.summary.clone(),
-        ));
+        one.tensors.retain(|t| stored.insert((t.name.clone(), t.parts.as_tensor_parts().format())));
+        // The plan loads the format of every tensor it asked for.
+        let formats = one.summary.tensors.iter().map(|t| (t.name.clone(), t.format)).collect();
+        let spec = PackedPlan {
+            name: p.name,
+            bits_per_weight: one.summary.quantized_bits_per_weight(),
+            predicted_loss: p.predicted_loss,
+            plan: p.plan,
+            formats,
+        };
+        let bytes = one.summary.tensors.iter().map(|t| t.bytes as u64).sum();
+        specs.push((spec, one.summary.clone(), bytes));
         recorded.push(one);
     }
-    // Every plan names the format of every tensor it asked for.
-    let formats_of = |summary: &QuantSummary| -> BTreeMap<String, WeightFormat> {
-        summary.tensors.iter().map(|t| (t.name.clone(), t.format)).collect()
-    };
     let base = &recorded[0];
     let mut writer = PackedWriter::new(meta(base.architecture, base.config.clone(), None, record));
     for (name, bytes) in &base.blobs {
         writer.add_blob(*name, bytes);
     }
     // Tensors in the first plan's order, each with its variants in plan order.
+    let mut variants: HashMap<&str, Vec<&RecordedTensor>> = HashMap::new();
+    for v in recorded.iter().flat_map(|r| &r.tensors) {
+        variants.entry(v.name.as_str()).or_default().push(v);
+    }
     let mut stored_bytes = 0u64;
-    for t in &base.tensors {
-        for r in &recorded {
-            for v in r.tensors.iter().filter(|v| v.name == t.name) {
-                stored_bytes += v.parts.as_tensor_parts().byte_len() as u64;
-                writer.add_variant(
-                    v.name.clone(),
-                    v.shape[0],
-                    v.shape[1],
-                    v.parts.as_tensor_parts(),
-                );
-            }
-        }
+    for v in base.tensors.iter().flat_map(|t| &variants[t.name.as_str()]) {
+        let parts = v.parts.as_tensor_parts();
+        stored_bytes += parts.byte_len() as u64;
+        writer.add_variant(v.name.clone(), v.shape[0], v.shape[1], parts);
     }
     let mut report_plans = Vec::with_capacity(specs.len());
-    for (mut spec, summary) in specs {
-        spec.formats = formats_of(&summary);
-        report_plans.push((spec.name.clone(), summary, 0));
+    for (spec, summary, bytes) in specs {
+        report_plans.push((spec.name.clone(), summary, bytes));
         writer.add_plan(spec);
     }
     let file_bytes = writer.write(out)?;
-    // Each plan's bytes as the file records them.
-    let file = qloader_format::PackedFile::open(out)?;
-    for ((_, _, bytes), plan) in report_plans.iter_mut().zip(file.plans()) {
-        *bytes = plan.bytes();
-    }
     Ok(MultiPackReport {
         architecture: base.architecture,
         plans: report_plans,

@@ -92,6 +92,17 @@ pub fn run_bytes(plan: &PlanView<'_>, registry: &KernelRegistry, act: Activation
         .sum()
 }
 
+/// The index of `file`'s plan called `name`, or an error listing its plans.
+pub fn plan_named(file: &PackedFile, name: &str) -> Result<usize> {
+    file.plans().position(|p| p.name() == name).ok_or_else(|| {
+        let names: Vec<String> = file.plans().map(|p| format!("`{}`", p.name())).collect();
+        RuntimeError::InvalidPacked {
+            path: file.path().to_owned(),
+            reason: format!("has no plan `{name}` (its plans: {})", names.join(", ")),
+        }
+    })
+}
+
 /// The memory the system has available (`MemAvailable` of `/proc/meminfo`),
 /// if it can be read.
 pub fn available_memory() -> Option<u64> {
@@ -146,11 +157,7 @@ pub fn choose_plan(
     };
     let (limit, from) = match choice {
         PlanChoice::Named(name) => {
-            let index = candidates.iter().position(|c| &c.name == name).ok_or_else(|| {
-                let names: Vec<String> =
-                    candidates.iter().map(|c| format!("`{}`", c.name)).collect();
-                invalid(format!("has no plan `{name}` (its plans: {})", names.join(", ")))
-            })?;
+            let index = plan_named(file, name)?;
             let reason = format!(
                 "{} as asked ({} at run time)",
                 label(&candidates[index]),
