@@ -41,6 +41,7 @@ pub mod format_family;
 pub mod gguf;
 pub mod grouped;
 pub mod hf_checkpoint;
+pub mod nested;
 pub mod packed;
 pub mod quant_method;
 pub mod safetensors_file;

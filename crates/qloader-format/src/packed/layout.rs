@@ -23,16 +23,21 @@ pub enum SegmentRole {
     Scales,
     /// Offsets: one `f16` per group (grouped formats only).
     Offsets,
+    /// Bit planes refining a base variant's codes (nested variants only,
+    /// [`crate::nested`]).
+    Planes,
 }
 
 impl SegmentRole {
-    /// The role's name in the header: `data`, `codes`, `scales` or `offsets`.
+    /// The role's name in the header: `data`, `codes`, `scales`, `offsets`
+    /// or `planes`.
     pub fn name(self) -> &'static str {
         match self {
             SegmentRole::Data => "data",
             SegmentRole::Codes => "codes",
             SegmentRole::Scales => "scales",
             SegmentRole::Offsets => "offsets",
+            SegmentRole::Planes => "planes",
         }
     }
 
@@ -43,6 +48,7 @@ impl SegmentRole {
             "codes" => Some(SegmentRole::Codes),
             "scales" => Some(SegmentRole::Scales),
             "offsets" => Some(SegmentRole::Offsets),
+            "planes" => Some(SegmentRole::Planes),
             _ => None,
         }
     }
@@ -93,6 +99,13 @@ pub fn segment_lengths(
     })
 }
 
+/// The one segment of a nested variant that adds `extra` bit planes to a
+/// `rows × cols` tensor; `None` if its length overflows `u64`.
+pub fn nested_segment_lengths(extra: u8, rows: u64, cols: u64) -> Option<Vec<(SegmentRole, u64)>> {
+    let row = (extra as u64).checked_mul(cols.div_ceil(8))?;
+    Some(vec![(SegmentRole::Planes, rows.checked_mul(row)?)])
+}
+
 /// The bytes of one tensor, by format: what the writer is given and what the
 /// reader hands out. Multi-byte values are little-endian; layouts as in the
 /// table of [`crate::packed`].
@@ -141,6 +154,17 @@ pub enum TensorParts<'a> {
         /// `rows · layout.row_bytes(cols)` bytes of blocks, row by row.
         codes: &'a [u8],
     },
+    /// A nested variant's own bytes: bit planes on its base variant
+    /// ([`crate::nested`]); it runs as the grouped format `layout` once
+    /// rebuilt from its chain.
+    Planes {
+        /// The grouped format it rebuilds into (groups of 32).
+        layout: GroupedLayout,
+        /// Planes it adds to its base.
+        extra: u8,
+        /// `rows · nested::link_row_bytes(extra, cols)` bytes.
+        planes: &'a [u8],
+    },
 }
 
 impl<'a> TensorParts<'a> {
@@ -153,6 +177,7 @@ impl<'a> TensorParts<'a> {
             TensorParts::Grouped { layout, .. } => WeightFormat::Grouped(layout),
             TensorParts::Compact { layout, .. } => WeightFormat::Compact(layout),
             TensorParts::Block { layout, .. } => WeightFormat::Block(layout),
+            TensorParts::Planes { layout, .. } => WeightFormat::Grouped(layout),
         }
     }
 
@@ -173,6 +198,7 @@ impl<'a> TensorParts<'a> {
                 (SegmentRole::Scales, scales),
                 (SegmentRole::Offsets, offsets),
             ],
+            TensorParts::Planes { planes, .. } => vec![(SegmentRole::Planes, planes)],
         }
     }
 

@@ -13,6 +13,7 @@ use memmap2::Mmap;
 use super::layout::{SegmentRole, TensorParts};
 use super::schema::{PlanRef, QuantRecord};
 use super::validate::{parse_file, ValidHeader, ValidPlan, ValidTensor, ValidVariant};
+use crate::compact::CompactLayout;
 use crate::error::{FormatError, Result};
 use crate::weight_format::WeightFormat;
 
@@ -158,13 +159,21 @@ impl PackedFile {
         Some(self.data().get(b.range.clone()).unwrap_or_default())
     }
 
-    /// Checks tensor `name`'s bytes against the CRC-32 in the header.
+    /// Checks tensor `name`'s bytes against the CRC-32 in the header: its
+    /// variant in the selected plan and, for a nested one, every base under
+    /// it.
     pub fn verify(&self, name: &str) -> Result<()> {
-        let t = self.tensor(name).ok_or_else(|| FormatError::MissingTensor {
+        let mut t = self.tensor(name).ok_or_else(|| FormatError::MissingTensor {
             path: self.path.clone(),
             tensor: name.to_owned(),
         })?;
-        self.check_tensor(&t)
+        loop {
+            self.check_tensor(&t)?;
+            match t.base() {
+                Some(base) => t = base,
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Checks blob `name`'s bytes against the CRC-32 in the header.
@@ -199,7 +208,8 @@ impl PackedFile {
     pub fn release_other_variants(&self) -> std::io::Result<()> {
         let plan = &self.header.plans[self.selected];
         for (t, tensor) in self.header.tensors.iter().enumerate() {
-            for v in (0..tensor.variants.len()).filter(|&v| v != plan.variants[t]) {
+            let loaded: Vec<usize> = tensor.chain(plan.variants[t]).collect();
+            for v in (0..tensor.variants.len()).filter(|v| !loaded.contains(v)) {
                 self.release_view(&self.view(t, v))?;
             }
         }
@@ -414,9 +424,55 @@ impl<'a> TensorView<'a> {
         self.segments().map(|(_, s)| s.len()).sum()
     }
 
+    /// For a nested variant, the variant its planes refine
+    /// ([`crate::nested`]); `None` for a variant stored whole.
+    pub fn base(&self) -> Option<TensorView<'a>> {
+        let base = self.variant.base?;
+        Some(TensorView { variant: &self.tensor.variants[base], ..*self })
+    }
+
+    /// Bytes of this variant and every base under it: what loading it reads.
+    pub fn chain_byte_len(&self) -> usize {
+        std::iter::successors(Some(*self), TensorView::base).map(|v| v.byte_len()).sum()
+    }
+
+    /// For a nested variant, its root (layout and super-blocks) and every
+    /// link's planes from the root up to this variant: what
+    /// [`crate::nested::rebuild_row`] reads. `None` for a variant stored
+    /// whole.
+    pub fn nested_chain(&self) -> Option<(CompactLayout, &'a [u8], Vec<(u8, &'a [u8])>)> {
+        self.variant.base?;
+        let mut links = Vec::new();
+        let mut at = *self;
+        loop {
+            match at.parts() {
+                TensorParts::Planes { extra, planes, .. } => links.push((extra, planes)),
+                TensorParts::Compact { layout, codes } => {
+                    links.reverse();
+                    return Some((layout, codes, links));
+                }
+                // The container checked that a chain ends at a compact root.
+                _ => return None,
+            }
+            at = at.base()?;
+        }
+    }
+
     /// The segments by format.
     pub fn parts(&self) -> TensorParts<'a> {
         let seg = |role| self.segment(role).unwrap_or_default();
+        if let (Some(base), WeightFormat::Grouped(layout)) = (self.base(), self.variant.format) {
+            let width = match base.format() {
+                WeightFormat::Compact(l) => l.bits(),
+                WeightFormat::Grouped(l) => l.bits(),
+                _ => layout.bits(),
+            };
+            return TensorParts::Planes {
+                layout,
+                extra: layout.bits().saturating_sub(width),
+                planes: seg(SegmentRole::Planes),
+            };
+        }
         match self.variant.format {
             WeightFormat::F32 => TensorParts::F32 { data: seg(SegmentRole::Data) },
             WeightFormat::F16 => TensorParts::F16 { data: seg(SegmentRole::Data) },

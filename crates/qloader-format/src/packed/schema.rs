@@ -101,11 +101,15 @@ pub(crate) struct RawTensorV2 {
     pub variants: Vec<RawVariant>,
 }
 
-/// One stored form of a tensor: a format, its segments and their CRC-32.
+/// One stored form of a tensor: a format, its segments and their CRC-32;
+/// for a nested variant, the index of the variant its bit planes refine
+/// (see [`crate::nested`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVariant {
     pub format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<u64>,
     pub segments: Vec<RawSegment>,
     pub crc32: u32,
 }
@@ -129,7 +133,12 @@ impl From<RawTensor> for RawTensorV2 {
         RawTensorV2 {
             name: t.name,
             shape: t.shape,
-            variants: vec![RawVariant { format: t.format, segments: t.segments, crc32: t.crc32 }],
+            variants: vec![RawVariant {
+                format: t.format,
+                base: None,
+                segments: t.segments,
+                crc32: t.crc32,
+            }],
         }
     }
 }

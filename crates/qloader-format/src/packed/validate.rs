@@ -9,12 +9,13 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
-use super::layout::{align_up, segment_lengths, SegmentRole};
+use super::layout::{align_up, nested_segment_lengths, segment_lengths, SegmentRole};
 use super::schema::{
     PlanRef, QuantRecord, RawHeader, RawHeaderV2, RawPlan, RawTensorV2, RawVariant,
 };
 use super::{ALIGNMENT, MAGIC, MAX_ELEMENTS, MAX_HEADER_LEN, PREAMBLE_LEN, SCHEMA, VERSION};
 use crate::error::FormatError;
+use crate::nested;
 use crate::weight_format::WeightFormat;
 
 /// Why a packed model (or a writer's input) is invalid, before the file's
@@ -72,6 +73,9 @@ pub(crate) struct ValidTensor {
 #[derive(Debug, Clone)]
 pub(crate) struct ValidVariant {
     pub format: WeightFormat,
+    /// For a nested variant, the variant its planes refine (listed before
+    /// it, so chains end at a root and have no cycles).
+    pub base: Option<usize>,
     /// Roles in the format's order, ranges relative to the data section start.
     pub segments: Vec<(SegmentRole, Range<usize>)>,
     pub crc32: u32,
@@ -398,8 +402,7 @@ fn validate_plans(raw: &[RawPlan], tensors: &[ValidTensor]) -> Result<Vec<ValidP
         let mut variants = Vec::with_capacity(tensors.len());
         let mut bytes = 0u64;
         for (&v, t) in p.variants.iter().zip(tensors) {
-            let found = usize::try_from(v).ok().and_then(|i| t.variants.get(i).map(|var| (i, var)));
-            let Some((i, variant)) = found else {
+            let Some(i) = usize::try_from(v).ok().filter(|&i| i < t.variants.len()) else {
                 return Err(Problem::tensor(
                     &t.name,
                     format!(
@@ -408,7 +411,7 @@ fn validate_plans(raw: &[RawPlan], tensors: &[ValidTensor]) -> Result<Vec<ValidP
                     ),
                 ));
             };
-            bytes += variant.byte_len() as u64;
+            bytes += t.chain(i).map(|c| t.variants[c].byte_len() as u64).sum::<u64>();
             variants.push(i);
         }
         if bytes != p.bytes {
@@ -428,10 +431,13 @@ fn validate_plans(raw: &[RawPlan], tensors: &[ValidTensor]) -> Result<Vec<ValidP
     }
     for (ti, t) in tensors.iter().enumerate() {
         for (vi, v) in t.variants.iter().enumerate() {
-            if !plans.iter().any(|p| p.variants[ti] == vi) {
+            if !plans.iter().any(|p| t.chain(p.variants[ti]).any(|c| c == vi)) {
                 return Err(Problem::tensor(
                     &t.name,
-                    format!("variant {vi} ({}) is in no plan", v.format),
+                    format!(
+                        "variant {vi} ({}) is in no plan, nor the base of one that is",
+                        v.format
+                    ),
                 ));
             }
         }
@@ -443,6 +449,28 @@ impl ValidVariant {
     /// Bytes of all its segments.
     pub(crate) fn byte_len(&self) -> usize {
         self.segments.iter().map(|(_, r)| r.len()).sum()
+    }
+}
+
+impl ValidTensor {
+    /// Variant `v` and the variants under it, down to its root (each listed
+    /// before the one it is the base of, so this ends).
+    pub(crate) fn chain(&self, v: usize) -> impl Iterator<Item = usize> + '_ {
+        std::iter::successors(Some(v), |&i| self.variants[i].base)
+    }
+}
+
+/// The code width variant `v` gives a nested variant built on it: a root's
+/// (`int2k`, `int3k`, `int4k`) or a nested variant's own; the reason if it
+/// cannot be a base.
+fn base_width(variants: &[ValidVariant], v: usize) -> Result<u8, String> {
+    let base = &variants[v];
+    match base.format {
+        WeightFormat::Grouped(l) if base.base.is_some() => Ok(l.bits()),
+        WeightFormat::Compact(l) if nested::is_root(l) => Ok(l.bits()),
+        other => Err(format!(
+            "its base, variant {v}, is {other}: a base is int2k, int3k, int4k or a nested variant"
+        )),
     }
 }
 
@@ -476,7 +504,20 @@ fn validate_tensor(t: &RawTensorV2, version: u32, data_len: u64) -> Result<Valid
     }
     let mut variants: Vec<ValidVariant> = Vec::with_capacity(t.variants.len().min(64));
     for (i, v) in t.variants.iter().enumerate() {
-        let valid = validate_variant(v, rows, cols, data_len).map_err(|r| {
+        let nesting = match v.base {
+            None => None,
+            Some(b) => {
+                let base = usize::try_from(b).ok().filter(|&b| b < i).ok_or_else(|| {
+                    format!(
+                        "variant {i}: its base is variant {b}, which is not listed before it \
+                         (a base comes first, so a chain cannot loop)"
+                    )
+                })?;
+                let width = base_width(&variants, base).map_err(|r| format!("variant {i}: {r}"))?;
+                Some((base, width))
+            }
+        };
+        let valid = validate_variant(v, nesting, rows, cols, data_len).map_err(|r| {
             if version == 1 {
                 r
             } else {
@@ -492,9 +533,11 @@ fn validate_tensor(t: &RawTensorV2, version: u32, data_len: u64) -> Result<Valid
 }
 
 /// Checks one variant's format and segments for a `rows × cols` tensor
-/// (dimensions already checked); the reason on failure.
+/// (dimensions already checked); `nesting` is its base's index and the
+/// code width it builds on, for a nested variant. The reason on failure.
 fn validate_variant(
     t: &RawVariant,
+    nesting: Option<(usize, u8)>,
     rows: u64,
     cols: u64,
     data_len: u64,
@@ -502,7 +545,27 @@ fn validate_variant(
     let too_big = || format!("shape [{rows}, {cols}] does not fit this platform's address space");
     let format: WeightFormat =
         t.format.parse().map_err(|_| format!("unknown format `{}`", t.format))?;
-    let expected = segment_lengths(format, rows, cols).ok_or_else(too_big)?;
+    let expected = match nesting {
+        None => segment_lengths(format, rows, cols),
+        Some((_, width)) => {
+            let bits = match format {
+                WeightFormat::Grouped(l) if nested::rebuilt_layout(l.bits()) == Some(l) => l.bits(),
+                _ => {
+                    return Err(format!(
+                        "a nested variant is int3, int4 or int8g32 (what its planes rebuild \
+                         into), not {format}"
+                    ))
+                }
+            };
+            if bits <= width {
+                return Err(format!(
+                    "a nested {format} variant must be wider than its base's {width}-bit codes"
+                ));
+            }
+            nested_segment_lengths(bits - width, rows, cols)
+        }
+    }
+    .ok_or_else(too_big)?;
     let expected_roles: Vec<&str> = expected.iter().map(|(r, _)| r.name()).collect();
     let expected_roles = expected_roles.join(", ");
 
@@ -542,7 +605,7 @@ fn validate_variant(
             place(seg.offset, seg.len, data_len).map_err(|r| format!("segment `{role}`: {r}"))?;
         segments.push((role, range));
     }
-    Ok(ValidVariant { format, segments, crc32: t.crc32 })
+    Ok(ValidVariant { format, base: nesting.map(|(b, _)| b), segments, crc32: t.crc32 })
 }
 
 /// Checks that `offset..offset + len` is aligned and inside a data section of

@@ -54,7 +54,8 @@ struct PendingTensor<'a> {
     name: String,
     rows: usize,
     cols: usize,
-    variants: Vec<TensorParts<'a>>,
+    /// Each variant's parts and, for a nested one, its base's format.
+    variants: Vec<(TensorParts<'a>, Option<WeightFormat>)>,
 }
 
 /// Builds a packed model from borrowed bytes and writes it atomically.
@@ -95,7 +96,12 @@ impl<'a> PackedWriter<'a> {
         cols: usize,
         parts: TensorParts<'a>,
     ) -> &mut Self {
-        self.tensors.push(PendingTensor { name: name.into(), rows, cols, variants: vec![parts] });
+        self.tensors.push(PendingTensor {
+            name: name.into(),
+            rows,
+            cols,
+            variants: vec![(parts, None)],
+        });
         self
     }
 
@@ -110,13 +116,37 @@ impl<'a> PackedWriter<'a> {
         cols: usize,
         parts: TensorParts<'a>,
     ) -> &mut Self {
-        let name = name.into();
+        self.push_variant(name.into(), rows, cols, (parts, None))
+    }
+
+    /// Adds a nested variant of the tensor `name` (as
+    /// [`PackedWriter::add_variant`] does): `planes` ([`TensorParts::Planes`])
+    /// refine the tensor's variant in format `base`, which must have been
+    /// added before it ([`crate::nested`]).
+    pub fn add_nested_variant(
+        &mut self,
+        name: impl Into<String>,
+        rows: usize,
+        cols: usize,
+        planes: TensorParts<'a>,
+        base: WeightFormat,
+    ) -> &mut Self {
+        self.push_variant(name.into(), rows, cols, (planes, Some(base)))
+    }
+
+    fn push_variant(
+        &mut self,
+        name: String,
+        rows: usize,
+        cols: usize,
+        variant: (TensorParts<'a>, Option<WeightFormat>),
+    ) -> &mut Self {
         let same = |t: &&mut PendingTensor<'a>| t.name == name && (t.rows, t.cols) == (rows, cols);
         match self.tensors.iter_mut().rev().find(same) {
-            Some(t) => t.variants.push(parts),
+            Some(t) => t.variants.push(variant),
             // Another shape under the same name is a second tensor of that
             // name, refused when writing.
-            None => self.tensors.push(PendingTensor { name, rows, cols, variants: vec![parts] }),
+            None => self.tensors.push(PendingTensor { name, rows, cols, variants: vec![variant] }),
         }
         self
     }
@@ -146,7 +176,7 @@ impl<'a> PackedWriter<'a> {
             raw.crc32 = crc32fast::hash(bytes);
         }
         for (raw, t) in header.tensors.iter_mut().zip(&self.tensors) {
-            for (v, parts) in raw.variants.iter_mut().zip(&t.variants) {
+            for (v, (parts, _)) in raw.variants.iter_mut().zip(&t.variants) {
                 let mut hasher = crc32fast::Hasher::new();
                 for (_, bytes) in parts.segments() {
                     hasher.update(bytes);
@@ -213,13 +243,34 @@ impl<'a> PackedWriter<'a> {
         let mut tensors = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             let mut variants = Vec::with_capacity(t.variants.len());
-            for parts in &t.variants {
+            for (parts, base) in &t.variants {
                 let mut segments = Vec::new();
                 for (role, bytes) in parts.segments() {
                     let (offset, len) = place(bytes)?;
                     segments.push(RawSegment { role: role.name().to_owned(), offset, len });
                 }
-                variants.push(RawVariant { format: parts.format().name(), segments, crc32: 0 });
+                let base = match base {
+                    None => None,
+                    Some(format) => {
+                        let found = t.variants.iter().position(|(p, _)| p.format() == *format);
+                        Some(found.ok_or_else(|| {
+                            Problem::tensor(
+                                &t.name,
+                                format!(
+                                    "its nested {} variant builds on {format}, a variant it does \
+                                     not have",
+                                    parts.format()
+                                ),
+                            )
+                        })? as u64)
+                    }
+                };
+                variants.push(RawVariant {
+                    format: parts.format().name(),
+                    base,
+                    segments,
+                    crc32: 0,
+                });
             }
             tensors.push(RawTensorV2 {
                 name: t.name.clone(),
@@ -267,7 +318,7 @@ impl<'a> PackedWriter<'a> {
         for (pending, raw) in self.tensors.iter().zip(tensors) {
             let index = match plan.formats.get(&pending.name) {
                 Some(format) => {
-                    pending.variants.iter().position(|p| p.format() == *format).ok_or_else(
+                    pending.variants.iter().position(|(p, _)| p.format() == *format).ok_or_else(
                         || {
                             Problem::tensor(
                                 &pending.name,
@@ -291,7 +342,15 @@ impl<'a> PackedWriter<'a> {
                     ))
                 }
             };
-            bytes += raw.variants[index].segments.iter().map(|s| s.len).sum::<u64>();
+            // The variant and every base under it.
+            let chain = std::iter::successors(Some(index as u64), |&i| {
+                raw.variants.get(i as usize).and_then(|v| v.base).filter(|&b| b < i)
+            });
+            bytes += chain
+                .filter_map(|i| raw.variants.get(i as usize))
+                .flat_map(|v| &v.segments)
+                .map(|s| s.len)
+                .sum::<u64>();
             variants.push(index as u64);
         }
         if let Some(name) =

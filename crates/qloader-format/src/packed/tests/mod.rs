@@ -3,6 +3,7 @@
 //! (built by writing a valid file and editing its header or bytes).
 
 mod malformed;
+mod nested;
 mod plans;
 mod roundtrip;
 mod writer;
