@@ -89,6 +89,12 @@ pub struct PackArgs {
     /// Device profile the --budgets plans are made for.
     #[arg(long, value_name = "PROFILE")]
     pub profile: Option<PathBuf>,
+    /// With several plans: store a tensor's wider variants as bit planes on
+    /// its narrowest compact one (int2k, int3k, int4k) where the nested
+    /// variant's error is at most RATIO times the one it replaces (default
+    /// 1.25 when given without a value).
+    #[arg(long, value_name = "RATIO", num_args = 0..=1, default_missing_value = "1.25")]
+    pub nest: Option<f64>,
     /// The packed model to write.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,

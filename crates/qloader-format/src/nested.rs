@@ -74,6 +74,25 @@ impl Chain<'_> {
     }
 }
 
+/// A chain whose links are listed in a vector it owns (what a packed
+/// file's nested variant hands out); [`ChainLinks::chain`] borrows it.
+#[derive(Debug, Clone)]
+pub struct ChainLinks<'a> {
+    /// The root's layout.
+    pub root: CompactLayout,
+    /// The root's super-blocks.
+    pub root_codes: &'a [u8],
+    /// Each link's plane count and bytes, from the root up.
+    pub links: Vec<(u8, &'a [u8])>,
+}
+
+impl ChainLinks<'_> {
+    /// The chain.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain { root: self.root, root_codes: self.root_codes, links: &self.links }
+    }
+}
+
 /// The `f16` grid (scale, offset) of a group whose root sub-block has scale
 /// `s` and offset `o`, after `extra` planes in all.
 fn grid(s: f32, o: f32, extra: u8) -> (f16, f16) {

@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use qloader_format::{fixtures, PlanRef, QuantMethod};
-use qloader_runtime::packed::{pack_model, pack_model_plans, quantizable_tensors, PlanToPack};
+use qloader_runtime::packed::{
+    pack_model, pack_model_plans_with, quantizable_tensors, Nesting, PlanToPack,
+};
 use qloader_schedule::{make_plan, Budget, Plan, PlanOptions, Sources};
 
 use crate::args::PackArgs;
@@ -20,6 +22,7 @@ pub fn run(args: PackArgs) -> Result<()> {
     if !args.plans.is_empty() || !args.budgets.is_empty() {
         return run_plans(args);
     }
+    anyhow::ensure!(args.nest.is_none(), "--nest needs several plans (--plans or --budgets)");
     let model = args.model.clone().unwrap_or_else(fixtures::smollm2_gguf);
     let plan = args.plan.as_deref().map(|path| Ok::<_, anyhow::Error>((path, Plan::read(path)?)));
     let plan = plan.transpose()?;
@@ -135,13 +138,20 @@ fn run_plans(args: PackArgs) -> Result<()> {
         });
     }
     let mut progress = |plan: &str, done: usize, total: usize| {
-        if verbose && done < total {
+        if verbose && done < total && plan == "nesting" {
+            eprint!("\rnesting: tensor {}/{total}", done + 1);
+        } else if verbose && done < total {
             eprint!("\rplan {plan}: quantizing block {}/{total}", done + 1);
         } else if verbose {
             eprintln!();
         }
     };
-    let report = pack_model_plans(&model, to_pack, &args.output, &mut progress)
+    let nesting = match args.nest {
+        Some(ratio) if ratio.is_finite() && ratio > 0.0 => Some(Nesting { max_error_ratio: ratio }),
+        Some(ratio) => anyhow::bail!("--nest {ratio}: the ratio must be a positive number"),
+        None => None,
+    };
+    let report = pack_model_plans_with(&model, to_pack, nesting, &args.output, &mut progress)
         .with_context(|| format!("packing {} into {}", model.display(), args.output.display()))?;
     let seconds = clock.elapsed().as_secs_f64();
     println!(
@@ -165,6 +175,17 @@ fn run_plans(args: PackArgs) -> Result<()> {
             human_bytes(*bytes as usize),
             formats
         );
+    }
+    if !report.nested.is_empty() {
+        let mut chains: BTreeMap<String, usize> = BTreeMap::new();
+        for (root, links) in report.nested.values() {
+            let names: Vec<String> =
+                std::iter::once(root).chain(links).map(|f| f.to_string()).collect();
+            *chains.entry(names.join(" → ")).or_default() += 1;
+        }
+        let chains: Vec<String> = chains.iter().map(|(c, n)| format!("{n}× {c}")).collect();
+        println!();
+        println!("nested (bit planes on a compact root): {}", chains.join(", "));
     }
     println!();
     println!(

@@ -13,8 +13,8 @@ use memmap2::Mmap;
 use super::layout::{SegmentRole, TensorParts};
 use super::schema::{PlanRef, QuantRecord};
 use super::validate::{parse_file, ValidHeader, ValidPlan, ValidTensor, ValidVariant};
-use crate::compact::CompactLayout;
 use crate::error::{FormatError, Result};
+use crate::nested::ChainLinks;
 use crate::weight_format::WeightFormat;
 
 /// A packed model, memory-mapped, whose header and layout have been validated.
@@ -440,7 +440,7 @@ impl<'a> TensorView<'a> {
     /// link's planes from the root up to this variant: what
     /// [`crate::nested::rebuild_row`] reads. `None` for a variant stored
     /// whole.
-    pub fn nested_chain(&self) -> Option<(CompactLayout, &'a [u8], Vec<(u8, &'a [u8])>)> {
+    pub fn nested_chain(&self) -> Option<ChainLinks<'a>> {
         self.variant.base?;
         let mut links = Vec::new();
         let mut at = *self;
@@ -449,7 +449,7 @@ impl<'a> TensorView<'a> {
                 TensorParts::Planes { extra, planes, .. } => links.push((extra, planes)),
                 TensorParts::Compact { layout, codes } => {
                     links.reverse();
-                    return Some((layout, codes, links));
+                    return Some(ChainLinks { root: layout, root_codes: codes, links });
                 }
                 // The container checked that a chain ends at a compact root.
                 _ => return None,

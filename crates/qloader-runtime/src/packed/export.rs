@@ -26,6 +26,7 @@ use qloader_quant::LinearWeight;
 use serde::Deserialize;
 
 use super::config::{DecoderPacked, GGUF_METADATA_BLOB, LLAMA};
+use super::nested_load::rebuild_nested;
 use super::plan_choice::plan_named;
 use crate::error::{Result, RuntimeError};
 
@@ -165,7 +166,10 @@ pub fn export_gguf(packed: &Path, out: &Path, options: &ExportOptions) -> Result
         let name = view.name();
         let gguf = |e: String| FormatError::Gguf { path: packed.to_owned(), reason: e };
         file.verify(name).map_err(|e| gguf(e.to_string()))?;
-        let weight = LinearWeight::from_stored_parts(view.rows(), view.cols(), view.parts())
+        let weight = rebuild_nested(view)
+            .unwrap_or_else(|| {
+                LinearWeight::from_stored_parts(view.rows(), view.cols(), view.parts())
+            })
             .map_err(|e| gguf(format!("tensor `{name}`: {e}")))?;
         let data = match report[i].how {
             Mapping::Converted => converted_gguf(&weight),

@@ -10,14 +10,18 @@ pub mod config;
 pub mod export;
 pub mod fallback_cache;
 pub mod model;
+mod nested_load;
 pub mod pack;
+mod pack_nested;
 mod plan_choice;
 pub mod source;
 
 pub use model::{open_packed, LoadedModel, PackedEncoder, PackedModel};
+pub use nested_load::rebuild_nested;
 pub use pack::{
     pack_bert, pack_bert_with, pack_decoder, pack_decoder_with, pack_model, pack_model_plans,
-    quantizable_tensors, MultiPackReport, PackReport, PlanToPack, Quantization,
+    pack_model_plans_with, quantizable_tensors, MultiPackReport, Nesting, PackReport, PlanToPack,
+    Quantization,
 };
 pub use plan_choice::{choose_plan, plan_named, PlanCandidate, PlanChoice, PlanSelection};
 pub use source::{default_activations, LoadOptions, PackedSource, Placement, PlacementRole};

@@ -25,6 +25,8 @@ use qloader_quant::{ColumnImportance, LinearWeight, QuantSummary};
 use super::config::{
     BertPacked, DecoderPacked, Pooling, BERT, CONFIG_BLOB, GGUF_METADATA_BLOB, TOKENIZER_BLOB,
 };
+use super::pack_nested::nest_variants;
+pub use super::pack_nested::Nesting;
 use crate::error::{Result, RuntimeError};
 
 /// How the quantized tensors' codes are made, beyond their formats.
@@ -324,6 +326,8 @@ pub struct MultiPackReport {
     pub plans: Vec<(String, QuantSummary, u64)>,
     /// Bytes of the distinct variants stored (all tensors).
     pub stored_bytes: u64,
+    /// Each nested tensor's root format and the formats of its links.
+    pub nested: BTreeMap<String, (WeightFormat, Vec<WeightFormat>)>,
     /// Length of the file.
     pub file_bytes: u64,
 }
@@ -339,6 +343,21 @@ pub fn pack_model_plans(
     out: &Path,
     progress: &mut dyn FnMut(&str, usize, usize),
 ) -> Result<MultiPackReport> {
+    pack_model_plans_with(model, plans, None, out, progress)
+}
+
+/// [`pack_model_plans`], with the wider variants of a tensor stored as bit
+/// planes on its narrowest compact one where `nesting` allows (see
+/// [`Nesting`]); a plan that asked for a replaced format loads the nested
+/// variant standing for it. `progress` hears about the nesting as
+/// `"nesting"`.
+pub fn pack_model_plans_with(
+    model: &Path,
+    plans: Vec<PlanToPack>,
+    nesting: Option<Nesting>,
+    out: &Path,
+    progress: &mut dyn FnMut(&str, usize, usize),
+) -> Result<MultiPackReport> {
     let Some(first) = plans.first() else {
         return Err(RuntimeError::PlanMismatch {
             model: model.to_owned(),
@@ -346,6 +365,7 @@ pub fn pack_model_plans(
         });
     };
     let record = first.quantization.record();
+    let importance = first.quantization.importance.clone();
     let tensors = model_tensors(model)?;
     for p in &plans {
         check_formats(model, &tensors.names, &p.formats, &p.quantization)?;
@@ -364,45 +384,86 @@ pub fn pack_model_plans(
             })?,
         };
         one.tensors.retain(|t| stored.insert((t.name.clone(), t.parts.as_tensor_parts().format())));
-        // The plan loads the format of every tensor it asked for.
-        let formats = one.summary.tensors.iter().map(|t| (t.name.clone(), t.format)).collect();
-        let spec = PackedPlan {
-            name: p.name,
-            bits_per_weight: one.summary.quantized_bits_per_weight(),
-            predicted_loss: p.predicted_loss,
-            plan: p.plan,
-            formats,
-        };
-        let bytes = one.summary.tensors.iter().map(|t| t.bytes as u64).sum();
-        specs.push((spec, one.summary.clone(), bytes));
+        specs.push((p.name, p.predicted_loss, p.plan, one.summary.clone()));
         recorded.push(one);
     }
+    // Every tensor's variants, in plan order.
+    let mut variants: BTreeMap<&str, Vec<&RecordedTensor>> = BTreeMap::new();
+    for v in recorded.iter().flat_map(|r| &r.tensors) {
+        variants.entry(v.name.as_str()).or_default().push(v);
+    }
+    let chains = match nesting {
+        Some(nesting) => nest_variants(
+            model,
+            tensors.encoder,
+            &variants,
+            importance.as_ref(),
+            nesting,
+            &mut |done, total| progress("nesting", done, total),
+        )?,
+        None => BTreeMap::new(),
+    };
     let base = &recorded[0];
     let mut writer = PackedWriter::new(meta(base.architecture, base.config.clone(), None, record));
     for (name, bytes) in &base.blobs {
         writer.add_blob(*name, bytes);
     }
-    // Tensors in the first plan's order, each with its variants in plan order.
-    let mut variants: HashMap<&str, Vec<&RecordedTensor>> = HashMap::new();
-    for v in recorded.iter().flat_map(|r| &r.tensors) {
-        variants.entry(v.name.as_str()).or_default().push(v);
-    }
+    // Tensors in the first plan's order; a chain's root and links first,
+    // then the variants it does not replace, in plan order.
     let mut stored_bytes = 0u64;
-    for v in base.tensors.iter().flat_map(|t| &variants[t.name.as_str()]) {
-        let parts = v.parts.as_tensor_parts();
-        stored_bytes += parts.byte_len() as u64;
-        writer.add_variant(v.name.clone(), v.shape[0], v.shape[1], parts);
+    let mut root_bytes: HashMap<&str, usize> = HashMap::new();
+    for t in &base.tensors {
+        let name = t.name.as_str();
+        let chain = chains.get(name);
+        let mut ordered: Vec<&RecordedTensor> = variants[name].clone();
+        if let Some(chain) = chain {
+            ordered.retain(|v| !chain.replaced.contains_key(&v.parts.as_tensor_parts().format()));
+            ordered.sort_by_key(|v| v.parts.as_tensor_parts().format() != chain.root);
+        }
+        for (i, v) in ordered.iter().enumerate() {
+            let parts = v.parts.as_tensor_parts();
+            stored_bytes += parts.byte_len() as u64;
+            writer.add_variant(v.name.clone(), v.shape[0], v.shape[1], parts);
+            let Some(chain) = chain.filter(|_| i == 0) else { continue };
+            root_bytes.insert(name, parts.byte_len());
+            let mut base = chain.root;
+            for link in &chain.links {
+                stored_bytes += link.planes.len() as u64;
+                writer.add_nested_variant(name, v.shape[0], v.shape[1], link.parts(), base);
+                base = link.format;
+            }
+        }
     }
     let mut report_plans = Vec::with_capacity(specs.len());
-    for (spec, summary, bytes) in specs {
-        report_plans.push((spec.name.clone(), summary, bytes));
-        writer.add_plan(spec);
+    for (name, predicted_loss, plan, mut summary) in specs {
+        for t in &mut summary.tensors {
+            let Some(chain) = chains.get(&t.name) else { continue };
+            t.format = chain.loads(t.format);
+            if let Some(bytes) = chain.chain_bytes(t.format, root_bytes[t.name.as_str()]) {
+                t.bytes = bytes;
+            }
+        }
+        // The plan loads the format of every tensor it asked for.
+        let formats = summary.tensors.iter().map(|t| (t.name.clone(), t.format)).collect();
+        let bytes = summary.tensors.iter().map(|t| t.bytes as u64).sum();
+        writer.add_plan(PackedPlan {
+            name: name.clone(),
+            bits_per_weight: summary.quantized_bits_per_weight(),
+            predicted_loss,
+            plan,
+            formats,
+        });
+        report_plans.push((name, summary, bytes));
     }
     let file_bytes = writer.write(out)?;
     Ok(MultiPackReport {
         architecture: base.architecture,
         plans: report_plans,
         stored_bytes,
+        nested: chains
+            .iter()
+            .map(|(n, c)| (n.clone(), (c.root, c.links.iter().map(|l| l.format).collect())))
+            .collect(),
         file_bytes,
     })
 }

@@ -16,6 +16,7 @@ use qloader_models::{ModelError, WeightRole, WeightSource};
 use qloader_quant::{f32_values, LinearWeight, QuantSummary};
 
 use super::fallback_cache::{CacheContents, FallbackCache};
+use super::nested_load::rebuild_nested;
 use super::plan_choice::PlanChoice;
 use crate::registry::{KernelChoice, KernelRegistry};
 
@@ -233,8 +234,13 @@ impl WeightSource for PackedSource<'_> {
         role: WeightRole,
     ) -> Result<LinearWeight, ModelError> {
         let view = self.checked(name, rows, cols)?;
-        let stored = LinearWeight::from_mapped_parts(rows, cols, view.parts(), &self.owner)
-            .map_err(|r| self.error(name, r))?;
+        // A nested variant is rebuilt from its chain into the grouped
+        // weight it runs as; any other is read in place.
+        let stored = match rebuild_nested(&view) {
+            Some(rebuilt) => rebuilt,
+            None => LinearWeight::from_mapped_parts(rows, cols, view.parts(), &self.owner),
+        }
+        .map_err(|r| self.error(name, r))?;
         let (weight, kernel, seconds) = if role == WeightRole::Linear {
             let choice = self
                 .options

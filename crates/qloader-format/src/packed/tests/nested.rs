@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::{assert_rejected, bytes, rewrite_header, sample_meta, OwnedTensor};
 use crate::compact::CompactLayout;
-use crate::nested::{self, link_row_bytes, Chain};
+use crate::nested::{self, link_row_bytes};
 use crate::packed::{PackedFile, PackedMeta, PackedPlan, PackedWriter, TensorParts};
 use crate::WeightFormat;
 
@@ -90,11 +90,12 @@ fn each_plan_reads_its_chain() {
     assert_eq!((layout.bits(), extra, planes), (8, 4, m.eight.as_slice()));
     assert_eq!(w.base().unwrap().format(), WeightFormat::int4());
     assert!(w.base().unwrap().base().unwrap().base().is_none());
-    let (root, root_codes, links) = w.nested_chain().unwrap();
-    assert_eq!((root, root_codes), (CompactLayout::new(3).unwrap(), m.root.segments[0].as_slice()));
-    assert_eq!(links, [(1u8, m.four.as_slice()), (4u8, m.eight.as_slice())]);
+    let links = w.nested_chain().unwrap();
+    assert_eq!(links.root, CompactLayout::new(3).unwrap());
+    assert_eq!(links.root_codes, m.root.segments[0].as_slice());
+    assert_eq!(links.links, [(1u8, m.four.as_slice()), (4u8, m.eight.as_slice())]);
     // What the loader rebuilds from the file is what the chain defines.
-    let chain = Chain { root, root_codes, links: &links };
+    let chain = links.chain();
     let rebuilt = nested::rebuild(&chain, ROWS, COLS);
     assert_eq!(rebuilt.layout.bits(), 8);
     assert_eq!(rebuilt.codes.len(), ROWS * rebuilt.layout.row_code_bytes(COLS));

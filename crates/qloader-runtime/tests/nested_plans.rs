@@ -1,0 +1,121 @@
+//! Nested variants in a multi-plan file of MiniLM (the fixture; skipped when
+//! it is not fetched): wider plans stored as bit planes on the narrowest
+//! plan's `int3k` codes, the file little more than the widest plan, and each
+//! nested plan computing exactly what a single-plan file of its rebuilt
+//! weights computes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use qloader_format::{fixtures, PackedFile, WeightFormat};
+use qloader_runtime::packed::{
+    open_packed, pack_model, pack_model_plans_with, quantizable_tensors, rebuild_nested,
+    LoadOptions, Nesting, PackedModel, PlanChoice, PlanToPack, Quantization,
+};
+
+fn plan(name: &str, names: &[String], loss: f64, format: &str) -> PlanToPack {
+    let format: WeightFormat = format.parse().unwrap();
+    PlanToPack {
+        name: name.to_owned(),
+        formats: names.iter().map(|n| (n.clone(), format)).collect(),
+        quantization: Quantization::default(),
+        predicted_loss: Some(loss),
+        plan: None,
+    }
+}
+
+fn embed(path: &Path, plan: PlanChoice) -> Vec<f32> {
+    let options = LoadOptions { plan, ..LoadOptions::default() };
+    let loaded = open_packed(path, &options, &mut |_| {}).unwrap();
+    let PackedModel::Encoder(encoder) = loaded.model else { panic!("expected an encoder") };
+    encoder.embed("The sea was calm, and the village slept.").unwrap()
+}
+
+#[test]
+fn nested_plans_load_as_their_rebuilt_weights_would() {
+    let dir = fixtures::minilm_dir();
+    if !dir.exists() {
+        eprintln!("skipping: {} is not fetched (scripts/fetch-fixtures.sh)", dir.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let names = quantizable_tensors(&dir).unwrap();
+    let plans = vec![
+        plan("p3", &names, 0.3, "int3k"),
+        plan("p4", &names, 0.2, "int4k"),
+        plan("p8", &names, 0.1, "q8_0"),
+    ];
+    let multi = tmp.path().join("nested.qlm");
+    // A loose ratio: every wider variant nests.
+    let nesting = Some(Nesting { max_error_ratio: 100.0 });
+    let report =
+        pack_model_plans_with(&dir, plans.clone(), nesting, &multi, &mut |_, _, _| {}).unwrap();
+    assert_eq!(report.nested.len(), names.len(), "every quantizable tensor has a chain");
+    let int3k: WeightFormat = "int3k".parse().unwrap();
+    let chain = [WeightFormat::int4(), WeightFormat::grouped(8, 32)];
+    assert!(report.nested.values().all(|(root, links)| *root == int3k && links == &chain));
+
+    let mut file = PackedFile::open(&multi).unwrap();
+    file.verify_all().unwrap();
+    let bytes: Vec<u64> = file.plans().map(|p| p.bytes()).collect();
+    assert!(bytes[0] < bytes[1] && bytes[1] < bytes[2], "{bytes:?}");
+    // The file stores the widest plan's chain and nothing else.
+    let stored: u64 = file.all_variants().map(|v| v.byte_len() as u64).sum();
+    assert_eq!(stored, bytes[2]);
+    assert_eq!(report.stored_bytes, stored);
+    let formats: Vec<String> = report
+        .plans
+        .iter()
+        .map(|(_, s, _)| {
+            let t = s.tensors.iter().find(|t| t.quantizable).unwrap();
+            t.format.to_string()
+        })
+        .collect();
+    assert_eq!(formats, ["int3k", "int4", "int8g32"]);
+
+    for (index, name) in [(1usize, "p4"), (2, "p8")] {
+        // The plan's weights as a single-plan file holds them: rebuilt from
+        // the chain, stored whole.
+        file.select_plan(index).unwrap();
+        let mut formats = BTreeMap::new();
+        let mut replacements = BTreeMap::new();
+        for t in file.tensors().filter(|t| names.iter().any(|n| n == t.name())) {
+            assert!(t.base().is_some(), "{} is nested in {name}", t.name());
+            let weight = rebuild_nested(&t).unwrap().unwrap();
+            formats.insert(t.name().to_owned(), weight.format());
+            replacements.insert(t.name().to_owned(), weight);
+        }
+        let single = tmp.path().join(format!("{name}.qlm"));
+        let quantization = Quantization { replacements, ..Quantization::default() };
+        pack_model(&dir, &formats, quantization, None, &single, &mut |_, _| {}).unwrap();
+        let from_multi = embed(&multi, PlanChoice::Named(name.to_owned()));
+        let from_single = embed(&single, PlanChoice::Available);
+        assert_eq!(from_multi, from_single, "plan {name}");
+    }
+    // The root plan is the int3k file itself.
+    let single = tmp.path().join("p3.qlm");
+    pack_model(&dir, &plans[0].formats, Quantization::default(), None, &single, &mut |_, _| {})
+        .unwrap();
+    assert_eq!(
+        embed(&multi, PlanChoice::Named("p3".into())),
+        embed(&single, PlanChoice::Available)
+    );
+}
+
+#[test]
+fn a_strict_ratio_keeps_variants_whole() {
+    let dir = fixtures::minilm_dir();
+    if !dir.exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let names = quantizable_tensors(&dir).unwrap();
+    let plans = vec![plan("p3", &names, 0.3, "int3k"), plan("p4", &names, 0.2, "int4k")];
+    let multi = tmp.path().join("strict.qlm");
+    // No nested variant is as good as the direct one it would replace.
+    let nesting = Some(Nesting { max_error_ratio: 0.5 });
+    let report = pack_model_plans_with(&dir, plans, nesting, &multi, &mut |_, _, _| {}).unwrap();
+    assert!(report.nested.is_empty());
+    let file = PackedFile::open(&multi).unwrap();
+    assert!(file.all_variants().all(|v| v.base().is_none()));
+}
