@@ -1,6 +1,6 @@
 //! A packed model: the container opened (header and layout validated),
 //! every checksum verified, every variant of every tensor rebuilt as a
-//! weight in place and multiplied, the whole model loaded as `qloader run`
+//! weight (in place, or from its chain for a nested one) and multiplied, the whole model loaded as `qloader run`
 //! loads it (each of a multi-plan file's first plans by name, and by a
 //! small memory limit), and exported to GGUF (which must then open).
 #![no_main]
@@ -14,7 +14,7 @@ use qloader_fuzz::file;
 use qloader_kernels::StableBytes;
 use qloader_quant::LinearWeight;
 use qloader_runtime::packed::export::{export_gguf, ExportOptions};
-use qloader_runtime::packed::{open_packed, LoadOptions, PlanChoice};
+use qloader_runtime::packed::{open_packed, rebuild_nested, LoadOptions, PlanChoice};
 
 fuzz_target!(|data: &[u8]| {
     let path = file("model.qlm", data);
@@ -22,7 +22,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = packed.verify_all();
     let owner: Arc<dyn StableBytes> = packed.shared_map();
     for t in packed.all_variants() {
-        if let Ok(w) = LinearWeight::from_mapped_parts(t.rows(), t.cols(), t.parts(), &owner) {
+        let weight = rebuild_nested(&t)
+            .unwrap_or_else(|| LinearWeight::from_mapped_parts(t.rows(), t.cols(), t.parts(), &owner));
+        if let Ok(w) = weight {
             if t.cols() <= 4096 && t.rows() <= 4096 {
                 let x = vec![0.5f32; t.cols()];
                 let mut y = vec![0.0f32; t.rows()];

@@ -80,7 +80,7 @@ pub fn count(n: usize, noun: &str) -> String {
 
 /// How many tensors are in each format, as `"129 int3k, 49 int4k"` (formats
 /// in name order).
-pub fn format_counts(formats: impl IntoIterator<Item = qloader_format::WeightFormat>) -> String {
+pub fn format_counts(formats: impl IntoIterator<Item = impl std::fmt::Display>) -> String {
     let mut per_format: std::collections::BTreeMap<String, usize> = Default::default();
     for f in formats {
         *per_format.entry(f.to_string()).or_default() += 1;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use qloader_analyze::table::TensorEntry;
 use qloader_analyze::table::{CalibrationInfo, FormatEntry, ModelInfo, Timings, SCHEMA, VERSION};
 use qloader_analyze::{Measure, SensitivityTable};
+use qloader_format::nested;
 use qloader_format::{fixtures, PackedMeta, PackedWriter, WeightFormat};
 use qloader_fuzz::join;
 use qloader_quant::LinearWeight;
@@ -398,8 +399,52 @@ fn tiny_packed() -> Vec<Vec<u8>> {
     }
     multi.write(&path).expect("packed");
     let third = std::fs::read(&path).expect("packed");
+    // A nested chain: int3k, then int4 and int8g32 as bit planes on it.
+    let dense = qloader_kernels::DenseMatrix::new(3, 70, values(210, 7)).expect("shape");
+    let int3k: WeightFormat = "int3k".parse().expect("format");
+    let root = LinearWeight::quantize(dense.clone(), int3k).stored_parts();
+    let qloader_quant::StoredParts::Compact { layout, codes } = &root else {
+        unreachable!("int3k is compact")
+    };
+    let four = {
+        let chain = nested::Chain { root: *layout, root_codes: codes, links: &[] };
+        nested::encode_link(&chain, 1, dense.data(), 3, 70)
+    };
+    let eight = {
+        let links = [(1u8, four.as_slice())];
+        let chain = nested::Chain { root: *layout, root_codes: codes, links: &links };
+        nested::encode_link(&chain, 4, dense.data(), 3, 70)
+    };
+    let mut chained = PackedWriter::new(PackedMeta {
+        created_by: "seed".into(),
+        architecture: "bert".into(),
+        config: serde_json::json!({"pooling": "mean", "normalize": true, "max_seq_length": 8}),
+        plan: None,
+        quantization: None,
+    });
+    chained.add_blob("config.json", bert_config.as_bytes());
+    chained.add_variant("t", 3, 70, root.as_tensor_parts());
+    let planes = |bits: u8, extra: u8, planes| qloader_format::TensorParts::Planes {
+        layout: nested::rebuilt_layout(bits).expect("a width"),
+        extra,
+        planes,
+    };
+    chained.add_nested_variant("t", 3, 70, planes(4, 1, &four), int3k);
+    chained.add_nested_variant("t", 3, 70, planes(8, 4, &eight), WeightFormat::int4());
+    for (i, format) in ["int3k", "int4", "int8g32"].into_iter().enumerate() {
+        let format: WeightFormat = format.parse().expect("format");
+        chained.add_plan(qloader_format::PackedPlan {
+            name: format!("nested{i}"),
+            bits_per_weight: format.bits_per_weight(),
+            predicted_loss: Some(1.0 / (i + 1) as f64),
+            plan: None,
+            formats: [("t".to_owned(), format)].into_iter().collect(),
+        });
+    }
+    chained.write(&path).expect("packed");
+    let fourth = std::fs::read(&path).expect("packed");
     let _ = std::fs::remove_dir_all(&dir);
-    vec![first, second, third]
+    vec![first, second, third, fourth]
 }
 
 /// A table of four tensors in five formats.

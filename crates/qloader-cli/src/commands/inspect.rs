@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use qloader_format::PackedFile;
+use qloader_format::{PackedFile, TensorView};
 use qloader_models::bert::ModelDir;
 use qloader_models::family::{self, Kind};
 
@@ -62,7 +62,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
         println!();
     }
     print_format_table(
-        file.all_variants().map(|t| (t.format().to_string(), t.rows() * t.cols(), t.byte_len())),
+        file.all_variants().map(|t| (variant_label(&t), t.rows() * t.cols(), t.byte_len())),
     );
     if args.tensors {
         println!();
@@ -82,7 +82,7 @@ pub fn run(args: InspectArgs) -> Result<()> {
                 t.name(),
                 t.rows(),
                 t.cols(),
-                t.format(),
+                variant_label(&t),
                 human_bytes(t.byte_len()),
                 t.crc32(),
                 if multi { format!(" {} |", plans.join(", ")) } else { String::new() }
@@ -103,6 +103,15 @@ pub fn run(args: InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// A variant's format, and for a nested one the base its planes refine
+/// (`int4 (planes on int3k)`).
+fn variant_label(t: &TensorView<'_>) -> String {
+    match t.base() {
+        Some(base) => format!("{} (planes on {})", t.format(), base.format()),
+        None => t.format().to_string(),
+    }
+}
+
 /// The plans of a multi-plan file: what each loads and what it predicted.
 fn print_plans(file: &PackedFile) {
     let largest = file.plans().map(|p| p.bytes()).max().unwrap_or(0).max(1);
@@ -111,7 +120,9 @@ fn print_plans(file: &PackedFile) {
     println!("|---|---:|---:|---:|---|---|");
     for p in file.plans() {
         let formats = format_counts(
-            p.tensors().filter(|t| t.variant_count() > 1 || t.rows() > 1).map(|t| t.format()),
+            p.tensors()
+                .filter(|t| t.variant_count() > 1 || t.rows() > 1)
+                .map(|t| variant_label(&t)),
         );
         println!(
             "| {} | {} | {} | {} | {} | {} |",

@@ -6,7 +6,8 @@
 use qloader_format::{PlanRef, WeightFormat};
 use qloader_models::bert::ModelDir;
 use qloader_runtime::packed::{
-    pack_bert, pack_decoder, pack_model_plans, quantizable_tensors, PlanToPack, Quantization,
+    pack_bert, pack_decoder, pack_model_plans, pack_model_plans_with, quantizable_tensors, Nesting,
+    PlanToPack, Quantization,
 };
 use serde_json::{json, Value};
 
@@ -79,6 +80,29 @@ fn llama_two_plans() -> Vec<u8> {
     let out = scratch.path().join("model.qlm");
     let plans = vec![plan("small", "int4", 0.5), plan("big", "int8", 0.1)];
     pack_model_plans(&path, plans, &out, &mut |_, _, _| {}).expect("packing two plans");
+    std::fs::read(&out).expect("reading the packed decoder")
+}
+
+/// The tiny decoder packed with two plans, `small` (every quantizable
+/// tensor int3k) and `big` (int4k, stored nested: one bit plane on the
+/// int3k codes, rebuilt into int4).
+fn llama_nested_plans() -> Vec<u8> {
+    let scratch = tempfile::tempdir().expect("a temporary directory");
+    let path = scratch.path().join("model.gguf");
+    std::fs::write(&path, gguf::Gguf::tiny().build()).expect("writing the tiny decoder");
+    let names = quantizable_tensors(&path).expect("the tiny decoder's tensors");
+    let plan = |name: &str, format: &str, loss: f64| PlanToPack {
+        name: name.to_owned(),
+        formats: names.iter().map(|n| (n.clone(), format.parse().expect("a format"))).collect(),
+        quantization: Quantization::default(),
+        predicted_loss: Some(loss),
+        plan: None,
+    };
+    let out = scratch.path().join("model.qlm");
+    let plans = vec![plan("small", "int3k", 0.5), plan("big", "int4k", 0.1)];
+    let nesting = Some(Nesting { max_error_ratio: 1000.0 });
+    pack_model_plans_with(&path, plans, nesting, &out, &mut |_, _, _| {})
+        .expect("packing two nested plans");
     std::fs::read(&out).expect("reading the packed decoder")
 }
 
@@ -645,6 +669,7 @@ pub fn cases() -> Vec<Case> {
         ));
     }
     cases.extend(two_plan_cases());
+    cases.extend(nested_cases());
     let mut inspect = header_case(
         "packed-inspect/tensor-checksum-mismatch",
         p,
@@ -691,7 +716,7 @@ fn two_plan_cases() -> Vec<Case> {
                 p.header["plans"] = json!([small]);
             },
             "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1 (int8) is in \
-             no plan",
+             no plan, nor the base of one that is",
         ),
         header_case(
             "packed/plan-bytes-disagree",
@@ -738,6 +763,74 @@ fn two_plan_cases() -> Vec<Case> {
             |p| p.header["tensors"][at]["format"] = json!("int4"),
             "{path}: invalid packed model: header is not a valid packed-model header: unknown \
              field `format`, expected one of `name`, `shape`, `variants` at line 1 column 1057",
+        ),
+    ]
+}
+
+/// The classes of nested variants (`base`), each breaking the tiny
+/// decoder's nested two-plan file in one way.
+fn nested_cases() -> Vec<Case> {
+    let mut parts = Parts::split(&llama_nested_plans());
+    parts.header["created_by"] = json!("qloader");
+    let q = "blk.0.attn_q.weight";
+    let at = parts.header["tensors"]
+        .as_array()
+        .expect("tensors")
+        .iter()
+        .position(|t| t["name"] == q)
+        .expect("the tensor");
+    assert_eq!(parts.header["tensors"][at]["variants"][1]["base"], json!(0), "nested");
+    let p = &parts;
+    vec![
+        header_case(
+            "packed/nested-base-not-before-it",
+            p,
+            |p| p.header["tensors"][at]["variants"][1]["base"] = json!(1),
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1: its base is \
+             variant 1, which is not listed before it (a base comes first, so a chain cannot \
+             loop)",
+        ),
+        header_case(
+            "packed/nested-in-a-format-planes-do-not-rebuild",
+            p,
+            |p| p.header["tensors"][at]["variants"][1]["format"] = json!("int2"),
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1: a nested \
+             variant is int3, int4 or int8g32 (what its planes rebuild into), not int2",
+        ),
+        header_case(
+            "packed/nested-cycle",
+            p,
+            |p| {
+                // The root as the nested variant's base, the nested one as
+                // the root's: the first has a base that comes after it.
+                p.header["tensors"][at]["variants"][0]["base"] = json!(1);
+            },
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 0: its base is \
+             variant 1, which is not listed before it (a base comes first, so a chain cannot \
+             loop)",
+        ),
+        header_case(
+            "packed/nested-planes-of-the-wrong-length",
+            p,
+            |p| {
+                let seg = &mut p.header["tensors"][at]["variants"][1]["segments"][0];
+                let len = seg["len"].as_u64().expect("len");
+                seg["len"] = json!(len - 1);
+            },
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1: segment \
+             `planes` is 7 bytes, a nested int4 on 3-bit codes with shape [8, 8] needs 8",
+        ),
+        header_case(
+            "packed/planes-without-a-base",
+            p,
+            |p| {
+                p.header["tensors"][at]["variants"][1]
+                    .as_object_mut()
+                    .expect("a variant")
+                    .remove("base");
+            },
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1: segment \
+             `planes` does not belong to format int4 (expected segments: codes, scales, offsets)",
         ),
     ]
 }

@@ -593,11 +593,15 @@ fn validate_variant(
         return Err(format!("segments must be listed in the order {expected_roles}"));
     }
 
+    let what = match nesting {
+        None => format!("format {format}"),
+        Some((_, width)) => format!("a nested {format} on {width}-bit codes"),
+    };
     let mut segments = Vec::with_capacity(expected.len());
     for (seg, &(role, len)) in t.segments.iter().zip(&expected) {
         if seg.len != len {
             return Err(format!(
-                "segment `{role}` is {} bytes, format {format} with shape [{rows}, {cols}] needs {len}",
+                "segment `{role}` is {} bytes, {what} with shape [{rows}, {cols}] needs {len}",
                 seg.len
             ));
         }
