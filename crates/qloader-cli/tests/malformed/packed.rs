@@ -6,8 +6,8 @@
 use qloader_format::{PlanRef, WeightFormat};
 use qloader_models::bert::ModelDir;
 use qloader_runtime::packed::{
-    pack_bert, pack_decoder, pack_model_plans, pack_model_plans_with, quantizable_tensors, Nesting,
-    PlanToPack, Quantization,
+    pack_bert, pack_decoder, pack_model_plans_with, quantizable_tensors, Nesting, PlanToPack,
+    Quantization,
 };
 use serde_json::{json, Value};
 
@@ -66,43 +66,37 @@ fn llama_packed_in(format: WeightFormat) -> Vec<u8> {
 /// The tiny decoder packed with two plans: `small` (every quantizable
 /// tensor int4) and `big` (int8), in one version 2 file.
 fn llama_two_plans() -> Vec<u8> {
-    let scratch = tempfile::tempdir().expect("a temporary directory");
-    let path = scratch.path().join("model.gguf");
-    std::fs::write(&path, gguf::Gguf::tiny().build()).expect("writing the tiny decoder");
-    let names = quantizable_tensors(&path).expect("the tiny decoder's tensors");
-    let plan = |name: &str, format: &str, loss: f64| PlanToPack {
-        name: name.to_owned(),
-        formats: names.iter().map(|n| (n.clone(), format.parse().expect("a format"))).collect(),
-        quantization: Quantization::default(),
-        predicted_loss: Some(loss),
-        plan: None,
-    };
-    let out = scratch.path().join("model.qlm");
-    let plans = vec![plan("small", "int4", 0.5), plan("big", "int8", 0.1)];
-    pack_model_plans(&path, plans, &out, &mut |_, _, _| {}).expect("packing two plans");
-    std::fs::read(&out).expect("reading the packed decoder")
+    llama_plans([("small", "int4", 0.5), ("big", "int8", 0.1)], None)
 }
 
 /// The tiny decoder packed with two plans, `small` (every quantizable
 /// tensor int3k) and `big` (int4k, stored nested: one bit plane on the
 /// int3k codes, rebuilt into int4).
 fn llama_nested_plans() -> Vec<u8> {
+    let nesting = Some(Nesting { max_error_ratio: 1000.0 });
+    llama_plans([("small", "int3k", 0.5), ("big", "int4k", 0.1)], nesting)
+}
+
+/// The tiny decoder packed with two plans, each (name, format of every
+/// quantizable tensor, predicted loss), nested as `nesting` says.
+fn llama_plans(plans: [(&str, &str, f64); 2], nesting: Option<Nesting>) -> Vec<u8> {
     let scratch = tempfile::tempdir().expect("a temporary directory");
     let path = scratch.path().join("model.gguf");
     std::fs::write(&path, gguf::Gguf::tiny().build()).expect("writing the tiny decoder");
     let names = quantizable_tensors(&path).expect("the tiny decoder's tensors");
-    let plan = |name: &str, format: &str, loss: f64| PlanToPack {
-        name: name.to_owned(),
-        formats: names.iter().map(|n| (n.clone(), format.parse().expect("a format"))).collect(),
-        quantization: Quantization::default(),
-        predicted_loss: Some(loss),
-        plan: None,
-    };
+    let plans = plans
+        .into_iter()
+        .map(|(name, format, loss)| PlanToPack {
+            name: name.to_owned(),
+            formats: names.iter().map(|n| (n.clone(), format.parse().expect("a format"))).collect(),
+            quantization: Quantization::default(),
+            predicted_loss: Some(loss),
+            plan: None,
+        })
+        .collect();
     let out = scratch.path().join("model.qlm");
-    let plans = vec![plan("small", "int3k", 0.5), plan("big", "int4k", 0.1)];
-    let nesting = Some(Nesting { max_error_ratio: 1000.0 });
     pack_model_plans_with(&path, plans, nesting, &out, &mut |_, _, _| {})
-        .expect("packing two nested plans");
+        .expect("packing two plans");
     std::fs::read(&out).expect("reading the packed decoder")
 }
 
