@@ -239,8 +239,8 @@ pub fn cases() -> Vec<Case> {
         ),
         case(
             "packed/unsupported-version",
-            patched(&good, 8, &3u32.to_le_bytes()),
-            "{path}: packed model version 3, this build reads versions 1 to 2",
+            patched(&good, 8, &4u32.to_le_bytes()),
+            "{path}: packed model version 4, this build reads versions 1 to 3",
         ),
         case(
             "packed/unknown-flags",
@@ -813,6 +813,16 @@ fn nested_cases() -> Vec<Case> {
             },
             "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1: segment \
              `planes` is 7 bytes, a nested int4 on 3-bit codes with shape [8, 8] needs 8",
+        ),
+        header_case(
+            "packed/nested-in-version-2",
+            p,
+            |p| {
+                p.version = 2;
+                p.header["version"] = json!(2);
+            },
+            "{path}: invalid packed model: tensor `blk.0.attn_q.weight`: variant 1 has a base (a \
+             nested variant), which needs version 3, not 2",
         ),
         header_case(
             "packed/planes-without-a-base",

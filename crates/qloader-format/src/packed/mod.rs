@@ -111,6 +111,19 @@
 //!
 //! A file with one variant per tensor and no plans is written as version 1.
 //!
+//! # File format, version 3: nested variants
+//!
+//! Version 2's header, in which a variant may also have `"base"`: the index
+//! of another variant of the same tensor, listed before it, whose codes its
+//! bit planes refine ([`crate::nested`]). A nested variant's `format` is the
+//! grouped format it is rebuilt into (`int3`, `int4` or `int8g32`), wider
+//! than its base's codes; its one segment, `planes`, holds
+//! `rows · (bits − base bits) · ⌈cols/8⌉` bytes; its base is a uniform
+//! compact variant (`int2k`, `int3k`, `int4k`) or another nested variant.
+//! A plan's `bytes` count the variant it picks and every base under it, and
+//! every variant is loaded by a plan or is the base of one that is. A file
+//! without nested variants is written as version 2.
+//!
 //! # Guarantees
 //!
 //! [`PackedFile::open`] validates all of the above before it hands out any
@@ -145,8 +158,9 @@ pub use writer::{PackedMeta, PackedPlan, PackedWriter};
 pub const MAGIC: [u8; 8] = *b"QLMODEL\0";
 
 /// The newest format version this build writes and reads (it reads every
-/// version from 1; it writes version 1 for a file with one plan).
-pub const VERSION: u32 = 2;
+/// version from 1; it writes version 1 for a file with one plan, 2 for
+/// several plans without nested variants).
+pub const VERSION: u32 = 3;
 
 /// The value of the `schema` field of the header.
 pub const SCHEMA: &str = "qloader-packed";

@@ -506,6 +506,9 @@ fn validate_tensor(t: &RawTensorV2, version: u32, data_len: u64) -> Result<Valid
     for (i, v) in t.variants.iter().enumerate() {
         let nesting = match v.base {
             None => None,
+            Some(_) if version < 3 => return Err(format!(
+                "variant {i} has a base (a nested variant), which needs version 3, not {version}"
+            )),
             Some(b) => {
                 let base = usize::try_from(b).ok().filter(|&b| b < i).ok_or_else(|| {
                     format!(

@@ -61,7 +61,8 @@ struct PendingTensor<'a> {
 /// Builds a packed model from borrowed bytes and writes it atomically.
 ///
 /// A model with one variant per tensor and no plans is written as version
-/// 1; one with plans ([`PackedWriter::add_plan`]) as version 2, each tensor
+/// 1; one with plans ([`PackedWriter::add_plan`]) as version 2 (3 if it has
+/// nested variants, [`PackedWriter::add_nested_variant`]), each tensor
 /// with every variant added for it ([`PackedWriter::add_variant`]).
 ///
 /// Inputs are checked when [`PackedWriter::write`] runs (so that errors can
@@ -165,10 +166,13 @@ impl<'a> PackedWriter<'a> {
         let (mut header, pieces, data_len) = self.layout().map_err(|p| p.at(path))?;
         // One variant per tensor and no plans: version 1.
         let v1 = self.plans.is_empty() && header.tensors.iter().all(|t| t.variants.len() == 1);
+        // Nested variants need version 3; other multi-plan files stay at 2.
+        let nested = header.tensors.iter().flat_map(|t| &t.variants).any(|v| v.base.is_some());
+        header.version = if nested { VERSION } else { 2 };
         if v1 {
             validate_header(&self.as_v1(header.clone()), data_len).map(|_| ())
         } else {
-            validate_header_v2(&header, VERSION, data_len).map(|_| ())
+            validate_header_v2(&header, header.version, data_len).map(|_| ())
         }
         .map_err(|p| p.at(path))?;
         // Checksums, now that the input is known to be well-formed.
@@ -187,7 +191,7 @@ impl<'a> PackedWriter<'a> {
         let (version, json) = if v1 {
             (1, serde_json::to_vec(&self.as_v1(header)))
         } else {
-            (VERSION, serde_json::to_vec(&header))
+            (header.version, serde_json::to_vec(&header))
         };
         let json =
             json.map_err(|e| Problem::File(format!("header cannot be serialized: {e}")).at(path))?;

@@ -171,10 +171,10 @@ fn another_version_is_rejected_clearly() {
     patch(&path, 8, &7u32.to_le_bytes());
     let err = open_err(&path);
     assert!(
-        matches!(err, FormatError::PackedVersion { found: 7, supported: 2, .. }),
+        matches!(err, FormatError::PackedVersion { found: 7, supported: 3, .. }),
         "unexpected error {err}"
     );
-    assert!(err.to_string().contains("version 7, this build reads versions 1 to 2"), "{err}");
+    assert!(err.to_string().contains("version 7, this build reads versions 1 to 3"), "{err}");
 }
 
 #[test]

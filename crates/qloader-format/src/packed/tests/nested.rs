@@ -73,6 +73,7 @@ fn each_plan_reads_its_chain() {
     let m = chained();
     let (_dir, path) = write_chained(&m);
     let mut file = PackedFile::open(&path).unwrap();
+    assert_eq!(file.version(), 3, "nested variants need version 3");
     file.verify_all().unwrap();
     let root_bytes = m.root.segments[0].len() as u64;
     let bytes: Vec<u64> = file.plans().map(|p| p.bytes()).collect();
