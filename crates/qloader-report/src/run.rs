@@ -342,6 +342,7 @@ impl Measuring<'_> {
                 formats: c.formats.clone(),
                 quantization,
                 predicted_loss: c.plan.as_ref().map(|p| p.totals.loss),
+                tensor_losses: Default::default(),
                 plan: None,
             });
         }

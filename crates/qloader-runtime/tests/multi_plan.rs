@@ -39,6 +39,7 @@ fn plan(
             .collect(),
         quantization: Quantization::default(),
         predicted_loss: Some(loss),
+        tensor_losses: Default::default(),
         plan: None,
     }
 }

@@ -20,6 +20,7 @@ fn plan(name: &str, names: &[String], loss: f64, format: &str) -> PlanToPack {
         formats: names.iter().map(|n| (n.clone(), format)).collect(),
         quantization: Quantization::default(),
         predicted_loss: Some(loss),
+        tensor_losses: Default::default(),
         plan: None,
     }
 }
@@ -118,4 +119,58 @@ fn a_strict_ratio_keeps_variants_whole() {
     assert!(report.nested.is_empty());
     let file = PackedFile::open(&multi).unwrap();
     assert!(file.all_variants().all(|v| v.base().is_none()));
+}
+
+#[test]
+fn a_limit_between_plans_builds_one_from_the_recorded_losses() {
+    use qloader_format::ActivationFormat;
+    use qloader_runtime::packed::{choose_plan, pack_model_plans};
+    use qloader_runtime::registry::KernelRegistry;
+
+    let dir = fixtures::minilm_dir();
+    if !dir.exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let names = quantizable_tensors(&dir).unwrap();
+    // Per tensor, a loss that falls with bits, more for the later tensors.
+    let with_losses = |mut p: PlanToPack, scale: f64| {
+        p.tensor_losses =
+            names.iter().enumerate().map(|(i, n)| (n.clone(), scale * (1 + i) as f64)).collect();
+        p.predicted_loss = Some(p.tensor_losses.values().sum());
+        p
+    };
+    let plans = vec![
+        with_losses(plan("p3", &names, 0.0, "int3k"), 1e-3),
+        with_losses(plan("p8", &names, 0.0, "q8_0"), 1e-5),
+    ];
+    let multi = tmp.path().join("frontier.qlm");
+    pack_model_plans(&dir, plans, &multi, &mut |_, _, _| {}).unwrap();
+    let file = PackedFile::open(&multi).unwrap();
+    assert_eq!(file.version(), 3);
+    let registry = KernelRegistry::detect();
+    let act = ActivationFormat::F32;
+    let all = choose_plan(&file, &PlanChoice::Memory(u64::MAX), &registry, act).unwrap();
+    assert!(all.built.is_none(), "the largest plan is already the best");
+    let run: Vec<u64> = all.candidates.iter().map(|c| c.run_bytes).collect();
+    let losses: Vec<f64> = all.candidates.iter().map(|c| c.predicted_loss.unwrap()).collect();
+    // Halfway between the two plans: a plan of both plans' variants.
+    let limit = (run[0] + run[1]) / 2;
+    let chosen = choose_plan(&file, &PlanChoice::Memory(limit), &registry, act).unwrap();
+    let built = chosen.built.as_ref().expect("a plan built from the losses");
+    assert_eq!(chosen.index, 2, "{}", chosen.reason);
+    let c = chosen.chosen();
+    assert!(c.run_bytes <= limit && c.run_bytes > run[0], "{} of {limit}", c.run_bytes);
+    let loss = c.predicted_loss.unwrap();
+    assert!(losses[1] < loss && loss < losses[0], "{loss} between {losses:?}");
+    assert!(chosen.reason.contains("built here from the recorded per-tensor losses"));
+    // Some quantizable tensors in the wider variant (1), not all.
+    let wider = built.iter().filter(|&&v| v == 1).count();
+    assert!(wider > 0 && wider < names.len(), "{built:?}");
+    // The loader loads it.
+    let options = LoadOptions { plan: PlanChoice::Memory(limit), ..LoadOptions::default() };
+    let loaded = open_packed(&multi, &options, &mut |_| {}).unwrap();
+    assert_eq!(loaded.plan.built.as_ref(), Some(built));
+    let PackedModel::Encoder(encoder) = loaded.model else { panic!("expected an encoder") };
+    assert_eq!(encoder.embed("The sea was calm.").unwrap().len(), 384);
 }

@@ -395,6 +395,7 @@ fn tiny_packed() -> Vec<Vec<u8>> {
             predicted_loss: Some(1.0 / (i + 1) as f64),
             plan: None,
             formats: [("t".to_owned(), format)].into_iter().collect(),
+            tensor_losses: [("t".to_owned(), 1.0 / (i + 1) as f64)].into_iter().collect(),
         });
     }
     multi.write(&path).expect("packed");
@@ -439,6 +440,7 @@ fn tiny_packed() -> Vec<Vec<u8>> {
             predicted_loss: Some(1.0 / (i + 1) as f64),
             plan: None,
             formats: [("t".to_owned(), format)].into_iter().collect(),
+            tensor_losses: [("t".to_owned(), 1.0 / (i + 1) as f64)].into_iter().collect(),
         });
     }
     chained.write(&path).expect("packed");

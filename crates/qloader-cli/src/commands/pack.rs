@@ -134,6 +134,7 @@ fn run_plans(args: PackArgs) -> Result<()> {
             formats,
             quantization,
             predicted_loss: Some(plan.totals.loss),
+            tensor_losses: plan.tensors.iter().map(|t| (t.name.clone(), t.loss)).collect(),
             plan: plan_ref,
         });
     }

@@ -91,6 +91,7 @@ fn llama_plans(plans: [(&str, &str, f64); 2], nesting: Option<Nesting>) -> Vec<u
             formats: names.iter().map(|n| (n.clone(), format.parse().expect("a format"))).collect(),
             quantization: Quantization::default(),
             predicted_loss: Some(loss),
+            tensor_losses: Default::default(),
             plan: None,
         })
         .collect();

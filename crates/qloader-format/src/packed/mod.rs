@@ -111,9 +111,12 @@
 //!
 //! A file with one variant per tensor and no plans is written as version 1.
 //!
-//! # File format, version 3: nested variants
+//! # File format, version 3: nested variants, per-variant losses
 //!
-//! Version 2's header, in which a variant may also have `"base"`: the index
+//! Version 2's header, in which a variant may also have
+//! `"predicted_loss"`, a finite number: the loss the first plan that loads
+//! it predicted for its tensor (what a loader builds plans of its own
+//! from); and `"base"`: the index
 //! of another variant of the same tensor, listed before it, whose codes its
 //! bit planes refine ([`crate::nested`]). A nested variant's `format` is the
 //! grouped format it is rebuilt into (`int3`, `int4` or `int8g32`), wider
@@ -122,7 +125,7 @@
 //! compact variant (`int2k`, `int3k`, `int4k`) or another nested variant.
 //! A plan's `bytes` count the variant it picks and every base under it, and
 //! every variant is loaded by a plan or is the base of one that is. A file
-//! without nested variants is written as version 2.
+//! with neither field is written as version 2.
 //!
 //! # Guarantees
 //!

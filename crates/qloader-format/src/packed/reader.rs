@@ -54,7 +54,36 @@ impl PackedFile {
         })
     }
 
-    /// The format version of the file (1 or 2).
+    /// Adds a plan of the caller's own, `variants` (one index per tensor, in
+    /// header order), named `name`, with `predicted_loss`, and selects it;
+    /// its index. `None` (and nothing changes) if an index is out of range
+    /// or the count is not one per tensor.
+    pub fn select_variants(
+        &mut self,
+        name: &str,
+        variants: Vec<usize>,
+        predicted_loss: Option<f64>,
+    ) -> Option<usize> {
+        let tensors = &self.header.tensors;
+        if variants.len() != tensors.len()
+            || variants.iter().zip(tensors).any(|(&v, t)| v >= t.variants.len())
+        {
+            return None;
+        }
+        let bytes = variants.iter().zip(tensors).map(|(&v, t)| t.chain_bytes(v)).sum();
+        self.header.plans.push(ValidPlan {
+            name: name.to_owned(),
+            bits_per_weight: None,
+            bytes,
+            predicted_loss,
+            plan: None,
+            variants,
+        });
+        self.selected = self.header.plans.len() - 1;
+        Some(self.selected)
+    }
+
+    /// The format version of the file (1 to 3).
     pub fn version(&self) -> u32 {
         self.header.version
     }
@@ -422,6 +451,30 @@ impl<'a> TensorView<'a> {
     /// Total bytes of all segments.
     pub fn byte_len(&self) -> usize {
         self.segments().map(|(_, s)| s.len()).sum()
+    }
+
+    /// The loss a plan predicted for the tensor in this variant, if the
+    /// file records it (version 3).
+    pub fn predicted_loss(&self) -> Option<f64> {
+        self.variant.predicted_loss
+    }
+
+    /// Which of its tensor's variants this is (in header order).
+    pub fn variant_index(&self) -> usize {
+        let same = |v: &ValidVariant| std::ptr::eq(v, self.variant);
+        self.tensor.variants.iter().position(same).unwrap_or(0)
+    }
+
+    /// This tensor's variant `index` (in header order), if it has one.
+    pub fn variant(&self, index: usize) -> Option<TensorView<'a>> {
+        let variant = self.tensor.variants.get(index)?;
+        Some(TensorView { variant, ..*self })
+    }
+
+    /// Bytes that loading variant `index` reads (its own and every base's),
+    /// if the tensor has it.
+    pub fn variant_chain_bytes(&self, index: usize) -> Option<u64> {
+        (index < self.tensor.variants.len()).then(|| self.tensor.chain_bytes(index))
     }
 
     /// For a nested variant, the variant its planes refine

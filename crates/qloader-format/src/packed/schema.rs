@@ -93,7 +93,7 @@ pub(crate) struct RawHeaderV2 {
 }
 
 /// One tensor of a version 2 file: its shape and its variants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTensorV2 {
     pub name: String,
@@ -104,12 +104,15 @@ pub(crate) struct RawTensorV2 {
 /// One stored form of a tensor: a format, its segments and their CRC-32;
 /// for a nested variant, the index of the variant its bit planes refine
 /// (see [`crate::nested`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawVariant {
     pub format: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<u64>,
+    /// The loss a plan predicted for the tensor in this variant (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_loss: Option<f64>,
     pub segments: Vec<RawSegment>,
     pub crc32: u32,
 }
@@ -136,6 +139,7 @@ impl From<RawTensor> for RawTensorV2 {
             variants: vec![RawVariant {
                 format: t.format,
                 base: None,
+                predicted_loss: None,
                 segments: t.segments,
                 crc32: t.crc32,
             }],

@@ -76,6 +76,8 @@ pub(crate) struct ValidVariant {
     /// For a nested variant, the variant its planes refine (listed before
     /// it, so chains end at a root and have no cycles).
     pub base: Option<usize>,
+    /// The loss a plan predicted for the tensor in this variant, if recorded.
+    pub predicted_loss: Option<f64>,
     /// Roles in the format's order, ranges relative to the data section start.
     pub segments: Vec<(SegmentRole, Range<usize>)>,
     pub crc32: u32,
@@ -411,7 +413,7 @@ fn validate_plans(raw: &[RawPlan], tensors: &[ValidTensor]) -> Result<Vec<ValidP
                     ),
                 ));
             };
-            bytes += t.chain(i).map(|c| t.variants[c].byte_len() as u64).sum::<u64>();
+            bytes += t.chain_bytes(i);
             variants.push(i);
         }
         if bytes != p.bytes {
@@ -457,6 +459,11 @@ impl ValidTensor {
     /// before the one it is the base of, so this ends).
     pub(crate) fn chain(&self, v: usize) -> impl Iterator<Item = usize> + '_ {
         std::iter::successors(Some(v), |&i| self.variants[i].base)
+    }
+
+    /// Bytes that loading variant `v` reads: its own and every base's.
+    pub(crate) fn chain_bytes(&self, v: usize) -> u64 {
+        self.chain(v).map(|c| self.variants[c].byte_len() as u64).sum()
     }
 }
 
@@ -506,9 +513,11 @@ fn validate_tensor(t: &RawTensorV2, version: u32, data_len: u64) -> Result<Valid
     for (i, v) in t.variants.iter().enumerate() {
         let nesting = match v.base {
             None => None,
-            Some(_) if version < 3 => return Err(format!(
+            Some(_) if version < 3 => {
+                return Err(format!(
                 "variant {i} has a base (a nested variant), which needs version 3, not {version}"
-            )),
+            ))
+            }
             Some(b) => {
                 let base = usize::try_from(b).ok().filter(|&b| b < i).ok_or_else(|| {
                     format!(
@@ -520,6 +529,17 @@ fn validate_tensor(t: &RawTensorV2, version: u32, data_len: u64) -> Result<Valid
                 Some((base, width))
             }
         };
+        match v.predicted_loss {
+            Some(_) if version < 3 => {
+                return Err(format!(
+                    "variant {i} has a predicted_loss, which needs version 3, not {version}"
+                ))
+            }
+            Some(l) if !l.is_finite() => {
+                return Err(format!("variant {i}: predicted_loss is not a finite number"))
+            }
+            _ => {}
+        }
         let valid = validate_variant(v, nesting, rows, cols, data_len).map_err(|r| {
             if version == 1 {
                 r
@@ -612,7 +632,13 @@ fn validate_variant(
             place(seg.offset, seg.len, data_len).map_err(|r| format!("segment `{role}`: {r}"))?;
         segments.push((role, range));
     }
-    Ok(ValidVariant { format, base: nesting.map(|(b, _)| b), segments, crc32: t.crc32 })
+    Ok(ValidVariant {
+        format,
+        base: nesting.map(|(b, _)| b),
+        predicted_loss: t.predicted_loss,
+        segments,
+        crc32: t.crc32,
+    })
 }
 
 /// Checks that `offset..offset + len` is aligned and inside a data section of

@@ -48,6 +48,10 @@ pub struct PackedPlan {
     /// The format it loads for each tensor with more than one variant
     /// (others may be left out: their one variant is loaded).
     pub formats: BTreeMap<String, WeightFormat>,
+    /// The loss it predicts for each tensor in the variant it loads, where
+    /// known: recorded with that variant (the first plan's, if several
+    /// load it), so that a loader can build plans of its own from them.
+    pub tensor_losses: BTreeMap<String, f64>,
 }
 
 struct PendingTensor<'a> {
@@ -166,9 +170,14 @@ impl<'a> PackedWriter<'a> {
         let (mut header, pieces, data_len) = self.layout().map_err(|p| p.at(path))?;
         // One variant per tensor and no plans: version 1.
         let v1 = self.plans.is_empty() && header.tensors.iter().all(|t| t.variants.len() == 1);
-        // Nested variants need version 3; other multi-plan files stay at 2.
-        let nested = header.tensors.iter().flat_map(|t| &t.variants).any(|v| v.base.is_some());
-        header.version = if nested { VERSION } else { 2 };
+        // Nested variants and per-variant losses need version 3; other
+        // multi-plan files stay at 2.
+        let newer = header
+            .tensors
+            .iter()
+            .flat_map(|t| &t.variants)
+            .any(|v| v.base.is_some() || v.predicted_loss.is_some());
+        header.version = if newer { VERSION } else { 2 };
         if v1 {
             validate_header(&self.as_v1(header.clone()), data_len).map(|_| ())
         } else {
@@ -272,6 +281,7 @@ impl<'a> PackedWriter<'a> {
                 variants.push(RawVariant {
                     format: parts.format().name(),
                     base,
+                    predicted_loss: None,
                     segments,
                     crc32: 0,
                 });
@@ -282,8 +292,16 @@ impl<'a> PackedWriter<'a> {
                 variants,
             });
         }
-        let plans =
+        let plans: Vec<RawPlan> =
             self.plans.iter().map(|p| self.raw_plan(p, &tensors)).collect::<Result<_, _>>()?;
+        // Each variant's predicted loss: the first plan's that loads it.
+        for (spec, raw) in self.plans.iter().zip(&plans) {
+            for ((t, pending), &v) in tensors.iter_mut().zip(&self.tensors).zip(&raw.variants) {
+                let Some(&loss) = spec.tensor_losses.get(&pending.name) else { continue };
+                let variant = &mut t.variants[v as usize];
+                variant.predicted_loss = variant.predicted_loss.or(Some(loss));
+            }
+        }
         let header = RawHeaderV2 {
             schema: SCHEMA.to_owned(),
             version: VERSION,

@@ -71,7 +71,15 @@ pub fn open_packed(
     let act = options.activations.unwrap_or_else(|| default_activations(design.is_some()));
     let options = &LoadOptions { activations: Some(act), ..options.clone() };
     let plan = choose_plan(&file, &options.plan, &options.registry, act)?;
-    file.select_plan(plan.index);
+    match &plan.built {
+        Some(variants) => {
+            let chosen = plan.chosen();
+            file.select_variants(&chosen.name, variants.clone(), chosen.predicted_loss);
+        }
+        None => {
+            file.select_plan(plan.index);
+        }
+    }
     let file = file;
     let invalid = |reason: String| RuntimeError::InvalidPacked { path: path.to_owned(), reason };
     let blob = |name: &str| -> Result<&[u8]> {

@@ -312,6 +312,9 @@ pub struct PlanToPack {
     pub quantization: Quantization,
     /// The loss its plan predicted, if any.
     pub predicted_loss: Option<f64>,
+    /// The loss its plan predicted for each tensor, where known: recorded
+    /// with each variant, for the loader to build plans from.
+    pub tensor_losses: BTreeMap<String, f64>,
     /// The plan file, if any.
     pub plan: Option<PlanRef>,
 }
@@ -384,7 +387,7 @@ pub fn pack_model_plans_with(
             })?,
         };
         one.tensors.retain(|t| stored.insert((t.name.clone(), t.parts.as_tensor_parts().format())));
-        specs.push((p.name, p.predicted_loss, p.plan, one.summary.clone()));
+        specs.push((p.name, p.predicted_loss, p.plan, p.tensor_losses, one.summary.clone()));
         recorded.push(one);
     }
     // Every tensor's variants, in plan order.
@@ -435,7 +438,7 @@ pub fn pack_model_plans_with(
         }
     }
     let mut report_plans = Vec::with_capacity(specs.len());
-    for (name, predicted_loss, plan, mut summary) in specs {
+    for (name, predicted_loss, plan, tensor_losses, mut summary) in specs {
         for t in &mut summary.tensors {
             let Some(chain) = chains.get(&t.name) else { continue };
             t.format = chain.loads(t.format);
@@ -452,6 +455,7 @@ pub fn pack_model_plans_with(
             predicted_loss,
             plan,
             formats,
+            tensor_losses,
         });
         report_plans.push((name, summary, bytes));
     }

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use qloader_format::{ActivationFormat, PackedFile, PlanView, WeightFormat};
+use qloader_format::{ActivationFormat, PackedFile, PlanView, TensorView, WeightFormat};
 use qloader_quant::LinearWeight;
 
 use crate::error::{Result, RuntimeError};
@@ -44,10 +44,15 @@ pub struct PlanCandidate {
 /// The plan chosen, among which, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanSelection {
-    /// Index of the chosen plan in the file.
+    /// Index of the chosen plan in `candidates` (in the file, unless it is
+    /// the built one).
     pub index: usize,
-    /// Every plan of the file, in header order.
+    /// Every plan of the file, in header order, and last the one built
+    /// here from the recorded per-variant losses if there is one.
     pub candidates: Vec<PlanCandidate>,
+    /// The variant of every tensor (header order) of the plan built here,
+    /// when it is the one chosen.
+    pub built: Option<Vec<usize>>,
     /// The memory limit applied, if any.
     pub limit: Option<u64>,
     /// Why this plan, in words.
@@ -74,22 +79,121 @@ impl fmt::Display for PlanSelection {
 /// up (an untied embedding table) is counted as its tiles, a little more
 /// than the stored rows it reads.
 pub fn run_bytes(plan: &PlanView<'_>, registry: &KernelRegistry, act: ActivationFormat) -> u64 {
-    plan.tensors()
+    plan.tensors().map(|t| tensor_run_bytes(&t, registry, act)).sum()
+}
+
+/// What the loaded model keeps of tensor variant `t` (see [`run_bytes`]).
+fn tensor_run_bytes(t: &TensorView<'_>, registry: &KernelRegistry, act: ActivationFormat) -> u64 {
+    let [rows, cols] = t.shape();
+    let format = t.format();
+    if rows == 1 && format == WeightFormat::F32 {
+        // A vector of values (norm scales, biases), copied.
+        return t.byte_len() as u64;
+    }
+    let runs_as = registry.choose(format, act).map_or(format, |c| c.runs_as);
+    let prepared = LinearWeight::prepared_bytes(runs_as, rows, cols);
+    let stored = runs_as.storage_bytes(rows, cols);
+    // A converted weight keeps its owned copy beside its tiles.
+    let copy = if runs_as != format && prepared != stored { stored } else { 0 };
+    (prepared + copy) as u64
+}
+
+/// One tensor's variants as the builder weighs them: run-time bytes and
+/// predicted loss of each.
+struct Options {
+    bytes: Vec<u64>,
+    loss: Vec<f64>,
+}
+
+/// A plan built from the file's per-variant predicted losses for a memory
+/// limit: the variant of every tensor, and what the plan keeps, reads and
+/// is predicted to lose.
+struct BuiltPlan {
+    variants: Vec<usize>,
+    run_bytes: u64,
+    stored_bytes: u64,
+    predicted_loss: f64,
+}
+
+/// Each tensor's options, if every tensor with several variants has a
+/// predicted loss for each (a tensor's one variant without one counts 0).
+fn frontier(
+    file: &PackedFile,
+    registry: &KernelRegistry,
+    act: ActivationFormat,
+) -> Option<Vec<Options>> {
+    file.tensors()
         .map(|t| {
-            let [rows, cols] = t.shape();
-            let format = t.format();
-            if rows == 1 && format == WeightFormat::F32 {
-                // A vector of values (norm scales, biases), copied.
-                return t.byte_len() as u64;
-            }
-            let runs_as = registry.choose(format, act).map_or(format, |c| c.runs_as);
-            let prepared = LinearWeight::prepared_bytes(runs_as, rows, cols);
-            let stored = runs_as.storage_bytes(rows, cols);
-            // A converted weight keeps its owned copy beside its tiles.
-            let copy = if runs_as != format && prepared != stored { stored } else { 0 };
-            (prepared + copy) as u64
+            let views: Vec<TensorView<'_>> =
+                (0..t.variant_count()).filter_map(|v| t.variant(v)).collect();
+            let several = views.len() > 1;
+            let loss: Option<Vec<f64>> =
+                views.iter().map(|v| v.predicted_loss().or((!several).then_some(0.0))).collect();
+            let bytes = views.iter().map(|v| tensor_run_bytes(v, registry, act)).collect();
+            Some(Options { bytes, loss: loss? })
         })
-        .sum()
+        .collect()
+}
+
+/// The predicted loss of `variants` (one per tensor) by the options' losses.
+fn frontier_loss(options: &[Options], variants: &[usize]) -> f64 {
+    options.iter().zip(variants).map(|(o, &v)| o.loss[v]).sum()
+}
+
+/// The greedy of the planner over the recorded variants: every tensor in
+/// its smallest variant, then, while one fits in `limit`, the change of one
+/// tensor's variant that buys the most predicted loss per byte (changes
+/// that lose less without costing bytes first). The variant of each tensor
+/// and their run-time bytes; `None` if the smallest variants do not fit.
+fn greedy(options: &[Options], limit: u64) -> Option<(Vec<usize>, u64)> {
+    let mut pick: Vec<usize> = options
+        .iter()
+        .map(|o| {
+            (0..o.bytes.len())
+                .min_by(|&a, &b| o.bytes[a].cmp(&o.bytes[b]).then(o.loss[a].total_cmp(&o.loss[b])))
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut total: u64 = options.iter().zip(&pick).map(|(o, &v)| o.bytes[v]).sum();
+    if total > limit {
+        return None;
+    }
+    loop {
+        let mut best: Option<(f64, usize, usize)> = None;
+        for (t, o) in options.iter().enumerate() {
+            let now = pick[t];
+            for v in (0..o.bytes.len()).filter(|&v| o.loss[v] < o.loss[now]) {
+                let gain = o.loss[now] - o.loss[v];
+                let score = if o.bytes[v] <= o.bytes[now] {
+                    f64::INFINITY
+                } else if total - o.bytes[now] + o.bytes[v] <= limit {
+                    gain / (o.bytes[v] - o.bytes[now]) as f64
+                } else {
+                    continue;
+                };
+                if best.is_none_or(|(s, _, _)| score > s) {
+                    best = Some((score, t, v));
+                }
+            }
+        }
+        let Some((_, t, v)) = best else { break };
+        total = total - options[t].bytes[pick[t]] + options[t].bytes[v];
+        pick[t] = v;
+    }
+    Some((pick, total))
+}
+
+/// [`greedy`]'s plan for `limit`, with what it reads and loses.
+fn build_plan(file: &PackedFile, options: &[Options], limit: u64) -> Option<BuiltPlan> {
+    let (pick, total) = greedy(options, limit)?;
+    let stored_bytes =
+        file.tensors().zip(&pick).map(|(t, &v)| t.variant_chain_bytes(v).unwrap_or(0)).sum();
+    Some(BuiltPlan {
+        predicted_loss: frontier_loss(options, &pick),
+        variants: pick,
+        run_bytes: total,
+        stored_bytes,
+    })
 }
 
 /// The index of `file`'s plan called `name`, or an error listing its plans.
@@ -163,13 +267,13 @@ pub fn choose_plan(
                 label(&candidates[index]),
                 mib(candidates[index].run_bytes)
             );
-            return Ok(PlanSelection { index, candidates, limit: None, reason });
+            return Ok(PlanSelection { index, candidates, built: None, limit: None, reason });
         }
         PlanChoice::Memory(bytes) => (*bytes, "--memory".to_owned()),
         PlanChoice::Available if candidates.len() == 1 => {
             let reason =
                 format!("{} ({} at run time)", label(&candidates[0]), mib(candidates[0].run_bytes));
-            return Ok(PlanSelection { index: 0, candidates, limit: None, reason });
+            return Ok(PlanSelection { index: 0, candidates, built: None, limit: None, reason });
         }
         PlanChoice::Available => match available_memory() {
             Some(bytes) => (bytes, "the memory available (MemAvailable)".to_owned()),
@@ -180,11 +284,50 @@ pub fn choose_plan(
                     "{}: the best plan, as the available memory cannot be read",
                     label(&candidates[index])
                 );
-                return Ok(PlanSelection { index, candidates, limit: None, reason });
+                return Ok(PlanSelection { index, candidates, built: None, limit: None, reason });
             }
         },
     };
-    match best(&candidates, |c| c.run_bytes <= limit) {
+    // A plan built from the per-variant losses, where they are recorded,
+    // if it is predicted to lose less than every recorded plan that fits.
+    let options = frontier(file, registry, act);
+    let recorded_loss = |index: usize| {
+        let plan = file.plans().nth(index)?;
+        let variants: Vec<usize> = plan.tensors().map(|t| t.variant_index()).collect();
+        Some(frontier_loss(options.as_ref()?, &variants))
+    };
+    let recorded = best(&candidates, |c| c.run_bytes <= limit);
+    let built = options.as_ref().and_then(|o| build_plan(file, o, limit)).filter(|b| {
+        recorded.is_none_or(|i| recorded_loss(i).is_some_and(|l| b.predicted_loss < l - 1e-9))
+    });
+    if let Some(b) = built {
+        let fitting = candidates.iter().filter(|c| c.run_bytes <= limit).count();
+        let reason = format!(
+            "a plan built here from the recorded per-tensor losses ({} at run time, predicted \
+             loss {:.4}): it loses less than the {fitting} of {} recorded plans within {} ({from})",
+            mib(b.run_bytes),
+            b.predicted_loss,
+            candidates.len(),
+            mib(limit),
+        );
+        let mut candidates = candidates;
+        candidates.push(PlanCandidate {
+            name: format!("built for {}", mib(limit)),
+            bits_per_weight: None,
+            stored_bytes: b.stored_bytes,
+            run_bytes: b.run_bytes,
+            predicted_loss: Some(b.predicted_loss),
+        });
+        let index = candidates.len() - 1;
+        return Ok(PlanSelection {
+            index,
+            candidates,
+            built: Some(b.variants),
+            limit: Some(limit),
+            reason,
+        });
+    }
+    match recorded {
         Some(index) => {
             let fitting = candidates.iter().filter(|c| c.run_bytes <= limit).count();
             let c = &candidates[index];
@@ -196,7 +339,7 @@ pub fn choose_plan(
                 candidates.len(),
                 mib(limit),
             );
-            Ok(PlanSelection { index, candidates, limit: Some(limit), reason })
+            Ok(PlanSelection { index, candidates, built: None, limit: Some(limit), reason })
         }
         None => {
             let smallest = candidates.iter().min_by_key(|c| c.run_bytes);
@@ -253,6 +396,24 @@ mod tests {
         assert_eq!(best(&c, |_| true), Some(3));
         let without = [candidate("a", 100, None), candidate("b", 300, Some(0.1))];
         assert_eq!(best(&without, |c| c.run_bytes <= 1000), Some(1), "most bytes");
+    }
+
+    #[test]
+    fn the_greedy_buys_the_most_loss_per_byte_that_fits() {
+        // Two tensors, three variants each: bytes and losses.
+        let options = [
+            Options { bytes: vec![10, 20, 40], loss: vec![1.0, 0.5, 0.4] },
+            Options { bytes: vec![10, 20, 40], loss: vec![2.0, 0.2, 0.1] },
+        ];
+        assert_eq!(greedy(&options, 19), None, "the smallest variants need 20");
+        assert_eq!(greedy(&options, 20), Some((vec![0, 0], 20)));
+        // 10 more bytes: the second tensor's step buys 1.8, the first's 0.5.
+        assert_eq!(greedy(&options, 30), Some((vec![0, 1], 30)));
+        assert_eq!(greedy(&options, 45), Some((vec![1, 1], 40)));
+        assert_eq!(greedy(&options, 1000), Some((vec![2, 2], 80)));
+        // A variant that loses less for no more bytes is taken at once.
+        let free = [Options { bytes: vec![10, 10], loss: vec![1.0, 0.5] }];
+        assert_eq!(greedy(&free, 10), Some((vec![1], 10)));
     }
 
     #[test]

@@ -44,6 +44,7 @@ fn plan(name: &str, format: WeightFormat) -> PackedPlan {
         predicted_loss: None,
         plan: None,
         formats: BTreeMap::from([("w".to_owned(), format)]),
+        tensor_losses: BTreeMap::new(),
     }
 }
 

@@ -39,6 +39,7 @@ fn plan(name: &str, bits: f64, format: WeightFormat) -> PackedPlan {
         predicted_loss: Some(1.0 / bits),
         plan: None,
         formats: BTreeMap::from([("w".to_owned(), format)]),
+        tensor_losses: BTreeMap::new(),
     }
 }
 
@@ -293,4 +294,52 @@ fn a_damaged_variant_outside_the_selected_plan_fails_verify_all_only() {
     assert!(err.contains("tensor `w`: checksum mismatch"), "{err}");
     file.select_plan(2).unwrap();
     assert!(file.verify("w").is_err());
+}
+
+#[test]
+fn per_tensor_losses_are_recorded_with_their_variants() {
+    let m = multi_model();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("losses.qlm");
+    let with_loss = |p: PackedPlan, loss: f64| PackedPlan {
+        tensor_losses: BTreeMap::from([("w".to_owned(), loss)]),
+        ..p
+    };
+    let plans: Vec<PackedPlan> =
+        plans().into_iter().zip([0.3, 0.2, 0.1]).map(|(p, l)| with_loss(p, l)).collect();
+    writer(&m, &plans).write(&path).unwrap();
+    let mut file = PackedFile::open(&path).unwrap();
+    assert_eq!(file.version(), 3, "per-variant losses need version 3");
+    let w = file.tensor("w").unwrap();
+    // Variants in order int4 (plan mid), int8 (big), int2 (small).
+    let losses: Vec<Option<f64>> = (0..3).map(|v| w.variant(v).unwrap().predicted_loss()).collect();
+    assert_eq!(losses, [Some(0.2), Some(0.1), Some(0.3)]);
+    assert_eq!(w.variant_index(), 2, "the first plan, small, loads int2");
+    assert!(w.variant(3).is_none());
+    assert_eq!(file.tensor("n").unwrap().predicted_loss(), None);
+
+    // A selection of the caller's own.
+    assert_eq!(file.select_variants("mine", vec![9, 0], None), None, "out of range");
+    assert_eq!(file.select_variants("mine", vec![0], None), None, "one per tensor");
+    assert_eq!(file.selected_plan().name(), "small", "a refused selection changes nothing");
+    let index = file.select_variants("mine", vec![1, 0], Some(0.1)).unwrap();
+    assert_eq!(index, 3);
+    let mine = file.selected_plan();
+    assert_eq!((mine.name(), mine.predicted_loss()), ("mine", Some(0.1)));
+    assert_eq!(file.tensor("w").unwrap().format(), WeightFormat::grouped(8, 32));
+    let big = file.plans().nth(2).unwrap().bytes();
+    assert_eq!(file.selected_plan().bytes(), big);
+    file.verify("w").unwrap();
+
+    // A predicted loss in a version 2 header.
+    rewrite_header(&path, |h| {
+        h["version"] = json!(2);
+    });
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    assert_rejected(
+        &path,
+        &["tensor `w`: variant 0 has a predicted_loss, which needs version 3, not 2"],
+    );
 }
