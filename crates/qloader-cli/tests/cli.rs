@@ -518,7 +518,7 @@ fn one_file_of_several_plans_loads_the_plan_that_fits() {
     let o = qloader(&["inspect", packed_s, "--verify"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("plans: 2 (format version 2)"), "{out}");
+    assert!(out.contains("plans: 2 (format version 3)"), "{out}");
     assert!(out.contains("| 4.2bpw |") && out.contains("tensor variants match"), "{out}");
 
     // The smaller plan under a limit between the two, the larger without one.
@@ -539,9 +539,13 @@ fn one_file_of_several_plans_loads_the_plan_that_fits() {
     let o = run(&["--memory", &between]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (out, err) = (String::from_utf8_lossy(&o.stdout), stderr(&o));
-    assert!(err.contains("chose plan `4.2bpw` ("), "{err}");
-    assert!(err.contains("lowest predicted loss of the 1 of 2 plans within"), "{err}");
-    assert!(out.lines().any(|l| l.starts_with("| 4.2bpw |") && l.ends_with("loaded |")), "{out}");
+    // The file records each variant's predicted loss, so a limit between
+    // the plans gets a plan built from both plans' variants.
+    assert!(err.contains("chose a plan built here from the recorded per-tensor losses ("), "{err}");
+    assert!(err.contains("it loses less than the 1 of 2 recorded plans within"), "{err}");
+    let built = out.lines().find(|l| l.starts_with("| built for ")).expect("the built plan");
+    assert!(built.ends_with("loaded |"), "{out}");
+    assert!(kept(&out, built.split('|').nth(1).unwrap().trim()) > small, "{out}");
     assert!(out.lines().any(|l| l.starts_with("| 9bpw |") && l.ends_with("does not fit |")));
     let o = run(&["--memory", "1KiB"]);
     assert!(!o.status.success());
