@@ -41,11 +41,14 @@ fn nested_plans_load_as_their_rebuilt_weights_would() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let names = quantizable_tensors(&dir).unwrap();
-    let plans = vec![
+    let mut plans = vec![
         plan("p3", &names, 0.3, "int3k"),
         plan("p4", &names, 0.2, "int4k"),
         plan("p8", &names, 0.1, "q8_0"),
     ];
+    // Every tensor predicted to lose 1.0 in p4's format.
+    plans[1].tensor_losses = names.iter().map(|n| (n.clone(), 1.0)).collect();
+    plans[1].predicted_loss = Some(names.len() as f64);
     let multi = tmp.path().join("nested.qlm");
     // A loose ratio: every wider variant nests.
     let nesting = Some(Nesting { max_error_ratio: 100.0 });
@@ -73,6 +76,19 @@ fn nested_plans_load_as_their_rebuilt_weights_would() {
         })
         .collect();
     assert_eq!(formats, ["int3k", "int4", "int8g32"]);
+
+    // A link carries its plan's loss scaled by its error against the
+    // variant it replaced, and the plan's total follows.
+    file.select_plan(1).unwrap();
+    let losses: Vec<f64> = file
+        .tensors()
+        .filter(|t| names.iter().any(|n| n == t.name()))
+        .map(|t| t.predicted_loss().unwrap())
+        .collect();
+    assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{losses:?}");
+    assert!(losses.iter().any(|l| (l - 1.0).abs() > 1e-6), "scaled: {losses:?}");
+    let total = file.selected_plan().predicted_loss().unwrap();
+    assert!((total - losses.iter().sum::<f64>()).abs() < 1e-9, "{total}");
 
     for (index, name) in [(1usize, "p4"), (2, "p8")] {
         // The plan's weights as a single-plan file holds them: rebuilt from

@@ -438,9 +438,14 @@ pub fn pack_model_plans_with(
         }
     }
     let mut report_plans = Vec::with_capacity(specs.len());
-    for (name, predicted_loss, plan, tensor_losses, mut summary) in specs {
+    for (name, mut predicted_loss, plan, mut tensor_losses, mut summary) in specs {
         for t in &mut summary.tensors {
             let Some(chain) = chains.get(&t.name) else { continue };
+            if let Some(loss) = tensor_losses.get_mut(&t.name) {
+                let nested = chain.nested_loss(t.format, *loss);
+                predicted_loss = predicted_loss.map(|total| total + nested - *loss);
+                *loss = nested;
+            }
             t.format = chain.loads(t.format);
             if let Some(bytes) = chain.chain_bytes(t.format, root_bytes[t.name.as_str()]) {
                 t.bytes = bytes;

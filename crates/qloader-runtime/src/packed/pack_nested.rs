@@ -62,14 +62,22 @@ impl Link {
 pub(super) struct NestedTensor {
     pub root: WeightFormat,
     pub links: Vec<Link>,
-    /// Replaced format → the nested format that stands for it.
-    pub replaced: BTreeMap<WeightFormat, WeightFormat>,
+    /// Replaced format → the nested format that stands for it, and the
+    /// ratio of the link's error to the replaced variant's.
+    pub replaced: BTreeMap<WeightFormat, (WeightFormat, f64)>,
 }
 
 impl NestedTensor {
     /// The format a plan that asked for `format` loads.
     pub fn loads(&self, format: WeightFormat) -> WeightFormat {
-        self.replaced.get(&format).copied().unwrap_or(format)
+        self.replaced.get(&format).map_or(format, |&(nested, _)| nested)
+    }
+
+    /// A plan's predicted loss for the tensor in `format` carried over to
+    /// the link that replaces it: scaled by the ratio of their errors (the
+    /// analyzer's proxy grows with the weighted squared error).
+    pub fn nested_loss(&self, format: WeightFormat, loss: f64) -> f64 {
+        self.replaced.get(&format).map_or(loss, |&(_, ratio)| loss * ratio)
     }
 
     /// Bytes a plan loading `format` (as [`NestedTensor::loads`] maps it)
@@ -238,13 +246,14 @@ fn nest_one(
         if direct.iter().any(|&(f, e)| f == format && !nests(e)) {
             continue;
         }
-        let replaced: Vec<WeightFormat> =
-            direct.iter().filter(|&&(_, e)| nests(e)).map(|&(f, _)| f).collect();
+        let replaced: Vec<(WeightFormat, f64)> =
+            direct.iter().filter(|&&(_, e)| nests(e)).copied().collect();
         if replaced.is_empty() {
             continue;
         }
-        for f in replaced {
-            chain.replaced.insert(f, format);
+        for (f, e) in replaced {
+            let ratio = if e > 0.0 { error / e } else { 1.0 };
+            chain.replaced.insert(f, (format, ratio));
         }
         chain.links.push(Link { format, extra, planes });
         bits = width;
