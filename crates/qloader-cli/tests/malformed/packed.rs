@@ -682,18 +682,24 @@ pub fn cases() -> Vec<Case> {
     cases
 }
 
-/// The classes of a version 2 file's plans and variants, each breaking the
-/// tiny decoder's two-plan file in one way.
-fn two_plan_cases() -> Vec<Case> {
-    let mut parts = Parts::split(&llama_two_plans());
+/// A multi-plan file of the tiny decoder taken apart, with `created_by`
+/// fixed, and the index of `blk.0.attn_q.weight` among its tensors.
+fn plans_file(bytes: &[u8]) -> (Parts, usize) {
+    let mut parts = Parts::split(bytes);
     parts.header["created_by"] = json!("qloader");
-    let q = "blk.0.attn_q.weight";
     let at = parts.header["tensors"]
         .as_array()
         .expect("tensors")
         .iter()
-        .position(|t| t["name"] == q)
+        .position(|t| t["name"] == "blk.0.attn_q.weight")
         .expect("the tensor");
+    (parts, at)
+}
+
+/// The classes of a version 2 file's plans and variants, each breaking the
+/// tiny decoder's two-plan file in one way.
+fn two_plan_cases() -> Vec<Case> {
+    let (parts, at) = plans_file(&llama_two_plans());
     let p = &parts;
     vec![
         header_case(
@@ -765,15 +771,7 @@ fn two_plan_cases() -> Vec<Case> {
 /// The classes of nested variants (`base`), each breaking the tiny
 /// decoder's nested two-plan file in one way.
 fn nested_cases() -> Vec<Case> {
-    let mut parts = Parts::split(&llama_nested_plans());
-    parts.header["created_by"] = json!("qloader");
-    let q = "blk.0.attn_q.weight";
-    let at = parts.header["tensors"]
-        .as_array()
-        .expect("tensors")
-        .iter()
-        .position(|t| t["name"] == q)
-        .expect("the tensor");
+    let (parts, at) = plans_file(&llama_nested_plans());
     assert_eq!(parts.header["tensors"][at]["variants"][1]["base"], json!(0), "nested");
     let p = &parts;
     vec![
