@@ -376,13 +376,7 @@ fn tiny_packed() -> Vec<Vec<u8>> {
     llama.write(&path).expect("packed");
     let second = std::fs::read(&path).expect("packed");
     // Two plans over the first four tensors: each variant stored once.
-    let mut multi = PackedWriter::new(PackedMeta {
-        created_by: "seed".into(),
-        architecture: "bert".into(),
-        config: serde_json::json!({"pooling": "mean", "normalize": true, "max_seq_length": 8}),
-        plan: None,
-        quantization: None,
-    });
+    let mut multi = PackedWriter::new(plain_bert_meta());
     multi.add_blob("config.json", bert_config.as_bytes());
     for p in parts.iter().take(4) {
         multi.add_variant("t", 3, 70, p.as_tensor_parts());
@@ -416,13 +410,7 @@ fn tiny_packed() -> Vec<Vec<u8>> {
         let chain = nested::Chain { root: *layout, root_codes: codes, links: &links };
         nested::encode_link(&chain, 4, dense.data(), 3, 70)
     };
-    let mut chained = PackedWriter::new(PackedMeta {
-        created_by: "seed".into(),
-        architecture: "bert".into(),
-        config: serde_json::json!({"pooling": "mean", "normalize": true, "max_seq_length": 8}),
-        plan: None,
-        quantization: None,
-    });
+    let mut chained = PackedWriter::new(plain_bert_meta());
     chained.add_blob("config.json", bert_config.as_bytes());
     chained.add_variant("t", 3, 70, root.as_tensor_parts());
     let planes = |bits: u8, extra: u8, planes| qloader_format::TensorParts::Planes {
@@ -506,5 +494,16 @@ fn tiny_table() -> SensitivityTable {
         formats: formats.iter().map(|f| f.parse().expect("format")).collect(),
         tensors,
         timings: Timings { proxy_seconds: 1.0, e2e_seconds: 1.0, total_seconds: 2.0, threads: 1 },
+    }
+}
+
+/// A tiny encoder's header fields, without plan or quantization record.
+fn plain_bert_meta() -> PackedMeta {
+    PackedMeta {
+        created_by: "seed".into(),
+        architecture: "bert".into(),
+        config: serde_json::json!({"pooling": "mean", "normalize": true, "max_seq_length": 8}),
+        plan: None,
+        quantization: None,
     }
 }

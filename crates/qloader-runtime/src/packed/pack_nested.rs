@@ -227,14 +227,10 @@ fn nest_one(
                 .ok_or_else(|| bad(format!("no grouped format of {width} bits")))?,
         );
         let extra = width - bits;
-        let planes = {
-            let links: Vec<(u8, &[u8])> =
-                chain.links.iter().map(|l| (l.extra, l.planes.as_slice())).collect();
-            let on = Chain { root: *root_layout, root_codes, links: &links };
-            encode_rows(&on, extra, source, rows, cols)
-        };
         let mut links: Vec<(u8, &[u8])> =
             chain.links.iter().map(|l| (l.extra, l.planes.as_slice())).collect();
+        let on = Chain { root: *root_layout, root_codes, links: &links };
+        let planes = encode_rows(&on, extra, source, rows, cols);
         links.push((extra, &planes));
         let nested =
             rebuild_chain(rows, cols, Chain { root: *root_layout, root_codes, links: &links })

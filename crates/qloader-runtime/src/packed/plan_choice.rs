@@ -115,24 +115,35 @@ struct BuiltPlan {
     predicted_loss: f64,
 }
 
-/// Each tensor's options, if every tensor with several variants has a
-/// predicted loss for each (a tensor's one variant without one counts 0).
+/// Each tensor's options, if the file has several plans and every tensor
+/// with several variants has a predicted loss for each (a tensor's one
+/// variant without one counts 0). The losses are checked before any
+/// variant's bytes are estimated, so a file without them costs nothing.
 fn frontier(
     file: &PackedFile,
     registry: &KernelRegistry,
     act: ActivationFormat,
 ) -> Option<Vec<Options>> {
-    file.tensors()
+    if file.plans().len() < 2 {
+        return None;
+    }
+    let losses: Vec<Vec<f64>> = file
+        .tensors()
         .map(|t| {
-            let views: Vec<TensorView<'_>> =
-                (0..t.variant_count()).filter_map(|v| t.variant(v)).collect();
-            let several = views.len() > 1;
-            let loss: Option<Vec<f64>> =
-                views.iter().map(|v| v.predicted_loss().or((!several).then_some(0.0))).collect();
-            let bytes = views.iter().map(|v| tensor_run_bytes(v, registry, act)).collect();
-            Some(Options { bytes, loss: loss? })
+            let several = t.variant_count() > 1;
+            (0..t.variant_count())
+                .map(|v| t.variant(v)?.predicted_loss().or((!several).then_some(0.0)))
+                .collect()
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    let options = file.tensors().zip(losses).map(|(t, loss)| {
+        let bytes = (0..t.variant_count())
+            .filter_map(|v| t.variant(v))
+            .map(|v| tensor_run_bytes(&v, registry, act))
+            .collect();
+        Options { bytes, loss }
+    });
+    Some(options.collect())
 }
 
 /// The predicted loss of `variants` (one per tensor) by the options' losses.
