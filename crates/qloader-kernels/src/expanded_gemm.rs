@@ -304,9 +304,11 @@ pub fn matmul_expanded(
 mod tests {
     use super::*;
     use crate::generic::matmul_grouped_reference;
-    use crate::quantize::{DenseMatrix, GroupedMatrix};
+    use crate::quantize::{BlockMatrix, CompactMatrix, DenseMatrix, GroupedMatrix};
     use crate::test_support::{assert_close, available, matrix};
     use proptest::prelude::*;
+    use qloader_format::block32::BlockLayout;
+    use qloader_format::compact::CompactLayout;
     use qloader_format::grouped::{GroupedLayout, BITS, GROUPS};
 
     fn reference(x: &[f32], m: usize, w: &DenseMatrix) -> Vec<f32> {
@@ -341,6 +343,20 @@ mod tests {
             let want = matmul_grouped_reference(x.as_slice(), m, g);
             let name = format!("int{}g{}", g.layout().bits(), g.layout().group());
             cases.push((name, PanelWeights::Tiles(g.tiles()), g.dequantize(), want));
+        }
+        // Tiles with scale-only headers, 5-bit codes and tables of levels.
+        let blocks: Vec<BlockMatrix> =
+            BlockLayout::ALL.iter().map(|&l| BlockMatrix::quantize(&w, l, None)).collect();
+        let compact: Vec<CompactMatrix> = CompactLayout::all()
+            .into_iter()
+            .map(|l| CompactMatrix::quantize(&w, l, None))
+            .collect();
+        let tiles = blocks
+            .iter()
+            .map(|b| (b.layout().name().to_string(), b.tiles()))
+            .chain(compact.iter().map(|c| (c.layout().name(), c.tiles())));
+        for (name, t) in tiles {
+            cases.push((name, PanelWeights::Tiles(t), t.dequantize(), Vec::new()));
         }
         for (name, weights, dq, want) in &mut cases {
             if want.is_empty() {

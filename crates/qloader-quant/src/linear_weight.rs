@@ -298,12 +298,12 @@ impl LinearWeight {
     /// read both); the stored bytes for `f32` and `int8`, read in place.
     pub fn prepared_bytes(format: WeightFormat, rows: usize, cols: usize) -> usize {
         use qloader_kernels::quantize::RowLayout;
-        use qloader_kernels::tiles::layout::{panel_bytes, PANEL_ROWS};
-        let tiles = |layout| rows.div_ceil(PANEL_ROWS) * panel_bytes(layout, cols);
+        use qloader_kernels::tiles::layout::{panel_bytes, TileHeader, PANEL_ROWS};
+        let tiles = |layout, header| rows.div_ceil(PANEL_ROWS) * panel_bytes(layout, header, cols);
         match format {
-            WeightFormat::Grouped(l) => tiles(l),
-            WeightFormat::Compact(l) => tiles(l.tile_layout()),
-            WeightFormat::Block(l) => tiles(l.tile_layout()),
+            WeightFormat::Grouped(l) => tiles(l, TileHeader::ScaleOffset),
+            WeightFormat::Compact(l) => tiles(l.tile_layout(), l.tile_header()),
+            WeightFormat::Block(l) => tiles(l.tile_layout(), l.tile_header()),
             WeightFormat::F16 => {
                 let half = qloader_kernels::quantize::HALF_PANEL_ROWS;
                 rows.div_ceil(half) * half * cols * 2 + format.storage_bytes(rows, cols)

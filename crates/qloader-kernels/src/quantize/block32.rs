@@ -15,8 +15,10 @@
 //! `−8·d`, `q5_0` its 5-bit codes (5-bit tiles) with offset
 //! `−16·d`, `q8_0` its bytes read as `i8 + 128` with offset `−128·d`, and
 //! `iq4_nl` its 4-bit codes with a table of levels (code `q` read as the
-//! byte `NL4_LEVELS[q] + 128`) and offset `−128·d`. Each offset is a power
-//! of two times an `f16`, so the tiles hold the values exactly.
+//! byte `NL4_LEVELS[q] + 128`) and offset `−128·d`. The tiles store only
+//! `d` ([`TileHeader::ScaleOnly`]: 4.5 bits per weight for `q4_0`, as
+//! stored) and the products form each offset from it, so they hold the
+//! values exactly.
 
 use half::f16;
 use qloader_format::block32::{Block, BlockLayout};
@@ -25,6 +27,7 @@ use qloader_format::grouped::{pack_block, GroupedLayout, BLOCK};
 use super::nonuniform::nearest_level;
 use super::row_blocks::{nl4_tile_levels, RowBlocks, RowLayout, NL4_TILE_BIAS};
 use super::DenseMatrix;
+use crate::tiles::layout::TileHeader;
 use crate::tiles::DecodedRow;
 
 /// Candidate scales per end of the grid, each side of the end itself.
@@ -55,29 +58,35 @@ impl RowLayout for BlockLayout {
         self.is_nonuniform().then(nl4_tile_levels)
     }
 
+    /// Scales only: every block's offset is `−bias · d`.
+    fn tile_header(self) -> TileHeader {
+        TileHeader::ScaleOnly { bias: tile_bias(self) }
+    }
+
     fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow {
         let layout = self.tile_layout();
         let blocks = cols.div_ceil(BLOCK);
         let mut out = DecodedRow {
             codes: vec![0u8; layout.row_code_bytes(cols)],
             scales: Vec::with_capacity(blocks),
-            offsets: Vec::with_capacity(blocks),
+            ..DecodedRow::default()
         };
         let code_bytes = layout.block_bytes();
-        // The level code 0 stands for in the tiles, negated, in units of d.
-        let bias = match self {
-            BlockLayout::Q4_0 => 8.0,
-            BlockLayout::Q5_0 => 16.0,
-            BlockLayout::Q8_0 | BlockLayout::Iq4Nl => f32::from(NL4_TILE_BIAS),
-        };
         for (b, bytes) in row.chunks_exact(self.block_bytes()).enumerate() {
             let block = Block::unpack(self, bytes);
             out.scales.push(block.d);
-            // Exact: a power of two times an f16.
-            out.offsets.push(f16::from_f32(-bias * block.d.to_f32()));
             pack_block(layout.bits(), &block.codes, &mut out.codes[b * code_bytes..][..code_bytes]);
         }
         out
+    }
+}
+
+/// The level code 0 stands for in the tiles, negated, in units of d.
+fn tile_bias(layout: BlockLayout) -> f32 {
+    match layout {
+        BlockLayout::Q4_0 => 8.0,
+        BlockLayout::Q5_0 => 16.0,
+        BlockLayout::Q8_0 | BlockLayout::Iq4Nl => f32::from(NL4_TILE_BIAS),
     }
 }
 

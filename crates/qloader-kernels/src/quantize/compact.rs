@@ -31,6 +31,7 @@ use super::grid_search::code;
 use super::nonuniform::{fit_nonuniform_super_block, nonuniform_code};
 use super::row_blocks::{nl4_tile_levels, RowBlocks, RowLayout, NL4_TILE_BIAS};
 use super::{fit_group, DenseMatrix};
+use crate::tiles::layout::TileHeader;
 use crate::tiles::DecodedRow;
 
 /// A `rows × cols` matrix in a compact format.
@@ -55,27 +56,41 @@ impl RowLayout for CompactLayout {
         self.is_nonuniform().then(nl4_tile_levels)
     }
 
+    /// Scales only for `nl4k` (its offsets are `−bias · scale`); the
+    /// uniform layouts' own two-level grid (super-scales, then each
+    /// sub-block's scale and min) for the others.
+    fn tile_header(self) -> TileHeader {
+        if self.is_nonuniform() {
+            TileHeader::ScaleOnly { bias: f32::from(NL4_TILE_BIAS) }
+        } else {
+            TileHeader::SubScales
+        }
+    }
+
     fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow {
         let layout = self.tile_layout();
         let groups = cols.div_ceil(BLOCK);
-        let mut out = DecodedRow {
-            codes: vec![0u8; layout.row_code_bytes(cols)],
-            scales: Vec::with_capacity(groups),
-            offsets: Vec::with_capacity(groups),
-        };
+        let nonuniform = self.is_nonuniform();
+        let mut out =
+            DecodedRow { codes: vec![0u8; layout.row_code_bytes(cols)], ..DecodedRow::default() };
+        if nonuniform {
+            out.scales.reserve(groups);
+        } else {
+            out.subs.reserve(groups);
+        }
         let block_bytes = layout.block_bytes();
         for_each_super_block(self, row, cols, |i, _, subs, bytes| {
             let block = SuperBlock::unpack(self, bytes, subs);
+            if !nonuniform {
+                out.supers.push([block.d, block.dmin]);
+            }
             for s in 0..subs {
-                let (scale, offset) = block.sub_grid(self, s);
-                let scale = f16::from_f32(scale);
-                out.scales.push(scale);
-                out.offsets.push(if self.is_nonuniform() {
-                    // Exact: a power of two times an f16.
-                    f16::from_f32(-(NL4_TILE_BIAS as f32) * scale.to_f32())
+                if nonuniform {
+                    // The offset is −bias · scale, formed by the products.
+                    out.scales.push(f16::from_f32(block.sub_grid(self, s).0));
                 } else {
-                    f16::from_f32(offset)
-                });
+                    out.subs.push([block.scales[s], block.mins[s]]);
+                }
                 let g = i * SUBS + s;
                 let codes: &[u8; BLOCK] =
                     block.codes[s * BLOCK..(s + 1) * BLOCK].try_into().expect("32 codes");
@@ -315,12 +330,17 @@ mod tests {
                     "{name} {compact_err} vs g32 {grouped_err}"
                 );
             }
-            // The scale within 2⁻¹¹ relative (and the offset likewise, or
-            // exactly −128 × it): the error is at most that fraction of
+            let tiled = q.tiles().dequantize();
+            if !layout.is_nonuniform() {
+                // The tiles keep the two-level grid itself.
+                assert_eq!(tiled, exact, "{name} tiles are exact");
+                continue;
+            }
+            // nl4k's scale within 2⁻¹¹ relative (the offset exactly −128 ×
+            // it): the error is at most that fraction of
             // |scale · level| + |offset| ≤ 2 · the largest value (nl4k: of
             // |scale| · 241 ≤ 2 · 127/113 · the largest value).
             let largest = w.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let tiled = q.tiles().dequantize();
             for (a, b) in tiled.data().iter().zip(exact.data()) {
                 assert!((a - b).abs() <= 2.3 * largest / 2048.0, "{name}: {a} vs {b}");
             }

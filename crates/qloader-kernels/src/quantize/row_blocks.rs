@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use super::DenseMatrix;
 use crate::storage::Storage;
+use crate::tiles::layout::TileHeader;
 use crate::tiles::{DecodedRow, TiledMatrix};
 
 /// What the tiles add to each level of the non-uniform grid
@@ -50,6 +51,8 @@ pub trait RowLayout: Copy + PartialEq + fmt::Debug + Send + Sync {
     fn tile_layout(self) -> GroupedLayout;
     /// The byte each tile code is read as, if not the code itself.
     fn tile_levels(self) -> Option<[u8; 16]>;
+    /// What the tiles store of each group's grid.
+    fn tile_header(self) -> TileHeader;
     /// `row` as grouped parts in [`RowLayout::tile_layout`].
     fn decode_row(self, row: &[u8], cols: usize) -> DecodedRow;
 }
@@ -189,9 +192,9 @@ impl<L: RowLayout> RowBlocks<L> {
     pub fn tiles(&self) -> &TiledMatrix {
         self.tiles.get_or_init(|| {
             TiledMatrix::from_decoded_rows(
-                self.rows,
-                self.cols,
+                (self.rows, self.cols),
                 self.layout.tile_layout(),
+                self.layout.tile_header(),
                 self.layout.tile_levels(),
                 &|r| self.layout.decode_row(self.row(r), self.cols),
             )

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use qloader_format::grouped::BLOCK;
 
-use super::layout::{block_bytes, header_entry, read_block, GROUP_HEADER_BYTES, PANEL_ROWS};
+use super::layout::{block_bytes, header_entry, read_block, PANEL_ROWS};
 use super::{F32Rows, TiledMatrix};
 use crate::activations::QuantizedActivations;
 
@@ -27,10 +27,9 @@ pub fn panel_a8(
     let data = w.panel(panel);
     let m = rows.len();
     out[..m * PANEL_ROWS].fill(0.0);
-    let mut at = 0;
     for g in 0..layout.groups_per_row(w.cols()) {
-        let header = &data[at..at + GROUP_HEADER_BYTES];
-        at += GROUP_HEADER_BYTES;
+        let group = w.group_at(g);
+        let mut at = group.blocks;
         let mut dots = vec![[0i32; PANEL_ROWS]; m];
         for b in g * per_group..((g + 1) * per_group).min(blocks) {
             let codes = read_block(bits, &data[at..]);
@@ -46,7 +45,7 @@ pub fn panel_a8(
         for (i, d) in dots.iter().enumerate() {
             let (_, scales, sums) = x.row(rows.start + i);
             for (l, &dot) in d.iter().enumerate() {
-                let (scale, offset) = header_entry(header, l);
+                let (scale, offset) = header_entry(w.header(), data, group, l);
                 out[i * PANEL_ROWS + l] += scales[g] * scale * dot as f32 + offset * sums[g];
             }
         }
@@ -63,10 +62,9 @@ pub fn panel_f32(x: &F32Rows, w: &TiledMatrix, panel: usize, rows: Range<usize>,
     let data = w.panel(panel);
     let m = rows.len();
     out[..m * PANEL_ROWS].fill(0.0);
-    let mut at = 0;
     for g in 0..layout.groups_per_row(cols) {
-        let header = &data[at..at + GROUP_HEADER_BYTES];
-        at += GROUP_HEADER_BYTES;
+        let group = w.group_at(g);
+        let mut at = group.blocks;
         let mut dots = vec![[0f32; PANEL_ROWS]; m];
         for b in g * per_group..((g + 1) * per_group).min(blocks) {
             let codes = read_block(bits, &data[at..]);
@@ -82,7 +80,7 @@ pub fn panel_f32(x: &F32Rows, w: &TiledMatrix, panel: usize, rows: Range<usize>,
         for (i, d) in dots.iter().enumerate() {
             let sum = x.group_sums[(rows.start + i) * x.groups + g];
             for (l, &dot) in d.iter().enumerate() {
-                let (scale, offset) = header_entry(header, l);
+                let (scale, offset) = header_entry(w.header(), data, group, l);
                 out[i * PANEL_ROWS + l] += scale * dot + offset * sum;
             }
         }

@@ -15,7 +15,7 @@ use crate::activations::QuantizedActivations;
 fn check_panel(w: &TiledMatrix, panel: usize, m: usize, out: &[f32]) -> (usize, usize) {
     let layout = w.layout();
     assert!(panel < w.panels(), "panel {panel} of {}", w.panels());
-    assert_eq!(w.panel(panel).len(), panel_bytes(layout, w.cols()));
+    assert_eq!(w.panel(panel).len(), panel_bytes(layout, w.header(), w.cols()));
     assert_eq!(w.panel(panel).as_ptr() as usize % 64, 0, "panels are 64-byte aligned");
     assert!(out.len() >= m * PANEL_ROWS, "out holds m × 16 values");
     (layout.groups_per_row(w.cols()), layout.blocks_per_row(w.cols()))

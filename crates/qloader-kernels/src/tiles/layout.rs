@@ -8,6 +8,30 @@
 //!           block b, for each 32-column block of the group: codes (64·bits bytes)
 //! ```
 //!
+//! That is the [`TileHeader::ScaleOffset`] header. Formats whose offset is
+//! a fixed multiple of their scale (llama.cpp's symmetric blocks, the
+//! non-uniform grids: `offset = −bias · scale`) store only the scales
+//! ([`TileHeader::ScaleOnly`]), two groups' in one 64-byte header, so that
+//! the tiles are no larger than the stored format (4.5 bits per weight for
+//! `q4_0`, not 5):
+//!
+//! ```text
+//! groups 2j, 2j+1:  scales of group 2j    f16 × 16
+//!                   scales of group 2j+1  f16 × 16 (zero if there is none)
+//!                   group 2j's blocks, then group 2j+1's
+//! ```
+//!
+//! The compact formats keep their own two-level grid
+//! ([`TileHeader::SubScales`]: scale `d · sc`, offset `−dmin · m`), exactly
+//! and in 0.625 bits per weight rather than 1:
+//!
+//! ```text
+//! super-group j (groups 8j.. up to 8 of them):
+//!                   d    f16 × 16, dmin f16 × 16
+//!                   per group: sub-scales u8 × 16, sub-mins u8 × 16 (padded to 64 bytes)
+//!                   the groups' blocks
+//! ```
+//!
 //! A block's codes are arranged for a 64-byte vector register holding 16
 //! lanes of 4 bytes, lane `l` belonging to row `l`, so that one integer
 //! multiply-add of a vector with 4 activation bytes broadcast to every lane
@@ -38,12 +62,131 @@ pub const fn block_bytes(bits: u8) -> usize {
     64 * bits as usize
 }
 
-/// Bytes of a group's scales and offsets for all rows of a panel.
+/// Bytes of one header: a group's scales and offsets, or two groups'
+/// scales, for all rows of a panel.
 pub const GROUP_HEADER_BYTES: usize = 4 * PANEL_ROWS;
 
-/// Bytes of one panel of a `cols`-wide matrix in `layout`.
-pub fn panel_bytes(layout: GroupedLayout, cols: usize) -> usize {
-    layout.groups_per_row(cols) * GROUP_HEADER_BYTES
+/// What a panel stores of each group's grid besides its codes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TileHeader {
+    /// An `f16` scale and an `f16` offset per group and row.
+    ScaleOffset,
+    /// An `f16` scale per group and row; the offset is `−bias · scale`.
+    ScaleOnly {
+        /// The code that stands for zero.
+        bias: f32,
+    },
+    /// An `f16` `d` and `dmin` per super-group of [`SUPER_GROUPS`] groups
+    /// and row, and a `u8` sub-scale `sc` and sub-min `m` per group and
+    /// row: scale `d · sc`, offset `−dmin · m`.
+    SubScales,
+}
+
+/// Groups per super-group of a [`TileHeader::SubScales`] header.
+pub const SUPER_GROUPS: usize = 8;
+
+/// Header bytes of a [`TileHeader::SubScales`] super-group of `groups`.
+const fn sub_header_bytes(groups: usize) -> usize {
+    GROUP_HEADER_BYTES + (2 * PANEL_ROWS * groups).next_multiple_of(64)
+}
+
+impl TileHeader {
+    /// The bias of a scale-only header (0 for one with offsets): each
+    /// group's offset is `−bias · scale`.
+    pub const fn bias(self) -> f32 {
+        match self {
+            TileHeader::ScaleOffset | TileHeader::SubScales => 0.0,
+            TileHeader::ScaleOnly { bias } => bias,
+        }
+    }
+
+    /// Header bytes of a panel with `groups` groups.
+    pub const fn bytes(self, groups: usize) -> usize {
+        match self {
+            TileHeader::ScaleOffset => groups * GROUP_HEADER_BYTES,
+            TileHeader::ScaleOnly { .. } => groups.div_ceil(2) * GROUP_HEADER_BYTES,
+            TileHeader::SubScales => {
+                groups / SUPER_GROUPS * sub_header_bytes(SUPER_GROUPS)
+                    + if groups.is_multiple_of(SUPER_GROUPS) {
+                        0
+                    } else {
+                        sub_header_bytes(groups % SUPER_GROUPS)
+                    }
+            }
+        }
+    }
+}
+
+/// Where group `g` lies in a panel, in bytes from the panel's start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupAt {
+    /// The first byte stored for the group alone or first of its pair (its
+    /// header, or with a shared header the second group's first block):
+    /// the groups' `start..blocks + group_blocks` cover the panel.
+    pub start: usize,
+    /// The group's 16 `f16` scales (with sub-scales, its super-group's `d`).
+    pub scales: usize,
+    /// The group's 16 `f16` offsets, if the header stores them (with
+    /// sub-scales, its super-group's `dmin`).
+    pub offsets: Option<usize>,
+    /// With sub-scales, the group's 16 `u8` sub-scales, then its 16
+    /// sub-mins.
+    pub subs: Option<usize>,
+    /// The group's first block.
+    pub blocks: usize,
+}
+
+/// Where group `g` of `groups` lies in a panel whose whole groups hold
+/// `group_blocks` bytes of blocks each (every group but possibly the last
+/// is whole).
+#[inline]
+pub const fn group_at(header: TileHeader, group_blocks: usize, groups: usize, g: usize) -> GroupAt {
+    match header {
+        TileHeader::ScaleOffset => {
+            let start = g * (GROUP_HEADER_BYTES + group_blocks);
+            GroupAt {
+                start,
+                scales: start,
+                offsets: Some(start + 2 * PANEL_ROWS),
+                subs: None,
+                blocks: start + GROUP_HEADER_BYTES,
+            }
+        }
+        TileHeader::ScaleOnly { .. } => {
+            let (pair, second) = (g / 2, g % 2);
+            let start = pair * (GROUP_HEADER_BYTES + 2 * group_blocks);
+            let blocks = start + GROUP_HEADER_BYTES + second * group_blocks;
+            GroupAt {
+                start: if second == 0 { start } else { blocks },
+                scales: start + 2 * PANEL_ROWS * second,
+                offsets: None,
+                subs: None,
+                blocks,
+            }
+        }
+        TileHeader::SubScales => {
+            let (j, i) = (g / SUPER_GROUPS, g % SUPER_GROUPS);
+            let start = j * (sub_header_bytes(SUPER_GROUPS) + SUPER_GROUPS * group_blocks);
+            let in_super = if groups - j * SUPER_GROUPS < SUPER_GROUPS {
+                groups - j * SUPER_GROUPS
+            } else {
+                SUPER_GROUPS
+            };
+            let blocks = start + sub_header_bytes(in_super) + i * group_blocks;
+            GroupAt {
+                start: if i == 0 { start } else { blocks },
+                scales: start,
+                offsets: Some(start + 2 * PANEL_ROWS),
+                subs: Some(start + GROUP_HEADER_BYTES + 2 * PANEL_ROWS * i),
+                blocks,
+            }
+        }
+    }
+}
+
+/// Bytes of one panel of a `cols`-wide matrix in `layout` with `header`.
+pub fn panel_bytes(layout: GroupedLayout, header: TileHeader, cols: usize) -> usize {
+    header.bytes(layout.groups_per_row(cols))
         + layout.blocks_per_row(cols) * block_bytes(layout.bits())
 }
 
@@ -138,11 +281,28 @@ pub fn read_block(bits: u8, data: &[u8]) -> BlockCodes {
 pub struct PanelSource<'a> {
     /// Bit width and group size.
     pub layout: GroupedLayout,
+    /// What each group's header stores (with [`TileHeader::ScaleOnly`] the
+    /// rows' offsets are not written: they must be `−bias · scale`).
+    pub header: TileHeader,
     /// Columns.
     pub cols: usize,
-    /// Per row: packed codes (`layout.row_code_bytes(cols)`), scales and
-    /// offsets (`layout.groups_per_row(cols)` each).
-    pub rows: Vec<(&'a [u8], &'a [f16], &'a [f16])>,
+    /// Per row, its parts.
+    pub rows: Vec<PanelRow<'a>>,
+}
+
+/// One row of a [`PanelSource`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PanelRow<'a> {
+    /// Packed codes (`layout.row_code_bytes(cols)`).
+    pub codes: &'a [u8],
+    /// One scale per group (unless the header is [`TileHeader::SubScales`]).
+    pub scales: &'a [f16],
+    /// One offset per group (with a [`TileHeader::ScaleOffset`] header).
+    pub offsets: &'a [f16],
+    /// `[d, dmin]` per super-group (with a [`TileHeader::SubScales`] header).
+    pub supers: &'a [[f16; 2]],
+    /// `[sc, m]` per group (with a [`TileHeader::SubScales`] header).
+    pub subs: &'a [[u8; 2]],
 }
 
 /// Writes one panel ([`panel_bytes`] long) from its rows.
@@ -150,34 +310,56 @@ pub fn write_panel(src: &PanelSource<'_>, out: &mut [u8]) {
     let layout = src.layout;
     let (bits, per_group) = (layout.bits(), layout.group() / BLOCK);
     let blocks = layout.blocks_per_row(src.cols);
-    let mut at = 0;
-    for g in 0..layout.groups_per_row(src.cols) {
-        let header = &mut out[at..at + GROUP_HEADER_BYTES];
-        header.fill(0);
-        for (l, (_, scales, offsets)) in src.rows.iter().enumerate() {
-            header[2 * l..2 * l + 2].copy_from_slice(&scales[g].to_bits().to_le_bytes());
-            let o = 2 * PANEL_ROWS + 2 * l;
-            header[o..o + 2].copy_from_slice(&offsets[g].to_bits().to_le_bytes());
+    let group_blocks = per_group * block_bytes(bits);
+    let groups = layout.groups_per_row(src.cols);
+    out.fill(0);
+    let put = |out: &mut [u8], at: usize, v: f16| {
+        out[at..at + 2].copy_from_slice(&v.to_bits().to_le_bytes())
+    };
+    for g in 0..groups {
+        let at = group_at(src.header, group_blocks, groups, g);
+        for (l, row) in src.rows.iter().enumerate() {
+            if let Some(s) = at.subs {
+                let [d, dmin] = row.supers[g / SUPER_GROUPS];
+                put(out, at.scales + 2 * l, d);
+                put(out, at.offsets.expect("sub-scale headers hold dmin") + 2 * l, dmin);
+                let [sc, m] = row.subs[g];
+                out[s + l] = sc;
+                out[s + PANEL_ROWS + l] = m;
+                continue;
+            }
+            put(out, at.scales + 2 * l, row.scales[g]);
+            if let Some(o) = at.offsets {
+                put(out, o + 2 * l, row.offsets[g]);
+            }
         }
-        at += GROUP_HEADER_BYTES;
+        let mut block_at = at.blocks;
         for b in g * per_group..((g + 1) * per_group).min(blocks) {
             let mut codes = [[0u8; BLOCK]; PANEL_ROWS];
             let packed = layout.block_bytes();
-            for ((row_codes, _, _), out) in src.rows.iter().zip(codes.iter_mut()) {
-                *out = unpack_block(bits, &row_codes[b * packed..(b + 1) * packed]);
+            for (row, out) in src.rows.iter().zip(codes.iter_mut()) {
+                *out = unpack_block(bits, &row.codes[b * packed..(b + 1) * packed]);
             }
-            write_block(bits, &codes, &mut out[at..at + block_bytes(bits)]);
-            at += block_bytes(bits);
+            write_block(bits, &codes, &mut out[block_at..block_at + block_bytes(bits)]);
+            block_at += block_bytes(bits);
         }
     }
-    debug_assert_eq!(at, panel_bytes(layout, src.cols));
 }
 
-/// The scale and offset of row `l` in a group header.
-pub fn header_entry(header: &[u8], l: usize) -> (f32, f32) {
-    let read =
-        |at: usize| f16::from_bits(u16::from_le_bytes([header[at], header[at + 1]])).to_f32();
-    (read(2 * l), read(2 * PANEL_ROWS + 2 * l))
+/// The scale and offset of row `l` of the group at `at` in `panel`.
+pub fn header_entry(header: TileHeader, panel: &[u8], at: GroupAt, l: usize) -> (f32, f32) {
+    let read = |at: usize| f16::from_bits(u16::from_le_bytes([panel[at], panel[at + 1]])).to_f32();
+    let scale = read(at.scales + 2 * l);
+    if let Some(s) = at.subs {
+        let dmin = read(at.offsets.expect("sub-scale headers hold dmin") + 2 * l);
+        return (scale * f32::from(panel[s + l]), -(dmin * f32::from(panel[s + PANEL_ROWS + l])));
+    }
+    let offset = match (header, at.offsets) {
+        (_, Some(o)) => read(o + 2 * l),
+        (TileHeader::ScaleOnly { bias }, None) => -bias * scale,
+        (_, None) => unreachable!("only scale-only headers omit offsets"),
+    };
+    (scale, offset)
 }
 
 #[cfg(test)]
@@ -198,6 +380,48 @@ mod tests {
             write_block(bits, &codes, &mut data);
             assert_eq!(read_block(bits, &data), codes, "int{bits}");
         }
+    }
+
+    #[test]
+    fn scale_only_headers_are_shared_by_pairs_of_groups() {
+        let only = TileHeader::ScaleOnly { bias: 8.0 };
+        let bb = block_bytes(4);
+        let at = |g| group_at(only, bb, 8, g);
+        assert_eq!(at(0), GroupAt { start: 0, scales: 0, offsets: None, subs: None, blocks: 64 });
+        assert_eq!(
+            at(1),
+            GroupAt { start: 64 + bb, scales: 32, offsets: None, subs: None, blocks: 64 + bb }
+        );
+        let pair = 64 + 2 * bb;
+        assert_eq!(at(2).scales, pair);
+        assert_eq!(at(3).blocks, pair + 64 + bb);
+        // q4_0's tiles are as large as its blocks: 4.5 bits per weight.
+        let layout = GroupedLayout::new(4, 32).unwrap();
+        assert_eq!(panel_bytes(layout, only, 4096) * 8, 16 * 4096 * 9 / 2);
+        assert_eq!(panel_bytes(layout, TileHeader::ScaleOffset, 4096) * 8, 16 * 4096 * 5);
+        // An odd count of groups still takes a whole header.
+        assert_eq!(panel_bytes(layout, only, 96), 2 * 64 + 3 * bb);
+    }
+
+    #[test]
+    fn sub_scale_headers_cover_super_groups_of_eight() {
+        let (sub, bb) = (TileHeader::SubScales, block_bytes(4));
+        // 576 columns: two whole super-groups and one of two groups.
+        let at = |g| group_at(sub, bb, 18, g);
+        assert_eq!(
+            at(0),
+            GroupAt { start: 0, scales: 0, offsets: Some(32), subs: Some(64), blocks: 320 }
+        );
+        assert_eq!(at(3).subs, Some(64 + 3 * 32));
+        assert_eq!(at(3).blocks, 320 + 3 * bb);
+        let second = 320 + 8 * bb;
+        assert_eq!(at(8).start, second);
+        assert_eq!(at(17).scales, 2 * second);
+        assert_eq!(at(17).blocks, 2 * second + 128 + bb);
+        let layout = GroupedLayout::new(4, 32).unwrap();
+        assert_eq!(panel_bytes(layout, sub, 576), 2 * 320 + 128 + 18 * bb);
+        // int4k's tiles: 4.625 bits per weight.
+        assert_eq!(panel_bytes(layout, sub, 4096) * 8, 16 * 4096 * 37 / 8);
     }
 
     #[test]

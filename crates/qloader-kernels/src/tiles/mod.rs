@@ -12,7 +12,10 @@
 //! activation row.
 //!
 //! The tiles are built once from a [`GroupedMatrix`] (at load) and hold the
-//! same values: same codes, same `f16` scales and offsets. Tiles may carry a
+//! same values: same codes, same `f16` scales and offsets. Formats stored
+//! otherwise keep what their grid needs ([`layout::TileHeader`]): only the
+//! scales where the offset is a fixed multiple of them, or the compact
+//! formats' super-scales and 8-bit sub-scales and mins. Tiles may carry a
 //! table of 16 levels (4-bit codes only): code `q` is then read as the byte
 //! `levels[q]` wherever a product or de-quantization reads a code — how the
 //! non-uniform grid of `nl4k` runs on the same kernels.
@@ -32,8 +35,8 @@ use crate::dispatch::Kernels;
 use crate::quantize::{DenseMatrix, GroupedMatrix};
 use crate::team;
 use layout::{
-    block_bytes, header_entry, panel_bytes, read_block, write_panel, PanelSource,
-    GROUP_HEADER_BYTES, PANEL_ROWS,
+    block_bytes, group_at, header_entry, panel_bytes, read_block, write_panel, PanelRow,
+    PanelSource, TileHeader, PANEL_ROWS,
 };
 
 /// Bytes whose start is aligned to 64.
@@ -76,6 +79,23 @@ pub struct DecodedRow {
     pub scales: Vec<half::f16>,
     /// One offset per group.
     pub offsets: Vec<half::f16>,
+    /// `[d, dmin]` per super-group of 8 groups, for a
+    /// [`TileHeader::SubScales`] header (which needs no scales or offsets).
+    pub supers: Vec<[half::f16; 2]>,
+    /// `[sc, m]` per group, for a [`TileHeader::SubScales`] header.
+    pub subs: Vec<[u8; 2]>,
+}
+
+impl DecodedRow {
+    fn panel_row(&self) -> PanelRow<'_> {
+        PanelRow {
+            codes: &self.codes,
+            scales: &self.scales,
+            offsets: &self.offsets,
+            supers: &self.supers,
+            subs: &self.subs,
+        }
+    }
 }
 
 /// A grouped matrix in tiles.
@@ -84,6 +104,7 @@ pub struct TiledMatrix {
     rows: usize,
     cols: usize,
     layout: GroupedLayout,
+    header: TileHeader,
     levels: Option<[u8; 16]>,
     panel_bytes: usize,
     data: AlignedBytes,
@@ -99,7 +120,8 @@ impl TiledMatrix {
     /// The tiles of `w` (panels built in parallel).
     pub fn from_grouped(w: &GroupedMatrix) -> Self {
         let (rows, cols, layout) = (w.rows(), w.cols(), w.layout());
-        let bytes = panel_bytes(layout, cols);
+        let header = TileHeader::ScaleOffset;
+        let bytes = panel_bytes(layout, header, cols);
         let panels = rows.div_ceil(PANEL_ROWS);
         let mut data = AlignedBytes::zeroed(panels * bytes);
         if bytes > 0 {
@@ -107,45 +129,50 @@ impl TiledMatrix {
                 let rows = (p * PANEL_ROWS..((p + 1) * PANEL_ROWS).min(rows))
                     .map(|r| {
                         let row = w.row(r);
-                        (row.codes, row.scales, row.offsets)
+                        PanelRow {
+                            codes: row.codes,
+                            scales: row.scales,
+                            offsets: row.offsets,
+                            ..PanelRow::default()
+                        }
                     })
                     .collect();
-                write_panel(&PanelSource { layout, cols, rows }, out);
+                write_panel(&PanelSource { layout, header, cols, rows }, out);
             });
         }
-        Self { rows, cols, layout, levels: None, panel_bytes: bytes, data }
+        Self { rows, cols, layout, header, levels: None, panel_bytes: bytes, data }
     }
 
     /// The tiles of a `rows × cols` matrix in `layout` whose row `r`
     /// `decode(r)` gives as grouped parts: packed codes
     /// (`layout.row_code_bytes(cols)`), and one `f16` scale and offset per
     /// group (how formats stored otherwise, e.g. the compact ones, run on
-    /// the tile kernels), each code read as `levels[code]` if given. Panels
-    /// are built in parallel.
+    /// the tile kernels), each code read as `levels[code]` if given. With a
+    /// [`TileHeader::ScaleOnly`] header the decoded offsets are not kept:
+    /// they must be `−bias · scale`. Panels are built in parallel.
     ///
     /// # Panics
     /// If `levels` is given for codes that are not 4 bits wide.
     pub fn from_decoded_rows(
-        rows: usize,
-        cols: usize,
+        (rows, cols): (usize, usize),
         layout: GroupedLayout,
+        header: TileHeader,
         levels: Option<[u8; 16]>,
         decode: &(dyn Fn(usize) -> DecodedRow + Sync),
     ) -> Self {
         assert!(levels.is_none() || layout.bits() == 4, "levels look up 4-bit codes");
-        let bytes = panel_bytes(layout, cols);
+        let bytes = panel_bytes(layout, header, cols);
         let panels = rows.div_ceil(PANEL_ROWS);
         let mut data = AlignedBytes::zeroed(panels * bytes);
         if bytes > 0 {
             data.bytes_mut().par_chunks_mut(bytes).enumerate().for_each(|(p, out)| {
                 let decoded: Vec<DecodedRow> =
                     (p * PANEL_ROWS..((p + 1) * PANEL_ROWS).min(rows)).map(decode).collect();
-                let rows =
-                    decoded.iter().map(|d| (&d.codes[..], &d.scales[..], &d.offsets[..])).collect();
-                write_panel(&PanelSource { layout, cols, rows }, out);
+                let rows = decoded.iter().map(DecodedRow::panel_row).collect();
+                write_panel(&PanelSource { layout, header, cols, rows }, out);
             });
         }
-        Self { rows, cols, layout, levels, panel_bytes: bytes, data }
+        Self { rows, cols, layout, header, levels, panel_bytes: bytes, data }
     }
 
     /// The byte each 4-bit code is read as, if not the code itself.
@@ -172,6 +199,18 @@ impl TiledMatrix {
     /// Bit width and group size.
     pub fn layout(&self) -> GroupedLayout {
         self.layout
+    }
+
+    /// What each group's header stores.
+    pub fn header(&self) -> TileHeader {
+        self.header
+    }
+
+    /// Where group `g` lies in every panel.
+    #[inline]
+    pub fn group_at(&self, g: usize) -> layout::GroupAt {
+        let group_blocks = self.layout.group() / BLOCK * block_bytes(self.layout.bits());
+        group_at(self.header, group_blocks, self.layout.groups_per_row(self.cols), g)
     }
 
     /// Panels (the last may hold fewer than 16 real rows).
@@ -202,10 +241,9 @@ impl TiledMatrix {
         let mut out = vec![0.0f32; self.rows * self.cols];
         for p in 0..self.panels() {
             let data = self.panel(p);
-            let mut at = 0;
             for g in 0..self.layout.groups_per_row(self.cols) {
-                let header = &data[at..at + GROUP_HEADER_BYTES];
-                at += GROUP_HEADER_BYTES;
+                let group = self.group_at(g);
+                let mut at = group.blocks;
                 for b in g * per_group..((g + 1) * per_group).min(blocks) {
                     let codes = read_block(bits, &data[at..]);
                     at += block_bytes(bits);
@@ -214,7 +252,7 @@ impl TiledMatrix {
                         if r >= self.rows {
                             break;
                         }
-                        let (scale, offset) = header_entry(header, l);
+                        let (scale, offset) = header_entry(self.header, data, group, l);
                         for (c, &q) in row.iter().enumerate() {
                             let col = b * BLOCK + c;
                             if col < self.cols {
@@ -522,7 +560,17 @@ mod tests {
         use qloader_format::block32::BlockLayout;
         use qloader_format::compact::CompactLayout;
         let seed: Vec<f32> = (0..83).map(|i| ((i * 29) % 83) as f32 / 41.0 - 1.0).collect();
-        for (m, n, k) in [(1, 16, 256), (3, 17, 576), (9, 33, 300), (40, 20, 64), (2, 5, 100)] {
+        // Odd group counts (70, 224 columns) leave a scale-only header's second
+        // half empty.
+        for (m, n, k) in [
+            (1, 16, 256),
+            (3, 17, 576),
+            (9, 33, 300),
+            (40, 20, 64),
+            (2, 5, 100),
+            (5, 17, 70),
+            (2, 3, 224),
+        ] {
             let w = matrix(n, k, &seed);
             let x: Vec<f32> =
                 (0..m * k).map(|i| seed[(i * 13) % 83] * (1.0 + (i / k) as f32 * 0.3)).collect();

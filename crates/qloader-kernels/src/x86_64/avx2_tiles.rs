@@ -24,7 +24,7 @@ use qloader_format::grouped::BLOCK;
 
 use crate::activations::QuantizedActivations;
 use crate::tiles::kernel_support::{check_panel_a8, check_panel_f32, row_tiles, with_tile_layout};
-use crate::tiles::layout::{block_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
+use crate::tiles::layout::{block_bytes, group_at, TileHeader, PANEL_ROWS};
 use crate::tiles::{F32Rows, TiledMatrix};
 
 /// Activation rows per register tile.
@@ -127,7 +127,7 @@ pub unsafe fn avx2_panel_a8(
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, true>(
             &Source::A8(x),
-            (data, lut),
+            (data, lut, w.header()),
             shape,
             rows.clone(),
             out
@@ -154,7 +154,7 @@ pub unsafe fn avx2_panel_f32(
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| tiles::<BITS, PER_GROUP, false>(
             &Source::F32(x),
-            (data, lut),
+            (data, lut, w.header()),
             shape,
             rows.clone(),
             out
@@ -198,7 +198,7 @@ enum Source<'a> {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
     x: &Source<'_>,
-    data: (&[u8], Option<__m256i>),
+    data: (&[u8], Option<__m256i>, TileHeader),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -230,12 +230,13 @@ unsafe fn tiles<const BITS: u8, const PER_GROUP: usize, const A8: bool>(
 unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: usize>(
     x: &Source<'_>,
     (first, out_row, h): (usize, usize, usize),
-    (data, lut): (&[u8], Option<__m256i>),
+    (data, lut, header): (&[u8], Option<__m256i>, TileHeader),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut p = data.as_ptr();
+    let (base, neg_bias) = (data.as_ptr(), _mm256_set1_ps(-header.bias()));
+    let group_blocks = PER_GROUP * block_bytes(BITS);
     // The int8 activation rows (codes, group scales, scaled group sums),
     // looked up once rather than per block.
     let a8_rows: [(&[i8], &[f32], &[f32]); R] = match x {
@@ -248,27 +249,40 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
         }
     }
     for g in 0..groups {
-        let group_bytes = GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS);
+        let at = group_at(header, group_blocks, groups, g);
+        let (start, len) = (base.wrapping_add(at.start), at.blocks + group_blocks - at.start);
         if h == 0 {
             // The lines of the group, the usual distances ahead (the second
             // half finds them in cache).
-            super::prefetch_codes(p, 0, group_bytes);
+            super::prefetch_codes(start, 0, len);
         } else {
             // The same lines of the next panel (in memory right after this
             // one, usually the next one multiplied): memory keeps streaming
             // while the second half computes from cache.
-            super::prefetch_to_l2(p.wrapping_add(data.len()), group_bytes);
+            super::prefetch_to_l2(start.wrapping_add(data.len()), len);
         }
         // SAFETY: the panel holds this group's header and blocks (checked
-        // shape): 16 scales, then 16 offsets, half `h` being 8 of each.
-        let (ws, wo) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * HALF * h) as *const __m128i)),
-                _mm256_cvtph_ps(_mm_loadu_si128(p.add(32 + 2 * HALF * h) as *const __m128i)),
-            )
+        // shape): 16 scales (and 16 offsets), half `h` being 8 of each.
+        let (ws, wo, mut p) = unsafe {
+            let half = |at: usize| {
+                _mm256_cvtph_ps(_mm_loadu_si128(base.add(at + 2 * HALF * h) as *const __m128i))
+            };
+            let byte = |at: usize| {
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                    base.add(at + HALF * h) as *const __m128i
+                )))
+            };
+            let ws = half(at.scales);
+            let (ws, wo) = match (at.subs, at.offsets) {
+                (Some(s), Some(o)) => {
+                    let wo = _mm256_mul_ps(half(o), byte(s + PANEL_ROWS));
+                    (_mm256_mul_ps(ws, byte(s)), _mm256_sub_ps(_mm256_setzero_ps(), wo))
+                }
+                (_, Some(o)) => (ws, half(o)),
+                (_, None) => (ws, _mm256_mul_ps(ws, neg_bias)),
+            };
+            (ws, wo, base.add(at.blocks))
         };
-        // SAFETY: as above.
-        p = unsafe { p.add(GROUP_HEADER_BYTES) };
         let first_block = g * PER_GROUP;
         let last_block = (first_block + PER_GROUP).min(blocks);
         match x {

@@ -10,11 +10,11 @@ use std::ops::Range;
 
 use qloader_format::grouped::BLOCK;
 
-use super::avx512_tiles::{level_table, look_up, unpack};
+use super::avx512_tiles::{group_grid, level_table, look_up, unpack};
 use crate::expanded_gemm::{ExpandedGemm, PanelWeights, TileOut};
 use crate::quantize::{HalfMatrix, Int8Matrix, HALF_PANEL_ROWS};
 use crate::tiles::kernel_support::with_tile_layout;
-use crate::tiles::layout::{block_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
+use crate::tiles::layout::{block_bytes, panel_bytes, PANEL_ROWS};
 use crate::tiles::TiledMatrix;
 
 /// Weight rows per panel: two 16-lane vectors.
@@ -28,13 +28,11 @@ pub(crate) static AVX512_EXPANDED: ExpandedGemm =
     ExpandedGemm { nr: NR, mr: MR, handles, expand, micro };
 
 /// Every weight but int8 rows of more than `i32::MAX` values (the int8
-/// expansion gathers by a 32-bit element offset) and 5-bit tiles (whose
-/// products are the AVX2 tier's).
+/// expansion gathers by a 32-bit element offset).
 fn handles(w: PanelWeights<'_>) -> bool {
     match w {
         PanelWeights::Int8(_) => w.rows().saturating_mul(w.cols()) <= i32::MAX as usize,
-        PanelWeights::Tiles(t) => t.layout().bits() != 5,
-        PanelWeights::Half(_) => true,
+        PanelWeights::Tiles(_) | PanelWeights::Half(_) => true,
     }
 }
 
@@ -139,7 +137,8 @@ unsafe fn expand_tiles<const BITS: u8, const PER_GROUP: usize>(
     buf: &mut [f32],
 ) {
     let blocks = w.layout().blocks_per_row(w.cols());
-    let group_bytes = GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS);
+    let groups = w.layout().groups_per_row(w.cols());
+    let header = (w.header(), _mm512_set1_ps(-w.header().bias()));
     let byte = _mm512_set1_epi32(0xff);
     let lut = level_table(w);
     let (b0, b1) = (cols.start / BLOCK, cols.end.div_ceil(BLOCK).min(blocks));
@@ -154,16 +153,15 @@ unsafe fn expand_tiles<const BITS: u8, const PER_GROUP: usize>(
             continue;
         }
         let data = w.panel(p);
-        assert!(data.len() >= blocks.div_ceil(PER_GROUP) * GROUP_HEADER_BYTES);
+        assert_eq!(data.len(), panel_bytes(w.layout(), w.header(), w.cols()));
         for b in b0..b1 {
             // SAFETY: group b / PER_GROUP and its block b % PER_GROUP lie in
             // the panel (the tile layout: whole groups, then the last one's
             // blocks); the output block lies in the buffer (checked).
             unsafe {
-                let gp = data.as_ptr().add((b / PER_GROUP) * group_bytes);
-                let ws = _mm512_cvtph_ps(_mm256_load_si256(gp as *const __m256i));
-                let wo = _mm512_cvtph_ps(_mm256_load_si256(gp.add(32) as *const __m256i));
-                let codes = gp.add(GROUP_HEADER_BYTES + (b % PER_GROUP) * block_bytes(BITS));
+                let (ws, wo, first, _) =
+                    group_grid::<BITS, PER_GROUP>(data.as_ptr(), header, (groups, b / PER_GROUP));
+                let codes = first.add((b % PER_GROUP) * block_bytes(BITS));
                 let mut v = unpack::<BITS>(codes);
                 look_up(&mut v, lut);
                 let out = lanes.add((b * BLOCK - cols.start) * NR);

@@ -15,8 +15,8 @@
 //! Tiles with a table of levels have each 4-bit code replaced by its level
 //! byte (`vpshufb`) right after unpacking.
 //!
-//! 5-bit tiles (`int5k`, `q5_0`) are multiplied by the AVX2 kernels
-//! (`avx2_tiles`), which these hand them to.
+//! 5-bit tiles (`int5k`, `q5_0`) unpack as 4-bit ones, then each vector
+//! takes its fifth bits from the block's plane (a shift, a mask and an or).
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -25,7 +25,7 @@ use qloader_format::grouped::BLOCK;
 
 use crate::activations::QuantizedActivations;
 use crate::tiles::kernel_support::{check_panel_a8, check_panel_f32, row_tiles, with_tile_layout};
-use crate::tiles::layout::{block_bytes, GROUP_HEADER_BYTES, PANEL_ROWS};
+use crate::tiles::layout::{block_bytes, group_at, GroupAt, TileHeader, PANEL_ROWS};
 use crate::tiles::{F32Rows, TiledMatrix};
 
 /// Activation rows per register tile.
@@ -61,7 +61,7 @@ pub(super) unsafe fn unpack<const BITS: u8>(p: *const u8) -> [__m512i; 8] {
                 _mm512_load_si512(p.add(384) as *const __m512i),
                 _mm512_load_si512(p.add(448) as *const __m512i),
             ],
-            4 => {
+            4 | 5 => {
                 let m = _mm512_set1_epi8(0x0f);
                 let v0 = _mm512_load_si512(p as *const __m512i);
                 let v1 = _mm512_load_si512(p.add(64) as *const __m512i);
@@ -95,6 +95,24 @@ pub(super) unsafe fn unpack<const BITS: u8>(p: *const u8) -> [__m512i; 8] {
             }
         }
     };
+    if BITS == 5 {
+        // SAFETY: the plane's 64 bytes follow the block's nibbles.
+        let plane = unsafe { _mm512_load_si512(p.add(256) as *const __m512i) };
+        // Bit t of each plane byte moved to bit 4 (16-bit lane shifts: bit 4
+        // of either byte comes from the same byte for shifts of at most 4).
+        let at_bit4 = [
+            _mm512_slli_epi16::<4>(plane),
+            _mm512_slli_epi16::<3>(plane),
+            _mm512_slli_epi16::<2>(plane),
+            _mm512_slli_epi16::<1>(plane),
+            plane,
+            _mm512_srli_epi16::<1>(plane),
+            _mm512_srli_epi16::<2>(plane),
+            _mm512_srli_epi16::<3>(plane),
+        ];
+        let bit4 = _mm512_set1_epi8(0x10);
+        return std::array::from_fn(|t| _mm512_ternarylogic_epi32::<0xF8>(v[t], at_bit4[t], bit4));
+    }
     if BITS != 3 {
         return v;
     }
@@ -128,14 +146,52 @@ pub(super) fn look_up(wv: &mut [__m512i; 8], lut: Option<__m512i>) {
     }
 }
 
-/// Asks for the lines of one group (header and blocks) at `p` the usual
-/// distances ahead (L1 and L2): the panels are read front to back, and a
-/// core left to the hardware prefetcher alone stalls on memory between
-/// bursts of work.
+/// Asks for the lines of one group (its header, if it starts one, and its
+/// blocks) of the panel at `base` the usual distances ahead (L1 and L2):
+/// the panels are read front to back, and a core left to the hardware
+/// prefetcher alone stalls on memory between bursts of work.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn prefetch_group<const BITS: u8, const PER_GROUP: usize>(p: *const u8) {
-    super::prefetch_codes(p, 0, GROUP_HEADER_BYTES + PER_GROUP * block_bytes(BITS));
+fn prefetch_group<const BITS: u8, const PER_GROUP: usize>(base: *const u8, at: GroupAt) {
+    let end = at.blocks + PER_GROUP * block_bytes(BITS);
+    super::prefetch_codes(base, at.start, end - at.start);
+}
+
+/// Group `g` (of `groups`) in the panel at `base`: its 16 scales and
+/// offsets, its first block and where it lies (`neg_bias`: `−bias` of a
+/// scale-only header).
+///
+/// # Safety
+/// The CPU must support AVX-512 F and F16C; the panel must hold group `g`
+/// in `header`'s layout, 64-byte aligned.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn group_grid<const BITS: u8, const PER_GROUP: usize>(
+    base: *const u8,
+    (header, neg_bias): (TileHeader, __m512),
+    (groups, g): (usize, usize),
+) -> (__m512, __m512, *const u8, GroupAt) {
+    let at = group_at(header, PER_GROUP * block_bytes(BITS), groups, g);
+    // SAFETY: the caller guarantees the group; `f16` rows of a header are
+    // 32-byte aligned.
+    unsafe {
+        let half = |at: usize| _mm512_cvtph_ps(_mm256_load_si256(base.add(at) as *const __m256i));
+        let ws = half(at.scales);
+        let (ws, wo) = match (at.subs, at.offsets) {
+            (Some(s), Some(o)) => {
+                let byte = |at: usize| {
+                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(
+                        base.add(at) as *const __m128i
+                    )))
+                };
+                let wo = _mm512_mul_ps(half(o), byte(s + PANEL_ROWS));
+                (_mm512_mul_ps(ws, byte(s)), _mm512_sub_ps(_mm512_setzero_ps(), wo))
+            }
+            (_, Some(o)) => (ws, half(o)),
+            (_, None) => (ws, _mm512_mul_ps(ws, neg_bias)),
+        };
+        (ws, wo, base.add(at.blocks), at)
+    }
 }
 
 /// [`crate::tiles::generic::panel_a8`] on AVX-512 VNNI.
@@ -150,17 +206,13 @@ pub unsafe fn avx512_panel_a8(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    if w.layout().bits() == 5 {
-        // SAFETY: AVX-512 here implies the AVX2 tier's features.
-        return unsafe { super::avx2_tiles::avx2_panel_a8(x, w, panel, rows, out) };
-    }
     let shape = check_panel_a8(x, w, panel, &rows, out);
     let data = w.panel(panel);
     // SAFETY: same features; shapes checked above.
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| panel_a8::<BITS, PER_GROUP>(
             x,
-            (data, level_table(w)),
+            (data, level_table(w), w.header()),
             shape,
             rows.clone(),
             out
@@ -178,7 +230,7 @@ pub unsafe fn avx512_panel_a8(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn panel_a8<const BITS: u8, const PER_GROUP: usize>(
     x: &QuantizedActivations,
-    data: (&[u8], Option<__m512i>),
+    data: (&[u8], Option<__m512i>, TileHeader),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -207,7 +259,7 @@ unsafe fn panel_a8<const BITS: u8, const PER_GROUP: usize>(
 unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     x: &QuantizedActivations,
     (first, out_row): (usize, usize),
-    (data, lut): (&[u8], Option<__m512i>),
+    (data, lut, header): (&[u8], Option<__m512i>, TileHeader),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
@@ -217,19 +269,13 @@ unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     }));
     let codes: [*const u8; R] = std::array::from_fn(|r| rows[r].0.as_ptr() as *const u8);
     let mut acc = [_mm512_setzero_ps(); R];
-    let mut p = data.as_ptr();
+    let (base, neg_bias) = (data.as_ptr(), _mm512_set1_ps(-header.bias()));
     for g in 0..groups {
-        prefetch_group::<BITS, PER_GROUP>(p);
         // SAFETY: the panel holds this group's header and blocks (checked
         // shape); sections are 64-byte multiples from an aligned start.
-        let (ws, wo) = unsafe {
-            (
-                _mm512_cvtph_ps(_mm256_load_si256(p as *const __m256i)),
-                _mm512_cvtph_ps(_mm256_load_si256(p.add(32) as *const __m256i)),
-            )
-        };
-        // SAFETY: as above.
-        p = unsafe { p.add(GROUP_HEADER_BYTES) };
+        let (ws, wo, mut p, at) =
+            unsafe { group_grid::<BITS, PER_GROUP>(base, (header, neg_bias), (groups, g)) };
+        prefetch_group::<BITS, PER_GROUP>(base, at);
         let first_block = g * PER_GROUP;
         let mut isum = [_mm512_setzero_si512(); R];
         for b in first_block..(first_block + PER_GROUP).min(blocks) {
@@ -273,17 +319,13 @@ pub unsafe fn avx512_panel_f32(
     rows: Range<usize>,
     out: &mut [f32],
 ) {
-    if w.layout().bits() == 5 {
-        // SAFETY: AVX-512 here implies the AVX2 tier's features.
-        return unsafe { super::avx2_tiles::avx2_panel_f32(x, w, panel, rows, out) };
-    }
     let shape = check_panel_f32(x, w, panel, &rows, out);
     let data = w.panel(panel);
     // SAFETY: same features; shapes checked above.
     unsafe {
         with_tile_layout!(w.layout(), |BITS, PER_GROUP| panel_f32::<BITS, PER_GROUP>(
             x,
-            (data, level_table(w)),
+            (data, level_table(w), w.header()),
             shape,
             rows.clone(),
             out
@@ -299,7 +341,7 @@ pub unsafe fn avx512_panel_f32(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn panel_f32<const BITS: u8, const PER_GROUP: usize>(
     x: &F32Rows,
-    data: (&[u8], Option<__m512i>),
+    data: (&[u8], Option<__m512i>, TileHeader),
     shape: (usize, usize),
     rows: Range<usize>,
     out: &mut [f32],
@@ -327,25 +369,19 @@ unsafe fn panel_f32<const BITS: u8, const PER_GROUP: usize>(
 unsafe fn tile_f32<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     x: &F32Rows,
     (first, out_row): (usize, usize),
-    (data, lut): (&[u8], Option<__m512i>),
+    (data, lut, header): (&[u8], Option<__m512i>, TileHeader),
     (groups, blocks): (usize, usize),
     out: &mut [f32],
 ) {
     let xs: [*const f32; R] = std::array::from_fn(|r| x.values[(first + r) * x.stride..].as_ptr());
     let byte = _mm512_set1_epi32(0xff);
     let mut acc = [_mm512_setzero_ps(); R];
-    let mut p = data.as_ptr();
+    let (base, neg_bias) = (data.as_ptr(), _mm512_set1_ps(-header.bias()));
     for g in 0..groups {
-        prefetch_group::<BITS, PER_GROUP>(p);
         // SAFETY: the panel holds this group's header and blocks.
-        let (ws, wo) = unsafe {
-            (
-                _mm512_cvtph_ps(_mm256_load_si256(p as *const __m256i)),
-                _mm512_cvtph_ps(_mm256_load_si256(p.add(32) as *const __m256i)),
-            )
-        };
-        // SAFETY: as above.
-        p = unsafe { p.add(GROUP_HEADER_BYTES) };
+        let (ws, wo, mut p, at) =
+            unsafe { group_grid::<BITS, PER_GROUP>(base, (header, neg_bias), (groups, g)) };
+        prefetch_group::<BITS, PER_GROUP>(base, at);
         let first_block = g * PER_GROUP;
         let mut dots = [_mm512_setzero_ps(); R];
         for b in first_block..(first_block + PER_GROUP).min(blocks) {
