@@ -311,7 +311,7 @@ impl PackedFile {
     /// Variant `variant` of tensor `tensor` (both indices valid).
     fn view(&self, tensor: usize, variant: usize) -> TensorView<'_> {
         let tensor = &self.header.tensors[tensor];
-        TensorView { tensor, variant: &tensor.variants[variant], data: self.data() }
+        TensorView { tensor, variant: &tensor.variants[variant], index: variant, data: self.data() }
     }
 }
 
@@ -393,6 +393,8 @@ impl fmt::Debug for PackedFile {
 pub struct TensorView<'a> {
     tensor: &'a ValidTensor,
     variant: &'a ValidVariant,
+    /// `variant`'s index among the tensor's variants.
+    index: usize,
     /// The file's data section.
     data: &'a [u8],
 }
@@ -461,14 +463,13 @@ impl<'a> TensorView<'a> {
 
     /// Which of its tensor's variants this is (in header order).
     pub fn variant_index(&self) -> usize {
-        let same = |v: &ValidVariant| std::ptr::eq(v, self.variant);
-        self.tensor.variants.iter().position(same).unwrap_or(0)
+        self.index
     }
 
     /// This tensor's variant `index` (in header order), if it has one.
     pub fn variant(&self, index: usize) -> Option<TensorView<'a>> {
         let variant = self.tensor.variants.get(index)?;
-        Some(TensorView { variant, ..*self })
+        Some(TensorView { variant, index, ..*self })
     }
 
     /// Bytes that loading variant `index` reads (its own and every base's),
@@ -481,7 +482,7 @@ impl<'a> TensorView<'a> {
     /// ([`crate::nested`]); `None` for a variant stored whole.
     pub fn base(&self) -> Option<TensorView<'a>> {
         let base = self.variant.base?;
-        Some(TensorView { variant: &self.tensor.variants[base], ..*self })
+        Some(TensorView { variant: &self.tensor.variants[base], index: base, ..*self })
     }
 
     /// Bytes of this variant and every base under it: what loading it reads.
