@@ -100,13 +100,29 @@ fn grid(s: f32, o: f32, extra: u8) -> (f16, f16) {
     (f16::from_f32(step), f16::from_f32(o - s / 2.0 + step / 2.0))
 }
 
+/// One row's codes and root grids while a chain is read: kept between
+/// rows so that a row costs no allocation.
+#[derive(Debug, Default)]
+pub struct RowScratch {
+    codes: Vec<u8>,
+    grids: Vec<(f32, f32)>,
+}
+
 /// Row `r`'s codes after all of `chain`'s links (one per column) and the
-/// root's (scale, offset) per 32-column group.
-fn row_codes(chain: &Chain<'_>, r: usize, cols: usize) -> (Vec<u8>, Vec<(f32, f32)>) {
+/// root's (scale, offset) per 32-column group, in `scratch`.
+fn row_codes<'s>(
+    chain: &Chain<'_>,
+    r: usize,
+    cols: usize,
+    scratch: &'s mut RowScratch,
+) -> (&'s mut [u8], &'s [(f32, f32)]) {
     let root_row = chain.root.row_bytes(cols);
     let row = &chain.root_codes[r * root_row..(r + 1) * root_row];
-    let mut codes = vec![0u8; cols];
-    let mut grids = vec![(0.0, 0.0); cols.div_ceil(BLOCK)];
+    let RowScratch { codes, grids } = scratch;
+    codes.clear();
+    codes.resize(cols, 0);
+    grids.clear();
+    grids.resize(cols.div_ceil(BLOCK), (0.0, 0.0));
     for_each_code(chain.root, row, cols, |c, s, o, q| {
         codes[c] = q;
         grids[c / BLOCK] = (s, o);
@@ -127,18 +143,26 @@ fn row_codes(chain: &Chain<'_>, r: usize, cols: usize) -> (Vec<u8>, Vec<(f32, f3
     (codes, grids)
 }
 
+/// [`row_codes`] into new vectors.
+#[cfg(test)]
+fn row_codes_owned(chain: &Chain<'_>, r: usize, cols: usize) -> (Vec<u8>, Vec<(f32, f32)>) {
+    let mut scratch = RowScratch::default();
+    let (codes, grids) = row_codes(chain, r, cols, &mut scratch);
+    (codes.to_vec(), grids.to_vec())
+}
+
 /// Writes row `r` of the nested variant at the end of `chain` as the
 /// grouped format of [`rebuilt_layout`]`(chain.bits())`: its packed code
 /// blocks (`layout.row_code_bytes(cols)` bytes) and one `f16` scale and
-/// offset per group of 32.
+/// offset per group of 32 (`scratch`: any, reused between rows).
 ///
 /// # Panics
 /// If the chain's width is not one of [`WIDTHS`], or a slice is shorter
 /// than `rows` rows of its layout need (the container checks both).
 pub fn rebuild_row(
     chain: &Chain<'_>,
-    r: usize,
-    cols: usize,
+    (r, cols): (usize, usize),
+    scratch: &mut RowScratch,
     codes_out: &mut [u8],
     scales_out: &mut [f16],
     offsets_out: &mut [f16],
@@ -146,7 +170,7 @@ pub fn rebuild_row(
     let bits = chain.bits();
     let layout = rebuilt_layout(bits).unwrap_or_else(|| panic!("no grouped format of {bits} bits"));
     let extra = bits - chain.root.bits();
-    let (codes, grids) = row_codes(chain, r, cols);
+    let (codes, grids) = row_codes(chain, r, cols, scratch);
     for (g, &(s, o)) in grids.iter().enumerate() {
         let (scale, offset) = grid(s, o, extra);
         scales_out[g] = scale;
@@ -171,11 +195,12 @@ pub fn rebuild(chain: &Chain<'_>, rows: usize, cols: usize) -> Rebuilt {
         scales: vec![f16::ZERO; rows * groups],
         offsets: vec![f16::ZERO; rows * groups],
     };
+    let mut scratch = RowScratch::default();
     for r in 0..rows {
         rebuild_row(
             chain,
-            r,
-            cols,
+            (r, cols),
+            &mut scratch,
             &mut out.codes[r * row_bytes..(r + 1) * row_bytes],
             &mut out.scales[r * groups..(r + 1) * groups],
             &mut out.offsets[r * groups..(r + 1) * groups],
@@ -215,8 +240,9 @@ pub fn encode_link(
     let (row_bytes, plane_bytes) = (link_row_bytes(extra, cols), cols.div_ceil(8));
     let parts = 1u32 << extra;
     let mut out = vec![0u8; rows * row_bytes];
+    let mut scratch = RowScratch::default();
     for r in 0..rows {
-        let (codes, grids) = row_codes(chain, r, cols);
+        let (codes, grids) = row_codes(chain, r, cols, &mut scratch);
         let link = &mut out[r * row_bytes..(r + 1) * row_bytes];
         for (c, &parent) in codes.iter().enumerate() {
             let (s, o) = grids[c / BLOCK];
@@ -343,7 +369,8 @@ mod tests {
                 let chain = Chain { root: layout, root_codes: &codes, links: &borrowed };
                 assert_eq!(chain.bits(), target);
                 // The codes extend the parent's: their top bits are its codes.
-                let now: Vec<u8> = (0..rows).flat_map(|r| row_codes(&chain, r, cols).0).collect();
+                let now: Vec<u8> =
+                    (0..rows).flat_map(|r| row_codes_owned(&chain, r, cols).0).collect();
                 if let Some(before) = &previous_codes {
                     for (a, b) in now.iter().zip(before) {
                         assert_eq!(a >> extra, *b, "int{root_bits}k → {target} bits");
@@ -373,8 +400,8 @@ mod tests {
         assert_eq!(planes.len(), 2 * 2);
         let link = [(2u8, planes.as_slice())];
         let chain = Chain { root: layout, root_codes: &codes, links: &link };
-        let (nested, _) = row_codes(&chain, 0, 10);
-        let (roots, _) = row_codes(&Chain { links: &[], ..chain }, 0, 10);
+        let (nested, _) = row_codes_owned(&chain, 0, 10);
+        let (roots, _) = row_codes_owned(&Chain { links: &[], ..chain }, 0, 10);
         for c in 0..10 {
             let high = (planes[c / 8] >> (c % 8)) & 1;
             let low = (planes[2 + c / 8] >> (c % 8)) & 1;

@@ -5,7 +5,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use half::f16;
-use qloader_format::nested::{rebuild_row, rebuilt_layout, Chain};
+use qloader_format::nested::{rebuild_row, rebuilt_layout, Chain, RowScratch};
 use qloader_format::TensorView;
 use qloader_kernels::GroupedMatrix;
 use qloader_quant::LinearWeight;
@@ -35,8 +35,8 @@ pub(super) fn rebuild_chain(
         .zip(scales.par_chunks_mut(groups))
         .zip(offsets.par_chunks_mut(groups))
         .enumerate()
-        .for_each(|(r, ((codes, scales), offsets))| {
-            rebuild_row(&chain, r, cols, codes, scales, offsets);
+        .for_each_init(RowScratch::default, |scratch, (r, ((codes, scales), offsets))| {
+            rebuild_row(&chain, (r, cols), scratch, codes, scales, offsets);
         });
     GroupedMatrix::from_parts(rows, cols, layout, codes, scales, offsets)
         .map(LinearWeight::Grouped)

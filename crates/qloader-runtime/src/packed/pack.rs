@@ -9,7 +9,7 @@
 //! stored once, as a variant that each plan using it names.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use qloader_format::gguf::writer::metadata_file_bytes;
@@ -414,7 +414,6 @@ pub fn pack_model_plans_with(
     // Tensors in the first plan's order; a chain's root and links first,
     // then the variants it does not replace, in plan order.
     let mut stored_bytes = 0u64;
-    let mut root_bytes: HashMap<&str, usize> = HashMap::new();
     for t in &base.tensors {
         let name = t.name.as_str();
         let chain = chains.get(name);
@@ -428,7 +427,6 @@ pub fn pack_model_plans_with(
             stored_bytes += parts.byte_len() as u64;
             writer.add_variant(v.name.clone(), v.shape[0], v.shape[1], parts);
             let Some(chain) = chain.filter(|_| i == 0) else { continue };
-            root_bytes.insert(name, parts.byte_len());
             let mut base = chain.root;
             for link in &chain.links {
                 stored_bytes += link.planes.len() as u64;
@@ -447,7 +445,7 @@ pub fn pack_model_plans_with(
                 *loss = nested;
             }
             t.format = chain.loads(t.format);
-            if let Some(bytes) = chain.chain_bytes(t.format, root_bytes[t.name.as_str()]) {
+            if let Some(bytes) = chain.chain_bytes(t.format) {
                 t.bytes = bytes;
             }
         }

@@ -61,6 +61,8 @@ impl Link {
 /// plans' formats each link replaces.
 pub(super) struct NestedTensor {
     pub root: WeightFormat,
+    /// Bytes of the root variant.
+    pub root_bytes: usize,
     pub links: Vec<Link>,
     /// Replaced format → the nested format that stands for it, and the
     /// ratio of the link's error to the replaced variant's.
@@ -82,9 +84,9 @@ impl NestedTensor {
 
     /// Bytes a plan loading `format` (as [`NestedTensor::loads`] maps it)
     /// reads of the chain, if `format` is nested.
-    pub fn chain_bytes(&self, format: WeightFormat, root_bytes: usize) -> Option<usize> {
+    pub fn chain_bytes(&self, format: WeightFormat) -> Option<usize> {
         let at = self.links.iter().position(|l| l.format == format)?;
-        Some(root_bytes + self.links[..=at].iter().map(|l| l.planes.len()).sum::<usize>())
+        Some(self.root_bytes + self.links[..=at].iter().map(|l| l.planes.len()).sum::<usize>())
     }
 }
 
@@ -112,20 +114,20 @@ pub(super) fn nest_variants(
     nesting: Nesting,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BTreeMap<String, NestedTensor>> {
-    let candidates: Vec<(&str, &[&RecordedTensor])> = variants
+    let candidates: Vec<(&str, &[&RecordedTensor], &RecordedTensor)> = variants
         .iter()
-        .filter(|(_, vs)| vs.len() > 1 && root_of(vs).is_some())
-        .map(|(n, vs)| (*n, vs.as_slice()))
+        .filter(|(_, vs)| vs.len() > 1)
+        .filter_map(|(n, vs)| Some((*n, vs.as_slice(), root_of(vs)?)))
         .collect();
     let mut out = BTreeMap::new();
     with_source(model, encoder, &mut |source| {
-        for (done, (name, vs)) in candidates.iter().enumerate() {
+        for (done, &(name, vs, root)) in candidates.iter().enumerate() {
             progress(done, candidates.len());
             let [rows, cols] = vs[0].shape;
             let source = source.weight(name, rows, cols, WeightRole::Linear)?.dequantize();
             let weights = importance.and_then(|i| i.get(name)).filter(|w| w.len() == cols);
-            if let Some(chain) = nest_one(model, name, vs, &source, weights, nesting)? {
-                out.insert((*name).to_owned(), chain);
+            if let Some(chain) = nest_one(model, name, (vs, root), &source, weights, nesting)? {
+                out.insert(name.to_owned(), chain);
             }
         }
         progress(candidates.len(), candidates.len());
@@ -185,16 +187,16 @@ fn weighted_error(source: &DenseMatrix, values: &DenseMatrix, weights: Option<&[
         .sum()
 }
 
-/// Tensor `name`'s chain, if nesting replaces any of its variants `vs`.
+/// Tensor `name`'s chain on `root` ([`root_of`] `vs`), if nesting
+/// replaces any of its variants `vs`.
 fn nest_one(
     model: &Path,
     name: &str,
-    vs: &[&RecordedTensor],
+    (vs, root): (&[&RecordedTensor], &RecordedTensor),
     source: &DenseMatrix,
     weights: Option<&[f32]>,
     nesting: Nesting,
 ) -> Result<Option<NestedTensor>> {
-    let Some(root) = root_of(vs) else { return Ok(None) };
     let StoredParts::Compact { layout: root_layout, codes: root_codes } = &root.parts else {
         return Ok(None);
     };
@@ -217,6 +219,7 @@ fn nest_one(
     }
     let mut chain = NestedTensor {
         root: WeightFormat::Compact(*root_layout),
+        root_bytes: root.parts.as_tensor_parts().byte_len(),
         links: Vec::new(),
         replaced: BTreeMap::new(),
     };
