@@ -45,7 +45,7 @@ pub fn panel_a8(
         for (i, d) in dots.iter().enumerate() {
             let (_, scales, sums) = x.row(rows.start + i);
             for (l, &dot) in d.iter().enumerate() {
-                let (scale, offset) = header_entry(w.header(), data, group, l);
+                let (scale, offset) = header_entry(data, group, l);
                 out[i * PANEL_ROWS + l] += scales[g] * scale * dot as f32 + offset * sums[g];
             }
         }
@@ -80,7 +80,7 @@ pub fn panel_f32(x: &F32Rows, w: &TiledMatrix, panel: usize, rows: Range<usize>,
         for (i, d) in dots.iter().enumerate() {
             let sum = x.group_sums[(rows.start + i) * x.groups + g];
             for (l, &dot) in d.iter().enumerate() {
-                let (scale, offset) = header_entry(w.header(), data, group, l);
+                let (scale, offset) = header_entry(data, group, l);
                 out[i * PANEL_ROWS + l] += scale * dot + offset * sum;
             }
         }

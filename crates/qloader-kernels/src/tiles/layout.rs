@@ -91,15 +91,6 @@ const fn sub_header_bytes(groups: usize) -> usize {
 }
 
 impl TileHeader {
-    /// The bias of a scale-only header (0 for one with offsets): each
-    /// group's offset is `−bias · scale`.
-    pub const fn bias(self) -> f32 {
-        match self {
-            TileHeader::ScaleOffset | TileHeader::SubScales => 0.0,
-            TileHeader::ScaleOnly { bias } => bias,
-        }
-    }
-
     /// Header bytes of a panel with `groups` groups.
     pub const fn bytes(self, groups: usize) -> usize {
         match self {
@@ -118,22 +109,44 @@ impl TileHeader {
 }
 
 /// Where group `g` lies in a panel, in bytes from the panel's start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GroupAt {
     /// The first byte stored for the group alone or first of its pair (its
     /// header, or with a shared header the second group's first block):
     /// the groups' `start..blocks + group_blocks` cover the panel.
     pub start: usize,
-    /// The group's 16 `f16` scales (with sub-scales, its super-group's `d`).
-    pub scales: usize,
-    /// The group's 16 `f16` offsets, if the header stores them (with
-    /// sub-scales, its super-group's `dmin`).
-    pub offsets: Option<usize>,
-    /// With sub-scales, the group's 16 `u8` sub-scales, then its 16
-    /// sub-mins.
-    pub subs: Option<usize>,
+    /// Where the group's grid lies, as its header stores it.
+    pub grid: GridAt,
     /// The group's first block.
     pub blocks: usize,
+}
+
+/// Where a group's grid lies in a panel, one variant per [`TileHeader`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GridAt {
+    /// An `f16` scale and offset per row.
+    ScaleOffset {
+        /// The group's 16 scales.
+        scales: usize,
+        /// The group's 16 offsets.
+        offsets: usize,
+    },
+    /// An `f16` scale per row; each offset is `−bias · scale`.
+    ScaleOnly {
+        /// The group's 16 scales.
+        scales: usize,
+        /// The header's bias.
+        bias: f32,
+    },
+    /// The super-group's `f16` super-scales and the group's `u8` ones.
+    SubScales {
+        /// The super-group's 16 `d`.
+        d: usize,
+        /// The super-group's 16 `dmin`.
+        dmin: usize,
+        /// The group's 16 sub-scales, then its 16 sub-mins.
+        subs: usize,
+    },
 }
 
 /// Where group `g` of `groups` lies in a panel whose whole groups hold
@@ -146,21 +159,17 @@ pub const fn group_at(header: TileHeader, group_blocks: usize, groups: usize, g:
             let start = g * (GROUP_HEADER_BYTES + group_blocks);
             GroupAt {
                 start,
-                scales: start,
-                offsets: Some(start + 2 * PANEL_ROWS),
-                subs: None,
+                grid: GridAt::ScaleOffset { scales: start, offsets: start + 2 * PANEL_ROWS },
                 blocks: start + GROUP_HEADER_BYTES,
             }
         }
-        TileHeader::ScaleOnly { .. } => {
+        TileHeader::ScaleOnly { bias } => {
             let (pair, second) = (g / 2, g % 2);
             let start = pair * (GROUP_HEADER_BYTES + 2 * group_blocks);
             let blocks = start + GROUP_HEADER_BYTES + second * group_blocks;
             GroupAt {
                 start: if second == 0 { start } else { blocks },
-                scales: start + 2 * PANEL_ROWS * second,
-                offsets: None,
-                subs: None,
+                grid: GridAt::ScaleOnly { scales: start + 2 * PANEL_ROWS * second, bias },
                 blocks,
             }
         }
@@ -175,9 +184,11 @@ pub const fn group_at(header: TileHeader, group_blocks: usize, groups: usize, g:
             let blocks = start + sub_header_bytes(in_super) + i * group_blocks;
             GroupAt {
                 start: if i == 0 { start } else { blocks },
-                scales: start,
-                offsets: Some(start + 2 * PANEL_ROWS),
-                subs: Some(start + GROUP_HEADER_BYTES + 2 * PANEL_ROWS * i),
+                grid: GridAt::SubScales {
+                    d: start,
+                    dmin: start + 2 * PANEL_ROWS,
+                    subs: start + GROUP_HEADER_BYTES + 2 * PANEL_ROWS * i,
+                },
                 blocks,
             }
         }
@@ -319,18 +330,20 @@ pub fn write_panel(src: &PanelSource<'_>, out: &mut [u8]) {
     for g in 0..groups {
         let at = group_at(src.header, group_blocks, groups, g);
         for (l, row) in src.rows.iter().enumerate() {
-            if let Some(s) = at.subs {
-                let [d, dmin] = row.supers[g / SUPER_GROUPS];
-                put(out, at.scales + 2 * l, d);
-                put(out, at.offsets.expect("sub-scale headers hold dmin") + 2 * l, dmin);
-                let [sc, m] = row.subs[g];
-                out[s + l] = sc;
-                out[s + PANEL_ROWS + l] = m;
-                continue;
-            }
-            put(out, at.scales + 2 * l, row.scales[g]);
-            if let Some(o) = at.offsets {
-                put(out, o + 2 * l, row.offsets[g]);
+            match at.grid {
+                GridAt::ScaleOffset { scales, offsets } => {
+                    put(out, scales + 2 * l, row.scales[g]);
+                    put(out, offsets + 2 * l, row.offsets[g]);
+                }
+                GridAt::ScaleOnly { scales, .. } => put(out, scales + 2 * l, row.scales[g]),
+                GridAt::SubScales { d, dmin, subs } => {
+                    let [row_d, row_dmin] = row.supers[g / SUPER_GROUPS];
+                    put(out, d + 2 * l, row_d);
+                    put(out, dmin + 2 * l, row_dmin);
+                    let [sc, m] = row.subs[g];
+                    out[subs + l] = sc;
+                    out[subs + PANEL_ROWS + l] = m;
+                }
             }
         }
         let mut block_at = at.blocks;
@@ -347,19 +360,19 @@ pub fn write_panel(src: &PanelSource<'_>, out: &mut [u8]) {
 }
 
 /// The scale and offset of row `l` of the group at `at` in `panel`.
-pub fn header_entry(header: TileHeader, panel: &[u8], at: GroupAt, l: usize) -> (f32, f32) {
+pub fn header_entry(panel: &[u8], at: GroupAt, l: usize) -> (f32, f32) {
     let read = |at: usize| f16::from_bits(u16::from_le_bytes([panel[at], panel[at + 1]])).to_f32();
-    let scale = read(at.scales + 2 * l);
-    if let Some(s) = at.subs {
-        let dmin = read(at.offsets.expect("sub-scale headers hold dmin") + 2 * l);
-        return (scale * f32::from(panel[s + l]), -(dmin * f32::from(panel[s + PANEL_ROWS + l])));
+    match at.grid {
+        GridAt::ScaleOffset { scales, offsets } => (read(scales + 2 * l), read(offsets + 2 * l)),
+        GridAt::ScaleOnly { scales, bias } => {
+            let scale = read(scales + 2 * l);
+            (scale, -bias * scale)
+        }
+        GridAt::SubScales { d, dmin, subs } => {
+            let (sc, m) = (f32::from(panel[subs + l]), f32::from(panel[subs + PANEL_ROWS + l]));
+            (read(d + 2 * l) * sc, -(read(dmin + 2 * l) * m))
+        }
     }
-    let offset = match (header, at.offsets) {
-        (_, Some(o)) => read(o + 2 * l),
-        (TileHeader::ScaleOnly { bias }, None) => -bias * scale,
-        (_, None) => unreachable!("only scale-only headers omit offsets"),
-    };
-    (scale, offset)
 }
 
 #[cfg(test)]
@@ -387,13 +400,11 @@ mod tests {
         let only = TileHeader::ScaleOnly { bias: 8.0 };
         let bb = block_bytes(4);
         let at = |g| group_at(only, bb, 8, g);
-        assert_eq!(at(0), GroupAt { start: 0, scales: 0, offsets: None, subs: None, blocks: 64 });
-        assert_eq!(
-            at(1),
-            GroupAt { start: 64 + bb, scales: 32, offsets: None, subs: None, blocks: 64 + bb }
-        );
+        let grid = |scales| GridAt::ScaleOnly { scales, bias: 8.0 };
+        assert_eq!(at(0), GroupAt { start: 0, grid: grid(0), blocks: 64 });
+        assert_eq!(at(1), GroupAt { start: 64 + bb, grid: grid(32), blocks: 64 + bb });
         let pair = 64 + 2 * bb;
-        assert_eq!(at(2).scales, pair);
+        assert_eq!(at(2).grid, grid(pair));
         assert_eq!(at(3).blocks, pair + 64 + bb);
         // q4_0's tiles are as large as its blocks: 4.5 bits per weight.
         let layout = GroupedLayout::new(4, 32).unwrap();
@@ -408,15 +419,13 @@ mod tests {
         let (sub, bb) = (TileHeader::SubScales, block_bytes(4));
         // 576 columns: two whole super-groups and one of two groups.
         let at = |g| group_at(sub, bb, 18, g);
-        assert_eq!(
-            at(0),
-            GroupAt { start: 0, scales: 0, offsets: Some(32), subs: Some(64), blocks: 320 }
-        );
-        assert_eq!(at(3).subs, Some(64 + 3 * 32));
+        let grid = |d, subs| GridAt::SubScales { d, dmin: d + 32, subs };
+        assert_eq!(at(0), GroupAt { start: 0, grid: grid(0, 64), blocks: 320 });
+        assert_eq!(at(3).grid, grid(0, 64 + 3 * 32));
         assert_eq!(at(3).blocks, 320 + 3 * bb);
         let second = 320 + 8 * bb;
         assert_eq!(at(8).start, second);
-        assert_eq!(at(17).scales, 2 * second);
+        assert_eq!(at(17).grid, grid(2 * second, 2 * second + 64 + 32));
         assert_eq!(at(17).blocks, 2 * second + 128 + bb);
         let layout = GroupedLayout::new(4, 32).unwrap();
         assert_eq!(panel_bytes(layout, sub, 576), 2 * 320 + 128 + 18 * bb);

@@ -252,7 +252,7 @@ impl TiledMatrix {
                         if r >= self.rows {
                             break;
                         }
-                        let (scale, offset) = header_entry(self.header, data, group, l);
+                        let (scale, offset) = header_entry(data, group, l);
                         for (c, &q) in row.iter().enumerate() {
                             let col = b * BLOCK + c;
                             if col < self.cols {

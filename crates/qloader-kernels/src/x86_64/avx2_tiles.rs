@@ -24,7 +24,7 @@ use qloader_format::grouped::BLOCK;
 
 use crate::activations::QuantizedActivations;
 use crate::tiles::kernel_support::{check_panel_a8, check_panel_f32, row_tiles, with_tile_layout};
-use crate::tiles::layout::{block_bytes, group_at, TileHeader, PANEL_ROWS};
+use crate::tiles::layout::{block_bytes, group_at, GridAt, TileHeader, PANEL_ROWS};
 use crate::tiles::{F32Rows, TiledMatrix};
 
 /// Activation rows per register tile.
@@ -235,7 +235,7 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
     out: &mut [f32],
 ) {
     let mut acc = [_mm256_setzero_ps(); R];
-    let (base, neg_bias) = (data.as_ptr(), _mm256_set1_ps(-header.bias()));
+    let base = data.as_ptr();
     let group_blocks = PER_GROUP * block_bytes(BITS);
     // The int8 activation rows (codes, group scales, scaled group sums),
     // looked up once rather than per block.
@@ -272,14 +272,16 @@ unsafe fn tile<const BITS: u8, const PER_GROUP: usize, const A8: bool, const R: 
                     base.add(at + HALF * h) as *const __m128i
                 )))
             };
-            let ws = half(at.scales);
-            let (ws, wo) = match (at.subs, at.offsets) {
-                (Some(s), Some(o)) => {
-                    let wo = _mm256_mul_ps(half(o), byte(s + PANEL_ROWS));
-                    (_mm256_mul_ps(ws, byte(s)), _mm256_sub_ps(_mm256_setzero_ps(), wo))
+            let (ws, wo) = match at.grid {
+                GridAt::ScaleOffset { scales, offsets } => (half(scales), half(offsets)),
+                GridAt::ScaleOnly { scales, bias } => {
+                    let ws = half(scales);
+                    (ws, _mm256_mul_ps(ws, _mm256_set1_ps(-bias)))
                 }
-                (_, Some(o)) => (ws, half(o)),
-                (_, None) => (ws, _mm256_mul_ps(ws, neg_bias)),
+                GridAt::SubScales { d, dmin, subs } => {
+                    let wo = _mm256_mul_ps(half(dmin), byte(subs + PANEL_ROWS));
+                    (_mm256_mul_ps(half(d), byte(subs)), _mm256_sub_ps(_mm256_setzero_ps(), wo))
+                }
             };
             (ws, wo, base.add(at.blocks))
         };

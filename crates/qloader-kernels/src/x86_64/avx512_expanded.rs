@@ -138,7 +138,7 @@ unsafe fn expand_tiles<const BITS: u8, const PER_GROUP: usize>(
 ) {
     let blocks = w.layout().blocks_per_row(w.cols());
     let groups = w.layout().groups_per_row(w.cols());
-    let header = (w.header(), _mm512_set1_ps(-w.header().bias()));
+    let header = w.header();
     let byte = _mm512_set1_epi32(0xff);
     let lut = level_table(w);
     let (b0, b1) = (cols.start / BLOCK, cols.end.div_ceil(BLOCK).min(blocks));

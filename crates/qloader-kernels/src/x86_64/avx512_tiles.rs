@@ -25,7 +25,7 @@ use qloader_format::grouped::BLOCK;
 
 use crate::activations::QuantizedActivations;
 use crate::tiles::kernel_support::{check_panel_a8, check_panel_f32, row_tiles, with_tile_layout};
-use crate::tiles::layout::{block_bytes, group_at, GroupAt, TileHeader, PANEL_ROWS};
+use crate::tiles::layout::{block_bytes, group_at, GridAt, GroupAt, TileHeader, PANEL_ROWS};
 use crate::tiles::{F32Rows, TiledMatrix};
 
 /// Activation rows per register tile.
@@ -158,8 +158,7 @@ fn prefetch_group<const BITS: u8, const PER_GROUP: usize>(base: *const u8, at: G
 }
 
 /// Group `g` (of `groups`) in the panel at `base`: its 16 scales and
-/// offsets, its first block and where it lies (`neg_bias`: `−bias` of a
-/// scale-only header).
+/// offsets, its first block and where it lies.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F and F16C; the panel must hold group `g`
@@ -168,27 +167,27 @@ fn prefetch_group<const BITS: u8, const PER_GROUP: usize>(base: *const u8, at: G
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) unsafe fn group_grid<const BITS: u8, const PER_GROUP: usize>(
     base: *const u8,
-    (header, neg_bias): (TileHeader, __m512),
+    header: TileHeader,
     (groups, g): (usize, usize),
 ) -> (__m512, __m512, *const u8, GroupAt) {
     let at = group_at(header, PER_GROUP * block_bytes(BITS), groups, g);
     // SAFETY: the caller guarantees the group; `f16` rows of a header are
-    // 32-byte aligned.
+    // 32-byte aligned, `u8` rows 16-byte aligned.
     unsafe {
         let half = |at: usize| _mm512_cvtph_ps(_mm256_load_si256(base.add(at) as *const __m256i));
-        let ws = half(at.scales);
-        let (ws, wo) = match (at.subs, at.offsets) {
-            (Some(s), Some(o)) => {
-                let byte = |at: usize| {
-                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(
-                        base.add(at) as *const __m128i
-                    )))
-                };
-                let wo = _mm512_mul_ps(half(o), byte(s + PANEL_ROWS));
-                (_mm512_mul_ps(ws, byte(s)), _mm512_sub_ps(_mm512_setzero_ps(), wo))
+        let byte = |at: usize| {
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_load_si128(base.add(at) as *const __m128i)))
+        };
+        let (ws, wo) = match at.grid {
+            GridAt::ScaleOffset { scales, offsets } => (half(scales), half(offsets)),
+            GridAt::ScaleOnly { scales, bias } => {
+                let ws = half(scales);
+                (ws, _mm512_mul_ps(ws, _mm512_set1_ps(-bias)))
             }
-            (_, Some(o)) => (ws, half(o)),
-            (_, None) => (ws, _mm512_mul_ps(ws, neg_bias)),
+            GridAt::SubScales { d, dmin, subs } => {
+                let wo = _mm512_mul_ps(half(dmin), byte(subs + PANEL_ROWS));
+                (_mm512_mul_ps(half(d), byte(subs)), _mm512_sub_ps(_mm512_setzero_ps(), wo))
+            }
         };
         (ws, wo, base.add(at.blocks), at)
     }
@@ -269,12 +268,12 @@ unsafe fn tile_a8<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     }));
     let codes: [*const u8; R] = std::array::from_fn(|r| rows[r].0.as_ptr() as *const u8);
     let mut acc = [_mm512_setzero_ps(); R];
-    let (base, neg_bias) = (data.as_ptr(), _mm512_set1_ps(-header.bias()));
+    let base = data.as_ptr();
     for g in 0..groups {
         // SAFETY: the panel holds this group's header and blocks (checked
         // shape); sections are 64-byte multiples from an aligned start.
         let (ws, wo, mut p, at) =
-            unsafe { group_grid::<BITS, PER_GROUP>(base, (header, neg_bias), (groups, g)) };
+            unsafe { group_grid::<BITS, PER_GROUP>(base, header, (groups, g)) };
         prefetch_group::<BITS, PER_GROUP>(base, at);
         let first_block = g * PER_GROUP;
         let mut isum = [_mm512_setzero_si512(); R];
@@ -376,11 +375,11 @@ unsafe fn tile_f32<const BITS: u8, const PER_GROUP: usize, const R: usize>(
     let xs: [*const f32; R] = std::array::from_fn(|r| x.values[(first + r) * x.stride..].as_ptr());
     let byte = _mm512_set1_epi32(0xff);
     let mut acc = [_mm512_setzero_ps(); R];
-    let (base, neg_bias) = (data.as_ptr(), _mm512_set1_ps(-header.bias()));
+    let base = data.as_ptr();
     for g in 0..groups {
         // SAFETY: the panel holds this group's header and blocks.
         let (ws, wo, mut p, at) =
-            unsafe { group_grid::<BITS, PER_GROUP>(base, (header, neg_bias), (groups, g)) };
+            unsafe { group_grid::<BITS, PER_GROUP>(base, header, (groups, g)) };
         prefetch_group::<BITS, PER_GROUP>(base, at);
         let first_block = g * PER_GROUP;
         let mut dots = [_mm512_setzero_ps(); R];
